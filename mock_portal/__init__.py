@@ -1,0 +1,1 @@
+"""Mock Health Insurance Assessment Portal (HIAP) for signed GCS/GBT data."""

@@ -1,0 +1,45 @@
+"""Findings: what a check says about a submitted document, as plain data.
+
+Every check of the portal (parsing, schema, business rules, signature, authentication) reports
+its problems as `Finding`s; the HTTP layer only renders them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a submission.
+
+    `code` is stable (UPPER_SNAKE with an area prefix: XML_, SCHEMA_, RULE_, SIG_, FILE_, AUTH_);
+    `path` is the XPath of the offending node when there is one.
+    """
+
+    code: str
+    severity: Severity
+    message_vi: str
+    message_en: str
+    path: str | None = None
+    expected: str | None = None
+    received: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str | None]) -> Finding:
+        return cls(**{**data, "severity": Severity(data["severity"])})  # type: ignore[arg-type]
+
+
+def has_errors(findings: list[Finding] | tuple[Finding, ...]) -> bool:
+    return any(f.severity is Severity.ERROR for f in findings)
