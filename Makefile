@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORTAL_PORT ?= 8080
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint install xmlsec1 bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's xmlsec1 is the independent XMLDSig implementation the interop tests use.
+xmlsec1:
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq xmlsec1 >/dev/null; fi; }
+
+serve: $(STAMP)
+	PORTAL_PORT=$(PORTAL_PORT) $(BIN)/mock-portal serve --demo
+
+test: $(STAMP) xmlsec1
+	$(BIN)/ruff check mock_portal fixtures conformance tests bench
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mock_portal fixtures conformance tests bench
+	$(BIN)/ruff format --check mock_portal fixtures conformance tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

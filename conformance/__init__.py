@@ -1,0 +1,1 @@
+"""Conformance suite that certifies a hospital's integration (see DESIGN §7)."""

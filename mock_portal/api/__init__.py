@@ -1,0 +1,1 @@
+"""HTTP handlers, named by operationId: thin — parse, call the domain, render."""

@@ -1,0 +1,78 @@
+"""[wire] handlers of the real portal's API: `/api/token/take` and `/api/hososuckhoe/guiGiayToDienTu`.
+
+Replies use the wire's own spelling (`maKetQua` for tokens, `MaKetQua` for submissions) and
+HTTP 200 for business errors, as the real portal does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+
+from mock_portal.api.render import Reply, reply
+from mock_portal.auth import Credentials
+from mock_portal.clock import vn_local
+from mock_portal.codes import SubmitResult
+from mock_portal.portal import Outcome, Portal, SubmissionForm
+
+
+def _portal() -> Portal:
+    return current_app.config["PORTAL"]
+
+
+def take_token(body: dict[str, Any] | None = None) -> Reply:
+    form = body or {}
+    grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")))
+    if grant.token is None:
+        return reply({"maKetQua": grant.result.value, "APIKey": None})
+    token = grant.token
+    return reply({
+        "maKetQua": grant.result.value,
+        "APIKey": {
+            "access_token": token.access_token,
+            "id_token": token.id_token,
+            "token_type": "Bearer",
+            "username": token.username,
+            "expires_in": token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    })
+
+
+def send_document(body: dict[str, Any] | None = None) -> Reply:
+    form = {key: str(value) for key, value in (body or {}).items()}
+    outcome = _portal().submit(
+        SubmissionForm(
+            credentials=Credentials(
+                facility_code=form.get("maCskcb", ""),
+                access_token=form.get("token", ""),
+                id_token=form.get("id_token", ""),
+                username=form.get("username", ""),
+                password_md5=form.get("password", ""),
+            ),
+            loai_hs=form.get("loaiHs", ""),
+            file_b64=form.get("fileBase64Str", ""),
+        )
+    )
+    return reply(submit_reply(outcome.verdict.result, outcome.ma_gd, outcome.received_at), 200, _headers(outcome))
+
+
+def submit_reply(result: SubmitResult, ma_gd: str, received_at: datetime) -> dict[str, str]:
+    return {
+        "MaKetQua": result.value,
+        "MaGD": ma_gd,
+        "ThoiGianTiepNhan": vn_local(received_at).strftime("%Y%m%d%H%M%S"),
+    }
+
+
+def header_safe(text: str, limit: int = 300) -> str:
+    """HTTP header values are Latin-1: keep ASCII, drop the rest, cap the length."""
+    return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")[:limit]
+
+
+def _headers(outcome: Outcome) -> dict[str, str]:
+    return {
+        "X-Sandbox-Submission": str(outcome.submission_id),
+        "X-Sandbox-Explain": header_safe(outcome.verdict.explain()),
+    }

@@ -1,0 +1,97 @@
+"""ASGI middleware: hands the portal to the security layer and caps request bodies.
+
+The body cap is applied while the body streams in, so an oversize upload is never held in memory.
+On the wire submission path the real portal's answer to an oversize file is MaKetQua 1001 (HTTP 200).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mock_portal.api.hiap import submit_reply
+from mock_portal.codes import SubmitResult
+from mock_portal.portal import Portal
+
+SUBMIT_PATH = "/api/hososuckhoe/guiGiayToDienTu"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class PortalMiddleware:
+    def __init__(self, app: ASGIApp, portal: Portal) -> None:
+        self.app = app
+        self.portal = portal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})["portal"] = self.portal
+        limit = self.portal.settings.max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(scope, send, declared, self.portal)
+            return
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(scope, send, received, self.portal)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None:
+    limit = portal.settings.max_file_bytes
+    if scope.get("path") == SUBMIT_PATH:
+        received = portal.clock.now()
+        body = submit_reply(SubmitResult.FILE_TOO_LARGE, "", received)
+        headers = [(b"content-type", b"application/json"),
+                   (b"x-sandbox-explain", f"FILE_TOO_LARGE: request body over {limit} bytes".encode())]
+        await _reply(send, 200, headers, body)
+        return
+    problem = {
+        "type": "about:blank", "title": "Payload Too Large", "status": 413, "code": "BODY_TOO_LARGE",
+        "detail_vi": "Nội dung yêu cầu quá lớn", "detail_en": f"Request body larger than {portal.settings.max_body_bytes} bytes",
+    }
+    problem["detail"] = f"{problem['detail_vi']} | {problem['detail_en']}"
+    await _reply(send, 413, [(b"content-type", b"application/problem+json")], problem)
+
+
+async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: dict[str, Any]) -> None:
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    headers = [*headers, (b"content-length", str(len(payload)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

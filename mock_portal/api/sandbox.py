@@ -1,0 +1,177 @@
+"""[sandbox] handlers: explain verdicts and control the sandbox. Thin: parse, call the domain, render."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask import Response, current_app
+
+from mock_portal import sandbox as ops
+from mock_portal import store
+from mock_portal.documents import list_rules as domain_rules
+from mock_portal.errors import NotFound
+from mock_portal.portal import Portal
+from mock_portal.api.render import Reply, empty, reply
+
+Json = dict[str, Any]
+
+
+def _portal() -> Portal:
+    return current_app.config["PORTAL"]
+
+
+def _iso(instant: datetime | None) -> str | None:
+    """Stored times are naive UTC; render them as RFC 3339 with a Z."""
+    if instant is None:
+        return None
+    return instant.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _bytes(body: Any) -> bytes:
+    return body if isinstance(body, bytes) else str(body or "").encode()
+
+
+# views
+def _certificate(row: store.RegisteredCertificate) -> Reply:
+    return {"facility": row.facility_code, "fingerprint": row.fingerprint, "subject": row.subject,
+            "serial": row.serial, "not_before": _iso(row.not_before), "not_after": _iso(row.not_after),
+            "registered_at": _iso(row.registered_at)}
+
+
+def _facility(portal: Portal, row: store.Facility) -> Reply:
+    return {
+        "code": row.code,
+        "name": row.name,
+        "created_at": _iso(row.created_at),
+        "accounts": [{"username": a.username, "locked": a.locked} for a in portal.repo.accounts_of(row.code)],
+        "certificates": [_certificate(c) for c in portal.repo.certificates_of(row.code)],
+    }
+
+
+def _summary(row: store.Submission) -> Reply:
+    return {"id": row.id, "received_at": _iso(row.received_at), "facility": row.facility_code,
+            "username": row.username, "loai_hs": row.loai_hs, "result": row.result, "ma_gd": row.ma_gd,
+            "document_code": row.document_code, "file_size": row.file_size, "file_sha256": row.file_sha256,
+            "explain": row.explain}
+
+
+def _authority(row: store.CertificateAuthority) -> Reply:
+    return {"fingerprint": row.fingerprint, "subject": row.subject, "added_at": _iso(row.added_at)}
+
+
+def _document(row: store.Document) -> Reply:
+    return {"submission_id": row.submission_id, "type": row.doc_type, "code": row.code,
+            "facility": row.facility_code, "ma_gd": row.ma_gd, "first_issue": row.first_issue,
+            "issue_date": row.issue_date, "signing_time": _iso(row.signing_time),
+            "accepted_at": _iso(row.accepted_at), "fields": row.fields}
+
+
+# handlers
+def get_health() -> Reply:
+    portal = _portal()
+    try:
+        package_version = version("vn-civil-cert-sandbox")
+    except PackageNotFoundError:
+        package_version = "0+unknown"
+    return reply({"status": "ok", "version": package_version, "time": portal.clock.now().isoformat(),
+                  "submissions": portal.repo.count_submissions()})
+
+
+def list_facilities() -> Reply:
+    portal = _portal()
+    return reply([_facility(portal, row) for row in portal.repo.list_facilities()])
+
+
+def create_facility(body: Json) -> Reply:
+    portal = _portal()
+    row = ops.create_facility(portal, ops.NewFacility(code=body["code"], name=body["name"],
+                                                      username=body["username"], password=body["password"]))
+    return reply(_facility(portal, row), 201)
+
+
+def get_facility(code: str) -> Reply:
+    portal = _portal()
+    return reply(_facility(portal, ops.require_facility(portal, code)))
+
+
+def lock_facility(code: str) -> Reply:
+    portal = _portal()
+    ops.set_locked(portal, code, True)
+    return get_facility(code)
+
+
+def unlock_facility(code: str) -> Reply:
+    portal = _portal()
+    ops.set_locked(portal, code, False)
+    return get_facility(code)
+
+
+def register_certificate(code: str, body: Any) -> Reply:
+    return reply(_certificate(ops.register_certificate(_portal(), code, _bytes(body))), 201)
+
+
+def unregister_certificate(code: str, fingerprint: str) -> tuple[str, int]:
+    ops.unregister_certificate(_portal(), code, fingerprint)
+    return empty()
+
+
+def list_cas() -> Reply:
+    return reply([_authority(row) for row in _portal().repo.list_cas()])
+
+
+def add_ca(body: Any) -> Reply:
+    return reply(_authority(ops.add_ca(_portal(), _bytes(body))), 201)
+
+
+def add_crl(body: Any) -> Reply:
+    row = ops.add_crl(_portal(), _bytes(body))
+    return reply({"id": row.id, "issuer": row.issuer, "revoked_count": row.revoked_count,
+                  "this_update": _iso(row.this_update), "next_update": _iso(row.next_update)}, 201)
+
+
+def list_submissions(facility: str | None = None, result: str | None = None, limit: int = 50,
+                     before: int | None = None) -> Reply:
+    rows = _portal().repo.list_submissions(facility=facility, result=result, limit=limit, before_id=before)
+    return reply([_summary(row) for row in rows])
+
+
+def _require_submission(portal: Portal, submission_id: int) -> store.Submission:
+    row = portal.repo.get_submission(submission_id)
+    if row is None:
+        raise NotFound("SUBMISSION_NOT_FOUND", f"Không có lần gửi {submission_id}", f"No submission {submission_id}")
+    return row
+
+
+def get_submission(id: int) -> Reply:  # noqa: A002 - the spec's parameter name
+    portal = _portal()
+    row = _require_submission(portal, id)
+    document = portal.repo.document_of_submission(row.id)
+    return reply({**_summary(row), "findings": row.findings, "signature": row.signature_report,
+                  "document": _document(document) if document else None})
+
+
+def get_submission_file(id: int) -> Response:  # noqa: A002 - the spec's parameter name
+    row = _require_submission(_portal(), id)
+    if row.file is None:
+        raise NotFound("FILE_NOT_STORED", "Lần gửi này không có tệp giải mã được",
+                       "This submission has no decodable file (bad base64, too large or refused before decoding)")
+    return Response(row.file, status=200, mimetype="application/xml")
+
+
+def get_document(code: str) -> Reply:
+    rows = _portal().repo.documents_by_code(code)
+    if not rows:
+        raise NotFound("DOCUMENT_NOT_FOUND", f"Chưa có giấy tờ {code} được tiếp nhận",
+                       f"No accepted document has the code {code}")
+    return reply([_document(row) for row in rows])
+
+
+def list_rules() -> Reply:
+    return reply([rule.to_dict() for rule in domain_rules()])
+
+
+def reset() -> tuple[str, int]:
+    _portal().repo.reset()
+    return empty()

@@ -1,0 +1,72 @@
+"""Settings of the mock portal, read from `PORTAL_*` environment variables in one place.
+
+One `Settings` object is made at start-up and passed down explicitly; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    """Address the server binds to; loopback by default."""
+    port: int = 8080
+    """TCP port of the server."""
+    database_url: str = "sqlite:///var/portal.sqlite3"
+    """SQLAlchemy URL; a SQLite file by default, PostgreSQL for several hosts."""
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """Bearer token of the sandbox control API; a random one is printed at start when unset."""
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    """Largest decoded XML file accepted; larger ones get MaKetQua 1001 before any parsing."""
+    token_ttl_minutes: int = 60
+    """Lifetime of a portal access token (reconstructed; the real value is not documented)."""
+    max_xml_depth: int = 64
+    """Deepest element nesting accepted in a submitted file."""
+    signing_time_skew_minutes: int = 5
+    """How far a SigningTime may lie after receipt before it is called implausible."""
+    require_crl: bool = False
+    """Make a missing CRL for the issuing CA an INDETERMINATE signature instead of a note."""
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest wire request body read at all: the base64 of the largest file plus form overhead."""
+        return self.max_file_bytes * 4 // 3 + 64 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"PORTAL_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.type, raw, f.name)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url[len(prefix):])
+        return None
+
+
+def _convert(type_name: object, raw: str, name: str) -> object:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "str")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+    except ValueError as exc:
+        raise ValueError(f"PORTAL_{name.upper()} must be an integer, got {raw!r}") from exc
+    return raw

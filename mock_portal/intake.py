@@ -1,0 +1,155 @@
+"""The examination of one submitted file: size, base64, XML, structure, schema, signature, rules.
+
+`examine()` is pure: it reads nothing but its arguments and returns a `Verdict` (data), which the
+portal stores and the HTTP layer renders. Only what the signature covers feeds the stored document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lxml import etree
+
+from mock_portal.codes import SubmitResult
+from mock_portal.documents import (
+    DocumentError,
+    DocumentType,
+    ParseLimits,
+    RuleContext,
+    check_rules,
+    check_structure,
+    fields_of,
+    parse_xml,
+    validate_schema,
+)
+from mock_portal.findings import Finding, Severity, has_errors
+from mock_portal.signature import SignaturePolicy, SignatureReport, verify_signature
+from mock_portal.trust import TrustStore
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the portal decided about one file, and why."""
+
+    result: SubmitResult
+    findings: tuple[Finding, ...] = ()
+    doc_type: DocumentType | None = None
+    file: bytes | None = None
+    file_size: int = 0
+    signature: SignatureReport | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    """Fields of the data element; from the signed content only when the verdict is 200."""
+
+    @property
+    def document_code(self) -> str | None:
+        if self.doc_type is None:
+            return None
+        return self.fields.get(self.doc_type.code_field) or None
+
+    def explain(self) -> str:
+        """One line for `X-Sandbox-Explain`: the first error, or what was accepted."""
+        for finding in self.findings:
+            if finding.severity is Severity.ERROR:
+                return f"{finding.code}: {finding.message_en}"
+        if self.result is SubmitResult.OK:
+            return f"ACCEPTED: {self.doc_type.name if self.doc_type else ''} {self.document_code or ''}".strip()
+        return f"{self.result.value}"
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    max_file_bytes: int
+    parse_limits: ParseLimits
+    signature: SignaturePolicy
+
+
+def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
+    return Finding(code=code, severity=Severity.ERROR, message_vi=vi, message_en=en, **extra)
+
+
+def too_large(size: int, limit: int) -> Verdict:
+    finding = _error("FILE_TOO_LARGE", f"Tệp quá lớn: {size} byte, tối đa {limit} byte",
+                     f"File too large: {size} bytes, at most {limit}", expected=f"<= {limit}", received=str(size))
+    return Verdict(SubmitResult.FILE_TOO_LARGE, (finding,), file_size=size)
+
+
+def decode_file(file_b64: str, max_file_bytes: int) -> tuple[bytes | None, Verdict | None]:
+    """Decode `fileBase64Str`, refusing oversize input before decoding it."""
+    text = "".join(file_b64.split())
+    if len(text) > (max_file_bytes + 2) // 3 * 4:
+        return None, too_large(len(text) * 3 // 4, max_file_bytes)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        hint = " (a space in the form value: was '+' URL-encoded?)" if " " in file_b64.strip() else ""
+        finding = _error("FILE_BASE64_INVALID", "fileBase64Str không phải base64 hợp lệ",
+                         f"fileBase64Str is not valid base64{hint}")
+        return None, Verdict(SubmitResult.INVALID_FILE, (finding,), file_size=len(text))
+    if not data:
+        finding = _error("FILE_EMPTY", "Tệp rỗng", "The file is empty")
+        return None, Verdict(SubmitResult.INVALID_FILE, (finding,))
+    if len(data) > max_file_bytes:
+        return None, too_large(len(data), max_file_bytes)
+    return data, None
+
+
+def examine(
+    loai_hs: str,
+    file_b64: str,
+    *,
+    facility_code: str,
+    received_at: datetime,
+    trust: TrustStore,
+    policy: IntakePolicy,
+) -> Verdict:
+    try:
+        doc_type = DocumentType.from_loai_hs(loai_hs)
+    except ValueError:
+        finding = _error("FILE_LOAIHS_UNKNOWN", f"loaiHs '{loai_hs}' không được hỗ trợ (61 = GCS, 60 = GBT)",
+                         f"loaiHs '{loai_hs}' is not supported (61 = birth certificate, 60 = death notice)",
+                         expected="61 | 60", received=loai_hs)
+        return Verdict(SubmitResult.INVALID_FILE, (finding,))
+    data, refusal = decode_file(file_b64, policy.max_file_bytes)
+    if refusal is not None or data is None:
+        return refusal or Verdict(SubmitResult.INVALID_FILE)
+    return examine_xml(doc_type, data, facility_code=facility_code, received_at=received_at, trust=trust,
+                       policy=policy)
+
+
+def examine_xml(
+    doc_type: DocumentType,
+    data: bytes,
+    *,
+    facility_code: str,
+    received_at: datetime,
+    trust: TrustStore,
+    policy: IntakePolicy,
+) -> Verdict:
+    """Every check on a decoded file; also used offline by the conformance suite."""
+    base = {"doc_type": doc_type, "file": data, "file_size": len(data)}
+    try:
+        root = parse_xml(data, policy.parse_limits)
+    except DocumentError as exc:
+        return Verdict(SubmitResult.INVALID_FILE, (exc.finding,), **base)
+    structure = check_structure(doc_type, root)
+    if has_errors(structure):
+        return Verdict(SubmitResult.INVALID_FILE, tuple(structure), **base)
+    findings = list(structure) + list(validate_schema(doc_type, root))
+    report = verify_signature(root, data_tag=doc_type.data_tag, trust=trust, facility_code=facility_code,
+                              received_at=received_at, policy=policy.signature)
+    findings += report.findings()
+    signed = report.signed_data
+    data_element = signed if signed is not None else root.find(doc_type.data_tag)
+    fields = fields_of(data_element) if isinstance(data_element, etree._Element) else {}
+    findings += check_rules(doc_type, fields, RuleContext(facility_code=facility_code, received_at=received_at))
+    accepted = not has_errors(findings) and signed is not None
+    return Verdict(
+        SubmitResult.OK if accepted else SubmitResult.INVALID_FILE,
+        tuple(findings),
+        signature=report,
+        fields=fields,
+        **base,
+    )

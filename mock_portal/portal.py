@@ -1,0 +1,144 @@
+"""The portal as a service: what the HTTP handlers call. Knows nothing of HTTP or Flask.
+
+It owns the settings, the repository, the clock and a per-process cache of the trust store
+(rebuilt when the shared trust version in the database moves, so several processes agree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from mock_portal import store
+from mock_portal.auth import Credentials, TokenGrant, check_credentials, take_token
+from mock_portal.clock import Clock
+from mock_portal.codes import SubmitResult
+from mock_portal.config import Settings
+from mock_portal.documents import ParseLimits
+from mock_portal.intake import IntakePolicy, Verdict, examine
+from mock_portal.signature import SignaturePolicy
+from mock_portal.trust import TrustStore, load_certificates, load_crl
+
+
+@dataclass(frozen=True)
+class SubmissionForm:
+    """The seven form fields of `guiGiayToDienTu`, wire names mapped to Python names here."""
+
+    credentials: Credentials
+    loai_hs: str
+    file_b64: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A stored submission: its id, its verdict, the MaGD when accepted, and when it was received."""
+
+    submission_id: int
+    verdict: Verdict
+    ma_gd: str
+    received_at: datetime
+
+
+class Portal:
+    def __init__(self, settings: Settings, repo: store.Repository, clock: Clock) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.clock = clock
+        self.policy = IntakePolicy(
+            max_file_bytes=settings.max_file_bytes,
+            parse_limits=ParseLimits(max_bytes=settings.max_file_bytes, max_depth=settings.max_xml_depth),
+            signature=SignaturePolicy(
+                clock_skew=timedelta(minutes=settings.signing_time_skew_minutes),
+                require_crl=settings.require_crl,
+            ),
+        )
+        self._trust_lock = threading.Lock()
+        self._trust: tuple[int, TrustStore] | None = None
+
+    # wire
+    def take_token(self, username: str, password_md5: str) -> TokenGrant:
+        return take_token(self.repo, username=username, password_md5=password_md5, now=self.clock.now(),
+                          ttl=timedelta(minutes=self.settings.token_ttl_minutes))
+
+    def submit(self, form: SubmissionForm) -> Outcome:
+        received_at = self.clock.now()
+        _account, refusal = check_credentials(self.repo, form.credentials, now=received_at)
+        if refusal is not None:
+            verdict = Verdict(SubmitResult.AUTH_ERROR, (refusal,), file_size=len(form.file_b64))
+        else:
+            verdict = examine(form.loai_hs, form.file_b64, facility_code=form.credentials.facility_code,
+                              received_at=received_at, trust=self.trust(), policy=self.policy)
+        ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
+        submission_id = self.repo.record_submission(*_rows(verdict, form, received_at, ma_gd))
+        return Outcome(submission_id, verdict, ma_gd, received_at)
+
+    def trust(self) -> TrustStore:
+        """The trust store of this process, reloaded when another process changed trust material."""
+        version = self.repo.trust_version()
+        with self._trust_lock:
+            if self._trust is None or self._trust[0] != version:
+                cas, crls, regs = self.repo.trust_material()
+                self._trust = (version, _trust_store(cas, crls, regs))
+            return self._trust[1]
+
+
+def _trust_store(ca_pems: list[str], crl_ders: list[bytes], registrations: list[tuple[str, str]]) -> TrustStore:
+    by_facility: dict[str, set[str]] = {}
+    for facility_code, fp in registrations:
+        by_facility.setdefault(facility_code, set()).add(fp)
+    return TrustStore(
+        cas=tuple(cert for pem in ca_pems for cert in load_certificates(pem.encode())),
+        crls=tuple(load_crl(der) for der in crl_ders),
+        registrations={code: frozenset(fps) for code, fps in by_facility.items()},
+    )
+
+
+def _ma_gd(verdict: Verdict, facility_code: str) -> str:
+    """A transaction code in the shape seen on the real portal (`HS_<KIND><CSKCB>_<GUID>`, reconstructed)."""
+    kind = verdict.doc_type.name if verdict.doc_type else "HS"
+    return f"HS_{kind}{facility_code}_{str(uuid.uuid4()).upper()}"
+
+
+def _rows(verdict: Verdict, form: SubmissionForm, received_at: datetime, ma_gd: str
+          ) -> tuple[store.Submission, store.Document | None]:
+    naive = received_at.replace(tzinfo=None)
+    submission = store.Submission(
+        received_at=naive,
+        facility_code=form.credentials.facility_code[:64],
+        username=form.credentials.username[:64],
+        loai_hs=form.loai_hs[:16],
+        result=verdict.result.value,
+        ma_gd=ma_gd or None,
+        file=verdict.file,
+        file_sha256=hashlib.sha256(verdict.file).hexdigest() if verdict.file else None,
+        file_size=verdict.file_size,
+        document_code=(verdict.document_code or "")[:64] or None,
+        explain=verdict.explain()[:512],
+        findings=[f.to_dict() for f in verdict.findings],
+        signature_report=verdict.signature.to_dict() if verdict.signature else None,
+    )
+    if verdict.result is not SubmitResult.OK or verdict.doc_type is None:
+        return submission, None
+    doc_type, fields = verdict.doc_type, verdict.fields
+    signing_time = verdict.signature.signing_time if verdict.signature else None
+    document = store.Document(
+        doc_type=doc_type.name,
+        code=fields.get(doc_type.code_field, ""),
+        facility_code=form.credentials.facility_code,
+        ma_gd=ma_gd,
+        first_issue=_first_issue(doc_type.name, fields),
+        issue_date=fields.get(doc_type.issue_date_field, ""),
+        signing_time=signing_time.astimezone(UTC).replace(tzinfo=None) if signing_time else None,
+        accepted_at=naive,
+        fields=fields,
+    )
+    return submission, document
+
+
+def _first_issue(kind: str, fields: dict[str, str]) -> bool:
+    if kind == "GCS":
+        return fields.get("CAP_LAN_DAU", "1") != "0"
+    return not (fields.get("SO_BAOTU_BD") or fields.get("QUYEN_SO_BD"))

@@ -1,0 +1,138 @@
+"""Sandbox control-plane operations: facilities, accounts, certificates, trust material, reset.
+
+Pure domain over the repository; errors are `PortalError`s that the HTTP layer renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from mock_portal import store
+from mock_portal.auth import md5_upper
+from mock_portal.errors import Conflict, InvalidInput, NotFound
+from mock_portal.portal import Portal
+
+FACILITY_CODE = re.compile(r"^\d{5}$")
+
+
+@dataclass(frozen=True)
+class NewFacility:
+    code: str
+    name: str
+    username: str
+    password: str
+
+
+def _naive(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)
+
+
+def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
+    if not FACILITY_CODE.match(new.code):
+        raise InvalidInput("FACILITY_CODE_INVALID", "Mã cơ sở KCB phải gồm 5 chữ số",
+                           "A facility code (MA_CSKCB) is 5 digits, the first two being the province")
+    if not new.username or not new.password:
+        raise InvalidInput("ACCOUNT_INVALID", "Cần tên đăng nhập và mật khẩu", "username and password are required")
+    facility = store.Facility(code=new.code, name=new.name, created_at=_naive(portal.clock.now()))
+    account = store.Account(username=new.username, facility_code=new.code, password_md5=md5_upper(new.password))
+    try:
+        portal.repo.add_facility(facility, account)
+    except store.repository.AlreadyExists as exc:
+        raise Conflict("FACILITY_EXISTS", f"Cơ sở {new.code} hoặc tài khoản {new.username} đã tồn tại",
+                       f"Facility {new.code} or account {new.username} already exists") from exc
+    return facility
+
+
+def require_facility(portal: Portal, code: str) -> store.Facility:
+    facility = portal.repo.get_facility(code)
+    if facility is None:
+        raise NotFound("FACILITY_NOT_FOUND", f"Không có cơ sở {code}", f"No facility {code}")
+    return facility
+
+
+def load_certificate(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise InvalidInput("CERTIFICATE_INVALID", "Không đọc được chứng thư số (cần PEM)",
+                           f"Not a PEM X.509 certificate: {exc}") from exc
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> store.RegisteredCertificate:
+    require_facility(portal, facility_code)
+    cert = load_certificate(pem)
+    row = store.RegisteredCertificate(
+        facility_code=facility_code,
+        fingerprint=fingerprint(cert),
+        subject=cert.subject.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_before=_naive(cert.not_valid_before_utc),
+        not_after=_naive(cert.not_valid_after_utc),
+        pem=pem.decode("ascii", "replace"),
+        registered_at=_naive(portal.clock.now()),
+    )
+    try:
+        return portal.repo.register_certificate(row)
+    except store.repository.AlreadyExists as exc:
+        raise Conflict("CERTIFICATE_EXISTS", "Chứng thư số đã được đăng ký cho cơ sở này",
+                       "This certificate is already registered for the facility") from exc
+
+
+def unregister_certificate(portal: Portal, facility_code: str, fp: str) -> None:
+    require_facility(portal, facility_code)
+    try:
+        portal.repo.unregister_certificate(facility_code, fp.lower())
+    except store.repository.NotFound as exc:
+        raise NotFound("CERTIFICATE_NOT_FOUND", "Cơ sở không đăng ký chứng thư số này",
+                       f"No certificate with SHA-256 fingerprint {fp} is registered for {facility_code}") from exc
+
+
+def add_ca(portal: Portal, pem: bytes) -> store.CertificateAuthority:
+    cert = load_certificate(pem)
+    try:
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    if basic is None or not basic.ca:
+        raise InvalidInput("CA_NOT_A_CA", "Chứng thư số này không phải của CA (BasicConstraints ca=true)",
+                           "This certificate is not a CA certificate (BasicConstraints ca=true is required)")
+    row = store.CertificateAuthority(fingerprint=fingerprint(cert), subject=cert.subject.rfc4514_string(),
+                                     pem=pem.decode("ascii", "replace"), added_at=_naive(portal.clock.now()))
+    try:
+        return portal.repo.add_ca(row)
+    except store.repository.AlreadyExists as exc:
+        raise Conflict("CA_EXISTS", "CA đã có trong kho tin cậy", "This CA is already trusted") from exc
+
+
+def add_crl(portal: Portal, data: bytes) -> store.RevocationList:
+    try:
+        crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
+               else x509.load_der_x509_crl(data))
+    except ValueError as exc:
+        raise InvalidInput("CRL_INVALID", "Không đọc được CRL (PEM hoặc DER)",
+                           f"Not a CRL in PEM or DER: {exc}") from exc
+    next_update = crl.next_update_utc
+    row = store.RevocationList(
+        issuer=crl.issuer.rfc4514_string(),
+        der=crl.public_bytes(Encoding.DER),
+        revoked_count=len(crl),
+        this_update=_naive(crl.last_update_utc),
+        next_update=_naive(next_update) if next_update else None,
+        added_at=_naive(portal.clock.now()),
+    )
+    return portal.repo.add_crl(row)
+
+
+def set_locked(portal: Portal, facility_code: str, locked: bool) -> None:
+    require_facility(portal, facility_code)
+    portal.repo.set_account_locked(facility_code, locked)

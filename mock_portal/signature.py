@@ -1,0 +1,266 @@
+"""Verify the XMLDSig of a GCS/GBT document against the portal's profile (DESIGN.md §3.3).
+
+`verify_signature` runs named checks in a fixed order and returns one `SignatureReport`: an
+ETSI-style indication, the first failure's sub-indication, every check, and — only when the
+cryptography holds — `signed_data`, the data element rebuilt from the bytes the signature covers.
+Downstream code must read fields from `signed_data`, never from the received tree.
+
+Modules: `signature_model` (vocabulary, policy), `signature_checks` (structure, digests),
+`signature_crypto` (signxml with correct C14N), `trust` (chain, CRL, registration). Stateless and
+thread-safe: no module state is written, every call builds its own verifier.
+
+Exceptions: none escape for bad input; every problem becomes a FAILED check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from lxml import etree
+
+from mock_portal.findings import Finding, Severity
+from mock_portal.signature_checks import (
+    ENVELOPED_PROFILE,
+    SignatureFormatError,
+    check,
+    check_algorithms,
+    check_digests,
+    check_no_unsigned_data,
+    check_references,
+    locate_signature,
+    parse_signature,
+    passed,
+    recognise_profile,
+    skipped,
+)
+from mock_portal.signature_crypto import certificate_of, parse_signing_time, verify_crypto
+from mock_portal.signature_model import (
+    CertificateSummary,
+    CheckName,
+    CheckResult,
+    Indication,
+    Outcome,
+    SignaturePolicy,
+    SubIndication,
+)
+from mock_portal.signature_trust import trust_checks
+from mock_portal.trust import TrustStore
+
+__all__ = [
+    "CertificateSummary",
+    "CheckName",
+    "CheckResult",
+    "Indication",
+    "Outcome",
+    "SignaturePolicy",
+    "SignatureReport",
+    "SubIndication",
+    "verify_signature",
+]
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """The verdict on one document's signature. Only `signed_data` may feed business rules."""
+
+    indication: Indication
+    sub_indication: SubIndication | None
+    profile: str | None
+    checks: tuple[CheckResult, ...]
+    signing_time: datetime | None = None
+    certificate: CertificateSummary | None = None
+    signed_data: etree._Element | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.indication is Indication.TOTAL_PASSED
+
+    def check(self, name: CheckName) -> CheckResult:
+        return next(c for c in self.checks if c.name is name)
+
+    def failed_checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE))
+
+    def findings(self) -> list[Finding]:
+        """One SIG_* finding per failed (or indeterminate) check."""
+        return [
+            Finding(
+                code=c.name.finding_code,
+                severity=Severity.ERROR,
+                message_vi=c.message_vi,
+                message_en=c.message_en,
+                path="/*/CHUKYDONVI",
+                received=c.detail,
+            )
+            for c in self.failed_checks()
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "indication": self.indication.value,
+            "sub_indication": self.sub_indication.value if self.sub_indication else None,
+            "profile": self.profile,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "certificate": self.certificate.to_dict() if self.certificate else None,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def verify_signature(
+    root: etree._Element,
+    *,
+    data_tag: str,
+    trust: TrustStore,
+    facility_code: str,
+    received_at: datetime,
+    policy: SignaturePolicy | None = None,
+) -> SignatureReport:
+    """Judge the signature in `root` (already parsed by the hardened parser) for `facility_code`.
+
+    `data_tag` is GIAYCHUNGSINH or GIAYBAOTU; `trust` a `mock_portal.trust.TrustStore`;
+    `received_at` (aware; naive means UTC) the portal's receipt instant.
+    """
+    policy = policy or SignaturePolicy()
+    received_at = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
+    checks: list[CheckResult] = []
+    result, sig = locate_signature(root)
+    checks.append(result)
+    if sig is None:
+        return _finish(checks, None)
+    try:
+        parsed = parse_signature(sig)
+    except SignatureFormatError as exc:
+        checks.append(
+            check(
+                CheckName.PROFILE_RECOGNISED,
+                Outcome.FAILED,
+                "Phần tử Signature không đúng cấu trúc XMLDSig.",
+                f"The Signature element is malformed: {exc}",
+                str(exc),
+                SubIndication.FORMAT_FAILURE,
+            )
+        )
+        return _finish(checks, None)
+    result, profile = recognise_profile(parsed, policy)
+    checks += [result, check_algorithms(parsed, policy)]
+    if profile is None or any(c.outcome is Outcome.FAILED for c in checks):
+        return _finish(checks, profile, cert=parsed.certificates[0])
+    refs, target = check_references(root, parsed, profile, data_tag)
+    checks += [refs, check_no_unsigned_data(root, parsed, data_tag, target)]
+    if refs.outcome is Outcome.FAILED:
+        return _finish(checks, profile, cert=parsed.certificates[0])
+    digests = check_digests(root, parsed, profile)
+    crypto = verify_crypto(root, parsed, policy)
+    checks += [crypto.digest_check if digests.outcome is Outcome.PASSED and crypto.digest_check else digests]
+    checks.append(crypto.signature_check)
+    signed_data, signing_time = _signed_parts(crypto.signed, profile, data_tag)
+    checks.append(_signing_time_check(profile, signing_time, bool(crypto.signed), received_at, policy))
+    leaf, intermediates = certificate_of(parsed)
+    checks += trust_checks(leaf, intermediates, trust, facility_code, signing_time, received_at, policy)
+    ok = all(c.outcome in (Outcome.PASSED, Outcome.SKIPPED) for c in checks)
+    return _finish(
+        checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed_data if ok else None
+    )
+
+
+def _signed_parts(
+    signed: tuple[etree._Element, ...], profile: str, data_tag: str
+) -> tuple[etree._Element | None, datetime | None]:
+    """The data element and SigningTime, read only from what signxml says the signature covers."""
+    if not signed:
+        return None, None
+    if profile == ENVELOPED_PROFILE:
+        return signed[0].find(data_tag), None
+    data = signed[1] if signed[1] is not None and signed[1].tag == data_tag else None
+    return data, parse_signing_time(signed[0]) if signed[0] is not None else None
+
+
+def _signing_time_check(
+    profile: str,
+    signing_time: datetime | None,
+    verified: bool,
+    received_at: datetime,
+    policy: SignaturePolicy,
+) -> CheckResult:
+    name = CheckName.SIGNING_TIME_VALID
+    if not verified:
+        return skipped(name, "the signature is not valid, so SigningTime cannot be trusted")
+    if profile == ENVELOPED_PROFILE:
+        return skipped(name, "the enveloped profile carries no SigningTime")
+    if signing_time is None:
+        return check(
+            name,
+            Outcome.FAILED,
+            "Thiếu SigningTime hợp lệ (yyyy-MM-ddTHH:mm:ss) trong Object đã ký.",
+            "No valid SigningTime (yyyy-MM-ddTHH:mm:ss) in the signed Object.",
+            None,
+            SubIndication.FORMAT_FAILURE,
+        )
+    shown = signing_time.isoformat()
+    if signing_time > received_at + policy.clock_skew:
+        return check(
+            name,
+            Outcome.FAILED,
+            f"SigningTime {shown} sau thời điểm tiếp nhận.",
+            f"SigningTime {shown} is after receipt ({received_at.isoformat()}).",
+            shown,
+            SubIndication.SIG_CONSTRAINTS_FAILURE,
+        )
+    if signing_time < received_at - policy.max_signing_age:
+        return check(
+            name,
+            Outcome.FAILED,
+            f"SigningTime {shown} quá cũ so với thời điểm tiếp nhận.",
+            f"SigningTime {shown} is implausibly old (more than {policy.max_signing_age} before receipt).",
+            shown,
+            SubIndication.SIG_CONSTRAINTS_FAILURE,
+        )
+    return passed(name, f"SigningTime {shown} hợp lệ.", f"SigningTime {shown} is plausible.", shown)
+
+
+def _summary(cert: x509.Certificate) -> CertificateSummary:
+    return CertificateSummary(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def _finish(
+    checks: list[CheckResult],
+    profile: str | None,
+    *,
+    cert: x509.Certificate | None = None,
+    signing_time: datetime | None = None,
+    signed_data: etree._Element | None = None,
+) -> SignatureReport:
+    """Fill the checks that did not run with SKIPPED and derive the indication from the first failure."""
+    ran = {c.name for c in checks}
+    full = tuple(checks) + tuple(skipped(n) for n in CheckName if n not in ran)
+    full = tuple(sorted(full, key=lambda c: list(CheckName).index(c.name)))
+    failures = [c for c in full if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE)]
+    # ETSI: a TOTAL_FAILED cause outranks an INDETERMINATE one; otherwise the first failure in check order.
+    decisive = [
+        c for c in failures if c.sub_indication and c.sub_indication.indication is Indication.TOTAL_FAILED
+    ]
+    first = (decisive or failures or [None])[0]
+    sub = first.sub_indication if first else None
+    indication = (
+        Indication.TOTAL_PASSED if first is None else (sub.indication if sub else Indication.TOTAL_FAILED)
+    )
+    return SignatureReport(
+        indication=indication,
+        sub_indication=sub,
+        profile=profile,
+        checks=full,
+        signing_time=signing_time,
+        certificate=_summary(cert) if cert is not None else None,
+        signed_data=signed_data if first is None else None,
+    )

@@ -1,0 +1,28 @@
+"""Persistence of the portal: SQLAlchemy 2 models and a repository (SQLite file by default)."""
+
+from mock_portal.store.models import (
+    Account,
+    Base,
+    CertificateAuthority,
+    Document,
+    Facility,
+    RegisteredCertificate,
+    RevocationList,
+    Submission,
+    Token,
+)
+from mock_portal.store.repository import Repository, create_engine_for
+
+__all__ = [
+    "Account",
+    "Base",
+    "CertificateAuthority",
+    "Document",
+    "Facility",
+    "RegisteredCertificate",
+    "Repository",
+    "RevocationList",
+    "Submission",
+    "Token",
+    "create_engine_for",
+]

@@ -1,0 +1,113 @@
+"""Tables of the portal. Times are stored as naive UTC (SQLite keeps no zone)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Facility(Base):
+    __tablename__ = "facilities"
+    code: Mapped[str] = mapped_column(String(5), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    facility_code: Mapped[str] = mapped_column(ForeignKey("facilities.code", ondelete="CASCADE"))
+    password_md5: Mapped[str] = mapped_column(String(32))
+    locked: Mapped[bool] = mapped_column(default=False)
+
+
+class RegisteredCertificate(Base):
+    __tablename__ = "registered_certificates"
+    __table_args__ = (UniqueConstraint("facility_code", "fingerprint"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_code: Mapped[str] = mapped_column(ForeignKey("facilities.code", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(1024))
+    serial: Mapped[str] = mapped_column(String(64))
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    pem: Mapped[str]
+    registered_at: Mapped[datetime]
+
+
+class CertificateAuthority(Base):
+    __tablename__ = "certificate_authorities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(1024))
+    pem: Mapped[str]
+    added_at: Mapped[datetime]
+
+
+class RevocationList(Base):
+    __tablename__ = "revocation_lists"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(1024))
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    revoked_count: Mapped[int]
+    this_update: Mapped[datetime]
+    next_update: Mapped[datetime | None]
+    added_at: Mapped[datetime]
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    access_token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id_token: Mapped[str] = mapped_column(String(128))
+    username: Mapped[str] = mapped_column(ForeignKey("accounts.username", ondelete="CASCADE"))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class Submission(Base):
+    """Every submission to the wire API, accepted or not, with its raw file and its verdict."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        Index("ix_submissions_facility", "facility_code"),
+        Index("ix_submissions_result", "result"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime]
+    facility_code: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    loai_hs: Mapped[str] = mapped_column(String(16))
+    result: Mapped[str] = mapped_column(String(8))
+    ma_gd: Mapped[str | None] = mapped_column(String(80))
+    file: Mapped[bytes | None] = mapped_column(LargeBinary)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    file_size: Mapped[int]
+    document_code: Mapped[str | None] = mapped_column(String(64))
+    explain: Mapped[str] = mapped_column(String(512))
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    signature_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Document(Base):
+    """An accepted certificate (GCS or GBT), keyed by its MA_GCS / MA_GBT; reissues are new rows."""
+
+    __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_code", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    doc_type: Mapped[str] = mapped_column(String(3))
+    code: Mapped[str] = mapped_column(String(64))
+    facility_code: Mapped[str] = mapped_column(String(5))
+    ma_gd: Mapped[str] = mapped_column(String(80))
+    first_issue: Mapped[bool]
+    issue_date: Mapped[str] = mapped_column(String(8))
+    signing_time: Mapped[datetime | None]
+    accepted_at: Mapped[datetime]
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)

@@ -1,0 +1,249 @@
+"""The repository: every read and write of the portal's database goes through here.
+
+Domain code gets plain values or ORM rows back; no SQL leaks out. Writes that belong together
+(a submission and its accepted document) are one transaction, committed before the caller replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, String, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from mock_portal.store.models import (
+    Account,
+    Base,
+    CertificateAuthority,
+    Document,
+    Facility,
+    RegisteredCertificate,
+    RevocationList,
+    Submission,
+    Token,
+)
+
+
+class Meta(Base):
+    """Small shared counters, e.g. the trust-store version that tells processes to reload."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int]
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class AlreadyExists(StoreError):
+    """A row with the same key is already stored."""
+
+
+class NotFound(StoreError):
+    """No row with that key."""
+
+
+TRUST_VERSION = "trust_version"
+
+
+def create_engine_for(url: str) -> Engine:
+    """An engine with settings that suit the URL: SQLite gets WAL, a busy timeout and a pool of 10+."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=12,
+            max_overflow=8,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Repository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def reset(self) -> None:
+        """Delete everything: documents, submissions, tokens, trust material, facilities."""
+        with self.session() as s:
+            for model in (Document, Submission, Token, RegisteredCertificate, Account, Facility,
+                          CertificateAuthority, RevocationList, Meta):
+                s.execute(delete(model))
+
+    # facilities and accounts
+    def add_facility(self, facility: Facility, account: Account) -> None:
+        try:
+            with self.session() as s:
+                s.add(facility)
+                s.flush()
+                s.add(account)
+        except IntegrityError as exc:
+            raise AlreadyExists(facility.code) from exc
+
+    def get_facility(self, code: str) -> Facility | None:
+        with self._sessions() as s:
+            return s.get(Facility, code)
+
+    def list_facilities(self) -> Sequence[Facility]:
+        with self._sessions() as s:
+            return s.scalars(select(Facility).order_by(Facility.code)).all()
+
+    def accounts_of(self, facility_code: str) -> Sequence[Account]:
+        with self._sessions() as s:
+            return s.scalars(select(Account).where(Account.facility_code == facility_code)).all()
+
+    def get_account(self, username: str) -> Account | None:
+        with self._sessions() as s:
+            return s.get(Account, username)
+
+    def set_account_locked(self, facility_code: str, locked: bool) -> None:
+        with self.session() as s:
+            s.execute(update(Account).where(Account.facility_code == facility_code).values(locked=locked))
+
+    # tokens
+    def add_token(self, token: Token) -> None:
+        with self.session() as s:
+            s.add(token)
+
+    def get_token(self, access_token: str) -> Token | None:
+        with self._sessions() as s:
+            return s.get(Token, access_token)
+
+    # trust material
+    def register_certificate(self, cert: RegisteredCertificate) -> RegisteredCertificate:
+        try:
+            with self.session() as s:
+                s.add(cert)
+                self._bump_trust(s)
+        except IntegrityError as exc:
+            raise AlreadyExists(cert.fingerprint) from exc
+        return cert
+
+    def unregister_certificate(self, facility_code: str, fingerprint: str) -> None:
+        with self.session() as s:
+            done = s.execute(
+                delete(RegisteredCertificate).where(
+                    RegisteredCertificate.facility_code == facility_code,
+                    RegisteredCertificate.fingerprint == fingerprint,
+                )
+            )
+            if done.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(fingerprint)
+            self._bump_trust(s)
+
+    def certificates_of(self, facility_code: str) -> Sequence[RegisteredCertificate]:
+        with self._sessions() as s:
+            query = select(RegisteredCertificate).where(RegisteredCertificate.facility_code == facility_code)
+            return s.scalars(query.order_by(RegisteredCertificate.id)).all()
+
+    def add_ca(self, ca: CertificateAuthority) -> CertificateAuthority:
+        try:
+            with self.session() as s:
+                s.add(ca)
+                self._bump_trust(s)
+        except IntegrityError as exc:
+            raise AlreadyExists(ca.fingerprint) from exc
+        return ca
+
+    def add_crl(self, crl: RevocationList) -> RevocationList:
+        with self.session() as s:
+            s.add(crl)
+            self._bump_trust(s)
+        return crl
+
+    def trust_material(self) -> tuple[list[str], list[bytes], list[tuple[str, str]]]:
+        """CA PEMs, CRL DERs and (facility, fingerprint) registrations, read in one transaction."""
+        with self._sessions() as s:
+            cas = list(s.scalars(select(CertificateAuthority.pem).order_by(CertificateAuthority.id)))
+            crls = list(s.scalars(select(RevocationList.der).order_by(RevocationList.id)))
+            regs = [
+                (row.facility_code, row.fingerprint)
+                for row in s.execute(select(RegisteredCertificate.facility_code, RegisteredCertificate.fingerprint))
+            ]
+        return cas, crls, regs
+
+    def trust_version(self) -> int:
+        with self._sessions() as s:
+            return s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+
+    @staticmethod
+    def _bump_trust(s: Session) -> None:
+        row = s.get(Meta, TRUST_VERSION, with_for_update=True)
+        if row is None:
+            s.add(Meta(key=TRUST_VERSION, value=1))
+        else:
+            row.value += 1
+
+    # submissions and documents
+    def record_submission(self, submission: Submission, document: Document | None) -> int:
+        """Store a submission and, when accepted, its document, atomically; returns the submission id."""
+        with self.session() as s:
+            s.add(submission)
+            s.flush()
+            if document is not None:
+                document.submission_id = submission.id
+                s.add(document)
+        return submission.id
+
+    def get_submission(self, submission_id: int) -> Submission | None:
+        with self._sessions() as s:
+            return s.get(Submission, submission_id)
+
+    def list_submissions(
+        self, *, facility: str | None, result: str | None, limit: int, before_id: int | None
+    ) -> Sequence[Submission]:
+        query = select(Submission).order_by(Submission.id.desc()).limit(limit)
+        if facility:
+            query = query.where(Submission.facility_code == facility)
+        if result:
+            query = query.where(Submission.result == result)
+        if before_id:
+            query = query.where(Submission.id < before_id)
+        with self._sessions() as s:
+            return s.scalars(query).all()
+
+    def count_submissions(self, *, result: str | None = None) -> int:
+        query = select(func.count()).select_from(Submission)
+        if result:
+            query = query.where(Submission.result == result)
+        with self._sessions() as s:
+            return s.scalar(query) or 0
+
+    def documents_by_code(self, code: str) -> Sequence[Document]:
+        with self._sessions() as s:
+            return s.scalars(select(Document).where(Document.code == code).order_by(Document.id)).all()
+
+    def document_of_submission(self, submission_id: int) -> Document | None:
+        with self._sessions() as s:
+            return s.scalar(select(Document).where(Document.submission_id == submission_id))
+
+    def list_cas(self) -> Sequence[CertificateAuthority]:
+        with self._sessions() as s:
+            return s.scalars(select(CertificateAuthority).order_by(CertificateAuthority.id)).all()

@@ -1,0 +1,108 @@
+"""Shared test resources: a real portal on a loopback port, a test PKI, provisioned facilities."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from fixtures.hospital import HiapClient
+from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
+from tests.live import LiveServer, start_server
+
+_codes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pki() -> TestPKI:
+    return TestPKI.create(
+        {"79001": "Bệnh viện Từ Dũ", "01002": "Bệnh viện Bạch Mai"},
+        now=datetime.now(UTC).replace(microsecond=0),
+    )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("portal"))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.admin() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def trusted(admin: httpx.Client, pki: TestPKI) -> TestPKI:
+    """The PKI's root CA is trusted by the portal, and its CRL (with the revoked variants) loaded."""
+    assert (
+        admin.post(
+            "/sandbox/trust/cas",
+            content=cert_pem(pki.root.cert),
+            headers={"Content-Type": "application/x-pem-file"},
+        ).status_code
+        == 201
+    )
+    return pki
+
+
+@dataclass
+class Hospital:
+    """A provisioned facility: its code, account, signing credential and a wire client."""
+
+    code: str
+    username: str
+    password: str
+    credential: Credential
+    client: HiapClient
+
+
+def new_facility_code(province: str = "79") -> str:
+    return f"{province}{next(_codes):03d}"
+
+
+def provision(
+    admin: httpx.Client,
+    pki: TestPKI,
+    base_url: str,
+    code: str | None = None,
+    variant: str = "valid",
+    register: bool = True,
+) -> Hospital:
+    code = code or new_facility_code()
+    password = f"pw-{code}"
+    username = f"{code}_BV"
+    created = admin.post(
+        "/sandbox/facilities",
+        json={"code": code, "name": f"Bệnh viện {code}", "username": username, "password": password},
+    )
+    assert created.status_code == 201, created.text
+    credential = pki.issue_facility_cert(code, variant)
+    if register:
+        registered = admin.post(
+            f"/sandbox/facilities/{code}/certificates",
+            content=cert_pem(credential.cert),
+            headers={"Content-Type": "application/x-pem-file"},
+        )
+        assert registered.status_code == 201, registered.text
+    client = HiapClient(base_url, facility_code=code, username=username, password=password)
+    return Hospital(code, username, password, credential, client)
+
+
+@pytest.fixture()
+def hospital(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> Hospital:
+    """A fresh facility with a valid registered certificate, for one test."""
+    return provision(admin, trusted, server.base_url)
+
+
+def load_crl(admin: httpx.Client, pki: TestPKI) -> None:
+    loaded = admin.post(
+        "/sandbox/trust/crls", content=crl_pem(pki.crl()), headers={"Content-Type": "application/x-pem-file"}
+    )
+    assert loaded.status_code == 201, loaded.text

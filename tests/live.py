@@ -1,0 +1,79 @@
+"""A real portal server on a loopback port, as a test-session resource."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    admin_token: str
+    database: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30.0
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_server(directory: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    database = directory / "portal.sqlite3"
+    log = directory / "server.log"
+    admin_token = "test-admin-token"
+    env = {
+        **os.environ,
+        "PORTAL_DATABASE_URL": f"sqlite:///{database}",
+        "PORTAL_ADMIN_TOKEN": admin_token,
+        "PORTAL_PORT": str(port),
+        **(extra_env or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "mock_portal.cli",
+        "serve",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = LiveServer(f"http://127.0.0.1:{port}", admin_token, database, log, process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"portal exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{server.base_url}/sandbox/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"portal did not start:\n{log.read_text()}")

@@ -1,0 +1,177 @@
+"""XSDs and structure checks: every built scenario is valid; each kind of schema error has its code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from fixtures.certificates import SCENARIOS, build_xml, scenario
+from mock_portal.documents import DocumentType, check_structure, fields_of, parse_xml, validate_schema
+from mock_portal.documents.doctypes import GBT_FIELDS, GCS_FIELDS
+from mock_portal.documents.xsdgen import render_xsd, xsd_path
+
+CERTS = [(f"{name}-{i}", dt, fields) for name in SCENARIOS for i, (dt, fields) in enumerate(scenario(name))]
+
+
+def _xml(doc_type: DocumentType, fields: dict[str, str]) -> bytes:
+    return build_xml(doc_type, fields, data_id="Id-test")
+
+
+def _codes(doc_type: DocumentType, data: bytes) -> list[str]:
+    root = parse_xml(data)
+    return [f.code for f in check_structure(doc_type, root) + validate_schema(doc_type, root)]
+
+
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_checked_in_xsd_matches_the_field_table(doc_type: DocumentType) -> None:
+    assert xsd_path(doc_type).read_text(encoding="utf-8") == render_xsd(doc_type)
+
+
+def test_field_tables_match_design() -> None:
+    assert (len(GCS_FIELDS), len(GBT_FIELDS)) == (69, 38)
+    assert (GCS_FIELDS[0].name, GCS_FIELDS[-1].name) == ("MA_GCS", "CAP_LAN_DAU")
+    assert (GBT_FIELDS[0].name, GBT_FIELDS[-1].name) == ("MA_GBT", "BENH_ICD10_TEN")
+    required_gbt = ("MA_GBT", "HO_TEN", "NGAY_SINH", "GIOI_TINH", "NGAY_TV", "NGUYENNHAN_TV")
+    required_gbt += ("NGUOI_GHIGIAY", "TTRUONG_DVI", "NGAY_CAPGIAYBT", "MACSKCB")
+    assert {f.name for f in GBT_FIELDS if f.required} == set(required_gbt)
+    assert sum(f.required for f in GCS_FIELDS) == 21
+
+
+@pytest.mark.parametrize(("doc_type", "fields"), [c[1:] for c in CERTS], ids=[c[0] for c in CERTS])
+def test_built_scenarios_are_schema_valid(doc_type: DocumentType, fields: dict[str, str]) -> None:
+    assert _codes(doc_type, _xml(doc_type, fields)) == []
+
+
+def test_fields_of_returns_document_order_and_empty_strings() -> None:
+    doc_type, fields = scenario("gbt_normal")[0]
+    root = parse_xml(_xml(doc_type, fields))
+    extracted = fields_of(root.find(doc_type.data_tag))
+    assert list(extracted) == list(doc_type.field_names)
+    assert extracted == fields and extracted["NGAYGIO_VV"] == ""
+
+
+GCS, GBT = DocumentType.GCS, DocumentType.GBT
+_BASE = {dt: next(f for _, d, f in CERTS if d is dt) for dt in DocumentType}
+
+
+def _without(name: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    return lambda f: {k: v for k, v in f.items() if k != name}
+
+
+def _swap(a: str, b: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    def apply(fields: dict[str, str]) -> dict[str, str]:
+        keys = list(fields)
+        i, j = keys.index(a), keys.index(b)
+        keys[i], keys[j] = keys[j], keys[i]
+        return {k: fields[k] for k in keys}
+
+    return apply
+
+
+# (doc type, change to the valid field set, expected finding code, expected path suffix)
+SCHEMA_CASES = {
+    "missing-first-field": (GCS, _without("MA_GCS"), "SCHEMA_REQUIRED_MISSING", "/MA_GCS"),
+    "missing-middle-field": (GCS, _without("NGAY_CT"), "SCHEMA_REQUIRED_MISSING", "/NGAY_CT"),
+    "missing-last-required": (GBT, _without("MACSKCB"), "SCHEMA_REQUIRED_MISSING", "/MACSKCB"),
+    "empty-required": (GBT, lambda f: {**f, "HO_TEN": ""}, "SCHEMA_REQUIRED_EMPTY", "/HO_TEN"),
+    "unknown-element": (
+        GCS,
+        lambda f: {**f, "GHI_CHU_THEM": "x"},
+        "SCHEMA_UNEXPECTED_ELEMENT",
+        "/GHI_CHU_THEM",
+    ),
+    "out-of-order": (GCS, _swap("SO_CON", "LAN_SINH"), "SCHEMA_UNEXPECTED_ELEMENT", "/LAN_SINH"),
+    "too-long": (GCS, lambda f: {**f, "HOTEN_NND": "A" * 256}, "SCHEMA_TOO_LONG", "/HOTEN_NND"),
+    "too-long-code": (GBT, lambda f: {**f, "MA_GBT": f["MA_GBT"] + "X"}, "SCHEMA_TOO_LONG", "/MA_GBT"),
+    "bad-date": (GCS, lambda f: {**f, "NGAY_CT": "10/03/26"}, "SCHEMA_PATTERN", "/NGAY_CT"),
+    "bad-birth-time": (
+        GCS,
+        lambda f: {**f, "NGAY_SINH_CON": "202603100930"},
+        "SCHEMA_PATTERN",
+        "/NGAY_SINH_CON",
+    ),
+    "bad-death-time": (GBT, lambda f: {**f, "NGAY_TV": "20260310"}, "SCHEMA_PATTERN", "/NGAY_TV"),
+    "bad-gender": (GBT, lambda f: {**f, "GIOI_TINH": "0"}, "SCHEMA_PATTERN", "/GIOI_TINH"),
+    "bad-flag": (GCS, lambda f: {**f, "SINHCON_PHAUTHUAT": "2"}, "SCHEMA_PATTERN", "/SINHCON_PHAUTHUAT"),
+    "bad-count": (GCS, lambda f: {**f, "SO_CON": "x"}, "SCHEMA_PATTERN", "/SO_CON"),
+    "unicode-digits": (GCS, lambda f: {**f, "NGAY_CT": "２０２６０３１０"}, "SCHEMA_PATTERN", "/NGAY_CT"),
+}
+
+
+@pytest.mark.parametrize(
+    ("doc_type", "change", "code", "path"), SCHEMA_CASES.values(), ids=list(SCHEMA_CASES)
+)
+def test_schema_error_has_specific_code_and_path(
+    doc_type: DocumentType, change: Callable[[dict[str, str]], dict[str, str]], code: str, path: str
+) -> None:
+    root = parse_xml(_xml(doc_type, change(_BASE[doc_type])))
+    findings = validate_schema(doc_type, root)
+    assert findings, "expected a schema error"
+    first = findings[0]
+    assert first.code == code
+    assert first.path == doc_type.path() + path
+    assert first.message_vi != first.message_en
+
+
+def test_value_errors_report_the_received_value() -> None:
+    root = parse_xml(_xml(GCS, {**_BASE[GCS], "NGAY_CT": "2026-3-10"}))
+    (finding,) = [f for f in validate_schema(GCS, root) if f.code == "SCHEMA_PATTERN"]
+    assert finding.received == "2026-3-10"
+
+
+VALID_VARIANTS = {
+    "optional-empty": (GCS, lambda f: {**f, "MA_CT": "", "MAHUYEN_CU_TRU": "", "GHI_CHU": ""}),
+    "optional-absent": (GCS, lambda f: {k: v for k, v in f.items() if not k.endswith("_MTH")}),
+    "birth-year-only": (GBT, lambda f: {**f, "NGAY_SINH": "1950"}),
+    "gbt-id-type-7": (GBT, lambda f: {**f, "LOAI_GIAYTO": "7"}),
+}
+
+
+@pytest.mark.parametrize(("doc_type", "change"), VALID_VARIANTS.values(), ids=list(VALID_VARIANTS))
+def test_schema_accepts_what_hospitals_send(
+    doc_type: DocumentType, change: Callable[[dict[str, str]], dict[str, str]]
+) -> None:
+    assert _codes(doc_type, _xml(doc_type, change(_BASE[doc_type]))) == []
+
+
+def test_signature_container_takes_any_namespaced_content() -> None:
+    signed = _xml(GCS, _BASE[GCS]).replace(
+        b"<CHUKYDONVI/>",
+        b'<CHUKYDONVI><Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><X/></Signature></CHUKYDONVI>',
+    )
+    assert _codes(GCS, signed) == []
+
+
+def test_missing_id_attribute() -> None:
+    data = _xml(GCS, _BASE[GCS]).replace(b' Id="Id-test"', b"")
+    assert _codes(GCS, data) == ["SCHEMA_ATTRIBUTE"]
+
+
+def test_root_mismatch_names_expected_and_received() -> None:
+    root = parse_xml(_xml(GBT, _BASE[GBT]))
+    (finding,) = check_structure(GCS, root)
+    assert (finding.code, finding.expected, finding.received) == ("XML_ROOT_MISMATCH", "HSDLGCS", "HSDLGBT")
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"<HSDLGCS><CHUKYDONVI/></HSDLGCS>", "XML_DATA_MISSING"),
+        (
+            b'<HSDLGCS><GIAYCHUNGSINH Id="a"/><GIAYCHUNGSINH Id="b"/><CHUKYDONVI/></HSDLGCS>',
+            "XML_DATA_MULTIPLE",
+        ),
+    ],
+    ids=["data-missing", "data-multiple"],
+)
+def test_structure_findings(data: bytes, code: str) -> None:
+    assert [f.code for f in check_structure(GCS, parse_xml(data))] == [code]
+
+
+def test_schema_validation_is_thread_safe() -> None:
+    good, bad = _xml(GCS, _BASE[GCS]), _xml(GCS, {**_BASE[GCS], "SO_CON": "x"})
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda i: _codes(GCS, bad if i % 2 else good), range(100)))
+    assert results.count([]) == 50 and results.count(["SCHEMA_PATTERN"]) == 50
