@@ -37,7 +37,7 @@ def take_token(repo: Repository, *, username: str, password_md5: str, now: datet
         return TokenGrant(TokenResult.WRONG_FACILITY)
     if account.locked:
         return TokenGrant(TokenResult.LOCKED)
-    if not hmac.compare_digest(password_md5.upper(), account.password_md5):
+    if not hmac.compare_digest(password_md5.encode(), account.password_md5.encode()):
         return TokenGrant(TokenResult.NO_ACCOUNT)
     token = Token(
         access_token=secrets.token_urlsafe(32),
@@ -71,7 +71,7 @@ def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) ->
         return None, _auth("AUTH_FIELDS_MISSING", f"Thiếu trường xác thực: {', '.join(missing)}",
                            f"Missing authentication fields: {', '.join(missing)}")
     token = repo.get_token(creds.access_token)
-    if token is None or not hmac.compare_digest(token.id_token, creds.id_token):
+    if token is None or not hmac.compare_digest(token.id_token.encode(), creds.id_token.encode()):
         return None, _auth("AUTH_TOKEN_INVALID", "Token hoặc id_token không hợp lệ",
                            "Unknown token, or id_token does not belong to it")
     if token.username != creds.username:
@@ -81,7 +81,7 @@ def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) ->
         return None, _auth("AUTH_TOKEN_EXPIRED", "Token đã hết hạn, hãy lấy token mới",
                            f"Token expired at {token.expires_at.isoformat()}Z; take a new one")
     account = repo.get_account(creds.username)
-    if account is None or not hmac.compare_digest(creds.password_md5.upper(), account.password_md5):
+    if account is None or not hmac.compare_digest(creds.password_md5.encode(), account.password_md5.encode()):
         return None, _auth("AUTH_BAD_CREDENTIALS", "Sai tài khoản hoặc mật khẩu (MD5 viết hoa)",
                            "Wrong username or password (uppercase hex MD5 expected)")
     if account.locked:

@@ -1,0 +1,269 @@
+"""`POST /api/hososuckhoe/guiGiayToDienTu` through real HTTP with real signatures from the test PKI.
+
+Accepted documents are stored before the reply; every bad input gets the real portal's MaKetQua,
+a specific finding, and is never stored as accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from fixtures.certificates import INVALID_KINDS
+from fixtures.pki import TestPKI
+from fixtures.samples import SIGNATURE_KINDS
+from tests.conftest import Hospital, load_crl, provision
+from tests.live import LiveServer
+from tests.wire import Sent, sample, send, send_form
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def assert_refused(sent: Sent, code: str, finding: str) -> None:
+    assert sent.reply.ma_ket_qua == code, sent.submission["findings"]
+    assert sent.reply.ma_gd == ""
+    assert finding in sent.codes, sent.codes
+    assert sent.submission["result"] == code
+    assert sent.submission["document"] is None, "a refused file is never stored as accepted"
+    assert sent.reply.explain and ":" in sent.reply.explain
+
+
+# accepted documents ---------------------------------------------------------------------------
+
+def test_valid_gcs_is_accepted_stored_and_explained(admin: httpx.Client, hospital: Hospital) -> None:
+    xml = sample(hospital, "GCS")
+    before = datetime.now(UTC).replace(microsecond=0)
+    sent = send(admin, hospital, xml)
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+    assert re.fullmatch(rf"HS_GCS{hospital.code}_[0-9A-F-]{{36}}", sent.reply.ma_gd)
+    received = datetime.strptime(sent.reply.thoi_gian_tiep_nhan, "%Y%m%d%H%M%S").replace(tzinfo=VN)
+    assert before - timedelta(seconds=1) <= received <= datetime.now(UTC) + timedelta(seconds=1), "Vietnam time"
+    assert sent.reply.explain.startswith("ACCEPTED: GCS")
+    document = sent.submission["document"]
+    assert document["type"] == "GCS" and document["ma_gd"] == sent.reply.ma_gd
+    assert document["fields"]["MA_GCS"] == document["code"]
+    assert sent.submission["signature"]["indication"] == "TOTAL_PASSED"
+    assert sent.submission["signature"]["profile"] == "two-reference"
+    stored = admin.get(f"/sandbox/submissions/{sent.reply.submission_id}/file")
+    assert stored.status_code == 200 and stored.content == xml
+    by_code = admin.get(f"/sandbox/documents/{document['code']}")
+    assert by_code.status_code == 200 and [d["ma_gd"] for d in by_code.json()] == [sent.reply.ma_gd]
+
+
+def test_valid_gbt_is_accepted(admin: httpx.Client, hospital: Hospital) -> None:
+    sent = send(admin, hospital, sample(hospital, "GBT"), "GBT")
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+    assert sent.submission["document"]["type"] == "GBT"
+    assert sent.reply.ma_gd.startswith(f"HS_GBT{hospital.code}_")
+
+
+def test_sending_twice_makes_two_records(admin: httpx.Client, hospital: Hospital) -> None:
+    xml = sample(hospital)
+    first, second = send(admin, hospital, xml), send(admin, hospital, xml)
+    assert first.reply.ma_ket_qua == second.reply.ma_ket_qua == "200"
+    assert first.reply.ma_gd != second.reply.ma_gd
+    code = first.submission["document"]["code"]
+    assert len(admin.get(f"/sandbox/documents/{code}").json()) == 2
+
+
+def test_older_enveloped_profile_is_accepted_and_named(admin: httpx.Client, hospital: Hospital) -> None:
+    sent = send(admin, hospital, sample(hospital, profile="enveloped"))
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+    assert sent.submission["signature"]["profile"] == "enveloped"
+
+
+def test_ecdsa_certificate_is_accepted(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
+    hospital = provision(admin, trusted, server.base_url, variant="ecdsa")
+    sent = send(admin, hospital, sample(hospital))
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+
+
+# bad transport and XML ------------------------------------------------------------------------
+
+def _form(hospital: Hospital, xml: bytes | None = None, **overrides: str) -> dict[str, str]:
+    form = hospital.client.form("61", xml if xml is not None else b"<x/>")
+    form.update(overrides)
+    return form
+
+
+@pytest.mark.parametrize(
+    ("payload", "finding"),
+    [
+        (b"this is not xml at all", "XML_NOT_WELL_FORMED"),
+        (b"<HSDLGCS><GIAYCHUNGSINH Id='a'>", "XML_NOT_WELL_FORMED"),
+        (b'<?xml version="1.0"?><!DOCTYPE HSDLGCS [<!ELEMENT HSDLGCS ANY>]><HSDLGCS/>', "XML_DTD_FORBIDDEN"),
+        (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><HSDLGCS>&x;</HSDLGCS>',
+         "XML_ENTITY_FORBIDDEN"),
+        (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+         b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><HSDLGCS>&c;</HSDLGCS>', "XML_ENTITY_FORBIDDEN"),
+        (b"<HSDLGCS>" + b"<a>" * 300 + b"</a>" * 300 + b"</HSDLGCS>", "XML_TOO_DEEP"),
+        (b"\xef\xbb\xbf<HSDLGCS/>", "XML_BOM"),
+        ('<?xml version="1.0" encoding="utf-16"?><HSDLGCS/>'.encode("utf-16"), "XML_ENCODING"),
+        (b"<HSDLGBT><GIAYBAOTU Id='x'/><CHUKYDONVI/></HSDLGBT>", "XML_ROOT_MISMATCH"),
+    ],
+    ids=["not-xml", "truncated", "dtd", "external-entity", "entity-expansion", "deep-nesting", "bom", "utf-16",
+         "wrong-root"],
+)
+def test_hostile_or_broken_xml_is_205(admin: httpx.Client, hospital: Hospital, payload: bytes, finding: str) -> None:
+    assert_refused(send(admin, hospital, payload), "205", finding)
+
+
+def test_gbt_sent_as_loaihs_61_is_a_root_mismatch(admin: httpx.Client, hospital: Hospital) -> None:
+    sent = send(admin, hospital, sample(hospital, "GBT"), "GCS")
+    assert_refused(sent, "205", "XML_ROOT_MISMATCH")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code", "finding"),
+    [
+        ({"fileBase64Str": "not base64 !!!"}, "205", "FILE_BASE64_INVALID"),
+        ({"fileBase64Str": "PEhTRExHQ1M+"[:-1]}, "205", "FILE_BASE64_INVALID"),
+        ({"fileBase64Str": ""}, "205", "FILE_EMPTY"),
+        ({"loaiHs": "39"}, "205", "FILE_LOAIHS_UNKNOWN"),
+        ({"loaiHs": ""}, "205", "FILE_LOAIHS_UNKNOWN"),
+    ],
+    ids=["malformed-base64", "truncated-base64", "empty-file", "unknown-loaihs", "missing-loaihs"],
+)
+def test_bad_form_values(admin: httpx.Client, hospital: Hospital, overrides: dict[str, str], code: str,
+                         finding: str) -> None:
+    assert_refused(send_form(admin, hospital, _form(hospital, **overrides)), code, finding)
+
+
+# schema and business rules: broken before signing, so the signature itself is good ------------
+
+@pytest.mark.parametrize("kind", sorted(INVALID_KINDS), ids=str)
+def test_field_level_defects_are_205_with_their_finding(admin: httpx.Client, hospital: Hospital, kind: str) -> None:
+    invalid = INVALID_KINDS[kind]
+    doc_kind = sorted(t.name for t in invalid.doc_types)[0]
+    sent = send(admin, hospital, sample(hospital, doc_kind, invalid=kind), doc_kind)
+    assert_refused(sent, "205", invalid.code)
+    assert sent.submission["signature"]["indication"] == "TOTAL_PASSED", "only the data is wrong"
+
+
+# signatures -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", sorted(SIGNATURE_KINDS), ids=str)
+def test_signature_defects_are_205_with_their_finding(admin: httpx.Client, hospital: Hospital, kind: str) -> None:
+    sent = send(admin, hospital, sample(hospital, invalid=kind))
+    assert_refused(sent, "205", SIGNATURE_KINDS[kind].code)
+    signature = sent.submission["signature"]
+    assert signature is None or signature["indication"] in {"TOTAL_FAILED", "INDETERMINATE"}
+
+
+def test_wrong_canonicalisation_is_explained_by_name(admin: httpx.Client, hospital: Hospital) -> None:
+    sent = send(admin, hospital, sample(hospital, invalid="wrong_c14n"))
+    messages = " ".join(f["message_en"] for f in sent.submission["findings"])
+    assert "namespace" in messages.lower(), messages
+
+
+@pytest.mark.parametrize(
+    ("variant", "finding", "sub_indication"),
+    [
+        ("untrusted-ca", "SIG_CERT_UNTRUSTED", "NO_CERTIFICATE_CHAIN_FOUND"),
+        ("expired", "SIG_CERT_INVALID_AT_SIGNING_TIME", "EXPIRED"),
+        ("not-yet-valid", "SIG_CERT_INVALID_AT_SIGNING_TIME", "NOT_YET_VALID"),
+        ("wrong-key-usage", "SIG_CERT_KEY_USAGE", "CHAIN_CONSTRAINTS_FAILURE"),
+    ],
+    ids=str,
+)
+def test_certificate_defects(admin: httpx.Client, trusted: TestPKI, server: LiveServer, variant: str,
+                             finding: str, sub_indication: str) -> None:
+    hospital = provision(admin, trusted, server.base_url, variant=variant)
+    sent = send(admin, hospital, sample(hospital))
+    assert_refused(sent, "205", finding)
+    assert sent.submission["signature"]["sub_indication"] == sub_indication
+
+
+def test_revoked_certificate_is_refused_once_the_crl_is_loaded(admin: httpx.Client, trusted: TestPKI,
+                                                                server: LiveServer) -> None:
+    hospital = provision(admin, trusted, server.base_url, variant="revoked")
+    load_crl(admin, trusted)
+    sent = send(admin, hospital, sample(hospital))
+    assert_refused(sent, "205", "SIG_CERT_REVOKED")
+    assert sent.submission["signature"]["sub_indication"] == "REVOKED"
+
+
+def test_unregistered_certificate_is_refused(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
+    hospital = provision(admin, trusted, server.base_url, register=False)
+    assert_refused(send(admin, hospital, sample(hospital)), "205", "SIG_CERT_NOT_REGISTERED")
+
+
+def test_certificate_of_another_facility_is_refused(admin: httpx.Client, trusted: TestPKI,
+                                                     server: LiveServer) -> None:
+    mine, other = provision(admin, trusted, server.base_url), provision(admin, trusted, server.base_url)
+    borrowed = Hospital(mine.code, mine.username, mine.password, other.credential, mine.client)
+    assert_refused(send(admin, mine, sample(borrowed)), "205", "SIG_CERT_NOT_REGISTERED")
+
+
+def test_unregistering_a_certificate_takes_effect(admin: httpx.Client, hospital: Hospital) -> None:
+    fingerprint = hospital.credential.fingerprint
+    assert admin.delete(f"/sandbox/facilities/{hospital.code}/certificates/{fingerprint}").status_code == 204
+    assert_refused(send(admin, hospital, sample(hospital)), "205", "SIG_CERT_NOT_REGISTERED")
+
+
+# authentication -------------------------------------------------------------------------------
+
+def test_token_of_another_facility_is_401(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
+    mine, other = provision(admin, trusted, server.base_url), provision(admin, trusted, server.base_url)
+    form = mine.client.form("61", sample(mine), token=other.client.take_token())
+    assert_refused(send_form(admin, mine, form), "401", "AUTH_TOKEN_OTHER_ACCOUNT")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "finding"),
+    [
+        ("token", "forged-token", "AUTH_TOKEN_INVALID"),
+        ("id_token", "forged-id-token", "AUTH_TOKEN_INVALID"),
+        ("password", "0" * 32, "AUTH_BAD_CREDENTIALS"),
+        ("maCskcb", "01999", "AUTH_FACILITY_MISMATCH"),
+        ("token", "", "AUTH_FIELDS_MISSING"),
+    ],
+    ids=["forged-token", "forged-id-token", "wrong-password", "other-maCskcb", "missing-token"],
+)
+def test_bad_credentials_are_401(admin: httpx.Client, hospital: Hospital, field: str, value: str,
+                                 finding: str) -> None:
+    form = hospital.client.form("61", sample(hospital))
+    form[field] = value
+    assert_refused(send_form(admin, hospital, form), "401", finding)
+
+
+def test_locked_account_cannot_submit(admin: httpx.Client, hospital: Hospital) -> None:
+    form = hospital.client.form("61", sample(hospital))
+    assert admin.post(f"/sandbox/facilities/{hospital.code}/lock").status_code == 200
+    assert_refused(send_form(admin, hospital, form), "401", "AUTH_ACCOUNT_LOCKED")
+
+
+# the server stays well -------------------------------------------------------------------------
+
+def test_refusals_never_reach_accepted_documents(admin: httpx.Client, hospital: Hospital) -> None:
+    sent = send(admin, hospital, sample(hospital, invalid="tampered"))
+    code = sent.submission["document_code"]
+    assert admin.get(f"/sandbox/documents/{code}").status_code == 404
+
+
+def test_submissions_can_be_filtered(admin: httpx.Client, hospital: Hospital) -> None:
+    send(admin, hospital, sample(hospital))
+    send(admin, hospital, sample(hospital, invalid="unsigned"))
+    refused = admin.get("/sandbox/submissions", params={"facility": hospital.code, "result": "205"}).json()
+    accepted = admin.get("/sandbox/submissions", params={"facility": hospital.code, "result": "200"}).json()
+    assert [s["result"] for s in refused] == ["205"] and [s["result"] for s in accepted] == ["200"]
+    assert all(s["facility"] == hospital.code for s in refused + accepted)
+
+
+def test_server_is_healthy_after_hostile_input(server: LiveServer) -> None:
+    health = httpx.get(f"{server.base_url}/sandbox/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert b"Traceback" not in server.log.read_bytes()
+
+
+def test_base64_with_line_breaks_is_decoded(admin: httpx.Client, hospital: Hospital) -> None:
+    xml = sample(hospital)
+    wrapped = base64.encodebytes(xml).decode()
+    assert "\n" in wrapped
+    sent = send_form(admin, hospital, hospital.client.form("61", xml) | {"fileBase64Str": wrapped})
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]

@@ -1,0 +1,74 @@
+"""`POST /api/token/take` through real HTTP: the reply shape and each maKetQua code."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from fixtures.pki import TestPKI
+from mock_portal.auth import md5_upper
+from tests.conftest import provision
+from tests.live import LiveServer
+
+
+def take(server: LiveServer, username: str, password_md5: str) -> dict:
+    reply = httpx.post(f"{server.base_url}/api/token/take", data={"username": username, "password": password_md5})
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/json")
+    return reply.json()
+
+
+def test_token_reply_has_the_real_portal_shape(server: LiveServer, admin: httpx.Client, trusted: TestPKI) -> None:
+    hospital = provision(admin, trusted, server.base_url)
+    body = take(server, hospital.username, md5_upper(hospital.password))
+    assert body["maKetQua"] == "200"
+    key = body["APIKey"]
+    assert set(key) == {"access_token", "id_token", "token_type", "username", "expires_in"}
+    assert key["token_type"] == "Bearer"
+    assert key["username"] == hospital.username
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", key["expires_in"])
+    assert key["access_token"] != key["id_token"]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown_account", "401"),
+        ("wrong_password", "401"),
+        ("lowercase_md5", "401"),
+        ("plain_password", "401"),
+    ],
+    ids=str,
+)
+def test_token_refusals(server: LiveServer, admin: httpx.Client, trusted: TestPKI, case: str, expected: str) -> None:
+    hospital = provision(admin, trusted, server.base_url)
+    username, password = hospital.username, md5_upper(hospital.password)
+    if case == "unknown_account":
+        username = "99999_BV"
+    elif case == "wrong_password":
+        password = md5_upper("not the password")
+    elif case == "lowercase_md5":
+        password = password.lower()
+    elif case == "plain_password":
+        password = hospital.password
+    body = take(server, username, password)
+    assert body == {"maKetQua": expected, "APIKey": None}
+
+
+def test_username_of_another_facility_code_is_402(server: LiveServer, admin: httpx.Client) -> None:
+    created = admin.post("/sandbox/facilities", json={"code": "48202", "name": "BV Đà Nẵng",
+                                                       "username": "48999_BV", "password": "pw"})
+    assert created.status_code == 201, created.text
+    assert take(server, "48999_BV", md5_upper("pw"))["maKetQua"] == "402"
+
+
+def test_locked_account_is_403_and_unlocking_restores_it(server: LiveServer, admin: httpx.Client,
+                                                          trusted: TestPKI) -> None:
+    hospital = provision(admin, trusted, server.base_url)
+    locked = admin.post(f"/sandbox/facilities/{hospital.code}/lock")
+    assert locked.status_code == 200 and locked.json()["accounts"][0]["locked"] is True
+    assert take(server, hospital.username, md5_upper(hospital.password))["maKetQua"] == "403"
+    assert admin.post(f"/sandbox/facilities/{hospital.code}/unlock").status_code == 200
+    assert take(server, hospital.username, md5_upper(hospital.password))["maKetQua"] == "200"
