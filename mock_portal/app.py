@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import json
+import warnings
 
-import connexion
-from connexion.jsonifier import Jsonifier
-from connexion.middleware import MiddlewarePosition
+# connexion imports starlette's TestClient at import time, which warns about httpx; the server never uses it.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+
+import connexion  # noqa: E402
+from connexion.jsonifier import Jsonifier  # noqa: E402
+from connexion.middleware import MiddlewarePosition  # noqa: E402
 
 from mock_portal import store
 from mock_portal.api.errors import register_error_handlers

@@ -26,7 +26,8 @@ _CONNEXION = {
 }
 
 
-def problem(status: int, code: str, detail_vi: str, detail_en: str, title: str = "") -> ConnexionResponse:
+def problem(status: int, code: str, detail_vi: str, detail_en: str, title: str = "",
+            headers: dict[str, str] | None = None) -> ConnexionResponse:
     body = {
         "type": "about:blank",
         "title": title or code.replace("_", " ").capitalize(),
@@ -37,6 +38,7 @@ def problem(status: int, code: str, detail_vi: str, detail_en: str, title: str =
         "detail_en": detail_en,
     }
     return ConnexionResponse(status_code=status, mimetype="application/problem+json",
+                             headers=headers or {},
                              body=json.dumps(body, ensure_ascii=False))
 
 
@@ -49,7 +51,9 @@ def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionR
     status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
     detail = str(getattr(exc, "detail", "") or getattr(exc, "title", "") or exc)
     code, vi = _CONNEXION.get(status, ("INTERNAL_ERROR", "Lỗi hệ thống"))
-    return problem(status, code, vi, detail or code)
+    # Keep the headers the exception carries: `Allow` on a 405 (RFC 9110), `WWW-Authenticate` on a 401.
+    headers = {k: v for k, v in (getattr(exc, "headers", None) or {}).items() if k.lower() != "content-type"}
+    return problem(status, code, vi, detail or code, headers=headers)
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

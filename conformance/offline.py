@@ -1,0 +1,64 @@
+"""Offline judgement of files a hospital system produced: the portal's own checks, no server needed.
+
+Offline there is no "Danh mục chứng thư số", so the signing certificate found in each file is taken
+as registered for the facility; everything else (schema, rules, digests, chain, validity, CRL, key
+usage) is judged exactly as the portal judges it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mock_portal.documents import DocumentError, DocumentType, ParseLimits, parse_xml
+from mock_portal.intake import IntakePolicy, Verdict, examine_xml
+from mock_portal.signature import SignaturePolicy
+from mock_portal.trust import TrustStore, load_certificates, load_crl
+
+ROOTS = {t.root_tag: t for t in DocumentType}
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    path: Path
+    verdict: Verdict
+    facility_code: str
+
+
+def trust_from_files(cas: list[Path], crls: list[Path]) -> TrustStore:
+    return TrustStore(
+        cas=tuple(cert for path in cas for cert in load_certificates(path.read_bytes())),
+        crls=tuple(load_crl(path.read_bytes()) for path in crls),
+    )
+
+
+def doc_type_of(data: bytes, limits: ParseLimits) -> DocumentType | None:
+    try:
+        return ROOTS.get(parse_xml(data, limits).tag)
+    except DocumentError:
+        return None
+
+
+def check_file(path: Path, *, facility_code: str | None, trust: TrustStore, max_file_bytes: int = 5 << 20,
+               now: datetime | None = None) -> FileVerdict:
+    data = path.read_bytes()
+    policy = IntakePolicy(max_file_bytes, ParseLimits(max_bytes=max_file_bytes), SignaturePolicy())
+    doc_type = doc_type_of(data, policy.parse_limits) or DocumentType.GCS
+    facility = facility_code or _facility_in_code(data, doc_type)
+    received = now or datetime.now(UTC)
+    first = examine_xml(doc_type, data, facility_code=facility, received_at=received, trust=trust, policy=policy)
+    certificate = first.signature.certificate if first.signature else None
+    if certificate is None:
+        return FileVerdict(path, first, facility)
+    registered = TrustStore(cas=trust.cas, crls=trust.crls, registrations={facility: frozenset({certificate.sha256})})
+    verdict = examine_xml(doc_type, data, facility_code=facility, received_at=received, trust=registered,
+                          policy=policy)
+    return FileVerdict(path, verdict, facility)
+
+
+def _facility_in_code(data: bytes, doc_type: DocumentType) -> str:
+    """The facility named in MA_GCS / MA_GBT (`XXXXX.GCS.ZZZZZ.YY`), when no --facility is given."""
+    marker = f".{doc_type.code_kind}.".encode()
+    at = data.find(marker)
+    return data[at + len(marker): at + len(marker) + 5].decode("ascii", "replace") if at >= 0 else ""

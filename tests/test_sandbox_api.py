@@ -1,0 +1,111 @@
+"""The sandbox control API through real HTTP: auth, facilities, trust material, problem+json errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from fixtures.pki import TestPKI, cert_pem, crl_der
+from tests.conftest import new_facility_code, provision
+from tests.live import LiveServer, start_server
+
+PEM = {"Content-Type": "application/x-pem-file"}
+
+
+def assert_problem(reply: httpx.Response, status: int, code: str) -> dict:
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    body = reply.json()
+    assert body["code"] == code and body["status"] == status
+    assert body["detail_vi"] and body["detail_en"] and body["detail"] == f"{body['detail_vi']} | {body['detail_en']}"
+    return body
+
+
+def test_health_needs_no_token(server: LiveServer) -> None:
+    body = httpx.get(f"{server.base_url}/sandbox/health").json()
+    assert body["status"] == "ok" and body["version"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}],
+                         ids=["none", "wrong-token", "basic"])
+def test_control_api_needs_the_admin_token(server: LiveServer, headers: dict[str, str]) -> None:
+    assert_problem(httpx.get(f"{server.base_url}/sandbox/facilities", headers=headers), 401, "UNAUTHORIZED")
+
+
+def test_facility_lifecycle(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
+    hospital = provision(admin, trusted, server.base_url)
+    facility = admin.get(f"/sandbox/facilities/{hospital.code}").json()
+    assert facility["accounts"] == [{"username": hospital.username, "locked": False}]
+    [certificate] = facility["certificates"]
+    assert certificate["fingerprint"] == hospital.credential.fingerprint
+    assert hospital.code in [f["code"] for f in admin.get("/sandbox/facilities").json()]
+    again = admin.post("/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": "y",
+                                                    "password": "z"})
+    assert_problem(again, 409, "FACILITY_EXISTS")
+    twice = admin.post(f"/sandbox/facilities/{hospital.code}/certificates", content=cert_pem(hospital.credential.cert),
+                       headers=PEM)
+    assert_problem(twice, 409, "CERTIFICATE_EXISTS")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"code": "7900", "name": "x", "username": "u", "password": "p"}, 400, "REQUEST_INVALID"),
+        ({"code": "79000", "name": "x"}, 400, "REQUEST_INVALID"),
+        ({"code": "79000", "name": "x", "username": "u", "password": "p", "extra": 1}, 400, "REQUEST_INVALID"),
+    ],
+    ids=["short-code", "missing-account", "unknown-field"],
+)
+def test_bad_facility_bodies(admin: httpx.Client, body: dict, status: int, code: str) -> None:
+    assert_problem(admin.post("/sandbox/facilities", json=body), status, code)
+
+
+def test_unknown_things_are_404_with_codes(admin: httpx.Client) -> None:
+    assert_problem(admin.get("/sandbox/facilities/00000"), 404, "FACILITY_NOT_FOUND")
+    assert_problem(admin.get("/sandbox/submissions/999999999"), 404, "SUBMISSION_NOT_FOUND")
+    assert_problem(admin.get("/sandbox/documents/00001.GCS.00000.26"), 404, "DOCUMENT_NOT_FOUND")
+    assert_problem(admin.delete(f"/sandbox/facilities/00000/certificates/{'a' * 64}"), 404, "FACILITY_NOT_FOUND")
+
+
+def test_bad_trust_material_is_refused(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
+    hospital = provision(admin, trusted, server.base_url)
+    assert_problem(admin.post("/sandbox/trust/cas", content=b"not a pem", headers=PEM), 400, "CERTIFICATE_INVALID")
+    leaf = cert_pem(hospital.credential.cert)
+    assert_problem(admin.post("/sandbox/trust/cas", content=leaf, headers=PEM), 400, "CA_NOT_A_CA")
+    assert_problem(admin.post("/sandbox/trust/crls", content=b"garbage", headers=PEM), 400, "CRL_INVALID")
+    assert_problem(admin.post(f"/sandbox/facilities/{hospital.code}/certificates", content=b"x", headers=PEM),
+                   400, "CERTIFICATE_INVALID")
+    assert_problem(admin.delete(f"/sandbox/facilities/{hospital.code}/certificates/{'b' * 64}"), 404,
+                   "CERTIFICATE_NOT_FOUND")
+
+
+def test_crl_in_der_is_accepted(admin: httpx.Client, trusted: TestPKI) -> None:
+    reply = admin.post("/sandbox/trust/crls", content=crl_der(trusted.crl()),
+                       headers={"Content-Type": "application/pkix-crl"})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["issuer"].startswith("CN=VN Sandbox Test Root CA")
+
+
+def test_ca_listing_includes_the_trusted_root(admin: httpx.Client, trusted: TestPKI) -> None:
+    subjects = [ca["subject"] for ca in admin.get("/sandbox/trust/cas").json()]
+    assert trusted.root.cert.subject.rfc4514_string() in subjects
+
+
+def test_rules_catalogue_is_bilingual(admin: httpx.Client) -> None:
+    rules = admin.get("/sandbox/rules").json()
+    codes = {rule["code"] for rule in rules}
+    assert {"RULE_CODE_FORMAT", "RULE_CODE_FACILITY", "RULE_CODE_YEAR", "RULE_GHI_CHU_FLAGS"} <= codes
+    assert all(rule["description_vi"] and rule["description_en"] for rule in rules)
+
+
+def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI) -> None:
+    live = start_server(tmp_path_factory.mktemp("reset"))
+    try:
+        with live.admin() as admin:
+            admin.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
+            provision(admin, pki, live.base_url, code=new_facility_code("01"))
+            assert admin.post("/sandbox/reset").status_code == 204
+            assert admin.get("/sandbox/facilities").json() == []
+            assert admin.get("/sandbox/trust/cas").json() == []
+    finally:
+        live.stop()
