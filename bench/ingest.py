@@ -64,6 +64,7 @@ class Server:
     admin_token: str
     process: subprocess.Popen[bytes]
     log: Path
+    worker_count: int
 
     def admin(self) -> httpx.Client:
         return httpx.Client(
@@ -81,7 +82,12 @@ class Server:
         return found
 
     def workers(self) -> list[int]:
-        """The uvicorn worker processes: spawned children running `spawn_main` (not the resource tracker)."""
+        """The uvicorn worker processes: spawned children running `spawn_main` (not the resource tracker).
+
+        With one worker uvicorn serves from the started process itself.
+        """
+        if self.worker_count == 1:
+            return [self.process.pid]
         return [pid for pid in self.processes()[1:] if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
 
     def stop(self) -> None:
@@ -156,14 +162,12 @@ def running_server(directory: Path, workers: int) -> Iterator[Server]:
         "warning",
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(f"http://{HOST}:{port}", admin_token, process, log)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://{HOST}:{port}", admin_token, process, log, workers)
     try:
         _wait_ready(server, workers)
         yield server
-    except BaseException:
+    except Exception:
         tail = log.read_text(errors="replace")[-3000:]
         if tail:
             print(f"--- server log (tail) ---\n{tail}", file=sys.stderr)
@@ -217,9 +221,7 @@ def provision(server: Server, pki: TestPKI, code: str) -> Facility:
         ]
     for step in steps:
         if step.status_code != 201:
-            raise RuntimeError(
-                f"{step.request.method} {step.request.url.path}: {step.status_code} {step.text}"
-            )
+            raise RuntimeError(f"{step.request.method} {step.request.url.path}: {step.status_code} {step.text}")
     client = HiapClient(server.base_url, facility_code=code, username=username, password=password)
     return Facility(code, credential, ca_pem, client)
 
@@ -468,6 +470,7 @@ def _on_sigterm(_signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     mode = f"open loop at {args.rate:g} req/s" if args.rate else "closed loop (unlimited rate)"
     print(
         f"ingest bench: {args.seconds:g} s, {mode}, {args.concurrency} in flight max, "
@@ -536,8 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "peak RSS (VmHWM) MB: "
         + ", ".join(
-            f"{'worker' if pid in workers else 'supervisor' if pid == srv.process.pid else 'helper'} {pid} "
-            f"{mb:.1f}"
+            f"{'worker' if pid in workers else 'supervisor' if pid == srv.process.pid else 'helper'} {pid} {mb:.1f}"
             for pid, mb in rss.items()
         )
         + f"; workers total {sum(worker_rss):.1f}"

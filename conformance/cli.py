@@ -22,8 +22,8 @@ def _render(result: FileVerdict) -> str:
     lines = [f"{result.path}: {status}  facility {result.facility_code or '?'}"]
     if verdict.signature is not None:
         sig = verdict.signature
-        lines.append(f"  signature: {sig.indication.value}"
-                     f"{' / ' + sig.sub_indication.value if sig.sub_indication else ''} ({sig.profile or 'no profile'})")
+        sub = f" / {sig.sub_indication.value}" if sig.sub_indication else ""
+        lines.append(f"  signature: {sig.indication.value}{sub} ({sig.profile or 'no profile'})")
     for finding in verdict.findings:
         where = f" at {finding.path}" if finding.path else ""
         lines.append(f"  {finding.severity.value.upper():7} {finding.code}{where}")
@@ -61,10 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="judge signed files offline, as the portal would")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     check.add_argument("--facility", help="submitting facility (default: the one in MA_GCS / MA_GBT)")
-    check.add_argument("--trust", type=Path, action="append", default=[], metavar="CA.pem",
-                       help="a trusted CA certificate (repeatable)")
-    check.add_argument("--crl", type=Path, action="append", default=[], metavar="CRL",
-                       help="a CRL, PEM or DER (repeatable)")
+    check.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CA.pem",
+        help="a trusted CA certificate (repeatable)",
+    )
+    check.add_argument(
+        "--crl", type=Path, action="append", default=[], metavar="CRL", help="a CRL, PEM or DER (repeatable)"
+    )
     check.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     check.set_defaults(func=_check)
     args = parser.parse_args(argv)

@@ -40,8 +40,14 @@ def doc_type_of(data: bytes, limits: ParseLimits) -> DocumentType | None:
         return None
 
 
-def check_file(path: Path, *, facility_code: str | None, trust: TrustStore, max_file_bytes: int = 5 << 20,
-               now: datetime | None = None) -> FileVerdict:
+def check_file(
+    path: Path,
+    *,
+    facility_code: str | None,
+    trust: TrustStore,
+    max_file_bytes: int = 5 << 20,
+    now: datetime | None = None,
+) -> FileVerdict:
     data = path.read_bytes()
     policy = IntakePolicy(max_file_bytes, ParseLimits(max_bytes=max_file_bytes), SignaturePolicy())
     doc_type = doc_type_of(data, policy.parse_limits) or DocumentType.GCS
@@ -52,8 +58,7 @@ def check_file(path: Path, *, facility_code: str | None, trust: TrustStore, max_
     if certificate is None:
         return FileVerdict(path, first, facility)
     registered = TrustStore(cas=trust.cas, crls=trust.crls, registrations={facility: frozenset({certificate.sha256})})
-    verdict = examine_xml(doc_type, data, facility_code=facility, received_at=received, trust=registered,
-                          policy=policy)
+    verdict = examine_xml(doc_type, data, facility_code=facility, received_at=received, trust=registered, policy=policy)
     return FileVerdict(path, verdict, facility)
 
 
@@ -61,4 +66,4 @@ def _facility_in_code(data: bytes, doc_type: DocumentType) -> str:
     """The facility named in MA_GCS / MA_GBT (`XXXXX.GCS.ZZZZZ.YY`), when no --facility is given."""
     marker = f".{doc_type.code_kind}.".encode()
     at = data.find(marker)
-    return data[at + len(marker): at + len(marker) + 5].decode("ascii", "replace") if at >= 0 else ""
+    return data[at + len(marker) : at + len(marker) + 5].decode("ascii", "replace") if at >= 0 else ""

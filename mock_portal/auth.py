@@ -63,33 +63,57 @@ class Credentials:
 
 def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) -> tuple[Account | None, Finding | None]:
     """The account the submission speaks for, or the AUTH_* finding that makes it a 401."""
-    missing = [name for name, value in (
-        ("token", creds.access_token), ("id_token", creds.id_token), ("username", creds.username),
-        ("password", creds.password_md5), ("maCskcb", creds.facility_code),
-    ) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("token", creds.access_token),
+            ("id_token", creds.id_token),
+            ("username", creds.username),
+            ("password", creds.password_md5),
+            ("maCskcb", creds.facility_code),
+        )
+        if not value
+    ]
     if missing:
-        return None, _auth("AUTH_FIELDS_MISSING", f"Thiếu trường xác thực: {', '.join(missing)}",
-                           f"Missing authentication fields: {', '.join(missing)}")
+        return None, _auth(
+            "AUTH_FIELDS_MISSING",
+            f"Thiếu trường xác thực: {', '.join(missing)}",
+            f"Missing authentication fields: {', '.join(missing)}",
+        )
     token = repo.get_token(creds.access_token)
     if token is None or not hmac.compare_digest(token.id_token.encode(), creds.id_token.encode()):
-        return None, _auth("AUTH_TOKEN_INVALID", "Token hoặc id_token không hợp lệ",
-                           "Unknown token, or id_token does not belong to it")
+        return None, _auth(
+            "AUTH_TOKEN_INVALID",
+            "Token hoặc id_token không hợp lệ",
+            "Unknown token, or id_token does not belong to it",
+        )
     if token.username != creds.username:
-        return None, _auth("AUTH_TOKEN_OTHER_ACCOUNT", "Token được cấp cho tài khoản khác",
-                           f"The token was issued to another account ({token.username})")
+        return None, _auth(
+            "AUTH_TOKEN_OTHER_ACCOUNT",
+            "Token được cấp cho tài khoản khác",
+            f"The token was issued to another account ({token.username})",
+        )
     if now.replace(tzinfo=None) >= token.expires_at:
-        return None, _auth("AUTH_TOKEN_EXPIRED", "Token đã hết hạn, hãy lấy token mới",
-                           f"Token expired at {token.expires_at.isoformat()}Z; take a new one")
+        return None, _auth(
+            "AUTH_TOKEN_EXPIRED",
+            "Token đã hết hạn, hãy lấy token mới",
+            f"Token expired at {token.expires_at.isoformat()}Z; take a new one",
+        )
     account = repo.get_account(creds.username)
     if account is None or not hmac.compare_digest(creds.password_md5.encode(), account.password_md5.encode()):
-        return None, _auth("AUTH_BAD_CREDENTIALS", "Sai tài khoản hoặc mật khẩu (MD5 viết hoa)",
-                           "Wrong username or password (uppercase hex MD5 expected)")
+        return None, _auth(
+            "AUTH_BAD_CREDENTIALS",
+            "Sai tài khoản hoặc mật khẩu (MD5 viết hoa)",
+            "Wrong username or password (uppercase hex MD5 expected)",
+        )
     if account.locked:
         return None, _auth("AUTH_ACCOUNT_LOCKED", "Tài khoản đã bị khóa", "The account is locked")
     if creds.facility_code != account.facility_code:
-        return None, _auth("AUTH_FACILITY_MISMATCH",
-                           f"maCskcb {creds.facility_code} không phải cơ sở của tài khoản",
-                           f"maCskcb {creds.facility_code} is not the account's facility ({account.facility_code})")
+        return None, _auth(
+            "AUTH_FACILITY_MISMATCH",
+            f"maCskcb {creds.facility_code} không phải cơ sở của tài khoản",
+            f"maCskcb {creds.facility_code} is not the account's facility ({account.facility_code})",
+        )
     return account, None
 
 

@@ -1,6 +1,6 @@
 """`mock-portal`: run the mock portal.
 
-    mock-portal serve [--host H] [--port P] [--workers N] [--demo]
+mock-portal serve [--host H] [--port P] [--workers N] [--demo]
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Errors of the sandbox control plane, as data the HTTP layer renders as problem+json.
 
-    PortalError
-    ├── InvalidInput   (400)
-    ├── NotFound       (404)
-    └── Conflict       (409)
+PortalError
+├── InvalidInput   (400)
+├── NotFound       (404)
+└── Conflict       (409)
 """
 
 from __future__ import annotations

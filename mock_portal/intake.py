@@ -71,8 +71,13 @@ def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
 
 
 def too_large(size: int, limit: int) -> Verdict:
-    finding = _error("FILE_TOO_LARGE", f"Tệp quá lớn: {size} byte, tối đa {limit} byte",
-                     f"File too large: {size} bytes, at most {limit}", expected=f"<= {limit}", received=str(size))
+    finding = _error(
+        "FILE_TOO_LARGE",
+        f"Tệp quá lớn: {size} byte, tối đa {limit} byte",
+        f"File too large: {size} bytes, at most {limit}",
+        expected=f"<= {limit}",
+        received=str(size),
+    )
     return Verdict(SubmitResult.FILE_TOO_LARGE, (finding,), file_size=size)
 
 
@@ -85,8 +90,11 @@ def decode_file(file_b64: str, max_file_bytes: int) -> tuple[bytes | None, Verdi
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         hint = " (a space in the form value: was '+' URL-encoded?)" if " " in file_b64.strip() else ""
-        finding = _error("FILE_BASE64_INVALID", "fileBase64Str không phải base64 hợp lệ",
-                         f"fileBase64Str is not valid base64{hint}")
+        finding = _error(
+            "FILE_BASE64_INVALID",
+            "fileBase64Str không phải base64 hợp lệ",
+            f"fileBase64Str is not valid base64{hint}",
+        )
         return None, Verdict(SubmitResult.INVALID_FILE, (finding,), file_size=len(text))
     if not data:
         finding = _error("FILE_EMPTY", "Tệp rỗng", "The file is empty")
@@ -108,15 +116,18 @@ def examine(
     try:
         doc_type = DocumentType.from_loai_hs(loai_hs)
     except ValueError:
-        finding = _error("FILE_LOAIHS_UNKNOWN", f"loaiHs '{loai_hs}' không được hỗ trợ (61 = GCS, 60 = GBT)",
-                         f"loaiHs '{loai_hs}' is not supported (61 = birth certificate, 60 = death notice)",
-                         expected="61 | 60", received=loai_hs)
+        finding = _error(
+            "FILE_LOAIHS_UNKNOWN",
+            f"loaiHs '{loai_hs}' không được hỗ trợ (61 = GCS, 60 = GBT)",
+            f"loaiHs '{loai_hs}' is not supported (61 = birth certificate, 60 = death notice)",
+            expected="61 | 60",
+            received=loai_hs,
+        )
         return Verdict(SubmitResult.INVALID_FILE, (finding,))
     data, refusal = decode_file(file_b64, policy.max_file_bytes)
     if refusal is not None or data is None:
         return refusal or Verdict(SubmitResult.INVALID_FILE)
-    return examine_xml(doc_type, data, facility_code=facility_code, received_at=received_at, trust=trust,
-                       policy=policy)
+    return examine_xml(doc_type, data, facility_code=facility_code, received_at=received_at, trust=trust, policy=policy)
 
 
 def examine_xml(
@@ -138,8 +149,14 @@ def examine_xml(
     if has_errors(structure):
         return Verdict(SubmitResult.INVALID_FILE, tuple(structure), **base)
     findings = list(structure) + list(validate_schema(doc_type, root))
-    report = verify_signature(root, data_tag=doc_type.data_tag, trust=trust, facility_code=facility_code,
-                              received_at=received_at, policy=policy.signature)
+    report = verify_signature(
+        root,
+        data_tag=doc_type.data_tag,
+        trust=trust,
+        facility_code=facility_code,
+        received_at=received_at,
+        policy=policy.signature,
+    )
     findings += report.findings()
     signed = report.signed_data
     data_element = signed if signed is not None else root.find(doc_type.data_tag)

@@ -60,8 +60,13 @@ class Portal:
 
     # wire
     def take_token(self, username: str, password_md5: str) -> TokenGrant:
-        return take_token(self.repo, username=username, password_md5=password_md5, now=self.clock.now(),
-                          ttl=timedelta(minutes=self.settings.token_ttl_minutes))
+        return take_token(
+            self.repo,
+            username=username,
+            password_md5=password_md5,
+            now=self.clock.now(),
+            ttl=timedelta(minutes=self.settings.token_ttl_minutes),
+        )
 
     def submit(self, form: SubmissionForm) -> Outcome:
         received_at = self.clock.now()
@@ -69,8 +74,14 @@ class Portal:
         if refusal is not None:
             verdict = Verdict(SubmitResult.AUTH_ERROR, (refusal,), file_size=len(form.file_b64))
         else:
-            verdict = examine(form.loai_hs, form.file_b64, facility_code=form.credentials.facility_code,
-                              received_at=received_at, trust=self.trust(), policy=self.policy)
+            verdict = examine(
+                form.loai_hs,
+                form.file_b64,
+                facility_code=form.credentials.facility_code,
+                received_at=received_at,
+                trust=self.trust(),
+                policy=self.policy,
+            )
         ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
         submission_id = self.repo.record_submission(*_rows(verdict, form, received_at, ma_gd))
         return Outcome(submission_id, verdict, ma_gd, received_at)
@@ -102,8 +113,9 @@ def _ma_gd(verdict: Verdict, facility_code: str) -> str:
     return f"HS_{kind}{facility_code}_{str(uuid.uuid4()).upper()}"
 
 
-def _rows(verdict: Verdict, form: SubmissionForm, received_at: datetime, ma_gd: str
-          ) -> tuple[store.Submission, store.Document | None]:
+def _rows(
+    verdict: Verdict, form: SubmissionForm, received_at: datetime, ma_gd: str
+) -> tuple[store.Submission, store.Document | None]:
     naive = received_at.replace(tzinfo=None)
     submission = store.Submission(
         received_at=naive,

@@ -35,8 +35,11 @@ def _naive(instant: datetime) -> datetime:
 
 def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
     if not FACILITY_CODE.match(new.code):
-        raise InvalidInput("FACILITY_CODE_INVALID", "Mã cơ sở KCB phải gồm 5 chữ số",
-                           "A facility code (MA_CSKCB) is 5 digits, the first two being the province")
+        raise InvalidInput(
+            "FACILITY_CODE_INVALID",
+            "Mã cơ sở KCB phải gồm 5 chữ số",
+            "A facility code (MA_CSKCB) is 5 digits, the first two being the province",
+        )
     if not new.username or not new.password:
         raise InvalidInput("ACCOUNT_INVALID", "Cần tên đăng nhập và mật khẩu", "username and password are required")
     facility = store.Facility(code=new.code, name=new.name, created_at=_naive(portal.clock.now()))
@@ -44,8 +47,11 @@ def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
     try:
         portal.repo.add_facility(facility, account)
     except store.repository.AlreadyExists as exc:
-        raise Conflict("FACILITY_EXISTS", f"Cơ sở {new.code} hoặc tài khoản {new.username} đã tồn tại",
-                       f"Facility {new.code} or account {new.username} already exists") from exc
+        raise Conflict(
+            "FACILITY_EXISTS",
+            f"Cơ sở {new.code} hoặc tài khoản {new.username} đã tồn tại",
+            f"Facility {new.code} or account {new.username} already exists",
+        ) from exc
     return facility
 
 
@@ -60,8 +66,11 @@ def load_certificate(pem: bytes) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
-        raise InvalidInput("CERTIFICATE_INVALID", "Không đọc được chứng thư số (cần PEM)",
-                           f"Not a PEM X.509 certificate: {exc}") from exc
+        raise InvalidInput(
+            "CERTIFICATE_INVALID",
+            "Không đọc được chứng thư số (cần PEM)",
+            f"Not a PEM X.509 certificate: {exc}",
+        ) from exc
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -84,8 +93,11 @@ def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> stor
     try:
         return portal.repo.register_certificate(row)
     except store.repository.AlreadyExists as exc:
-        raise Conflict("CERTIFICATE_EXISTS", "Chứng thư số đã được đăng ký cho cơ sở này",
-                       "This certificate is already registered for the facility") from exc
+        raise Conflict(
+            "CERTIFICATE_EXISTS",
+            "Chứng thư số đã được đăng ký cho cơ sở này",
+            "This certificate is already registered for the facility",
+        ) from exc
 
 
 def unregister_certificate(portal: Portal, facility_code: str, fp: str) -> None:
@@ -93,8 +105,11 @@ def unregister_certificate(portal: Portal, facility_code: str, fp: str) -> None:
     try:
         portal.repo.unregister_certificate(facility_code, fp.lower())
     except store.repository.NotFound as exc:
-        raise NotFound("CERTIFICATE_NOT_FOUND", "Cơ sở không đăng ký chứng thư số này",
-                       f"No certificate with SHA-256 fingerprint {fp} is registered for {facility_code}") from exc
+        raise NotFound(
+            "CERTIFICATE_NOT_FOUND",
+            "Cơ sở không đăng ký chứng thư số này",
+            f"No certificate with SHA-256 fingerprint {fp} is registered for {facility_code}",
+        ) from exc
 
 
 def add_ca(portal: Portal, pem: bytes) -> store.CertificateAuthority:
@@ -104,10 +119,17 @@ def add_ca(portal: Portal, pem: bytes) -> store.CertificateAuthority:
     except x509.ExtensionNotFound:
         basic = None
     if basic is None or not basic.ca:
-        raise InvalidInput("CA_NOT_A_CA", "Chứng thư số này không phải của CA (BasicConstraints ca=true)",
-                           "This certificate is not a CA certificate (BasicConstraints ca=true is required)")
-    row = store.CertificateAuthority(fingerprint=fingerprint(cert), subject=cert.subject.rfc4514_string(),
-                                     pem=pem.decode("ascii", "replace"), added_at=_naive(portal.clock.now()))
+        raise InvalidInput(
+            "CA_NOT_A_CA",
+            "Chứng thư số này không phải của CA (BasicConstraints ca=true)",
+            "This certificate is not a CA certificate (BasicConstraints ca=true is required)",
+        )
+    row = store.CertificateAuthority(
+        fingerprint=fingerprint(cert),
+        subject=cert.subject.rfc4514_string(),
+        pem=pem.decode("ascii", "replace"),
+        added_at=_naive(portal.clock.now()),
+    )
     try:
         return portal.repo.add_ca(row)
     except store.repository.AlreadyExists as exc:
@@ -116,11 +138,11 @@ def add_ca(portal: Portal, pem: bytes) -> store.CertificateAuthority:
 
 def add_crl(portal: Portal, data: bytes) -> store.RevocationList:
     try:
-        crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
-               else x509.load_der_x509_crl(data))
+        crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
     except ValueError as exc:
-        raise InvalidInput("CRL_INVALID", "Không đọc được CRL (PEM hoặc DER)",
-                           f"Not a CRL in PEM or DER: {exc}") from exc
+        raise InvalidInput(
+            "CRL_INVALID", "Không đọc được CRL (PEM hoặc DER)", f"Not a CRL in PEM or DER: {exc}"
+        ) from exc
     next_update = crl.next_update_utc
     row = store.RevocationList(
         issuer=crl.issuer.rfc4514_string(),

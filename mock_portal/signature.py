@@ -162,9 +162,7 @@ def verify_signature(
     leaf, intermediates = certificate_of(parsed)
     checks += trust_checks(leaf, intermediates, trust, facility_code, signing_time, received_at, policy)
     ok = all(c.outcome in (Outcome.PASSED, Outcome.SKIPPED) for c in checks)
-    return _finish(
-        checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed_data if ok else None
-    )
+    return _finish(checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed_data if ok else None)
 
 
 def _signed_parts(
@@ -247,14 +245,10 @@ def _finish(
     full = tuple(sorted(full, key=lambda c: list(CheckName).index(c.name)))
     failures = [c for c in full if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE)]
     # ETSI: a TOTAL_FAILED cause outranks an INDETERMINATE one; otherwise the first failure in check order.
-    decisive = [
-        c for c in failures if c.sub_indication and c.sub_indication.indication is Indication.TOTAL_FAILED
-    ]
+    decisive = [c for c in failures if c.sub_indication and c.sub_indication.indication is Indication.TOTAL_FAILED]
     first = (decisive or failures or [None])[0]
     sub = first.sub_indication if first else None
-    indication = (
-        Indication.TOTAL_PASSED if first is None else (sub.indication if sub else Indication.TOTAL_FAILED)
-    )
+    indication = Indication.TOTAL_PASSED if first is None else (sub.indication if sub else Indication.TOTAL_FAILED)
     return SignatureReport(
         indication=indication,
         sub_indication=sub,

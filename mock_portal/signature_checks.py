@@ -149,9 +149,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
         refs.append(
             Reference(
                 uri=ref.get("URI"),
-                transforms=tuple(
-                    t.get("Algorithm", "") for t in ref.findall("ds:Transforms/ds:Transform", _NS)
-                ),
+                transforms=tuple(t.get("Algorithm", "") for t in ref.findall("ds:Transforms/ds:Transform", _NS)),
                 digest_method=method.get("Algorithm") if method is not None else None,
                 digest_value=_b64(ref.findtext("ds:DigestValue", namespaces=_NS), "DigestValue"),
             )
@@ -233,23 +231,18 @@ def check_algorithms(parsed: ParsedSignature, policy: SignaturePolicy) -> CheckR
     if parsed.signature_method not in allowed_sig:
         bad.append(f"SignatureMethod {parsed.signature_method}")
     bad += [
-        f"DigestMethod {r.digest_method} ({r.uri})"
-        for r in parsed.references
-        if r.digest_method not in allowed_dig
+        f"DigestMethod {r.digest_method} ({r.uri})" for r in parsed.references if r.digest_method not in allowed_dig
     ]
     if bad:
         return check(
             CheckName.ALGORITHMS_ALLOWED,
             Outcome.FAILED,
-            "Thuật toán không được chấp nhận (yêu cầu C14N 1.0, RSA-SHA256 và SHA-256; "
-            "cấm SHA-1, MD5, HMAC).",
+            "Thuật toán không được chấp nhận (yêu cầu C14N 1.0, RSA-SHA256 và SHA-256; cấm SHA-1, MD5, HMAC).",
             "Algorithm refused (C14N 1.0, RSA-SHA256 and SHA-256 expected; SHA-1, MD5, HMAC refused).",
             "; ".join(bad),
             SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
         )
-    return passed(
-        CheckName.ALGORITHMS_ALLOWED, "Thuật toán hợp lệ.", "Algorithms allowed.", parsed.signature_method
-    )
+    return passed(CheckName.ALGORITHMS_ALLOWED, "Thuật toán hợp lệ.", "Algorithms allowed.", parsed.signature_method)
 
 
 def _by_id(root: etree._Element, ident: str) -> list[etree._Element]:
@@ -262,9 +255,7 @@ def check_references(
     """The references cover the data element (and, in the two-reference profile, this Signature's Object)."""
     name = CheckName.REFERENCES_COVER_DATA
     if profile == ENVELOPED_PROFILE:
-        return passed(
-            name, "Chữ ký bao trùm toàn bộ tài liệu.", "The signature covers the whole document."
-        ), None
+        return passed(name, "Chữ ký bao trùm toàn bộ tài liệu.", "The signature covers the whole document."), None
     obj_uri, data_uri = (r.uri or "" for r in parsed.references)
     data = _by_id(root, data_uri[1:])
     obj = _by_id(root, obj_uri[1:])
@@ -309,9 +300,7 @@ def check_no_unsigned_data(
             "; ".join(problems),
             SubIndication.FORMAT_FAILURE,
         )
-    return passed(
-        CheckName.NO_UNSIGNED_DATA, "Không có dữ liệu ngoài phạm vi ký.", "No unsigned data element."
-    )
+    return passed(CheckName.NO_UNSIGNED_DATA, "Không có dữ liệu ngoài phạm vi ký.", "No unsigned data element.")
 
 
 def _remove_keeping_tail(element: etree._Element) -> None:

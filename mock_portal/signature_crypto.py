@@ -141,9 +141,7 @@ def _raw_verify(parsed: ParsedSignature, data: bytes) -> bool:
             key.verify(sig, data, padding.PKCS1v15(), algo)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             half = len(sig) // 2
-            der = utils.encode_dss_signature(
-                int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big")
-            )
+            der = utils.encode_dss_signature(int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big"))
             key.verify(der, data, ec.ECDSA(algo))
         else:
             return False

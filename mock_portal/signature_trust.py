@@ -32,9 +32,7 @@ def trust_checks(
     if signing_time is None:
         results.append(skipped(CheckName.VALID_AT_SIGNING_TIME, "no verified SigningTime"))
     else:
-        results.append(
-            _validity(leaf, signing_time, CheckName.VALID_AT_SIGNING_TIME, "lúc ký", "at SigningTime")
-        )
+        results.append(_validity(leaf, signing_time, CheckName.VALID_AT_SIGNING_TIME, "lúc ký", "at SigningTime"))
     results.append(_validity(leaf, received_at, CheckName.VALID_AT_RECEIPT, "lúc tiếp nhận", "at receipt"))
     if chain.ok and len(chain.chain) > 1:
         results.append(_revocation(trust, leaf, chain.chain[1], policy))
@@ -61,15 +59,11 @@ def _chain_check(ok: bool, reason: str) -> CheckResult:
     )
 
 
-def _validity(
-    cert: x509.Certificate, at: datetime, name: CheckName, when_vi: str, when_en: str
-) -> CheckResult:
+def _validity(cert: x509.Certificate, at: datetime, name: CheckName, when_vi: str, when_en: str) -> CheckResult:
     state = TrustStore.validity_at(cert, at)
     period = f"{cert.not_valid_before_utc.isoformat()} .. {cert.not_valid_after_utc.isoformat()}"
     if state is None:
-        return passed(
-            name, f"Chứng thư số còn hiệu lực {when_vi}.", f"The certificate is valid {when_en}.", period
-        )
+        return passed(name, f"Chứng thư số còn hiệu lực {when_vi}.", f"The certificate is valid {when_en}.", period)
     if state == "EXPIRED":
         return check(
             name,
@@ -120,9 +114,7 @@ def _revocation(
 
 def _key_usage(trust: TrustStore, leaf: x509.Certificate) -> CheckResult:
     if trust.key_usage_ok(leaf):
-        return passed(
-            CheckName.KEY_USAGE, "Mục đích sử dụng khoá cho phép ký số.", "Key usage allows signing."
-        )
+        return passed(CheckName.KEY_USAGE, "Mục đích sử dụng khoá cho phép ký số.", "Key usage allows signing.")
     return check(
         CheckName.KEY_USAGE,
         Outcome.FAILED,
@@ -147,8 +139,7 @@ def _registration(trust: TrustStore, leaf: x509.Certificate, facility_code: str)
         name,
         Outcome.FAILED,
         f"Chứng thư số chưa được đăng ký cho cơ sở {facility_code} (Danh mục chứng thư số).",
-        f"The certificate is not registered for facility {facility_code} (Digital certificate list); "
-        f"{detail}.",
+        f"The certificate is not registered for facility {facility_code} (Digital certificate list); {detail}.",
         detail,
         SubIndication.SIG_CONSTRAINTS_FAILURE,
     )

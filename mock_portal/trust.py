@@ -104,9 +104,7 @@ class TrustStore:
         object.__setattr__(self, "crls", tuple(self.crls))
         object.__setattr__(self, "registrations", MappingProxyType(frozen))
 
-    def build_chain(
-        self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...] = ()
-    ) -> ChainResult:
+    def build_chain(self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...] = ()) -> ChainResult:
         """Find a path from `leaf` to a configured CA, ignoring validity periods and key usage.
 
         Validity is judged separately (at SigningTime and at receipt) and key usage too, so the path
@@ -146,9 +144,7 @@ class TrustStore:
         """Look `cert` up in a CRL for `issuer` that `issuer` really signed; UNKNOWN when there is none."""
         crls = [c for c in self.crls if c.issuer == issuer.subject and _signed_by(c, issuer)]
         if not crls:
-            return RevocationResult(
-                RevocationStatus.UNKNOWN, reason=f"no CRL for {issuer.subject.rfc4514_string()}"
-            )
+            return RevocationResult(RevocationStatus.UNKNOWN, reason=f"no CRL for {issuer.subject.rfc4514_string()}")
         for crl in crls:
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:

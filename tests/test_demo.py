@@ -1,4 +1,4 @@
-"""The README walk-through: `mock-portal serve --demo`, a signed sample, accepted; a tampered one, explained."""
+"""The README walk-through: `serve --demo`, a signed sample accepted, a tampered one explained."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     env = {**os.environ, "PORTAL_PORT": str(port), "PORTAL_ADMIN_TOKEN": "demo-admin"}
     env.pop("PORTAL_DATABASE_URL", None)
     log = (workdir / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "mock_portal.cli", "serve", "--demo"], cwd=workdir, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_portal.cli", "serve", "--demo"],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -45,8 +50,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 
 def make_sample(workdir: Path, *extra: str) -> bytes:
     out = workdir / "sample.xml"
-    subprocess.run([sys.executable, "-m", "fixtures", "sample", "--type", "gcs", "--out", str(out), *extra],
-                   cwd=workdir, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "fixtures", "sample", "--type", "gcs", "--out", str(out), *extra],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
     return out.read_bytes()
 
 
@@ -63,13 +72,15 @@ def test_demo_sample_is_accepted_and_tampered_one_explained(demo: tuple[str, Pat
     assert client.send("GCS", make_sample(workdir)).ma_ket_qua == "200"
     refused = client.send("GCS", make_sample(workdir, "--invalid", "tampered"))
     assert refused.ma_ket_qua == "205"
-    why = httpx.get(f"{base}/sandbox/submissions/{refused.submission_id}",
-                    headers={"Authorization": "Bearer demo-admin"}).json()
+    why = httpx.get(
+        f"{base}/sandbox/submissions/{refused.submission_id}", headers={"Authorization": "Bearer demo-admin"}
+    ).json()
     assert why["signature"]["sub_indication"] == "HASH_FAILURE"
     assert "SIG_DIGEST_MISMATCH" in [f["code"] for f in why["findings"]]
 
 
 def test_sample_cli_lists_its_kinds() -> None:
-    shown = subprocess.run([sys.executable, "-m", "fixtures", "sample", "--help"], capture_output=True, text=True,
-                           check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "fixtures", "sample", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "tampered" in shown and "wrong_year" in shown

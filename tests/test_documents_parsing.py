@@ -17,9 +17,7 @@ from mock_portal.findings import Severity
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(
-        f'<!ENTITY lol{i} "{"&lol{};".format(i - 1 if i > 1 else "") * 10}">'.encode() for i in range(1, 10)
-    )
+    + b"".join(f'<!ENTITY lol{i} "{"&lol{};".format(i - 1 if i > 1 else "") * 10}">'.encode() for i in range(1, 10))
     + b"]><lolz>&lol9;</lolz>"
 )
 VALID = build_xml(*scenario("gcs_normal")[0])

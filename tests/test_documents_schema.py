@@ -100,9 +100,7 @@ SCHEMA_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("doc_type", "change", "code", "path"), SCHEMA_CASES.values(), ids=list(SCHEMA_CASES)
-)
+@pytest.mark.parametrize(("doc_type", "change", "code", "path"), SCHEMA_CASES.values(), ids=list(SCHEMA_CASES))
 def test_schema_error_has_specific_code_and_path(
     doc_type: DocumentType, change: Callable[[dict[str, str]], dict[str, str]], code: str, path: str
 ) -> None:

@@ -36,9 +36,7 @@ def test_cccd_is_consistent_with_province_century_sex_and_year(person: Person) -
     assert person.cccd[1:3] == person.registration_province in codes.provinces()
     century_digit = int(person.cccd[3])
     assert century_digit % 2 == (1 if person.gender == FEMALE else 0)
-    assert {0: 1900, 2: 2000}[century_digit - century_digit % 2] + int(
-        person.cccd[4:6]
-    ) == person.birth_date.year
+    assert {0: 1900, 2: 2000}[century_digit - century_digit % 2] + int(person.cccd[4:6]) == person.birth_date.year
     fields = {"LOAI": "1", "SO": person.cccd}
     assert valid_cccd(fields, IdentitySlot("LOAI", "SO", "NS", person.gender)) == person.cccd
 

@@ -51,13 +51,21 @@ from tests.conftest import Hospital, new_facility_code, provision
 from tests.live import LiveServer, start_server
 
 SEED = 20260310
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 30
 RESPONSE_TIME_LIMIT = 10.0
 """Seconds; generous on a loaded 2-core CI machine, it only catches a hung request."""
 OWN_PROVINCE = "99"
 """Facilities created by the fuzzer live under this prefix, away from `new_facility_code()`."""
-BROKEN_KINDS = ("tampered", "unsigned", "wrapping", "sha1", "missing_required", "other_facility",
-                "bad_pattern", "future_issue")
+BROKEN_KINDS = (
+    "tampered",
+    "unsigned",
+    "wrapping",
+    "sha1",
+    "missing_required",
+    "other_facility",
+    "bad_pattern",
+    "future_issue",
+)
 
 _serials = itertools.count(90001)
 
@@ -78,21 +86,32 @@ def _config(admin_token: str) -> schemathesis.Config:
 # second TestPKI would share them).
 def _private_ca() -> tuple[bytes, bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "Contract Test CA (not a trust anchor of any test)")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Contract Test CA (not a trust anchor of any test)"),
+        ]
+    )
     now = datetime.now(UTC).replace(microsecond=0)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=365))
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     crl = (
-        x509.CertificateRevocationListBuilder().issuer_name(name)
-        .last_update(now - timedelta(hours=1)).next_update(now + timedelta(days=7))
-        .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(4242)
-                                 .revocation_date(now - timedelta(hours=2)).build())
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(name)
+        .last_update(now - timedelta(hours=1))
+        .next_update(now + timedelta(days=7))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(4242).revocation_date(now - timedelta(hours=2)).build()
+        )
         .sign(key, hashes.SHA256())
     )
     return cert_pem(cert), crl_pem(crl), crl_der(crl)
@@ -117,7 +136,7 @@ class World:
     cert_pems: list[bytes]
     """Leaf certificates (registrable) of the victims, one not registered yet."""
     ca_pems: list[bytes]
-    """The session root (already trusted: 409), a private CA, and a leaf (not a CA: 400)."""
+    """The session root (already trusted: 409) and a private CA (201, then 409)."""
     crls: list[bytes]
     """A private CA's CRL in PEM and DER."""
     facility_codes: list[str] = field(default_factory=list)
@@ -132,13 +151,15 @@ def _forms(hospital: Hospital) -> list[dict[str, str]]:
         return {**hospital.client.form(LOAI_HS[kind], xml, token), **changes}
 
     def sample(kind: str, invalid: str | None = None) -> bytes:
-        return signed_sample(DocumentType[kind], hospital.credential, facility_code=code,
-                             serial=next(_serials), invalid=invalid)
+        return signed_sample(
+            DocumentType[kind], hospital.credential, facility_code=code, serial=next(_serials), invalid=invalid
+        )
 
     gcs, gbt = sample("GCS"), sample("GBT")
     forms = [form("GCS", gcs), form("GBT", gbt), form("GCS", sample("GCS")), form("GBT", sample("GBT"))]
-    forms += [form("GCS" if i % 2 else "GBT", sample("GCS" if i % 2 else "GBT", kind))
-              for i, kind in enumerate(BROKEN_KINDS)]
+    forms += [
+        form("GCS" if i % 2 else "GBT", sample("GCS" if i % 2 else "GBT", kind)) for i, kind in enumerate(BROKEN_KINDS)
+    ]
     forms += [
         form("GCS", gcs, loaiHs=LOAI_HS["GBT"]),  # a GCS sent as a death notice
         form("GCS", gcs, loaiHs="62"),  # unknown document type
@@ -175,7 +196,7 @@ def world(server: LiveServer, admin: Any, trusted: TestPKI) -> World:
         submission_ids=ids,
         document_codes=codes,
         cert_pems=[cert_pem(h.credential.cert) for h in victims] + [cert_pem(spare.cert)],
-        ca_pems=[cert_pem(trusted.root.cert), private_ca, cert_pem(submitter.credential.cert)],
+        ca_pems=[cert_pem(trusted.root.cert), private_ca],
         crls=[private_crl_pem, private_crl_der],
         facility_codes=[h.code for h in (submitter, *victims)],
     )
@@ -187,8 +208,11 @@ Edit = Callable[[Case], None]
 
 
 def _body(case: Case, value: bytes) -> None:
-    """PEM/DER bodies: bytes for the binary media types, text for text/plain."""
-    case.body = value.decode("ascii") if case.media_type == "text/plain" else value
+    """PEM is text (the spec's string schemas); DER stays bytes, sent only as application/pkix-crl."""
+    if value.startswith(b"-----"):
+        case.body = value.decode("ascii")
+    elif case.media_type == "application/pkix-crl":
+        case.body = value
 
 
 def _edits(world: World, case: Case) -> list[Edit]:
@@ -204,8 +228,9 @@ def _edits(world: World, case: Case) -> list[Edit]:
         return edit
 
     if label == "POST /api/token/take":
-        edits = [lambda c, u=u, p=p: setattr(c, "body", {"username": u, "password": md5_upper(p)})
-                 for u, p in world.accounts]
+        edits = [
+            lambda c, u=u, p=p: setattr(c, "body", {"username": u, "password": md5_upper(p)}) for u, p in world.accounts
+        ]
         username, password = world.accounts[0]
         edits.append(lambda c: setattr(c, "body", {"username": username, "password": md5_upper(password).lower()}))
         edits.append(lambda c: setattr(c, "body", {"username": username, "password": md5_upper("sai-mat-khau")}))
@@ -213,21 +238,25 @@ def _edits(world: World, case: Case) -> list[Edit]:
     if label == "POST /api/hososuckhoe/guiGiayToDienTu":
         return [lambda c, f=f: setattr(c, "body", dict(f)) for f in world.forms]
     if label == "POST /sandbox/facilities":
-        # A generated valid code is moved under our own province prefix (see the module docstring).
-        def own_province(c: Case) -> None:
-            body = c.body
-            if isinstance(body, dict) and isinstance(body.get("code"), str) and len(body["code"]) == 5 \
-                    and body["code"].isdigit():
-                c.body = {**body, "code": OWN_PROVINCE + body["code"][2:]}
 
         def realistic(c: Case) -> None:
             code = OWN_PROVINCE + f"{next(_serials) % 1000:03d}"
-            c.body = {"code": code, "name": f"Bệnh viện Đa khoa {code}", "username": f"{code}_BV",
-                      "password": f"Mk@{code}"}
+            c.body = {
+                "code": code,
+                "name": f"Bệnh viện Đa khoa {code}",
+                "username": f"{code}_BV",
+                "password": f"Mk@{code}",
+            }
 
         existing = world.submitter
-        return [own_province, realistic, lambda c: setattr(c, "body", {
-            "code": existing.code, "name": "Trùng mã", "username": f"{existing.code}_BV2", "password": "x"})]
+        return [
+            realistic,
+            lambda c: setattr(
+                c,
+                "body",
+                {"code": existing.code, "name": "Trùng mã", "username": f"{existing.code}_BV2", "password": "x"},
+            ),
+        ]
     if label in ("POST /sandbox/facilities/{code}/lock", "POST /sandbox/facilities/{code}/unlock"):
         return [with_path(code=code) for code in victim_codes]
     if label == "GET /sandbox/facilities/{code}":
@@ -259,6 +288,15 @@ def _edits(world: World, case: Case) -> list[Edit]:
     return []
 
 
+def _own_province(case: Case) -> None:
+    """Every schema-valid facility code the fuzzer creates is moved under `OWN_PROVINCE`, so that no
+    later test's `provision()` (79xxx, 01xxx) or "unknown facility" probe (00000) meets it."""
+    body = case.body
+    code = body.get("code") if isinstance(body, dict) else None
+    if isinstance(code, str) and len(code) == 5 and code.isdigit() and not code.startswith(OWN_PROVINCE):
+        case.body = {**body, "code": OWN_PROVINCE + code[2:]}
+
+
 def _realistic(world: World) -> Callable[[Any, Case], st.SearchStrategy[Case]]:
     def flatmap_case(context: Any, case: Case) -> st.SearchStrategy[Case]:
         edits = _edits(world, case)
@@ -277,11 +315,33 @@ def _realistic(world: World) -> Callable[[Any, Case], st.SearchStrategy[Case]]:
 
 
 # schemas ------------------------------------------------------------------------------------------
+def _register_formats(world: World) -> None:
+    """The spec's `x509-pem` / `x509-crl-pem` formats and the DER CRL media type: JSON Schema cannot say
+    "decodes to a certificate", so schema-valid values are drawn from real ones."""
+    schemathesis.openapi.format(
+        "x509-pem", st.sampled_from([pem.decode("ascii") for pem in world.cert_pems + world.ca_pems])
+    )
+    schemathesis.openapi.format("x509-ca-pem", st.sampled_from([pem.decode("ascii") for pem in world.ca_pems]))
+    schemathesis.openapi.format("x509-crl-pem", st.just(world.crls[0].decode("ascii")))
+    schemathesis.openapi.media_type("application/pkix-crl", st.just(world.crls[1]))
+    schemathesis.serializer.alias("application/x-pem-file", "text/plain")  # PEM is text
+
+
 @pytest.fixture(scope="module")
-def shared_schema(server: LiveServer, world: World) -> Any:
+def shared_schema(server: LiveServer, world: World) -> Iterator[Any]:
+    _register_formats(world)
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json", config=_config(server.admin_token))
     schema.hook("flatmap_case")(_realistic(world))
-    return schema
+
+    # On every case of every phase (coverage cases do not pass through the strategy hooks);
+    # `before_call` exists only as a global hook, so it is removed again after this module.
+    def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
+        if case.method.upper() == "POST" and case.operation.path == "/sandbox/facilities":
+            _own_province(case)
+
+    schemathesis.hook(before_call)
+    yield schema
+    schemathesis.hooks.unregister(before_call)
 
 
 @pytest.fixture(scope="module")
@@ -294,17 +354,21 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
 @pytest.fixture(scope="module")
 def reset_schema(private_server: LiveServer) -> Any:
     with private_server.admin() as admin:  # something to wipe
-        created = admin.post("/sandbox/facilities",
-                             json={"code": "99999", "name": "Bệnh viện tạm", "username": "99999_BV", "password": "x"})
+        created = admin.post(
+            "/sandbox/facilities",
+            json={"code": "99999", "name": "Bệnh viện tạm", "username": "99999_BV", "password": "x"},
+        )
         assert created.status_code == 201, created.text
-    return schemathesis.openapi.from_url(f"{private_server.base_url}/openapi.json",
-                                         config=_config(private_server.admin_token))
+    return schemathesis.openapi.from_url(
+        f"{private_server.base_url}/openapi.json", config=_config(private_server.admin_token)
+    )
 
 
 shared = schemathesis.pytest.from_fixture("shared_schema").exclude(path="/sandbox/reset")
 private = schemathesis.pytest.from_fixture("reset_schema").include(path="/sandbox/reset")
-SETTINGS = hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                               print_blob=True)
+SETTINGS = hypothesis.settings(
+    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True
+)
 
 
 @SETTINGS

@@ -64,9 +64,7 @@ def test_revoked_certificate_is_listed_in_a_crl_signed_by_its_issuer(pki: TestPK
     entry = crl.get_revoked_certificate_by_serial_number(revoked.serial_number)
     assert entry is not None and entry.revocation_date_utc == pki.now - timedelta(days=1)
     assert crl.is_signature_valid(pki.intermediate.cert.public_key())  # type: ignore[union-attr,arg-type]
-    assert load_crl(crl_pem(crl)).fingerprint(crl.signature_hash_algorithm) == load_crl(
-        crl_der(crl)
-    ).fingerprint(  # type: ignore[arg-type]
+    assert load_crl(crl_pem(crl)).fingerprint(crl.signature_hash_algorithm) == load_crl(crl_der(crl)).fingerprint(  # type: ignore[arg-type]
         crl.signature_hash_algorithm  # type: ignore[arg-type]
     )
 

@@ -26,8 +26,11 @@ def test_health_needs_no_token(server: LiveServer) -> None:
     assert body["status"] == "ok" and body["version"]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}],
-                         ids=["none", "wrong-token", "basic"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}],
+    ids=["none", "wrong-token", "basic"],
+)
 def test_control_api_needs_the_admin_token(server: LiveServer, headers: dict[str, str]) -> None:
     assert_problem(httpx.get(f"{server.base_url}/sandbox/facilities", headers=headers), 401, "UNAUTHORIZED")
 
@@ -39,11 +42,15 @@ def test_facility_lifecycle(admin: httpx.Client, trusted: TestPKI, server: LiveS
     [certificate] = facility["certificates"]
     assert certificate["fingerprint"] == hospital.credential.fingerprint
     assert hospital.code in [f["code"] for f in admin.get("/sandbox/facilities").json()]
-    again = admin.post("/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": "y",
-                                                    "password": "z"})
+    again = admin.post(
+        "/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": "y", "password": "z"}
+    )
     assert_problem(again, 409, "FACILITY_EXISTS")
-    twice = admin.post(f"/sandbox/facilities/{hospital.code}/certificates", content=cert_pem(hospital.credential.cert),
-                       headers=PEM)
+    twice = admin.post(
+        f"/sandbox/facilities/{hospital.code}/certificates",
+        content=cert_pem(hospital.credential.cert),
+        headers=PEM,
+    )
     assert_problem(twice, 409, "CERTIFICATE_EXISTS")
 
 
@@ -52,7 +59,11 @@ def test_facility_lifecycle(admin: httpx.Client, trusted: TestPKI, server: LiveS
     [
         ({"code": "7900", "name": "x", "username": "u", "password": "p"}, 400, "REQUEST_INVALID"),
         ({"code": "79000", "name": "x"}, 400, "REQUEST_INVALID"),
-        ({"code": "79000", "name": "x", "username": "u", "password": "p", "extra": 1}, 400, "REQUEST_INVALID"),
+        (
+            {"code": "79000", "name": "x", "username": "u", "password": "p", "extra": 1},
+            400,
+            "REQUEST_INVALID",
+        ),
     ],
     ids=["short-code", "missing-account", "unknown-field"],
 )
@@ -73,15 +84,24 @@ def test_bad_trust_material_is_refused(admin: httpx.Client, trusted: TestPKI, se
     leaf = cert_pem(hospital.credential.cert)
     assert_problem(admin.post("/sandbox/trust/cas", content=leaf, headers=PEM), 400, "CA_NOT_A_CA")
     assert_problem(admin.post("/sandbox/trust/crls", content=b"garbage", headers=PEM), 400, "CRL_INVALID")
-    assert_problem(admin.post(f"/sandbox/facilities/{hospital.code}/certificates", content=b"x", headers=PEM),
-                   400, "CERTIFICATE_INVALID")
-    assert_problem(admin.delete(f"/sandbox/facilities/{hospital.code}/certificates/{'b' * 64}"), 404,
-                   "CERTIFICATE_NOT_FOUND")
+    assert_problem(
+        admin.post(f"/sandbox/facilities/{hospital.code}/certificates", content=b"x", headers=PEM),
+        400,
+        "CERTIFICATE_INVALID",
+    )
+    assert_problem(
+        admin.delete(f"/sandbox/facilities/{hospital.code}/certificates/{'b' * 64}"),
+        404,
+        "CERTIFICATE_NOT_FOUND",
+    )
 
 
 def test_crl_in_der_is_accepted(admin: httpx.Client, trusted: TestPKI) -> None:
-    reply = admin.post("/sandbox/trust/crls", content=crl_der(trusted.crl()),
-                       headers={"Content-Type": "application/pkix-crl"})
+    reply = admin.post(
+        "/sandbox/trust/crls",
+        content=crl_der(trusted.crl()),
+        headers={"Content-Type": "application/pkix-crl"},
+    )
     assert reply.status_code == 201, reply.text
     assert reply.json()["issuer"].startswith("CN=VN Sandbox Test Root CA")
 

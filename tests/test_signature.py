@@ -47,9 +47,7 @@ class Env:
     def sign(self, variant: CertVariant = CertVariant.VALID, **kwargs: object) -> bytes:
         cred = self.creds[variant]
         kwargs.setdefault("signing_time", self.pki.now - timedelta(minutes=10))
-        return sign_document(
-            unsigned_sample(data_id=DATA_ID), cred.key, cred.cert, chain=cred.chain, **kwargs
-        )  # type: ignore[arg-type]
+        return sign_document(unsigned_sample(data_id=DATA_ID), cred.key, cred.cert, chain=cred.chain, **kwargs)  # type: ignore[arg-type]
 
     def verify(self, xml: bytes, facility: str = FACILITY, **kwargs: object) -> SignatureReport:
         return verify_signature(
@@ -334,9 +332,7 @@ def test_signed_data_comes_from_signed_bytes_not_input_tree(env: Env) -> None:
 
 def test_gbt_document(env: Env) -> None:
     cred = env.creds[CertVariant.VALID]
-    xml = sign_document(
-        unsigned_sample("GIAYBAOTU"), cred.key, cred.cert, chain=cred.chain, signing_time=env.pki.now
-    )
+    xml = sign_document(unsigned_sample("GIAYBAOTU"), cred.key, cred.cert, chain=cred.chain, signing_time=env.pki.now)
     report = verify_signature(
         etree.fromstring(xml),
         data_tag="GIAYBAOTU",

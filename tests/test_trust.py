@@ -33,9 +33,7 @@ def test_chain_through_intermediate(pki: TestPKI) -> None:
     assert not _store(pki).build_chain(cred.cert).ok  # intermediate missing
 
 
-@pytest.mark.parametrize(
-    "variant", [CertVariant.EXPIRED, CertVariant.NOT_YET_VALID, CertVariant.WRONG_KEY_USAGE]
-)
+@pytest.mark.parametrize("variant", [CertVariant.EXPIRED, CertVariant.NOT_YET_VALID, CertVariant.WRONG_KEY_USAGE])
 def test_chain_is_judged_apart_from_validity_and_usage(pki: TestPKI, variant: CertVariant) -> None:
     cred = pki.issue_facility_cert("79001", variant)
     assert _store(pki).build_chain(cred.cert, cred.chain).ok

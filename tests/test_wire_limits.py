@@ -18,8 +18,14 @@ MAX_FILE = 16 * 1024
 
 def _trusting(server: LiveServer, pki: TestPKI) -> httpx.Client:
     admin = server.admin()
-    assert admin.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert),
-                      headers={"Content-Type": "application/x-pem-file"}).status_code == 201
+    assert (
+        admin.post(
+            "/sandbox/trust/cas",
+            content=cert_pem(pki.root.cert),
+            headers={"Content-Type": "application/x-pem-file"},
+        ).status_code
+        == 201
+    )
     return admin
 
 
@@ -69,8 +75,11 @@ def test_body_far_over_the_limit_is_cut_off_with_1001(small_server: LiveServer, 
 
 def test_oversize_sandbox_body_is_413_problem(small_server: LiveServer) -> None:
     with small_server.admin() as admin:
-        reply = admin.post("/sandbox/trust/cas", content=b"-" * (MAX_FILE * 8),
-                           headers={"Content-Type": "application/x-pem-file"})
+        reply = admin.post(
+            "/sandbox/trust/cas",
+            content=b"-" * (MAX_FILE * 8),
+            headers={"Content-Type": "application/x-pem-file"},
+        )
     assert reply.status_code == 413
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert reply.json()["code"] == "BODY_TOO_LARGE"

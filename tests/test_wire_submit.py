@@ -35,6 +35,7 @@ def assert_refused(sent: Sent, code: str, finding: str) -> None:
 
 # accepted documents ---------------------------------------------------------------------------
 
+
 def test_valid_gcs_is_accepted_stored_and_explained(admin: httpx.Client, hospital: Hospital) -> None:
     xml = sample(hospital, "GCS")
     before = datetime.now(UTC).replace(microsecond=0)
@@ -85,6 +86,7 @@ def test_ecdsa_certificate_is_accepted(admin: httpx.Client, trusted: TestPKI, se
 
 # bad transport and XML ------------------------------------------------------------------------
 
+
 def _form(hospital: Hospital, xml: bytes | None = None, **overrides: str) -> dict[str, str]:
     form = hospital.client.form("61", xml if xml is not None else b"<x/>")
     form.update(overrides)
@@ -97,17 +99,31 @@ def _form(hospital: Hospital, xml: bytes | None = None, **overrides: str) -> dic
         (b"this is not xml at all", "XML_NOT_WELL_FORMED"),
         (b"<HSDLGCS><GIAYCHUNGSINH Id='a'>", "XML_NOT_WELL_FORMED"),
         (b'<?xml version="1.0"?><!DOCTYPE HSDLGCS [<!ELEMENT HSDLGCS ANY>]><HSDLGCS/>', "XML_DTD_FORBIDDEN"),
-        (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><HSDLGCS>&x;</HSDLGCS>',
-         "XML_ENTITY_FORBIDDEN"),
-        (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-         b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><HSDLGCS>&c;</HSDLGCS>', "XML_ENTITY_FORBIDDEN"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><HSDLGCS>&x;</HSDLGCS>',
+            "XML_ENTITY_FORBIDDEN",
+        ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+            b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><HSDLGCS>&c;</HSDLGCS>',
+            "XML_ENTITY_FORBIDDEN",
+        ),
         (b"<HSDLGCS>" + b"<a>" * 300 + b"</a>" * 300 + b"</HSDLGCS>", "XML_TOO_DEEP"),
         (b"\xef\xbb\xbf<HSDLGCS/>", "XML_BOM"),
         ('<?xml version="1.0" encoding="utf-16"?><HSDLGCS/>'.encode("utf-16"), "XML_ENCODING"),
         (b"<HSDLGBT><GIAYBAOTU Id='x'/><CHUKYDONVI/></HSDLGBT>", "XML_ROOT_MISMATCH"),
     ],
-    ids=["not-xml", "truncated", "dtd", "external-entity", "entity-expansion", "deep-nesting", "bom", "utf-16",
-         "wrong-root"],
+    ids=[
+        "not-xml",
+        "truncated",
+        "dtd",
+        "external-entity",
+        "entity-expansion",
+        "deep-nesting",
+        "bom",
+        "utf-16",
+        "wrong-root",
+    ],
 )
 def test_hostile_or_broken_xml_is_205(admin: httpx.Client, hospital: Hospital, payload: bytes, finding: str) -> None:
     assert_refused(send(admin, hospital, payload), "205", finding)
@@ -129,12 +145,14 @@ def test_gbt_sent_as_loaihs_61_is_a_root_mismatch(admin: httpx.Client, hospital:
     ],
     ids=["malformed-base64", "truncated-base64", "empty-file", "unknown-loaihs", "missing-loaihs"],
 )
-def test_bad_form_values(admin: httpx.Client, hospital: Hospital, overrides: dict[str, str], code: str,
-                         finding: str) -> None:
+def test_bad_form_values(
+    admin: httpx.Client, hospital: Hospital, overrides: dict[str, str], code: str, finding: str
+) -> None:
     assert_refused(send_form(admin, hospital, _form(hospital, **overrides)), code, finding)
 
 
 # schema and business rules: broken before signing, so the signature itself is good ------------
+
 
 @pytest.mark.parametrize("kind", sorted(INVALID_KINDS), ids=str)
 def test_field_level_defects_are_205_with_their_finding(admin: httpx.Client, hospital: Hospital, kind: str) -> None:
@@ -146,6 +164,7 @@ def test_field_level_defects_are_205_with_their_finding(admin: httpx.Client, hos
 
 
 # signatures -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", sorted(SIGNATURE_KINDS), ids=str)
 def test_signature_defects_are_205_with_their_finding(admin: httpx.Client, hospital: Hospital, kind: str) -> None:
@@ -171,16 +190,18 @@ def test_wrong_canonicalisation_is_explained_by_name(admin: httpx.Client, hospit
     ],
     ids=str,
 )
-def test_certificate_defects(admin: httpx.Client, trusted: TestPKI, server: LiveServer, variant: str,
-                             finding: str, sub_indication: str) -> None:
+def test_certificate_defects(
+    admin: httpx.Client, trusted: TestPKI, server: LiveServer, variant: str, finding: str, sub_indication: str
+) -> None:
     hospital = provision(admin, trusted, server.base_url, variant=variant)
     sent = send(admin, hospital, sample(hospital))
     assert_refused(sent, "205", finding)
     assert sent.submission["signature"]["sub_indication"] == sub_indication
 
 
-def test_revoked_certificate_is_refused_once_the_crl_is_loaded(admin: httpx.Client, trusted: TestPKI,
-                                                                server: LiveServer) -> None:
+def test_revoked_certificate_is_refused_once_the_crl_is_loaded(
+    admin: httpx.Client, trusted: TestPKI, server: LiveServer
+) -> None:
     hospital = provision(admin, trusted, server.base_url, variant="revoked")
     load_crl(admin, trusted)
     sent = send(admin, hospital, sample(hospital))
@@ -193,8 +214,7 @@ def test_unregistered_certificate_is_refused(admin: httpx.Client, trusted: TestP
     assert_refused(send(admin, hospital, sample(hospital)), "205", "SIG_CERT_NOT_REGISTERED")
 
 
-def test_certificate_of_another_facility_is_refused(admin: httpx.Client, trusted: TestPKI,
-                                                     server: LiveServer) -> None:
+def test_certificate_of_another_facility_is_refused(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
     mine, other = provision(admin, trusted, server.base_url), provision(admin, trusted, server.base_url)
     borrowed = Hospital(mine.code, mine.username, mine.password, other.credential, mine.client)
     assert_refused(send(admin, mine, sample(borrowed)), "205", "SIG_CERT_NOT_REGISTERED")
@@ -207,6 +227,7 @@ def test_unregistering_a_certificate_takes_effect(admin: httpx.Client, hospital:
 
 
 # authentication -------------------------------------------------------------------------------
+
 
 def test_token_of_another_facility_is_401(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
     mine, other = provision(admin, trusted, server.base_url), provision(admin, trusted, server.base_url)
@@ -225,8 +246,7 @@ def test_token_of_another_facility_is_401(admin: httpx.Client, trusted: TestPKI,
     ],
     ids=["forged-token", "forged-id-token", "wrong-password", "other-maCskcb", "missing-token"],
 )
-def test_bad_credentials_are_401(admin: httpx.Client, hospital: Hospital, field: str, value: str,
-                                 finding: str) -> None:
+def test_bad_credentials_are_401(admin: httpx.Client, hospital: Hospital, field: str, value: str, finding: str) -> None:
     form = hospital.client.form("61", sample(hospital))
     form[field] = value
     assert_refused(send_form(admin, hospital, form), "401", finding)
@@ -239,6 +259,7 @@ def test_locked_account_cannot_submit(admin: httpx.Client, hospital: Hospital) -
 
 
 # the server stays well -------------------------------------------------------------------------
+
 
 def test_refusals_never_reach_accepted_documents(admin: httpx.Client, hospital: Hospital) -> None:
     sent = send(admin, hospital, sample(hospital, invalid="tampered"))
@@ -266,4 +287,10 @@ def test_base64_with_line_breaks_is_decoded(admin: httpx.Client, hospital: Hospi
     wrapped = base64.encodebytes(xml).decode()
     assert "\n" in wrapped
     sent = send_form(admin, hospital, hospital.client.form("61", xml) | {"fileBase64Str": wrapped})
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+
+
+def test_unknown_form_fields_are_ignored_as_on_the_real_portal(admin: httpx.Client, hospital: Hospital) -> None:
+    form = hospital.client.form("61", sample(hospital)) | {"maTinh": "79", "ghiChu": "extra"}
+    sent = send_form(admin, hospital, form)
     assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]

@@ -58,14 +58,17 @@ def test_token_refusals(server: LiveServer, admin: httpx.Client, trusted: TestPK
 
 
 def test_username_of_another_facility_code_is_402(server: LiveServer, admin: httpx.Client) -> None:
-    created = admin.post("/sandbox/facilities", json={"code": "48202", "name": "BV Đà Nẵng",
-                                                       "username": "48999_BV", "password": "pw"})
+    created = admin.post(
+        "/sandbox/facilities",
+        json={"code": "48202", "name": "BV Đà Nẵng", "username": "48999_BV", "password": "pw"},
+    )
     assert created.status_code == 201, created.text
     assert take(server, "48999_BV", md5_upper("pw"))["maKetQua"] == "402"
 
 
-def test_locked_account_is_403_and_unlocking_restores_it(server: LiveServer, admin: httpx.Client,
-                                                          trusted: TestPKI) -> None:
+def test_locked_account_is_403_and_unlocking_restores_it(
+    server: LiveServer, admin: httpx.Client, trusted: TestPKI
+) -> None:
     hospital = provision(admin, trusted, server.base_url)
     locked = admin.post(f"/sandbox/facilities/{hospital.code}/lock")
     assert locked.status_code == 200 and locked.json()["accounts"][0]["locked"] is True

@@ -49,15 +49,11 @@ def _template(signing_time: str, method: SignatureMethod = SignatureMethod.RSA_S
         f'Id="SignatureProperty-{sig_id}"><SigningTime>{signing_time}</SigningTime></SignatureProperty>'
         "</SignatureProperties></Object></Signature>"
     )
-    return unsigned_sample(data_id=DATA_ID).replace(
-        b"<CHUKYDONVI/>", f"<CHUKYDONVI>{signature}</CHUKYDONVI>".encode()
-    )
+    return unsigned_sample(data_id=DATA_ID).replace(b"<CHUKYDONVI/>", f"<CHUKYDONVI>{signature}</CHUKYDONVI>".encode())
 
 
 def _xmlsec(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [XMLSEC or "xmlsec1", *args], capture_output=True, text=True, timeout=30, check=False
-    )
+    return subprocess.run([XMLSEC or "xmlsec1", *args], capture_output=True, text=True, timeout=30, check=False)
 
 
 def _trust(pki: TestPKI, *fingerprints: str) -> TrustStore:
@@ -111,9 +107,7 @@ def test_portal_accepts_what_xmlsec1_signs(pki: TestPKI, tmp_path: Path, variant
     assert tampered.sub_indication is SubIndication.HASH_FAILURE
 
 
-def _xmlsec_verify(
-    pki: TestPKI, tmp_path: Path, signed: bytes, chain: tuple
-) -> subprocess.CompletedProcess[str]:
+def _xmlsec_verify(pki: TestPKI, tmp_path: Path, signed: bytes, chain: tuple) -> subprocess.CompletedProcess[str]:
     (tmp_path / "ca.pem").write_bytes(cert_pem(*pki.ca_certs))
     (tmp_path / "doc.xml").write_bytes(signed)
     extra: list[str] = []
@@ -152,9 +146,7 @@ def test_xmlsec1_accepts_what_the_reference_signer_makes(
 
 
 @pytest.mark.parametrize("variant", list(C14nVariant)[1:])
-def test_xmlsec1_also_rejects_the_wrong_c14n_signers(
-    pki: TestPKI, tmp_path: Path, variant: C14nVariant
-) -> None:
+def test_xmlsec1_also_rejects_the_wrong_c14n_signers(pki: TestPKI, tmp_path: Path, variant: C14nVariant) -> None:
     """The strict rule is the standard's, not ours: xmlsec1 refuses the broken canonicalisations too."""
     cred = pki.issue_facility_cert(FACILITY)
     signed = sign_document(unsigned_sample(), cred.key, cred.cert, signing_time=pki.now, c14n_variant=variant)

@@ -32,8 +32,14 @@ class Sent:
 
 def sample(hospital: Hospital, kind: str = "GCS", *, invalid: str | None = None, **options: Any) -> bytes:
     """A signed document of `hospital` with a fresh serial, so every MA_GCS / MA_GBT is distinct."""
-    return signed_sample(DocumentType[kind], hospital.credential, facility_code=hospital.code,
-                         serial=next(_serials), invalid=invalid, **options)
+    return signed_sample(
+        DocumentType[kind],
+        hospital.credential,
+        facility_code=hospital.code,
+        serial=next(_serials),
+        invalid=invalid,
+        **options,
+    )
 
 
 def explain(admin: httpx.Client, reply: SubmitReply) -> dict[str, Any]:

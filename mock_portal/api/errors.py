@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
+from pathlib import Path
 
 import connexion
+import yaml
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
@@ -26,9 +30,33 @@ _CONNEXION = {
 }
 
 
-def problem(status: int, code: str, detail_vi: str, detail_en: str, title: str = "",
-            headers: dict[str, str] | None = None) -> ConnexionResponse:
-    body = {
+SPEC = Path(__file__).parents[1] / "openapi.yaml"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@functools.cache
+def _spec_methods() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """Each path template of the spec as a regex, with the methods it declares (for `Allow`)."""
+    paths = yaml.safe_load(SPEC.read_text(encoding="utf-8"))["paths"]
+    table = []
+    for template, item in paths.items():
+        regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        methods = ", ".join(m.upper() for m in HTTP_METHODS if m in item)
+        table.append((re.compile(f"^{regex}$", re.DOTALL), methods))
+    return tuple(table)
+
+
+def allowed_methods(path: str) -> str | None:
+    """The `Allow` value for `path`: exactly the methods the spec declares for it."""
+    for regex, methods in _spec_methods():
+        if regex.match(path):
+            return methods
+    return None
+
+
+def problem_body(status: int, code: str, detail_vi: str, detail_en: str, title: str = "") -> dict[str, object]:
+    """The RFC 9457 body every sandbox error uses."""
+    return {
         "type": "about:blank",
         "title": title or code.replace("_", " ").capitalize(),
         "status": status,
@@ -37,9 +65,18 @@ def problem(status: int, code: str, detail_vi: str, detail_en: str, title: str =
         "detail_vi": detail_vi,
         "detail_en": detail_en,
     }
-    return ConnexionResponse(status_code=status, mimetype="application/problem+json",
-                             headers=headers or {},
-                             body=json.dumps(body, ensure_ascii=False))
+
+
+def problem(
+    status: int, code: str, detail_vi: str, detail_en: str, title: str = "", headers: dict[str, str] | None = None
+) -> ConnexionResponse:
+    body = problem_body(status, code, detail_vi, detail_en, title)
+    return ConnexionResponse(
+        status_code=status,
+        mimetype="application/problem+json",
+        headers=headers or {},
+        body=json.dumps(body, ensure_ascii=False),
+    )
 
 
 def _portal_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -51,9 +88,24 @@ def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionR
     status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
     detail = str(getattr(exc, "detail", "") or getattr(exc, "title", "") or exc)
     code, vi = _CONNEXION.get(status, ("INTERNAL_ERROR", "Lỗi hệ thống"))
-    # Keep the headers the exception carries: `Allow` on a 405 (RFC 9110), `WWW-Authenticate` on a 401.
+    # Keep the headers the exception carries (`WWW-Authenticate` on a 401). A 405 must list in `Allow`
+    # every method of the resource (RFC 9110), not only those of the route that happened to match.
     headers = {k: v for k, v in (getattr(exc, "headers", None) or {}).items() if k.lower() != "content-type"}
+    if status == 405:
+        allow = allowed_methods(_request.url.path)
+        if allow:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"} | {"Allow": allow}
     return problem(status, code, vi, detail or code, headers=headers)
+
+
+def _undecodable_body(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Connexion decodes JSON and text bodies as UTF-8 and lets the error escape: a client error."""
+    return problem(
+        400,
+        "REQUEST_INVALID",
+        "Nội dung yêu cầu không phải UTF-8 hợp lệ",
+        f"The request body is not valid UTF-8: {exc}",
+    )
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -63,6 +115,7 @@ def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse
 
 def register_error_handlers(app: connexion.FlaskApp) -> None:
     app.add_error_handler(PortalError, _portal_error)
+    app.add_error_handler(UnicodeDecodeError, _undecodable_body)
     app.add_error_handler(ProblemException, _connexion_problem)
     app.add_error_handler(HTTPException, _connexion_problem)
     for status in (404, 405):

@@ -28,16 +28,18 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
     if grant.token is None:
         return reply({"maKetQua": grant.result.value, "APIKey": None})
     token = grant.token
-    return reply({
-        "maKetQua": grant.result.value,
-        "APIKey": {
-            "access_token": token.access_token,
-            "id_token": token.id_token,
-            "token_type": "Bearer",
-            "username": token.username,
-            "expires_in": token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-    })
+    return reply(
+        {
+            "maKetQua": grant.result.value,
+            "APIKey": {
+                "access_token": token.access_token,
+                "id_token": token.id_token,
+                "token_type": "Bearer",
+                "username": token.username,
+                "expires_in": token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        }
+    )
 
 
 def send_document(body: dict[str, Any] | None = None) -> Reply:

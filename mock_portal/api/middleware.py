@@ -11,7 +11,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mock_portal.api.errors import problem_body
 from mock_portal.api.hiap import submit_reply
+from mock_portal.api.security import is_admin
 from mock_portal.codes import SubmitResult
 from mock_portal.portal import Portal
 
@@ -32,6 +34,9 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["portal"] = self.portal
+        if "\n" in scope.get("path", ""):
+            await _unroutable(scope, send, self.portal)
+            return
         limit = self.portal.settings.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
@@ -78,15 +83,19 @@ async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> Non
     if scope.get("path") == SUBMIT_PATH:
         received = portal.clock.now()
         body = submit_reply(SubmitResult.FILE_TOO_LARGE, "", received)
-        headers = [(b"content-type", b"application/json"),
-                   (b"x-sandbox-explain", f"FILE_TOO_LARGE: request body over {limit} bytes".encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-sandbox-explain", f"FILE_TOO_LARGE: request body over {limit} bytes".encode()),
+        ]
         await _reply(send, 200, headers, body)
         return
-    problem = {
-        "type": "about:blank", "title": "Payload Too Large", "status": 413, "code": "BODY_TOO_LARGE",
-        "detail_vi": "Nội dung yêu cầu quá lớn", "detail_en": f"Request body larger than {portal.settings.max_body_bytes} bytes",
-    }
-    problem["detail"] = f"{problem['detail_vi']} | {problem['detail_en']}"
+    problem = problem_body(
+        413,
+        "BODY_TOO_LARGE",
+        "Nội dung yêu cầu quá lớn",
+        f"Request body larger than {portal.settings.max_body_bytes} bytes",
+        "Payload Too Large",
+    )
     await _reply(send, 413, [(b"content-type", b"application/problem+json")], problem)
 
 
@@ -95,3 +104,25 @@ async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], bo
     headers = [*headers, (b"content-length", str(len(payload)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _unroutable(scope: Scope, send: Send, portal: Portal) -> None:
+    """A path with a line break: Connexion's router cannot match it (its mount regex stops at `\\n`), so
+    the request would reach Flask without an operation. No identifier holds a line break: answer 404,
+    after the admin token check the sandbox API would have made."""
+    path = scope.get("path", "")
+    authorization = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+    if path.startswith("/sandbox/") and not is_admin(portal, authorization.removeprefix("Bearer ")):
+        status, code, vi, en = (
+            401,
+            "UNAUTHORIZED",
+            "Thiếu hoặc sai token quản trị (Authorization: Bearer ...)",
+            "No such token",
+        )
+        headers = [(b"www-authenticate", b"Bearer")]
+    else:
+        status, code, vi, en = 404, "NOT_FOUND", "Không tìm thấy", "No resource has a line break in its path"
+        headers = []
+    await _reply(
+        send, status, [(b"content-type", b"application/problem+json"), *headers], problem_body(status, code, vi, en)
+    )

@@ -10,10 +10,10 @@ from flask import Response, current_app
 
 from mock_portal import sandbox as ops
 from mock_portal import store
+from mock_portal.api.render import Reply, empty, reply
 from mock_portal.documents import list_rules as domain_rules
 from mock_portal.errors import NotFound
 from mock_portal.portal import Portal
-from mock_portal.api.render import Reply, empty, reply
 
 Json = dict[str, Any]
 
@@ -35,9 +35,15 @@ def _bytes(body: Any) -> bytes:
 
 # views
 def _certificate(row: store.RegisteredCertificate) -> Reply:
-    return {"facility": row.facility_code, "fingerprint": row.fingerprint, "subject": row.subject,
-            "serial": row.serial, "not_before": _iso(row.not_before), "not_after": _iso(row.not_after),
-            "registered_at": _iso(row.registered_at)}
+    return {
+        "facility": row.facility_code,
+        "fingerprint": row.fingerprint,
+        "subject": row.subject,
+        "serial": row.serial,
+        "not_before": _iso(row.not_before),
+        "not_after": _iso(row.not_after),
+        "registered_at": _iso(row.registered_at),
+    }
 
 
 def _facility(portal: Portal, row: store.Facility) -> Reply:
@@ -51,10 +57,19 @@ def _facility(portal: Portal, row: store.Facility) -> Reply:
 
 
 def _summary(row: store.Submission) -> Reply:
-    return {"id": row.id, "received_at": _iso(row.received_at), "facility": row.facility_code,
-            "username": row.username, "loai_hs": row.loai_hs, "result": row.result, "ma_gd": row.ma_gd,
-            "document_code": row.document_code, "file_size": row.file_size, "file_sha256": row.file_sha256,
-            "explain": row.explain}
+    return {
+        "id": row.id,
+        "received_at": _iso(row.received_at),
+        "facility": row.facility_code,
+        "username": row.username,
+        "loai_hs": row.loai_hs,
+        "result": row.result,
+        "ma_gd": row.ma_gd,
+        "document_code": row.document_code,
+        "file_size": row.file_size,
+        "file_sha256": row.file_sha256,
+        "explain": row.explain,
+    }
 
 
 def _authority(row: store.CertificateAuthority) -> Reply:
@@ -62,10 +77,18 @@ def _authority(row: store.CertificateAuthority) -> Reply:
 
 
 def _document(row: store.Document) -> Reply:
-    return {"submission_id": row.submission_id, "type": row.doc_type, "code": row.code,
-            "facility": row.facility_code, "ma_gd": row.ma_gd, "first_issue": row.first_issue,
-            "issue_date": row.issue_date, "signing_time": _iso(row.signing_time),
-            "accepted_at": _iso(row.accepted_at), "fields": row.fields}
+    return {
+        "submission_id": row.submission_id,
+        "type": row.doc_type,
+        "code": row.code,
+        "facility": row.facility_code,
+        "ma_gd": row.ma_gd,
+        "first_issue": row.first_issue,
+        "issue_date": row.issue_date,
+        "signing_time": _iso(row.signing_time),
+        "accepted_at": _iso(row.accepted_at),
+        "fields": row.fields,
+    }
 
 
 # handlers
@@ -75,8 +98,14 @@ def get_health() -> Reply:
         package_version = version("vn-civil-cert-sandbox")
     except PackageNotFoundError:
         package_version = "0+unknown"
-    return reply({"status": "ok", "version": package_version, "time": portal.clock.now().isoformat(),
-                  "submissions": portal.repo.count_submissions()})
+    return reply(
+        {
+            "status": "ok",
+            "version": package_version,
+            "time": portal.clock.now().isoformat(),
+            "submissions": portal.repo.count_submissions(),
+        }
+    )
 
 
 def list_facilities() -> Reply:
@@ -86,8 +115,10 @@ def list_facilities() -> Reply:
 
 def create_facility(body: Json) -> Reply:
     portal = _portal()
-    row = ops.create_facility(portal, ops.NewFacility(code=body["code"], name=body["name"],
-                                                      username=body["username"], password=body["password"]))
+    row = ops.create_facility(
+        portal,
+        ops.NewFacility(code=body["code"], name=body["name"], username=body["username"], password=body["password"]),
+    )
     return reply(_facility(portal, row), 201)
 
 
@@ -127,12 +158,21 @@ def add_ca(body: Any) -> Reply:
 
 def add_crl(body: Any) -> Reply:
     row = ops.add_crl(_portal(), _bytes(body))
-    return reply({"id": row.id, "issuer": row.issuer, "revoked_count": row.revoked_count,
-                  "this_update": _iso(row.this_update), "next_update": _iso(row.next_update)}, 201)
+    return reply(
+        {
+            "id": row.id,
+            "issuer": row.issuer,
+            "revoked_count": row.revoked_count,
+            "this_update": _iso(row.this_update),
+            "next_update": _iso(row.next_update),
+        },
+        201,
+    )
 
 
-def list_submissions(facility: str | None = None, result: str | None = None, limit: int = 50,
-                     before: int | None = None) -> Reply:
+def list_submissions(
+    facility: str | None = None, result: str | None = None, limit: int = 50, before: int | None = None
+) -> Reply:
     rows = _portal().repo.list_submissions(facility=facility, result=result, limit=limit, before_id=before)
     return reply([_summary(row) for row in rows])
 
@@ -148,23 +188,33 @@ def get_submission(id: int) -> Reply:  # noqa: A002 - the spec's parameter name
     portal = _portal()
     row = _require_submission(portal, id)
     document = portal.repo.document_of_submission(row.id)
-    return reply({**_summary(row), "findings": row.findings, "signature": row.signature_report,
-                  "document": _document(document) if document else None})
+    return reply(
+        {
+            **_summary(row),
+            "findings": row.findings,
+            "signature": row.signature_report,
+            "document": _document(document) if document else None,
+        }
+    )
 
 
 def get_submission_file(id: int) -> Response:  # noqa: A002 - the spec's parameter name
     row = _require_submission(_portal(), id)
     if row.file is None:
-        raise NotFound("FILE_NOT_STORED", "Lần gửi này không có tệp giải mã được",
-                       "This submission has no decodable file (bad base64, too large or refused before decoding)")
+        raise NotFound(
+            "FILE_NOT_STORED",
+            "Lần gửi này không có tệp giải mã được",
+            "This submission has no decodable file (bad base64, too large or refused before decoding)",
+        )
     return Response(row.file, status=200, mimetype="application/xml")
 
 
 def get_document(code: str) -> Reply:
     rows = _portal().repo.documents_by_code(code)
     if not rows:
-        raise NotFound("DOCUMENT_NOT_FOUND", f"Chưa có giấy tờ {code} được tiếp nhận",
-                       f"No accepted document has the code {code}")
+        raise NotFound(
+            "DOCUMENT_NOT_FOUND", f"Chưa có giấy tờ {code} được tiếp nhận", f"No accepted document has the code {code}"
+        )
     return reply([_document(row) for row in rows])
 
 

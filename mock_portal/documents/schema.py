@@ -126,11 +126,7 @@ def validate_schema(doc_type: DocumentType, root: etree._Element) -> list[Findin
         code, vi, en = classified
         expected = _EXPECTED.search(entry.message)
         path = entry.path or None
-        missing = (
-            _skipped_required(doc_type, root, entry, expected)
-            if code.endswith("UNEXPECTED_ELEMENT")
-            else None
-        )
+        missing = _skipped_required(doc_type, root, entry, expected) if code.endswith("UNEXPECTED_ELEMENT") else None
         if missing:
             code, vi, en = ("SCHEMA_REQUIRED_MISSING", "Thiếu trường bắt buộc", "A required field is missing")
             path = f"{path.rsplit('/', 1)[0]}/{missing}" if path else None

@@ -93,8 +93,17 @@ class Repository:
     def reset(self) -> None:
         """Delete everything: documents, submissions, tokens, trust material, facilities."""
         with self.session() as s:
-            for model in (Document, Submission, Token, RegisteredCertificate, Account, Facility,
-                          CertificateAuthority, RevocationList, Meta):
+            for model in (
+                Document,
+                Submission,
+                Token,
+                RegisteredCertificate,
+                Account,
+                Facility,
+                CertificateAuthority,
+                RevocationList,
+                Meta,
+            ):
                 s.execute(delete(model))
 
     # facilities and accounts
