@@ -15,6 +15,7 @@ from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
 from tests.live import LiveServer, start_server
 
 _codes = itertools.count(1)
+PEM = {"Content-Type": "application/x-pem-file"}
 
 
 @pytest.fixture(scope="session")
@@ -38,17 +39,16 @@ def admin(server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
+def trust_root(admin: httpx.Client, pki: TestPKI) -> None:
+    """Make the portal behind `admin` trust the PKI's root CA."""
+    added = admin.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
+    assert added.status_code == 201, added.text
+
+
 @pytest.fixture(scope="session")
 def trusted(admin: httpx.Client, pki: TestPKI) -> TestPKI:
-    """The PKI's root CA is trusted by the portal, and its CRL (with the revoked variants) loaded."""
-    assert (
-        admin.post(
-            "/sandbox/trust/cas",
-            content=cert_pem(pki.root.cert),
-            headers={"Content-Type": "application/x-pem-file"},
-        ).status_code
-        == 201
-    )
+    """The shared portal trusts the PKI's root CA."""
+    trust_root(admin, pki)
     return pki
 
 

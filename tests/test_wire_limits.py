@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from fixtures.pki import TestPKI, cert_pem
-from tests.conftest import Hospital, provision
+from fixtures.pki import TestPKI
+from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 from tests.wire import explain, sample
 
@@ -18,14 +18,7 @@ MAX_FILE = 16 * 1024
 
 def _trusting(server: LiveServer, pki: TestPKI) -> httpx.Client:
     admin = server.admin()
-    assert (
-        admin.post(
-            "/sandbox/trust/cas",
-            content=cert_pem(pki.root.cert),
-            headers={"Content-Type": "application/x-pem-file"},
-        ).status_code
-        == 201
-    )
+    trust_root(admin, pki)
     return admin
 
 
