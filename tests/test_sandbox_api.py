@@ -129,3 +129,10 @@ def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: T
             assert admin.get("/sandbox/trust/cas").json() == []
     finally:
         live.stop()
+
+
+def test_swagger_ui_and_the_contract_are_served(server: LiveServer) -> None:
+    ui = httpx.get(f"{server.base_url}/ui/", follow_redirects=True)
+    assert ui.status_code == 200 and "swagger" in ui.text.lower()
+    spec = httpx.get(f"{server.base_url}/openapi.json").json()
+    assert {"/api/token/take", "/api/hososuckhoe/guiGiayToDienTu"} <= set(spec["paths"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from fixtures.pki import TestPKI
+from mock_portal.auth import md5_upper
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 from tests.wire import explain, sample
@@ -85,3 +87,28 @@ def test_expired_token_is_401(expiring_server: LiveServer, pki: TestPKI) -> None
     with expiring_server.admin() as admin:
         submission = explain(admin, reply)
     assert [f["code"] for f in submission["findings"]] == ["AUTH_TOKEN_EXPIRED"]
+
+
+def test_portal_failure_is_maketqua_500_and_nothing_is_acknowledged(
+    tmp_path_factory: pytest.TempPathFactory, pki: TestPKI
+) -> None:
+    live = start_server(tmp_path_factory.mktemp("broken"))
+    try:
+        hospital = provision(_trusting(live, pki), pki, live.base_url)
+        xml = sample(hospital)
+        hospital.client.take_token()
+        with sqlite3.connect(live.database) as db:  # the database loses a table under the running portal
+            db.execute("DROP TABLE documents")
+        reply = hospital.client.send("GCS", xml)
+        assert (reply.ma_ket_qua, reply.ma_gd, reply.submission_id) == ("500", "", None)
+        assert reply.explain.startswith("SERVER_ERROR")
+        with sqlite3.connect(live.database) as db:
+            db.execute("DROP TABLE tokens")
+        token = httpx.post(
+            f"{live.base_url}/api/token/take",
+            data={"username": hospital.username, "password": md5_upper(hospital.password)},
+        )
+        assert token.status_code == 200 and token.json() == {"maKetQua": "500", "APIKey": None}
+        assert httpx.get(f"{live.base_url}/sandbox/health").status_code == 200
+    finally:
+        live.stop()

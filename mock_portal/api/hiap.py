@@ -6,6 +6,7 @@ HTTP 200 for business errors, as the real portal does.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,10 @@ from flask import current_app
 from mock_portal.api.render import Reply, reply
 from mock_portal.auth import Credentials
 from mock_portal.clock import vn_local
-from mock_portal.codes import SubmitResult
+from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.portal import Outcome, Portal, SubmissionForm
+
+log = logging.getLogger(__name__)
 
 
 def _portal() -> Portal:
@@ -24,7 +27,11 @@ def _portal() -> Portal:
 
 def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = body or {}
-    grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")))
+    try:
+        grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")))
+    except Exception:  # the real portal answers any failure of its own with maKetQua 500
+        log.exception("token take failed")
+        return reply({"maKetQua": TokenResult.SYSTEM_ERROR.value, "APIKey": None})
     if grant.token is None:
         return reply({"maKetQua": grant.result.value, "APIKey": None})
     token = grant.token
@@ -44,20 +51,29 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
 
 def send_document(body: dict[str, Any] | None = None) -> Reply:
     form = {key: str(value) for key, value in (body or {}).items()}
-    outcome = _portal().submit(
-        SubmissionForm(
-            credentials=Credentials(
-                facility_code=form.get("maCskcb", ""),
-                access_token=form.get("token", ""),
-                id_token=form.get("id_token", ""),
-                username=form.get("username", ""),
-                password_md5=form.get("password", ""),
-            ),
-            loai_hs=form.get("loaiHs", ""),
-            file_b64=form.get("fileBase64Str", ""),
-        )
-    )
+    portal = _portal()
+    try:
+        outcome = portal.submit(_submission_form(form))
+    except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
+        log.exception("submission failed")
+        explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
+        return reply(submit_reply(SubmitResult.SERVER_ERROR, "", portal.clock.now()), 200, explain)
     return reply(submit_reply(outcome.verdict.result, outcome.ma_gd, outcome.received_at), 200, _headers(outcome))
+
+
+def _submission_form(form: dict[str, str]) -> SubmissionForm:
+    """Wire names to Python names, in one place."""
+    return SubmissionForm(
+        credentials=Credentials(
+            facility_code=form.get("maCskcb", ""),
+            access_token=form.get("token", ""),
+            id_token=form.get("id_token", ""),
+            username=form.get("username", ""),
+            password_md5=form.get("password", ""),
+        ),
+        loai_hs=form.get("loaiHs", ""),
+        file_b64=form.get("fileBase64Str", ""),
+    )
 
 
 def submit_reply(result: SubmitResult, ma_gd: str, received_at: datetime) -> dict[str, str]:
