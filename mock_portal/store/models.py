@@ -111,3 +111,69 @@ class Document(Base):
     signing_time: Mapped[datetime | None]
     accepted_at: Mapped[datetime]
     fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    issue_instant: Mapped[datetime | None]
+    issue_source: Mapped[str | None] = mapped_column(String(16))
+    """Where the issue instant came from: expectation, signing_time or issue_date."""
+    deadline: Mapped[datetime | None]
+    deadline_status: Mapped[str | None] = mapped_column(String(8))
+    """ON_TIME or LATE (Decree 63/2024 Art. 25.1: 4 working hours after issue)."""
+    working_minutes_late: Mapped[int] = mapped_column(default=0)
+    expectation_id: Mapped[int | None]
+
+
+class OutboxEntry(Base):
+    """A document to share with IPSS, written in the transaction that accepts it (exactly-once sharing)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "shared_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    created_at: Mapped[datetime]
+    shared_at: Mapped[datetime | None]
+
+
+class JournalEntry(Base):
+    """One request to the wire API as the portal saw it: for the harness, the dashboard and load tests."""
+
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_facility", "facility_code"), Index("ix_journal_at", "at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    """Sandbox time of the request."""
+    real_at: Mapped[datetime]
+    facility_code: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    """The wire code (maKetQua / MaKetQua), HTTP-<status> for a fault reply, or DROPPED / RESET."""
+    http_status: Mapped[int | None]
+    ma_gd: Mapped[str | None] = mapped_column(String(80))
+    submission_id: Mapped[int | None]
+    document_code: Mapped[str | None] = mapped_column(String(64))
+    loai_hs: Mapped[str | None] = mapped_column(String(16))
+    faults: Mapped[list[str]] = mapped_column(JSON)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    duration_ms: Mapped[float]
+
+
+class Expectation(Base):
+    """A certificate the conformance harness asked a hospital to issue, and whether it arrived in time."""
+
+    __tablename__ = "expectations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(3))
+    facility_code: Mapped[str] = mapped_column(String(5))
+    issued_at: Mapped[datetime]
+    deadline: Mapped[datetime]
+    match: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    document_id: Mapped[int | None]
+
+
+class SharedSetting(Base):
+    """Settings every server process must agree on (the sandbox clock, the fault plans), as JSON."""
+
+    __tablename__ = "shared_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(default=1)

@@ -21,6 +21,7 @@ from mock_portal.store.models import (
     CertificateAuthority,
     Document,
     Facility,
+    OutboxEntry,
     RegisteredCertificate,
     RevocationList,
     Submission,
@@ -91,20 +92,10 @@ class Repository:
             yield session
 
     def reset(self) -> None:
-        """Delete everything: documents, submissions, tokens, trust material, facilities."""
+        """Delete every row of every table (children first), as on a new database."""
         with self.session() as s:
-            for model in (
-                Document,
-                Submission,
-                Token,
-                RegisteredCertificate,
-                Account,
-                Facility,
-                CertificateAuthority,
-                RevocationList,
-                Meta,
-            ):
-                s.execute(delete(model))
+            for table in reversed(Base.metadata.sorted_tables):
+                s.execute(delete(table))
 
     # facilities and accounts
     def add_facility(self, facility: Facility, account: Account) -> None:
@@ -219,6 +210,8 @@ class Repository:
             if document is not None:
                 document.submission_id = submission.id
                 s.add(document)
+                s.flush()
+                s.add(OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
         return submission.id
 
     def get_submission(self, submission_id: int) -> Submission | None:
