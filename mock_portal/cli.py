@@ -24,12 +24,14 @@ def _serve(args: argparse.Namespace) -> int:
     # Every worker process must agree on the admin token and the database.
     os.environ["PORTAL_ADMIN_TOKEN"] = settings.admin_token
     os.environ["PORTAL_DATABASE_URL"] = settings.database_url
+    os.environ["PORTAL_IPSS_API_KEY"] = settings.ipss_api_key
     if args.demo:
         from fixtures.demo import provision_demo
 
         print(provision_demo(settings), flush=True)
     print(f"mock portal on http://{settings.host}:{settings.port}  (Swagger UI: /ui)", flush=True)
     print(f"admin token (PORTAL_ADMIN_TOKEN): {settings.admin_token}", flush=True)
+    print(f"IPSS API key (PORTAL_IPSS_API_KEY): {settings.ipss_api_key}", flush=True)
     uvicorn.run(
         "mock_portal.asgi:app",
         host=settings.host,

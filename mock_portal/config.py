@@ -35,6 +35,18 @@ class Settings:
     """How far a SigningTime may lie after receipt before it is called implausible."""
     require_crl: bool = False
     """Make a missing CRL for the issuing CA an INDETERMINATE signature instead of a note."""
+    calendar: str = "default"
+    """Working-time calendar: `default` (Mon–Fri 08–12, 13–17, VN holidays), `24x7`, or a TOML/JSON file."""
+    deadline_working_minutes: int = 240
+    """Decree 63/2024 Art. 25.1: signed data within 4 working hours of issuing the paper."""
+    ipss_api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """API key of the simulated IPSS (`/ipss/v1`, header X-API-Key); a random one is printed at start when unset."""
+    sharing_enabled: bool = True
+    """Run the HIAP -> IPSS sharing worker in this process."""
+    sharing_interval_ms: int = 200
+    """How often the sharing worker looks at the outbox."""
+    journal_max_entries: int = 100_000
+    """Journal retention: the oldest entries beyond this are dropped (0 switches the journal off)."""
 
     @property
     def max_body_bytes(self) -> int:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+IPSS_KEY = "test-ipss-key"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -49,6 +51,7 @@ def start_server(directory: Path, *, workers: int = 1, extra_env: dict[str, str]
         **os.environ,
         "PORTAL_DATABASE_URL": f"sqlite:///{database}",
         "PORTAL_ADMIN_TOKEN": admin_token,
+        "PORTAL_IPSS_API_KEY": IPSS_KEY,
         "PORTAL_PORT": str(port),
         **(extra_env or {}),
     }
