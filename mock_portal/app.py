@@ -1,4 +1,9 @@
-"""`create_app(settings)`: the Connexion app serving `openapi.yaml` (wire, sandbox) with Swagger UI at /ui."""
+"""The portal's ASGI application.
+
+`create_app(settings)` is the Connexion app serving `openapi.yaml` (wire, sandbox, IPSS) with Swagger
+UI at /ui; `create_asgi(settings)` puts the wire gateway (faults, clock, journal) in front of it and
+is what `mock-portal serve` runs.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +16,19 @@ from connexion.middleware import MiddlewarePosition
 
 from mock_portal import store
 from mock_portal.api.errors import register_error_handlers
+from mock_portal.api.gateway import WireGateway
 from mock_portal.api.middleware import PortalMiddleware
-from mock_portal.clock import Clock, SystemClock
+from mock_portal.clock import SandboxClock
 from mock_portal.config import Settings
 from mock_portal.portal import Portal
 
 SPEC = Path(__file__).with_name("openapi.yaml")
 
 
-def build_portal(settings: Settings, clock: Clock | None = None) -> Portal:
+def build_portal(settings: Settings) -> Portal:
     repo = store.Repository(store.create_engine_for(settings.database_url))
     repo.create_schema()
-    return Portal(settings, repo, clock or SystemClock())
+    return Portal(settings, repo, SandboxClock(repo))
 
 
 def create_app(settings: Settings | None = None, *, portal: Portal | None = None) -> connexion.FlaskApp:
@@ -39,3 +45,9 @@ def create_app(settings: Settings | None = None, *, portal: Portal | None = None
     app.add_middleware(PortalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, portal=portal)
     register_error_handlers(app)
     return app
+
+
+def create_asgi(settings: Settings | None = None) -> WireGateway:
+    settings = settings or Settings.from_env()
+    portal = build_portal(settings)
+    return WireGateway(create_app(settings, portal=portal), portal)

@@ -1,12 +1,22 @@
-"""The sandbox clock: every portal time reads it, so tests can control time."""
+"""The sandbox clock: every portal time reads it, so tests can freeze, jump or accelerate time.
+
+Sandbox time is `anchor_sandbox + (real_now - anchor_real) * rate`: rate 1 is real time (possibly
+shifted), 0 is frozen, 600 makes 4 working hours pass in 24 real seconds. The state lives in the
+database (a shared setting), so several server processes agree; each process re-reads it at the
+start of a request (`refresh`), which costs one small query, and computes `now()` from it.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Protocol
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+MAX_RATE = 100_000.0
 
 
 class Clock(Protocol):
@@ -15,24 +25,110 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
-    """Real time."""
+def system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ClockState:
+    anchor_real: datetime
+    anchor_sandbox: datetime
+    rate: float = 1.0
+
+    def at(self, real: datetime) -> datetime:
+        return self.anchor_sandbox + (real - self.anchor_real) * self.rate
+
+    @property
+    def mode(self) -> str:
+        if self.rate == 0:
+            return "frozen"
+        if self.rate == 1:
+            return "real" if abs((self.anchor_sandbox - self.anchor_real).total_seconds()) < 1 else "shifted"
+        return "accelerated"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "anchor_real": self.anchor_real.isoformat(),
+            "anchor_sandbox": self.anchor_sandbox.isoformat(),
+            "rate": self.rate,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClockState:
+        return cls(
+            datetime.fromisoformat(data["anchor_real"]),
+            datetime.fromisoformat(data["anchor_sandbox"]),
+            float(data["rate"]),
+        )
+
+
+class ClockStore(Protocol):
+    """Where the clock state is shared between processes (the repository implements it)."""
+
+    def load_clock(self) -> dict[str, Any] | None: ...
+
+    def save_clock(self, state: dict[str, Any]) -> None: ...
+
+
+class SandboxClock:
+    """The portal's clock: real unless told otherwise, shared through a `ClockStore`."""
+
+    def __init__(
+        self,
+        store: ClockStore | None = None,
+        real: Callable[[], datetime] = system_now,
+        max_staleness: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self._store = store
+        self._real = real
+        self._lock = threading.Lock()
+        self._max_staleness = max_staleness
+        now = real()
+        self._state = ClockState(now, now, 1.0)
+        self._refreshed = now - max_staleness
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """Sandbox time; a state older than `max_staleness` is re-read first (background threads)."""
+        real = self._real()
+        if real - self._refreshed > self._max_staleness:
+            self.refresh()
+        return self._state.at(real)
 
+    def state(self) -> ClockState:
+        return self._state
 
-class FixedClock:
-    """A clock that stays where it is put; for tests and reproducible runs."""
+    def refresh(self) -> None:
+        """Take up a change another process made."""
+        self._refreshed = self._real()
+        if self._store is None:
+            return
+        data = self._store.load_clock()
+        if data is not None:
+            self._state = ClockState.from_dict(data)
 
-    def __init__(self, instant: datetime) -> None:
-        self._instant = instant
+    def set(self, *, now: datetime | None = None, rate: float | None = None) -> ClockState:
+        """Jump to `now` and/or run at `rate` from here on (continuity is kept when only the rate changes)."""
+        if rate is not None and not 0 <= rate <= MAX_RATE:
+            raise ValueError(f"rate must be between 0 and {MAX_RATE:g}")
+        if now is not None and now.tzinfo is None:
+            raise ValueError("now must carry a time zone offset")
+        with self._lock:
+            real = self._real()
+            current = self._state.at(real)
+            state = ClockState(real, (now or current).astimezone(UTC), self._state.rate if rate is None else rate)
+            self._state = state
+            if self._store is not None:
+                self._store.save_clock(state.to_dict())
+            return state
 
-    def now(self) -> datetime:
-        return self._instant
+    def advance(self, delta: timedelta) -> ClockState:
+        if delta < timedelta(0):
+            raise ValueError("the clock only moves forward")
+        return self.set(now=self.now() + delta)
 
-    def set(self, instant: datetime) -> None:
-        self._instant = instant
+    def reset(self) -> ClockState:
+        now = self._real()
+        return self.set(now=now, rate=1.0)
 
 
 def vn_local(instant: datetime) -> datetime:

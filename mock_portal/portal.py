@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
+from mock_portal.accounting import account, first_match, issue_instant
 from mock_portal.auth import Credentials, TokenGrant, check_credentials, take_token
-from mock_portal.clock import Clock
+from mock_portal.clock import SandboxClock
 from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
-from mock_portal.documents import ParseLimits
+from mock_portal.deadline import load_calendar
+from mock_portal.documents import DocumentType, ParseLimits
+from mock_portal.gate import Gate
 from mock_portal.intake import IntakePolicy, Verdict, examine
 from mock_portal.signature import SignaturePolicy
 from mock_portal.trust import TrustStore, load_certificates, load_crl
@@ -43,10 +46,12 @@ class Outcome:
 
 
 class Portal:
-    def __init__(self, settings: Settings, repo: store.Repository, clock: Clock) -> None:
+    def __init__(self, settings: Settings, repo: store.Repository, clock: SandboxClock) -> None:
         self.settings = settings
         self.repo = repo
         self.clock = clock
+        self.gate = Gate(repo, settings.journal_max_entries)
+        self.calendar = load_calendar(settings.calendar)
         self.policy = IntakePolicy(
             max_file_bytes=settings.max_file_bytes,
             parse_limits=ParseLimits(max_bytes=settings.max_file_bytes, max_depth=settings.max_xml_depth),
@@ -65,7 +70,9 @@ class Portal:
             username=username,
             password_md5=password_md5,
             now=self.clock.now(),
-            ttl=timedelta(minutes=self.settings.token_ttl_minutes),
+            ttl=timedelta(
+                minutes=self.gate.token_ttl_minutes(username.split("_", 1)[0], self.settings.token_ttl_minutes)
+            ),
         )
 
     def submit(self, form: SubmissionForm) -> Outcome:
@@ -83,8 +90,31 @@ class Portal:
                 policy=self.policy,
             )
         ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
-        submission_id = self.repo.record_submission(*_rows(verdict, form, received_at, ma_gd))
+        submission, document = _rows(verdict, form, received_at, ma_gd)
+        if document is not None:
+            expected = first_match(
+                self.repo.pending_expectations(document.facility_code, document.doc_type), document.fields
+            )
+            self.account(document, expected)
+        submission_id = self.repo.record_submission(submission, document)
         return Outcome(submission_id, verdict, ma_gd, received_at)
+
+    def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
+        """Set the document's issue instant, deadline and ON_TIME / LATE (DESIGN §4)."""
+        signing = document.signing_time.replace(tzinfo=UTC) if document.signing_time else None
+        expected = expectation.issued_at.replace(tzinfo=UTC) if expectation else None
+        instant = issue_instant(DocumentType[document.doc_type], document.fields, signing, expected)
+        verdict = account(
+            instant, document.accepted_at.replace(tzinfo=UTC), self.calendar, self.settings.deadline_working_minutes
+        )
+        document.expectation_id = expectation.id if expectation else None
+        if instant is None or verdict is None:
+            return
+        document.issue_instant = _naive(instant.at)
+        document.issue_source = instant.source
+        document.deadline = _naive(verdict.deadline)
+        document.deadline_status = verdict.status.value
+        document.working_minutes_late = verdict.working_minutes_late
 
     def trust(self) -> TrustStore:
         """The trust store of this process, reloaded when another process changed trust material."""
@@ -148,6 +178,10 @@ def _rows(
         fields=fields,
     )
     return submission, document
+
+
+def _naive(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def _first_issue(kind: str, fields: dict[str, str]) -> bool:

@@ -90,7 +90,10 @@ def header_safe(text: str, limit: int = 300) -> str:
 
 
 def _headers(outcome: Outcome) -> dict[str, str]:
+    verdict = outcome.verdict
     return {
         "X-Sandbox-Submission": str(outcome.submission_id),
-        "X-Sandbox-Explain": header_safe(outcome.verdict.explain()),
+        "X-Sandbox-Explain": header_safe(verdict.explain()),
+        "X-Sandbox-Findings": header_safe(",".join(f.code for f in verdict.findings), limit=2000),
+        "X-Sandbox-Document": header_safe(verdict.document_code or ""),
     }

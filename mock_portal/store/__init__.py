@@ -1,5 +1,6 @@
 """Persistence of the portal: SQLAlchemy 2 models and a repository (SQLite file by default)."""
 
+from mock_portal.store.ipss import Application, SharedDocument
 from mock_portal.store.models import (
     Account,
     Base,
@@ -19,6 +20,7 @@ from mock_portal.store.repository import Repository, create_engine_for
 
 __all__ = [
     "Account",
+    "Application",
     "Base",
     "CertificateAuthority",
     "Document",
@@ -29,6 +31,7 @@ __all__ = [
     "RegisteredCertificate",
     "Repository",
     "RevocationList",
+    "SharedDocument",
     "SharedSetting",
     "Submission",
     "Token",

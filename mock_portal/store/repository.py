@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -20,10 +22,13 @@ from mock_portal.store.models import (
     Base,
     CertificateAuthority,
     Document,
+    Expectation,
     Facility,
+    JournalEntry,
     OutboxEntry,
     RegisteredCertificate,
     RevocationList,
+    SharedSetting,
     Submission,
     Token,
 )
@@ -35,6 +40,29 @@ class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int]
+
+
+@dataclass(frozen=True)
+class JournalFilter:
+    facility: str | None = None
+    operation: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    """Sandbox time, naive UTC."""
+    after_id: int | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.facility:
+            query = query.where(JournalEntry.facility_code == self.facility)
+        if self.operation:
+            query = query.where(JournalEntry.operation == self.operation)
+        if self.outcome:
+            query = query.where(JournalEntry.outcome == self.outcome)
+        if self.since:
+            query = query.where(JournalEntry.at >= self.since)
+        if self.after_id:
+            query = query.where(JournalEntry.id > self.after_id)
+        return query
 
 
 class StoreError(Exception):
@@ -50,6 +78,7 @@ class NotFound(StoreError):
 
 
 TRUST_VERSION = "trust_version"
+CLOCK = "clock"
 
 
 def create_engine_for(url: str) -> Engine:
@@ -201,9 +230,75 @@ class Repository:
         else:
             row.value += 1
 
+    # shared settings (clock, fault plans) and counters
+    def get_settings(self, keys: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        """The shared settings named, each as (version, value), in one query."""
+        with self._sessions() as s:
+            rows = s.execute(select(SharedSetting).where(SharedSetting.key.in_(keys))).scalars()
+            return {row.key: (row.version, row.value) for row in rows}
+
+    def put_setting(self, key: str, value: dict[str, Any]) -> int:
+        with self.session() as s:
+            row = s.get(SharedSetting, key, with_for_update=True)
+            if row is None:
+                s.add(SharedSetting(key=key, value=value, version=1))
+                return 1
+            row.value = value
+            row.version += 1
+            return row.version
+
+    def delete_setting(self, key: str) -> None:
+        with self.session() as s:
+            s.execute(delete(SharedSetting).where(SharedSetting.key == key))
+
+    def load_clock(self) -> dict[str, Any] | None:
+        found = self.get_settings([CLOCK]).get(CLOCK)
+        return found[1] if found else None
+
+    def save_clock(self, state: dict[str, Any]) -> None:
+        self.put_setting(CLOCK, state)
+
+    def increment(self, key: str) -> int:
+        """Add one to a shared counter and return the new value (atomic across processes).
+
+        A single UPDATE … RETURNING takes the write lock before reading, so two processes never
+        read the same value (a read-then-write would, under SQLite's deferred transactions)."""
+        bump = update(Meta).where(Meta.key == key).values(value=Meta.value + 1).returning(Meta.value)
+        for _ in range(3):
+            try:
+                with self.session() as s:
+                    value = s.execute(bump).scalar()
+                    if value is None:
+                        s.add(Meta(key=key, value=1))
+                        value = 1
+                return int(value)
+            except IntegrityError:
+                continue  # another process created the counter first: bump it
+        raise StoreError(f"counter {key} could not be incremented")
+
+    # journal
+    def add_journal(self, entry: JournalEntry, keep: int) -> int:
+        """Append an entry; every 256th write trims the journal to the newest `keep` entries."""
+        with self.session() as s:
+            s.add(entry)
+            s.flush()
+            if entry.id % 256 == 0:
+                s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
+        return entry.id
+
+    def journal(self, filters: JournalFilter, *, limit: int | None = None) -> Sequence[JournalEntry]:
+        query = filters.apply(select(JournalEntry)).order_by(JournalEntry.id.desc())
+        with self._sessions() as s:
+            return s.scalars(query.limit(limit) if limit else query).all()
+
+    def count_journal(self, filters: JournalFilter) -> int:
+        with self._sessions() as s:
+            return s.scalar(filters.apply(select(func.count()).select_from(JournalEntry))) or 0
+
     # submissions and documents
     def record_submission(self, submission: Submission, document: Document | None) -> int:
-        """Store a submission and, when accepted, its document, atomically; returns the submission id."""
+        """Store a submission and, when accepted, its document, its outbox row and its claim on an
+        expectation, atomically; returns the submission id."""
         with self.session() as s:
             s.add(submission)
             s.flush()
@@ -212,7 +307,58 @@ class Repository:
                 s.add(document)
                 s.flush()
                 s.add(OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
+                if document.expectation_id is not None:
+                    claimed = s.execute(
+                        update(Expectation)
+                        .where(Expectation.id == document.expectation_id, Expectation.document_id.is_(None))
+                        .values(document_id=document.id)
+                    )
+                    if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                        document.expectation_id = None  # another document claimed it first
         return submission.id
+
+    # expectations
+    def add_expectation(self, expectation: Expectation) -> Expectation:
+        with self.session() as s:
+            s.add(expectation)
+        return expectation
+
+    def get_expectation(self, expectation_id: int) -> Expectation | None:
+        with self._sessions() as s:
+            return s.get(Expectation, expectation_id)
+
+    def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
+        query = select(Expectation).where(
+            Expectation.facility_code == facility_code,
+            Expectation.doc_type == doc_type,
+            Expectation.document_id.is_(None),
+        )
+        with self._sessions() as s:
+            return s.scalars(query.order_by(Expectation.id)).all()
+
+    def unclaimed_documents(self, facility_code: str, doc_type: str) -> Sequence[Document]:
+        query = select(Document).where(
+            Document.facility_code == facility_code, Document.doc_type == doc_type, Document.expectation_id.is_(None)
+        )
+        with self._sessions() as s:
+            return s.scalars(query.order_by(Document.id)).all()
+
+    def link_expectation(self, expectation_id: int, document: Document) -> bool:
+        """Tie an already accepted document to an expectation registered after it, with its new deadline."""
+        with self.session() as s:
+            claimed = s.execute(
+                update(Expectation)
+                .where(Expectation.id == expectation_id, Expectation.document_id.is_(None))
+                .values(document_id=document.id)
+            )
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                return False
+            s.merge(document)
+        return True
+
+    def get_document(self, document_id: int) -> Document | None:
+        with self._sessions() as s:
+            return s.get(Document, document_id)
 
     def get_submission(self, submission_id: int) -> Submission | None:
         with self._sessions() as s:

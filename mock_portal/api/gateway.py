@@ -1,0 +1,238 @@
+"""The outermost ASGI layer for the [wire] paths: faults, the sandbox clock and the journal.
+
+For each request to `/api/token/take` or `/api/hososuckhoe/guiGiayToDienTu` it reads the body
+(capped), takes up the shared clock, asks the gate which faults apply, then either answers for the
+fault (HTTP error, the portal's own error code, a locked account), closes the connection (reset),
+or passes the request on — and, for commit-then-drop, lets the portal store it and swallows the
+reply. Every exchange is journalled before its reply leaves. Other paths pass straight through.
+
+Closing a connection without any reply relies on uvicorn closing the transport when the ASGI
+callable returns a value (its documented error path); `mock-portal serve` always runs uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mock_portal.api.hiap import header_safe, submit_reply
+from mock_portal.clock import system_now
+from mock_portal.codes import SubmitResult, TokenResult
+from mock_portal.faults import Decision, Effect, Fault
+from mock_portal.gate import Exchange
+from mock_portal.portal import Portal
+
+OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
+DROPPED = "connection closed without a reply (sandbox fault)"
+
+
+class WireGateway:
+    def __init__(self, app: ASGIApp, portal: Portal) -> None:
+        self.app = app
+        self.portal = portal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> str | None:
+        operation = OPERATIONS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if operation is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return None
+        return await _Exchange(self, scope, receive, send, operation).run()
+
+
+class _Exchange:
+    """One wire request on its way through the gateway."""
+
+    def __init__(self, gateway: WireGateway, scope: Scope, receive: Receive, send: Send, operation: str) -> None:
+        self.gateway, self.portal = gateway, gateway.portal
+        self.scope, self.receive, self.send, self.operation = scope, receive, send, operation
+        self.started = time.perf_counter()
+        self.real_at = system_now()
+
+    async def run(self) -> str | None:
+        body, complete = await self._read_body()
+        if not complete:  # over the cap: the inner middleware answers (1001 / 413) from what it is given
+            return await self._pass_on(body, Decision(), {}, complete=False)
+        form = _form(body)
+        facility = _facility_of(form)
+        at, decision = await anyio.to_thread.run_sync(self._decide, facility)
+        if decision.latency_ms:
+            await asyncio.sleep(decision.latency_ms / 1000)
+        exchange = Exchange(
+            at=at,
+            real_at=self.real_at,
+            facility_code=facility,
+            username=form.get("username", ""),
+            operation=self.operation,
+            outcome="",
+            http_status=None,
+            duration_ms=0.0,
+            faults=decision.applied,
+            loai_hs=form.get("loaiHs"),
+        )
+        fault = decision.terminal
+        if fault is not None and fault.effect is Effect.RESET:
+            await self._journal(replace(exchange, outcome="RESET"))
+            return DROPPED
+        if fault is not None:
+            status, headers, payload, outcome = self._fault_reply(fault, at, decision)
+            await self._journal(replace(exchange, outcome=outcome, http_status=status))
+            await _send(self.send, status, headers, payload)
+            return None
+        return await self._pass_on(body, decision, form, exchange=exchange)
+
+    def _decide(self, facility: str) -> tuple[Any, Decision]:
+        self.portal.clock.refresh()
+        at = self.portal.clock.now()
+        return at, self.portal.gate.decide(self.operation, facility, at)
+
+    async def _read_body(self) -> tuple[bytes, bool]:
+        """The whole body, or the first part of it when it is over the cap (complete=False)."""
+        limit, chunks, size = self.portal.settings.max_body_bytes, [], 0
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks), True
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks), False
+            if not message.get("more_body", False):
+                return b"".join(chunks), True
+
+    async def _pass_on(
+        self,
+        body: bytes,
+        decision: Decision,
+        form: dict[str, str],
+        *,
+        complete: bool = True,
+        exchange: Exchange | None = None,
+    ) -> str | None:
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": not complete}
+            return await self.receive()
+
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.gateway.app(self.scope, replay, capture)
+        status, headers, payload = _assemble(captured)
+        if decision.applied:
+            headers = _explain_faults(headers, decision.applied)
+        if exchange is None:
+            exchange = Exchange(
+                at=self.portal.clock.now(),
+                real_at=self.real_at,
+                facility_code=_facility_of(form),
+                username=form.get("username", ""),
+                operation=self.operation,
+                outcome="",
+                http_status=None,
+                duration_ms=0.0,
+            )
+        await self._journal(_with_reply(exchange, self.operation, status, headers, payload, decision))
+        if decision.drop_after_commit:
+            return DROPPED
+        await _send(self.send, status, headers, payload)
+        return None
+
+    def _fault_reply(
+        self, fault: Fault, at: Any, decision: Decision
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str]:
+        explain = [(b"x-sandbox-explain", header_safe(f"FAULT {', '.join(decision.applied)}").encode())]
+        if fault.effect is Effect.HTTP_ERROR:
+            text = f"{fault.status} sandbox fault {fault.name}".encode()
+            return (
+                fault.status,
+                [(b"content-type", b"text/plain; charset=utf-8"), *explain],
+                text,
+                f"HTTP-{fault.status}",
+            )
+        code = fault.code
+        if fault.effect is Effect.ACCOUNT_LOCKED:
+            code = TokenResult.LOCKED.value if self.operation == "token" else SubmitResult.AUTH_ERROR.value
+        if self.operation == "token":
+            body: dict[str, Any] = {"maKetQua": code, "APIKey": None}
+        else:
+            body = {**submit_reply(SubmitResult.SERVER_ERROR, "", at), "MaKetQua": code}
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return 200, [(b"content-type", b"application/json"), *explain], payload, code
+
+    async def _journal(self, exchange: Exchange) -> None:
+        done = replace(exchange, duration_ms=(time.perf_counter() - self.started) * 1000)
+        await anyio.to_thread.run_sync(self.portal.gate.record, done)
+
+
+def _form(body: bytes) -> dict[str, str]:
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return {}
+    return {key: values[0] for key, values in parsed.items() if key != "fileBase64Str"}
+
+
+def _facility_of(form: dict[str, str]) -> str:
+    return form.get("maCskcb") or form.get("username", "").split("_", 1)[0]
+
+
+def _assemble(messages: list[Message]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    return int(start["status"]), headers, body
+
+
+def _explain_faults(headers: list[tuple[bytes, bytes]], applied: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    prefix = f"FAULT {', '.join(applied)}; "
+    out = [(k, v) for k, v in headers if k.lower() != b"x-sandbox-explain"]
+    current = next((v.decode("latin-1") for k, v in headers if k.lower() == b"x-sandbox-explain"), "")
+    out.append((b"x-sandbox-explain", header_safe(prefix + current).encode()))
+    return out
+
+
+def _with_reply(
+    exchange: Exchange,
+    operation: str,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    payload: bytes,
+    decision: Decision,
+) -> Exchange:
+    named = {k.lower(): v.decode("latin-1") for k, v in headers}
+    try:
+        body = json.loads(payload) if status == 200 else {}
+    except ValueError:
+        body = {}
+    code = str(body.get("maKetQua" if operation == "token" else "MaKetQua", f"HTTP-{status}"))
+    submission = named.get(b"x-sandbox-submission")
+    findings = tuple(filter(None, named.get(b"x-sandbox-findings", "").split(",")))
+    return replace(
+        exchange,
+        outcome="DROPPED" if decision.drop_after_commit else code,
+        http_status=status,
+        ma_gd=body.get("MaGD") or None,
+        submission_id=int(submission) if submission and submission.isdigit() else None,
+        document_code=named.get(b"x-sandbox-document"),
+        findings=findings,
+    )
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

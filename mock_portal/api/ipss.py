@@ -1,0 +1,107 @@
+"""[sandbox] handlers of the simulated IPSS (`/ipss/v1`): certificates, the feed, registrations. Thin."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+
+from mock_portal import ipss
+from mock_portal.api.errors import problem_body
+from mock_portal.api.render import Reply, reply
+from mock_portal.portal import Portal
+from mock_portal.store import SharedDocument
+from mock_portal.store import ipss as ipss_store
+
+Json = dict[str, Any]
+PROBLEM = {"Content-Type": "application/problem+json"}
+
+
+def _portal() -> Portal:
+    return current_app.config["PORTAL"]
+
+
+def _iso(instant: datetime | None) -> str | None:
+    """Stored times are naive UTC; render them as RFC 3339 with a Z."""
+    if instant is None:
+        return None
+    return instant.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _issue(row: SharedDocument, kind: ipss.IssueKind | None = None) -> Json:
+    view: Json = {
+        "feed_id": row.id,
+        "type": row.doc_type,
+        "code": row.code,
+        "facility": row.facility_code,
+        "ma_gd": row.ma_gd,
+        "first_issue": row.first_issue,
+        "issue_date": row.issue_date,
+        "signing_time": _iso(row.signing_time),
+        "accepted_at": _iso(row.accepted_at),
+        "shared_at": _iso(row.shared_at),
+        "lag_ms": row.lag_ms,
+        "fields": row.fields,
+    }
+    if kind is not None:
+        view["kind"] = kind.value
+    return view
+
+
+def _certificate(doc_type: str, code: str) -> Reply:
+    history = ipss.certificate_history(_portal().repo, doc_type, code)
+    issues = [_issue(row, kind) for row, kind in zip(history, ipss.issue_kinds(history), strict=True)]
+    return reply({"type": doc_type, "code": code, "latest": issues[-1], "history": issues})
+
+
+def get_birth_certificate(ma_gcs: str) -> Reply:
+    return _certificate("GCS", ma_gcs)
+
+
+def get_death_certificate(ma_gbt: str) -> Reply:
+    return _certificate("GBT", ma_gbt)
+
+
+def get_feed(after: int = 0, limit: int = 100) -> Reply:
+    rows = ipss_store.feed(_portal().repo, after, limit)
+    return reply({"items": [_issue(row) for row in rows], "next_after": rows[-1].id if rows else after})
+
+
+def _decision(decision: ipss.Decision, what_vi: str, what_en: str) -> Reply:
+    application = decision.application
+    if decision.accepted and decision.certificate is not None:
+        return reply(
+            {
+                "id": application.id,
+                "kind": application.kind,
+                "status": application.status,
+                "created_at": _iso(application.created_at),
+                "certificate": _issue(decision.certificate),
+            },
+            201,
+        )
+    body = problem_body(
+        422,
+        "REGISTRATION_REFUSED",
+        f"Hồ sơ đăng ký {what_vi} bị từ chối: " + "; ".join(r.message_vi for r in decision.reasons),
+        f"The {what_en} registration was refused: " + "; ".join(r.message_en for r in decision.reasons),
+        "Registration refused",
+    )
+    body["application_id"] = application.id
+    body["reasons"] = [r.to_dict() for r in decision.reasons]
+    return reply(body, 422, PROBLEM)
+
+
+def create_birth_registration(body: Json) -> Reply:
+    portal = _portal()
+    decision = ipss.register_birth(
+        portal.repo, portal.clock.now(), body["ma_gcs"], body["mother_id_number"], body["child_name"]
+    )
+    return _decision(decision, "khai sinh", "birth")
+
+
+def create_death_registration(body: Json) -> Reply:
+    portal = _portal()
+    decision = ipss.register_death(portal.repo, portal.clock.now(), body["ma_gbt"], body["deceased_id_number"])
+    return _decision(decision, "khai tử", "death")

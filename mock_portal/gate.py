@@ -1,0 +1,106 @@
+"""What happens at the portal's gate for every wire request: fault decisions and the journal.
+
+Pure domain over the repository (no HTTP): `api/gateway.py` calls it around each request. Fault
+plans are shared settings (`faults` for every facility, `faults:<MA_CSKCB>` for one), parsed once
+per version and per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mock_portal.faults import Decision, FaultPlan, RequestInfo, decide, parse_plan
+from mock_portal.store import JournalEntry, Repository
+
+GLOBAL = "faults"
+
+
+def plan_key(facility_code: str | None) -> str:
+    return f"{GLOBAL}:{facility_code}" if facility_code else GLOBAL
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One wire request as the journal keeps it."""
+
+    at: datetime
+    real_at: datetime
+    facility_code: str
+    username: str
+    operation: str
+    outcome: str
+    http_status: int | None
+    duration_ms: float
+    faults: tuple[str, ...] = ()
+    ma_gd: str | None = None
+    submission_id: int | None = None
+    document_code: str | None = None
+    loai_hs: str | None = None
+    findings: tuple[str, ...] = ()
+
+
+class Gate:
+    def __init__(self, repo: Repository, journal_max_entries: int) -> None:
+        self.repo = repo
+        self.journal_max_entries = journal_max_entries
+        self._lock = threading.Lock()
+        self._parsed: dict[str, tuple[int, FaultPlan]] = {}
+
+    def plans(self, facility_code: str) -> list[tuple[str, FaultPlan]]:
+        """The global plan and the facility's, read in one query, parsed once per version."""
+        keys = [GLOBAL, plan_key(facility_code)] if facility_code else [GLOBAL]
+        found = self.repo.get_settings(keys)
+        plans = []
+        with self._lock:
+            for key in keys:
+                if key not in found:
+                    continue
+                version, value = found[key]
+                cached = self._parsed.get(key)
+                if cached is None or cached[0] != version:
+                    cached = (version, parse_plan(value))
+                    self._parsed[key] = cached
+                plans.append((key, cached[1]))
+        return plans
+
+    def decide(self, operation: str, facility_code: str, at: datetime) -> Decision:
+        plans = self.plans(facility_code)
+        if not any(plan.faults for _, plan in plans):
+            return Decision()
+        return decide(plans, RequestInfo(operation, facility_code, at), self.repo.increment)
+
+    def token_ttl_minutes(self, facility_code: str, default: int) -> int:
+        """A plan may shorten token lifetimes (the facility's plan wins over the global one)."""
+        ttl = default
+        for _, plan in self.plans(facility_code):
+            if plan.token_ttl_minutes is not None:
+                ttl = plan.token_ttl_minutes
+        return ttl
+
+    def record(self, exchange: Exchange) -> int | None:
+        """Journal one exchange; None when the journal is switched off."""
+        if self.journal_max_entries <= 0:
+            return None
+        entry = JournalEntry(
+            at=_naive(exchange.at),
+            real_at=_naive(exchange.real_at),
+            facility_code=exchange.facility_code[:64],
+            username=exchange.username[:64],
+            operation=exchange.operation,
+            outcome=exchange.outcome[:16],
+            http_status=exchange.http_status,
+            ma_gd=exchange.ma_gd or None,
+            submission_id=exchange.submission_id,
+            document_code=(exchange.document_code or "")[:64] or None,
+            loai_hs=(exchange.loai_hs or "")[:16] or None,
+            faults=list(exchange.faults),
+            findings=[{"code": code} for code in exchange.findings],
+            duration_ms=round(exchange.duration_ms, 3),
+        )
+        return self.repo.add_journal(entry, self.journal_max_entries)
+
+
+def _naive(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)

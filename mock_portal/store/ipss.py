@@ -1,0 +1,166 @@
+"""Tables and queries of the simulated IPSS (the civil-registration side that HIAP shares with).
+
+`SharedDocument` is IPSS's copy of an accepted document; its autoincrement id is the feed cursor.
+`share_entry` moves one outbox row to IPSS exactly once: the conditional `UPDATE outbox SET
+shared_at = ... WHERE shared_at IS NULL` decides which process inserts the copy, the UNIQUE
+`document_id` is the backstop, and both happen in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mock_portal.store.models import Base, Document, OutboxEntry
+from mock_portal.store.repository import Repository
+
+FEED_LOCK_KEY = 0x1955_F00D
+"""PostgreSQL advisory lock taken by each sharing transaction, so feed ids commit in id order."""
+
+
+class SharedDocument(Base):
+    """IPSS's copy of an accepted GCS / GBT: the signed fields as HIAP verified them, and the sharing lag."""
+
+    __tablename__ = "ipss_documents"
+    __table_args__ = (Index("ix_ipss_documents_code", "doc_type", "code"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    """The feed cursor: increases with every share and is never reused."""
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    doc_type: Mapped[str] = mapped_column(String(3))
+    code: Mapped[str] = mapped_column(String(64))
+    facility_code: Mapped[str] = mapped_column(String(5))
+    ma_gd: Mapped[str] = mapped_column(String(80))
+    first_issue: Mapped[bool]
+    issue_date: Mapped[str] = mapped_column(String(8))
+    signing_time: Mapped[datetime | None]
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    accepted_at: Mapped[datetime]
+    shared_at: Mapped[datetime]
+    lag_ms: Mapped[int]
+    """shared_at - accepted_at, in portal-clock milliseconds."""
+
+
+class Application(Base):
+    """A birth- or death-registration application filed with IPSS, accepted or refused."""
+
+    __tablename__ = "ipss_applications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """BIRTH or DEATH."""
+    certificate_code: Mapped[str] = mapped_column(String(64))
+    shared_document_id: Mapped[int | None] = mapped_column(ForeignKey("ipss_documents.id"))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8))
+    """ACCEPTED or REFUSED."""
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+@dataclass(frozen=True)
+class SharingStats:
+    pending: int
+    shared: int
+    last_lag_ms: int | None
+    max_lag_ms: int | None
+
+
+# sharing -------------------------------------------------------------------------------------------
+def pending_entries(repo: Repository, limit: int) -> list[tuple[int, int]]:
+    """(outbox id, document id) of unshared outbox rows, oldest first."""
+    query = (
+        select(OutboxEntry.id, OutboxEntry.document_id)
+        .where(OutboxEntry.shared_at.is_(None))
+        .order_by(OutboxEntry.id)
+        .limit(limit)
+    )
+    with repo.session() as s:
+        return [(row.id, row.document_id) for row in s.execute(query)]
+
+
+def share_entry(repo: Repository, outbox_id: int, now: datetime) -> bool:
+    """Share one outbox row in one transaction; False when another worker already shared it."""
+    naive = now.replace(tzinfo=None)
+    try:
+        with repo.session() as s:
+            _serialise_feed(s)
+            claimed = s.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id == outbox_id, OutboxEntry.shared_at.is_(None))
+                .values(shared_at=naive)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            document_id = s.scalar(select(OutboxEntry.document_id).where(OutboxEntry.id == outbox_id))
+            document = s.get(Document, document_id)
+            if document is None:  # cannot happen (foreign key); leave the row pending for a human
+                raise LookupError(f"outbox {outbox_id} names no document")
+            s.add(_copy(document, naive))
+    except IntegrityError:  # a copy exists already: the whole transaction is rolled back
+        return False
+    return True
+
+
+def _serialise_feed(s: Session) -> None:
+    """Take the feed lock on PostgreSQL, so feed ids become visible in increasing order (a reader
+    after id N never misses a smaller id committed later). SQLite serialises writers already."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+
+
+def _copy(document: Document, shared_at: datetime) -> SharedDocument:
+    lag = shared_at - document.accepted_at
+    return SharedDocument(
+        document_id=document.id,
+        doc_type=document.doc_type,
+        code=document.code,
+        facility_code=document.facility_code,
+        ma_gd=document.ma_gd,
+        first_issue=document.first_issue,
+        issue_date=document.issue_date,
+        signing_time=document.signing_time,
+        fields=dict(document.fields),
+        accepted_at=document.accepted_at,
+        shared_at=shared_at,
+        lag_ms=round(lag.total_seconds() * 1000),
+    )
+
+
+def sharing_stats(repo: Repository) -> SharingStats:
+    with repo.session() as s:
+        pending = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.shared_at.is_(None)))
+        shared, max_lag = s.execute(select(func.count(SharedDocument.id), func.max(SharedDocument.lag_ms))).one()
+        last_lag = s.scalar(select(SharedDocument.lag_ms).order_by(SharedDocument.id.desc()).limit(1))
+    return SharingStats(pending or 0, shared or 0, last_lag, max_lag)
+
+
+# reading -------------------------------------------------------------------------------------------
+def shared_by_code(repo: Repository, doc_type: str, code: str) -> Sequence[SharedDocument]:
+    """Every shared issue of a certificate, oldest first."""
+    query = select(SharedDocument).where(SharedDocument.doc_type == doc_type, SharedDocument.code == code)
+    with repo.session() as s:
+        return s.scalars(query.order_by(SharedDocument.id)).all()
+
+
+def accepted_count(repo: Repository, doc_type: str, code: str) -> int:
+    """How many documents of this type and code HIAP accepted (shared or not)."""
+    query = select(func.count()).select_from(Document).where(Document.doc_type == doc_type, Document.code == code)
+    with repo.session() as s:
+        return s.scalar(query) or 0
+
+
+def feed(repo: Repository, after: int, limit: int) -> Sequence[SharedDocument]:
+    query = select(SharedDocument).where(SharedDocument.id > after).order_by(SharedDocument.id).limit(limit)
+    with repo.session() as s:
+        return s.scalars(query).all()
+
+
+def add_application(repo: Repository, application: Application) -> Application:
+    with repo.session() as s:
+        s.add(application)
+    return application
