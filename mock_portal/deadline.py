@@ -84,6 +84,8 @@ def _vn_year(year: int) -> tuple[frozenset[date], frozenset[date]]:
 
 
 class DeadlineStatus(StrEnum):
+    """The closed verdict of one acceptance against Art. 25.1; values are what journals and reports store."""
+
     ON_TIME = "ON_TIME"
     LATE = "LATE"
 
@@ -315,7 +317,7 @@ def judge(
     """Judge one acceptance against the deadline; same code for live runs and saved journals."""
     deadline = deadline_for(issued_at, calendar, minutes)
     accepted = _utc(accepted_at).astimezone(calendar.tz)
-    late = accepted > deadline
+    late = _utc(accepted_at) > _utc(deadline)  # same-zone comparison is wall-clock, wrong in a DST fold
     return DeadlineVerdict(
         issued_at=_utc(issued_at).astimezone(calendar.tz),
         deadline=deadline,

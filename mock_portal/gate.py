@@ -49,7 +49,9 @@ class Gate:
         self._parsed: dict[str, tuple[int, FaultPlan]] = {}
 
     def plans(self, facility_code: str) -> list[tuple[str, FaultPlan]]:
-        """The global plan and the facility's, read in one query, parsed once per version."""
+        """The global plan and the facility's, read in one query, parsed once per version.
+
+        Each comes with its scope `<key>@<version>`, so counters start afresh when a plan is replaced."""
         keys = [GLOBAL, plan_key(facility_code)] if facility_code else [GLOBAL]
         found = self.repo.get_settings(keys)
         plans = []
@@ -62,7 +64,7 @@ class Gate:
                 if cached is None or cached[0] != version:
                     cached = (version, parse_plan(value))
                     self._parsed[key] = cached
-                plans.append((key, cached[1]))
+                plans.append((f"{key}@{version}", cached[1]))
         return plans
 
     def decide(self, operation: str, facility_code: str, at: datetime) -> Decision:

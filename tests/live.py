@@ -42,9 +42,12 @@ class LiveServer:
             self.process.kill()
 
 
-def start_server(directory: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    directory: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None, database: Path | None = None
+) -> LiveServer:
+    """A portal on a free port, its database in `directory` unless `database` names another file."""
     port = free_port()
-    database = directory / "portal.sqlite3"
+    database = database or directory / "portal.sqlite3"
     log = directory / "server.log"
     admin_token = "test-admin-token"
     env = {

@@ -37,6 +37,11 @@ def vn(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime
     return datetime(y, mo, d, h, mi, s, tzinfo=VN)
 
 
+def utc(instant: datetime) -> datetime:
+    """Compare in UTC: Python compares datetimes of one zone by wall clock, and never equates a DST fold."""
+    return instant.astimezone(UTC)
+
+
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -298,27 +303,27 @@ def calendars(draw: st.DrawFn) -> WorkingCalendar:
 @given(calendars(), instants, int_minutes, int_minutes)
 def test_monotone_in_minutes(cal: WorkingCalendar, t: datetime, m1: int, m2: int) -> None:
     m1, m2 = sorted((m1, m2))
-    assert cal.add_working_minutes(t, m1) <= cal.add_working_minutes(t, m2)
+    assert utc(cal.add_working_minutes(t, m1)) <= utc(cal.add_working_minutes(t, m2))
 
 
 @PROPS
 @given(calendars(), instants, instants, int_minutes)
 def test_monotone_in_start(cal: WorkingCalendar, t1: datetime, t2: datetime, m: int) -> None:
     t1, t2 = sorted((t1, t2))
-    assert cal.add_working_minutes(t1, m) <= cal.add_working_minutes(t2, m)
+    assert utc(cal.add_working_minutes(t1, m)) <= utc(cal.add_working_minutes(t2, m))
 
 
 @PROPS
 @given(calendars(), instants, int_minutes, int_minutes.filter(bool))
 def test_additive(cal: WorkingCalendar, t: datetime, a: int, b: int) -> None:
-    assert cal.add_working_minutes(cal.add_working_minutes(t, a), b) == cal.add_working_minutes(t, a + b)
+    assert utc(cal.add_working_minutes(cal.add_working_minutes(t, a), b)) == utc(cal.add_working_minutes(t, a + b))
 
 
 @PROPS
 @given(calendars(), instants, float_minutes)
 def test_between_inverts_add(cal: WorkingCalendar, t: datetime, m: float) -> None:
     end = cal.add_working_minutes(t, m)
-    assert end >= t
+    assert utc(end) >= t
     assert cal.working_minutes_between(t, end) == pytest.approx(m, abs=1e-6)
 
 
@@ -335,7 +340,7 @@ def test_between_is_additive_over_a_split(cal: WorkingCalendar, a: datetime, b: 
 @given(st.sampled_from(["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/Havana"]), instants, instants, float_minutes)
 def test_always_open_is_plain_clock_time(zone: str, t: datetime, u: datetime, m: float) -> None:
     cal = WorkingCalendar.always_open(zone)
-    assert cal.add_working_minutes(t, m) == t + timedelta(minutes=m)
+    assert utc(cal.add_working_minutes(t, m)) == t + timedelta(minutes=m)
     assert cal.working_minutes_between(t, u) == pytest.approx(max(u - t, timedelta()) / timedelta(minutes=1))
 
 
@@ -345,4 +350,12 @@ def test_result_is_working_time_or_a_window_end(cal: WorkingCalendar, t: datetim
     end = cal.add_working_minutes(t, m)
     local_day = end.astimezone(cal.tz).date()
     windows = [w for d in (local_day - timedelta(days=1), local_day) for w in cal.working_windows(d)]
-    assert any(start < end <= stop for start, stop in windows)
+    assert any(utc(start) < utc(end) <= utc(stop) for start, stop in windows)
+
+
+def test_judge_compares_real_time_in_a_dst_fold() -> None:
+    berlin = WorkingCalendar.always_open("Europe/Berlin")
+    verdict = judge(datetime(2025, 10, 26, 0, 30, tzinfo=UTC), datetime(2025, 10, 26, 1, 20, tzinfo=UTC), berlin, 10)
+    assert verdict.deadline.strftime("%H:%M%z") == "02:40+0200"
+    assert verdict.accepted_at.strftime("%H:%M%z") == "02:20+0100"  # earlier on the wall, 40 minutes later in fact
+    assert (verdict.status, verdict.working_minutes_late) == (DeadlineStatus.LATE, 40)

@@ -48,7 +48,7 @@ from fixtures.samples import signed_sample
 from mock_portal.auth import md5_upper
 from mock_portal.documents import DocumentType
 from tests.conftest import Hospital, new_facility_code, provision
-from tests.live import LiveServer, start_server
+from tests.live import IPSS_KEY, LiveServer, start_server
 
 SEED = 20260310
 MAX_EXAMPLES = 30
@@ -74,9 +74,16 @@ def _config(admin_token: str) -> schemathesis.Config:
     return schemathesis.Config.from_dict(
         {
             "seed": SEED,
-            "auth": {"openapi": {"adminBearer": {"bearer": admin_token}}},
+            "auth": {"openapi": {"adminBearer": {"bearer": admin_token}, "ipssKey": {"api_key": IPSS_KEY}}},
             "checks": {"enabled": True, "max_response_time": RESPONSE_TIME_LIMIT},
             "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "database": "none"},
+            # A well-formed registration that names no shared, matching certificate is refused with 422.
+            "operations": [
+                {
+                    "include-path-regex": "^/ipss/v1/(birth|death)-registrations$",
+                    "checks": {"positive_data_acceptance": {"expected-statuses": ["201", "401", "422"]}},
+                }
+            ],
         }
     )
 
@@ -140,6 +147,8 @@ class World:
     crls: list[bytes]
     """A private CA's CRL in PEM and DER."""
     facility_codes: list[str] = field(default_factory=list)
+    document_fields: list[dict[str, str]] = field(default_factory=list)
+    """The signed fields of the accepted documents (a GCS and a GBT), for IPSS registrations."""
 
 
 def _forms(hospital: Hospital) -> list[dict[str, str]]:
@@ -176,13 +185,14 @@ def world(server: LiveServer, admin: Any, trusted: TestPKI) -> World:
     submitter = provision(admin, trusted, server.base_url, code=new_facility_code())
     victims = [provision(admin, trusted, server.base_url, code=new_facility_code()) for _ in range(2)]
     forms = _forms(submitter)
-    ids, codes = [], []
+    ids, codes, fields = [], [], []
     for data in forms[:2]:  # two accepted documents exist before the fuzzer starts
         reply = submitter.client.send_form(data)
         assert reply.ma_ket_qua == "200", reply.explain
         ids.append(int(reply.submission_id or 0))
         found = admin.get(f"/sandbox/submissions/{reply.submission_id}").json()
         codes.append(found["document_code"])
+        fields.append(found["document"]["fields"])
     broken = submitter.client.send_form(forms[4])
     ids.append(int(broken.submission_id or 0))
     spare = trusted.issue_facility_cert(victims[0].code, "expired")
@@ -199,6 +209,7 @@ def world(server: LiveServer, admin: Any, trusted: TestPKI) -> World:
         ca_pems=[cert_pem(trusted.root.cert), private_ca],
         crls=[private_crl_pem, private_crl_der],
         facility_codes=[h.code for h in (submitter, *victims)],
+        document_fields=fields,
     )
 
 
@@ -285,7 +296,25 @@ def _edits(world: World, case: Case) -> list[Edit]:
             lambda c: setattr(c, "query", {"facility": world.submitter.code, "result": "200", "limit": 5}),
             lambda c: setattr(c, "query", {"before": max(world.submission_ids), "limit": 1}),
         ]
-    return []
+    return _ipss_edits(world, label, with_path)
+
+
+def _ipss_edits(world: World, label: str, with_path: Callable[..., Edit]) -> list[Edit]:
+    """IPSS paths get the codes of the accepted documents and registrations that match them (or not)."""
+    gcs = next(f for f in world.document_fields if "MA_GCS" in f)
+    gbt = next(f for f in world.document_fields if "MA_GBT" in f)
+    births = [{"ma_gcs": gcs["MA_GCS"], "mother_id_number": gcs["SO_CCCD_NND"], "child_name": gcs["TEN_CON"].lower()}]
+    births.append({**births[0], "child_name": "TRẦN THỊ KHÁC"})
+    deaths = [{"ma_gbt": gbt["MA_GBT"], "deceased_id_number": gbt["SO_GIAYTO"]}]
+    deaths.append({**deaths[0], "deceased_id_number": "079199000000"})
+    edits: dict[str, list[Edit]] = {
+        "GET /ipss/v1/birth-certificates/{ma_gcs}": [with_path(ma_gcs=gcs["MA_GCS"]), with_path(ma_gcs=gbt["MA_GBT"])],
+        "GET /ipss/v1/death-certificates/{ma_gbt}": [with_path(ma_gbt=gbt["MA_GBT"])],
+        "GET /ipss/v1/feed": [lambda c: setattr(c, "query", {"after": 0, "limit": 1})],
+        "POST /ipss/v1/birth-registrations": [lambda c, b=b: setattr(c, "body", dict(b)) for b in births],
+        "POST /ipss/v1/death-registrations": [lambda c, b=b: setattr(c, "body", dict(b)) for b in deaths],
+    }
+    return edits.get(label, [])
 
 
 def _own_province(case: Case) -> None:
@@ -364,8 +393,11 @@ def reset_schema(private_server: LiveServer) -> Any:
     )
 
 
-shared = schemathesis.pytest.from_fixture("shared_schema").exclude(path="/sandbox/reset")
-private = schemathesis.pytest.from_fixture("reset_schema").include(path="/sandbox/reset")
+# Operations that change what every other test relies on (the data, the clock, the fault plans) run
+# against a server of their own.
+GLOBAL_STATE = r"^/sandbox/(reset|clock(/advance)?|faults|facilities/[^/]+/faults)$"
+shared = schemathesis.pytest.from_fixture("shared_schema").exclude(path_regex=GLOBAL_STATE)
+private = schemathesis.pytest.from_fixture("reset_schema").include(path_regex=GLOBAL_STATE)
 SETTINGS = hypothesis.settings(
     max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True
 )
@@ -379,7 +411,7 @@ def test_every_operation_conforms(case: Case) -> None:
 
 @SETTINGS
 @private.parametrize()
-def test_reset_conforms_on_its_own_server(case: Case) -> None:
+def test_global_state_operations_conform_on_their_own_server(case: Case) -> None:
     case.call_and_validate()
 
 

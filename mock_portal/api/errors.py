@@ -88,6 +88,8 @@ def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionR
     status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
     detail = str(getattr(exc, "detail", "") or getattr(exc, "title", "") or exc)
     code, vi = _CONNEXION.get(status, ("INTERNAL_ERROR", "Lỗi hệ thống"))
+    if status == 401 and _request.url.path.startswith("/ipss/"):
+        vi = "Thiếu hoặc sai khóa API của IPSS (X-API-Key)"
     # Keep the headers the exception carries (`WWW-Authenticate` on a 401). A 405 must list in `Allow`
     # every method of the resource (RFC 9110), not only those of the route that happened to match.
     headers = {k: v for k, v in (getattr(exc, "headers", None) or {}).items() if k.lower() != "content-type"}

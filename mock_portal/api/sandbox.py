@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -11,6 +10,7 @@ from flask import Response, current_app
 from mock_portal import sandbox as ops
 from mock_portal import store
 from mock_portal.api.render import Reply, empty, reply
+from mock_portal.api.views import document_view, iso
 from mock_portal.documents import list_rules as domain_rules
 from mock_portal.errors import NotFound
 from mock_portal.portal import Portal
@@ -20,13 +20,6 @@ Json = dict[str, Any]
 
 def _portal() -> Portal:
     return current_app.config["PORTAL"]
-
-
-def _iso(instant: datetime | None) -> str | None:
-    """Stored times are naive UTC; render them as RFC 3339 with a Z."""
-    if instant is None:
-        return None
-    return instant.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _bytes(body: Any) -> bytes:
@@ -40,9 +33,9 @@ def _certificate(row: store.RegisteredCertificate) -> Reply:
         "fingerprint": row.fingerprint,
         "subject": row.subject,
         "serial": row.serial,
-        "not_before": _iso(row.not_before),
-        "not_after": _iso(row.not_after),
-        "registered_at": _iso(row.registered_at),
+        "not_before": iso(row.not_before),
+        "not_after": iso(row.not_after),
+        "registered_at": iso(row.registered_at),
     }
 
 
@@ -50,7 +43,7 @@ def _facility(portal: Portal, row: store.Facility) -> Reply:
     return {
         "code": row.code,
         "name": row.name,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
         "accounts": [{"username": a.username, "locked": a.locked} for a in portal.repo.accounts_of(row.code)],
         "certificates": [_certificate(c) for c in portal.repo.certificates_of(row.code)],
     }
@@ -59,7 +52,7 @@ def _facility(portal: Portal, row: store.Facility) -> Reply:
 def _summary(row: store.Submission) -> Reply:
     return {
         "id": row.id,
-        "received_at": _iso(row.received_at),
+        "received_at": iso(row.received_at),
         "facility": row.facility_code,
         "username": row.username,
         "loai_hs": row.loai_hs,
@@ -73,22 +66,7 @@ def _summary(row: store.Submission) -> Reply:
 
 
 def _authority(row: store.CertificateAuthority) -> Reply:
-    return {"fingerprint": row.fingerprint, "subject": row.subject, "added_at": _iso(row.added_at)}
-
-
-def _document(row: store.Document) -> Reply:
-    return {
-        "submission_id": row.submission_id,
-        "type": row.doc_type,
-        "code": row.code,
-        "facility": row.facility_code,
-        "ma_gd": row.ma_gd,
-        "first_issue": row.first_issue,
-        "issue_date": row.issue_date,
-        "signing_time": _iso(row.signing_time),
-        "accepted_at": _iso(row.accepted_at),
-        "fields": row.fields,
-    }
+    return {"fingerprint": row.fingerprint, "subject": row.subject, "added_at": iso(row.added_at)}
 
 
 # handlers
@@ -163,8 +141,8 @@ def add_crl(body: Any) -> Reply:
             "id": row.id,
             "issuer": row.issuer,
             "revoked_count": row.revoked_count,
-            "this_update": _iso(row.this_update),
-            "next_update": _iso(row.next_update),
+            "this_update": iso(row.this_update),
+            "next_update": iso(row.next_update),
         },
         201,
     )
@@ -193,7 +171,7 @@ def get_submission(id: int) -> Reply:  # noqa: A002 - the spec's parameter name
             **_summary(row),
             "findings": row.findings,
             "signature": row.signature_report,
-            "document": _document(document) if document else None,
+            "document": document_view(document) if document else None,
         }
     )
 
@@ -215,7 +193,7 @@ def get_document(code: str) -> Reply:
         raise NotFound(
             "DOCUMENT_NOT_FOUND", f"Chưa có giấy tờ {code} được tiếp nhận", f"No accepted document has the code {code}"
         )
-    return reply([_document(row) for row in rows])
+    return reply([document_view(row) for row in rows])
 
 
 def list_rules() -> Reply:

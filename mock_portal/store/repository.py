@@ -247,10 +247,6 @@ class Repository:
             row.version += 1
             return row.version
 
-    def delete_setting(self, key: str) -> None:
-        with self.session() as s:
-            s.execute(delete(SharedSetting).where(SharedSetting.key == key))
-
     def load_clock(self) -> dict[str, Any] | None:
         found = self.get_settings([CLOCK]).get(CLOCK)
         return found[1] if found else None

@@ -1,0 +1,224 @@
+"""[sandbox] handlers for time, faults, the journal and expectations. Thin: parse, call the domain, render."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+
+from mock_portal import expectations as expect
+from mock_portal import sandbox as ops
+from mock_portal.api.render import Reply, empty, reply
+from mock_portal.api.views import document_view, iso
+from mock_portal.clock import ClockState, vn_local
+from mock_portal.errors import Conflict, InvalidInput
+from mock_portal.faults import FaultPlanError, parse_plan
+from mock_portal.gate import plan_key
+from mock_portal.portal import Portal
+from mock_portal.store import JournalEntry
+from mock_portal.store.repository import JournalFilter
+
+Json = dict[str, Any]
+
+
+def _portal() -> Portal:
+    portal: Portal = current_app.config["PORTAL"]
+    portal.clock.refresh()
+    return portal
+
+
+def _instant(text: str, field: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            "TIME_INVALID", f"{field} không phải thời điểm ISO 8601", f"{field} is not ISO 8601"
+        ) from exc
+    if value.tzinfo is None:
+        raise InvalidInput("TIME_INVALID", f"{field} phải có múi giờ", f"{field} must carry a time zone offset")
+    return value
+
+
+# clock
+def _clock(portal: Portal, state: ClockState | None = None) -> Reply:
+    state = state or portal.clock.state()
+    now = portal.clock.now()
+    return reply({"now": now.isoformat(), "now_vn": vn_local(now).isoformat(), "rate": state.rate, "mode": state.mode})
+
+
+def get_clock() -> Reply:
+    return _clock(_portal())
+
+
+def set_clock(body: Json) -> Reply:
+    portal = _portal()
+    now = _instant(body["now"], "now") if body.get("now") else None
+    try:
+        state = portal.clock.set(now=now, rate=body.get("rate"))
+    except ValueError as exc:
+        raise InvalidInput("CLOCK_INVALID", "Giá trị đồng hồ không hợp lệ", str(exc)) from exc
+    return _clock(portal, state)
+
+
+def advance_clock(body: Json) -> Reply:
+    portal = _portal()
+    minutes, working = body.get("minutes"), body.get("working_minutes")
+    if (minutes is None) == (working is None):
+        raise InvalidInput(
+            "ADVANCE_INVALID",
+            "Cần đúng một trong minutes hoặc working_minutes",
+            "Give exactly one of minutes or working_minutes",
+        )
+    now = portal.clock.now()
+    target = (
+        now + timedelta(minutes=minutes) if minutes is not None else portal.calendar.add_working_minutes(now, working)
+    )
+    return _clock(portal, portal.clock.set(now=target))
+
+
+def reset_clock() -> Reply:
+    portal = _portal()
+    return _clock(portal, portal.clock.reset())
+
+
+# faults
+def _plan_reply(portal: Portal, facility: str | None) -> Reply:
+    found = portal.repo.get_settings([plan_key(facility)]).get(plan_key(facility))
+    plan = found[1] if found else {"faults": []}
+    return reply({"scope": facility or "all", "version": found[0] if found else 0, "plan": plan})
+
+
+def _put_plan(facility: str | None, body: Json) -> Reply:
+    portal = _portal()
+    try:
+        parse_plan(body)
+    except FaultPlanError as exc:
+        raise InvalidInput(
+            "FAULT_PLAN_INVALID", f"Kế hoạch lỗi không hợp lệ: {exc}", f"Invalid fault plan: {exc}"
+        ) from exc
+    portal.repo.put_setting(plan_key(facility), body)
+    return _plan_reply(portal, facility)
+
+
+def get_faults() -> Reply:
+    return _plan_reply(_portal(), None)
+
+
+def set_faults(body: Json) -> Reply:
+    return _put_plan(None, body)
+
+
+def clear_faults() -> tuple[str, int]:
+    _portal().repo.put_setting(plan_key(None), {"faults": []})  # a new version: counters and caches restart
+    return empty()
+
+
+def get_facility_faults(code: str) -> Reply:
+    portal = _portal()
+    ops.require_facility(portal, code)
+    return _plan_reply(portal, code)
+
+
+def set_facility_faults(code: str, body: Json) -> Reply:
+    ops.require_facility(_portal(), code)
+    return _put_plan(code, body)
+
+
+def clear_facility_faults(code: str) -> tuple[str, int]:
+    portal = _portal()
+    ops.require_facility(portal, code)
+    portal.repo.put_setting(plan_key(code), {"faults": []})
+    return empty()
+
+
+# journal
+def _journal_filter(
+    facility: str | None, operation: str | None, outcome: str | None, since: str | None, after: int | None
+) -> JournalFilter:
+    portal = _portal()
+    if portal.settings.journal_max_entries <= 0:
+        raise Conflict(
+            "JOURNAL_DISABLED",
+            "Nhật ký đang tắt (PORTAL_JOURNAL_MAX_ENTRIES=0)",
+            "The journal is switched off (PORTAL_JOURNAL_MAX_ENTRIES=0): it cannot answer",
+        )
+    when = _instant(since, "since").astimezone(UTC).replace(tzinfo=None) if since else None
+    return JournalFilter(facility, operation, outcome, when, after)
+
+
+def _entry(entry: JournalEntry) -> Json:
+    return {
+        "id": entry.id,
+        "at": iso(entry.at),
+        "real_at": iso(entry.real_at),
+        "facility": entry.facility_code,
+        "username": entry.username,
+        "operation": entry.operation,
+        "outcome": entry.outcome,
+        "http_status": entry.http_status,
+        "ma_gd": entry.ma_gd,
+        "submission_id": entry.submission_id,
+        "document_code": entry.document_code,
+        "loai_hs": entry.loai_hs,
+        "faults": entry.faults,
+        "findings": [f["code"] for f in entry.findings],
+        "duration_ms": entry.duration_ms,
+    }
+
+
+def list_journal(
+    facility: str | None = None,
+    operation: str | None = None,
+    outcome: str | None = None,
+    since: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> Reply:
+    filters = _journal_filter(facility, operation, outcome, since, after)
+    return reply([_entry(e) for e in _portal().repo.journal(filters, limit=limit)])
+
+
+def count_journal(
+    facility: str | None = None,
+    operation: str | None = None,
+    outcome: str | None = None,
+    since: str | None = None,
+    after: int | None = None,
+) -> Reply:
+    filters = _journal_filter(facility, operation, outcome, since, after)
+    return reply({"count": _portal().repo.count_journal(filters)})
+
+
+# expectations
+def create_expectation(body: Json) -> Reply:
+    portal = _portal()
+    ops.require_facility(portal, body["facility"])
+    new = expect.NewExpectation(
+        doc_type=body["type"],
+        facility_code=body["facility"],
+        issued_at=_instant(body["issued_at"], "issued_at"),
+        match=body.get("match") or {},
+    )
+    return reply(_expectation(portal, expect.register(portal, new)), 201)
+
+
+def get_expectation(id: int) -> Reply:  # noqa: A002 - the spec's parameter name
+    portal = _portal()
+    return reply(_expectation(portal, expect.require(portal, id)))
+
+
+def _expectation(portal: Portal, row: Any) -> Json:
+    state = expect.status(portal, row)
+    document = state["document"]
+    return {
+        "id": row.id,
+        "type": row.doc_type,
+        "facility": row.facility_code,
+        "issued_at": iso(row.issued_at),
+        "deadline": iso(row.deadline),
+        "match": row.match,
+        "created_at": iso(row.created_at),
+        "status": state["status"],
+        "document": document_view(document) if document else None,
+    }
