@@ -99,12 +99,13 @@ class SandboxClock:
 
     def refresh(self) -> None:
         """Take up a change another process made."""
-        self._refreshed = self._real()
-        if self._store is None:
-            return
-        data = self._store.load_clock()
-        if data is not None:
-            self._state = ClockState.from_dict(data)
+        with self._lock:  # never between set()'s save and its swap
+            self._refreshed = self._real()
+            if self._store is None:
+                return
+            data = self._store.load_clock()
+            if data is not None:
+                self._state = ClockState.from_dict(data)
 
     def set(self, *, now: datetime | None = None, rate: float | None = None) -> ClockState:
         """Jump to `now` and/or run at `rate` from here on (continuity is kept when only the rate changes)."""
@@ -116,9 +117,9 @@ class SandboxClock:
             real = self._real()
             current = self._state.at(real)
             state = ClockState(real, (now or current).astimezone(UTC), self._state.rate if rate is None else rate)
-            self._state = state
             if self._store is not None:
                 self._store.save_clock(state.to_dict())
+            self._state = state
             return state
 
     def advance(self, delta: timedelta) -> ClockState:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from fixtures.certificates import build_xml, scenario
 from fixtures.pki import TestPKI
 from fixtures.signer import sign_document
+from mock_portal import ipss as ipss_domain
 from mock_portal import sharing, store
 from mock_portal.documents import DocumentType
 from mock_portal.store import ipss as ipss_store
@@ -97,7 +98,7 @@ def test_accepted_gcs_is_shared_with_its_lag(admin: httpx.Client, ipss: httpx.Cl
     assert latest["ma_gd"] == sent.reply.ma_gd and latest["fields"] == document["fields"]
     assert latest["facility"] == hospital.code and latest["accepted_at"] == document["accepted_at"]
     lag = _iso(latest["shared_at"]) - _iso(latest["accepted_at"])
-    assert latest["lag_ms"] == round(lag / timedelta(milliseconds=1)) and 0 <= latest["lag_ms"] < 10_000
+    assert latest["lag_ms"] == round(lag / timedelta(milliseconds=1)) >= 0
     status = admin.get("/sandbox/sharing")
     assert status.status_code == 200, status.text
     stats = status.json()
@@ -300,7 +301,7 @@ def _accept(repo: store.Repository, count: int) -> None:
 
 
 @pytest.fixture()
-def racing_repos(tmp_path: Path) -> list[store.Repository]:
+def racing_repos(tmp_path: Path) -> Iterator[list[store.Repository]]:
     """Two repositories (two engines, two connection pools, as two server processes have) on one file."""
     url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
     repos = [store.Repository(store.create_engine_for(url)) for _ in range(2)]
@@ -375,3 +376,38 @@ def test_racing_processes_share_every_document_exactly_once(
     assert sum(counts) == 150, counts
     copies = _shared_copies(racing_repos[0])
     assert len(copies) == len(set(copies)) == 150
+
+
+def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repository]) -> None:
+    class AheadClock:  # the portal clock two seconds ahead of real time
+        def now(self) -> datetime:
+            return datetime.now(UTC) + timedelta(seconds=2)
+
+    clock = AheadClock()
+    worker = sharing.SharingWorker(racing_repos[0], clock, interval_ms=10).start()
+    try:
+        _accept(racing_repos[1], 5)
+        deadline = time.monotonic() + 5
+        while ipss_store.sharing_stats(racing_repos[1]).pending and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert not worker.running
+    stats = ipss_store.sharing_stats(racing_repos[1])
+    assert (stats.pending, stats.shared) == (0, 5)
+    assert 2000 <= (stats.max_lag_ms or 0) < 3000, "lag measured on the portal clock"
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(sharing.__all__) == ["BATCH", "SharingWorker", "share_pending"]
+    assert sorted(ipss_domain.__all__) == [
+        "Decision",
+        "IssueKind",
+        "Reason",
+        "Refusal",
+        "certificate_history",
+        "issue_kinds",
+        "normalise_name",
+        "register_birth",
+        "register_death",
+    ]

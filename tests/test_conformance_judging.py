@@ -1,0 +1,214 @@
+"""Judging hand-made evidence (no server): pass, fail with the reason, skip when evidence is missing,
+error when a check crashes — and the same verdicts after a save/replay round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.evidence import Bundle, Order, ScenarioRecord, dump, load
+from conformance.model import Level, Verdict
+from conformance.registry import CaseSpec, load_cases
+
+CASES = load_cases()
+T0 = "2026-11-30T01:00:00Z"
+
+
+def submission(sid: int, *, codes: tuple[str, ...] = (), checks: dict[str, str] | None = None, **extra: Any) -> dict:
+    checks = checks or {"algorithms_allowed": "PASSED", "digests_match": "PASSED"}
+    return {
+        "id": sid,
+        "facility": "79101",
+        "loai_hs": "61",
+        "result": "205" if codes else "200",
+        "document_code": f"{sid:05d}.GCS.79101.26",
+        "file_sha256": f"sha{sid}",
+        "findings": [{"code": c, "severity": "error", "message_en": f"{c} happened", "path": None} for c in codes],
+        "signature": {
+            "profile": "two-reference",
+            "checks": [
+                {"name": n, "outcome": o, "message_en": f"{n} {o}", "sub_indication": None} for n, o in checks.items()
+            ],
+        },
+        **extra,
+    }
+
+
+def entry(eid: int, operation: str, outcome: str, *, at: str = T0, real_at: str = T0, **extra: Any) -> dict:
+    return {
+        "id": eid,
+        "facility": "79101",
+        "operation": operation,
+        "outcome": outcome,
+        "at": at,
+        "real_at": real_at,
+        "faults": [],
+        "findings": [],
+        "loai_hs": "61" if operation == "submit" else None,
+        **extra,
+    }
+
+
+def scenario(name: str, *tags: str) -> ScenarioRecord:
+    return ScenarioRecord(name, name, "79101", tags or (name,), {"faults": []}, 0, 10_000)
+
+
+def order(request_id: str, *, story: str = "gcs_normal", expectation_id: int | None = 1, **data: str) -> Order:
+    fields = {"MA_GCS": "00001.GCS.79101.26", "CAP_LAN_DAU": "1", **data}
+    return Order(
+        request_id,
+        "issue",
+        story,
+        "GCS",
+        "79101",
+        "2026-11-30T08:00:00+07:00",
+        fields,
+        taken=True,
+        expectation_id=expectation_id,
+    )
+
+
+def expectation(eid: int, status: str, fields: dict[str, str] | None = None, deadline_status: str = "ON_TIME") -> dict:
+    document = None
+    if status == "ARRIVED":
+        document = {
+            "submission_id": eid,
+            "accepted_at": "2026-11-30T01:30:00Z",
+            "fields": fields or {},
+            "deadline": {"status": deadline_status, "working_minutes_late": 0},
+        }
+    return {"id": eid, "status": status, "issued_at": T0, "deadline": "2026-11-30T05:00:00Z", "document": document}
+
+
+def judge(case_id: str, bundle: Bundle) -> tuple[Verdict, str]:
+    result = CASES.get(case_id).judge(bundle)
+    return result.verdict, result.message
+
+
+def test_document_case_passes_on_clean_files() -> None:
+    verdict, message = judge("GCS-DOC-005", Bundle(submissions=(submission(1), submission(2))))
+    assert verdict is Verdict.PASS, message
+    assert message.startswith("2 file(s)")
+
+
+def test_document_case_fails_naming_the_file_and_the_rule() -> None:
+    verdict, message = judge(
+        "GCS-DOC-005", Bundle(submissions=(submission(1), submission(2, codes=("RULE_CODE_YEAR",))))
+    )
+    assert verdict is Verdict.FAIL
+    assert "submission 2" in message and "RULE_CODE_YEAR" in message
+
+
+def test_document_case_skips_without_files_of_its_type() -> None:
+    verdict, message = judge("GBT-DOC-003", Bundle(submissions=(submission(1),)))
+    assert verdict is Verdict.SKIP
+    assert "no GBT file" in message
+
+
+def test_bytes_are_judged_too() -> None:
+    import base64
+
+    bom = base64.b64encode(b"\xef\xbb\xbf<?xml version='1.0'?><HSDLGCS/>").decode()
+    verdict, message = judge("GCS-DOC-001", Bundle(submissions=(submission(1, file_b64=bom),)))
+    assert verdict is Verdict.FAIL and "byte order mark" in message
+
+
+def test_signature_case_fails_on_a_failed_check_and_skips_when_not_evaluated() -> None:
+    sha1 = submission(1, checks={"algorithms_allowed": "FAILED"})
+    assert judge("SIG-003", Bundle(submissions=(sha1,)))[0] is Verdict.FAIL
+    verdict, message = judge("SIG-004", Bundle(submissions=(sha1,)))
+    assert verdict is Verdict.SKIP and "not evaluated" in message
+
+
+def test_live_only_cases_skip_on_offline_evidence() -> None:
+    verdict, message = judge("API-005", Bundle(submissions=(submission(1),)))
+    assert verdict is Verdict.SKIP
+    assert "journal" in message
+
+
+def test_resending_a_refused_file_fails() -> None:
+    refused = submission(1, codes=("RULE_CCCD_FORMAT",))
+    again = {**submission(2, codes=("RULE_CCCD_FORMAT",)), "file_sha256": refused["file_sha256"]}
+    journal = (entry(1, "submit", "205", submission_id=1), entry(2, "submit", "205", submission_id=2))
+    bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(refused, again))
+    verdict, message = judge("API-006", bundle)
+    assert verdict is Verdict.FAIL and "unchanged" in message
+    once = Bundle(scenarios=bundle.scenarios, journal=journal[:1], submissions=(refused,))
+    assert judge("API-006", once)[0] is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("after_401", "verdict"),
+    [
+        (["token:200", "submit:200"], Verdict.PASS),
+        (["submit:401"], Verdict.FAIL),
+        ([], Verdict.FAIL),
+    ],
+    ids=["relogin-and-resend", "resend-without-login", "gives-up"],
+)
+def test_relogin_after_401(after_401: list[str], verdict: Verdict) -> None:
+    journal = [entry(1, "token", "200"), entry(2, "submit", "401")]
+    journal += [entry(3 + i, *step.split(":")) for i, step in enumerate(after_401)]
+    bundle = Bundle(scenarios=(scenario("token", "relogin"),), journal=tuple(journal))
+    assert judge("API-005", bundle)[0] is verdict
+
+
+def test_token_per_request_fails_the_should_case() -> None:
+    journal = tuple(entry(i, "token" if i % 2 else "submit", "200") for i in range(1, 9))
+    bundle = Bundle(scenarios=(scenario("issue", "token-reuse"),), journal=journal)
+    verdict, message = judge("API-004", bundle)
+    assert verdict is Verdict.FAIL and "still valid" in message
+    reused = (entry(1, "token", "200"), *(entry(i, "submit", "200") for i in range(2, 6)))
+    assert judge("API-004", Bundle(scenarios=bundle.scenarios, journal=reused))[0] is Verdict.PASS
+
+
+def test_resend_after_1001_fails() -> None:
+    journal = (entry(1, "token", "200"), entry(2, "submit", "1001"), entry(3, "submit", "200"))
+    bundle = Bundle(scenarios=(scenario("too-large"),), journal=journal)
+    verdict, message = judge("API-009", bundle)
+    assert verdict is Verdict.FAIL and "resent after MaKetQua 1001" in message
+
+
+def test_deadline_case_fails_when_overdue_and_passes_on_time() -> None:
+    late = Bundle(
+        scenarios=(scenario("issue", "base"),), orders=(order("r1"),), expectations=(expectation(1, "OVERDUE"),)
+    )
+    verdict, message = judge("DL-001", late)
+    assert verdict is Verdict.FAIL and "OVERDUE" in message
+    on_time = Bundle(scenarios=late.scenarios, orders=late.orders, expectations=(expectation(1, "ARRIVED"),))
+    assert judge("DL-001", on_time)[0] is Verdict.PASS
+
+
+def test_flow_case_compares_what_arrived_with_what_was_ordered() -> None:
+    twins = (order("r1", story="gcs_twins", expectation_id=1), order("r2", story="gcs_twins", expectation_id=2))
+    same = {"MA_GCS": "00001.GCS.79101.26", "SO_CON": "2"}
+    bundle = Bundle(orders=twins, expectations=(expectation(1, "ARRIVED", same), expectation(2, "ARRIVED", same)))
+    verdict, message = judge("FLOW-001", bundle)
+    assert verdict is Verdict.FAIL and "share MA_GCS" in message
+    assert judge("FLOW-003", bundle)[0] is Verdict.SKIP
+
+
+def test_a_crashing_check_is_an_error_not_a_failure() -> None:
+    def broken(bundle: Bundle) -> None:
+        raise KeyError("oops")
+
+    spec = CaseSpec("X-001", "crash", "none", Level.MUST, "api", (), broken)  # type: ignore[arg-type]
+    result = spec.judge(Bundle())
+    assert result.verdict is Verdict.ERROR
+    assert "KeyError" in result.message and result.blocking
+
+
+def test_saved_evidence_replays_to_the_same_verdicts(tmp_path: Path) -> None:
+    bundle = Bundle(
+        meta={"mode": "run", "seed": 3},
+        scenarios=(scenario("too-large"),),
+        orders=(order("r1"),),
+        journal=(entry(1, "submit", "1001"), entry(2, "submit", "200")),
+        submissions=(submission(1, codes=("RULE_CODE_YEAR",)),),
+        expectations=(expectation(1, "OVERDUE"),),
+    )
+    again = load(dump(bundle, tmp_path / "evidence.jsonl"))
+    assert again == bundle
+    assert [s.judge(again).verdict for s in CASES.all()] == [s.judge(bundle).verdict for s in CASES.all()]

@@ -1,0 +1,115 @@
+"""Live runs over real HTTP: the reference hospital passes every case; a broken variant fails exactly
+the cases it breaks; the pytest plugin drives a hospital through the command trigger.
+
+These start a portal and reference hospital processes (`python -m fixtures.hospital`) and run the
+sandbox clock 600× faster than real time, so a full run takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from conformance.cli import main
+from fixtures.pki import TestPKI, write_pki
+from tests.live import start_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys: pytest.CaptureFixture[str], directory: Path, *argv: str) -> tuple[int, dict, str]:
+    code = main(["run", "--reference", "--seed", "11", "--report-dir", str(directory), *argv])
+    return code, json.loads((directory / "report.json").read_text()), capsys.readouterr().out
+
+
+def verdicts(report: dict, verdict: str) -> set[str]:
+    return {c["id"] for c in report["cases"] if c["verdict"] == verdict}
+
+
+def test_reference_hospital_passes_every_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report, out = run(capsys, tmp_path)
+    assert code == 0, out
+    assert verdicts(report, "pass") == {c["id"] for c in report["cases"]}, out
+    assert report["duration_s"] < 120
+    assert len(report["timeline"]) >= 12 and all(row["status"] == "ON_TIME" for row in report["timeline"])
+    # the saved evidence re-judges to the same verdicts
+    assert main(["replay", str(tmp_path / "evidence.jsonl"), "--report-dir", str(tmp_path / "replay")]) == 0
+    replayed = json.loads((tmp_path / "replay" / "report.json").read_text())
+    assert [(c["id"], c["verdict"]) for c in replayed["cases"]] == [(c["id"], c["verdict"]) for c in report["cases"]]
+
+
+@pytest.mark.parametrize(
+    ("variant", "only", "broken"),
+    [
+        ("sha1", "SIG-*,API-001,DL-001,FLOW-001", {"SIG-003", "DL-001", "FLOW-001"}),
+        ("token-per-request", "API-001,API-004,API-005", {"API-004"}),
+    ],
+    ids=["sha1", "token-per-request"],
+)
+def test_a_broken_variant_fails_exactly_its_cases(
+    variant: str, only: str, broken: set[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report, out = run(capsys, tmp_path, "--variant", variant, "--only", only)
+    assert verdicts(report, "fail") == broken, out
+    assert not verdicts(report, "error"), out
+    must = {c["id"] for c in report["cases"] if c["level"] == "MUST"}
+    assert code == (1 if broken & must else 0)
+
+
+def _plugin_args() -> list[str]:
+    """`-p` only when the pytest11 entry point is not installed (registering twice is an error)."""
+    installed = any(ep.name == "conformance" for ep in metadata.entry_points(group="pytest11"))
+    return [] if installed else ["-p", "conformance.pytest_plugin"]
+
+
+def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(tmp_path: Path) -> None:
+    portal = start_server(tmp_path)
+    pki = TestPKI.create({"79001": "Bệnh viện thử"})
+    files = write_pki(pki, tmp_path / "pki", ["79001"])
+    state = tmp_path / "hospital"
+    worker = subprocess.Popen(
+        [
+            sys.executable, "-m", "fixtures.hospital", "work", "--state-dir", str(state), "--portal", portal.base_url,
+            "--facility", "79001", "--username", "79001_BV", "--password", "qa-pass", "--clock-rate", "600",
+            "--key", str(files["79001.key.pem"]), "--cert", str(files["79001.cert.pem"]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    (tmp_path / "test_smoke.py").write_text("def test_smoke():\n    pass\n")
+    junit = tmp_path / "junit.xml"
+    try:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *_plugin_args(), str(tmp_path / "test_smoke.py"),
+                f"--junitxml={junit}",
+                "--conformance-trigger-cmd", f"{sys.executable} -m fixtures.hospital order --state-dir {state}",
+                "--conformance-portal", portal.base_url, "--conformance-admin-token", portal.admin_token,
+                "--conformance-facility", "79001", "--conformance-password", "qa-pass",
+                "--conformance-cert", str(files["79001.cert.pem"]), "--conformance-trust", str(files["ca.pem"]),
+                "--conformance-crl", str(files["crl.pem"]), "--conformance-only", "GCS-DOC-*,SIG-003,API-001,FLOW-001",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+        portal.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    names = sorted(c.get("name") for c in cases)
+    assert names == sorted(["test_smoke", *(f"GCS-DOC-00{i}" for i in range(1, 7)), "SIG-003", "API-001", "FLOW-001"])
+    assert not any(c.find("failure") is not None or c.find("skipped") is not None for c in cases)
+    properties = {p.get("name"): p.get("value") for p in cases[-1].findall("properties/property")}
+    assert properties.keys() == {"id", "level", "basis"} or cases[-1].get("name") == "test_smoke"

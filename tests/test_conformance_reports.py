@@ -1,0 +1,87 @@
+"""Reporters: junit.xml parses and counts, report.json has the documented keys, report.html stands alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from conformance.events import RunFinished
+from conformance.evidence import Bundle
+from conformance.model import Verdict
+from conformance.report import FileReports
+from conformance.report.json_report import KEYS
+from conformance.runner import judge
+from tests.test_conformance_judging import CASES, entry, expectation, order, scenario, submission
+
+
+@pytest.fixture(scope="module")
+def finished() -> RunFinished:
+    bundle = Bundle(
+        meta={
+            "mode": "run",
+            "seed": 5,
+            "suite_version": "1.0",
+            "tool_version": "0.1.0",
+            "portal": "http://127.0.0.1:1",
+        },
+        scenarios=(scenario("issue", "base"), scenario("too-large")),
+        orders=(order("r1", expectation_id=1), order("r2", expectation_id=2, MA_GCS="00002.GCS.79101.26")),
+        journal=(entry(1, "token", "200"), entry(2, "submit", "200", submission_id=1), entry(3, "submit", "1001")),
+        submissions=(submission(1), submission(2, codes=("RULE_CODE_YEAR",))),
+        expectations=(
+            expectation(1, "ARRIVED", {"MA_GCS": "00001.GCS.79101.26", "CAP_LAN_DAU": "1"}),
+            expectation(2, "OVERDUE"),
+        ),
+    )
+    return RunFinished(tuple(judge(CASES.all(), bundle)), bundle, 1.5)
+
+
+@pytest.fixture(scope="module")
+def reports(finished: RunFinished, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("reports")
+    FileReports(directory)(finished)
+    return directory
+
+
+def test_junit_parses_and_counts(reports: Path, finished: RunFinished) -> None:
+    root = ET.parse(reports / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == len(finished.results)
+    failures = sum(int(s.get("failures")) for s in root.findall("testsuite"))
+    assert failures == sum(r.verdict is Verdict.FAIL for r in finished.results) > 0
+    assert {s.get("name") for s in root.findall("testsuite")} == {"documents", "signature", "api", "deadline", "flows"}
+    failed = next(c for c in cases if c.find("failure") is not None)
+    assert failed.find("failure").get("type") in ("MUST", "SHOULD")
+    assert {p.get("name") for p in failed.findall("properties/property")} == {"id", "level", "basis"}
+
+
+def test_report_json_has_the_documented_keys(reports: Path, finished: RunFinished) -> None:
+    report = json.loads((reports / "report.json").read_text())
+    assert tuple(report) == KEYS
+    assert report["seed"] == 5 and report["summary"]["exit_code"] == finished.exit_code == 1
+    dl = next(c for c in report["cases"] if c["id"] == "DL-001")
+    assert dl["verdict"] == "fail"
+    assert dl["evidence"]["orders"] and dl["evidence"]["expectations"]
+    assert any("/sandbox/expectations/2" in line for line in dl["reproduce"])
+    doc = next(c for c in report["cases"] if c["id"] == "GCS-DOC-005")
+    assert doc["evidence"]["submissions"][0]["findings"] or doc["evidence"]["submissions"][1]["findings"]
+    assert any("guiGiayToDienTu" in line for line in doc["reproduce"])
+
+
+def test_report_html_is_self_contained_with_a_timeline(reports: Path) -> None:
+    page = (reports / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", page)
+    assert "<script" not in page and "<link" not in page
+    assert "<svg" in page and "<circle" in page
+    assert "<details>" in page and "Reproduce with" in page
+    assert page.count('<h2 id="') == 5
+
+
+def test_evidence_file_is_written_for_replay(reports: Path, finished: RunFinished) -> None:
+    from conformance.evidence import load
+
+    assert load(reports / "evidence.jsonl") == finished.bundle
