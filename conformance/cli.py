@@ -1,8 +1,15 @@
 """`conformance`: certify a hospital's integration.
 
-    conformance check FILE... [--facility CODE] [--trust CA.pem] [--crl CRL] [--json]
+    conformance list [--json]
+    conformance check FILE... [--facility CODE] [--trust CA.pem] [--crl CRL] [--json] [--cases] [--report-dir DIR]
+    conformance run (--trigger-cmd CMD | --trigger-url URL | --reference [--variant NAME]) [--portal URL]
+                    [--admin-token T] [--facility CODE --username U --password P] [--cert CERT.pem]
+                    [--trust CA.pem] [--crl CRL.pem] [--clock-rate 600] [--only IDS] [--report-dir DIR] [--seed N]
+    conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
 
-`check` judges files offline with the portal's own checks; exit code 1 when any file would be refused.
+`check` judges files offline with the portal's own checks (exit 1 when any file would be refused);
+`run` drives a hospital system through its trigger against the sandbox portal and judges the cases;
+`replay` re-judges saved evidence. `run` and `replay` exit 1 when any MUST case fails.
 """
 
 from __future__ import annotations
@@ -10,10 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
+from conformance import SUITE_VERSION, tool_version
+from conformance import evidence as ev
+from conformance.events import Listener, RunFinished, RunStarted
 from conformance.offline import FileVerdict, check_file, trust_from_files
+from conformance.registry import CaseSpec, load_cases
+from conformance.report import FileReports, TextReporter
+from conformance.runner import judge
 from mock_portal.codes import SubmitResult
+
+DEFAULT_FACILITY = "79001"
 
 
 def _render(result: FileVerdict) -> str:
@@ -43,6 +59,47 @@ def _as_json(result: FileVerdict) -> dict[str, object]:
     }
 
 
+def _selected(only: str | None) -> list[CaseSpec]:
+    registry = load_cases()
+    ids = [part.strip() for part in (only or "").split(",") if part.strip()]
+    try:
+        return registry.select(ids=ids)
+    except KeyError as exc:
+        raise SystemExit(f"--only: {exc.args[0]}") from exc
+
+
+def _listeners(report_dir: Path | None, quiet: bool = False) -> list[Listener]:
+    listeners: list[Listener] = [] if quiet else [TextReporter()]
+    if report_dir is not None:
+        listeners.append(FileReports(report_dir))
+    return listeners
+
+
+def _judge_bundle(bundle: ev.Bundle, specs: list[CaseSpec], listeners: list[Listener], mode: str) -> RunFinished:
+    """Judge saved or offline evidence, emitting the same events a live run emits."""
+    started = time.monotonic()
+    meta = bundle.meta
+    start = RunStarted(
+        mode,
+        SUITE_VERSION,
+        tool_version(),
+        meta.get("seed"),
+        str(meta.get("portal", "")),
+        str(meta.get("trigger", "")),
+        tuple(s.id for s in specs),
+    )
+
+    def emit(event: object) -> None:
+        for listener in listeners:
+            listener(event)  # type: ignore[arg-type]
+
+    emit(start)
+    results = judge(specs, bundle, emit)
+    finished = RunFinished(tuple(results), bundle, time.monotonic() - started)
+    emit(finished)
+    return finished
+
+
 def _check(args: argparse.Namespace) -> int:
     trust = trust_from_files(args.trust, args.crl)
     results = [check_file(path, facility_code=args.facility, trust=trust) for path in args.files]
@@ -52,12 +109,78 @@ def _check(args: argparse.Namespace) -> int:
         print("\n\n".join(_render(r) for r in results))
         if not args.trust:
             print("\nnote: no --trust CA given, so no certificate chain can be found")
+    if args.cases or args.report_dir:
+        specs = [s for s in load_cases().all() if s.area in ("documents", "signature")]
+        bundle = ev.from_file_verdicts(results)
+        _judge_bundle(bundle, specs, _listeners(args.report_dir, quiet=not args.cases or args.json), "check")
     return 0 if all(r.verdict.result is SubmitResult.OK for r in results) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _list(args: argparse.Namespace) -> int:
+    specs = load_cases().all()
+    if args.json:
+        rows = [
+            {
+                "id": s.id,
+                "title": s.title,
+                "area": s.area,
+                "level": s.level.value,
+                "basis": s.basis,
+                "needs": list(s.needs),
+            }
+            for s in specs
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"conformance suite {SUITE_VERSION}: {len(specs)} cases")
+    area = None
+    for spec in specs:
+        if spec.area != area:
+            area = spec.area
+            print(f"\n[{area}]")
+        print(f"  {spec.id:<12} {spec.level.value:<6} {spec.title}\n  {'':<12} {'':<6} basis: {spec.basis}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    bundle = ev.load(args.evidence)
+    return _judge_bundle(bundle, _selected(args.only), _listeners(args.report_dir), "replay").exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from conformance.harness import LiveOptions, run_live
+
+    options = LiveOptions(
+        trigger_cmd=args.trigger_cmd,
+        trigger_url=args.trigger_url,
+        reference=args.reference,
+        variant=args.variant,
+        portal=args.portal,
+        admin_token=args.admin_token,
+        facility=args.facility or DEFAULT_FACILITY,
+        username=args.username,
+        password=args.password or "conformance",
+        cert=args.cert,
+        trust=tuple(args.trust),
+        crl=tuple(args.crl),
+        clock_rate=args.clock_rate,
+        seed=args.seed,
+        timeout=args.timeout,
+    )
+    finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
+    if args.report_dir:
+        print(f"reports in {args.report_dir}: junit.xml, report.json, report.html, evidence.jsonl")
+    return finished.exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Certify a hospital's GCS/GBT integration")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="print the case catalogue with levels and bases")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_list)
+
     check = commands.add_parser("check", help="judge signed files offline, as the portal would")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     check.add_argument("--facility", help="submitting facility (default: the one in MA_GCS / MA_GBT)")
@@ -73,8 +196,51 @@ def main(argv: list[str] | None = None) -> int:
         "--crl", type=Path, action="append", default=[], metavar="CRL", help="a CRL, PEM or DER (repeatable)"
     )
     check.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    check.add_argument("--cases", action="store_true", help="also judge the document and signature cases")
+    check.add_argument("--report-dir", type=Path, help="write junit.xml, report.json, report.html for those cases")
     check.set_defaults(func=_check)
-    args = parser.parse_args(argv)
+
+    run = commands.add_parser("run", help="drive a hospital system live and judge every case")
+    who = run.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--trigger-cmd", metavar="CMD", help="command that takes one order as JSON on stdin (exit 0 = taken)"
+    )
+    who.add_argument("--trigger-url", metavar="URL", help="URL that takes one order as a JSON POST (2xx = taken)")
+    who.add_argument("--reference", action="store_true", help="start the reference hospital and certify it")
+    run.add_argument("--variant", help="with --reference: a deliberately broken variant (no-retry, sha1, …)")
+    run.add_argument("--portal", help="portal base URL (default: start one on a free loopback port)")
+    run.add_argument("--admin-token", help="the portal's admin token (default: $PORTAL_ADMIN_TOKEN)")
+    run.add_argument("--facility", help=f"the hospital's MA_CSKCB (default {DEFAULT_FACILITY})")
+    run.add_argument("--username", help="its portal account (default <facility>_BV)")
+    run.add_argument("--password", help="its portal password (default 'conformance')")
+    run.add_argument("--cert", type=Path, help="the hospital's signing certificate, registered for the facility")
+    run.add_argument(
+        "--trust", type=Path, action="append", default=[], metavar="CA.pem", help="CA to trust (repeatable)"
+    )
+    run.add_argument(
+        "--crl", type=Path, action="append", default=[], metavar="CRL.pem", help="CRL to load (repeatable)"
+    )
+    run.add_argument(
+        "--clock-rate", type=float, default=600.0, help="sandbox clock speed (600: 4 working hours in 24 s)"
+    )
+    run.add_argument("--only", help="comma-separated case IDs (a trailing * matches a prefix)")
+    run.add_argument("--report-dir", type=Path, help="write junit.xml, report.json, report.html, evidence.jsonl here")
+    run.add_argument("--seed", type=int, help="seed of the generated data and fault plans (default: random)")
+    run.add_argument("--timeout", type=float, default=150.0, help="real seconds a scenario may wait for its documents")
+    run.set_defaults(func=_run)
+
+    replay = commands.add_parser("replay", help="re-judge saved evidence (evidence.jsonl)")
+    replay.add_argument("evidence", type=Path, metavar="EVIDENCE.jsonl")
+    replay.add_argument("--only", help="comma-separated case IDs")
+    replay.add_argument("--report-dir", type=Path)
+    replay.set_defaults(func=_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "variant", None) and not getattr(args, "reference", False):
+        raise SystemExit("--variant needs --reference")
     return int(args.func(args))
 
 

@@ -58,3 +58,30 @@ def test_without_a_trusted_ca_the_chain_fails(files: dict[str, Path], capsys: py
     code, [result] = run(capsys, files["good"])
     assert code == 1
     assert result["signature"]["sub_indication"] == "NO_CERTIFICATE_CHAIN_FOUND"
+
+
+def test_cases_are_judged_on_the_files(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--cases` judges the document and signature cases on the files, with the live run's reporters."""
+    out = tmp_path / "out"
+    code = main(
+        [
+            "check",
+            str(files["good"]),
+            str(files["tampered"]),
+            "--trust",
+            str(files["ca"]),
+            "--cases",
+            "--report-dir",
+            str(out),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {c["id"]: c["verdict"] for c in report["cases"]}
+    assert {c["area"] for c in report["cases"]} == {"documents", "signature"}
+    assert verdicts["SIG-004"] == "fail" and verdicts["GCS-DOC-003"] == "pass"
+    assert verdicts["GBT-DOC-001"] == "skip"
+    assert "FAIL  SIG-004" in text

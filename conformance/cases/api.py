@@ -1,0 +1,315 @@
+"""API cases (API-*): how the hospital uses the wire API, judged from the portal's journal.
+
+The journal lists every exchange of a scenario's facility in order (sandbox and real time, outcome,
+faults applied, finding codes), which is enough to see logins, retries, backoff and resends without
+instrumenting the hospital.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from conformance.evidence import Bundle, Json, ScenarioRecord
+from conformance.model import Finding, Level
+from conformance.registry import Outcome, SkipCase, case, failed, passed
+
+ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
+MIN_MEAN_GAP = 0.05
+MAX_ATTEMPTS = 12
+RETRYABLE = frozenset({"500", "HTTP-500", "HTTP-502", "HTTP-503", "HTTP-504", "RESET"})
+FORM_FINDINGS = frozenset(
+    {
+        "AUTH_FIELDS_MISSING",
+        "AUTH_BAD_CREDENTIALS",
+        "AUTH_FACILITY_MISMATCH",
+        "AUTH_TOKEN_INVALID",
+        "AUTH_TOKEN_OTHER_ACCOUNT",
+    }
+)
+
+
+def _when(entry: Json, key: str = "at") -> datetime:
+    return datetime.fromisoformat(entry[key])
+
+
+def _all_entries(bundle: Bundle, operation: str | None = None) -> list[tuple[ScenarioRecord, Json]]:
+    return [(s, e) for s in bundle.scenarios for e in bundle.journal_of(s, operation)]
+
+
+def _entry_finding(scenario: ScenarioRecord, entry: Json, text: str) -> Finding:
+    return Finding(
+        f"{scenario.name} #{entry['id']} ({entry['operation']} → {entry['outcome']}): {text}",
+        journal_ids=(entry["id"],),
+    )
+
+
+@case(
+    id="API-001",
+    title="Token taken with the account and the uppercase-hex MD5 password",
+    basis=ANNEX + " §I token/take",
+    area="api",
+    needs=("journal",),
+)
+def token_taken(bundle: Bundle) -> Outcome:
+    tokens = _all_entries(bundle, "token")
+    if not tokens:
+        raise SkipCase("the hospital never called /api/token/take")
+    refused = [
+        _entry_finding(
+            s, e, "token refused (401 wrong account/password — MD5 uppercase hex? 402 wrong facility, 403 locked)"
+        )
+        for s, e in tokens
+        if e["outcome"] in ("401", "402", "403") and not e["faults"]
+    ]
+    ids = [e["id"] for _, e in tokens]
+    if refused:
+        return failed(refused, journal=ids)
+    if not any(e["outcome"] == "200" for _, e in tokens):
+        raise SkipCase("no token request got through (every one was answered by an injected fault)")
+    return passed(f"{len(tokens)} token request(s), none refused for credentials", journal=ids)
+
+
+@case(
+    id="API-002",
+    title="Submission form complete: maCskcb, token, id_token, username, password, loaiHs, fileBase64Str",
+    basis=ANNEX + " §4 guiGiayToDienTu",
+    area="api",
+    needs=("journal",),
+)
+def form_complete(bundle: Bundle) -> Outcome:
+    submits = _all_entries(bundle, "submit")
+    if not submits:
+        raise SkipCase("the hospital never called /api/hososuckhoe/guiGiayToDienTu")
+    bad = [
+        _entry_finding(s, e, ", ".join(sorted(FORM_FINDINGS & set(e["findings"]))))
+        for s, e in submits
+        if FORM_FINDINGS & set(e["findings"])
+    ]
+    bad += [_entry_finding(s, e, "loaiHs missing") for s, e in submits if not e.get("loai_hs")]
+    ids = [e["id"] for _, e in submits]
+    return failed(bad, journal=ids) if bad else passed(f"{len(submits)} submission(s) with complete forms", journal=ids)
+
+
+@case(
+    id="API-003",
+    title="loaiHs matches the document (61 = HSDLGCS, 60 = HSDLGBT)",
+    basis=ANNEX + " §4 loaiHs",
+    area="api",
+    needs=("journal",),
+)
+def loai_hs_matches(bundle: Bundle) -> Outcome:
+    submits = _all_entries(bundle, "submit")
+    if not submits:
+        raise SkipCase("the hospital never called /api/hososuckhoe/guiGiayToDienTu")
+    expected = {o.code: ("61" if o.type == "GCS" else "60") for o in bundle.orders}
+    bad = [
+        _entry_finding(s, e, f"loaiHs {e.get('loai_hs')!r} does not match the document")
+        for s, e in submits
+        if {"XML_ROOT_MISMATCH", "FILE_LOAIHS_UNKNOWN"} & set(e["findings"])
+        or (e.get("document_code") in expected and e.get("loai_hs") != expected[e["document_code"]])
+    ]
+    ids = [e["id"] for _, e in submits]
+    return (
+        failed(bad, journal=ids) if bad else passed(f"{len(submits)} submission(s) with the right loaiHs", journal=ids)
+    )
+
+
+@case(
+    id="API-004",
+    title="Token reused for later submissions until it expires",
+    basis=ANNEX + " §I expires_in",
+    level=Level.SHOULD,
+    area="api",
+    needs=("journal", "scenario:token-reuse"),
+)
+def token_reused(bundle: Bundle) -> Outcome:
+    reused, needless, ids = 0, [], []
+    for scenario in bundle.scenarios_tagged("token-reuse"):
+        last_token: Json | None = None
+        submitted_since_token, refused_since = False, False
+        for entry in bundle.journal_of(scenario):
+            ids.append(entry["id"])
+            if entry["operation"] == "token" and entry["outcome"] == "200":
+                young = (
+                    last_token is not None
+                    and (_when(entry) - _when(last_token)).total_seconds() < scenario.token_ttl_minutes * 30
+                )
+                if young and submitted_since_token and not refused_since:
+                    needless.append(_entry_finding(scenario, entry, "new token although the last one was still valid"))
+                last_token, submitted_since_token, refused_since = entry, False, False
+            elif entry["operation"] == "submit":
+                reused += submitted_since_token
+                submitted_since_token = True
+                refused_since = refused_since or entry["outcome"] == "401"
+    if reused + len(needless) == 0:
+        raise SkipCase("fewer than two submissions within one token lifetime: nothing to judge")
+    if len(needless) > reused:
+        return failed(needless, journal=ids)
+    return passed(f"{reused} submission(s) reused a valid token, {len(needless)} needless login(s)", journal=ids)
+
+
+@case(
+    id="API-005",
+    title="On MaKetQua 401 the client logs in again and resends",
+    basis=ANNEX + " §4 MaKetQua 401",
+    area="api",
+    needs=("journal", "scenario:relogin"),
+)
+def relogin_after_401(bundle: Bundle) -> Outcome:
+    seen, problems, ids = 0, [], []
+    for scenario in bundle.scenarios:
+        entries = bundle.journal_of(scenario)
+        for index, entry in enumerate(entries):
+            if entry["operation"] != "submit" or entry["outcome"] != "401":
+                continue
+            seen += 1
+            ids.append(entry["id"])
+            later = entries[index + 1 :]
+            next_submit = next((i for i, e in enumerate(later) if e["operation"] == "submit"), None)
+            if next_submit is None:
+                problems.append(_entry_finding(scenario, entry, "never resent after the 401"))
+            elif not any(e["operation"] == "token" for e in later[:next_submit]):
+                problems.append(_entry_finding(scenario, entry, "resent without taking a new token"))
+            else:
+                ids += [e["id"] for e in later[: next_submit + 1]]
+    if not seen:
+        raise SkipCase("no submission was answered with MaKetQua 401")
+    return (
+        failed(problems, journal=ids)
+        if problems
+        else passed(f"{seen} 401 answer(s), each followed by a login and a resend", journal=ids)
+    )
+
+
+@case(
+    id="API-006",
+    title="A file refused with 205 is not resent unchanged",
+    basis=ANNEX + " §4 MaKetQua 205",
+    area="api",
+    needs=("journal", "submissions", "scenario:refusal"),
+)
+def no_resend_of_205(bundle: Bundle) -> Outcome:
+    refused = [s for s in bundle.submissions if s.get("result") == "205" and s.get("file_sha256")]
+    if not refused:
+        raise SkipCase("no submission was refused with 205")
+    problems = [
+        Finding(
+            f"submission {later['id']} resends refused {first['id']} unchanged ({first.get('document_code')})",
+            submission_ids=(first["id"], later["id"]),
+        )
+        for first in refused
+        for later in bundle.submissions
+        if later["id"] > first["id"]
+        and later.get("facility") == first.get("facility")
+        and later.get("file_sha256") == first["file_sha256"]
+    ]
+    ids = [s["id"] for s in refused]
+    return (
+        failed(problems, submissions=ids)
+        if problems
+        else passed(f"{len(refused)} refused file(s), none resent unchanged", submissions=ids)
+    )
+
+
+def _retry_runs(bundle: Bundle) -> list[tuple[ScenarioRecord, list[Json]]]:
+    """Per retry scenario, its submit attempts up to and including the first acceptance."""
+    runs = []
+    for scenario in bundle.scenarios_tagged("retry"):
+        attempts = []
+        for entry in bundle.journal_of(scenario, "submit"):
+            attempts.append(entry)
+            if entry["outcome"] == "200":
+                break
+        runs.append((scenario, attempts))
+    return runs
+
+
+@case(
+    id="API-007",
+    title="On MaKetQua 500, HTTP 5xx or a reset connection the client retries",
+    basis=ANNEX + " §4 MaKetQua 500",
+    area="api",
+    needs=("journal", "scenario:retry"),
+)
+def retries(bundle: Bundle) -> Outcome:
+    problems, ids, seen = [], [], 0
+    for scenario in bundle.scenarios:
+        entries = bundle.journal_of(scenario)
+        for index, entry in enumerate(entries):
+            if entry["outcome"] not in RETRYABLE:
+                continue
+            seen += 1
+            ids.append(entry["id"])
+            if not any(
+                e["operation"] == entry["operation"] or e["operation"] == "submit" for e in entries[index + 1 :]
+            ):
+                problems.append(_entry_finding(scenario, entry, "not retried"))
+    if not seen:
+        raise SkipCase("no exchange was answered with 500, 5xx or a reset")
+    return (
+        failed(problems, journal=ids) if problems else passed(f"{seen} transient failure(s), each retried", journal=ids)
+    )
+
+
+@case(
+    id="API-008",
+    title="Retries back off and are bounded",
+    basis=ANNEX + " §4 MaKetQua 500",
+    level=Level.SHOULD,
+    area="api",
+    needs=("journal", "scenario:retry"),
+)
+def backoff(bundle: Bundle) -> Outcome:
+    """Judged on real time between attempts for one file (the hospital's own clock).
+
+    Full jitter makes single gaps random (a 0.08 s gap after 0.38 s is fine), so the check is on the
+    whole sequence: an average pause of at least MIN_MEAN_GAP, later pauses not collapsing below half
+    the earlier ones, and no more than MAX_ATTEMPTS attempts for the injected errors.
+    """
+    problems, ids, judged = [], [], 0
+    for scenario, attempts in _retry_runs(bundle):
+        if len(attempts) < 3:
+            continue
+        judged += 1
+        ids += [e["id"] for e in attempts]
+        gaps = [
+            (_when(b, "real_at") - _when(a, "real_at")).total_seconds()
+            for a, b in zip(attempts, attempts[1:], strict=False)
+        ]
+        shown = ", ".join(f"{g:.2f}s" for g in gaps)
+        if sum(gaps) / len(gaps) < MIN_MEAN_GAP or sum(gaps[len(gaps) // 2 :]) < sum(gaps[: len(gaps) // 2]) / 2:
+            problems.append(Finding(f"{scenario.name}: retries {shown} apart: no backoff", journal_ids=tuple(ids)))
+        if len(attempts) > MAX_ATTEMPTS:
+            problems.append(
+                Finding(f"{scenario.name}: {len(attempts)} attempts for one file: unbounded?", journal_ids=tuple(ids))
+            )
+    if not judged:
+        raise SkipCase("no document needed two or more retries (see API-007)")
+    return (
+        failed(problems, journal=ids)
+        if problems
+        else passed(f"{judged} retry sequence(s) back off and stay bounded", journal=ids)
+    )
+
+
+@case(
+    id="API-009",
+    title="On MaKetQua 1001 (file too large) the same file is not resent",
+    basis=ANNEX + " §4 MaKetQua 1001",
+    area="api",
+    needs=("journal", "scenario:too-large"),
+)
+def no_retry_on_1001(bundle: Bundle) -> Outcome:
+    problems, ids, seen = [], [], 0
+    for scenario in bundle.scenarios_tagged("too-large"):
+        submits = bundle.journal_of(scenario, "submit")
+        first = next((i for i, e in enumerate(submits) if e["outcome"] == "1001"), None)
+        if first is None:
+            continue
+        seen += 1
+        ids += [e["id"] for e in submits]
+        if len(submits) > first + 1:
+            problems.append(_entry_finding(scenario, submits[first + 1], "resent after MaKetQua 1001"))
+    if not seen:
+        raise SkipCase("no submission was answered with MaKetQua 1001")
+    return failed(problems, journal=ids) if problems else passed("no resend after MaKetQua 1001", journal=ids)

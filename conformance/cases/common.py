@@ -1,0 +1,81 @@
+"""Helpers shared by the case modules: judging the portal's findings and signature checks per file.
+
+Cases judge evidence only; these helpers turn "which findings / checks matter" into a verdict with
+the submissions that show it, so the document and signature tables stay declarative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from conformance.evidence import Bundle, Json
+from conformance.model import Finding
+from conformance.registry import Outcome, SkipCase, failed, passed
+
+FAILING = ("FAILED", "INDETERMINATE")
+
+
+def label(submission: Json) -> str:
+    code = submission.get("document_code") or submission.get("source") or "no code"
+    return f"submission {submission['id']} ({code})"
+
+
+def files(bundle: Bundle, doc_type: str | None) -> list[Json]:
+    """The hospital's files of `doc_type` (both when None) that were decoded; SKIP when there are none."""
+    found = [
+        s for s in bundle.hospital_submissions(doc_type) if s.get("result") != "401" and s.get("findings") is not None
+    ]
+    if not found:
+        raise SkipCase(f"no {doc_type or 'GCS/GBT'} file from the hospital reached the portal")
+    return found
+
+
+def judge_findings(bundle: Bundle, doc_type: str | None, matches: Callable[[str], bool], what: str) -> Outcome:
+    """FAIL on any error finding whose code `matches`, naming file, code, path and message."""
+    judged = files(bundle, doc_type)
+    problems = [
+        Finding(
+            f"{label(s)}: {f['code']}{' at ' + f['path'] if f.get('path') else ''}: {f.get('message_en', '')}",
+            submission_ids=(s["id"],),
+        )
+        for s in judged
+        for f in s.get("findings") or []
+        if f.get("severity") == "error" and matches(f["code"])
+    ]
+    ids = [s["id"] for s in judged]
+    if problems:
+        return failed(problems, submissions=ids)
+    return passed(f"{len(judged)} file(s): {what}", submissions=ids)
+
+
+def codes_in(codes: Iterable[str]) -> Callable[[str], bool]:
+    wanted = frozenset(codes)
+    return lambda code: code in wanted
+
+
+def judge_checks(bundle: Bundle, names: tuple[str, ...], what: str) -> Outcome:
+    """Judge named checks of each file's signature report: FAIL if any failed, SKIP if none was evaluated."""
+    judged = [s for s in files(bundle, None) if s.get("signature")]
+    if not judged:
+        raise SkipCase("no file carried a signature report (refused before the signature was examined)")
+    problems, evaluated = [], []
+    for submission in judged:
+        for check in submission["signature"].get("checks", []):
+            if check["name"] not in names:
+                continue
+            if check["outcome"] == "PASSED":
+                evaluated.append(submission["id"])
+            elif check["outcome"] in FAILING:
+                evaluated.append(submission["id"])
+                sub = f" [{check['sub_indication']}]" if check.get("sub_indication") else ""
+                problems.append(
+                    Finding(
+                        f"{label(submission)}: {check['name']}{sub}: {check['message_en']}",
+                        submission_ids=(submission["id"],),
+                    )
+                )
+    if problems:
+        return failed(problems, submissions=evaluated)
+    if not evaluated:
+        raise SkipCase(f"{', '.join(names)} not evaluated on any file (an earlier signature check failed, or no CRL)")
+    return passed(f"{len(set(evaluated))} file(s): {what}", submissions=sorted(set(evaluated)))

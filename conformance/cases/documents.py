@@ -1,0 +1,155 @@
+"""Document cases (GCS-DOC-*, GBT-DOC-*): what the hospital's files look like to the portal.
+
+Both document types share the same six questions, so the cases come from one table with the IDs
+written out (stable, human-chosen), rather than two copies of the same functions. Each case judges
+the findings the portal recorded for every file the hospital sent, plus the raw bytes where the
+question is about bytes (BOM, DTD, encoding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conformance.cases.common import codes_in, files, judge_findings, label
+from conformance.evidence import Bundle
+from conformance.model import Finding, Level
+from conformance.registry import Check, Outcome, case, failed
+
+BASIS = {"GCS": "Circular 22/2025 (GCS data set, Mẫu 01/02)", "GBT": "Circular 25/2025 (GBT data set, Mẫu 05)"}
+ROOT = {"GCS": "HSDLGCS", "GBT": "HSDLGBT"}
+
+WELL_FORMED = (
+    "XML_BOM",
+    "XML_ENCODING",
+    "XML_DTD_FORBIDDEN",
+    "XML_ENTITY_FORBIDDEN",
+    "XML_NOT_WELL_FORMED",
+    "XML_EMPTY",
+    "XML_TOO_DEEP",
+    "XML_TOO_LARGE",
+    "FILE_BASE64_INVALID",
+    "FILE_EMPTY",
+)
+FORMATS = (
+    "RULE_DATE_INVALID",
+    "RULE_CCCD_FORMAT",
+    "RULE_CCCD_BIRTH_YEAR",
+    "RULE_CCCD_SEX",
+    "RULE_BHXH_FORMAT",
+    "RULE_BHYT_FORMAT",
+    "RULE_BHYT_BHXH_MISMATCH",
+    "RULE_ETHNICITY_CODE",
+    "RULE_NATIONALITY_UNKNOWN",
+    "RULE_PROVINCE_CODE",
+    "RULE_ICD10_FORMAT",
+)
+CODE_RULES = ("RULE_CODE_FORMAT", "RULE_CODE_FACILITY", "RULE_CODE_YEAR")
+CROSS_FIELD = (
+    "RULE_COUNT_RANGE",
+    "RULE_COUNT_CONSISTENCY",
+    "RULE_BIRTH_WEIGHT",
+    "RULE_MOTHER_AGE",
+    "RULE_GHI_CHU_FLAGS",
+    "RULE_SURROGACY_INCOMPLETE",
+    "RULE_GBT_CHRONOLOGY",
+    "RULE_FACILITY_MISMATCH",
+    "RULE_ISSUE_BEFORE_EVENT",
+    "RULE_ISSUE_DATE_FUTURE",
+    "RULE_EVENT_IN_FUTURE",
+)
+
+
+def _bytes_problems(bundle: Bundle, doc_type: str) -> list[Finding]:
+    """What the bytes themselves show: a BOM, a DTD, or text that is not UTF-8."""
+    problems = []
+    for submission in files(bundle, doc_type):
+        data = bundle.file_of(submission)
+        if data is None:
+            continue
+        reason = None
+        if data.startswith(b"\xef\xbb\xbf"):
+            reason = "starts with a UTF-8 byte order mark"
+        elif b"<!DOCTYPE" in data[:4096]:
+            reason = "carries a DOCTYPE declaration"
+        else:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reason = f"is not UTF-8 (byte {exc.start})"
+        if reason:
+            problems.append(Finding(f"{label(submission)}: the file {reason}", submission_ids=(submission["id"],)))
+    return problems
+
+
+def _well_formed(doc_type: str) -> Check:
+    def check(bundle: Bundle) -> Outcome:
+        problems = _bytes_problems(bundle, doc_type)
+        if problems:
+            return failed(problems)
+        return judge_findings(bundle, doc_type, codes_in(WELL_FORMED), "well-formed UTF-8, no BOM, no DTD")
+
+    return check
+
+
+def _by_codes(doc_type: str, codes: tuple[str, ...], what: str) -> Check:
+    return lambda bundle: judge_findings(bundle, doc_type, codes_in(codes), what)
+
+
+def _schema(doc_type: str) -> Check:
+    return lambda bundle: judge_findings(bundle, doc_type, lambda c: c.startswith("SCHEMA_"), "valid against the XSD")
+
+
+@dataclass(frozen=True)
+class DocCase:
+    suffix: str
+    title: str
+    build: Check
+    level: Level = Level.MUST
+
+
+def _table(doc_type: str) -> list[DocCase]:
+    code_field = "MA_GCS" if doc_type == "GCS" else "MA_GBT"
+    return [
+        DocCase("001", "Well-formed UTF-8 without BOM, DTD or entities", _well_formed(doc_type)),
+        DocCase(
+            "002",
+            f"Root {ROOT[doc_type]} with exactly one data element, as loaiHs says",
+            _by_codes(
+                doc_type,
+                ("XML_ROOT_MISMATCH", "XML_DATA_MISSING", "XML_DATA_MULTIPLE"),
+                "root and data element as expected",
+            ),
+        ),
+        DocCase("003", "Valid against the schema (fields, order, lengths, patterns)", _schema(doc_type)),
+        DocCase(
+            "004",
+            "Formats and code lists (dates, CCCD, BHXH/BHYT, ethnicity, nationality, places)",
+            _by_codes(doc_type, FORMATS, "formats and code lists respected"),
+        ),
+        DocCase(
+            "005",
+            f"{code_field} is XXXXX.{doc_type}.ZZZZZ.YY with the submitting facility and the issue year",
+            _by_codes(doc_type, CODE_RULES, f"{code_field} well formed, own facility, issue year"),
+        ),
+        DocCase(
+            "006",
+            "Cross-field rules (dates in order, counts, weights, notes, required groups)",
+            _by_codes(doc_type, CROSS_FIELD, "cross-field rules hold"),
+        ),
+    ]
+
+
+def _register() -> None:
+    for doc_type in ("GCS", "GBT"):
+        for row in _table(doc_type):
+            case(
+                id=f"{doc_type}-DOC-{row.suffix}",
+                title=f"{doc_type}: {row.title}",
+                basis=BASIS[doc_type],
+                level=row.level,
+                area="documents",
+                needs=("submissions",),
+            )(row.build)
+
+
+_register()

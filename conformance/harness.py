@@ -1,0 +1,228 @@
+"""Setting up a live run: the portal (given, or started here), facilities, trust material, and —
+for `run --reference` — a test PKI and one reference hospital process per facility.
+
+The reference hospital is the positive control (`python -m fixtures.hospital serve`); its broken
+variants prove that each case can fail for the right reason. One hospital process per scenario
+facility lets scenarios run side by side on one accelerated clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from conformance.events import Listener, RunFinished
+from conformance.portal import SandboxAdmin, free_port, start_local_portal, wait_until_up
+from conformance.registry import CaseSpec
+from conformance.runner import Lane, Runner, needed_tags
+from conformance.scenarios import scenarios_for
+from conformance.trigger import CommandTrigger, HttpTrigger, Trigger
+from fixtures.pki import TestPKI, cert_pem, crl_pem, write_pki
+
+__all__ = [
+    "Facility",
+    "LiveOptions",
+    "Provisioning",
+    "portal_admin",
+    "provision",
+    "reference_lanes",
+    "run_live",
+    "vendor_lanes",
+]
+
+REFERENCE_PROVINCE = "79"
+DEFAULT_FACILITY = "79001"
+
+
+@dataclass(frozen=True)
+class Facility:
+    code: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """Trust material the portal needs before the hospital sends anything."""
+
+    ca_pems: tuple[bytes, ...] = ()
+    crl_pems: tuple[bytes, ...] = ()
+    certificates: dict[str, bytes] = field(default_factory=dict)
+    """Signing certificate PEM per facility code ("Danh mục chứng thư số")."""
+
+
+def provision(admin: SandboxAdmin, facilities: list[Facility], material: Provisioning) -> None:
+    for pem in material.ca_pems:
+        admin.trust_ca(pem)
+    for pem in material.crl_pems:
+        admin.load_crl(pem)
+    for facility in facilities:
+        admin.ensure_facility(facility.code, facility.username, facility.password)
+        if facility.code in material.certificates:
+            admin.register_certificate(facility.code, material.certificates[facility.code])
+
+
+@contextlib.contextmanager
+def portal_admin(url: str | None, admin_token: str | None, workdir: Path) -> Iterator[SandboxAdmin]:
+    """The given portal, or one started here for the run (stopped afterwards)."""
+    local = None
+    if url is None:
+        local = start_local_portal(workdir)
+        url, admin_token = local.base_url, local.admin_token
+    if not admin_token:
+        raise SystemExit("--admin-token (or PORTAL_ADMIN_TOKEN) is needed with --portal")
+    admin = SandboxAdmin(url, admin_token)
+    try:
+        yield admin
+    finally:
+        admin.close()
+        if local is not None:
+            local.stop()
+
+
+def vendor_lanes(
+    trigger: Trigger, facility: Facility, cert: Path | None, trust: list[Path], crls: list[Path]
+) -> tuple[list[Lane], list[Facility], Provisioning]:
+    """One facility, the vendor's own trigger, certificate and CA: scenarios run one after the other."""
+    material = Provisioning(
+        ca_pems=tuple(p.read_bytes() for p in trust),
+        crl_pems=tuple(p.read_bytes() for p in crls),
+        certificates={facility.code: cert.read_bytes()} if cert else {},
+    )
+    return [Lane(facility.code, trigger)], [facility], material
+
+
+@dataclass
+class ReferenceHospitals:
+    """Reference hospital processes, one per facility; stop them with `stop()`."""
+
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def reference_lanes(
+    portal_url: str, workdir: Path, count: int, *, variant: str | None, clock_rate: float
+) -> tuple[list[Lane], list[Facility], Provisioning, ReferenceHospitals]:
+    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger."""
+    facilities = [
+        Facility(f"{REFERENCE_PROVINCE}{101 + i:03d}", f"{REFERENCE_PROVINCE}{101 + i:03d}_BV", "ref-pass")
+        for i in range(count)
+    ]
+    pki = TestPKI.create(
+        {f.code: f"Bệnh viện tham chiếu {f.code}" for f in facilities}, now=datetime.now(UTC).replace(microsecond=0)
+    )
+    files = write_pki(pki, workdir / "pki", [f.code for f in facilities])
+    material = Provisioning(
+        ca_pems=(cert_pem(*pki.ca_certs),),
+        crl_pems=(crl_pem(pki.crl()),),
+        certificates={f.code: files[f"{f.code}.cert.pem"].read_bytes() for f in facilities},
+    )
+    hospitals, started = ReferenceHospitals(), []
+    try:
+        for facility in facilities:
+            port = free_port()
+            state = workdir / f"hospital-{facility.code}"
+            state.mkdir(parents=True, exist_ok=True)
+            command = [
+                sys.executable, "-m", "fixtures.hospital", "serve",
+                "--state-dir", str(state), "--listen", f"127.0.0.1:{port}", "--portal", portal_url,
+                "--facility", facility.code, "--username", facility.username, "--password", facility.password,
+                "--key", str(files[f"{facility.code}.key.pem"]), "--cert", str(files[f"{facility.code}.cert.pem"]),
+                "--clock-rate", str(clock_rate),
+            ]  # fmt: skip
+            if variant:
+                command += ["--variant", variant]
+            log = state / "hospital.log"
+            with log.open("wb") as out:
+                hospitals.processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))  # noqa: S603
+            started.append((facility, port, log))
+        for (_facility, port, log), process in zip(started, hospitals.processes, strict=True):
+            wait_until_up(f"http://127.0.0.1:{port}/health", process, log, 30.0)
+    except BaseException:
+        hospitals.stop()
+        raise
+    built = [Lane(f.code, HttpTrigger(f"http://127.0.0.1:{port}/orders")) for f, port, _ in started]
+    return built, facilities, material, hospitals
+
+
+def make_trigger(command: str | None, url: str | None) -> Trigger:
+    if (command is None) == (url is None):
+        raise SystemExit("give exactly one of --trigger-cmd and --trigger-url (or --reference)")
+    return CommandTrigger(command) if command else HttpTrigger(url)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Everything `conformance run` and the pytest plugin need to drive a hospital live."""
+
+    trigger_cmd: str | None = None
+    trigger_url: str | None = None
+    reference: bool = False
+    variant: str | None = None
+    portal: str | None = None
+    admin_token: str | None = None
+    facility: str = DEFAULT_FACILITY
+    username: str | None = None
+    password: str = "conformance"
+    cert: Path | None = None
+    trust: tuple[Path, ...] = ()
+    crl: tuple[Path, ...] = ()
+    clock_rate: float = 600.0
+    seed: int | None = None
+    timeout: float = 150.0
+
+    @property
+    def description(self) -> str:
+        if self.reference:
+            return f"reference hospital{' (variant ' + self.variant + ')' if self.variant else ''}"
+        return make_trigger(self.trigger_cmd, self.trigger_url).description
+
+
+def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listener]) -> RunFinished:
+    """Start or reach the portal, provision, start the reference hospital if asked, run, clean up."""
+    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
+        workdir = Path(tmp)
+        token = options.admin_token or os.environ.get("PORTAL_ADMIN_TOKEN")
+        with portal_admin(options.portal, token, workdir) as admin:
+            hospitals = None
+            if options.reference:
+                count = len(scenarios_for(needed_tags(specs)))
+                lanes, facilities, material, hospitals = reference_lanes(
+                    admin.base_url, workdir, count, variant=options.variant, clock_rate=options.clock_rate
+                )
+            else:
+                trigger = make_trigger(options.trigger_cmd, options.trigger_url)
+                facility = Facility(options.facility, options.username or f"{options.facility}_BV", options.password)
+                lanes, facilities, material = vendor_lanes(
+                    trigger, facility, options.cert, list(options.trust), list(options.crl)
+                )
+            try:
+                provision(admin, facilities, material)
+                runner = Runner(
+                    admin,
+                    lanes,
+                    listeners=listeners,
+                    rate=options.clock_rate,
+                    seed=options.seed,
+                    trigger_description=options.description,
+                    scenario_timeout=options.timeout,
+                )
+                return runner.run(specs)
+            finally:
+                if hospitals is not None:
+                    hospitals.stop()

@@ -1,0 +1,133 @@
+"""The conformance cases as pytest items, so a QA team gets them from its usual pytest + JUnit tooling.
+
+    pytest -p conformance.pytest_plugin --conformance-trigger-cmd 'CMD' --junitxml=conformance.xml
+    pytest --conformance-trigger-url http://his.local/orders ...     (once installed: pytest11 entry point)
+
+Inert unless `--conformance-trigger-cmd` or `--conformance-trigger-url` is given. Then one item per
+case ID is added to the session; the live run happens once, on the first item, and every item
+reports its own case: MUST failures fail, SHOULD failures are xfail, skipped cases skip, a harness
+error is an error. Each item carries the case's ID, level and basis as JUnit properties.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.harness import DEFAULT_FACILITY, LiveOptions, run_live
+from conformance.model import CaseResult, Level, Verdict
+from conformance.registry import CaseSpec, load_cases
+from conformance.report import FileReports
+from conformance.report.common import reproduce
+
+OPTIONS = (
+    ("trigger-cmd", "command that takes one order as JSON on stdin (exit 0 = taken)", str),
+    ("trigger-url", "URL that takes one order as a JSON POST (2xx = taken)", str),
+    ("portal", "portal base URL (default: start one on a free loopback port)", str),
+    ("admin-token", "the portal's admin token (default: $PORTAL_ADMIN_TOKEN)", str),
+    ("facility", f"the hospital's MA_CSKCB (default {DEFAULT_FACILITY})", str),
+    ("username", "its portal account (default <facility>_BV)", str),
+    ("password", "its portal password (default 'conformance')", str),
+    ("cert", "signing certificate PEM registered for the facility", Path),
+    ("trust", "CA certificate PEM to trust (repeatable)", Path),
+    ("crl", "CRL PEM to load (repeatable)", Path),
+    ("clock-rate", "sandbox clock speed (default 600)", float),
+    ("only", "comma-separated case IDs (trailing * = prefix)", str),
+    ("report-dir", "also write junit.xml, report.json, report.html, evidence.jsonl here", Path),
+    ("seed", "seed of generated data and fault plans", int),
+)
+REPEATABLE = {"trust", "crl"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "GCS/GBT integration conformance (vn-civil-cert-sandbox)")
+    for name, help_text, kind in OPTIONS:
+        dest = "conformance_" + name.replace("-", "_")
+        if name in REPEATABLE:
+            group.addoption(f"--conformance-{name}", dest=dest, action="append", type=kind, default=[], help=help_text)
+        else:
+            group.addoption(f"--conformance-{name}", dest=dest, type=kind, default=None, help=help_text)
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    return config.getoption("conformance_" + name.replace("-", "_"))
+
+
+def _active(config: pytest.Config) -> bool:
+    return bool(_option(config, "trigger-cmd") or _option(config, "trigger-url"))
+
+
+class LiveSession:
+    """Runs the suite once for the whole pytest session and hands each item its case result."""
+
+    def __init__(self, config: pytest.Config, specs: list[CaseSpec]) -> None:
+        self.config, self.specs = config, specs
+        self.results: dict[str, CaseResult] | None = None
+        self.finished: Any = None
+
+    def result(self, case_id: str) -> CaseResult:
+        if self.results is None:
+            config = self.config
+            options = LiveOptions(
+                trigger_cmd=_option(config, "trigger-cmd"),
+                trigger_url=_option(config, "trigger-url"),
+                portal=_option(config, "portal"),
+                admin_token=_option(config, "admin-token"),
+                facility=_option(config, "facility") or DEFAULT_FACILITY,
+                username=_option(config, "username"),
+                password=_option(config, "password") or "conformance",
+                cert=_option(config, "cert"),
+                trust=tuple(_option(config, "trust")),
+                crl=tuple(_option(config, "crl")),
+                clock_rate=_option(config, "clock-rate") or 600.0,
+                seed=_option(config, "seed"),
+            )
+            report_dir = _option(config, "report-dir")
+            listeners = [FileReports(report_dir)] if report_dir else []
+            self.finished = run_live(options, self.specs, listeners)
+            self.results = {r.case_id: r for r in self.finished.results}
+        return self.results[case_id]
+
+
+class CaseFailed(Exception):
+    """A MUST case failed: the message, its findings and how to reproduce it."""
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, spec: CaseSpec, live: LiveSession, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec, self.live = spec, live
+        self.user_properties += [("id", spec.id), ("level", spec.level.value), ("basis", spec.basis)]
+
+    def runtest(self) -> None:
+        result = self.live.result(self.spec.id)
+        if result.verdict in (Verdict.SKIP, Verdict.OMIT):
+            pytest.skip(result.message)
+        if result.verdict is Verdict.ERROR:
+            raise RuntimeError(f"harness error: {result.message}")
+        if result.verdict is Verdict.FAIL:
+            if result.level is Level.SHOULD:
+                pytest.xfail(f"SHOULD: {result.message}")
+            lines = [result.message, *(f.message for f in result.evidence.findings)]
+            lines += ["reproduce with:", *reproduce(result, self.live.finished.bundle)]
+            raise CaseFailed("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, CaseFailed):
+            return f"{self.spec.id} ({self.spec.level.value}, {self.spec.basis}): {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[str, int, str]:
+        return "conformance", 0, f"{self.spec.id}: {self.spec.title}"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _active(config):
+        return
+    registry = load_cases()
+    ids = [part.strip() for part in (_option(config, "only") or "").split(",") if part.strip()]
+    specs = registry.select(ids=ids)
+    live = LiveSession(config, specs)
+    items.extend(CaseItem.from_parent(session, name=spec.id, spec=spec, live=live) for spec in specs)

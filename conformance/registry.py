@@ -1,0 +1,187 @@
+"""A tiny generic registry of cases: `@case(id=…, basis=…, level=…)`, duplicate IDs refused loudly.
+
+Case IDs are chosen by people and never derived from positions or function names (Inferno's short
+ids); `case_ids.txt` lists them so a rename shows in review. A case declares what evidence it
+`needs`; when that evidence is missing it is skipped with a precise reason, never failed. Any
+unexpected exception in a check is `error`: a harness bug, not a vendor failure.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conformance.model import CaseResult, Evidence, Finding, Level, Verdict
+
+if TYPE_CHECKING:
+    from conformance.evidence import Bundle
+
+__all__ = [
+    "Check",
+    "CaseSpec",
+    "DuplicateCase",
+    "Outcome",
+    "Registry",
+    "SkipCase",
+    "case",
+    "failed",
+    "passed",
+    "registry",
+]
+
+AREAS = ("documents", "signature", "api", "deadline", "flows")
+CASE_IDS_FILE = Path(__file__).with_name("case_ids.txt")
+
+
+class DuplicateCase(ValueError):
+    """Two cases claim the same ID: IDs are the contract with vendors, so this must never pass silently."""
+
+
+class SkipCase(Exception):  # noqa: N818 - a control-flow signal like pytest's Skipped, not an error
+    """Raised by a check whose evidence is not there; the message says exactly what is missing."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check returns: its verdict, a one-line reason and the evidence it judged."""
+
+    verdict: Verdict
+    message: str
+    evidence: Evidence = field(default_factory=Evidence)
+
+
+def passed(
+    message: str, *, journal: Iterable[int] = (), submissions: Iterable[int] = (), requests: Iterable[str] = ()
+) -> Outcome:
+    return Outcome(Verdict.PASS, message, Evidence(tuple(journal), tuple(submissions), tuple(requests)))
+
+
+def failed(
+    findings: list[Finding],
+    *,
+    journal: Iterable[int] = (),
+    submissions: Iterable[int] = (),
+    requests: Iterable[str] = (),
+) -> Outcome:
+    """A failure: the first finding is the headline, each finding carries the exchanges that show it."""
+    journal_ids = set(journal).union(*(f.journal_ids for f in findings))
+    submission_ids = set(submissions).union(*(f.submission_ids for f in findings))
+    request_ids = set(requests).union(*(f.request_ids for f in findings))
+    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+    return Outcome(
+        Verdict.FAIL,
+        findings[0].message + more,
+        Evidence(
+            tuple(sorted(journal_ids)), tuple(sorted(submission_ids)), tuple(sorted(request_ids)), tuple(findings)
+        ),
+    )
+
+
+Check = Callable[["Bundle"], Outcome]
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One conformance case: stable ID, what it checks, why (basis), how strongly (level)."""
+
+    id: str
+    title: str
+    basis: str
+    level: Level
+    area: str
+    needs: tuple[str, ...]
+    check: Check
+
+    def judge(self, bundle: Bundle) -> CaseResult:
+        """Run the check on `bundle`, turning missing evidence into SKIP and any exception into ERROR."""
+        started = time.perf_counter()
+        missing = [need for need in self.needs if not bundle.provides(need)]
+        try:
+            if missing:
+                raise SkipCase("; ".join(bundle.missing_reason(need) for need in missing))
+            outcome = self.check(bundle)
+        except SkipCase as skip:
+            outcome = Outcome(Verdict.SKIP, str(skip))
+        except Exception as exc:  # noqa: BLE001 - by design: a crashing check is a harness bug, reported as error
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            outcome = Outcome(Verdict.ERROR, f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+        return CaseResult(
+            case_id=self.id,
+            title=self.title,
+            area=self.area,
+            level=self.level,
+            basis=self.basis,
+            verdict=outcome.verdict,
+            message=outcome.message,
+            evidence=outcome.evidence,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+class Registry:
+    """Cases by ID, in registration order; selection by ID, area or basis."""
+
+    def __init__(self) -> None:
+        self._cases: dict[str, CaseSpec] = {}
+
+    def add(self, spec: CaseSpec) -> CaseSpec:
+        if spec.id in self._cases:
+            raise DuplicateCase(f"case ID {spec.id} is already registered ({self._cases[spec.id].title!r})")
+        if spec.area not in AREAS:
+            raise ValueError(f"case {spec.id}: area must be one of {', '.join(AREAS)}")
+        self._cases[spec.id] = spec
+        return spec
+
+    def all(self) -> list[CaseSpec]:
+        """Every case, grouped by area in catalogue order (documents, signature, api, deadline, flows)."""
+        return sorted(self._cases.values(), key=lambda spec: AREAS.index(spec.area))
+
+    def get(self, case_id: str) -> CaseSpec:
+        return self._cases[case_id]
+
+    def ids(self) -> list[str]:
+        return [spec.id for spec in self.all()]
+
+    def select(self, *, ids: Iterable[str] = (), areas: Iterable[str] = (), basis: str | None = None) -> list[CaseSpec]:
+        """Cases matching every given filter; an ID may end in `*` (prefix), unknown IDs raise KeyError."""
+        wanted, areas = list(ids), set(areas)
+        for pattern in wanted:
+            if not any(_id_matches(pattern, case_id) for case_id in self._cases):
+                raise KeyError(f"no case matches {pattern!r}")
+        return [
+            spec
+            for spec in self.all()
+            if (not wanted or any(_id_matches(p, spec.id) for p in wanted))
+            and (not areas or spec.area in areas)
+            and (basis is None or basis.lower() in spec.basis.lower())
+        ]
+
+
+def _id_matches(pattern: str, case_id: str) -> bool:
+    return case_id.startswith(pattern[:-1]) if pattern.endswith("*") else case_id == pattern
+
+
+registry = Registry()
+
+
+def case(
+    *, id: str, title: str, basis: str, level: Level = Level.MUST, area: str, needs: tuple[str, ...] = ()
+) -> Callable[[Check], Check]:
+    """Register the decorated check in the global registry under `id` (see `Registry.add`)."""
+
+    def register(check: Check) -> Check:
+        registry.add(CaseSpec(id, title, basis, level, area, needs, check))
+        return check
+
+    return register
+
+
+def load_cases() -> Registry:
+    """Import every case module once, so the global registry is complete."""
+    from conformance import cases  # noqa: F401 - imported for its registrations
+
+    return registry

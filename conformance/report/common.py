@@ -1,0 +1,107 @@
+"""What several reporters show the same way: summary counts, the evidence of a case, reproduce commands."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from conformance.evidence import Bundle, Json
+from conformance.model import CaseResult, Verdict
+
+ADMIN = '-H "Authorization: Bearer $PORTAL_ADMIN_TOKEN"'
+
+
+def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any]:
+    counts = Counter(r.verdict.value for r in results)
+    blocking = [r.case_id for r in results if r.blocking]
+    return {
+        "verdict": "fail" if blocking else "pass",
+        "counts": {v.value: counts.get(v.value, 0) for v in Verdict},
+        "total": len(results),
+        "must_failed": blocking,
+        "should_failed": [r.case_id for r in results if r.verdict is Verdict.FAIL and not r.blocking],
+        "exit_code": 1 if blocking else 0,
+    }
+
+
+def _submission_view(submission: Json) -> Json:
+    """A submission without its file (the file is in evidence.jsonl and behind the curl command)."""
+    return {k: v for k, v in submission.items() if k != "file_b64"}
+
+
+def case_evidence(result: CaseResult, bundle: Bundle) -> Json:
+    """The journal entries, submissions and orders a case judged, in full."""
+    ev = result.evidence
+    journal = [e for e in bundle.journal if e["id"] in set(ev.journal_ids)]
+    submissions = [_submission_view(s) for s in bundle.submissions if s["id"] in set(ev.submission_ids)]
+    orders = [
+        {
+            "request_id": o.request_id,
+            "type": o.type,
+            "code": o.code,
+            "issued_at": o.issued_at,
+            "scenario": o.scenario,
+            "taken": o.taken,
+            "expectation_id": o.expectation_id,
+        }
+        for o in bundle.orders
+        if o.request_id in set(ev.request_ids)
+    ]
+    expectations = [x for x in bundle.expectations if x["id"] in {o["expectation_id"] for o in orders}]
+    return {
+        "findings": [f.to_dict() for f in ev.findings],
+        "journal": journal,
+        "submissions": submissions,
+        "orders": orders,
+        "expectations": expectations,
+    }
+
+
+def reproduce(result: CaseResult, bundle: Bundle) -> list[str]:
+    """Shell commands that show a failure again: the exchange rebuilt as curl, and a replay of the case."""
+    if result.verdict not in (Verdict.FAIL, Verdict.ERROR):
+        return []
+    portal = bundle.meta.get("portal") or "$PORTAL"
+    lines = []
+    for submission_id in result.evidence.submission_ids[:3]:
+        submission = bundle.submission(submission_id) or {}
+        lines += [
+            f"curl -s {ADMIN} {portal}/sandbox/submissions/{submission_id}",
+            f"curl -s {ADMIN} {portal}/sandbox/submissions/{submission_id}/file -o sub{submission_id}.xml",
+            f"curl -s {portal}/api/hososuckhoe/guiGiayToDienTu -d maCskcb={submission.get('facility', '$MA_CSKCB')}"
+            f" -d token=$TOKEN -d id_token=$ID_TOKEN -d username=$USERNAME -d password=$PASSWORD_MD5"
+            f" -d loaiHs={submission.get('loai_hs', '61')}"
+            f' --data-urlencode fileBase64Str="$(base64 -w0 sub{submission_id}.xml)"',
+        ]
+    journal_ids = result.evidence.journal_ids
+    if journal_ids:
+        facilities = sorted({e["facility"] for e in bundle.journal if e["id"] in set(journal_ids)})
+        for facility in facilities:
+            lines.append(
+                f"curl -s {ADMIN} '{portal}/sandbox/journal?facility={facility}&after={min(journal_ids) - 1}&limit=50'"
+            )
+    for expectation in case_evidence(result, bundle)["expectations"][:3]:
+        lines.append(f"curl -s {ADMIN} {portal}/sandbox/expectations/{expectation['id']}")
+    lines.append(f"conformance replay evidence.jsonl --only {result.case_id}")
+    return lines
+
+
+def timeline(bundle: Bundle) -> list[Json]:
+    """Issue → acceptance of every expected certificate against its deadline (sandbox time)."""
+    rows = []
+    for order in bundle.orders:
+        expectation = bundle.expectation(order.expectation_id)
+        if expectation is None:
+            continue
+        document = expectation.get("document") or {}
+        rows.append(
+            {
+                "code": order.code,
+                "scenario": order.scenario,
+                "issued_at": expectation["issued_at"],
+                "deadline": expectation["deadline"],
+                "accepted_at": document.get("accepted_at"),
+                "status": (document.get("deadline") or {}).get("status") or expectation["status"],
+            }
+        )
+    return rows

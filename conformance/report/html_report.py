@@ -1,0 +1,189 @@
+"""report.html: one self-contained page a vendor can send to a hospital.
+
+No external assets (inline CSS, inline SVG, no scripts): a summary, pass/fail per case grouped by
+area, the evidence of each case on demand (`<details>`), a picture of issue → acceptance against
+the 4-working-hour deadline, and "reproduce with" commands under each failure.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from conformance.events import RunFinished
+from conformance.evidence import Json
+from conformance.model import CaseResult
+from conformance.registry import AREAS
+from conformance.report.common import case_evidence, reproduce, summary, timeline
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;width:100%}
+td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+.v{font-weight:bold;border-radius:3px;padding:1px 6px;color:#fff;font-size:12px}
+.pass{background:#2e7d32}.fail{background:#c62828}.skip{background:#9e9e9e}
+.omit{background:#bdbdbd}.error{background:#6a1b9a}
+.big{font-size:1.3em;padding:4px 12px}pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap}
+details{margin:4px 0}summary{cursor:pointer;color:#1565c0}.muted{color:#777}
+"""
+
+
+def _verdict(value: str, big: bool = False) -> str:
+    return f'<span class="v {escape(value)}{" big" if big else ""}">{escape(value.upper())}</span>'
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def timeline_svg(rows: list[Json], width: int = 1000) -> str:
+    """Each expected certificate: a bar from issue to deadline, a dot at acceptance (green on time, red late)."""
+    if not rows:
+        return '<p class="muted">No expected certificate in this run.</p>'
+    points = [t for r in rows for t in (_parse(r["issued_at"]), _parse(r["deadline"]), _parse(r["accepted_at"])) if t]
+    low, high = min(points), max(points)
+    span = max((high - low).total_seconds(), 60.0)
+    left, right, row_h = 230, 20, 22
+
+    def x(moment: datetime) -> float:
+        return left + (moment - low).total_seconds() / span * (width - left - right)
+
+    height = 40 + row_h * len(rows)
+    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="issue to acceptance timeline">']
+    first, last = escape(f"{low.astimezone(VN_TZ):%a %d/%m %H:%M}"), escape(f"{high.astimezone(VN_TZ):%a %d/%m %H:%M}")
+    parts.append(f'<text x="{left}" y="14" font-size="11">{first} (Vietnam time)</text>')
+    parts.append(f'<text x="{width - right}" y="14" font-size="11" text-anchor="end">{last}</text>')
+    for index, row in enumerate(rows):
+        y = 30 + index * row_h
+        issued, deadline, accepted = _parse(row["issued_at"]), _parse(row["deadline"]), _parse(row["accepted_at"])
+        label = f'{escape(row["code"])} <tspan fill="#777">{escape(row["scenario"])}</tspan>'
+        parts.append(f'<text x="4" y="{y + 12}" font-size="11">{label}</text>')
+        if issued and deadline:
+            tip = f"issued {escape(row['issued_at'])} → deadline {escape(row['deadline'])}"
+            start, end = x(issued), x(deadline)
+            parts.append(
+                f'<rect x="{start:.1f}" y="{y + 4}" width="{max(end - start, 1):.1f}" height="10" fill="#cfd8dc">'
+                f"<title>{tip}</title></rect>"
+            )
+            parts.append(
+                f'<line x1="{end:.1f}" x2="{end:.1f}" y1="{y}" y2="{y + 18}" stroke="#455a64" stroke-width="2"/>'
+            )
+        status = escape(row["status"])
+        if accepted:
+            colour = "#2e7d32" if row["status"] == "ON_TIME" else "#c62828"
+            tip = f"accepted {escape(row['accepted_at'])} ({status})"
+            parts.append(
+                f'<circle cx="{x(accepted):.1f}" cy="{y + 9}" r="5" fill="{colour}"><title>{tip}</title></circle>'
+            )
+        else:
+            parts.append(
+                f'<text x="{width - right}" y="{y + 12}" font-size="11" text-anchor="end" fill="red">{status}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _compact(kind: str, item: Json) -> Json:
+    """The evidence in short, to keep the page small enough to mail; report.json has it in full."""
+    if kind == "submissions":
+        signature = item.get("signature") or {}
+        return {
+            **{k: item.get(k) for k in ("id", "received_at", "facility", "loai_hs", "result", "document_code")},
+            "findings": [
+                f"{f['code']} {f.get('path') or ''} {f.get('message_en', '')}".strip()
+                for f in item.get("findings") or []
+            ],
+            "signature": {k: signature.get(k) for k in ("indication", "sub_indication", "profile", "signing_time")},
+        }
+    if kind == "expectations":
+        document = item.get("document") or {}
+        return {
+            **{k: item.get(k) for k in ("id", "status", "issued_at", "deadline", "match")},
+            "accepted_at": document.get("accepted_at"),
+            "deadline_status": (document.get("deadline") or {}).get("status"),
+        }
+    return item
+
+
+def _case_row(result: CaseResult, finished: RunFinished) -> str:
+    evidence = case_evidence(result, finished.bundle)
+    commands = reproduce(result, finished.bundle)
+    findings = "".join(f"<li>{escape(f['message'])}</li>" for f in evidence["findings"])
+    body = [f"<p>{escape(result.message)}</p>"]
+    if findings:
+        body.append(f"<ul>{findings}</ul>")
+    if commands:
+        body.append("<p><b>Reproduce with:</b></p><pre>" + escape("\n".join(commands)) + "</pre>")
+    shown = {k: [_compact(k, item) for item in v] for k, v in evidence.items() if k != "findings" and v}
+    if shown:
+        body.append(
+            "<details><summary>evidence judged</summary><pre>"
+            + escape(json.dumps(shown, ensure_ascii=False, indent=1))
+            + "</pre></details>"
+        )
+    return (
+        f"<tr><td>{_verdict(result.verdict.value)}</td><td><b>{escape(result.case_id)}</b></td>"
+        f"<td>{escape(result.level.value)}</td>"
+        f'<td>{escape(result.title)}<br><span class="muted">{escape(result.basis)}</span>'
+        f"<details><summary>details</summary>{''.join(body)}</details></td></tr>"
+    )
+
+
+def _facts(meta: Json, seconds: float) -> str:
+    facts = [
+        ("Suite version", meta.get("suite_version")),
+        ("Tool version", meta.get("tool_version")),
+        ("Seed", meta.get("seed")),
+        ("Mode", meta.get("mode")),
+        ("Hospital", meta.get("trigger")),
+        ("Clock", f"{meta.get('clock_start')} × {meta.get('clock_rate')}" if meta.get("clock_start") else None),
+        ("Duration", f"{seconds:.1f} s"),
+        ("Portal", meta.get("portal")),
+    ]
+    cells = "".join(
+        f"<tr><th>{name}</th><td>{escape(str(value))}</td></tr>" for name, value in facts if value is not None
+    )
+    return f"<table>{cells}</table>"
+
+
+def render(finished: RunFinished) -> str:
+    meta, info = finished.bundle.meta, summary(finished.results)
+    counts = " · ".join(f"{n} {v}" for v, n in info["counts"].items() if n)
+    headline = "CONFORMANT" if info["verdict"] == "pass" else "NOT CONFORMANT"
+    sections = []
+    for area in AREAS:
+        results = [r for r in finished.results if r.area == area]
+        if results:
+            rows = "".join(_case_row(r, finished) for r in results)
+            sections.append(f'<h2 id="{area}">{escape(area.title())}</h2><table>{rows}</table>')
+    plans = "".join(
+        f"<li><b>{escape(s.name)}</b> (facility {escape(s.facility)}): {escape(s.description)}"
+        f"<pre>{escape(json.dumps(s.fault_plan, ensure_ascii=False))}</pre></li>"
+        for s in finished.bundle.scenarios
+    )
+    failed = ", ".join(info["must_failed"]) or "none"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Conformance report {escape(str(meta.get("run_id", "")))}</title>
+<style>{CSS}</style></head>
+<body>
+<h1>GCS/GBT integration conformance report {_verdict(info["verdict"], big=True)}</h1>
+<p><b>{headline}</b>: {escape(counts)}. MUST cases failed: {escape(failed)}.</p>
+{_facts(meta, finished.seconds)}
+<h2>Deadline: issue → acceptance (Decree 63/2024 Art. 25.1, 4 working hours)</h2>
+{timeline_svg(timeline(finished.bundle))}
+<p class="muted">Grey bar: from issue to deadline; dark line: deadline; dot: accepted (green on time, red late).</p>
+{"".join(sections)}
+<h2>Scenarios and fault plans</h2><ul>{plans or "<li>none (offline evidence)</li>"}</ul>
+</body></html>
+"""
+
+
+def write_html(finished: RunFinished, path: Path) -> Path:
+    path.write_text(render(finished), encoding="utf-8")
+    return path

@@ -1,0 +1,54 @@
+"""JUnit XML: one testsuite per area, one testcase per case ID, so CI tools show the catalogue.
+
+FAIL of a MUST case is a `<failure>`; FAIL of a SHOULD case is reported as a failure too, typed
+`SHOULD`, so dashboards can filter it; SKIP/OMIT are `<skipped>`, ERROR is `<error>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from conformance.events import RunFinished
+from conformance.model import Verdict
+from conformance.registry import AREAS
+from conformance.report.common import reproduce
+
+
+def write_junit(finished: RunFinished, path: Path) -> Path:
+    suites = ET.Element("testsuites", name="conformance", time=f"{finished.seconds:.3f}")
+    for area in AREAS:
+        results = [r for r in finished.results if r.area == area]
+        if not results:
+            continue
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=area,
+            tests=str(len(results)),
+            failures=str(sum(r.verdict is Verdict.FAIL for r in results)),
+            errors=str(sum(r.verdict is Verdict.ERROR for r in results)),
+            skipped=str(sum(r.verdict in (Verdict.SKIP, Verdict.OMIT) for r in results)),
+            time=f"{sum(r.duration_ms for r in results) / 1000:.3f}",
+        )
+        for result in results:
+            item = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"conformance.{area}",
+                name=f"{result.case_id} {result.title}",
+                time=f"{result.duration_ms / 1000:.3f}",
+            )
+            properties = ET.SubElement(item, "properties")
+            for name, value in (("id", result.case_id), ("level", result.level.value), ("basis", result.basis)):
+                ET.SubElement(properties, "property", name=name, value=value)
+            details = "\n".join([*(f.message for f in result.evidence.findings), *reproduce(result, finished.bundle)])
+            if result.verdict is Verdict.FAIL:
+                ET.SubElement(item, "failure", message=result.message, type=result.level.value).text = details
+            elif result.verdict is Verdict.ERROR:
+                ET.SubElement(item, "error", message=result.message, type="HarnessError").text = details
+            elif result.verdict in (Verdict.SKIP, Verdict.OMIT):
+                ET.SubElement(item, "skipped", message=result.message)
+    ET.indent(suites)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+    return path

@@ -1,0 +1,233 @@
+"""Runs the live scenarios against a hospital system, collects evidence, judges the cases.
+
+The runner sets the clock, applies each scenario's fault plan to its facility, sends the orders
+through the trigger, registers an expectation per order, waits (bounded) until each expected
+document arrived or is overdue, then collects the journal, submissions and expectations and judges
+every selected case on that evidence. It reports only through typed events (`conformance.events`);
+it knows no output format.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from conformance import SUITE_VERSION, tool_version
+from conformance.events import CaseFinished, Listener, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
+from conformance.evidence import Bundle, Json, Order, ScenarioRecord
+from conformance.model import CaseResult
+from conformance.portal import SandboxAdmin
+from conformance.registry import CaseSpec
+from conformance.scenarios import DEFAULT_RATE, Scenario, build_orders, scenarios_for, start_instant
+from conformance.trigger import Trigger
+
+__all__ = ["Lane", "Runner", "judge", "needed_tags"]
+
+POLL = 0.25
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A facility the hospital issues for, and how to reach the hospital for it."""
+
+    facility: str
+    trigger: Trigger
+
+
+def needed_tags(specs: Iterable[CaseSpec]) -> set[str]:
+    """Scenario tags the selected cases need; cases without a scenario need judge the base scenario."""
+    tags: set[str] = set()
+    for spec in specs:
+        wanted = {n.split(":", 1)[1] for n in spec.needs if n.startswith("scenario:")}
+        tags |= wanted or {"base"}
+    return tags
+
+
+def judge(specs: Iterable[CaseSpec], bundle: Bundle, emit: Listener | None = None) -> list[CaseResult]:
+    """Judge each case on `bundle`; the same code serves live runs, replays and offline checks."""
+    results = []
+    for spec in specs:
+        result = spec.judge(bundle)
+        results.append(result)
+        if emit:
+            emit(CaseFinished(result))
+    return results
+
+
+class Runner:
+    def __init__(
+        self,
+        admin: SandboxAdmin,
+        lanes: list[Lane],
+        *,
+        listeners: Iterable[Listener] = (),
+        rate: float = DEFAULT_RATE,
+        seed: int | None = None,
+        start: datetime | None = None,
+        scenario_timeout: float = 150.0,
+        trigger_description: str = "",
+    ) -> None:
+        if not lanes:
+            raise ValueError("at least one lane (facility + trigger) is needed")
+        self.admin, self.lanes, self.rate = admin, lanes, rate
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(1, 1 << 30)
+        self.start = start or start_instant(datetime.now(UTC).date())
+        self.scenario_timeout = scenario_timeout
+        self.trigger_description = trigger_description or lanes[0].trigger.description
+        self.listeners = list(listeners)
+        self.run_id = f"c{self.seed}-{uuid.uuid4().hex[:6]}"
+        self._serials = itertools.count(1 + self.seed % 80000)
+        self._lock = threading.Lock()
+        self._clock: list[Json] = []
+
+    def emit(self, event: Any) -> None:
+        with self._lock:
+            for listener in self.listeners:
+                listener(event)
+
+    def _mark_clock(self, event: str) -> Json:
+        state = self.admin.clock()
+        entry = {
+            "event": event,
+            "real_at": datetime.now(UTC).isoformat(),
+            "sandbox_at": state["now_vn"],
+            "rate": state["rate"],
+        }
+        with self._lock:
+            self._clock.append(entry)
+        return state
+
+    def run(self, specs: list[CaseSpec]) -> RunFinished:
+        started = time.monotonic()
+        plans = scenarios_for(needed_tags(specs))
+        self.emit(
+            RunStarted(
+                "run",
+                SUITE_VERSION,
+                tool_version(),
+                self.seed,
+                self.admin.base_url,
+                self.trigger_description,
+                tuple(s.id for s in specs),
+                tuple(p.name for p in plans),
+            )
+        )
+        self.admin.set_clock(now=self.start.isoformat(), rate=self.rate)
+        self._mark_clock("clock set")
+        done: list[tuple[ScenarioRecord, list[Order]]] = []
+        errors: list[BaseException] = []
+
+        def drive(lane: Lane, mine: list[Scenario]) -> None:
+            try:
+                for plan in mine:
+                    record, orders = self._run_scenario(lane, plan)
+                    with self._lock:
+                        done.append((record, orders))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(exc)
+
+        count = len(self.lanes)
+        threads = [
+            threading.Thread(target=drive, args=(lane, plans[i::count]), daemon=True)
+            for i, lane in enumerate(self.lanes)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        self._mark_clock("scenarios done")
+        order = {p.name: i for i, p in enumerate(plans)}
+        done.sort(key=lambda item: order[item[0].name])
+        bundle = self.collect([r for r, _ in done], [o for _, os in done for o in os])
+        results = judge(specs, bundle, self.emit)
+        finished = RunFinished(tuple(results), bundle, time.monotonic() - started)
+        self.emit(finished)
+        return finished
+
+    def _run_scenario(self, lane: Lane, plan: Scenario) -> tuple[ScenarioRecord, list[Order]]:
+        self.emit(ScenarioStarted(plan.name, plan.description, lane.facility))
+        began = time.monotonic()
+        state = self._mark_clock(f"{plan.name}: start")
+        start = datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
+        fault_plan = plan.fault_plan(start, self.seed)
+        self.admin.set_faults(lane.facility, fault_plan)
+        after = self.admin.last_journal_id()
+        orders = []
+        built = build_orders(
+            plan, facility=lane.facility, start=start, run_id=self.run_id, serials=self._serials, seed=self.seed
+        )
+        for item, order in sorted(built, key=lambda pair: pair[0].delay):
+            time.sleep(max(0.0, began + item.delay - time.monotonic()))
+            expectation_id = self._expect(order) if order.deliver else None
+            taken = lane.trigger.send(order.to_trigger())
+            orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
+        self._wait(orders, began)
+        time.sleep(plan.settle)
+        record = ScenarioRecord(
+            name=plan.name,
+            description=plan.description,
+            facility=lane.facility,
+            tags=plan.tags,
+            fault_plan=fault_plan,
+            journal_after=after,
+            journal_until=self.admin.last_journal_id(),
+            started_at=start.isoformat(),
+            finished_at=self._mark_clock(f"{plan.name}: end")["now_vn"],
+            token_ttl_minutes=plan.token_ttl_minutes or 60,
+        )
+        self.admin.set_faults(lane.facility, {"faults": []})
+        self.emit(ScenarioFinished(record, tuple(orders), time.monotonic() - began))
+        return record, orders
+
+    def _expect(self, order: Order) -> int:
+        match = {("MA_GCS" if order.type == "GCS" else "MA_GBT"): order.code}
+        if order.type == "GCS":
+            match["CAP_LAN_DAU"] = order.data.get("CAP_LAN_DAU", "1")
+        return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
+
+    def _wait(self, orders: list[Order], began: float) -> None:
+        """Until every expected document arrived or is overdue, or the scenario's time is up."""
+        pending = {o.expectation_id for o in orders if o.expectation_id is not None and o.taken}
+        limit = began + self.scenario_timeout
+        while pending and time.monotonic() < limit:
+            pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
+            if pending:
+                time.sleep(POLL)
+
+    def collect(self, records: list[ScenarioRecord], orders: list[Order]) -> Bundle:
+        """Evidence from the portal: each facility's journal, the submissions in it, every expectation."""
+        journal: dict[int, Json] = {}
+        for facility in sorted({r.facility for r in records}):
+            after = min(r.journal_after for r in records if r.facility == facility)
+            journal.update((e["id"], e) for e in self.admin.journal(facility, after))
+        submission_ids = sorted({e["submission_id"] for e in journal.values() if e.get("submission_id")})
+        expectations = [self.admin.expectation(o.expectation_id) for o in orders if o.expectation_id is not None]
+        meta = {
+            "mode": "run",
+            "suite_version": SUITE_VERSION,
+            "tool_version": tool_version(),
+            "seed": self.seed,
+            "run_id": self.run_id,
+            "portal": self.admin.base_url,
+            "trigger": self.trigger_description,
+            "clock_rate": self.rate,
+            "clock_start": self.start.isoformat(),
+        }
+        return Bundle(
+            meta=meta,
+            clock=tuple(self._clock),
+            scenarios=tuple(records),
+            orders=tuple(orders),
+            journal=tuple(sorted(journal.values(), key=lambda e: e["id"])),
+            submissions=tuple(self.admin.submission(i) for i in submission_ids),
+            expectations=tuple(expectations),
+        )

@@ -1,0 +1,176 @@
+"""Live scenarios: a fault plan, orders to issue (with their issue instants) and what to wait for.
+
+Each scenario runs on its own facility when the harness has several (faults are per facility, so
+scenarios run side by side in one clock timeline), or one after the other on a single facility.
+Times are relative to the sandbox instant the scenario starts at; the default clock starts at a
+working Monday 08:00 (Vietnam time) and runs 600× faster than real time, so 4 working hours pass
+in 24 real seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from conformance.evidence import Order
+from fixtures.certificates import mutate, scenario
+from mock_portal.deadline import WorkingCalendar
+
+__all__ = ["DEFAULT_RATE", "OrderPlan", "Scenario", "SCENARIOS", "build_orders", "start_instant", "scenarios_for"]
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DEFAULT_RATE = 600.0
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """One story to order: `issued_offset` minutes after the scenario start, sent `delay` real seconds in."""
+
+    story: str
+    issued_offset: float = 0.0
+    delay: float = 0.0
+    invalid: str | None = None
+    """A `fixtures.certificates.INVALID_KINDS` name: data the portal must refuse with 205."""
+    deliver: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    orders: tuple[OrderPlan, ...]
+    faults: Callable[[datetime], list[Json]] = lambda start: []
+    token_ttl_minutes: int | None = None
+    settle: float = 0.5
+    """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
+    notes: tuple[str, ...] = field(default=())
+
+    def fault_plan(self, start: datetime, seed: int) -> Json:
+        plan: Json = {"seed": seed, "faults": self.faults(start)}
+        if self.token_ttl_minutes is not None:
+            plan["token_ttl_minutes"] = self.token_ttl_minutes
+        return plan
+
+
+def _submit(effect: str, first_n: int, **extra: Any) -> Json:
+    return {
+        "name": f"{effect}-{extra.get('code') or extra.get('status') or 'x'}",
+        "effect": effect,
+        "first_n": first_n,
+        "operations": ["submit"],
+        **extra,
+    }
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "issue",
+        "Births (single, twins, surrogacy, reissue) and deaths (on the way, inpatient), no faults",
+        ("base", "token-reuse"),
+        tuple(
+            OrderPlan(story)
+            for story in ("gcs_normal", "gcs_twins", "gcs_surrogacy", "gcs_reissue", "gbt_normal", "gbt_inpatient")
+        ),
+    ),
+    Scenario(
+        "refused",
+        "An order with an invalid CCCD: the portal answers 205, the file must not be resent",
+        ("refusal",),
+        (OrderPlan("gcs_normal", invalid="bad_cccd", deliver=False),),
+        settle=4.0,
+    ),
+    Scenario(
+        "retry",
+        "The portal answers MaKetQua 500, then HTTP 503 twice, then resets the connection twice",
+        ("retry",),
+        (OrderPlan("gbt_normal"),),
+        faults=lambda start: [
+            _submit("portal_error", 1, code="500"),
+            _submit("http_error", 3, status=503),
+            _submit("reset", 5),
+        ],
+    ),
+    Scenario(
+        "token",
+        "Tokens live 5 minutes and the first submission is answered MaKetQua 401",
+        ("relogin",),
+        (OrderPlan("gcs_normal"), OrderPlan("gbt_normal", issued_offset=20, delay=2.0)),
+        faults=lambda start: [_submit("portal_error", 1, code="401")],
+        token_ttl_minutes=5,
+    ),
+    Scenario(
+        "outage",
+        "The portal is down (HTTP 503) for 1 working hour while three orders come in, latest deadline first",
+        ("outage",),
+        (OrderPlan("gcs_normal", issued_offset=10), OrderPlan("gbt_normal", issued_offset=5), OrderPlan("gcs_twins")),
+        faults=lambda start: [
+            {
+                "name": "outage",
+                "effect": "http_error",
+                "status": 503,
+                "window": {"start": start.isoformat(), "minutes": 60},
+            }
+        ],
+    ),
+    Scenario(
+        "too-large",
+        "The first submission is answered MaKetQua 1001 (file too large): no retry expected",
+        ("too-large",),
+        (OrderPlan("gcs_normal", deliver=False),),
+        faults=lambda start: [_submit("portal_error", 1, code="1001")],
+        settle=4.0,
+    ),
+)
+
+
+def scenarios_for(tags: set[str] | None) -> list[Scenario]:
+    """The scenarios having any of `tags` (all when None)."""
+    return [s for s in SCENARIOS if tags is None or tags & set(s.tags)]
+
+
+def start_instant(today: date, calendar: WorkingCalendar | None = None) -> datetime:
+    """08:00 Vietnam time of the next working Monday in `today`'s year (the last one before when none is left)."""
+    calendar = calendar or WorkingCalendar.default()
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+    step = timedelta(days=7)
+    while monday.year == today.year and not calendar.is_working_day(monday):
+        monday += step
+    if monday.year != today.year:
+        monday = today - timedelta(days=today.weekday() or 7)
+        while not calendar.is_working_day(monday):
+            monday -= step
+    return datetime.combine(monday, time(8, 0), VN_TZ)
+
+
+def build_orders(
+    plan: Scenario, *, facility: str, start: datetime, run_id: str, serials: itertools.count[int], seed: int
+) -> list[tuple[OrderPlan, Order]]:
+    """The orders of `plan` for `facility`, each certificate of a story being one order."""
+    out = []
+    for number, item in enumerate(plan.orders):
+        issued = (start + timedelta(minutes=item.issued_offset)).replace(second=0, microsecond=0)
+        serial = next(serials)
+        certificates = scenario(item.story, facility_code=facility, serial=serial, issued_at=issued, seed=seed + serial)
+        for _ in certificates[1:]:
+            next(serials)
+        for index, (doc_type, fields) in enumerate(certificates):
+            data = mutate(fields, item.invalid, doc_type) if item.invalid else fields
+            order = Order(
+                request_id=f"{run_id}-{plan.name}-{number + 1}{'abcdef'[index]}",
+                scenario=plan.name,
+                story=item.story,
+                type=doc_type.name,
+                facility=facility,
+                issued_at=issued.isoformat(),
+                data=dict(data),
+                deliver=item.deliver,
+                valid=item.invalid is None,
+            )
+            out.append((item, order))
+    return out
