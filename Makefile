@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install xmlsec1 bench clean
+.PHONY: serve test lint install xmlsec1 chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,load]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,16 +21,22 @@ xmlsec1:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq xmlsec1 >/dev/null; fi; }
 
+# Debian's Chromium is the browser of the dashboard tests (Playwright drives it; no browser download).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
 serve: $(STAMP)
 	PORTAL_PORT=$(PORTAL_PORT) $(BIN)/mock-portal serve --demo
 
-test: $(STAMP) xmlsec1
-	$(BIN)/ruff check mock_portal fixtures conformance tests bench
+test: $(STAMP) xmlsec1 chromium
+	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check mock_portal fixtures conformance tests bench
-	$(BIN)/ruff format --check mock_portal fixtures conformance tests bench
+	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
+	$(BIN)/ruff format --check mock_portal fixtures conformance tests bench load
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

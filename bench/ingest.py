@@ -21,6 +21,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -372,6 +373,42 @@ def stored_accepted(server: Server, code: str) -> tuple[set[str], int]:
     return stored, int(health.json().get("submissions", -1))
 
 
+def prefill(database: Path, count: int, batch: int = 5000) -> None:
+    """Copy the last accepted submission and its document `count` times (facility 99999, outbox row
+    already shared), straight into the SQLite file, in transactions of `batch` rows."""
+    con = sqlite3.connect(database, timeout=60)
+    try:
+        columns = {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})") if r[1] != "id"] for t in TABLES}
+        sub_id, doc_id = con.execute("SELECT submission_id, id FROM documents ORDER BY id DESC LIMIT 1").fetchone()
+        sub_cols, doc_cols = columns["submissions"], columns["documents"]
+
+        def copy(table: str, cols: list[str], overrides: dict[str, str]) -> str:
+            values = ", ".join(overrides.get(c, c) for c in cols)
+            return f"INSERT INTO {table} ({', '.join(cols)}) SELECT {values} FROM {table} WHERE id = ?"
+
+        copy_sub = copy("submissions", sub_cols, {"facility_code": "'99999'", "ma_gd": "'PREFILL-' || ?"})
+        copy_doc = copy(
+            "documents", doc_cols, {"facility_code": "'99999'", "submission_id": "?", "expectation_id": "NULL"}
+        )
+        done = 0
+        while done < count:
+            with con:
+                for n in range(done, min(count, done + batch)):
+                    new_sub = con.execute(copy_sub, (n, sub_id)).lastrowid
+                    new_doc = con.execute(copy_doc, (new_sub, doc_id)).lastrowid
+                    con.execute(
+                        "INSERT INTO outbox (document_id, created_at, shared_at) VALUES (?, datetime('now'), "
+                        "datetime('now'))",
+                        (new_doc,),
+                    )
+            done = min(count, done + batch)
+    finally:
+        con.close()
+
+
+TABLES = ("submissions", "documents")
+
+
 # --------------------------------------------------------------------------- in-process reference
 def intake_policy(settings: Settings) -> IntakePolicy:
     """The policy exactly as `mock_portal.portal.Portal.__init__` builds it."""
@@ -448,6 +485,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
     parser.add_argument("--pool", type=int, default=500, help="distinct pre-signed GCS documents (cycled)")
     parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="store this many extra accepted documents (copies, facility 99999) before measuring, "
+        "to see RSS and latency with a big database (e.g. 10000 vs 100000)",
+    )
+    parser.add_argument(
         "--inprocess-seconds",
         type=float,
         default=5.0,
@@ -460,6 +504,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rate must be in (0, 5000]")
     if not 1 <= args.workers <= 16 or not 1 <= args.concurrency <= 256 or not 1 <= args.pool <= 99999:
         parser.error("--workers 1..16, --concurrency 1..256, --pool 1..99999")
+    if not 0 <= args.prefill <= 1_000_000:
+        parser.error("--prefill 0..1000000")
     return args
 
 
@@ -491,6 +537,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         facility.client.take_token()
+        if args.prefill:
+            t0 = time.perf_counter()
+            facility.client.send("GCS", docs[0])  # the accepted submission the copies are made of
+            prefill(Path(tmp) / "portal.sqlite3", args.prefill)
+            print(f"prefilled {args.prefill} accepted documents in {time.perf_counter() - t0:.1f} s", flush=True)
         bodies = [urlencode(facility.client.form(LOAI_HS["GCS"], doc)).encode("ascii") for doc in docs]
         workers = srv.workers()
         cpu_before = {pid: cpu_seconds(pid) for pid in workers}

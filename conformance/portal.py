@@ -83,6 +83,15 @@ class SandboxAdmin:
     def clear_faults(self, code: str) -> None:
         self._call("DELETE", f"/sandbox/facilities/{code}/faults")
 
+    def set_global_faults(self, plan: Json) -> None:
+        self._call("PUT", "/sandbox/faults", json=plan)
+
+    def clear_global_faults(self) -> None:
+        self._call("DELETE", "/sandbox/faults")
+
+    def reset_clock(self) -> Json:
+        return self._call("DELETE", "/sandbox/clock").json()
+
     # expectations, journal, submissions
     def expect(self, doc_type: str, facility: str, issued_at: str, match: dict[str, str]) -> Json:
         body = {"type": doc_type, "facility": facility, "issued_at": issued_at, "match": match}

@@ -22,6 +22,7 @@ from mock_portal.clock import SandboxClock
 from mock_portal.config import Settings
 from mock_portal.portal import Portal
 from mock_portal.sharing import SharingWorker
+from mock_portal.web import register_dashboard
 
 SPEC = Path(__file__).with_name("openapi.yaml")
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, portal: Portal | None = None
     app.app.config["PORTAL"] = portal
     app.add_middleware(PortalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, portal=portal)
     register_error_handlers(app)
+    register_dashboard(app.app, settings.admin_token)  # /sandbox/ui: plain Flask routes, outside the spec
     if settings.sharing_enabled:  # a daemon thread, stopped at exit (or by `.stop()` on the stored worker)
         worker = SharingWorker(portal.repo, portal.clock, settings.sharing_interval_ms)
         app.app.extensions["ipss_sharing"] = worker.start()

@@ -63,6 +63,16 @@ class Credentials:
 
 def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) -> tuple[Account | None, Finding | None]:
     """The account the submission speaks for, or the AUTH_* finding that makes it a 401."""
+    token = repo.get_token(creds.access_token) if creds.access_token else None
+    account = repo.get_account(creds.username) if creds.username else None
+    return judge_credentials(creds, token, account, now=now)
+
+
+def judge_credentials(
+    creds: Credentials, token: Token | None, account: Account | None, *, now: datetime
+) -> tuple[Account | None, Finding | None]:
+    """`check_credentials` over rows the caller already read (`token` by access token, `account` by
+    username), so a submission reads them with its other per-request data in one session."""
     missing = [
         name
         for name, value in (
@@ -80,7 +90,6 @@ def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) ->
             f"Thiếu trường xác thực: {', '.join(missing)}",
             f"Missing authentication fields: {', '.join(missing)}",
         )
-    token = repo.get_token(creds.access_token)
     if token is None or not hmac.compare_digest(token.id_token.encode(), creds.id_token.encode()):
         return None, _auth(
             "AUTH_TOKEN_INVALID",
@@ -99,7 +108,6 @@ def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) ->
             "Token đã hết hạn, hãy lấy token mới",
             f"Token expired at {token.expires_at.isoformat()}Z; take a new one",
         )
-    account = repo.get_account(creds.username)
     if account is None or not hmac.compare_digest(creds.password_md5.encode(), account.password_md5.encode()):
         return None, _auth(
             "AUTH_BAD_CREDENTIALS",

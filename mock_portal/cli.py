@@ -1,6 +1,7 @@
 """`mock-portal`: run the mock portal.
 
 mock-portal serve [--host H] [--port P] [--workers N] [--demo]
+mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--format csv|json|html] [--out FILE]
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ import argparse
 import os
 import sys
 
-import uvicorn
-
 from mock_portal.config import Settings
+from mock_portal.serving import serve
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -32,14 +32,42 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"mock portal on http://{settings.host}:{settings.port}  (Swagger UI: /ui)", flush=True)
     print(f"admin token (PORTAL_ADMIN_TOKEN): {settings.admin_token}", flush=True)
     print(f"IPSS API key (PORTAL_IPSS_API_KEY): {settings.ipss_api_key}", flush=True)
-    uvicorn.run(
-        "mock_portal.asgi:app",
+    return serve(
         host=settings.host,
         port=settings.port,
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
     )
+
+
+def _report(args: argparse.Namespace) -> int:
+    """The six-monthly report from the database named by PORTAL_DATABASE_URL (no server needed)."""
+    from mock_portal import reports
+    from mock_portal.app import build_portal
+    from mock_portal.errors import PortalError
+
+    portal = build_portal(Settings.from_env())
+    try:
+        period = reports.parse_period(args.period, args.date_from, args.date_to)
+    except PortalError as exc:
+        print(f"mock-portal report: {exc.detail_en}", file=sys.stderr)
+        return 2
+    report = reports.build(
+        portal.repo,
+        period,
+        portal.calendar,
+        now=portal.clock.now(),
+        calendar_name=portal.settings.calendar,
+        deadline_working_minutes=portal.settings.deadline_working_minutes,
+    )
+    body = reports.render(report, args.format)
+    if args.out in (None, "-"):
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        with open(args.out, "wb") as out:
+            out.write(body)
     return 0
 
 
@@ -54,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=_serve)
+    report = commands.add_parser("report", help="six-monthly report (Dispatch 4410/BYT-KCB Appendix 02)")
+    report.add_argument("--period", help="2025-H1 or 2025-H2 (Vietnam time)")
+    report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (with --to)")
+    report.add_argument("--to", dest="date_to", help="last day, inclusive")
+    report.add_argument("--format", choices=["csv", "json", "html"], default="csv")
+    report.add_argument("--out", help="file to write (default: standard output)")
+    report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -107,6 +107,13 @@ class SandboxClock:
             if data is not None:
                 self._state = ClockState.from_dict(data)
 
+    def refresh_from(self, data: dict[str, Any] | None) -> None:
+        """Take up a state the caller read from the store itself (with other settings, in one query)."""
+        with self._lock:
+            self._refreshed = self._real()
+            if data is not None:
+                self._state = ClockState.from_dict(data)
+
     def set(self, *, now: datetime | None = None, rate: float | None = None) -> ClockState:
         """Jump to `now` and/or run at `rate` from here on (continuity is kept when only the rate changes)."""
         if rate is not None and not 0 <= rate <= MAX_RATE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from mock_portal.faults import Decision, FaultPlan, RequestInfo, decide, parse_plan
 from mock_portal.store import JournalEntry, Repository
@@ -48,12 +49,21 @@ class Gate:
         self._lock = threading.Lock()
         self._parsed: dict[str, tuple[int, FaultPlan]] = {}
 
-    def plans(self, facility_code: str) -> list[tuple[str, FaultPlan]]:
-        """The global plan and the facility's, read in one query, parsed once per version.
+    @staticmethod
+    def keys(facility_code: str) -> list[str]:
+        """The shared settings that hold the plans for a facility."""
+        return [GLOBAL, plan_key(facility_code)] if facility_code else [GLOBAL]
+
+    def plans(
+        self, facility_code: str, found: dict[str, tuple[int, dict[str, Any]]] | None = None
+    ) -> list[tuple[str, FaultPlan]]:
+        """The global plan and the facility's, read in one query (or taken from `found`, settings the
+        caller read with others), parsed once per version.
 
         Each comes with its scope `<key>@<version>`, so counters start afresh when a plan is replaced."""
-        keys = [GLOBAL, plan_key(facility_code)] if facility_code else [GLOBAL]
-        found = self.repo.get_settings(keys)
+        keys = self.keys(facility_code)
+        if found is None:
+            found = self.repo.get_settings(keys)
         plans = []
         with self._lock:
             for key in keys:
@@ -67,8 +77,14 @@ class Gate:
                 plans.append((f"{key}@{version}", cached[1]))
         return plans
 
-    def decide(self, operation: str, facility_code: str, at: datetime) -> Decision:
-        plans = self.plans(facility_code)
+    def decide(
+        self,
+        operation: str,
+        facility_code: str,
+        at: datetime,
+        found: dict[str, tuple[int, dict[str, Any]]] | None = None,
+    ) -> Decision:
+        plans = self.plans(facility_code, found)
         if not any(plan.faults for _, plan in plans):
             return Decision()
         return decide(plans, RequestInfo(operation, facility_code, at), self.repo.increment)
@@ -83,9 +99,17 @@ class Gate:
 
     def record(self, exchange: Exchange) -> int | None:
         """Journal one exchange; None when the journal is switched off."""
+        entry = self.entry(exchange)
+        if entry is None:
+            return None
+        return self.repo.add_journal(entry, self.journal_max_entries)
+
+    def entry(self, exchange: Exchange) -> JournalEntry | None:
+        """The journal row of an exchange (None when the journal is switched off), for `record` or for
+        a caller that writes it in a transaction of its own (`Repository.record_submission`)."""
         if self.journal_max_entries <= 0:
             return None
-        entry = JournalEntry(
+        return JournalEntry(
             at=_naive(exchange.at),
             real_at=_naive(exchange.real_at),
             facility_code=exchange.facility_code[:64],
@@ -101,7 +125,24 @@ class Gate:
             findings=[{"code": code} for code in exchange.findings],
             duration_ms=round(exchange.duration_ms, 3),
         )
-        return self.repo.add_journal(entry, self.journal_max_entries)
+
+
+@dataclass
+class JournalSlot:
+    """A wire exchange the gateway hands down to the submission handler (through the ASGI scope
+    state), so that its journal row is written in the transaction that stores the submission —
+    one commit per request instead of two. `entry_id` is set once that transaction committed; the
+    gateway journals the exchange itself when it is still None (refusals before the handler,
+    errors, rollbacks)."""
+
+    exchange: Exchange
+    started: float
+    """`time.perf_counter()` when the gateway took the request (for duration_ms)."""
+    dropped: bool
+    """The reply will be swallowed (drop_after_commit): the outcome is DROPPED."""
+    entry_id: int | None = None
+
+    SCOPE_KEY: ClassVar[str] = "sandbox_journal_slot"
 
 
 def _naive(instant: datetime) -> datetime:

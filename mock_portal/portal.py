@@ -9,18 +9,19 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
 from mock_portal.accounting import account, first_match, issue_instant
-from mock_portal.auth import Credentials, TokenGrant, check_credentials, take_token
+from mock_portal.auth import Credentials, TokenGrant, judge_credentials, take_token
 from mock_portal.clock import SandboxClock
 from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
 from mock_portal.deadline import load_calendar
 from mock_portal.documents import DocumentType, ParseLimits
-from mock_portal.gate import Gate
+from mock_portal.gate import Exchange, Gate
 from mock_portal.intake import IntakePolicy, Verdict, examine
 from mock_portal.signature import SignaturePolicy
 from mock_portal.trust import TrustStore, load_certificates, load_crl
@@ -43,6 +44,8 @@ class Outcome:
     verdict: Verdict
     ma_gd: str
     received_at: datetime
+    journal_id: int | None = None
+    """The journal row written with the submission, when the caller asked for one."""
 
 
 class Portal:
@@ -75,9 +78,13 @@ class Portal:
             ),
         )
 
-    def submit(self, form: SubmissionForm) -> Outcome:
+    def submit(self, form: SubmissionForm, journal: Callable[[Outcome], Exchange | None] | None = None) -> Outcome:
+        """Examine and store one submission. `journal(outcome)` may give the wire exchange to journal
+        in the same transaction (its submission id filled in)."""
         received_at = self.clock.now()
-        _account, refusal = check_credentials(self.repo, form.credentials, now=received_at)
+        creds = form.credentials
+        token, account, trust_version = self.repo.submission_context(creds.access_token, creds.username)
+        _account, refusal = judge_credentials(creds, token, account, now=received_at)
         if refusal is not None:
             verdict = Verdict(SubmitResult.AUTH_ERROR, (refusal,), file_size=len(form.file_b64))
         else:
@@ -86,7 +93,7 @@ class Portal:
                 form.file_b64,
                 facility_code=form.credentials.facility_code,
                 received_at=received_at,
-                trust=self.trust(),
+                trust=self.trust(trust_version),
                 policy=self.policy,
             )
         ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
@@ -96,8 +103,20 @@ class Portal:
                 self.repo.pending_expectations(document.facility_code, document.doc_type), document.fields
             )
             self.account(document, expected)
-        submission_id = self.repo.record_submission(submission, document)
-        return Outcome(submission_id, verdict, ma_gd, received_at)
+        written: list[store.JournalEntry] = []
+        row = None
+        if journal is not None:
+
+            def row(submission_id: int) -> store.JournalEntry | None:
+                exchange = journal(Outcome(submission_id, verdict, ma_gd, received_at))
+                entry = self.gate.entry(exchange) if exchange is not None else None
+                written.extend([entry] if entry is not None else [])
+                return entry
+
+        keep = self.gate.journal_max_entries
+        submission_id = self.repo.record_submission(submission, document, row, keep)
+        journal_id = written[0].id if written else None
+        return Outcome(submission_id, verdict, ma_gd, received_at, journal_id)
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
         """Set the document's issue instant, deadline and ON_TIME / LATE (DESIGN §4)."""
@@ -116,9 +135,10 @@ class Portal:
         document.deadline_status = verdict.status.value
         document.working_minutes_late = verdict.working_minutes_late
 
-    def trust(self) -> TrustStore:
-        """The trust store of this process, reloaded when another process changed trust material."""
-        version = self.repo.trust_version()
+    def trust(self, version: int | None = None) -> TrustStore:
+        """The trust store of this process, reloaded when another process changed trust material
+        (`version`: the shared trust version when the caller read it already)."""
+        version = self.repo.trust_version() if version is None else version
         with self._trust_lock:
             if self._trust is None or self._trust[0] != version:
                 cas, crls, regs = self.repo.trust_material()

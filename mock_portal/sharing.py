@@ -1,8 +1,8 @@
 """HIAP -> IPSS sharing: the outbox worker. Pure domain over the store; knows nothing of HTTP.
 
 Every accepted document has an outbox row written in the transaction that accepted it. The worker
-takes the unshared rows oldest first and shares each in one transaction (see
-`mock_portal.store.ipss.share_entry`), so a document is shared exactly once however many server
+takes the unshared rows oldest first and shares a batch of them in one transaction (see
+`mock_portal.store.ipss.share_entries`), so a document is shared exactly once however many server
 processes run a worker on the same database, and a document accepted while no worker ran is shared
 by the next one that starts.
 """
@@ -28,8 +28,12 @@ __all__ = ["BATCH", "SharingWorker", "share_pending"]
 
 def share_pending(repo: Repository, now: datetime, limit: int = BATCH) -> int:
     """Share up to `limit` pending outbox rows, oldest first; returns how many this call shared."""
-    shared = 0
-    for outbox_id, _document_id in ipss_store.pending_entries(repo, limit):
+    pending = [outbox_id for outbox_id, _document_id in ipss_store.pending_entries(repo, limit)]
+    shared = ipss_store.share_entries(repo, pending, now)  # one transaction for the whole batch
+    if shared is not None:
+        return shared
+    shared = 0  # a copy existed already (cannot happen while the claims hold): row by row
+    for outbox_id in pending:
         if ipss_store.share_entry(repo, outbox_id, now):
             shared += 1
     return shared

@@ -26,8 +26,9 @@ from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.clock import system_now
 from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.faults import Decision, Effect, Fault
-from mock_portal.gate import Exchange
+from mock_portal.gate import Exchange, JournalSlot
 from mock_portal.portal import Portal
+from mock_portal.store.repository import CLOCK
 
 OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
 DROPPED = "connection closed without a reply (sandbox fault)"
@@ -88,9 +89,13 @@ class _Exchange:
         return await self._pass_on(body, decision, form, exchange=exchange)
 
     def _decide(self, facility: str) -> tuple[Any, Decision]:
-        self.portal.clock.refresh()
+        """Take up the shared clock and the fault plans, read together in one query."""
+        gate = self.portal.gate
+        found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)])
+        clock = found.get(CLOCK)
+        self.portal.clock.refresh_from(clock[1] if clock else None)
         at = self.portal.clock.now()
-        return at, self.portal.gate.decide(self.operation, facility, at)
+        return at, gate.decide(self.operation, facility, at, found)
 
     async def _read_body(self) -> tuple[bytes, bool]:
         """The whole body, or the first part of it when it is over the cap (complete=False)."""
@@ -130,6 +135,10 @@ class _Exchange:
         async def capture(message: Message) -> None:
             captured.append(message)
 
+        slot = None
+        if exchange is not None and self.operation == "submit":
+            slot = JournalSlot(exchange, self.started, decision.drop_after_commit)
+            self.scope.setdefault("state", {})[JournalSlot.SCOPE_KEY] = slot
         await self.gateway.app(self.scope, replay, capture)
         status, headers, payload = _assemble(captured)
         if decision.applied:
@@ -145,7 +154,8 @@ class _Exchange:
                 http_status=None,
                 duration_ms=0.0,
             )
-        await self._journal(_with_reply(exchange, self.operation, status, headers, payload, decision))
+        if slot is None or slot.entry_id is None:  # else journalled in the transaction that stored it
+            await self._journal(_with_reply(exchange, self.operation, status, headers, payload, decision))
         if decision.drop_after_commit:
             return DROPPED
         await _send(self.send, status, headers, payload)

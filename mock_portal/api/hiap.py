@@ -7,15 +7,19 @@ HTTP 200 for business errors, as the real portal does.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 
 from mock_portal.api.render import Reply, reply
 from mock_portal.auth import Credentials
 from mock_portal.clock import vn_local
 from mock_portal.codes import SubmitResult, TokenResult
+from mock_portal.gate import Exchange, JournalSlot
 from mock_portal.portal import Outcome, Portal, SubmissionForm
 
 log = logging.getLogger(__name__)
@@ -52,13 +56,42 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
 def send_document(body: dict[str, Any] | None = None) -> Reply:
     form = {key: str(value) for key, value in (body or {}).items()}
     portal = _portal()
+    slot = _journal_slot()
     try:
-        outcome = portal.submit(_submission_form(form))
+        outcome = portal.submit(_submission_form(form), _journal_row(slot) if slot is not None else None)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
         return reply(submit_reply(SubmitResult.SERVER_ERROR, "", portal.clock.now()), 200, explain)
+    if slot is not None:
+        slot.entry_id = outcome.journal_id  # committed with the submission: the gateway need not journal
     return reply(submit_reply(outcome.verdict.result, outcome.ma_gd, outcome.received_at), 200, _headers(outcome))
+
+
+def _journal_slot() -> JournalSlot | None:
+    """The exchange the wire gateway handed down (absent when the app runs without the gateway)."""
+    scope = request.environ.get("asgi.scope") or {}
+    slot = (scope.get("state") or {}).get(JournalSlot.SCOPE_KEY)
+    return slot if isinstance(slot, JournalSlot) else None
+
+
+def _journal_row(slot: JournalSlot) -> Callable[[Outcome], Exchange]:
+    """The journal row exactly as the gateway would derive it from this handler's reply."""
+
+    def build(outcome: Outcome) -> Exchange:
+        headers = _headers(outcome)
+        return replace(
+            slot.exchange,
+            outcome="DROPPED" if slot.dropped else outcome.verdict.result.value,
+            http_status=200,
+            ma_gd=outcome.ma_gd or None,
+            submission_id=outcome.submission_id,
+            document_code=headers["X-Sandbox-Document"] or None,
+            findings=tuple(filter(None, headers["X-Sandbox-Findings"].split(","))),
+            duration_ms=(time.perf_counter() - slot.started) * 1000,
+        )
+
+    return build
 
 
 def _submission_form(form: dict[str, str]) -> SubmissionForm:

@@ -1,9 +1,9 @@
 """Tables and queries of the simulated IPSS (the civil-registration side that HIAP shares with).
 
 `SharedDocument` is IPSS's copy of an accepted document; its autoincrement id is the feed cursor.
-`share_entry` moves one outbox row to IPSS exactly once: the conditional `UPDATE outbox SET
-shared_at = ... WHERE shared_at IS NULL` decides which process inserts the copy, the UNIQUE
-`document_id` is the backstop, and both happen in one transaction.
+`share_entry` (one row) and `share_entries` (a batch) move outbox rows to IPSS exactly once: the
+conditional `UPDATE outbox SET shared_at = ... WHERE shared_at IS NULL` decides which process
+inserts the copy, the UNIQUE `document_id` is the backstop, and both happen in one transaction.
 """
 
 from __future__ import annotations
@@ -104,6 +104,39 @@ def share_entry(repo: Repository, outbox_id: int, now: datetime) -> bool:
     except IntegrityError:  # a copy exists already: the whole transaction is rolled back
         return False
     return True
+
+
+def share_entries(repo: Repository, outbox_ids: Sequence[int], now: datetime) -> int | None:
+    """Share several outbox rows in one transaction; returns how many this call claimed, or None when a
+    copy already existed (the whole transaction is rolled back: share those rows one by one).
+
+    One conditional `UPDATE ... WHERE shared_at IS NULL RETURNING` claims the rows no other worker
+    has claimed, and their copies are inserted in outbox order in the same transaction, so the
+    exactly-once rule of `share_entry` holds for every row of the batch."""
+    if not outbox_ids:
+        return 0
+    naive = now.replace(tzinfo=None)
+    try:
+        with repo.session() as s:
+            _serialise_feed(s)
+            claimed = s.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.shared_at.is_(None))
+                .values(shared_at=naive)
+                .returning(OutboxEntry.id, OutboxEntry.document_id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            if not claimed:
+                return 0
+            documents = {d.id: d for d in s.scalars(select(Document).where(Document.id.in_([d for _, d in claimed])))}
+            for _outbox_id, document_id in sorted(claimed):
+                document = documents.get(document_id)
+                if document is None:  # cannot happen (foreign key); leave the rows pending for a human
+                    raise LookupError(f"outbox {_outbox_id} names no document")
+                s.add(_copy(document, naive))
+    except IntegrityError:
+        return None
+    return len(claimed)
 
 
 def _serialise_feed(s: Session) -> None:

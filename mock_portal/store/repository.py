@@ -6,12 +6,15 @@ Domain code gets plain values or ORM rows back; no SQL leaks out. Writes that be
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -107,17 +110,69 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class WriteGate:
+    """Lets one write transaction at a time at an SQLite file, queueing the others without sleeping.
+
+    SQLite has one writer; a writer that finds the lock taken waits in SQLite's busy handler, which
+    sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries and leaves the lock idle in between: under
+    load the threads and processes of the portal spent more time asleep there than writing. The
+    gate queues writers on a re-entrant lock in the process and an `flock` on `<database>-writer`
+    across processes, both woken as soon as the holder is done. Read-only sessions do not take it
+    (WAL readers never wait for the writer). One gate per database file and process (an `flock`
+    taken twice through two descriptors in one process would block itself)."""
+
+    _registry: ClassVar[dict[str, WriteGate]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, lock_file: str | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644) if lock_file else None
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> WriteGate | None:
+        """The gate of an SQLite file (shared by every repository of this process on it); None for
+        other databases (PostgreSQL has row locks and no single writer)."""
+        if engine.dialect.name != "sqlite":
+            return None
+        database = engine.url.database or ""
+        key = str(Path(database).resolve()) if database and database != ":memory:" else f":memory:{id(engine)}"
+        with cls._registry_lock:
+            gate = cls._registry.get(key)
+            if gate is None:
+                gate = cls(key + "-writer" if not key.startswith(":memory:") else None)
+                cls._registry[key] = gate
+            return gate
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._lock:
+            outermost = self._depth == 0
+            if outermost and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outermost and self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._gate = WriteGate.for_engine(engine)
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        """A read-write transaction, committed on exit (behind the SQLite write gate)."""
+        gate = self._gate.hold() if self._gate is not None else nullcontext()
+        with gate, self._sessions() as session, session.begin():
             yield session
 
     def reset(self) -> None:
@@ -164,6 +219,14 @@ class Repository:
     def get_token(self, access_token: str) -> Token | None:
         with self._sessions() as s:
             return s.get(Token, access_token)
+
+    def submission_context(self, access_token: str, username: str) -> tuple[Token | None, Account | None, int]:
+        """What every submission reads first — its token, its account, the trust version — in one session."""
+        with self._sessions() as s:
+            token = s.get(Token, access_token) if access_token else None
+            account = s.get(Account, username) if username else None
+            version = s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+        return token, account, version
 
     # trust material
     def register_certificate(self, cert: RegisteredCertificate) -> RegisteredCertificate:
@@ -292,9 +355,16 @@ class Repository:
             return s.scalar(filters.apply(select(func.count()).select_from(JournalEntry))) or 0
 
     # submissions and documents
-    def record_submission(self, submission: Submission, document: Document | None) -> int:
+    def record_submission(
+        self,
+        submission: Submission,
+        document: Document | None,
+        journal: Callable[[int], JournalEntry | None] | None = None,
+        keep: int = 0,
+    ) -> int:
         """Store a submission and, when accepted, its document, its outbox row and its claim on an
-        expectation, atomically; returns the submission id."""
+        expectation, atomically; returns the submission id. `journal(submission_id)` may give the
+        journal row of the exchange, written in the same transaction (trimmed as in `add_journal`)."""
         with self.session() as s:
             s.add(submission)
             s.flush()
@@ -311,6 +381,12 @@ class Repository:
                     )
                     if claimed.rowcount == 0:  # type: ignore[attr-defined]
                         document.expectation_id = None  # another document claimed it first
+            entry = journal(submission.id) if journal is not None else None
+            if entry is not None:
+                s.add(entry)
+                s.flush()
+                if entry.id % 256 == 0:
+                    s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
         return submission.id
 
     # expectations

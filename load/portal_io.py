@@ -1,0 +1,188 @@
+"""What the load users need from the portal besides Locust: the wire adapter, provisioning, sandbox time.
+
+* `LocustWire` lets the reference hospital's `PortalSession` (fixtures.hospital_protocol: token
+  reuse, 401 handling, reply classification) send through a Locust `FastHttpSession`, so every
+  wire request shows in Locust's statistics and a 200 that carries a refusal is marked as a failure
+  (`catch_response`). Transport errors become the `httpx.TransportError`s the session expects.
+* `Kit` is what the master provisions once (facilities, accounts, a test CA, one signing
+  certificate per facility) and hands to its workers as plain JSON.
+* `SandboxTime` estimates the portal's sandbox clock from one reading of `GET /sandbox/clock`.
+
+No Locust import here (it is passed in), so this module stays importable by tests.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from conformance.portal import SandboxAdmin
+from conformance.scenarios import start_instant
+from fixtures.hospital_protocol import TOKEN_PATH, classify_submit, classify_token
+from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
+from mock_portal.deadline import WorkingCalendar
+
+__all__ = ["FacilityKit", "Kit", "LocustWire", "SandboxTime", "provision"]
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class _Headers(dict[str, str]):
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+class _Reply:
+    """The part of `httpx.Response` that `PortalSession` reads."""
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = _Headers({k.lower(): v for k, v in headers.items()})
+        self.content = content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class LocustWire:
+    """An `httpx.Client` stand-in over a Locust FastHttpSession, for `PortalSession(http=...)`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def close(self) -> None:
+        """The Locust user owns the connection pool."""
+
+    def post(self, path: str, data: Mapping[str, str]) -> _Reply:
+        token = path == TOKEN_PATH
+        with self.client.post(path, data=urlencode(data), headers=FORM, catch_response=True) as resp:
+            error = getattr(resp, "error", None)
+            if not resp.status_code or error is not None:
+                resp.failure(f"no reply: {type(error).__name__ if error else 'connection closed'}")
+                failure: Exception | None = _transport_error(error)
+            else:
+                failure = None
+                body = _json(resp.content)
+                outcome = (classify_token if token else classify_submit)(resp.status_code, body)
+                if outcome.value == "ACCEPTED":
+                    resp.success()
+                else:
+                    code = (body or {}).get("maKetQua" if token else "MaKetQua")
+                    explain = resp.headers.get("X-Sandbox-Explain") or ""
+                    resp.failure(f"{outcome.value}: HTTP {resp.status_code} code {code} {explain}"[:200])
+        if failure is not None:
+            raise failure
+        return _Reply(resp.status_code, dict(resp.headers.items()), resp.content)
+
+
+def _json(content: bytes | None) -> dict[str, Any] | None:
+    try:
+        body = json.loads(content or b"")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _transport_error(error: BaseException | None) -> httpx.TransportError:
+    text = f"{type(error).__name__}: {error}" if error else "connection closed without a reply"
+    if isinstance(error, TimeoutError | socket.timeout) or "timeout" in type(error).__name__.lower():
+        return httpx.ReadTimeout(text)
+    return httpx.RemoteProtocolError(text)
+
+
+# --- sandbox time -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SandboxTime:
+    """The portal's clock as read once: sandbox `anchor` at real epoch `real`, running at `rate`."""
+
+    anchor: datetime
+    real: float
+    rate: float
+
+    @classmethod
+    def read(cls, admin: SandboxAdmin) -> SandboxTime:
+        sent = time.time()
+        state = admin.clock()
+        real = (sent + time.time()) / 2
+        return cls(datetime.fromisoformat(state["now"]).astimezone(UTC), real, float(state["rate"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"anchor": self.anchor.isoformat(), "real": self.real, "rate": self.rate}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SandboxTime:
+        return cls(datetime.fromisoformat(data["anchor"]), float(data["real"]), float(data["rate"]))
+
+    def now(self) -> datetime:
+        """Sandbox time now, to the second (ThoiGianTiepNhan and SigningTime carry seconds)."""
+        return (self.anchor + timedelta(seconds=(time.time() - self.real) * self.rate)).replace(microsecond=0)
+
+    def real_seconds(self, sandbox: timedelta) -> float:
+        """Real seconds for a sandbox span (a frozen clock never gets there: +inf)."""
+        return sandbox.total_seconds() / self.rate if self.rate > 0 else float("inf")
+
+
+# --- provisioning -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FacilityKit:
+    code: str
+    username: str
+    password: str
+    key_pem: str
+    cert_pem: str
+
+    def credential(self) -> Credential:
+        key = serialization.load_pem_private_key(self.key_pem.encode(), password=None)
+        certs = x509.load_pem_x509_certificates(self.cert_pem.encode())
+        return Credential(key, certs[0], tuple(certs[1:]))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Kit:
+    """Everything the users of every node share; travels master → workers as JSON."""
+
+    facilities: tuple[FacilityKit, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"facilities": [asdict(f) for f in self.facilities]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Kit:
+        return cls(tuple(FacilityKit(**f) for f in data["facilities"]))
+
+
+def provision(admin: SandboxAdmin, codes: list[str]) -> Kit:
+    """Create each facility and its account (idempotent), trust a fresh test CA, register one
+    signing certificate per facility."""
+    pki = TestPKI.create({code: f"Bệnh viện tải {code}" for code in codes})
+    admin.trust_ca(cert_pem(pki.root.cert))
+    kits = []
+    for code in codes:
+        username, password = f"{code}_BV", f"load-{code}"
+        admin.ensure_facility(code, username, password)
+        credential = pki.issue_facility_cert(code)
+        admin.register_certificate(code, cert_pem(credential.cert))
+        kits.append(
+            FacilityKit(code, username, password, key_pem(credential.key).decode(), cert_pem(credential.cert).decode())
+        )
+    return Kit(tuple(kits))
+
+
+def set_clock(admin: SandboxAdmin, rate: float, start: str, calendar: WorkingCalendar) -> None:
+    """`start` "monday": the next working Monday 08:00 (Vietnam); "now": keep the time, change the rate."""
+    now = start_instant(date.today(), calendar).isoformat() if start == "monday" else None
+    admin.set_clock(now=now, rate=rate)

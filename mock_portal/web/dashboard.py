@@ -1,0 +1,311 @@
+"""Routes of the dashboard (see the package docstring). Thin: parse the form, call the handler or the
+domain, render a template."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+from mock_portal import reports
+from mock_portal.api import control, sandbox
+from mock_portal.api.errors import SPEC
+from mock_portal.api.reports import build_for, build_report, download
+from mock_portal.api.security import is_admin
+from mock_portal.errors import InvalidInput, PortalError
+from mock_portal.portal import Portal
+from mock_portal.web.charts import Segment, StackedBar, stacked_bars
+from mock_portal.web.render import STATIC, TEMPLATES, report_context
+
+PREFIX = "/sandbox/ui"
+JOURNAL_PAGE = 100
+ALL_TIME = reports.Period("all", date(1900, 1, 1), date(2199, 12, 31))
+
+bp = Blueprint("dashboard", __name__, url_prefix=PREFIX, template_folder=str(TEMPLATES), static_folder=str(STATIC))
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """Flask's signed cookie session, Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure or app.config.get("SESSION_COOKIE_SECURE"))
+
+
+def register_dashboard(app: Flask, admin_token: str) -> None:
+    """Mount the dashboard on the inner Flask app of the Connexion app."""
+    app.secret_key = hashlib.sha256(b"mock-portal dashboard session\0" + admin_token.encode()).digest()
+    app.session_interface = _Sessions()
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_NAME="portal_ui")
+    app.register_blueprint(bp)
+
+
+def _portal() -> Portal:
+    return current_app.config["PORTAL"]
+
+
+def _body(handler_reply: Any) -> Any:
+    """The JSON body of a sandbox handler's reply tuple."""
+    return handler_reply[0]
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not session.get("admin"):
+            return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else None))
+        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
+            abort(400, "CSRF token missing or wrong; reload the page")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+    return response
+
+
+@bp.app_context_processor
+def _globals() -> dict[str, Any]:
+    return {"csrf_token": session.get("csrf", ""), "prefix": PREFIX}
+
+
+# login ---------------------------------------------------------------------------------------------
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        if is_admin(_portal(), request.form.get("token", "")):
+            session.clear()
+            session["admin"] = True
+            session["csrf"] = secrets.token_urlsafe(24)
+            target = request.args.get("next") or ""
+            return redirect(target if target.startswith(PREFIX + "/") else url_for("dashboard.journal"))
+        error = "Sai token quản trị (wrong admin token)"
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.get("/")
+@login_required
+def home() -> Any:
+    return redirect(url_for("dashboard.journal"))
+
+
+# pages ---------------------------------------------------------------------------------------------
+@bp.get("/facilities")
+@login_required
+def facilities() -> str:
+    return render_template("facilities.html", facilities=_body(sandbox.list_facilities()), page="facilities")
+
+
+def _journal(after: int | None) -> tuple[list[dict[str, Any]], str | None]:
+    try:
+        return _body(control.list_journal(after=after, limit=JOURNAL_PAGE)), None
+    except PortalError as exc:
+        return [], f"{exc.detail_vi} ({exc.detail_en})"
+
+
+@bp.get("/journal")
+@login_required
+def journal() -> str:
+    entries, error = _journal(None)
+    return render_template("journal.html", entries=entries, error=error, page="journal")
+
+
+@bp.get("/journal/rows")
+@login_required
+def journal_rows() -> str:
+    """The rows newer than `after`, newest first: what the page's poll prepends."""
+    entries, _error = _journal(request.args.get("after", type=int) or None)
+    return render_template("_journal_rows.html", entries=entries, new=True)
+
+
+@bp.get("/submissions/<int:submission_id>")
+@login_required
+def submission(submission_id: int) -> Any:
+    try:
+        found = _body(sandbox.get_submission(submission_id))
+    except PortalError as exc:
+        return render_template("message.html", title="Không tìm thấy (not found)", message=exc.detail_en), 404
+    return render_template("submission.html", s=found, page="journal")
+
+
+@bp.get("/deadlines")
+@login_required
+def deadlines() -> str:
+    portal = _portal()
+    report = build_for(portal, ALL_TIME)
+    bars = []
+    for f in report.facilities:
+        on_time = sum(f.rows[t].on_time for t in reports.DOC_TYPES)
+        late = sum(f.rows[t].late for t in reports.DOC_TYPES)
+        if on_time or late:
+            bars.append(
+                StackedBar(
+                    f"{f.code} {f.name}",
+                    (Segment(on_time, "on_time", "đúng hạn / on time"), Segment(late, "late", "trễ hạn / late")),
+                )
+            )
+    chart = stacked_bars(bars, title="Tiếp nhận đúng hạn / trễ hạn theo cơ sở (accepted on time / late)")
+    return render_template("deadlines.html", report=report, chart=chart, page="deadlines")
+
+
+# clock and faults -----------------------------------------------------------------------------------
+def _done(message: str) -> Any:
+    """After a change: back to the clock page (POST, redirect, GET), the message carried in the session."""
+    session["flash"] = message
+    return redirect(url_for("dashboard.clock"))
+
+
+def _clock_page(message: str | None = None, error: str | None = None, plan_text: str | None = None) -> Any:
+    message = message or session.pop("flash", None)
+    clock = _body(control.get_clock())
+    faults = _body(control.get_faults())
+    text = plan_text if plan_text is not None else json.dumps(faults["plan"], ensure_ascii=False, indent=2)
+    status = 400 if error else 200
+    return render_template(
+        "clock.html", clock=clock, faults=faults, plan_text=text, message=message, error=error, page="clock"
+    ), status
+
+
+@bp.get("/clock")
+@login_required
+def clock() -> Any:
+    return _clock_page()
+
+
+@bp.post("/clock")
+@login_required
+def change_clock() -> Any:
+    form, action = request.form, request.form.get("action", "")
+    try:
+        if action == "set":
+            body: dict[str, Any] = {}
+            if form.get("now", "").strip():
+                body["now"] = form["now"].strip()
+            if form.get("rate", "").strip():
+                body["rate"] = _number(form["rate"], "rate")
+            control.set_clock(body)
+            message = "Đã đặt đồng hồ (clock set)"
+        elif action == "advance":
+            unit = "working_minutes" if form.get("unit") == "working_minutes" else "minutes"
+            control.advance_clock({unit: _number(form.get("amount", ""), "amount")})
+            message = "Đã tua đồng hồ (clock advanced)"
+        elif action == "reset":
+            control.reset_clock()
+            message = "Đồng hồ theo giờ thực (real time)"
+        else:
+            raise InvalidInput("ACTION_INVALID", "Thao tác không hợp lệ", f"Unknown action {action!r}")
+    except PortalError as exc:
+        return _clock_page(error=f"{exc.detail_vi} ({exc.detail_en})")
+    return _done(message)
+
+
+@bp.post("/faults")
+@login_required
+def change_faults() -> Any:
+    if request.form.get("action") == "clear":
+        control.clear_faults()
+        return _done("Đã xoá kế hoạch lỗi (fault plan cleared)")
+    text = request.form.get("plan", "")
+    try:
+        plan = json.loads(text or "{}")
+        _validate_plan(plan)
+        control.set_faults(plan)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        return _clock_page(error=f"Kế hoạch lỗi không hợp lệ (invalid fault plan): {message}", plan_text=text)
+    except PortalError as exc:
+        return _clock_page(error=f"{exc.detail_vi} ({exc.detail_en})", plan_text=text)
+    return _done("Đã đặt kế hoạch lỗi (fault plan set)")
+
+
+@functools.cache
+def _plan_schema() -> dict[str, Any]:
+    components = yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]
+    return {"$ref": "#/components/schemas/FaultPlan", "components": components}
+
+
+def _validate_plan(plan: Any) -> None:
+    """The checks the API's schema makes before `PUT /sandbox/faults` (the handler checks the rest)."""
+    jsonschema.validate(plan, _plan_schema(), cls=jsonschema.Draft4Validator)
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidInput("NUMBER_INVALID", f"{name} phải là số", f"{name} must be a number") from exc
+    return int(value) if value.is_integer() else value
+
+
+# the six-monthly report ------------------------------------------------------------------------------
+def _report_args() -> tuple[str | None, str | None, str | None]:
+    args = request.args
+    period = args.get("period") or None
+    date_from, date_to = args.get("from") or None, args.get("to") or None
+    if not (period or date_from or date_to):
+        portal = _portal()
+        portal.clock.refresh()
+        today = portal.clock.now().astimezone(reports.VN_TZ)
+        period = f"{today.year}-H{1 if today.month <= 6 else 2}"
+    return period, date_from, date_to
+
+
+@bp.get("/report")
+@login_required
+def report() -> Any:
+    period, date_from, date_to = _report_args()
+    try:
+        built = build_report(_portal(), period, date_from, date_to)
+    except PortalError as exc:
+        return render_template(
+            "report.html", error=f"{exc.detail_vi} ({exc.detail_en})", period=period, page="report", report=None
+        ), 400
+    links = {
+        fmt: url_for("dashboard.report_download", format=fmt, **_period_query(period, date_from, date_to))
+        for fmt in reports.FORMATS
+    }
+    return render_template(
+        "report.html", links=links, period=period, error=None, page="report", **report_context(built)
+    )
+
+
+@bp.get("/report/download")
+@login_required
+def report_download() -> Any:
+    period, date_from, date_to = _report_args()
+    fmt = request.args.get("format", "csv")
+    if fmt not in reports.FORMATS:
+        abort(400, "format must be csv, json or html")
+    try:
+        return download(build_report(_portal(), period, date_from, date_to), fmt)
+    except PortalError as exc:
+        abort(400, exc.detail_en)
+
+
+def _period_query(period: str | None, date_from: str | None, date_to: str | None) -> dict[str, str]:
+    if date_from or date_to:
+        return {"from": date_from or "", "to": date_to or ""}
+    return {"period": period or ""}

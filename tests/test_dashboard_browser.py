@@ -1,0 +1,216 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium (`/usr/bin/chromium`, no
+browser download) against a real portal of this module's own. Screenshots of the main pages are
+written under the test's tmp_path.
+
+Skipped only when /usr/bin/chromium is absent and CI is not set; in CI they must run (`.ci/run`
+installs chromium through apt when missing).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.pki import TestPKI
+from tests.conftest import Hospital, provision, trust_root
+from tests.live import LiveServer, start_server
+from tests.wire import sample
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+if os.environ.get("CI"):
+    from playwright import sync_api
+else:
+    sync_api = pytest.importorskip("playwright.sync_api")
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("dashboard"))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def ui_admin(portal: LiveServer, pki: TestPKI) -> Iterator[httpx.Client]:
+    with portal.admin() as admin:
+        trust_root(admin, pki)
+        yield admin
+
+
+@pytest.fixture(scope="module")
+def site(ui_admin: httpx.Client, pki: TestPKI, portal: LiveServer) -> Hospital:
+    return provision(ui_admin, pki, portal.base_url)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            accept_downloads=True,
+            viewport={"width": 1360, "height": 900},
+        )
+        launched.set_default_timeout(TIMEOUT_MS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: object, portal: LiveServer) -> object:
+    """A logged-in page (the login itself is the first test's subject)."""
+    page = browser.pages[0] if browser.pages else browser.new_page()
+    page.goto(f"{portal.base_url}/sandbox/ui/journal")
+    if "/login" in page.url:
+        page.fill("#token", portal.admin_token)
+        submit(page, "#login")
+        page.wait_for_url("**/sandbox/ui/journal")
+    return page
+
+
+def submit(page: object, selector: str) -> None:
+    """Click a form's button and wait for the page the server answers with."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def shot(page: object, folder: Path, name: str) -> Path:
+    path = folder / f"dashboard-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5000
+    return path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "journal",
+        "journal/rows",
+        "facilities",
+        "deadlines",
+        "clock",
+        "report",
+        "report/download?period=2025-H1&format=csv",
+        "submissions/1",
+    ],
+)
+def test_every_page_requires_the_login(portal: LiveServer, path: str) -> None:
+    reply = httpx.get(f"{portal.base_url}/sandbox/ui/{path}", follow_redirects=False)
+    assert reply.status_code == 302 and "/sandbox/ui/login" in reply.headers["location"]
+
+
+def test_log_in_with_the_admin_token(portal: LiveServer, browser: object, tmp_path: Path) -> None:
+    browser.clear_cookies()
+    anonymous = browser.new_page()
+    anonymous.goto(f"{portal.base_url}/sandbox/ui/clock")
+    assert "/sandbox/ui/login" in anonymous.url
+    anonymous.fill("#token", "not-the-token")
+    submit(anonymous, "#login")
+    assert anonymous.locator("#login-error").is_visible()
+    shot(anonymous, tmp_path, "login")
+    anonymous.fill("#token", portal.admin_token)
+    submit(anonymous, "#login")
+    anonymous.wait_for_url("**/sandbox/ui/clock")
+    [cookie] = [c for c in browser.cookies() if c["name"] == "portal_ui"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert portal.admin_token not in cookie["value"]
+    anonymous.close()
+
+
+def test_a_submission_arrives_in_the_journal_and_its_findings_open(
+    page: object, portal: LiveServer, ui_admin: httpx.Client, site: Hospital, tmp_path: Path
+) -> None:
+    page.goto(f"{portal.base_url}/sandbox/ui/journal")
+    before = page.locator("#journal-rows tr").count()
+    reply = site.client.send("GCS", sample(site, invalid="tampered"))  # while the page is open
+    assert reply.ma_ket_qua == "205"
+    row = page.locator(f"#journal-rows tr:has(a:text-is('#{reply.submission_id}'))")
+    row.wait_for()  # prepended by the page's poll, without a reload
+    assert page.locator("#journal-rows tr").count() > before
+    assert "SIG_DIGEST_MISMATCH" in row.inner_text()
+    shot(page, tmp_path, "journal")
+    row.locator("a.submission-link").click()
+    page.wait_for_url(f"**/sandbox/ui/submissions/{reply.submission_id}")
+    assert "MaKetQua 205" in page.locator("#verdict").inner_text()
+    finding = page.locator("#findings tr.finding").first
+    text = finding.inner_text()
+    assert "SIG_DIGEST_MISMATCH" in text and "error" in text
+    assert page.locator("#signature-indication").inner_text().startswith("TOTAL_FAILED")
+    assert page.locator("#signature-checks tbody tr").count() >= 3
+    shot(page, tmp_path, "submission")
+
+
+def test_facilities_and_deadlines(page: object, portal: LiveServer, site: Hospital, tmp_path: Path) -> None:
+    assert site.client.send("GCS", sample(site)).ma_ket_qua == "200"
+    page.goto(f"{portal.base_url}/sandbox/ui/facilities")
+    assert "SHA-256" in page.locator(f"#facility-{site.code}").inner_text()
+    shot(page, tmp_path, "facilities")
+    page.goto(f"{portal.base_url}/sandbox/ui/deadlines")
+    assert page.locator(f"#deadlines-{site.code}").is_visible()
+    assert page.locator("#deadline-chart svg rect.seg-on_time").count() >= 1
+    shot(page, tmp_path, "deadlines")
+
+
+def test_the_clock_and_the_fault_plan_change_from_the_page(
+    page: object, portal: LiveServer, ui_admin: httpx.Client, tmp_path: Path
+) -> None:
+    page.goto(f"{portal.base_url}/sandbox/ui/clock")
+    page.fill("#clock-now", "2025-08-29T15:59:00+07:00")
+    page.fill("#clock-rate", "0")
+    submit(page, "#clock-set button")
+    assert "2025-08-29T15:59:00+07:00" in page.locator("#clock-now-vn").inner_text()
+    assert ui_admin.get("/sandbox/clock").json()["now_vn"] == "2025-08-29T15:59:00+07:00"
+    page.fill("#clock-amount", "240")
+    page.select_option("#clock-unit", "working_minutes")
+    submit(page, "#clock-advance button")
+    assert "2025-09-03T10:59:00+07:00" in page.locator("#clock-now-vn").inner_text()  # over 1–2/9
+    page.fill("#faults-plan", '{"faults": [{"name": "outage", "effect": "http_error", "status": 503}]}')
+    submit(page, "#faults-set button")
+    assert "outage" in page.locator("#faults-summary").inner_text()
+    assert ui_admin.get("/sandbox/faults").json()["plan"]["faults"][0]["name"] == "outage"
+    shot(page, tmp_path, "clock")
+    page.fill("#faults-plan", '{"faults": [{"effect": "teapot"}]}')
+    submit(page, "#faults-set button")
+    assert page.locator("#flash-error").is_visible()
+    submit(page, "#faults-clear")
+    assert ui_admin.get("/sandbox/faults").json()["plan"]["faults"] == []
+    submit(page, "#clock-reset")
+    assert ui_admin.get("/sandbox/clock").json()["mode"] == "real"
+
+
+def test_the_report_downloads(page: object, portal: LiveServer, site: Hospital, tmp_path: Path) -> None:
+    page.goto(f"{portal.base_url}/sandbox/ui/report")
+    assert page.locator("#report-gcs").is_visible() and page.locator("svg.chart").count() == 2
+    shot(page, tmp_path, "report")
+    with page.expect_download() as info:
+        page.click("#download-csv")
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(str(target))
+    assert target.name.startswith("bao-cao-4410-") and target.suffix == ".csv"
+    rows = list(csv.DictReader(io.StringIO(target.read_bytes().decode("utf-8-sig"), newline="")))
+    [mine] = [r for r in rows if r["Mã CSKCB (Facility code)"] == site.code]
+    assert int(mine["Số GCS đã gửi (GCS sent)"]) >= 2 and int(mine["Số GCS bị từ chối (GCS refused)"]) >= 1

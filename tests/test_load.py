@@ -1,0 +1,260 @@
+"""The Locust load kit (`load/`): short headless runs against a portal of this module's own.
+
+Locust runs in a subprocess only: importing it into a pytest process that loaded the schemathesis
+plugin breaks (LIBRARY-NOTES, locust #2250). The pure deadline book-keeping is tested in-process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.pki import TestPKI, cert_pem, key_pem
+from load.deadlines import DeadlineBook, DeadlineRecord, Status, Thresholds, judge_thresholds, render_svg
+from mock_portal.clock import VN_TZ
+from mock_portal.deadline import WorkingCalendar
+from tests.live import IPSS_KEY, LiveServer, free_port, start_server
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUST = [sys.executable, "-m", "locust", "-f", str(ROOT / "load" / "locustfile.py")]
+SUBMIT = "/api/hososuckhoe/guiGiayToDienTu"
+MONDAY_0800 = datetime(2026, 3, 9, 8, 0, tzinfo=VN_TZ)
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("load-portal"))
+    yield live
+    live.stop()
+
+
+def locust(portal: LiveServer, out: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    command = [
+        *LOCUST,
+        "-H",
+        portal.base_url,
+        "--admin-token",
+        portal.admin_token,
+        "--csv",
+        str(out / "run"),
+        "--deadline-report",
+        str(out / "deadline"),
+        "--only-summary",
+        *args,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(command, cwd=out, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+def stats(out: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with (out / "run_stats.csv").open(encoding="utf-8") as handle:
+        return {(row["Type"], row["Name"]): row for row in csv.DictReader(handle)}
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "deadline.json").read_text(encoding="utf-8"))
+
+
+def test_headless_run_with_the_reference_policy_meets_every_deadline(portal: LiveServer, tmp_path: Path) -> None:
+    """Hospitals and an IPSS reader for a few seconds at 600x; nothing late, so --max-late 0 exits 0."""
+    run = locust(
+        portal,
+        tmp_path,
+        *("--headless", "-u", "4", "-r", "4", "-t", "5s", "--clock-rate", "600", "--issue-rate", "40"),
+        *("--ipss-api-key", IPSS_KEY, "--facilities", "2", "--max-late", "0", "--max-fail-ratio", "0.2"),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = stats(tmp_path)
+    submit = rows[("POST", SUBMIT)]
+    assert int(submit["Request Count"]) > 0 and int(submit["Failure Count"]) == 0
+    deadline_rows = [row for (kind, _), row in rows.items() if kind == "DEADLINE"]
+    assert deadline_rows and all(int(row["Failure Count"]) == 0 for row in deadline_rows)
+    assert ("GET", "/ipss/v1/feed") in rows
+    report = summary(tmp_path)
+    assert report["summary"]["accepted"] > 0 and report["summary"]["late"] == 0
+    assert report["threshold_failures"] == []
+    assert (tmp_path / "deadline.svg").read_text(encoding="utf-8").startswith("<svg")
+    with portal.admin() as admin:  # the run gave the clock back
+        assert admin.get("/sandbox/clock").json()["rate"] == 1.0
+
+
+def test_late_sender_and_impossible_p95_fail_the_run(portal: LiveServer, tmp_path: Path) -> None:
+    """At 20000x the late-sender holds each certificate past 240 working minutes within a second."""
+    run = locust(
+        portal,
+        tmp_path,
+        *("--headless", "-u", "2", "-r", "2", "-t", "4s", "--clock-rate", "20000", "--issue-rate", "1"),
+        *("--hospital-variant", "late-sender", "--max-late", "0", "--p95-ms", "1"),
+    )
+    assert run.returncode == 1, run.stderr[-3000:]
+    report = summary(tmp_path)
+    assert report["summary"]["late"] > 0
+    failures = " ".join(report["threshold_failures"])
+    assert "--max-late 0" in failures and "--p95-ms 1" in failures
+    late_rows = [row for (kind, _), row in stats(tmp_path).items() if kind == "DEADLINE"]
+    assert sum(int(row["Failure Count"]) for row in late_rows) > 0
+
+
+def test_issuing_desk_drives_the_reference_hospital_through_the_trigger(portal: LiveServer, tmp_path: Path) -> None:
+    """IssuingDeskUser orders from `python -m fixtures.hospital serve` and judges each expectation."""
+    code = "79088"
+    pki = TestPKI.create({code: "Bệnh viện SUT"})
+    cred = pki.issue_facility_cert(code)
+    with portal.admin() as admin:
+        facility = {"code": code, "name": "SUT", "username": f"{code}_BV", "password": "sut-pass"}
+        assert admin.post("/sandbox/facilities", json=facility).status_code in (201, 409)
+        pem = {"Content-Type": "application/x-pem-file"}
+        assert admin.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=pem).status_code == 201
+        registered = admin.post(f"/sandbox/facilities/{code}/certificates", content=cert_pem(cred.cert), headers=pem)
+        assert registered.status_code == 201, registered.text
+    (tmp_path / "key.pem").write_bytes(key_pem(cred.key))
+    (tmp_path / "cert.pem").write_bytes(cert_pem(cred.cert))
+    port = free_port()
+    sut = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "fixtures.hospital", "serve", "--state-dir", str(tmp_path / "sut")),
+            *("--portal", portal.base_url, "--facility", code, "--username", f"{code}_BV", "--password", "sut-pass"),
+            *("--key", str(tmp_path / "key.pem"), "--cert", str(tmp_path / "cert.pem"), "--clock-rate", "600"),
+            *("--listen", f"127.0.0.1:{port}", "--retry-base", "0.05", "--retry-cap", "0.5"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        run = locust(
+            portal,
+            tmp_path,
+            *("--headless", "-u", "1", "-r", "1", "-t", "5s", "--clock-rate", "600", "--max-late", "0"),
+            *("--trigger-url", f"http://127.0.0.1:{port}/orders", "--desk-facility", code, "--desk-issue-rate", "20"),
+            *("--facilities", "1"),
+            "IssuingDeskUser",
+        )
+    finally:
+        sut.terminate()
+        sut.wait(timeout=15)
+    assert run.returncode == 0, run.stderr[-3000:]
+    by_persona = summary(tmp_path)["summary"]["by_persona"]
+    assert by_persona["desk"]["ON_TIME"] > 0 and by_persona["desk"]["LATE"] == 0, by_persona
+    assert int(stats(tmp_path)[("POST", "trigger: POST order")]["Failure Count"]) == 0
+
+
+def test_master_and_one_worker_on_loopback(portal: LiveServer, tmp_path: Path) -> None:
+    """Custom options reach the worker, the kit travels as a message, records come back to the master."""
+    port = free_port()
+    master = subprocess.Popen(
+        [
+            *LOCUST,
+            *("--master", "--headless", "--expect-workers", "1", "--master-bind-host", "127.0.0.1"),
+            *("--master-bind-port", str(port), "-u", "3", "-r", "3", "-t", "4s", "-H", portal.base_url),
+            *("--admin-token", portal.admin_token, "--clock-rate", "600", "--issue-rate", "40", "--max-late", "0"),
+            *("--csv", str(tmp_path / "run"), "--deadline-report", str(tmp_path / "deadline"), "--only-summary"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = subprocess.Popen(
+        [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _, err = master.communicate(timeout=60)
+        worker.wait(timeout=20)
+    finally:
+        for process in (master, worker):
+            if process.poll() is None:
+                process.kill()
+    assert master.returncode == 0, err[-3000:]
+    assert int(stats(tmp_path)[("POST", SUBMIT)]["Request Count"]) > 0
+    report = summary(tmp_path)["summary"]
+    assert report["accepted"] > 0 and report["late"] == 0
+
+
+def _wait_http(url: str) -> None:
+    for _ in range(100):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+# --- the deadline book, in-process ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accepted_after", "end_after", "refused", "expected"),
+    [
+        (timedelta(hours=3), None, False, Status.ON_TIME),
+        (timedelta(hours=4), None, False, Status.ON_TIME),  # 08:00 + 240 working min = 12:00 exactly
+        (timedelta(hours=5, minutes=1), None, False, Status.LATE),  # 13:01: one working minute late
+        (None, timedelta(hours=2), False, Status.PENDING),
+        (None, timedelta(hours=6), False, Status.OVERDUE),
+        (None, None, True, Status.REFUSED),
+    ],
+    ids=["on-time", "at-deadline", "late-after-lunch", "pending", "overdue", "refused"],
+)
+def test_records_are_judged_in_working_minutes(
+    accepted_after: timedelta | None, end_after: timedelta | None, refused: bool, expected: Status
+) -> None:
+    record = DeadlineRecord.judged(
+        persona="hospital",
+        doc_type="GCS",
+        code="00001.GCS.79001.26",
+        facility="79001",
+        issued_at=MONDAY_0800,
+        accepted_at=MONDAY_0800 + accepted_after if accepted_after else None,
+        calendar=WorkingCalendar.default(),
+        end=MONDAY_0800 + end_after if end_after else None,
+        refused=refused,
+    )
+    assert record.status is expected
+    assert record.late == (expected in (Status.LATE, Status.OVERDUE))
+    assert DeadlineRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_book_summary_thresholds_and_picture(tmp_path: Path) -> None:
+    calendar, book = WorkingCalendar.default(), DeadlineBook()
+    for minutes in (10, 100, 300):
+        book.add(
+            DeadlineRecord.judged(
+                persona="hospital",
+                doc_type="GCS",
+                code=f"{minutes:05d}.GCS.79001.26",
+                facility="79001",
+                issued_at=MONDAY_0800,
+                accepted_at=MONDAY_0800 + timedelta(minutes=minutes),
+                calendar=calendar,
+            )
+        )
+    worker = DeadlineBook()
+    worker.extend(book.drain())
+    assert book.records == [] and len(worker.records) == 3
+    report = worker.summary()
+    assert (
+        report["accepted"] == 3 and report["late"] == 1
+    )  # 13:00: 240 working minutes, but after the 12:00 deadline (LATE in a pause)
+    assert report["working_minutes"]["max"] == 240.0
+    verdicts = judge_thresholds(Thresholds(max_late=0, p95_ms=500), late=1, fail_ratio=0.0, p95_ms=80)
+    assert verdicts.exit_code == 1 and verdicts.failures == ("1 certificate(s) late or overdue > --max-late 0",)
+    assert judge_thresholds(Thresholds(), late=9, fail_ratio=1.0, p95_ms=9e9).exit_code == 0
+    json_path, svg_path = worker.write(tmp_path / "out" / "deadline")
+    assert json.loads(json_path.read_text())["summary"]["late"] == 1
+    assert svg_path.read_text().count("<circle") == 3
+    assert render_svg([]).startswith("<svg")
