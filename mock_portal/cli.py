@@ -53,15 +53,7 @@ def _report(args: argparse.Namespace) -> int:
     except PortalError as exc:
         print(f"mock-portal report: {exc.detail_en}", file=sys.stderr)
         return 2
-    report = reports.build(
-        portal.repo,
-        period,
-        portal.calendar,
-        now=portal.clock.now(),
-        calendar_name=portal.settings.calendar,
-        deadline_working_minutes=portal.settings.deadline_working_minutes,
-    )
-    body = reports.render(report, args.format)
+    body = reports.render(reports.for_portal(portal, period), args.format)
     if args.out in (None, "-"):
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

@@ -39,6 +39,7 @@ from mock_portal import store
 from mock_portal.clock import VN_TZ
 from mock_portal.deadline import WorkingCalendar
 from mock_portal.errors import InvalidInput
+from mock_portal.portal import Portal
 
 __all__ = [
     "COLUMNS",
@@ -382,3 +383,16 @@ def _day(text: str, name: str) -> date:
 
 def _bad(vi: str, en: str) -> InvalidInput:
     return InvalidInput("REPORT_PERIOD_INVALID", vi, en)
+
+
+def for_portal(portal: Portal, period: Period) -> Report:
+    """The report of `period` with the portal's calendar, deadline and clock (API, dashboard and CLI)."""
+    portal.clock.refresh()
+    return build(
+        portal.repo,
+        period,
+        portal.calendar,
+        now=portal.clock.now(),
+        calendar_name=portal.settings.calendar,
+        deadline_working_minutes=portal.settings.deadline_working_minutes,
+    )

@@ -13,19 +13,7 @@ from mock_portal.portal import Portal
 
 def build_report(portal: Portal, period: str | None, date_from: str | None, date_to: str | None) -> reports.Report:
     """Parse the period and build the report with the portal's calendar and clock (also used by the dashboard)."""
-    return build_for(portal, reports.parse_period(period, date_from, date_to))
-
-
-def build_for(portal: Portal, period: reports.Period) -> reports.Report:
-    portal.clock.refresh()
-    return reports.build(
-        portal.repo,
-        period,
-        portal.calendar,
-        now=portal.clock.now(),
-        calendar_name=portal.settings.calendar,
-        deadline_working_minutes=portal.settings.deadline_working_minutes,
-    )
+    return reports.for_portal(portal, reports.parse_period(period, date_from, date_to))
 
 
 def download(report: reports.Report, fmt: str) -> Response:

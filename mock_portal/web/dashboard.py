@@ -20,7 +20,7 @@ from flask.sessions import SecureCookieSessionInterface
 from mock_portal import reports
 from mock_portal.api import control, sandbox
 from mock_portal.api.errors import SPEC
-from mock_portal.api.reports import build_for, build_report, download
+from mock_portal.api.reports import build_report, download
 from mock_portal.api.security import is_admin
 from mock_portal.errors import InvalidInput, PortalError
 from mock_portal.portal import Portal
@@ -155,7 +155,7 @@ def submission(submission_id: int) -> Any:
 @login_required
 def deadlines() -> str:
     portal = _portal()
-    report = build_for(portal, ALL_TIME)
+    report = reports.for_portal(portal, ALL_TIME)
     bars = []
     for f in report.facilities:
         on_time = sum(f.rows[t].on_time for t in reports.DOC_TYPES)
