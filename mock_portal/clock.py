@@ -65,9 +65,13 @@ class ClockState:
 class ClockStore(Protocol):
     """Where the clock state is shared between processes (the repository implements it)."""
 
-    def load_clock(self) -> dict[str, Any] | None: ...
+    def load_clock(self) -> tuple[int, dict[str, Any]] | None:
+        """(version, state) of the shared clock, or None when it was never set."""
+        ...
 
-    def save_clock(self, state: dict[str, Any]) -> None: ...
+    def save_clock(self, state: dict[str, Any]) -> int:
+        """Store a new state; returns its version (always higher than any before)."""
+        ...
 
 
 class SandboxClock:
@@ -85,6 +89,7 @@ class SandboxClock:
         self._max_staleness = max_staleness
         now = real()
         self._state = ClockState(now, now, 1.0)
+        self._version = 0
         self._refreshed = now - max_staleness
 
     def now(self) -> datetime:
@@ -99,20 +104,15 @@ class SandboxClock:
 
     def refresh(self) -> None:
         """Take up a change another process made."""
+        self.refresh_from(self._store.load_clock() if self._store is not None else None)
+
+    def refresh_from(self, found: tuple[int, dict[str, Any]] | None) -> None:
+        """Take up a (version, state) read from the store, unless this process already has a newer one
+        (a read that raced with a `set` must not undo it)."""
         with self._lock:  # never between set()'s save and its swap
             self._refreshed = self._real()
-            if self._store is None:
-                return
-            data = self._store.load_clock()
-            if data is not None:
-                self._state = ClockState.from_dict(data)
-
-    def refresh_from(self, data: dict[str, Any] | None) -> None:
-        """Take up a state the caller read from the store itself (with other settings, in one query)."""
-        with self._lock:
-            self._refreshed = self._real()
-            if data is not None:
-                self._state = ClockState.from_dict(data)
+            if found is not None and found[0] > self._version:
+                self._version, self._state = found[0], ClockState.from_dict(found[1])
 
     def set(self, *, now: datetime | None = None, rate: float | None = None) -> ClockState:
         """Jump to `now` and/or run at `rate` from here on (continuity is kept when only the rate changes)."""
@@ -125,7 +125,7 @@ class SandboxClock:
             current = self._state.at(real)
             state = ClockState(real, (now or current).astimezone(UTC), self._state.rate if rate is None else rate)
             if self._store is not None:
-                self._store.save_clock(state.to_dict())
+                self._version = self._store.save_clock(state.to_dict())
             self._state = state
             return state
 

@@ -45,6 +45,10 @@ OPERATIONS = frozenset({"token", "submit"})
 HTTP_STATUSES = frozenset({500, 502, 503, 504})
 
 
+MAX_LATENCY_MS = 120_000.0
+"""No drawn delay is longer than this (a lognormal tail could otherwise hold a request for hours)."""
+
+
 class FaultPlanError(ValueError):
     """The plan cannot be used; the message says which field and why."""
 
@@ -62,7 +66,7 @@ class Latency:
         if self.distribution == "uniform":
             return rng.uniform(self.min_ms, self.max_ms)
         if self.distribution == "lognormal":
-            return rng.lognormvariate(math.log(self.median_ms), self.sigma)
+            return min(rng.lognormvariate(math.log(self.median_ms), self.sigma), MAX_LATENCY_MS)
         return self.ms
 
 
@@ -120,8 +124,8 @@ def parse_plan(data: Mapping[str, Any] | None) -> FaultPlan:
     if not isinstance(faults, list):
         raise FaultPlanError("faults must be a list")
     ttl = data.get("token_ttl_minutes")
-    if ttl is not None and (not isinstance(ttl, int) or ttl < 0):
-        raise FaultPlanError("token_ttl_minutes must be a whole number >= 0")
+    if ttl is not None and (not isinstance(ttl, int) or not 0 <= ttl <= 525_600):
+        raise FaultPlanError("token_ttl_minutes must be a whole number from 0 to 525600 (a year)")
     try:
         parsed = tuple(_fault(item, i) for i, item in enumerate(faults))
         seed = int(data.get("seed", 0))

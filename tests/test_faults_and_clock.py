@@ -103,13 +103,15 @@ def test_global_and_facility_plans_both_apply() -> None:
 
 class MemoryStore:
     def __init__(self) -> None:
-        self.state: dict[str, Any] | None = None
+        self.found: tuple[int, dict[str, Any]] | None = None
 
-    def load_clock(self) -> dict[str, Any] | None:
-        return self.state
+    def load_clock(self) -> tuple[int, dict[str, Any]] | None:
+        return self.found
 
-    def save_clock(self, state: dict[str, Any]) -> None:
-        self.state = state
+    def save_clock(self, state: dict[str, Any]) -> int:
+        version = (self.found[0] if self.found else 0) + 1
+        self.found = (version, state)
+        return version
 
 
 def fake_real(start: datetime, step: timedelta) -> Any:
@@ -135,3 +137,13 @@ def test_clock_rates_and_sharing_between_processes() -> None:
     with pytest.raises(ValueError, match="rate"):
         mine.set(rate=-1)
     assert mine.reset().rate == 1.0
+
+
+def test_a_stale_read_never_undoes_a_newer_clock() -> None:
+    store = MemoryStore()
+    clock = SandboxClock(store, fake_real(AT, timedelta(0)))
+    first = clock.set(now=datetime(2026, 1, 5, tzinfo=UTC), rate=0)
+    stale = store.load_clock()  # a request read this before the admin moved the clock
+    moved = clock.set(now=datetime(2026, 3, 9, tzinfo=UTC))
+    clock.refresh_from(stale)
+    assert clock.now() == moved.anchor_sandbox != first.anchor_sandbox

@@ -124,9 +124,19 @@ def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: T
         with live.admin() as admin:
             admin.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
             provision(admin, pki, live.base_url, code=new_facility_code("01"))
+            down = {"faults": [{"name": "old", "effect": "http_error", "status": 503}]}
+            assert admin.put("/sandbox/faults", json=down).status_code == 200
+            token = {"username": "00000_BV", "password": "x"}
+            assert httpx.post(f"{live.base_url}/api/token/take", data=token).status_code == 503
+            assert admin.put("/sandbox/clock", json={"now": "2026-03-09T08:00:00+07:00", "rate": 0}).status_code == 200
             assert admin.post("/sandbox/reset").status_code == 204
             assert admin.get("/sandbox/facilities").json() == []
             assert admin.get("/sandbox/trust/cas").json() == []
+            assert admin.get("/sandbox/clock").json()["mode"] == "real"
+            # a new plan after the reset is not mistaken for the cached one of the same version
+            slow = {"faults": [{"name": "new", "effect": "latency", "latency": {"ms": 1}}]}
+            assert admin.put("/sandbox/faults", json=slow).status_code == 200
+            assert httpx.post(f"{live.base_url}/api/token/take", data=token).json()["maKetQua"] == "401"
     finally:
         live.stop()
 

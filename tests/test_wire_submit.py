@@ -142,8 +142,18 @@ def test_gbt_sent_as_loaihs_61_is_a_root_mismatch(admin: httpx.Client, hospital:
         ({"fileBase64Str": ""}, "205", "FILE_EMPTY"),
         ({"loaiHs": "39"}, "205", "FILE_LOAIHS_UNKNOWN"),
         ({"loaiHs": ""}, "205", "FILE_LOAIHS_UNKNOWN"),
+        ({"loaiHs": "6\x7f"}, "205", "FILE_LOAIHS_UNKNOWN"),
+        ({"maCskcb": "7\x01"}, "401", "AUTH_FACILITY_MISMATCH"),
     ],
-    ids=["malformed-base64", "truncated-base64", "empty-file", "unknown-loaihs", "missing-loaihs"],
+    ids=[
+        "malformed-base64",
+        "truncated-base64",
+        "empty-file",
+        "unknown-loaihs",
+        "missing-loaihs",
+        "control-char-in-loaihs",
+        "control-char-in-macskcb",
+    ],
 )
 def test_bad_form_values(
     admin: httpx.Client, hospital: Hospital, overrides: dict[str, str], code: str, finding: str
@@ -294,3 +304,9 @@ def test_unknown_form_fields_are_ignored_as_on_the_real_portal(admin: httpx.Clie
     form = hospital.client.form("61", sample(hospital)) | {"maTinh": "79", "ghiChu": "extra"}
     sent = send_form(admin, hospital, form)
     assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+
+
+def test_a_body_without_content_type_is_answered_by_the_portal(server: LiveServer) -> None:
+    reply = httpx.post(f"{server.base_url}/api/hososuckhoe/guiGiayToDienTu", content=b"garbage")
+    assert reply.status_code == 200 and reply.json()["MaKetQua"] == "401"
+    assert reply.headers["x-sandbox-explain"].startswith("AUTH_FIELDS_MISSING")

@@ -7,6 +7,7 @@ HTTP 200 for business errors, as the real portal does.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,14 +24,21 @@ from mock_portal.gate import Exchange, JournalSlot
 from mock_portal.portal import Outcome, Portal, SubmissionForm
 
 log = logging.getLogger(__name__)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Characters a header value must not carry (httptools refuses them and drops the connection)."""
 
 
 def _portal() -> Portal:
     return current_app.config["PORTAL"]
 
 
+def _fields(body: Any) -> dict[str, str]:
+    """The form fields; a body Connexion could not read as a form (no content type) has none."""
+    return {key: str(value) for key, value in body.items()} if isinstance(body, dict) else {}
+
+
 def take_token(body: dict[str, Any] | None = None) -> Reply:
-    form = body or {}
+    form = _fields(body)
     try:
         grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")))
     except Exception:  # the real portal answers any failure of its own with maKetQua 500
@@ -54,7 +62,7 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
 
 
 def send_document(body: dict[str, Any] | None = None) -> Reply:
-    form = {key: str(value) for key, value in (body or {}).items()}
+    form = _fields(body)
     portal = _portal()
     slot = _journal_slot()
     try:
@@ -119,7 +127,7 @@ def submit_reply(result: SubmitResult, ma_gd: str, received_at: datetime) -> dic
 
 def header_safe(text: str, limit: int = 300) -> str:
     """HTTP header values are Latin-1: keep ASCII, drop the rest, cap the length."""
-    return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")[:limit]
+    return CONTROL.sub(" ", text.encode("ascii", "replace").decode("ascii"))[:limit]
 
 
 def _headers(outcome: Outcome) -> dict[str, str]:

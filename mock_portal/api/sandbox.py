@@ -201,5 +201,7 @@ def list_rules() -> Reply:
 
 
 def reset() -> tuple[str, int]:
-    _portal().repo.reset()
+    portal = _portal()
+    portal.repo.reset()
+    portal.clock.reset()  # every process goes back to real time with the next request it serves
     return empty()

@@ -79,7 +79,7 @@ def pending_entries(repo: Repository, limit: int) -> list[tuple[int, int]]:
         .order_by(OutboxEntry.id)
         .limit(limit)
     )
-    with repo.session() as s:
+    with repo.reading() as s:
         return [(row.id, row.document_id) for row in s.execute(query)]
 
 
@@ -165,7 +165,7 @@ def _copy(document: Document, shared_at: datetime) -> SharedDocument:
 
 
 def sharing_stats(repo: Repository) -> SharingStats:
-    with repo.session() as s:
+    with repo.reading() as s:
         pending = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.shared_at.is_(None)))
         shared, max_lag = s.execute(select(func.count(SharedDocument.id), func.max(SharedDocument.lag_ms))).one()
         last_lag = s.scalar(select(SharedDocument.lag_ms).order_by(SharedDocument.id.desc()).limit(1))
@@ -176,20 +176,20 @@ def sharing_stats(repo: Repository) -> SharingStats:
 def shared_by_code(repo: Repository, doc_type: str, code: str) -> Sequence[SharedDocument]:
     """Every shared issue of a certificate, oldest first."""
     query = select(SharedDocument).where(SharedDocument.doc_type == doc_type, SharedDocument.code == code)
-    with repo.session() as s:
+    with repo.reading() as s:
         return s.scalars(query.order_by(SharedDocument.id)).all()
 
 
 def accepted_count(repo: Repository, doc_type: str, code: str) -> int:
     """How many documents of this type and code HIAP accepted (shared or not)."""
     query = select(func.count()).select_from(Document).where(Document.doc_type == doc_type, Document.code == code)
-    with repo.session() as s:
+    with repo.reading() as s:
         return s.scalar(query) or 0
 
 
 def feed(repo: Repository, after: int, limit: int) -> Sequence[SharedDocument]:
     query = select(SharedDocument).where(SharedDocument.id > after).order_by(SharedDocument.id).limit(limit)
-    with repo.session() as s:
+    with repo.reading() as s:
         return s.scalars(query).all()
 
 

@@ -176,10 +176,26 @@ class Repository:
             yield session
 
     def reset(self) -> None:
-        """Delete every row of every table (children first), as on a new database."""
+        """Delete every row of every table (children first), as on a new database — except that the
+        trust version and the shared settings' versions keep rising, so no process mistakes its cached
+        trust store or fault plans for the new ones; shared settings come back empty ({})."""
         with self.session() as s:
+            trust = s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+            versions = {row.key: row.version for row in s.execute(select(SharedSetting.key, SharedSetting.version))}
             for table in reversed(Base.metadata.sorted_tables):
                 s.execute(delete(table))
+            s.add(Meta(key=TRUST_VERSION, value=trust + 1))
+            s.add_all(
+                SharedSetting(key=key, value={}, version=version + 1)
+                for key, version in versions.items()
+                if key != CLOCK
+            )
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session: no write gate (WAL readers never wait for the writer)."""
+        with self._sessions() as session:
+            yield session
 
     # facilities and accounts
     def add_facility(self, facility: Facility, account: Account) -> None:
@@ -310,12 +326,11 @@ class Repository:
             row.version += 1
             return row.version
 
-    def load_clock(self) -> dict[str, Any] | None:
-        found = self.get_settings([CLOCK]).get(CLOCK)
-        return found[1] if found else None
+    def load_clock(self) -> tuple[int, dict[str, Any]] | None:
+        return self.get_settings([CLOCK]).get(CLOCK)
 
-    def save_clock(self, state: dict[str, Any]) -> None:
-        self.put_setting(CLOCK, state)
+    def save_clock(self, state: dict[str, Any]) -> int:
+        return self.put_setting(CLOCK, state)
 
     def increment(self, key: str) -> int:
         """Add one to a shared counter and return the new value (atomic across processes).
