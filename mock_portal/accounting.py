@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mock_portal.clock import VN_TZ
-from mock_portal.deadline import DeadlineVerdict, WorkingCalendar, judge
 from mock_portal.documents import DocumentType
 from mock_portal.store import Expectation
 
@@ -45,9 +44,3 @@ def matches(match: Mapping[str, str], fields: Mapping[str, str]) -> bool:
 
 def first_match(expectations: Iterable[Expectation], fields: Mapping[str, str]) -> Expectation | None:
     return next((e for e in expectations if matches(e.match, fields)), None)
-
-
-def account(
-    instant: IssueInstant | None, accepted_at: datetime, calendar: WorkingCalendar, minutes: int
-) -> DeadlineVerdict | None:
-    return judge(instant.at, accepted_at, calendar, minutes) if instant else None

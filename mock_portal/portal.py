@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
-from mock_portal.accounting import account, first_match, issue_instant
+from mock_portal.accounting import first_match, issue_instant
 from mock_portal.auth import Credentials, TokenGrant, judge_credentials, take_token
 from mock_portal.clock import SandboxClock
 from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
-from mock_portal.deadline import load_calendar
+from mock_portal.deadline import judge, load_calendar
 from mock_portal.documents import DocumentType, ParseLimits
 from mock_portal.gate import Exchange, Gate
 from mock_portal.intake import IntakePolicy, Verdict, examine
@@ -123,12 +123,11 @@ class Portal:
         signing = document.signing_time.replace(tzinfo=UTC) if document.signing_time else None
         expected = expectation.issued_at.replace(tzinfo=UTC) if expectation else None
         instant = issue_instant(DocumentType[document.doc_type], document.fields, signing, expected)
-        verdict = account(
-            instant, document.accepted_at.replace(tzinfo=UTC), self.calendar, self.settings.deadline_working_minutes
-        )
         document.expectation_id = expectation.id if expectation else None
-        if instant is None or verdict is None:
+        if instant is None:
             return
+        accepted = document.accepted_at.replace(tzinfo=UTC)
+        verdict = judge(instant.at, accepted, self.calendar, self.settings.deadline_working_minutes)
         document.issue_instant = _naive(instant.at)
         document.issue_source = instant.source
         document.deadline = _naive(verdict.deadline)
