@@ -124,7 +124,16 @@ namespace HospitalClient
             int invalid = 0;
             foreach (string file in options[""].Split(new[] { '\n' }, StringSplitOptions.RemoveEmptyEntries))
             {
-                List<string> problems = Verifier.Problems(Xml.Load(File.ReadAllBytes(file)));
+                List<string> problems;
+                try
+                {
+                    problems = Verifier.Problems(Xml.Load(File.ReadAllBytes(file)));
+                }
+                catch (Exception e) when (e is System.Xml.XmlException || e is System.Security.Cryptography.CryptographicException
+                                          || e is InvalidOperationException)
+                {
+                    problems = new List<string> { e.GetType().Name + ": " + e.Message };
+                }
                 Console.WriteLine(file + ": " + (problems.Count == 0 ? "VALID" : "INVALID: " + string.Join("; ", problems)));
                 if (problems.Count > 0) invalid++;
             }

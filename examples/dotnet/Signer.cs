@@ -38,18 +38,19 @@ namespace HospitalClient
             string signatureId = "CHUKYDONVI-" + id;
             XmlElement container = root["CHUKYDONVI"] ?? (XmlElement)root.AppendChild(doc.CreateElement("CHUKYDONVI"));
 
-            // THE C14N / NAMESPACE PITFALL. SignedXml canonicalises SignedInfo — and every "#id" it digests —
-            // with the namespace declarations in scope at the *context* it was constructed with
-            // (`new SignedXml(doc)`: the document element, here xmlns:xsd and xmlns:xsi of HSDLGCS), not at
-            // the place where you later insert the Signature. Inclusive C14N 1.0 writes those inherited
-            // declarations into the canonical SignedInfo, so every other verifier (xmlsec1, Java, the portal)
-            // canonicalises `<SignedInfo xmlns="…xmldsig#" xmlns:xsd="…" xmlns:xsi="…">` in place. The usual
-            // HIS mistake — signing a copy (a new XmlDocument holding only GIAYCHUNGSINH, or the file before
-            // the root got its xmlns:xsd/xsi), then pasting the Signature into the real file — yields a
-            // SignatureValue over a SignedInfo *without* xmlns:xsd/xsi: SignedXml on the same machine says
-            // "valid", everyone else says "invalid". This code avoids it by (1) constructing SignedXml on the
-            // very document that is sent, (2) inserting the Signature under that document's own root, in
-            // CHUKYDONVI, and (3) never touching the bytes afterwards (PreserveWhitespace, no pretty-printing).
+            // THE C14N / NAMESPACE PITFALL. Inclusive C14N 1.0 writes every namespace declaration in scope into
+            // the canonical form of SignedInfo and of each "#id" it digests. In this file that means xmlns:xsd
+            // and xmlns:xsi of HSDLGCS / HSDLGBT (and the default dsig namespace), which verifiers — xmlsec1,
+            // Java, the portal, SignedXml.CheckSignature itself — see on the final file. SignedXml takes those
+            // namespaces from the *context* it is constructed with (`new SignedXml(doc)`: the document element
+            // as it is at ComputeSignature), not from where the Signature finally lands. So a signature made
+            // on a copy (a new XmlDocument holding only GIAYCHUNGSINH), or before the root got its xmlns:xsd /
+            // xmlns:xsi (XmlSerializer adds them when it writes the object to a file), is computed over a
+            // different SignedInfo and every verifier rejects the sent file — tested: signing with the two
+            // declarations added afterwards fails in xmlsec1 and in SignedXml. This code avoids it by
+            // (1) building the complete document first, root declarations included, (2) constructing SignedXml
+            // on that very document and inserting the Signature under its own root, in CHUKYDONVI, and
+            // (3) never touching the bytes afterwards (PreserveWhitespace, no re-serialising, no pretty-print).
             // SignatureProperties is created in *no* namespace, so it carries xmlns="" under the default-
             // namespace Object; that declaration is part of the Object's digest and must stay.
             var signed = new SignedXml(doc) { SigningKey = credential.PrivateKey };
