@@ -22,9 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography import x509
 
 from conformance.harness import Facility, Provisioning, provision
 from conformance.offline import check_file, trust_from_files
@@ -210,8 +212,8 @@ def test_restart_sends_nothing_twice(
         journal = admin.journal(FACILITY)
     finally:
         admin.close()
-    assert [e["outcome"] for e in journal if e["operation"] == "submit"] == ["200", "200"]
-    assert [e["operation"] for e in journal].count("token") == 3  # one login per start, reused for both files
+    # one login, its token reused for both files; the later starts had nothing to send
+    assert [(e["operation"], e["outcome"]) for e in journal] == [("token", "200"), ("submit", "200"), ("submit", "200")]
     status = client.run("status", "--state-dir", str(state)).stdout.decode()
     assert status.count("\tsent HS_") == 2, status
 
@@ -233,8 +235,9 @@ VERIFIERS = ("portal", "xmlsec1", "dotnet", "java")
 SIGNED_AT = datetime.now(UTC).replace(microsecond=0)
 
 
-def _xmlsec_template(unsigned: bytes, data_id: str, signing_time: datetime) -> bytes:
-    """The profile's empty Signature for `xmlsec1 --sign`."""
+def _xmlsec_template(unsigned: bytes, data_id: str, signing_time: datetime, subject: str) -> bytes:
+    """The profile's empty Signature for `xmlsec1 --sign`, which fills X509Certificate but not
+    X509SubjectName (the JDK's unmarshaller fails on an empty one, so the template carries it)."""
     sig_id = f"CHUKYDONVI-{data_id}"
     local = signing_time.astimezone(VN_TZ).strftime("%Y-%m-%dT%H:%M:%S")
     digest = '<DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><DigestValue/>'
@@ -242,7 +245,8 @@ def _xmlsec_template(unsigned: bytes, data_id: str, signing_time: datetime) -> b
         f'<Signature xmlns="{DS_NS}" Id="{sig_id}"><SignedInfo><CanonicalizationMethod Algorithm="{C14N_10}"/>'
         '<SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>'
         f'<Reference URI="#Object-{sig_id}">{digest}</Reference><Reference URI="#{data_id}">{digest}</Reference>'
-        "</SignedInfo><SignatureValue/><KeyInfo><X509Data><X509SubjectName/><X509Certificate/></X509Data></KeyInfo>"
+        f"</SignedInfo><SignatureValue/><KeyInfo><X509Data><X509SubjectName>{escape(subject)}</X509SubjectName>"
+        "<X509Certificate/></X509Data></KeyInfo>"
         f'<Object Id="Object-{sig_id}"><SignatureProperties xmlns=""><SignatureProperty Target="#{sig_id}" '
         f'Id="SignatureProperty-{sig_id}"><SigningTime>{local}</SigningTime></SignatureProperty>'
         "</SignatureProperties></Object></Signature>"
@@ -253,9 +257,10 @@ def _xmlsec_template(unsigned: bytes, data_id: str, signing_time: datetime) -> b
 def _sign(signer: str, clients: dict[str, Client], pki: dict[str, Path], order: bytes, out: Path) -> bytes:
     key, certs = pki[f"{FACILITY}.key.pem"], pki[f"{FACILITY}.cert.pem"]
     if signer in clients:
-        run = clients[signer].run(
-            "sign", "--p12", str(pki[f"{FACILITY}.p12"]), "--p12-password", P12_PASSWORD, stdin=order
-        )
+        args = ["sign", "--p12", str(pki[f"{FACILITY}.p12"]), "--p12-password", P12_PASSWORD]
+        if signer == "dotnet":  # Mono reads only the keyed certificate from a .p12: the chain comes as PEM
+            args += ["--chain", str(certs)]
+        run = clients[signer].run(*args, stdin=order)
         assert run.returncode == 0, run.stderr
         return run.stdout
     parsed = json.loads(order)
@@ -266,7 +271,8 @@ def _sign(signer: str, clients: dict[str, Client], pki: dict[str, Path], order: 
         cred = load_credential(key, certs)
         return sign_document(unsigned, cred.key, cred.cert, signing_time=signing_time, chain=cred.chain)
     cert_files = _split_pem(certs, out)
-    (out / "template.xml").write_bytes(_xmlsec_template(unsigned, "Id-interop", signing_time))
+    subject = x509.load_pem_x509_certificate(cert_files[0].read_bytes()).subject.rfc4514_string()
+    (out / "template.xml").write_bytes(_xmlsec_template(unsigned, "Id-interop", signing_time, subject))
     run = subprocess.run(  # noqa: S603
         [
             "xmlsec1", "--sign", "--privkey-pem", ",".join(map(str, [key, *cert_files])),

@@ -2,9 +2,10 @@
 //
 //   mono HospitalClient.exe order  --state-dir DIR < order.json           take one order (exit 0 = taken)
 //   mono HospitalClient.exe work   --state-dir DIR --portal URL --facility CODE --username U --password P
-//                                  --p12 FILE --p12-password PW [--drain]  send queued orders (runs until stopped)
+//                                  --p12 FILE --p12-password PW [--chain CA.pem] [--drain]
+//                                                                         send queued orders (runs until stopped)
 //   mono HospitalClient.exe status --state-dir DIR                        every order and its state
-//   mono HospitalClient.exe sign   --p12 FILE --p12-password PW < order.json > signed.xml
+//   mono HospitalClient.exe sign   --p12 FILE --p12-password PW [--chain CA.pem] < order.json > signed.xml
 //   mono HospitalClient.exe verify FILE...                                 SignedXml.CheckSignature (exit 1 if invalid)
 using System;
 using System.Collections.Generic;
@@ -94,12 +95,19 @@ namespace HospitalClient
             if (options.TryGetValue("backoff-base", out value)) settings.BackoffBase = double.Parse(value, CultureInfo.InvariantCulture);
             if (options.TryGetValue("backoff-cap", out value)) settings.BackoffCap = double.Parse(value, CultureInfo.InvariantCulture);
             if (options.TryGetValue("requeue-after", out value)) settings.RequeueAfter = double.Parse(value, CultureInfo.InvariantCulture);
-            SigningCredential credential = SigningCredential.Load(Need(options, "p12"), Need(options, "p12-password"));
+            SigningCredential credential = Credential(options);
             using (var portal = new PortalClient(Need(options, "portal"), settings.Facility, Need(options, "username"), Need(options, "password")))
             {
                 new Worker(new OrderQueue(Need(options, "state-dir")), portal, credential, settings).Run(options.ContainsKey("drain"));
             }
             return 0;
+        }
+
+        static SigningCredential Credential(Dictionary<string, string> options)
+        {
+            string chain;
+            options.TryGetValue("chain", out chain);
+            return SigningCredential.Load(Need(options, "p12"), Need(options, "p12-password"), chain);
         }
 
         static int Status(Dictionary<string, string> options)
@@ -113,7 +121,7 @@ namespace HospitalClient
         {
             TriggerOrder order = TriggerOrder.Parse(ReadStdin());
             var doc = order.BuildXml();
-            Signer.Sign(doc, SigningCredential.Load(Need(options, "p12"), Need(options, "p12-password")), order.IssuedInstant);
+            Signer.Sign(doc, Credential(options), order.IssuedInstant);
             byte[] bytes = Xml.Bytes(doc);
             using (Stream stdout = Console.OpenStandardOutput()) stdout.Write(bytes, 0, bytes.Length);
             return 0;

@@ -115,18 +115,37 @@ namespace HospitalClient
             Chain = chain;
         }
 
-        /// <summary>The certificate with the private key is the signer; other CA certificates in the file,
-        /// except self-signed roots (the portal has them), travel in X509Data after it.</summary>
-        public static SigningCredential Load(string path, string password)
+        /// <summary>The certificate with the private key is the signer; the other CA certificates, except
+        /// self-signed roots (the portal has them), travel in X509Data after it. .NET 6+ finds them in the
+        /// PKCS#12 file; Mono's reader returns only the certificate with the key, so on Mono pass the issuing
+        /// CA certificates as a PEM file (`chainPem`, may be null).</summary>
+        public static SigningCredential Load(string path, string password, string chainPem)
         {
             var all = new X509Certificate2Collection();
             all.Import(path, password, X509KeyStorageFlags.Exportable);
             X509Certificate2 leaf = all.Cast<X509Certificate2>().FirstOrDefault(c => c.HasPrivateKey);
             if (leaf == null) throw new ArgumentException(path + " holds no private key");
+            if (chainPem != null) all.AddRange(ReadPem(chainPem));
             var chain = all.Cast<X509Certificate2>()
-                .Where(c => !c.HasPrivateKey && c.Subject != c.Issuer)
+                .Where(c => c.Thumbprint != leaf.Thumbprint && c.Subject != c.Issuer)
+                .GroupBy(c => c.Thumbprint).Select(g => g.First())
                 .ToList();
             return new SigningCredential(leaf, chain);
+        }
+
+        static X509Certificate2[] ReadPem(string path)
+        {
+            const string begin = "-----BEGIN CERTIFICATE-----", end = "-----END CERTIFICATE-----";
+            var certificates = new List<X509Certificate2>();
+            string text = System.IO.File.ReadAllText(path);
+            for (int at = text.IndexOf(begin); at >= 0; at = text.IndexOf(begin, at + 1))
+            {
+                int stop = text.IndexOf(end, at);
+                if (stop < 0) break;
+                string body = text.Substring(at + begin.Length, stop - at - begin.Length);
+                certificates.Add(new X509Certificate2(Convert.FromBase64String(body.Trim())));
+            }
+            return certificates.ToArray();
         }
     }
 }
