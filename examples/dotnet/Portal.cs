@@ -75,6 +75,7 @@ namespace HospitalClient
         public PortalClient(string baseUrl, string facility, string username, string password)
         {
             http = new HttpClient { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(15) };
+            http.DefaultRequestHeaders.ExpectContinue = false; // Mono / .NET Framework wait for "100 Continue" otherwise
             this.facility = facility;
             this.username = username;
             passwordMd5 = Md5Upper(password);
