@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install xmlsec1 chromium bench clean
+.PHONY: serve test lint install xmlsec1 chromium bench clean interop interop-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,20 @@ chromium:
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+# Debian's Mono (C#, with System.Security's SignedXml) and OpenJDK 17 build the reference clients in examples/.
+INTEROP_APT := mono-mcs mono-runtime libmono-system-security4.0-cil libmono-system-net-http4.0-cil \
+	libmono-system-runtime-serialization4.0-cil openjdk-17-jdk-headless
+interop-tools:
+	@dpkg -s $(INTEROP_APT) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(INTEROP_APT) >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(INTEROP_APT) >/dev/null; fi; }
+
+# The C# and Java clients: built, certified with `conformance run`, signatures checked both ways
+# against xmlsec1, the portal and each other (interop/, outside the default test path).
+interop: $(STAMP) xmlsec1 interop-tools
+	$(BIN)/ruff check interop
+	$(BIN)/pytest -q interop
 
 serve: $(STAMP)
 	PORTAL_PORT=$(PORTAL_PORT) $(BIN)/mock-portal serve --demo
