@@ -189,9 +189,14 @@ class _Exchange:
 
 
 def _form(body: bytes) -> dict[str, str]:
+    """The fields the gateway needs (username, maCskcb, loaiHs), from a form or a JSON body (token/take)."""
     try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
+        text = body.decode("utf-8")
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+            return {str(k): str(v) for k, v in data.items() if k != "fileBase64Str"} if isinstance(data, dict) else {}
+        parsed = parse_qs(text, keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return {key: values[0] for key, values in parsed.items() if key != "fileBase64Str"}
 
