@@ -140,7 +140,10 @@ def check_credentials(
     """The account the submission speaks for, and the graded AUTH_* findings (an error makes it a 401)."""
     token = repo.get_token(creds.access_token) if creds.access_token else None
     account = repo.get_account(creds.username) if creds.username else None
-    return judge_credentials(creds, token, account, now=now, strictness=strictness)
+    known = (
+        account is None or account.facility_code == creds.facility_code or bool(repo.get_facility(creds.facility_code))
+    )
+    return judge_credentials(creds, token, account, now=now, strictness=strictness, facility_known=known)
 
 
 def judge_credentials(
@@ -150,13 +153,23 @@ def judge_credentials(
     *,
     now: datetime,
     strictness: Strictness = Strictness.STRICT,
+    facility_known: bool = True,
 ) -> tuple[Account | None, tuple[Finding, ...]]:
     """`check_credentials` over rows the caller already read (`token` by access token, `account` by
     username), so a submission reads them with its other per-request data in one session.
 
     Returns the account (None when refused) and the graded findings: one error when refused, else
-    the deviations the mode accepts as warnings (lowercase MD5, another facility's maCskcb)."""
+    the deviations the mode accepts as warnings (lowercase MD5, another facility's maCskcb — which
+    must still name a facility the portal knows: `facility_known`)."""
     account, refusal = _judge(creds, token, account, now=now)
+    if refusal is None and account is not None and creds.facility_code != account.facility_code and not facility_known:
+        refusal = _auth(
+            "AUTH_FACILITY_UNKNOWN",
+            f"maCskcb {creds.facility_code} không phải cơ sở KCB đã biết",
+            f"maCskcb {creds.facility_code} is not a known facility",
+            expected=account.facility_code,
+            received=creds.facility_code,
+        )
     if refusal is not None or account is None:
         return None, grade([refusal] if refusal else [], strictness)
     findings = grade(deviations(creds, account), strictness)

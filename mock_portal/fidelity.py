@@ -124,7 +124,8 @@ WIRE: tuple[Behaviour, ...] = (
     ),
     _refused(
         "wire.credentials",
-        "unknown/expired token, wrong id_token, username or password, missing credential fields, locked account",
+        "unknown/expired token, wrong id_token, username or password, missing credential fields, locked account,"
+        " maCskcb that names no facility",
         "MaKetQua 401 in the body with HTTP 200",
         Evidence(C, "PL02 codes (R2, R12); 401 with HTTP 200 observed (R2)", "PL02 lists 401", REFUSE),
         "AUTH_FIELDS_MISSING",
@@ -133,6 +134,7 @@ WIRE: tuple[Behaviour, ...] = (
         "AUTH_TOKEN_EXPIRED",
         "AUTH_BAD_CREDENTIALS",
         "AUTH_ACCOUNT_LOCKED",
+        "AUTH_FACILITY_UNKNOWN",
     ),
     _refused(
         "wire.token_refusals",

@@ -93,7 +93,11 @@ class Portal:
         creds = form.credentials
         token, account, trust_version, override = self.repo.submission_context(creds.access_token, creds.username)
         strictness = self.strictness(override)
-        sender, auth_findings = judge_credentials(creds, token, account, now=received_at, strictness=strictness)
+        elsewhere = account is not None and account.facility_code != creds.facility_code
+        known = not elsewhere or self.repo.get_facility(creds.facility_code) is not None
+        sender, auth_findings = judge_credentials(
+            creds, token, account, now=received_at, strictness=strictness, facility_known=known
+        )
         if sender is None:
             verdict = Verdict(SubmitResult.AUTH_ERROR, auth_findings, file_size=len(form.file_b64))
         else:
