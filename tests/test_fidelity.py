@@ -304,3 +304,18 @@ def test_docs_fidelity_is_generated_from_the_registry() -> None:
         "run `mock-portal fidelity --write docs/fidelity.md`"
     )
     assert "/work/shared" not in docs.read_text(encoding="utf-8")
+
+
+def test_dashboard_shows_strictness_and_grades(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> None:
+    site = _site(admin, trusted, server, "strict")
+    fields = _fields(site, "GBT")
+    fields["MA_QUOCTICH"] = "VN"
+    sent = send(admin, site, _signed(site, DocumentType.GBT, fields), "GBT")
+    assert sent.reply.ma_ket_qua == "205"
+    with httpx.Client(base_url=server.base_url, follow_redirects=True) as ui:
+        assert ui.post("/sandbox/ui/login", data={"token": server.admin_token}).status_code == 200
+        facilities = ui.get("/sandbox/ui/facilities").text
+        row = facilities[facilities.index(f'id="facility-{site.code}"') :]
+        assert re.search(r'class="strictness"><span class="badge bad">strict</span>', row[:2000])
+        page = ui.get(f"/sandbox/ui/submissions/{sent.reply.submission_id}").text
+        assert "SCHEMA_PATTERN" in page and "grade-OBSERVED" in page and "R1 portal GBT table 2023" in page
