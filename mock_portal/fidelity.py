@@ -474,6 +474,21 @@ def grade(findings: Iterable[Finding], strictness: Strictness) -> tuple[Finding,
     return tuple(out)
 
 
+def _softened() -> frozenset[str]:
+    """Codes `portal` mode turns from a refusal into a warning (`strict` refuses them)."""
+    native = {r.code for r in list_rules() if r.severity is Severity.WARNING} | {"TOKEN_JSON_BODY"}
+    return frozenset(c for b in registry() for c in b.codes if b.evidence.portal is WARN) - native
+
+
+_SOFTENED = _softened()
+
+
+def strict_refuses(code: str, severity: str) -> bool:
+    """Would `strict` mode refuse what this finding reports? (An error, or a deviation portal mode
+    only warns about: a graded code, or a schema finding between the sources.)"""
+    return severity == Severity.ERROR.value or code in _SOFTENED or code.startswith("SCHEMA_")
+
+
 def render_markdown() -> str:
     """docs/fidelity.md: the policy, every behaviour with its grade and source, and the sources."""
     lines = [
