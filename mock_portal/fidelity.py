@@ -264,6 +264,12 @@ SIGNATURE: tuple[Behaviour, ...] = (
         "SIG_MISSING",
     ),
     _refused(
+        "signature.count",
+        "more than one Signature in the file (reported as SIG_MISSING)",
+        "unknown: R3's signer can countersign, appending several",
+        Evidence(R, "R3", f"a second signature could cover other data; {INTEGRITY}", REFUSE),
+    ),
+    _refused(
         "signature.profile",
         "signature profile (two References #Object-CHUKYDONVI-<Id> and #<Id>, or enveloped URI='')",
         "the two-reference profile is accepted (R8, for form 09/BH; R2)",
