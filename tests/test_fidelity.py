@@ -319,3 +319,20 @@ def test_dashboard_shows_strictness_and_grades(admin: httpx.Client, trusted: Tes
         assert re.search(r'class="strictness"><span class="badge bad">strict</span>', row[:2000])
         page = ui.get(f"/sandbox/ui/submissions/{sent.reply.submission_id}").text
         assert "SCHEMA_PATTERN" in page and "grade-OBSERVED" in page and "R1 portal GBT table 2023" in page
+
+
+def test_a_database_from_before_strictness_gets_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mock_portal.store.repository import Repository, create_engine_for
+
+    database = tmp_path / "old.sqlite3"
+    with sqlite3.connect(database) as old:
+        old.execute("CREATE TABLE facilities (code VARCHAR(5) PRIMARY KEY, name VARCHAR(255), created_at DATETIME)")
+        old.execute("INSERT INTO facilities VALUES ('79001', 'old', '2026-01-01 00:00:00')")
+    repo = Repository(create_engine_for(f"sqlite:///{database}"))
+    repo.create_schema()
+    repo.create_schema()  # idempotent
+    assert repo.facility_strictness("79001") is None
+    repo.set_facility_strictness("79001", "strict")
+    assert repo.facility_strictness("79001") == "strict"

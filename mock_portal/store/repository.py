@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -167,6 +167,14 @@ class Repository:
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to existing tables since a database was created (additive only, nullable)."""
+        present = {c["name"] for c in inspect(self.engine).get_columns("facilities")}
+        if "strictness" not in present:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE facilities ADD COLUMN strictness VARCHAR(8)"))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
