@@ -402,6 +402,17 @@ def _schema() -> tuple[Behaviour, ...]:
             "SCHEMA_ORDER",
         ),
     ]
+    out += [
+        _b(
+            f"schema.GBT.{name}",
+            f"GBT {name}: R1 disregarded",
+            note,
+            Evidence(R, "R1 portal GBT table 2023", "our reading of the table"),
+            "as the PL02 vendors (no warning)",
+            "as the PL02 vendors",
+        )
+        for name, note in R1_IGNORED.items()
+    ]
     for doc_type in DocumentType:
         portal_specs = {s.name: s for s in field_table(doc_type, portal=True)}
         for strict in field_table(doc_type, portal=False):

@@ -90,6 +90,13 @@ def test_r1_shaped_gbt_portal_order_and_two_letter_nationality(
     assert list(r1).index("NGUOI_THANTHICH") < list(r1).index("NGUOI_GHIGIAY")
     sent = send(admin, site, _signed(site, DocumentType.GBT, r1), "GBT")
     _assert_mode(sent, mode, {("SCHEMA_ORDER", "NGUOI_GHIGIAY"), ("SCHEMA_PATTERN", "MA_QUOCTICH")})
+    severity = "warning" if mode == "portal" else "error"
+    assert (
+        f"SCHEMA_ORDER=RECONSTRUCTED:{severity}"
+        in site.client.http.post(
+            "/api/hososuckhoe/guiGiayToDienTu", data=site.client.form("60", _signed(site, DocumentType.GBT, r1))
+        ).headers["X-Sandbox-Grades"]
+    )
     order = _findings(sent)["SCHEMA_ORDER", "NGUOI_GHIGIAY"]
     assert "R1" in order["message_en"] and order["grade"] == "RECONSTRUCTED"
     assert sent.submission["signature"]["indication"] == "TOTAL_PASSED"
@@ -178,6 +185,7 @@ def test_token_json_body_and_lowercase_md5(
     json_upper = _take(server, site, json_body=True, lowercase=False)
     assert json_upper.json()["maKetQua"] == "200"
     assert json_upper.headers["X-Sandbox-Findings"] == "TOKEN_JSON_BODY"
+    assert json_upper.headers["X-Sandbox-Grades"] == "TOKEN_JSON_BODY=OBSERVED:warning"
     assert list(json_upper.json()["APIKey"]) == ["access_token", "id_token", "token_type", "username", "expires_in"]
     lower = _take(server, site, json_body=True, lowercase=True)
     findings = lower.headers["X-Sandbox-Findings"].split(",")

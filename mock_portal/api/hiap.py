@@ -20,6 +20,7 @@ from mock_portal.api.render import Reply, reply
 from mock_portal.auth import Credentials, json_body_note
 from mock_portal.clock import vn_local
 from mock_portal.codes import SubmitResult, TokenResult
+from mock_portal.findings import Finding
 from mock_portal.gate import Exchange, JournalSlot
 from mock_portal.portal import Outcome, Portal, SubmissionForm
 
@@ -49,6 +50,7 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
     headers = {
         "X-Sandbox-Explain": header_safe(grant.explain()),
         "X-Sandbox-Findings": header_safe(",".join(f.code for f in grant.findings), limit=2000),
+        "X-Sandbox-Grades": grades_header(grant.findings),
     }
     if grant.token is None:
         return reply({"maKetQua": grant.result.value, "APIKey": None}, 200, headers)
@@ -144,5 +146,11 @@ def _headers(outcome: Outcome) -> dict[str, str]:
         "X-Sandbox-Submission": str(outcome.submission_id),
         "X-Sandbox-Explain": header_safe(verdict.explain()),
         "X-Sandbox-Findings": header_safe(",".join(f.code for f in verdict.findings), limit=2000),
+        "X-Sandbox-Grades": grades_header(verdict.findings),
         "X-Sandbox-Document": header_safe(verdict.document_code or ""),
     }
+
+
+def grades_header(findings: tuple[Finding, ...]) -> str:
+    """`CODE=GRADE:severity`, comma-separated, in the order of X-Sandbox-Findings."""
+    return header_safe(",".join(f"{f.code}={f.grade or '?'}:{f.severity.value}" for f in findings), limit=4000)
