@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import replace
+from functools import cache
 
 from lxml import etree
 
@@ -134,10 +135,12 @@ def validate_schema(
     A problem the `portal` XSD finds contradicts every source: an error in both modes. One only the
     `strict` XSD (or the order check) finds is where the sources disagree: an error in `strict`
     mode, a warning in `portal` mode."""
-    refused = _xsd_findings(doc_type, root, portal=True)
+    strict = _xsd_findings(doc_type, root, portal=False)
+    refused = (
+        _xsd_findings(doc_type, root, portal=True) if strict else []
+    )  # the strict shape lies inside the portal one
     keys = {(f.code, f.path) for f in refused}
-    disputed = [f for f in _xsd_findings(doc_type, root, portal=False) if (f.code, f.path) not in keys]
-    disputed += check_order(doc_type, root)
+    disputed = [f for f in strict if (f.code, f.path) not in keys] + check_order(doc_type, root)
     soft = Severity.ERROR if strictness is Strictness.STRICT else Severity.WARNING
     return [_graded(doc_type, f, True, Severity.ERROR) for f in refused] + [
         _graded(doc_type, f, False, soft) for f in disputed
@@ -204,12 +207,11 @@ def check_order(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
     data = root.find(doc_type.data_tag)
     if data is None:
         return []
-    rank = {name: i for i, name in enumerate(doc_type.field_names)}
+    rank = _rank(doc_type)
     names = [str(child.tag) for child in data if isinstance(child.tag, str) and child.tag in rank]
-    r1_rank = {name: i for i, name in enumerate(R1_GBT_ORDER)}
     note = (
         " (the order of the portal's 2023 table, R1)"
-        if doc_type is DocumentType.GBT and _sorted_by(names, r1_rank)
+        if doc_type is DocumentType.GBT and _sorted_by(names, _R1_RANK)
         else ""
     )
     findings, latest = [], ""
@@ -228,6 +230,14 @@ def check_order(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
         else:
             latest = name
     return findings
+
+
+_R1_RANK = {name: i for i, name in enumerate(R1_GBT_ORDER)}
+
+
+@cache
+def _rank(doc_type: DocumentType) -> dict[str, int]:
+    return {name: i for i, name in enumerate(doc_type.field_names)}
 
 
 def _sorted_by(names: list[str], rank: dict[str, int]) -> bool:
