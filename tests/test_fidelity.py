@@ -228,6 +228,18 @@ def test_token_refusals_are_explained_and_journalled(admin: httpx.Client, server
     assert entries[0]["graded_findings"][0]["grade"] == "CONFIRMED"
 
 
+def test_token_requests_refused_before_the_portal_are_explained_and_journalled(
+    admin: httpx.Client, server: LiveServer
+) -> None:
+    url = f"{server.base_url}/api/token/take"
+    broken = httpx.post(url, content=b'{"username": "55555_BV", ', headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.headers["X-Sandbox-Explain"].startswith("REQUEST_INVALID: Expecting")
+    typed = httpx.post(url, content=b"username=55555_BV", headers={"Content-Type": "text/plain"})
+    assert typed.status_code == 415 and typed.headers["X-Sandbox-Explain"].startswith("UNSUPPORTED_MEDIA_TYPE:")
+    journal = admin.get("/sandbox/journal", params={"operation": "token", "limit": 20}).json()
+    assert {"REQUEST_INVALID", "UNSUPPORTED_MEDIA_TYPE"} <= {code for e in journal for code in e["findings"]}
+
+
 # a facility mismatch --------------------------------------------------------------------------
 
 
