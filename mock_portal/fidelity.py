@@ -435,18 +435,18 @@ def _field_behaviour(doc_type: DocumentType, loose: FieldSpec, strict: FieldSpec
     return _b(
         f"schema.{doc_type.name}.{name}",
         f"{doc_type.name} {name}: {', '.join(parts)}",
-        note or _real_of(doc_type, name),
+        note or _real_of(doc_type, name, strict.required),
         evidence,
         _shape(loose) + "; a value between the two: warning",
         _shape(strict),
     )
 
 
-def _real_of(doc_type: DocumentType, name: str) -> str:
+def _real_of(doc_type: DocumentType, name: str, required: bool) -> str:
     if doc_type is DocumentType.GCS:
         if name in GCS_FILED_BY:
-            return "required by every source"
-        return "no portal table; required by R3's types only; lengths from XML9"
+            return "required by every source; no portal table gives its length"
+        return "no portal table; " + ("required by R3's types only; " if required else "") + "length from XML9"
     return "R1 table and the PL02 vendors differ"
 
 

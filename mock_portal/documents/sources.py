@@ -107,8 +107,8 @@ def portal_field(doc_type: DocumentType, spec: FieldSpec) -> FieldSpec:
     r1 = _r1(doc_type, spec.name)
     disputed = DISPUTED_KINDS.get((doc_type, spec.name))
     length = _lengths(spec.max_length, r1.max_length if r1 else spec.max_length)[0]
-    if doc_type is DocumentType.GCS:
-        length = None  # GCS lengths are copied from XML9 (another channel): a warning only
+    if doc_type is DocumentType.GCS and spec.kind == "text":
+        length = None  # GCS text lengths are copied from XML9 (another channel): a warning only
     return replace(
         spec, max_length=length, kind=disputed[0] if disputed else spec.kind, required=_portal_required(doc_type, spec)
     )
