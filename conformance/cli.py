@@ -28,6 +28,7 @@ from conformance.registry import CaseSpec, load_cases
 from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
 from mock_portal.codes import SubmitResult
+from mock_portal.grades import Strictness
 
 DEFAULT_FACILITY = "79001"
 
@@ -35,14 +36,15 @@ DEFAULT_FACILITY = "79001"
 def _render(result: FileVerdict) -> str:
     verdict = result.verdict
     status = "ACCEPTED" if verdict.result is SubmitResult.OK else f"REFUSED (MaKetQua {verdict.result.value})"
-    lines = [f"{result.path}: {status}  facility {result.facility_code or '?'}"]
+    lines = [f"{result.path}: {status}  facility {result.facility_code or '?'}  ({result.strictness} mode)"]
     if verdict.signature is not None:
         sig = verdict.signature
         sub = f" / {sig.sub_indication.value}" if sig.sub_indication else ""
         lines.append(f"  signature: {sig.indication.value}{sub} ({sig.profile or 'no profile'})")
     for finding in verdict.findings:
         where = f" at {finding.path}" if finding.path else ""
-        lines.append(f"  {finding.severity.value.upper():7} {finding.code}{where}")
+        graded = f"  [{finding.grade}: {finding.source}]" if finding.grade else ""
+        lines.append(f"  {finding.severity.value.upper():7} {finding.code}{where}{graded}")
         lines.append(f"          {finding.message_en}")
         lines.append(f"          {finding.message_vi}")
     return "\n".join(lines)
@@ -54,6 +56,7 @@ def _as_json(result: FileVerdict) -> dict[str, object]:
         "file": str(result.path),
         "facility": result.facility_code,
         "result": verdict.result.value,
+        "strictness": result.strictness,
         "findings": [f.to_dict() for f in verdict.findings],
         "signature": verdict.signature.to_dict() if verdict.signature else None,
     }
@@ -102,7 +105,8 @@ def _judge_bundle(bundle: ev.Bundle, specs: list[CaseSpec], listeners: list[List
 
 def _check(args: argparse.Namespace) -> int:
     trust = trust_from_files(args.trust, args.crl)
-    results = [check_file(path, facility_code=args.facility, trust=trust) for path in args.files]
+    strictness = Strictness.parse(args.strictness)
+    results = [check_file(path, facility_code=args.facility, trust=trust, strictness=strictness) for path in args.files]
     if args.json:
         print(json.dumps([_as_json(r) for r in results], ensure_ascii=False, indent=2))
     else:
@@ -126,6 +130,8 @@ def _list(args: argparse.Namespace) -> int:
                 "area": s.area,
                 "level": s.level.value,
                 "basis": s.basis,
+                "grade": s.grade.value,
+                "result": s.result,
                 "needs": list(s.needs),
             }
             for s in specs
@@ -138,7 +144,10 @@ def _list(args: argparse.Namespace) -> int:
         if spec.area != area:
             area = spec.area
             print(f"\n[{area}]")
-        print(f"  {spec.id:<12} {spec.level.value:<6} {spec.title}\n  {'':<12} {'':<6} basis: {spec.basis}")
+        print(
+            f"  {spec.id:<12} {spec.level.value:<6} {spec.title}\n  {'':<12} {'':<6} basis: {spec.basis};"
+            f" grade: {spec.grade.value}; counts towards: {spec.result}"
+        )
     return 0
 
 
@@ -194,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--crl", type=Path, action="append", default=[], metavar="CRL", help="a CRL, PEM or DER (repeatable)"
+    )
+    check.add_argument(
+        "--strictness",
+        choices=["portal", "strict"],
+        default="portal",
+        help="judge as the portal mode would (portal: refuse only what the evidence supports; strict: every check)",
     )
     check.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     check.add_argument("--cases", action="store_true", help="also judge the document and signature cases")

@@ -87,6 +87,10 @@ class CaseResult:
     message: str = ""
     evidence: Evidence = field(default_factory=Evidence)
     duration_ms: float = 0.0
+    grade: str = ""
+    """Evidence grade of what the case checks (CONFIRMED, OBSERVED, RECONSTRUCTED, ADVISORY)."""
+    result: str = "portal"
+    """Which of the two results the case counts towards: `portal` (portal-compatible) or `strict`."""
 
     @property
     def blocking(self) -> bool:
@@ -100,6 +104,8 @@ class CaseResult:
             "area": self.area,
             "level": self.level.value,
             "basis": self.basis,
+            "grade": self.grade,
+            "result": self.result,
             "verdict": self.verdict.value,
             "message": self.message,
             "duration_ms": round(self.duration_ms, 3),

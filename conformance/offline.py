@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mock_portal.documents import DocumentError, DocumentType, ParseLimits, parse_xml
+from mock_portal.grades import Strictness
 from mock_portal.intake import IntakePolicy, Verdict, examine_xml
 from mock_portal.signature import SignaturePolicy
 from mock_portal.trust import TrustStore, load_certificates, load_crl
@@ -24,6 +25,7 @@ class FileVerdict:
     path: Path
     verdict: Verdict
     facility_code: str
+    strictness: str = Strictness.PORTAL.value
 
 
 def trust_from_files(cas: list[Path], crls: list[Path]) -> TrustStore:
@@ -47,19 +49,22 @@ def check_file(
     trust: TrustStore,
     max_file_bytes: int = 5 << 20,
     now: datetime | None = None,
+    strictness: Strictness = Strictness.PORTAL,
 ) -> FileVerdict:
+    """Judge one file as the portal in `strictness` mode would."""
     data = path.read_bytes()
     policy = IntakePolicy(max_file_bytes, ParseLimits(max_bytes=max_file_bytes), SignaturePolicy())
     doc_type = doc_type_of(data, policy.parse_limits) or DocumentType.GCS
     facility = facility_code or _facility_in_code(data, doc_type)
     received = now or datetime.now(UTC)
-    first = examine_xml(doc_type, data, facility_code=facility, received_at=received, trust=trust, policy=policy)
+    common = {"facility_code": facility, "received_at": received, "policy": policy, "strictness": strictness}
+    first = examine_xml(doc_type, data, trust=trust, **common)  # type: ignore[arg-type]
     certificate = first.signature.certificate if first.signature else None
     if certificate is None:
-        return FileVerdict(path, first, facility)
+        return FileVerdict(path, first, facility, strictness.value)
     registered = TrustStore(cas=trust.cas, crls=trust.crls, registrations={facility: frozenset({certificate.sha256})})
-    verdict = examine_xml(doc_type, data, facility_code=facility, received_at=received, trust=registered, policy=policy)
-    return FileVerdict(path, verdict, facility)
+    verdict = examine_xml(doc_type, data, trust=registered, **common)  # type: ignore[arg-type]
+    return FileVerdict(path, verdict, facility, strictness.value)
 
 
 def _facility_in_code(data: bytes, doc_type: DocumentType) -> str:

@@ -6,7 +6,7 @@
 Inert unless `--conformance-trigger-cmd` or `--conformance-trigger-url` is given. Then one item per
 case ID is added to the session; the live run happens once, on the first item, and every item
 reports its own case: MUST failures fail, SHOULD failures are xfail, skipped cases skip, a harness
-error is an error. Each item carries the case's ID, level and basis as JUnit properties.
+error is an error. Each item carries the case's ID, level, basis, grade and result as JUnit properties.
 """
 
 from __future__ import annotations
@@ -99,7 +99,13 @@ class CaseItem(pytest.Item):
     def __init__(self, *, spec: CaseSpec, live: LiveSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec, self.live = spec, live
-        self.user_properties += [("id", spec.id), ("level", spec.level.value), ("basis", spec.basis)]
+        self.user_properties += [
+            ("id", spec.id),
+            ("level", spec.level.value),
+            ("basis", spec.basis),
+            ("grade", spec.grade.value),
+            ("result", spec.result),
+        ]
 
     def runtest(self) -> None:
         result = self.live.result(self.spec.id)

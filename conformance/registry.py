@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.model import CaseResult, Evidence, Finding, Level, Verdict
+from mock_portal.grades import Grade
 
 if TYPE_CHECKING:
     from conformance.evidence import Bundle
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 AREAS = ("documents", "signature", "api", "deadline", "flows")
+RESULTS = ("portal", "strict")
+"""`portal`: the case counts towards portal-compatible (the real portal accepts everything and files it
+under the right facility); `strict`: towards strict-clean (nothing `strict` mode would refuse)."""
 CASE_IDS_FILE = Path(__file__).with_name("case_ids.txt")
 
 
@@ -86,7 +90,7 @@ Check = Callable[["Bundle"], Outcome]
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """One conformance case: stable ID, what it checks, why (basis), how strongly (level)."""
+    """One conformance case: stable ID, what it checks, why (basis, grade), how strongly (level)."""
 
     id: str
     title: str
@@ -95,6 +99,8 @@ class CaseSpec:
     area: str
     needs: tuple[str, ...]
     check: Check
+    grade: Grade
+    result: str = "portal"
 
     def judge(self, bundle: Bundle) -> CaseResult:
         """Run the check on `bundle`, turning missing evidence into SKIP and any exception into ERROR."""
@@ -119,6 +125,8 @@ class CaseSpec:
             message=outcome.message,
             evidence=outcome.evidence,
             duration_ms=(time.perf_counter() - started) * 1000,
+            grade=self.grade.value,
+            result=self.result,
         )
 
 
@@ -133,6 +141,8 @@ class Registry:
             raise DuplicateCase(f"case ID {spec.id} is already registered ({self._cases[spec.id].title!r})")
         if spec.area not in AREAS:
             raise ValueError(f"case {spec.id}: area must be one of {', '.join(AREAS)}")
+        if spec.result not in RESULTS:
+            raise ValueError(f"case {spec.id}: result must be one of {', '.join(RESULTS)}")
         self._cases[spec.id] = spec
         return spec
 
@@ -169,12 +179,21 @@ registry = Registry()
 
 
 def case(
-    *, id: str, title: str, basis: str, level: Level = Level.MUST, area: str, needs: tuple[str, ...] = ()
+    *,
+    id: str,
+    title: str,
+    basis: str,
+    grade: Grade,
+    level: Level = Level.MUST,
+    area: str,
+    needs: tuple[str, ...] = (),
+    result: str = "portal",
 ) -> Callable[[Check], Check]:
-    """Register the decorated check in the global registry under `id` (see `Registry.add`)."""
+    """Register the decorated check in the global registry under `id` (see `Registry.add`); `grade` says
+    how sure we are the real portal checks the same (docs/fidelity.md)."""
 
     def register(check: Check) -> Check:
-        registry.add(CaseSpec(id, title, basis, level, area, needs, check))
+        registry.add(CaseSpec(id, title, basis, level, area, needs, check, grade, result))
         return check
 
     return register

@@ -80,9 +80,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "refused",
-        "An order with an invalid CCCD: the portal answers 205, the file must not be resent",
+        "An order with a malformed date (refused in every mode): the portal answers 205, the file must not be resent",
         ("refusal",),
-        (OrderPlan("gcs_normal", invalid="bad_cccd", deliver=False),),
+        (OrderPlan("gcs_normal", invalid="bad_pattern", deliver=False),),
         settle=4.0,
     ),
     Scenario(

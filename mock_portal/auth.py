@@ -1,7 +1,10 @@
 """Portal accounts and tokens: the [wire] login of `/api/token/take` and the credentials of a submission.
 
-Accounts are `<MA_CSKCB>_BV` by convention; passwords travel as the uppercase hex MD5 of the
-password, as the real portal wants. Pure domain: no HTTP here.
+Accounts are `<MA_CSKCB>_BV` by convention; passwords travel as the hex MD5 of the password. PL02
+asks for uppercase; production clients send lowercase and are accepted (R9), so the comparison is
+case-insensitive and the letter case is a graded deviation (`AUTH_MD5_CASE` / `TOKEN_MD5_CASE`):
+a warning in `portal` mode, a refusal in `strict` mode. So is a `maCskcb` of another facility than
+the account's (`AUTH_FACILITY_MISMATCH`, accepted by the real portal: R2). Pure domain: no HTTP here.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mock_portal.codes import TokenResult
-from mock_portal.findings import Finding, Severity
+from mock_portal.fidelity import grade
+from mock_portal.findings import Finding, Severity, has_errors
+from mock_portal.grades import Strictness
 from mock_portal.store import Account, Repository, Token
 
 
@@ -22,23 +27,91 @@ def md5_upper(password: str) -> str:
     return hashlib.md5(password.encode("utf-8")).hexdigest().upper()  # noqa: S324 - the portal's own scheme
 
 
+def password_matches(account: Account, received_md5: str) -> bool:
+    """The received MD5 hex names the account's password, whatever its letter case."""
+    return hmac.compare_digest(received_md5.strip().upper().encode(), account.password_md5.upper().encode())
+
+
+def md5_case(code: str, received_md5: str) -> Finding | None:
+    """A deviation finding when the MD5 hex is not all uppercase (as PL02 asks)."""
+    if received_md5 == received_md5.upper():
+        return None
+    return _auth(
+        code,
+        "Mật khẩu MD5 viết thường; PL02 yêu cầu chữ hoa",
+        "The password MD5 is in lowercase hex; PL02 asks for uppercase (the real portal accepts both: R9)",
+    )
+
+
+def json_body_note() -> Finding:
+    """A token request posted as JSON: accepted in both modes (production clients do it, R9), noted."""
+    return Finding(
+        "TOKEN_JSON_BODY",
+        Severity.WARNING,
+        "Yêu cầu token gửi dạng JSON; PL02 mô tả dạng form (cổng thật vẫn nhận: R9)",
+        "The token request is JSON; PL02 documents a form body (the real portal accepts JSON: R9)",
+        expected="application/x-www-form-urlencoded",
+        received="application/json",
+    )
+
+
 @dataclass(frozen=True)
 class TokenGrant:
     result: TokenResult
     token: Token | None = None
+    findings: tuple[Finding, ...] = ()
+    """Why the token was refused, or the warnings it was issued with (graded)."""
+
+    def explain(self) -> str:
+        """One line for `X-Sandbox-Explain`."""
+        errors = [f for f in self.findings if f.severity is Severity.ERROR]
+        if errors:
+            return f"{errors[0].code}: {errors[0].message_en}"
+        warnings = [f.code for f in self.findings]
+        return f"TOKEN_ISSUED{'; warning(s): ' + ', '.join(warnings) if warnings else ''}"
 
 
-def take_token(repo: Repository, *, username: str, password_md5: str, now: datetime, ttl: timedelta) -> TokenGrant:
-    """Issue a token, or say why not with the portal's own code."""
+_TOKEN_REFUSALS = {
+    TokenResult.NO_ACCOUNT: ("TOKEN_NO_ACCOUNT", "Sai tài khoản hoặc mật khẩu", "Unknown account or wrong password"),
+    TokenResult.WRONG_FACILITY: (
+        "TOKEN_WRONG_FACILITY",
+        "Tên đăng nhập không thuộc cơ sở của tài khoản",
+        "The username's facility prefix is not the account's facility",
+    ),
+    TokenResult.LOCKED: ("TOKEN_LOCKED", "Tài khoản đã bị khóa", "The account is locked"),
+}
+
+
+def _refused(result: TokenResult, *extra: Finding) -> TokenGrant:
+    code, vi, en = _TOKEN_REFUSALS[result]
+    return TokenGrant(result, None, grade([*extra, _auth(code, vi, en)], Strictness.STRICT))
+
+
+def take_token(
+    repo: Repository,
+    *,
+    username: str,
+    password_md5: str,
+    now: datetime,
+    ttl: timedelta,
+    strictness: Strictness = Strictness.STRICT,
+    notes: tuple[Finding, ...] = (),
+) -> TokenGrant:
+    """Issue a token, or say why not with the portal's own code. `notes`: deviations of the request
+    itself (e.g. a JSON body), reported with the grant."""
     account = repo.get_account(username)
     if account is None:
-        return TokenGrant(TokenResult.NO_ACCOUNT)
+        return _refused(TokenResult.NO_ACCOUNT, *notes)
     if username.split("_", 1)[0] != account.facility_code:
-        return TokenGrant(TokenResult.WRONG_FACILITY)
+        return _refused(TokenResult.WRONG_FACILITY, *notes)
     if account.locked:
-        return TokenGrant(TokenResult.LOCKED)
-    if not hmac.compare_digest(password_md5.encode(), account.password_md5.encode()):
-        return TokenGrant(TokenResult.NO_ACCOUNT)
+        return _refused(TokenResult.LOCKED, *notes)
+    if not password_matches(account, password_md5):
+        return _refused(TokenResult.NO_ACCOUNT, *notes)
+    case = md5_case("TOKEN_MD5_CASE", password_md5)
+    findings = grade([*notes, *([case] if case else [])], strictness)
+    if has_errors(findings):
+        return TokenGrant(TokenResult.NO_ACCOUNT, None, findings)
     token = Token(
         access_token=secrets.token_urlsafe(32),
         id_token=secrets.token_urlsafe(32),
@@ -47,7 +120,7 @@ def take_token(repo: Repository, *, username: str, password_md5: str, now: datet
         expires_at=(now + ttl).replace(tzinfo=None),
     )
     repo.add_token(token)
-    return TokenGrant(TokenResult.OK, token)
+    return TokenGrant(TokenResult.OK, token, findings)
 
 
 @dataclass(frozen=True)
@@ -61,18 +134,70 @@ class Credentials:
     password_md5: str
 
 
-def check_credentials(repo: Repository, creds: Credentials, *, now: datetime) -> tuple[Account | None, Finding | None]:
-    """The account the submission speaks for, or the AUTH_* finding that makes it a 401."""
+def check_credentials(
+    repo: Repository, creds: Credentials, *, now: datetime, strictness: Strictness = Strictness.STRICT
+) -> tuple[Account | None, tuple[Finding, ...]]:
+    """The account the submission speaks for, and the graded AUTH_* findings (an error makes it a 401)."""
     token = repo.get_token(creds.access_token) if creds.access_token else None
     account = repo.get_account(creds.username) if creds.username else None
-    return judge_credentials(creds, token, account, now=now)
+    known = (
+        account is None or account.facility_code == creds.facility_code or bool(repo.get_facility(creds.facility_code))
+    )
+    return judge_credentials(creds, token, account, now=now, strictness=strictness, facility_known=known)
 
 
 def judge_credentials(
+    creds: Credentials,
+    token: Token | None,
+    account: Account | None,
+    *,
+    now: datetime,
+    strictness: Strictness = Strictness.STRICT,
+    facility_known: bool = True,
+) -> tuple[Account | None, tuple[Finding, ...]]:
+    """`check_credentials` over rows the caller already read (`token` by access token, `account` by
+    username), so a submission reads them with its other per-request data in one session.
+
+    Returns the account (None when refused) and the graded findings: one error when refused, else
+    the deviations the mode accepts as warnings (lowercase MD5, another facility's maCskcb — which
+    must still name a facility the portal knows: `facility_known`)."""
+    account, refusal = _judge(creds, token, account, now=now)
+    if refusal is None and account is not None and creds.facility_code != account.facility_code and not facility_known:
+        refusal = _auth(
+            "AUTH_FACILITY_UNKNOWN",
+            f"maCskcb {creds.facility_code} không phải cơ sở KCB đã biết",
+            f"maCskcb {creds.facility_code} is not a known facility",
+            expected=account.facility_code,
+            received=creds.facility_code,
+        )
+    if refusal is not None or account is None:
+        return None, grade([refusal] if refusal else [], strictness)
+    findings = grade(deviations(creds, account), strictness)
+    return (None if has_errors(findings) else account), findings
+
+
+def deviations(creds: Credentials, account: Account) -> list[Finding]:
+    """What the real portal accepts but PL02 does not ask for (graded by `fidelity`)."""
+    found = [f for f in (md5_case("AUTH_MD5_CASE", creds.password_md5),) if f is not None]
+    if creds.facility_code != account.facility_code:
+        found.append(
+            _auth(
+                "AUTH_FACILITY_MISMATCH",
+                f"maCskcb {creds.facility_code} không phải cơ sở của tài khoản ({account.facility_code});"
+                f" cổng thật vẫn nhận và lưu vào cơ sở {creds.facility_code}",
+                f"maCskcb {creds.facility_code} is not the account's facility ({account.facility_code}); the real"
+                f" portal accepts it and files the document under {creds.facility_code} (R2)",
+                expected=account.facility_code,
+                received=creds.facility_code,
+            )
+        )
+    return found
+
+
+def _judge(
     creds: Credentials, token: Token | None, account: Account | None, *, now: datetime
 ) -> tuple[Account | None, Finding | None]:
-    """`check_credentials` over rows the caller already read (`token` by access token, `account` by
-    username), so a submission reads them with its other per-request data in one session."""
+    """The refusals every mode makes."""
     missing = [
         name
         for name, value in (
@@ -108,22 +233,16 @@ def judge_credentials(
             "Token đã hết hạn, hãy lấy token mới",
             f"Token expired at {token.expires_at.isoformat()}Z; take a new one",
         )
-    if account is None or not hmac.compare_digest(creds.password_md5.encode(), account.password_md5.encode()):
+    if account is None or not password_matches(account, creds.password_md5):
         return None, _auth(
             "AUTH_BAD_CREDENTIALS",
-            "Sai tài khoản hoặc mật khẩu (MD5 viết hoa)",
-            "Wrong username or password (uppercase hex MD5 expected)",
+            "Sai tài khoản hoặc mật khẩu (MD5 của mật khẩu)",
+            "Wrong username or password (hex MD5 of the password expected)",
         )
     if account.locked:
         return None, _auth("AUTH_ACCOUNT_LOCKED", "Tài khoản đã bị khóa", "The account is locked")
-    if creds.facility_code != account.facility_code:
-        return None, _auth(
-            "AUTH_FACILITY_MISMATCH",
-            f"maCskcb {creds.facility_code} không phải cơ sở của tài khoản",
-            f"maCskcb {creds.facility_code} is not the account's facility ({account.facility_code})",
-        )
     return account, None
 
 
-def _auth(code: str, vi: str, en: str) -> Finding:
-    return Finding(code=code, severity=Severity.ERROR, message_vi=vi, message_en=en)
+def _auth(code: str, vi: str, en: str, **extra: str | None) -> Finding:
+    return Finding(code=code, severity=Severity.ERROR, message_vi=vi, message_en=en, **extra)

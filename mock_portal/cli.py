@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from mock_portal.config import Settings
 from mock_portal.serving import serve
@@ -63,6 +64,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fidelity(args: argparse.Namespace) -> int:
+    from mock_portal import fidelity
+
+    text = fidelity.render_markdown()
+    if args.write:
+        Path(args.write).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mock-portal", description="Mock HIAP portal for GCS/GBT data")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--format", choices=["csv", "json", "html"], default="csv")
     report.add_argument("--out", help="file to write (default: standard output)")
     report.set_defaults(func=_report)
+    table = commands.add_parser("fidelity", help="the graded behaviours as Markdown (docs/fidelity.md)")
+    table.add_argument("--write", metavar="FILE", help="write to FILE (e.g. docs/fidelity.md) instead of stdout")
+    table.set_defaults(func=_fidelity)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

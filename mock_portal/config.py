@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from mock_portal.grades import Strictness
+
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
@@ -47,6 +49,12 @@ class Settings:
     """How often the sharing worker looks at the outbox."""
     journal_max_entries: int = 100_000
     """Journal retention: the oldest entries beyond this are dropped (0 switches the journal off)."""
+    strictness: str = "portal"
+    """`portal`: answer what the real portal most likely answers (refuse only what the evidence supports,
+    warn about the rest); `strict`: every check refuses. Overridable per facility (docs/fidelity.md)."""
+
+    def __post_init__(self) -> None:
+        Strictness.parse(self.strictness)
 
     @property
     def max_body_bytes(self) -> int:

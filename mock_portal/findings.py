@@ -30,6 +30,10 @@ class Finding:
     path: str | None = None
     expected: str | None = None
     received: str | None = None
+    grade: str | None = None
+    """Evidence grade of the check (`grades.Grade`): how sure we are the real portal does the same."""
+    source: str | None = None
+    """Where that evidence comes from (R-number and title, or a document)."""
 
     def to_dict(self) -> dict[str, str | None]:
         data = asdict(self)

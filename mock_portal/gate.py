@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from mock_portal.faults import Decision, FaultPlan, RequestInfo, decide, parse_plan
+from mock_portal.fidelity import evidence_of
 from mock_portal.store import JournalEntry, Repository
 
 GLOBAL = "faults"
@@ -122,7 +123,7 @@ class Gate:
             document_code=(exchange.document_code or "")[:64] or None,
             loai_hs=(exchange.loai_hs or "")[:16] or None,
             faults=list(exchange.faults),
-            findings=[{"code": code} for code in exchange.findings],
+            findings=[_graded(code) for code in exchange.findings],
             duration_ms=round(exchange.duration_ms, 3),
         )
 
@@ -143,6 +144,16 @@ class JournalSlot:
     entry_id: int | None = None
 
     SCOPE_KEY: ClassVar[str] = "sandbox_journal_slot"
+
+
+def _graded(code: str) -> dict[str, str | None]:
+    """A journal finding: its code with the evidence grade and source of the behaviour it reports."""
+    evidence = evidence_of(code)
+    return {
+        "code": code,
+        "grade": evidence.grade.value if evidence else None,
+        "source": evidence.source if evidence else None,
+    }
 
 
 def _naive(instant: datetime) -> datetime:

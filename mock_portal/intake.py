@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from lxml import etree
@@ -25,7 +25,9 @@ from mock_portal.documents import (
     parse_xml,
     validate_schema,
 )
+from mock_portal.fidelity import grade
 from mock_portal.findings import Finding, Severity, has_errors
+from mock_portal.grades import Strictness
 from mock_portal.signature import SignaturePolicy, SignatureReport, verify_signature
 from mock_portal.trust import TrustStore
 
@@ -50,13 +52,16 @@ class Verdict:
         return self.fields.get(self.doc_type.code_field) or None
 
     def explain(self) -> str:
-        """One line for `X-Sandbox-Explain`: the first error, or what was accepted."""
+        """One line for `X-Sandbox-Explain`: the first error, or what was accepted (and its warnings)."""
         for finding in self.findings:
             if finding.severity is Severity.ERROR:
                 return f"{finding.code}: {finding.message_en}"
+        warnings = [f.code for f in self.findings if f.severity is Severity.WARNING]
+        noted = f"; {len(warnings)} warning(s): {', '.join(warnings)}" if warnings else ""
         if self.result is SubmitResult.OK:
-            return f"ACCEPTED: {self.doc_type.name if self.doc_type else ''} {self.document_code or ''}".strip()
-        return f"{self.result.value}"
+            accepted = f"ACCEPTED: {self.doc_type.name if self.doc_type else ''} {self.document_code or ''}".strip()
+            return accepted + noted
+        return f"{self.result.value}{noted}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,21 @@ class IntakePolicy:
     max_file_bytes: int
     parse_limits: ParseLimits
     signature: SignaturePolicy
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _bom_warning() -> Finding:
+    """`portal` mode reads past a UTF-8 BOM (.NET readers do) but says so; `strict` refuses it (XML_BOM)."""
+    return Finding(
+        "XML_BOM",
+        Severity.WARNING,
+        "Tệp có BOM UTF-8; nên gửi UTF-8 không BOM.",
+        "The file starts with a UTF-8 byte order mark; send UTF-8 without BOM.",
+        expected="UTF-8 without BOM",
+        received="UTF-8 with BOM",
+    )
 
 
 def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
@@ -112,6 +132,8 @@ def examine(
     received_at: datetime,
     trust: TrustStore,
     policy: IntakePolicy,
+    strictness: Strictness = Strictness.STRICT,
+    signer_facility: str | None = None,
 ) -> Verdict:
     try:
         doc_type = DocumentType.from_loai_hs(loai_hs)
@@ -123,11 +145,21 @@ def examine(
             expected="61 | 60",
             received=loai_hs,
         )
-        return Verdict(SubmitResult.INVALID_FILE, (finding,))
+        return Verdict(SubmitResult.INVALID_FILE, grade((finding,), strictness))
     data, refusal = decode_file(file_b64, policy.max_file_bytes)
     if refusal is not None or data is None:
-        return refusal or Verdict(SubmitResult.INVALID_FILE)
-    return examine_xml(doc_type, data, facility_code=facility_code, received_at=received_at, trust=trust, policy=policy)
+        refusal = refusal or Verdict(SubmitResult.INVALID_FILE)
+        return replace(refusal, findings=grade(refusal.findings, strictness))
+    return examine_xml(
+        doc_type,
+        data,
+        facility_code=facility_code,
+        received_at=received_at,
+        trust=trust,
+        policy=policy,
+        strictness=strictness,
+        signer_facility=signer_facility,
+    )
 
 
 def examine_xml(
@@ -138,22 +170,33 @@ def examine_xml(
     received_at: datetime,
     trust: TrustStore,
     policy: IntakePolicy,
+    strictness: Strictness = Strictness.STRICT,
+    signer_facility: str | None = None,
 ) -> Verdict:
-    """Every check on a decoded file; also used offline by the conformance suite."""
+    """Every check on a decoded file; also used offline by the conformance suite.
+
+    `facility_code` is the facility the document is filed under (maCskcb); `signer_facility` the one
+    whose registered certificates apply (the authenticated account's; default the same).
+    `strictness` decides which failed checks refuse the file (see `fidelity`); every finding carries
+    its evidence grade either way."""
     base = {"doc_type": doc_type, "file": data, "file_size": len(data)}
+    findings: list[Finding] = []
+    if strictness is Strictness.PORTAL and data.startswith(UTF8_BOM):
+        findings.append(_bom_warning())
+        data = data[len(UTF8_BOM) :]
     try:
         root = parse_xml(data, policy.parse_limits)
     except DocumentError as exc:
-        return Verdict(SubmitResult.INVALID_FILE, (exc.finding,), **base)
+        return Verdict(SubmitResult.INVALID_FILE, grade([*findings, exc.finding], strictness), **base)
     structure = check_structure(doc_type, root)
     if has_errors(structure):
-        return Verdict(SubmitResult.INVALID_FILE, tuple(structure), **base)
-    findings = list(structure) + list(validate_schema(doc_type, root))
+        return Verdict(SubmitResult.INVALID_FILE, grade([*findings, *structure], strictness), **base)
+    findings += list(structure) + list(validate_schema(doc_type, root, strictness))
     report = verify_signature(
         root,
         data_tag=doc_type.data_tag,
         trust=trust,
-        facility_code=facility_code,
+        facility_code=signer_facility or facility_code,
         received_at=received_at,
         policy=policy.signature,
     )
@@ -162,10 +205,11 @@ def examine_xml(
     data_element = signed if signed is not None else root.find(doc_type.data_tag)
     fields = fields_of(data_element) if isinstance(data_element, etree._Element) else {}
     findings += check_rules(doc_type, fields, RuleContext(facility_code=facility_code, received_at=received_at))
-    accepted = not has_errors(findings) and signed is not None
+    graded = grade(findings, strictness)
+    accepted = not has_errors(graded) and signed is not None
     return Verdict(
         SubmitResult.OK if accepted else SubmitResult.INVALID_FILE,
-        tuple(findings),
+        graded,
         signature=report,
         fields=fields,
         **base,

@@ -10,7 +10,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
@@ -21,7 +21,9 @@ from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
 from mock_portal.deadline import judge, load_calendar
 from mock_portal.documents import DocumentType, ParseLimits
+from mock_portal.findings import Finding
 from mock_portal.gate import Exchange, Gate
+from mock_portal.grades import Strictness
 from mock_portal.intake import IntakePolicy, Verdict, examine
 from mock_portal.signature import SignaturePolicy
 from mock_portal.trust import TrustStore, load_certificates, load_crl
@@ -66,16 +68,22 @@ class Portal:
         self._trust_lock = threading.Lock()
         self._trust: tuple[int, TrustStore] | None = None
 
+    # strictness
+    def strictness(self, override: str | None) -> Strictness:
+        """A facility's own strictness when it has one, else the portal's default."""
+        return Strictness.parse(override or self.settings.strictness)
+
     # wire
-    def take_token(self, username: str, password_md5: str) -> TokenGrant:
+    def take_token(self, username: str, password_md5: str, notes: tuple[Finding, ...] = ()) -> TokenGrant:
+        facility = username.split("_", 1)[0]
         return take_token(
             self.repo,
             username=username,
             password_md5=password_md5,
             now=self.clock.now(),
-            ttl=timedelta(
-                minutes=self.gate.token_ttl_minutes(username.split("_", 1)[0], self.settings.token_ttl_minutes)
-            ),
+            ttl=timedelta(minutes=self.gate.token_ttl_minutes(facility, self.settings.token_ttl_minutes)),
+            strictness=self.strictness(self.repo.facility_strictness(facility) if facility else None),
+            notes=notes,
         )
 
     def submit(self, form: SubmissionForm, journal: Callable[[Outcome], Exchange | None] | None = None) -> Outcome:
@@ -83,19 +91,27 @@ class Portal:
         in the same transaction (its submission id filled in)."""
         received_at = self.clock.now()
         creds = form.credentials
-        token, account, trust_version = self.repo.submission_context(creds.access_token, creds.username)
-        _account, refusal = judge_credentials(creds, token, account, now=received_at)
-        if refusal is not None:
-            verdict = Verdict(SubmitResult.AUTH_ERROR, (refusal,), file_size=len(form.file_b64))
+        token, account, trust_version, override = self.repo.submission_context(creds.access_token, creds.username)
+        strictness = self.strictness(override)
+        elsewhere = account is not None and account.facility_code != creds.facility_code
+        known = not elsewhere or self.repo.get_facility(creds.facility_code) is not None
+        sender, auth_findings = judge_credentials(
+            creds, token, account, now=received_at, strictness=strictness, facility_known=known
+        )
+        if sender is None:
+            verdict = Verdict(SubmitResult.AUTH_ERROR, auth_findings, file_size=len(form.file_b64))
         else:
             verdict = examine(
                 form.loai_hs,
                 form.file_b64,
                 facility_code=form.credentials.facility_code,
+                signer_facility=sender.facility_code,
                 received_at=received_at,
                 trust=self.trust(trust_version),
                 policy=self.policy,
+                strictness=strictness,
             )
+            verdict = replace(verdict, findings=auth_findings + verdict.findings)
         ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
         submission, document = _rows(verdict, form, received_at, ma_gd)
         if document is not None:

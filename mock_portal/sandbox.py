@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from mock_portal import store
 from mock_portal.auth import md5_upper
 from mock_portal.errors import Conflict, InvalidInput, NotFound
+from mock_portal.grades import Strictness
 from mock_portal.portal import Portal
 
 FACILITY_CODE = re.compile(r"^\d{5}$")
@@ -158,3 +159,9 @@ def add_crl(portal: Portal, data: bytes) -> store.RevocationList:
 def set_locked(portal: Portal, facility_code: str, locked: bool) -> None:
     require_facility(portal, facility_code)
     portal.repo.set_account_locked(facility_code, locked)
+
+
+def set_strictness(portal: Portal, facility_code: str, strictness: str | None) -> None:
+    """Give a facility its own strictness (None: follow PORTAL_STRICTNESS)."""
+    require_facility(portal, facility_code)
+    portal.repo.set_facility_strictness(facility_code, Strictness.parse(strictness).value if strictness else None)

@@ -74,6 +74,7 @@ def provision(
     code: str | None = None,
     variant: str = "valid",
     register: bool = True,
+    strictness: str | None = None,
 ) -> Hospital:
     code = code or new_facility_code()
     password = f"pw-{code}"
@@ -83,6 +84,9 @@ def provision(
         json={"code": code, "name": f"Bệnh viện {code}", "username": username, "password": password},
     )
     assert created.status_code == 201, created.text
+    if strictness is not None:
+        put = admin.put(f"/sandbox/facilities/{code}/strictness", json={"strictness": strictness})
+        assert put.status_code == 200 and put.json()["strictness"] == strictness, put.text
     credential = pki.issue_facility_cert(code, variant)
     if register:
         registered = admin.post(
@@ -96,9 +100,10 @@ def provision(
 
 
 @pytest.fixture()
-def hospital(admin: httpx.Client, trusted: TestPKI, server: LiveServer) -> Hospital:
-    """A fresh facility with a valid registered certificate, for one test."""
-    return provision(admin, trusted, server.base_url)
+def hospital(admin: httpx.Client, trusted: TestPKI, server: LiveServer, request: pytest.FixtureRequest) -> Hospital:
+    """A fresh facility with a valid registered certificate, for one test; parametrize it indirectly
+    with "portal" or "strict" to give the facility that strictness (else the server's default)."""
+    return provision(admin, trusted, server.base_url, strictness=getattr(request, "param", None))
 
 
 def load_crl(admin: httpx.Client, pki: TestPKI) -> None:

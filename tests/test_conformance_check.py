@@ -85,3 +85,49 @@ def test_cases_are_judged_on_the_files(
     assert verdicts["SIG-004"] == "fail" and verdicts["GCS-DOC-003"] == "pass"
     assert verdicts["GBT-DOC-001"] == "skip"
     assert "FAIL  SIG-004" in text
+
+
+@pytest.fixture()
+def r1_shaped(tmp_path: Path, pki: TestPKI) -> Path:
+    """A GBT as R1's table orders it (NGUOI_THANTHICH first) with a 2-letter MA_QUOCTICH, signed correctly."""
+    from datetime import UTC, datetime
+
+    from fixtures.certificates import build_xml, scenario
+    from fixtures.signer import sign_document
+    from mock_portal.documents.sources import R1_GBT_ORDER
+
+    credential = pki.issue_facility_cert("79001")
+    fields = scenario("gbt_inpatient", facility_code="79001", issued_at=datetime.now(UTC))[0][1]
+    fields["MA_QUOCTICH"] = "VN"
+    xml = build_xml(DocumentType.GBT, {name: fields[name] for name in R1_GBT_ORDER})
+    path = tmp_path / "r1.xml"
+    path.write_bytes(sign_document(xml, credential.key, credential.cert, signing_time=datetime.now(UTC)))
+    return path
+
+
+def test_strictness_judges_vendor_shapes_offline(
+    files: dict[str, Path], r1_shaped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, [portal] = run(capsys, r1_shaped, "--trust", files["ca"], "--strictness", "portal")
+    assert code == 0 and portal["result"] == "200" and portal["strictness"] == "portal"
+    warned = {(f["code"], f["severity"], f["grade"]) for f in portal["findings"]}
+    assert {("SCHEMA_ORDER", "warning", "RECONSTRUCTED"), ("SCHEMA_PATTERN", "warning", "OBSERVED")} <= warned
+    code, [strict] = run(capsys, r1_shaped, "--trust", files["ca"], "--strictness", "strict")
+    assert code == 1 and strict["result"] == "205"
+    assert {"SCHEMA_ORDER", "SCHEMA_PATTERN"} <= {f["code"] for f in strict["findings"] if f["severity"] == "error"}
+
+
+def test_offline_facility_mismatch_fails_a_must_case(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reports = tmp_path / "reports"
+    code = main(
+        ["check", str(files["gbt"]), "--trust", str(files["ca"]), "--facility", "79002", "--report-dir", str(reports)]
+    )
+    capsys.readouterr()
+    assert code == 0, "the real portal accepts the file (portal mode)"
+    report = json.loads((reports / "report.json").read_text())
+    facility = next(c for c in report["cases"] if c["id"] == "GBT-DOC-007")
+    assert facility["verdict"] == "fail" and facility["level"] == "MUST"
+    assert report["summary"]["portal_compatible"]["verdict"] == "fail"
+    assert "GBT-DOC-007" in report["summary"]["portal_compatible"]["failed"]

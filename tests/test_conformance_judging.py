@@ -11,6 +11,8 @@ import pytest
 from conformance.evidence import Bundle, Order, ScenarioRecord, dump, load
 from conformance.model import Level, Verdict
 from conformance.registry import CaseSpec, load_cases
+from conformance.report.common import summary
+from mock_portal.grades import Grade
 
 CASES = load_cases()
 T0 = "2026-11-30T01:00:00Z"
@@ -111,8 +113,13 @@ def test_bytes_are_judged_too() -> None:
     import base64
 
     bom = base64.b64encode(b"\xef\xbb\xbf<?xml version='1.0'?><HSDLGCS/>").decode()
-    verdict, message = judge("GCS-DOC-001", Bundle(submissions=(submission(1, file_b64=bom),)))
-    assert verdict is Verdict.FAIL and "byte order mark" in message
+    dtd = base64.b64encode(b"<?xml version='1.0'?><!DOCTYPE HSDLGCS><HSDLGCS/>").decode()
+    bundle = Bundle(submissions=(submission(1, file_b64=bom),))
+    assert judge("GCS-DOC-001", bundle)[0] is Verdict.PASS, "the real portal reads past a BOM"
+    verdict, message = judge("GCS-DOC-008", bundle)
+    assert verdict is Verdict.FAIL and "byte order mark" in message, "but strict refuses it"
+    verdict, message = judge("GCS-DOC-001", Bundle(submissions=(submission(1, file_b64=dtd),)))
+    assert verdict is Verdict.FAIL and "DOCTYPE" in message
 
 
 def test_signature_case_fails_on_a_failed_check_and_skips_when_not_evaluated() -> None:
@@ -194,7 +201,7 @@ def test_a_crashing_check_is_an_error_not_a_failure() -> None:
     def broken(bundle: Bundle) -> None:
         raise KeyError("oops")
 
-    spec = CaseSpec("X-001", "crash", "none", Level.MUST, "api", (), broken)  # type: ignore[arg-type]
+    spec = CaseSpec("X-001", "crash", "none", Level.MUST, "api", (), broken, Grade.OBSERVED)  # type: ignore[arg-type]
     result = spec.judge(Bundle())
     assert result.verdict is Verdict.ERROR
     assert "KeyError" in result.message and result.blocking
@@ -212,3 +219,42 @@ def test_saved_evidence_replays_to_the_same_verdicts(tmp_path: Path) -> None:
     again = load(dump(bundle, tmp_path / "evidence.jsonl"))
     assert again == bundle
     assert [s.judge(again).verdict for s in CASES.all()] == [s.judge(bundle).verdict for s in CASES.all()]
+
+
+def _warned(sid: int, *codes: str) -> dict:
+    """A file the portal accepted in portal mode with these deviations as warnings."""
+    accepted = submission(sid)
+    accepted["findings"] = [
+        {"code": c, "severity": "warning", "message_en": f"{c} noted", "path": None, "grade": "OBSERVED"} for c in codes
+    ]
+    return accepted
+
+
+def test_a_portal_warning_is_portal_compatible_but_not_strict_clean() -> None:
+    bundle = Bundle(submissions=(_warned(1, "RULE_CODE_YEAR", "SCHEMA_ORDER"),))
+    results = [spec.judge(bundle) for spec in CASES.select(ids=["GCS-DOC-*"])]
+    verdicts = {r.case_id: r.verdict for r in results}
+    assert verdicts["GCS-DOC-005"] is Verdict.PASS and verdicts["GCS-DOC-003"] is Verdict.PASS
+    assert verdicts["GCS-DOC-008"] is Verdict.FAIL
+    info = summary(results)
+    assert info["portal_compatible"]["verdict"] == "pass"
+    assert (info["strict_clean"]["verdict"], info["strict_clean"]["failed"]) == ("fail", ["GCS-DOC-008"])
+    native = Bundle(submissions=(_warned(2, "RULE_COUNT_CONSISTENCY"),))  # a warning in strict mode too
+    assert CASES.get("GCS-DOC-008").judge(native).verdict is Verdict.PASS
+
+
+def test_a_facility_mismatch_fails_a_must_case_even_as_a_warning() -> None:
+    bundle = Bundle(submissions=(_warned(1, "AUTH_FACILITY_MISMATCH"),))
+    result = CASES.get("GCS-DOC-007").judge(bundle)
+    assert result.verdict is Verdict.FAIL and result.blocking and "AUTH_FACILITY_MISMATCH" in result.message
+    assert summary([result])["portal_compatible"]["verdict"] == "fail"
+
+
+def test_lowercase_md5_is_not_strict_clean() -> None:
+    bundle = Bundle(
+        scenarios=(scenario("issue", "base"),),
+        journal=(entry(1, "token", "200", findings=["TOKEN_MD5_CASE"]), entry(2, "token", "200")),
+    )
+    result = CASES.get("API-010").judge(bundle)
+    assert result.verdict is Verdict.FAIL and result.result == "strict" and not result.blocking
+    assert CASES.get("API-001").judge(bundle).verdict is Verdict.PASS

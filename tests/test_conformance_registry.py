@@ -7,10 +7,11 @@ import pytest
 import conformance
 from conformance.model import Level, Verdict, roll_up
 from conformance.registry import AREAS, CASE_IDS_FILE, CaseSpec, DuplicateCase, Registry, load_cases, passed
+from mock_portal.grades import Grade
 
 
 def _spec(case_id: str, area: str = "api", basis: str = "API annex") -> CaseSpec:
-    return CaseSpec(case_id, "t", basis, Level.MUST, area, (), lambda bundle: passed("ok"))
+    return CaseSpec(case_id, "t", basis, Level.MUST, area, (), lambda bundle: passed("ok"), Grade.OBSERVED)
 
 
 def test_duplicate_ids_are_refused_loudly() -> None:
@@ -33,7 +34,9 @@ def test_case_ids_txt_lists_every_registered_case_in_catalogue_order() -> None:
 def test_catalogue_covers_every_area_with_bases_and_levels() -> None:
     specs = load_cases().all()
     assert {s.area for s in specs} == set(AREAS)
-    assert all(s.basis and s.title and isinstance(s.level, Level) for s in specs)
+    assert all(s.basis and s.title and isinstance(s.level, Level) and isinstance(s.grade, Grade) for s in specs)
+    assert {s.result for s in specs} == {"portal", "strict"}
+    assert all(s.level is Level.SHOULD for s in specs if s.result == "strict"), "strict-clean is a SHOULD"
     prefixes = {s.id.rsplit("-", 1)[0] for s in specs}
     assert prefixes == {"GCS-DOC", "GBT-DOC", "SIG", "API", "DL", "FLOW"}
 

@@ -56,13 +56,18 @@ def test_junit_parses_and_counts(reports: Path, finished: RunFinished) -> None:
     assert {s.get("name") for s in root.findall("testsuite")} == {"documents", "signature", "api", "deadline", "flows"}
     failed = next(c for c in cases if c.find("failure") is not None)
     assert failed.find("failure").get("type") in ("MUST", "SHOULD")
-    assert {p.get("name") for p in failed.findall("properties/property")} == {"id", "level", "basis"}
+    assert {p.get("name") for p in failed.findall("properties/property")} == {"id", "level", "basis", "grade", "result"}
+    overall = {p.get("name"): p.get("value") for p in root.findall("properties/property")}
+    assert overall == {"portal_compatible": "fail", "strict_clean": "fail"}
 
 
 def test_report_json_has_the_documented_keys(reports: Path, finished: RunFinished) -> None:
     report = json.loads((reports / "report.json").read_text())
     assert tuple(report) == KEYS
     assert report["seed"] == 5 and report["summary"]["exit_code"] == finished.exit_code == 1
+    assert report["summary"]["portal_compatible"]["verdict"] == "fail"
+    assert report["summary"]["strict_clean"]["level"] == "SHOULD"
+    assert all(c["grade"] in {"CONFIRMED", "OBSERVED", "RECONSTRUCTED", "ADVISORY"} for c in report["cases"])
     dl = next(c for c in report["cases"] if c["id"] == "DL-001")
     assert dl["verdict"] == "fail"
     assert dl["evidence"]["orders"] and dl["evidence"]["expectations"]
@@ -79,6 +84,7 @@ def test_report_html_is_self_contained_with_a_timeline(reports: Path) -> None:
     assert "<svg" in page and "<circle" in page
     assert "<details>" in page and "Reproduce with" in page
     assert page.count('<h2 id="') == 5
+    assert 'id="portal_compatible"' in page and 'id="strict_clean"' in page
 
 
 def test_evidence_file_is_written_for_replay(reports: Path, finished: RunFinished) -> None:

@@ -158,7 +158,7 @@ def test_a_submission_arrives_in_the_journal_and_its_findings_open(
     assert "MaKetQua 205" in page.locator("#verdict").inner_text()
     finding = page.locator("#findings tr.finding").first
     text = finding.inner_text()
-    assert "SIG_DIGEST_MISMATCH" in text and "error" in text
+    assert "SIG_DIGEST_MISMATCH" in text and "error" in text and "CONFIRMED" in text  # its evidence grade
     assert page.locator("#signature-indication").inner_text().startswith("TOTAL_FAILED")
     assert page.locator("#signature-checks tbody tr").count() >= 3
     shot(page, tmp_path, "submission")
@@ -168,6 +168,7 @@ def test_facilities_and_deadlines(page: object, portal: LiveServer, site: Hospit
     assert site.client.send("GCS", sample(site)).ma_ket_qua == "200"
     page.goto(f"{portal.base_url}/sandbox/ui/facilities")
     assert "SHA-256" in page.locator(f"#facility-{site.code}").inner_text()
+    assert page.locator(f"#facility-{site.code} td.strictness").inner_text().startswith("portal")
     shot(page, tmp_path, "facilities")
     page.goto(f"{portal.base_url}/sandbox/ui/deadlines")
     assert page.locator(f"#deadlines-{site.code}").is_visible()

@@ -11,6 +11,8 @@ from fixtures.certificates import SCENARIOS, build_xml, scenario
 from mock_portal.documents import DocumentType, check_structure, fields_of, parse_xml, validate_schema
 from mock_portal.documents.doctypes import GBT_FIELDS, GCS_FIELDS
 from mock_portal.documents.xsdgen import render_xsd, xsd_path
+from mock_portal.findings import Severity
+from mock_portal.grades import Strictness
 
 CERTS = [(f"{name}-{i}", dt, fields) for name in SCENARIOS for i, (dt, fields) in enumerate(scenario(name))]
 
@@ -24,9 +26,10 @@ def _codes(doc_type: DocumentType, data: bytes) -> list[str]:
     return [f.code for f in check_structure(doc_type, root) + validate_schema(doc_type, root)]
 
 
+@pytest.mark.parametrize("portal", [False, True], ids=["strict", "portal"])
 @pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
-def test_checked_in_xsd_matches_the_field_table(doc_type: DocumentType) -> None:
-    assert xsd_path(doc_type).read_text(encoding="utf-8") == render_xsd(doc_type)
+def test_checked_in_xsd_matches_the_field_table(doc_type: DocumentType, portal: bool) -> None:
+    assert xsd_path(doc_type, portal=portal).read_text(encoding="utf-8") == render_xsd(doc_type, portal=portal)
 
 
 def test_field_tables_match_design() -> None:
@@ -82,7 +85,7 @@ SCHEMA_CASES = {
         "SCHEMA_UNEXPECTED_ELEMENT",
         "/GHI_CHU_THEM",
     ),
-    "out-of-order": (GCS, _swap("SO_CON", "LAN_SINH"), "SCHEMA_UNEXPECTED_ELEMENT", "/LAN_SINH"),
+    "out-of-order": (GCS, _swap("SO_CON", "LAN_SINH"), "SCHEMA_ORDER", "/SO_CON"),
     "too-long": (GCS, lambda f: {**f, "HOTEN_NND": "A" * 256}, "SCHEMA_TOO_LONG", "/HOTEN_NND"),
     "too-long-code": (GBT, lambda f: {**f, "MA_GBT": f["MA_GBT"] + "X"}, "SCHEMA_TOO_LONG", "/MA_GBT"),
     "bad-date": (GCS, lambda f: {**f, "NGAY_CT": "10/03/26"}, "SCHEMA_PATTERN", "/NGAY_CT"),
@@ -122,9 +125,45 @@ def test_value_errors_report_the_received_value() -> None:
 VALID_VARIANTS = {
     "optional-empty": (GCS, lambda f: {**f, "MA_CT": "", "MAHUYEN_CU_TRU": "", "GHI_CHU": ""}),
     "optional-absent": (GCS, lambda f: {k: v for k, v in f.items() if not k.endswith("_MTH")}),
-    "birth-year-only": (GBT, lambda f: {**f, "NGAY_SINH": "1950"}),
-    "gbt-id-type-7": (GBT, lambda f: {**f, "LOAI_GIAYTO": "7"}),
 }
+
+# Shapes one source allows and another does not: accepted with a warning in portal mode, refused in strict.
+DISPUTED_VARIANTS = {
+    "birth-year-only": (GBT, lambda f: {**f, "NGAY_SINH": "1950"}, "SCHEMA_PATTERN", "/NGAY_SINH"),
+    "gbt-id-type-7": (GBT, lambda f: {**f, "LOAI_GIAYTO": "7"}, "SCHEMA_PATTERN", "/LOAI_GIAYTO"),
+    "nationality-2": (GBT, lambda f: {**f, "MA_QUOCTICH": "VN"}, "SCHEMA_PATTERN", "/MA_QUOCTICH"),
+    "r1-required-empty": (GBT, lambda f: {**f, "DCHI_THUONGTRU": ""}, "SCHEMA_REQUIRED_EMPTY", "/DCHI_THUONGTRU"),
+    "r1-required-absent": (GBT, _without("SO_BAOTU"), "SCHEMA_REQUIRED_MISSING", "/SO_BAOTU"),
+    "r1-length": (GBT, lambda f: {**f, "MA_BN": "B" * 200}, "SCHEMA_TOO_LONG", "/MA_BN"),
+    "pl02-length": (GBT, lambda f: {**f, "NOI_CAP": "N" * 300}, "SCHEMA_TOO_LONG", "/NOI_CAP"),
+    "r1-order": (GBT, _swap("NGUOI_GHIGIAY", "NGUOI_THANTHICH"), "SCHEMA_ORDER", "/NGUOI_GHIGIAY"),
+    "gcs-r3-required": (GCS, lambda f: {**f, "CAN_NANG_CON": ""}, "SCHEMA_REQUIRED_EMPTY", "/CAN_NANG_CON"),
+}
+
+
+@pytest.mark.parametrize(
+    ("doc_type", "change", "code", "path"), DISPUTED_VARIANTS.values(), ids=list(DISPUTED_VARIANTS)
+)
+def test_disputed_shapes_warn_in_portal_mode_and_refuse_in_strict(
+    doc_type: DocumentType, change: Callable[[dict[str, str]], dict[str, str]], code: str, path: str
+) -> None:
+    root = parse_xml(_xml(doc_type, change(_BASE[doc_type])))
+    (strict,) = validate_schema(doc_type, root, Strictness.STRICT)
+    (portal,) = validate_schema(doc_type, root, Strictness.PORTAL)
+    assert (strict.code, strict.path, strict.severity) == (code, doc_type.path() + path, Severity.ERROR)
+    assert (portal.code, portal.path, portal.severity) == (code, doc_type.path() + path, Severity.WARNING)
+    assert portal.grade in {"CONFIRMED", "OBSERVED", "RECONSTRUCTED"} and portal.source
+
+
+def test_outside_every_source_is_refused_in_both_modes() -> None:
+    root = parse_xml(_xml(GBT, {**_BASE[GBT], "MA_BN": "B" * 256, "MA_QUOCTICH": "V"}))
+    for mode in Strictness:
+        findings = validate_schema(GBT, root, mode)
+        assert {(f.code, f.severity) for f in findings} == {
+            ("SCHEMA_TOO_LONG", Severity.ERROR),
+            ("SCHEMA_PATTERN", Severity.ERROR),
+        }
+        assert {f.grade for f in findings} == {"CONFIRMED"}
 
 
 @pytest.mark.parametrize(("doc_type", "change"), VALID_VARIANTS.values(), ids=list(VALID_VARIANTS))

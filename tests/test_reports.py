@@ -60,7 +60,8 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def reporting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("reports"))
+    # strict: a wrong year in MA_GCS is one of the refusals counted (portal mode only warns about it)
+    live = start_server(tmp_path_factory.mktemp("reports"), extra_env={"PORTAL_STRICTNESS": "strict"})
     yield live
     live.stop()
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from conformance.evidence import Bundle, Json, ScenarioRecord
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from mock_portal.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 MIN_MEAN_GAP = 0.05
@@ -21,7 +22,6 @@ FORM_FINDINGS = frozenset(
     {
         "AUTH_FIELDS_MISSING",
         "AUTH_BAD_CREDENTIALS",
-        "AUTH_FACILITY_MISMATCH",
         "AUTH_TOKEN_INVALID",
         "AUTH_TOKEN_OTHER_ACCOUNT",
     }
@@ -45,6 +45,7 @@ def _entry_finding(scenario: ScenarioRecord, entry: Json, text: str) -> Finding:
 
 @case(
     id="API-001",
+    grade=Grade.CONFIRMED,
     title="Token taken with the account and the uppercase-hex MD5 password",
     basis=ANNEX + " §I token/take",
     area="api",
@@ -71,6 +72,7 @@ def token_taken(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-002",
+    grade=Grade.CONFIRMED,
     title="Submission form complete: maCskcb, token, id_token, username, password, loaiHs, fileBase64Str",
     basis=ANNEX + " §4 guiGiayToDienTu",
     area="api",
@@ -92,6 +94,7 @@ def form_complete(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-003",
+    grade=Grade.CONFIRMED,
     title="loaiHs matches the document (61 = HSDLGCS, 60 = HSDLGBT)",
     basis=ANNEX + " §4 loaiHs",
     area="api",
@@ -116,6 +119,7 @@ def loai_hs_matches(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-004",
+    grade=Grade.RECONSTRUCTED,
     title="Token reused for later submissions until it expires",
     basis=ANNEX + " §I expires_in",
     level=Level.SHOULD,
@@ -150,6 +154,7 @@ def token_reused(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-005",
+    grade=Grade.CONFIRMED,
     title="On MaKetQua 401 the client logs in again and resends",
     basis=ANNEX + " §4 MaKetQua 401",
     area="api",
@@ -183,6 +188,7 @@ def relogin_after_401(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-006",
+    grade=Grade.CONFIRMED,
     title="A file refused with 205 is not resent unchanged",
     basis=ANNEX + " §4 MaKetQua 205",
     area="api",
@@ -226,6 +232,7 @@ def _retry_runs(bundle: Bundle) -> list[tuple[ScenarioRecord, list[Json]]]:
 
 @case(
     id="API-007",
+    grade=Grade.CONFIRMED,
     title="On MaKetQua 500, HTTP 5xx or a reset connection the client retries",
     basis=ANNEX + " §4 MaKetQua 500",
     area="api",
@@ -253,6 +260,7 @@ def retries(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-008",
+    grade=Grade.ADVISORY,
     title="Retries back off and are bounded",
     basis=ANNEX + " §4 MaKetQua 500",
     level=Level.SHOULD,
@@ -294,6 +302,7 @@ def backoff(bundle: Bundle) -> Outcome:
 
 @case(
     id="API-009",
+    grade=Grade.CONFIRMED,
     title="On MaKetQua 1001 (file too large) the same file is not resent",
     basis=ANNEX + " §4 MaKetQua 1001",
     area="api",
@@ -313,3 +322,29 @@ def no_retry_on_1001(bundle: Bundle) -> Outcome:
     if not seen:
         raise SkipCase("no submission was answered with MaKetQua 1001")
     return failed(problems, journal=ids) if problems else passed("no resend after MaKetQua 1001", journal=ids)
+
+
+CASE_DEVIATIONS = frozenset({"TOKEN_MD5_CASE", "AUTH_MD5_CASE"})
+
+
+@case(
+    id="API-010",
+    grade=Grade.OBSERVED,
+    title="Password MD5 sent as uppercase hex (clean under strict; the real portal also takes lowercase)",
+    basis=ANNEX + " §I token/take; R9 production clients",
+    level=Level.SHOULD,
+    area="api",
+    needs=("journal",),
+    result="strict",
+)
+def md5_uppercase(bundle: Bundle) -> Outcome:
+    entries = _all_entries(bundle)
+    if not entries:
+        raise SkipCase("the hospital never called the wire API")
+    bad = [
+        _entry_finding(s, e, ", ".join(sorted(CASE_DEVIATIONS & set(e["findings"]))) + ": lowercase hex MD5")
+        for s, e in entries
+        if CASE_DEVIATIONS & set(e["findings"])
+    ]
+    ids = [e["id"] for _, e in entries]
+    return failed(bad, journal=ids) if bad else passed(f"{len(entries)} request(s) with uppercase MD5", journal=ids)

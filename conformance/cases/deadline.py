@@ -9,6 +9,7 @@ from __future__ import annotations
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from mock_portal.grades import Grade
 
 DECREE = "Decree 63/2024/NĐ-CP Art. 25.1"
 
@@ -53,6 +54,7 @@ def _delivered(bundle: Bundle, *, outage: bool) -> list[Order]:
 
 @case(
     id="DL-001",
+    grade=Grade.ADVISORY,
     title="Each certificate asked for is accepted within 4 working hours of its issue",
     basis=DECREE,
     area="deadline",
@@ -64,6 +66,7 @@ def on_time(bundle: Bundle) -> Outcome:
 
 @case(
     id="DL-002",
+    grade=Grade.ADVISORY,
     title="Still within 4 working hours with a 1-working-hour portal outage",
     basis=DECREE,
     area="deadline",
@@ -80,6 +83,7 @@ def _document(bundle: Bundle, order: Order) -> Json | None:
 
 @case(
     id="DL-003",
+    grade=Grade.ADVISORY,
     title="The backlog after an outage is drained earliest-deadline-first",
     basis=DECREE + " (risk-based ordering)",
     level=Level.SHOULD,

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from conformance.cases.common import codes_in, files, judge_findings, label
 from conformance.evidence import Bundle
 from conformance.model import Finding, Level
-from conformance.registry import Check, Outcome, case, failed
+from conformance.registry import Check, Outcome, SkipCase, case, failed, passed
+from mock_portal.fidelity import strict_refuses
+from mock_portal.grades import Grade
 
 BASIS = {"GCS": "Circular 22/2025 (GCS data set, Mẫu 01/02)", "GBT": "Circular 25/2025 (GBT data set, Mẫu 05)"}
 ROOT = {"GCS": "HSDLGCS", "GBT": "HSDLGBT"}
 
 WELL_FORMED = (
-    "XML_BOM",
     "XML_ENCODING",
     "XML_DTD_FORBIDDEN",
     "XML_ENTITY_FORBIDDEN",
@@ -59,17 +60,18 @@ CROSS_FIELD = (
 )
 
 
+FACILITY = ("AUTH_FACILITY_MISMATCH", "AUTH_FACILITY_UNKNOWN", "RULE_CODE_FACILITY", "RULE_FACILITY_MISMATCH")
+
+
 def _bytes_problems(bundle: Bundle, doc_type: str) -> list[Finding]:
-    """What the bytes themselves show: a BOM, a DTD, or text that is not UTF-8."""
+    """What the bytes themselves show: a DTD, or text that is not UTF-8 (a BOM: see the strict-clean case)."""
     problems = []
     for submission in files(bundle, doc_type):
         data = bundle.file_of(submission)
         if data is None:
             continue
         reason = None
-        if data.startswith(b"\xef\xbb\xbf"):
-            reason = "starts with a UTF-8 byte order mark"
-        elif b"<!DOCTYPE" in data[:4096]:
+        if b"<!DOCTYPE" in data[:4096]:
             reason = "carries a DOCTYPE declaration"
         else:
             try:
@@ -86,7 +88,59 @@ def _well_formed(doc_type: str) -> Check:
         problems = _bytes_problems(bundle, doc_type)
         if problems:
             return failed(problems)
-        return judge_findings(bundle, doc_type, codes_in(WELL_FORMED), "well-formed UTF-8, no BOM, no DTD")
+        return judge_findings(bundle, doc_type, codes_in(WELL_FORMED), "well-formed UTF-8, no DTD")
+
+    return check
+
+
+def _right_facility(doc_type: str) -> Check:
+    """R2: the real portal accepts a maCskcb of another facility and files the document there. Any sign of
+    that — whether the portal under test warned or refused — fails: the document would be mis-filed."""
+
+    def check(bundle: Bundle) -> Outcome:
+        judged = [s for s in bundle.hospital_submissions(doc_type) if s.get("findings") is not None]
+        if not judged:
+            raise SkipCase(f"no {doc_type} file from the hospital reached the portal")
+        problems = [
+            Finding(f"{label(s)}: {f['code']} ({f['severity']}): {f.get('message_en', '')}", submission_ids=(s["id"],))
+            for s in judged
+            for f in s["findings"]
+            if f["code"] in FACILITY
+        ]
+        ids = [s["id"] for s in judged]
+        if problems:
+            return failed(problems, submissions=ids)
+        return passed(f"{len(judged)} file(s) sent for and filed under the account's own facility", submissions=ids)
+
+    return check
+
+
+def _strict_clean(doc_type: str) -> Check:
+    """Nothing `strict` mode would refuse: no deviation between the sources even where the real portal
+    is lax (order, fields R1 requires, lengths, nationality, year-only birth date, BOM, code year)."""
+
+    def check(bundle: Bundle) -> Outcome:
+        judged = files(bundle, doc_type)
+        problems = [
+            Finding(f"{label(s)}: the file starts with a UTF-8 byte order mark", submission_ids=(s["id"],))
+            for s in judged
+            if (bundle.file_of(s) or b"").startswith(b"\xef\xbb\xbf")
+            and not any(f["code"] == "XML_BOM" for f in s.get("findings") or [])
+        ]
+        problems += [
+            Finding(
+                f"{label(s)}: {f['code']}{' at ' + f['path'] if f.get('path') else ''} ({f.get('grade') or '?'}):"
+                f" {f.get('message_en', '')}",
+                submission_ids=(s["id"],),
+            )
+            for s in judged
+            for f in s.get("findings") or []
+            if strict_refuses(f["code"], f["severity"])
+        ]
+        ids = [s["id"] for s in judged]
+        if problems:
+            return failed(problems, submissions=ids)
+        return passed(f"{len(judged)} file(s) clean under strict", submissions=ids)
 
     return check
 
@@ -104,13 +158,15 @@ class DocCase:
     suffix: str
     title: str
     build: Check
+    grade: Grade
     level: Level = Level.MUST
+    result: str = "portal"
 
 
 def _table(doc_type: str) -> list[DocCase]:
     code_field = "MA_GCS" if doc_type == "GCS" else "MA_GBT"
     return [
-        DocCase("001", "Well-formed UTF-8 without BOM, DTD or entities", _well_formed(doc_type)),
+        DocCase("001", "Well-formed UTF-8 without DTD or entities", _well_formed(doc_type), Grade.CONFIRMED),
         DocCase(
             "002",
             f"Root {ROOT[doc_type]} with exactly one data element, as loaiHs says",
@@ -119,22 +175,45 @@ def _table(doc_type: str) -> list[DocCase]:
                 ("XML_ROOT_MISMATCH", "XML_DATA_MISSING", "XML_DATA_MULTIPLE"),
                 "root and data element as expected",
             ),
+            Grade.CONFIRMED,
         ),
-        DocCase("003", "Valid against the schema (fields, order, lengths, patterns)", _schema(doc_type)),
+        DocCase(
+            "003",
+            "Valid against the schema in a shape some source allows (fields, lengths, patterns)",
+            _schema(doc_type),
+            Grade.OBSERVED,
+        ),
         DocCase(
             "004",
             "Formats and code lists (dates, CCCD, BHXH/BHYT, ethnicity, nationality, places)",
             _by_codes(doc_type, FORMATS, "formats and code lists respected"),
+            Grade.ADVISORY,
         ),
         DocCase(
             "005",
             f"{code_field} is XXXXX.{doc_type}.ZZZZZ.YY with the submitting facility and the issue year",
             _by_codes(doc_type, CODE_RULES, f"{code_field} well formed, own facility, issue year"),
+            Grade.ADVISORY,
         ),
         DocCase(
             "006",
             "Cross-field rules (dates in order, counts, weights, notes, required groups)",
             _by_codes(doc_type, CROSS_FIELD, "cross-field rules hold"),
+            Grade.RECONSTRUCTED,
+        ),
+        DocCase(
+            "007",
+            "Filed under the right facility: maCskcb is the account's facility and the one in the document",
+            _right_facility(doc_type),
+            Grade.OBSERVED,
+        ),
+        DocCase(
+            "008",
+            "Clean under strict: no deviation between the sources (order, R1 fields, lengths, BOM, code year)",
+            _strict_clean(doc_type),
+            Grade.RECONSTRUCTED,
+            Level.SHOULD,
+            "strict",
         ),
     ]
 
@@ -149,6 +228,8 @@ def _register() -> None:
                 level=row.level,
                 area="documents",
                 needs=("submissions",),
+                grade=row.grade,
+                result=row.result,
             )(row.build)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from mock_portal.grades import Grade
 
 GCS = "Circular 22/2025 (GCS)"
 GBT = "Circular 25/2025 (GBT Mẫu 05)"
@@ -49,6 +50,7 @@ def _outcome(problems: list[Finding], orders: list[Order], message: str) -> Outc
 
 @case(
     id="FLOW-001",
+    grade=Grade.ADVISORY,
     title="Twins give two certificates with distinct MA_GCS and SO_CON=2",
     basis=GCS,
     area="flows",
@@ -68,6 +70,7 @@ def twins(bundle: Bundle) -> Outcome:
 
 @case(
     id="FLOW-002",
+    grade=Grade.ADVISORY,
     title="A reissue keeps MA_GCS with CAP_LAN_DAU=0",
     basis=GCS + " (cấp lại)",
     area="flows",
@@ -107,6 +110,7 @@ def _same_fields(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], w
 
 @case(
     id="FLOW-003",
+    grade=Grade.ADVISORY,
     title="A surrogacy birth includes the _MTH and _CHA_MTH groups",
     basis=GCS + " Mẫu 02 (mang thai hộ)",
     area="flows",
@@ -118,6 +122,7 @@ def surrogacy(bundle: Bundle) -> Outcome:
 
 @case(
     id="FLOW-004",
+    grade=Grade.ADVISORY,
     title="An inpatient death carries its admission time (NGAYGIO_VV) and record (MA_HSBA)",
     basis=GBT,
     area="flows",
@@ -129,6 +134,7 @@ def inpatient(bundle: Bundle) -> Outcome:
 
 @case(
     id="FLOW-005",
+    grade=Grade.RECONSTRUCTED,
     title="The data that reached the portal is what the harness asked to issue",
     basis=GCS + "; " + GBT,
     area="flows",

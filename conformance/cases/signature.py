@@ -10,6 +10,7 @@ from conformance.cases.common import files, judge_checks, label
 from conformance.evidence import Bundle
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from mock_portal.grades import Grade
 
 PROFILE = "Signature profile (DESIGN §3.3; CV 4410/BYT-KCB PL02)"
 TRUST = "Signature profile §3.3 trust rules (Decree 23/2025 on digital signatures)"
@@ -18,6 +19,7 @@ NEEDS = ("submissions",)
 
 @case(
     id="SIG-001",
+    grade=Grade.CONFIRMED,
     title="Signature present in CHUKYDONVI, recognised profile, covering the data element",
     basis=PROFILE,
     area="signature",
@@ -30,6 +32,7 @@ def signature_placed(bundle: Bundle) -> Outcome:
 
 @case(
     id="SIG-002",
+    grade=Grade.OBSERVED,
     title="Uses the current two-reference profile (SigningTime object + data element)",
     basis=PROFILE,
     level=Level.SHOULD,
@@ -57,6 +60,7 @@ def two_reference_profile(bundle: Bundle) -> Outcome:
 
 @case(
     id="SIG-003",
+    grade=Grade.OBSERVED,
     title="Signature and digest algorithms of the SHA-2 family (no SHA-1, MD5, HMAC)",
     basis=PROFILE,
     area="signature",
@@ -66,29 +70,58 @@ def algorithms(bundle: Bundle) -> Outcome:
     return judge_checks(bundle, ("algorithms_allowed",), "SHA-2 signature and digest algorithms")
 
 
-@case(id="SIG-004", title="Digests and signature value are valid", basis=PROFILE, area="signature", needs=NEEDS)
+@case(
+    id="SIG-004",
+    grade=Grade.CONFIRMED,
+    title="Digests and signature value are valid",
+    basis=PROFILE,
+    area="signature",
+    needs=NEEDS,
+)
 def digests_and_value(bundle: Bundle) -> Outcome:
     return judge_checks(bundle, ("digests_match", "signature_value_valid"), "digests and signature value valid")
 
 
-@case(id="SIG-005", title="Certificate chains to a trusted CA", basis=TRUST, area="signature", needs=NEEDS)
+@case(
+    id="SIG-005",
+    grade=Grade.CONFIRMED,
+    title="Certificate chains to a trusted CA",
+    basis=TRUST,
+    area="signature",
+    needs=NEEDS,
+)
 def chain(bundle: Bundle) -> Outcome:
     return judge_checks(bundle, ("certificate_chain_trusted",), "certificate chains to a trusted CA")
 
 
-@case(id="SIG-006", title="Certificate valid at SigningTime and at receipt", basis=TRUST, area="signature", needs=NEEDS)
+@case(
+    id="SIG-006",
+    grade=Grade.CONFIRMED,
+    title="Certificate valid at SigningTime and at receipt",
+    basis=TRUST,
+    area="signature",
+    needs=NEEDS,
+)
 def validity(bundle: Bundle) -> Outcome:
     names = ("certificate_valid_at_signing_time", "certificate_valid_at_receipt")
     return judge_checks(bundle, names, "certificate valid at SigningTime and at receipt")
 
 
-@case(id="SIG-007", title="Certificate not revoked (CRL)", basis=TRUST, area="signature", needs=NEEDS)
+@case(
+    id="SIG-007",
+    grade=Grade.CONFIRMED,
+    title="Certificate not revoked (CRL)",
+    basis=TRUST,
+    area="signature",
+    needs=NEEDS,
+)
 def not_revoked(bundle: Bundle) -> Outcome:
     return judge_checks(bundle, ("certificate_not_revoked",), "certificate not revoked")
 
 
 @case(
     id="SIG-008",
+    grade=Grade.CONFIRMED,
     title="Certificate key usage allows digitalSignature or nonRepudiation",
     basis=TRUST,
     area="signature",
@@ -100,6 +133,7 @@ def key_usage(bundle: Bundle) -> Outcome:
 
 @case(
     id="SIG-009",
+    grade=Grade.RECONSTRUCTED,
     title="Certificate registered for the submitting facility (Danh mục chứng thư số)",
     basis=TRUST,
     area="signature",
@@ -111,6 +145,7 @@ def registered(bundle: Bundle) -> Outcome:
 
 @case(
     id="SIG-010",
+    grade=Grade.RECONSTRUCTED,
     title="SigningTime present and plausible (not after receipt, not stale)",
     basis=PROFILE,
     area="signature",

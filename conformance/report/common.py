@@ -14,8 +14,21 @@ ADMIN = '-H "Authorization: Bearer $PORTAL_ADMIN_TOKEN"'
 def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any]:
     counts = Counter(r.verdict.value for r in results)
     blocking = [r.case_id for r in results if r.blocking]
+    not_strict = [r.case_id for r in results if r.result == "strict" and r.verdict in (Verdict.FAIL, Verdict.ERROR)]
     return {
         "verdict": "fail" if blocking else "pass",
+        "portal_compatible": {
+            "verdict": "fail" if blocking else "pass",
+            "level": "MUST",
+            "meaning": "the real portal would accept every document and file it under the right facility",
+            "failed": blocking,
+        },
+        "strict_clean": {
+            "verdict": "fail" if blocking or not_strict else "pass",
+            "level": "SHOULD",
+            "meaning": "nothing strict mode would refuse: safe against any tightening of the portal",
+            "failed": blocking + not_strict,
+        },
         "counts": {v.value: counts.get(v.value, 0) for v in Verdict},
         "total": len(results),
         "must_failed": blocking,

@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from conformance.events import RunFinished
@@ -129,7 +130,7 @@ def _case_row(result: CaseResult, finished: RunFinished) -> str:
         )
     return (
         f"<tr><td>{_verdict(result.verdict.value)}</td><td><b>{escape(result.case_id)}</b></td>"
-        f"<td>{escape(result.level.value)}</td>"
+        f'<td>{escape(result.level.value)}<br><span class="muted">{escape(result.grade)}</span></td>'
         f'<td>{escape(result.title)}<br><span class="muted">{escape(result.basis)}</span>'
         f"<details><summary>details</summary>{''.join(body)}</details></td></tr>"
     )
@@ -174,6 +175,7 @@ def render(finished: RunFinished) -> str:
 <body>
 <h1>GCS/GBT integration conformance report {_verdict(info["verdict"], big=True)}</h1>
 <p><b>{headline}</b>: {escape(counts)}. MUST cases failed: {escape(failed)}.</p>
+{_two_results(info)}
 {_facts(meta, finished.seconds)}
 <h2>Deadline: issue → acceptance (Decree 63/2024 Art. 25.1, 4 working hours)</h2>
 {timeline_svg(timeline(finished.bundle))}
@@ -182,6 +184,15 @@ def render(finished: RunFinished) -> str:
 <h2>Scenarios and fault plans</h2><ul>{plans or "<li>none (offline evidence)</li>"}</ul>
 </body></html>
 """
+
+
+def _two_results(info: dict[str, Any]) -> str:
+    rows = "".join(
+        f'<tr id="{key}"><th>{name} ({info[key]["level"]})</th><td>{_verdict(info[key]["verdict"])}</td>'
+        f"<td>{escape(info[key]['meaning'])}</td><td>{escape(', '.join(info[key]['failed']) or '—')}</td></tr>"
+        for key, name in (("portal_compatible", "Portal-compatible"), ("strict_clean", "Strict-clean"))
+    )
+    return f"<table>{rows}</table>"
 
 
 def write_html(finished: RunFinished, path: Path) -> Path:

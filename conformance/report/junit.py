@@ -12,11 +12,15 @@ from xml.etree import ElementTree as ET
 from conformance.events import RunFinished
 from conformance.model import Verdict
 from conformance.registry import AREAS
-from conformance.report.common import reproduce
+from conformance.report.common import reproduce, summary
 
 
 def write_junit(finished: RunFinished, path: Path) -> Path:
     suites = ET.Element("testsuites", name="conformance", time=f"{finished.seconds:.3f}")
+    info = summary(finished.results)
+    overall = ET.SubElement(suites, "properties")
+    for key in ("portal_compatible", "strict_clean"):
+        ET.SubElement(overall, "property", name=key, value=info[key]["verdict"])
     for area in AREAS:
         results = [r for r in finished.results if r.area == area]
         if not results:
@@ -40,7 +44,14 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
                 time=f"{result.duration_ms / 1000:.3f}",
             )
             properties = ET.SubElement(item, "properties")
-            for name, value in (("id", result.case_id), ("level", result.level.value), ("basis", result.basis)):
+            facts = (
+                ("id", result.case_id),
+                ("level", result.level.value),
+                ("basis", result.basis),
+                ("grade", result.grade),
+                ("result", result.result),
+            )
+            for name, value in facts:
                 ET.SubElement(properties, "property", name=name, value=value)
             details = "\n".join([*(f.message for f in result.evidence.findings), *reproduce(result, finished.bundle)])
             if result.verdict is Verdict.FAIL:

@@ -40,7 +40,9 @@ class TextReporter:
             self._print(f"  ✓ {event.record.name}: {taken}/{len(event.orders)} order(s) taken, {event.seconds:.1f} s")
         elif isinstance(event, CaseFinished):
             result = event.result
-            line = f"{MARK[result.verdict]} {result.case_id:<12} {result.level.value:<6} {result.title}"
+            line = (
+                f"{MARK[result.verdict]} {result.case_id:<12} {result.level.value:<6} {result.grade:<13} {result.title}"
+            )
             if result.verdict is not Verdict.PASS or self.verbose:
                 line += f"\n        {result.message}"
             self._print(line)
@@ -49,6 +51,9 @@ class TextReporter:
             counts = ", ".join(f"{n} {v}" for v, n in info["counts"].items() if n)
             verdict = "NOT CONFORMANT" if info["must_failed"] else "CONFORMANT"
             self._print(f"\n{verdict}: {counts} in {event.seconds:.1f} s")
+            for key, name in (("portal_compatible", "portal-compatible"), ("strict_clean", "strict-clean")):
+                part = info[key]
+                self._print(f"  {name} ({part['level']}): {part['verdict'].upper()} — {part['meaning']}")
             if info["must_failed"]:
                 self._print(f"  MUST cases failed: {', '.join(info['must_failed'])}")
             if info["should_failed"]:

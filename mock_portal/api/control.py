@@ -163,6 +163,9 @@ def _entry(entry: JournalEntry) -> Json:
         "loai_hs": entry.loai_hs,
         "faults": entry.faults,
         "findings": [f["code"] for f in entry.findings],
+        "graded_findings": [
+            {"code": f["code"], "grade": f.get("grade"), "source": f.get("source")} for f in entry.findings
+        ],
         "duration_ms": entry.duration_ms,
     }
 

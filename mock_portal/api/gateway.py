@@ -141,6 +141,8 @@ class _Exchange:
             self.scope.setdefault("state", {})[JournalSlot.SCOPE_KEY] = slot
         await self.gateway.app(self.scope, replay, capture)
         status, headers, payload = _assemble(captured)
+        if status >= 400:
+            headers = _explain_problem(headers, payload)
         if decision.applied:
             headers = _explain_faults(headers, decision.applied)
         if exchange is None:
@@ -189,9 +191,14 @@ class _Exchange:
 
 
 def _form(body: bytes) -> dict[str, str]:
+    """The fields the gateway needs (username, maCskcb, loaiHs), from a form or a JSON body (token/take)."""
     try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
+        text = body.decode("utf-8")
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+            return {str(k): str(v) for k, v in data.items() if k != "fileBase64Str"} if isinstance(data, dict) else {}
+        parsed = parse_qs(text, keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return {key: values[0] for key, values in parsed.items() if key != "fileBase64Str"}
 
@@ -205,6 +212,23 @@ def _assemble(messages: list[Message]) -> tuple[int, list[tuple[bytes, bytes]], 
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
     headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
     return int(start["status"]), headers, body
+
+
+def _explain_problem(headers: list[tuple[bytes, bytes]], payload: bytes) -> list[tuple[bytes, bytes]]:
+    """A wire request refused before the portal saw it (problem+json: bad JSON, wrong media type…) is
+    explained and journalled like the portal's own refusals: X-Sandbox-Explain and its code as a finding."""
+    if any(k.lower() == b"x-sandbox-explain" for k, _ in headers):
+        return headers
+    try:
+        problem = json.loads(payload)
+    except ValueError:
+        return headers
+    if not isinstance(problem, dict) or not isinstance(problem.get("code"), str):
+        return headers
+    code = problem["code"]
+    detail = str(problem.get("detail") or problem.get("title") or "").split(" | ", 1)[-1]  # the English half
+    explain = header_safe(f"{code}: {detail}")
+    return [*headers, (b"x-sandbox-explain", explain.encode()), (b"x-sandbox-findings", header_safe(code).encode())]
 
 
 def _explain_faults(headers: list[tuple[bytes, bytes]], applied: tuple[str, ...]) -> list[tuple[bytes, bytes]]:

@@ -17,9 +17,10 @@ from typing import Any
 from flask import current_app, request
 
 from mock_portal.api.render import Reply, reply
-from mock_portal.auth import Credentials
+from mock_portal.auth import Credentials, json_body_note
 from mock_portal.clock import vn_local
 from mock_portal.codes import SubmitResult, TokenResult
+from mock_portal.findings import Finding
 from mock_portal.gate import Exchange, JournalSlot
 from mock_portal.portal import Outcome, Portal, SubmissionForm
 
@@ -39,13 +40,20 @@ def _fields(body: Any) -> dict[str, str]:
 
 def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
+    notes = (json_body_note(),) if request.mimetype == "application/json" else ()
     try:
-        grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")))
-    except Exception:  # the real portal answers any failure of its own with maKetQua 500
+        grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")), notes)
+    except Exception as exc:  # the real portal answers any failure of its own with maKetQua 500
         log.exception("token take failed")
-        return reply({"maKetQua": TokenResult.SYSTEM_ERROR.value, "APIKey": None})
+        explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
+        return reply({"maKetQua": TokenResult.SYSTEM_ERROR.value, "APIKey": None}, 200, explain)
+    headers = {
+        "X-Sandbox-Explain": header_safe(grant.explain()),
+        "X-Sandbox-Findings": header_safe(",".join(f.code for f in grant.findings), limit=2000),
+        "X-Sandbox-Grades": grades_header(grant.findings),
+    }
     if grant.token is None:
-        return reply({"maKetQua": grant.result.value, "APIKey": None})
+        return reply({"maKetQua": grant.result.value, "APIKey": None}, 200, headers)
     token = grant.token
     return reply(
         {
@@ -57,7 +65,9 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
                 "username": token.username,
                 "expires_in": token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
-        }
+        },
+        200,
+        headers,
     )
 
 
@@ -136,5 +146,11 @@ def _headers(outcome: Outcome) -> dict[str, str]:
         "X-Sandbox-Submission": str(outcome.submission_id),
         "X-Sandbox-Explain": header_safe(verdict.explain()),
         "X-Sandbox-Findings": header_safe(",".join(f.code for f in verdict.findings), limit=2000),
+        "X-Sandbox-Grades": grades_header(verdict.findings),
         "X-Sandbox-Document": header_safe(verdict.document_code or ""),
     }
+
+
+def grades_header(findings: tuple[Finding, ...]) -> str:
+    """`CODE=GRADE:severity`, comma-separated, in the order of X-Sandbox-Findings."""
+    return header_safe(",".join(f"{f.code}={f.grade or '?'}:{f.severity.value}" for f in findings), limit=4000)

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Response, current_app
 
+from mock_portal import fidelity, store
 from mock_portal import sandbox as ops
-from mock_portal import store
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
 from mock_portal.documents import list_rules as domain_rules
@@ -43,6 +43,8 @@ def _facility(portal: Portal, row: store.Facility) -> Reply:
     return {
         "code": row.code,
         "name": row.name,
+        "strictness": portal.strictness(row.strictness).value,
+        "strictness_override": row.strictness,
         "created_at": iso(row.created_at),
         "accounts": [{"username": a.username, "locked": a.locked} for a in portal.repo.accounts_of(row.code)],
         "certificates": [_certificate(c) for c in portal.repo.certificates_of(row.code)],
@@ -114,6 +116,11 @@ def lock_facility(code: str) -> Reply:
 def unlock_facility(code: str) -> Reply:
     portal = _portal()
     ops.set_locked(portal, code, False)
+    return get_facility(code)
+
+
+def set_strictness(code: str, body: Json) -> Reply:
+    ops.set_strictness(_portal(), code, body.get("strictness"))
     return get_facility(code)
 
 
@@ -197,7 +204,13 @@ def get_document(code: str) -> Reply:
 
 
 def list_rules() -> Reply:
-    return reply([rule.to_dict() for rule in domain_rules()])
+    graded = {b.codes[0]: b.to_dict() for b in fidelity.registry() if b.area == "rule"}
+    keep = ("grade", "source", "reason", "portal_mode", "strict_mode")
+    return reply([{**rule.to_dict(), **{k: graded[rule.code][k] for k in keep}} for rule in domain_rules()])
+
+
+def list_behaviours() -> Reply:
+    return reply([b.to_dict() for b in fidelity.registry()])
 
 
 def reset() -> tuple[str, int]:

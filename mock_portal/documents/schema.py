@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
+from functools import cache
 
 from lxml import etree
 
 from ..findings import Finding, Severity
+from ..grades import Action, Evidence, Grade, Strictness
 from .doctypes import DocumentType
+from .sources import R1_GBT_ORDER, field_evidence, field_table
 from .xsdgen import xsd_path
 
 _local = threading.local()
 
 
-def _schema(doc_type: DocumentType) -> etree.XMLSchema:
+def _schema(doc_type: DocumentType, portal: bool) -> etree.XMLSchema:
     """Compile each XSD once per thread: `XMLSchema.validate` keeps its error log on the object."""
-    cache: dict[DocumentType, etree.XMLSchema] | None = getattr(_local, "schemas", None)
+    cache: dict[tuple[DocumentType, bool], etree.XMLSchema] | None = getattr(_local, "schemas", None)
     if cache is None:
         cache = _local.schemas = {}
-    if doc_type not in cache:
-        cache[doc_type] = etree.XMLSchema(etree.parse(str(xsd_path(doc_type))))
-    return cache[doc_type]
+    if (doc_type, portal) not in cache:
+        cache[doc_type, portal] = etree.XMLSchema(etree.parse(str(xsd_path(doc_type, portal=portal))))
+    return cache[doc_type, portal]
 
 
 def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
@@ -111,9 +115,50 @@ def _received(root: etree._Element, entry: etree._LogEntry, code: str) -> str | 
     return element.group(1) if element else None
 
 
-def validate_schema(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
-    """Validate against the type's XSD; each libxml2 error becomes one specific finding."""
-    schema = _schema(doc_type)
+_CONSTRAINT = {
+    "SCHEMA_REQUIRED_MISSING": "presence",
+    "SCHEMA_REQUIRED_EMPTY": "presence",
+    "SCHEMA_TOO_LONG": "length",
+    "SCHEMA_PATTERN": "pattern",
+    "SCHEMA_ORDER": "order",
+}
+_STRUCTURE = Evidence(
+    Grade.OBSERVED, "PL02 via R2/R3/R12", "element names and the Id attribute of the PL02 vendors", Action.REFUSE
+)
+
+
+def validate_schema(
+    doc_type: DocumentType, root: etree._Element, strictness: Strictness = Strictness.STRICT
+) -> list[Finding]:
+    """Validate against both XSDs and the field order; each problem becomes one graded finding.
+
+    A problem the `portal` XSD finds contradicts every source: an error in both modes. One only the
+    `strict` XSD (or the order check) finds is where the sources disagree: an error in `strict`
+    mode, a warning in `portal` mode."""
+    strict = _xsd_findings(doc_type, root, portal=False)
+    refused = (
+        _xsd_findings(doc_type, root, portal=True) if strict else []
+    )  # the strict shape lies inside the portal one
+    keys = {(f.code, f.path) for f in refused}
+    disputed = [f for f in strict if (f.code, f.path) not in keys] + check_order(doc_type, root)
+    soft = Severity.ERROR if strictness is Strictness.STRICT else Severity.WARNING
+    return [_graded(doc_type, f, True, Severity.ERROR) for f in refused] + [
+        _graded(doc_type, f, False, soft) for f in disputed
+    ]
+
+
+def _graded(doc_type: DocumentType, finding: Finding, refused: bool, severity: Severity) -> Finding:
+    constraint = _CONSTRAINT.get(finding.code)
+    name = (finding.path or "").rsplit("/", 1)[-1].split("[", 1)[0]
+    evidence = (
+        _STRUCTURE if constraint is None else field_evidence(doc_type, name, constraint, refused_in_portal=refused)
+    )
+    return replace(finding, severity=severity, grade=evidence.grade.value, source=evidence.source)
+
+
+def _xsd_findings(doc_type: DocumentType, root: etree._Element, *, portal: bool) -> list[Finding]:
+    """Each libxml2 error of one XSD as one specific finding; missing required fields named one by one."""
+    schema = _schema(doc_type, portal)
     if schema.validate(root):
         return []
     findings: list[Finding] = []
@@ -124,42 +169,80 @@ def validate_schema(doc_type: DocumentType, root: etree._Element) -> list[Findin
             continue
         seen.add((entry.path, entry.message))
         code, vi, en = classified
+        if code == "SCHEMA_REQUIRED_MISSING":
+            findings += _missing(doc_type, root, portal=portal)
+            continue
         expected = _EXPECTED.search(entry.message)
-        path = entry.path or None
-        missing = _skipped_required(doc_type, root, entry, expected) if code.endswith("UNEXPECTED_ELEMENT") else None
-        if missing:
-            code, vi, en = ("SCHEMA_REQUIRED_MISSING", "Thiếu trường bắt buộc", "A required field is missing")
-            path = f"{path.rsplit('/', 1)[0]}/{missing}" if path else None
         findings.append(
             _error(
                 code,
                 f"{vi}: {entry.message} (dòng {entry.line})",
                 f"{en}: {entry.message} (line {entry.line})",
-                path=path,
-                expected=missing or (expected.group(1) if expected else None),
-                received=None if missing else _received(root, entry, code),
+                path=entry.path or None,
+                expected=expected.group(1) if expected else None,
+                received=_received(root, entry, code),
             )
         )
     return findings
 
 
-def _skipped_required(
-    doc_type: DocumentType, root: etree._Element, entry: etree._LogEntry, expected: re.Match[str] | None
-) -> str | None:
-    """libxml2 reports a skipped required field as "next element not expected": name the field."""
-    if expected is None or not entry.path:
-        return None
-    required = {f.name for f in doc_type.fields if f.required} | {doc_type.data_tag, "CHUKYDONVI"}
-    try:
-        nodes = root.getroottree().xpath(entry.path)
-    except etree.XPathError:
-        return None
-    parent = nodes[0].getparent() if nodes and isinstance(nodes[0], etree._Element) else None
-    if parent is None:
-        return None
-    present = {child.tag for child in parent}
-    names = [name.strip() for name in expected.group(1).split(",")]
-    return next((name for name in names if name in required and name not in present), None)
+def _missing(doc_type: DocumentType, root: etree._Element, *, portal: bool) -> list[Finding]:
+    data = root.find(doc_type.data_tag)
+    present = {child.tag for child in data} if data is not None else set()
+    return [
+        _error(
+            "SCHEMA_REQUIRED_MISSING",
+            f"Thiếu trường bắt buộc <{spec.name}>",
+            f"The required field <{spec.name}> is missing",
+            path=doc_type.path(spec.name),
+            expected=spec.name,
+        )
+        for spec in field_table(doc_type, portal=portal)
+        if spec.required and spec.name not in present
+    ]
+
+
+def check_order(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
+    """Fields out of the PL02 order, one finding each (an R1-ordered GBT is named as such)."""
+    data = root.find(doc_type.data_tag)
+    if data is None:
+        return []
+    rank = _rank(doc_type)
+    names = [str(child.tag) for child in data if isinstance(child.tag, str) and child.tag in rank]
+    note = (
+        " (the order of the portal's 2023 table, R1)"
+        if doc_type is DocumentType.GBT and _sorted_by(names, _R1_RANK)
+        else ""
+    )
+    findings, latest = [], ""
+    for name in names:
+        if latest and rank[name] < rank[latest]:
+            findings.append(
+                _error(
+                    "SCHEMA_ORDER",
+                    f"<{name}> đứng sau <{latest}>; thứ tự PL02 đặt nó trước{note}",
+                    f"<{name}> comes after <{latest}>; the PL02 order puts it before{note}",
+                    path=doc_type.path(name),
+                    expected=f"{name} before {latest}",
+                    received=f"{latest}, {name}",
+                )
+            )
+        else:
+            latest = name
+    return findings
+
+
+_R1_RANK = {name: i for i, name in enumerate(R1_GBT_ORDER)}
+
+
+@cache
+def _rank(doc_type: DocumentType) -> dict[str, int]:
+    return {name: i for i, name in enumerate(doc_type.field_names)}
+
+
+def _sorted_by(names: list[str], rank: dict[str, int]) -> bool:
+    ranks = [rank[n] for n in names if n in rank]
+    return ranks == sorted(ranks)
 
 
 def fields_of(data_element: etree._Element) -> dict[str, str]:

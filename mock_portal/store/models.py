@@ -18,6 +18,8 @@ class Facility(Base):
     code: Mapped[str] = mapped_column(String(5), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
+    strictness: Mapped[str | None] = mapped_column(String(8), default=None)
+    """`portal` | `strict` for this facility; None follows PORTAL_STRICTNESS."""
 
 
 class Account(Base):

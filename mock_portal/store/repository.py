@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -167,6 +167,14 @@ class Repository:
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to existing tables since a database was created (additive only, nullable)."""
+        present = {c["name"] for c in inspect(self.engine).get_columns("facilities")}
+        if "strictness" not in present:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE facilities ADD COLUMN strictness VARCHAR(8)"))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -236,13 +244,28 @@ class Repository:
         with self._sessions() as s:
             return s.get(Token, access_token)
 
-    def submission_context(self, access_token: str, username: str) -> tuple[Token | None, Account | None, int]:
-        """What every submission reads first — its token, its account, the trust version — in one session."""
+    def submission_context(
+        self, access_token: str, username: str
+    ) -> tuple[Token | None, Account | None, int, str | None]:
+        """What every submission reads first — its token, its account, the trust version, the strictness
+        set for the account's facility — in one session."""
         with self._sessions() as s:
             token = s.get(Token, access_token) if access_token else None
             account = s.get(Account, username) if username else None
             version = s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
-        return token, account, version
+            strictness = (
+                s.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
+            )
+        return token, account, version, strictness
+
+    def facility_strictness(self, code: str) -> str | None:
+        """The strictness set for a facility (None: it follows the portal's default)."""
+        with self._sessions() as s:
+            return s.scalar(select(Facility.strictness).where(Facility.code == code))
+
+    def set_facility_strictness(self, code: str, strictness: str | None) -> None:
+        with self.session() as s:
+            s.execute(update(Facility).where(Facility.code == code).values(strictness=strictness))
 
     # trust material
     def register_certificate(self, cert: RegisteredCertificate) -> RegisteredCertificate:
