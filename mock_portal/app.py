@@ -2,7 +2,7 @@
 
 `create_app(settings)` is the Connexion app serving `openapi.yaml` (wire, sandbox, IPSS) with Swagger
 UI at /ui; `create_asgi(settings)` puts the wire gateway (faults, clock, journal) in front of it and
-is what `mock-portal serve` runs.
+is what `mock-portal serve` runs, behind `RequestGuard` (slow and oversize bodies).
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import json
 from pathlib import Path
 
 import connexion
+import starlette.requests
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 
 from mock_portal import store
 from mock_portal.api.errors import register_error_handlers
 from mock_portal.api.gateway import WireGateway
+from mock_portal.api.guard import RequestGuard
 from mock_portal.api.middleware import PortalMiddleware
 from mock_portal.clock import SandboxClock
 from mock_portal.config import Settings
@@ -33,9 +35,19 @@ def build_portal(settings: Settings) -> Portal:
     return Portal(settings, repo, SandboxClock(repo))
 
 
+def _allow_form_fields_up_to(limit: int) -> None:
+    """Starlette refuses any form field over 1 MiB (its `Request.form(max_part_size=...)` default) with an
+    exception Connexion turns into a 500, and Connexion calls `form()` without arguments: so the default
+    itself is raised to the portal's body cap, which the layers in front already enforce on the whole
+    body. The cap only ever grows (several apps in one process, e.g. the tests)."""
+    defaults = starlette.requests.Request.form.__kwdefaults__
+    defaults["max_part_size"] = max(defaults["max_part_size"], limit)
+
+
 def create_app(settings: Settings | None = None, *, portal: Portal | None = None) -> connexion.FlaskApp:
     settings = settings or (portal.settings if portal else Settings.from_env())
     portal = portal or build_portal(settings)
+    _allow_form_fields_up_to(settings.max_body_bytes)
     app = connexion.FlaskApp(__name__, specification_dir=str(SPEC.parent))
     app.add_api(
         SPEC.name,
@@ -53,7 +65,8 @@ def create_app(settings: Settings | None = None, *, portal: Portal | None = None
     return app
 
 
-def create_asgi(settings: Settings | None = None) -> WireGateway:
+def create_asgi(settings: Settings | None = None) -> RequestGuard:
+    """The guard (bodies under deadlines and a budget), then the wire gateway, then the Connexion app."""
     settings = settings or Settings.from_env()
     portal = build_portal(settings)
-    return WireGateway(create_app(settings, portal=portal), portal)
+    return RequestGuard(WireGateway(create_app(settings, portal=portal), portal), portal)

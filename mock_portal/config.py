@@ -47,6 +47,20 @@ class Settings:
     """How often the sharing worker looks at the outbox."""
     journal_max_entries: int = 100_000
     """Journal retention: the oldest entries beyond this are dropped (0 switches the journal off)."""
+    header_timeout_seconds: int = 10
+    """A connection must finish sending a request's headers within this time, or it is closed."""
+    body_timeout_seconds: int = 120
+    """A request body must have fully arrived within this time (a 7 MB upload at ~0.5 Mbit/s)."""
+    body_idle_timeout_seconds: int = 15
+    """Longest pause allowed while a request body arrives."""
+    max_open_bodies: int = 256
+    """Requests whose bodies may be in flight at once, per server process; more get 503 / MaKetQua 500."""
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    """Bytes of request bodies held at once, per server process (declared lengths are reserved)."""
+    worker_restarts: int = 5
+    """Crashed workers the supervisor restarts within `worker_restart_window_seconds` before giving up."""
+    worker_restart_window_seconds: int = 60
+    """The sliding window of the restart budget: crashes older than this are forgotten."""
 
     @property
     def max_body_bytes(self) -> int:

@@ -14,10 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mock_portal.api.errors import problem_body
 from mock_portal.api.hiap import submit_reply
 from mock_portal.api.security import is_admin
-from mock_portal.codes import SubmitResult
+from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.portal import Portal
 
 SUBMIT_PATH = "/api/hososuckhoe/guiGiayToDienTu"
+TOKEN_PATH = "/api/token/take"
 
 
 class BodyTooLarge(Exception):
@@ -38,9 +39,9 @@ class PortalMiddleware:
             await _unroutable(scope, send, self.portal)
             return
         limit = self.portal.settings.max_body_bytes
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(scope, send, declared, self.portal)
+            await too_large(scope, send, declared, self.portal)
             return
         received = 0
 
@@ -65,20 +66,21 @@ class PortalMiddleware:
             await self.app(scope, capped_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(scope, send, received, self.portal)
+                await too_large(scope, send, received, self.portal)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
                 return None
+            return length if length >= 0 else None
     return None
 
 
-async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None:
+async def too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None:
     limit = portal.settings.max_file_bytes
     if scope.get("path") == SUBMIT_PATH:
         received = portal.clock.now()
@@ -87,7 +89,12 @@ async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> Non
             (b"content-type", b"application/json"),
             (b"x-sandbox-explain", f"FILE_TOO_LARGE: request body over {limit} bytes".encode()),
         ]
-        await _reply(send, 200, headers, body)
+        await send_json(send, 200, headers, body)
+        return
+    if scope.get("path") == TOKEN_PATH:  # no account has a name that long: the portal's "no such account"
+        explain = f"BODY_TOO_LARGE: request body over {portal.settings.max_body_bytes} bytes"
+        token_headers = [(b"content-type", b"application/json"), (b"x-sandbox-explain", explain.encode())]
+        await send_json(send, 200, token_headers, {"maKetQua": TokenResult.NO_ACCOUNT.value, "APIKey": None})
         return
     problem = problem_body(
         413,
@@ -96,10 +103,10 @@ async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> Non
         f"Request body larger than {portal.settings.max_body_bytes} bytes",
         "Payload Too Large",
     )
-    await _reply(send, 413, [(b"content-type", b"application/problem+json")], problem)
+    await send_json(send, 413, [(b"content-type", b"application/problem+json")], problem)
 
 
-async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: dict[str, Any]) -> None:
     payload = json.dumps(body, ensure_ascii=False).encode()
     headers = [*headers, (b"content-length", str(len(payload)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -123,6 +130,6 @@ async def _unroutable(scope: Scope, send: Send, portal: Portal) -> None:
     else:
         status, code, vi, en = 404, "NOT_FOUND", "Không tìm thấy", "No resource has a line break in its path"
         headers = []
-    await _reply(
+    await send_json(
         send, status, [(b"content-type", b"application/problem+json"), *headers], problem_body(status, code, vi, en)
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store.models import (
@@ -89,7 +89,7 @@ def create_engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -99,6 +99,13 @@ def create_engine_for(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds credentials and tokens) before
+    SQLite opens it; SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -166,7 +173,12 @@ class Repository:
         self._gate = WriteGate.for_engine(engine)
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create missing tables; workers starting together on a new file race here, and the loser of
+        a race (\"table ... already exists\") finds everything in place on its second look."""
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError:
+            Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
