@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import connexion
-import starlette.requests
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 
@@ -20,6 +19,7 @@ from mock_portal.api.errors import register_error_handlers
 from mock_portal.api.gateway import WireGateway
 from mock_portal.api.guard import RequestGuard
 from mock_portal.api.middleware import PortalMiddleware
+from mock_portal.api.validators import allow_form_fields_up_to, validator_map
 from mock_portal.clock import SandboxClock
 from mock_portal.config import Settings
 from mock_portal.portal import Portal
@@ -35,25 +35,17 @@ def build_portal(settings: Settings) -> Portal:
     return Portal(settings, repo, SandboxClock(repo))
 
 
-def _allow_form_fields_up_to(limit: int) -> None:
-    """Starlette refuses any form field over 1 MiB (its `Request.form(max_part_size=...)` default) with an
-    exception Connexion turns into a 500, and Connexion calls `form()` without arguments: so the default
-    itself is raised to the portal's body cap, which the layers in front already enforce on the whole
-    body. The cap only ever grows (several apps in one process, e.g. the tests)."""
-    defaults = starlette.requests.Request.form.__kwdefaults__
-    defaults["max_part_size"] = max(defaults["max_part_size"], limit)
-
-
 def create_app(settings: Settings | None = None, *, portal: Portal | None = None) -> connexion.FlaskApp:
     settings = settings or (portal.settings if portal else Settings.from_env())
     portal = portal or build_portal(settings)
-    _allow_form_fields_up_to(settings.max_body_bytes)
+    allow_form_fields_up_to(settings.max_body_bytes)
     app = connexion.FlaskApp(__name__, specification_dir=str(SPEC.parent))
     app.add_api(
         SPEC.name,
         strict_validation=False,
         validate_responses=False,
         jsonifier=Jsonifier(json, separators=(",", ":"), ensure_ascii=False),
+        validator_map=validator_map(settings.max_body_bytes),
     )
     app.app.config["PORTAL"] = portal
     app.add_middleware(PortalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, portal=portal)
