@@ -34,6 +34,9 @@ from mock_portal.api.middleware import SUBMIT_PATH, TOKEN_PATH, content_length, 
 from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.portal import Portal
 
+DRAIN_FACTOR = 4
+"""An oversize body up to this many times the cap is read to its end (and dropped) before the 1001."""
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -78,6 +81,7 @@ class RequestGuard:
         settings = self.portal.settings
         declared = content_length(scope)
         if declared is not None and declared > settings.max_body_bytes:
+            await self._drain(receive, declared)
             await too_large(scope, send, declared, self.portal)
             return None
         reserved = declared or 0
@@ -94,6 +98,7 @@ class RequestGuard:
             try:
                 body, held = await self._read(receive, reserved)
             except _TooLarge as exc:
+                await self._drain(receive, declared)
                 await too_large(scope, send, exc.size, self.portal)
                 return None
             except _Refused as exc:
@@ -131,6 +136,25 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), held
+
+    async def _drain(self, receive: Receive, declared: int | None) -> None:
+        """Read and drop the rest of an oversize body (never held) so that the client, which reads the
+        reply only after sending everything, gets its MaKetQua 1001 instead of a reset connection.
+        Bounded: at most `DRAIN_FACTOR` x the body cap, within the body deadlines; past that the reply
+        is sent and the connection closed."""
+        settings = self.portal.settings
+        budget = settings.max_body_bytes * DRAIN_FACTOR
+        if declared is not None and declared > budget:
+            return
+        deadline = anyio.current_time() + settings.body_timeout_seconds
+        drained = 0
+        while drained <= budget:
+            wait = min(settings.body_idle_timeout_seconds, deadline - anyio.current_time())
+            with anyio.move_on_after(max(wait, 0)) as scope:
+                message = await receive()
+            if scope.cancelled_caught or message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            drained += len(message.get("body", b""))
 
     async def _refuse(self, scope: Scope, send: Send, refusal: Refusal) -> None:
         path = scope.get("path", "")
