@@ -20,6 +20,7 @@ from mock_portal.api.gateway import WireGateway
 from mock_portal.api.guard import RequestGuard
 from mock_portal.api.middleware import PortalMiddleware
 from mock_portal.api.validators import allow_form_fields_up_to, validator_map
+from mock_portal.auth import upgrade_legacy_passwords
 from mock_portal.clock import SandboxClock
 from mock_portal.config import Settings
 from mock_portal.portal import Portal
@@ -32,6 +33,7 @@ SPEC = Path(__file__).with_name("openapi.yaml")
 def build_portal(settings: Settings) -> Portal:
     repo = store.Repository(store.create_engine_for(settings.database_url))
     repo.create_schema()
+    upgrade_legacy_passwords(repo)
     return Portal(settings, repo, SandboxClock(repo))
 
 

@@ -57,6 +57,11 @@ class Settings:
     """Requests whose bodies may be in flight at once, per server process; more get 503 / MaKetQua 500."""
     max_inflight_bytes: int = 64 * 1024 * 1024
     """Bytes of request bodies held at once, per server process (declared lengths are reserved)."""
+    login_max_failures: int = 10
+    """Failed logins (token or dashboard) per username / client within `login_window_seconds` before
+    further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""
+    login_window_seconds: int = 300
+    """The sliding window of the login throttle."""
     worker_restarts: int = 5
     """Crashed workers the supervisor restarts within `worker_restart_window_seconds` before giving up."""
     worker_restart_window_seconds: int = 60

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
 from mock_portal.accounting import first_match, issue_instant
-from mock_portal.auth import Credentials, TokenGrant, judge_credentials, take_token
+from mock_portal.auth import Credentials, LoginThrottle, TokenGrant, judge_credentials, take_token
 from mock_portal.clock import SandboxClock
 from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
@@ -65,6 +65,7 @@ class Portal:
         )
         self._trust_lock = threading.Lock()
         self._trust: tuple[int, TrustStore] | None = None
+        self.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
 
     # wire
     def take_token(self, username: str, password_md5: str) -> TokenGrant:
@@ -76,6 +77,7 @@ class Portal:
             ttl=timedelta(
                 minutes=self.gate.token_ttl_minutes(username.split("_", 1)[0], self.settings.token_ttl_minutes)
             ),
+            throttle=self.login_throttle,
         )
 
     def submit(self, form: SubmissionForm, journal: Callable[[Outcome], Exchange | None] | None = None) -> Outcome:

@@ -43,7 +43,7 @@ def test_facility_lifecycle(admin: httpx.Client, trusted: TestPKI, server: LiveS
     assert certificate["fingerprint"] == hospital.credential.fingerprint
     assert hospital.code in [f["code"] for f in admin.get("/sandbox/facilities").json()]
     again = admin.post(
-        "/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": "y", "password": "z"}
+        "/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": f"{hospital.code}_Y", "password": "z"}
     )
     assert_problem(again, 409, "FACILITY_EXISTS")
     twice = admin.post(
