@@ -47,6 +47,9 @@ class Settings:
     """How often the sharing worker looks at the outbox."""
     journal_max_entries: int = 100_000
     """Journal retention: the oldest entries beyond this are dropped (0 switches the journal off)."""
+    unauthenticated_max_submissions: int = 10_000
+    """Retention of submissions refused for their credentials (MaKetQua 401): anyone can send them, so
+    only the newest this many are kept (0 keeps all)."""
     header_timeout_seconds: int = 10
     """A connection must finish sending a request's headers within this time, or it is closed."""
     body_timeout_seconds: int = 120

@@ -116,7 +116,9 @@ class Portal:
                 return entry
 
         keep = self.gate.journal_max_entries
-        submission_id = self.repo.record_submission(submission, document, row, keep)
+        submission_id = self.repo.record_submission(
+            submission, document, row, keep, self.settings.unauthenticated_max_submissions
+        )
         journal_id = written[0].id if written else None
         return Outcome(submission_id, verdict, ma_gd, received_at, journal_id)
 

@@ -35,7 +35,7 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["portal"] = self.portal
-        if "\n" in scope.get("path", ""):
+        if _unroutable_path(scope.get("path", "")):
             await _unroutable(scope, send, self.portal)
             return
         limit = self.portal.settings.max_body_bytes
@@ -113,10 +113,16 @@ async def send_json(send: Send, status: int, headers: list[tuple[bytes, bytes]],
     await send({"type": "http.response.body", "body": payload})
 
 
+def _unroutable_path(path: str) -> bool:
+    """A path Connexion's router and Flask's disagree on, so that it would reach Flask without an
+    operation (a 500): a line break (the router's mount regex stops at `\\n`) or an empty segment
+    (`//sandbox/...`: Flask merges the slashes, the router does not). No resource has either."""
+    return "\n" in path or "//" in path
+
+
 async def _unroutable(scope: Scope, send: Send, portal: Portal) -> None:
-    """A path with a line break: Connexion's router cannot match it (its mount regex stops at `\\n`), so
-    the request would reach Flask without an operation. No identifier holds a line break: answer 404,
-    after the admin token check the sandbox API would have made."""
+    """A path `_unroutable_path` names: answer 404, after the admin token check the sandbox API would
+    have made."""
     path = scope.get("path", "")
     authorization = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
     if path.startswith("/sandbox/") and not is_admin(portal, authorization.removeprefix("Bearer ")):
@@ -128,7 +134,7 @@ async def _unroutable(scope: Scope, send: Send, portal: Portal) -> None:
         )
         headers = [(b"www-authenticate", b"Bearer")]
     else:
-        status, code, vi, en = 404, "NOT_FOUND", "Không tìm thấy", "No resource has a line break in its path"
+        status, code, vi, en = 404, "NOT_FOUND", "Không tìm thấy", "No resource has a line break or `//` in its path"
         headers = []
     await send_json(
         send, status, [(b"content-type", b"application/problem+json"), *headers], problem_body(status, code, vi, en)

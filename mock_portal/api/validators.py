@@ -3,15 +3,16 @@
 * Forms: Starlette's parsers refuse any field over 1 MiB with an exception Connexion turns into a 500
   — below the portal's own cap, so a valid 0.9–5 MiB file was refused. The field limit here is the
   whole-body cap, which the layers in front already enforce (`RequestGuard`, `PortalMiddleware`).
-* JSON: Python's `json` takes `NaN`/`Infinity` (not JSON, RFC 8259) and overflows its stack on deep
-  nesting (`RecursionError`, a 500). Both are refused as 400 REQUEST_INVALID, as is nesting deeper
-  than `MAX_JSON_DEPTH` (no sandbox body needs more than 4 levels).
+* JSON: Python's `json` takes `NaN`/`Infinity` (not JSON, RFC 8259), turns `1e400` into infinity and
+  overflows its stack on deep nesting (`RecursionError`, a 500). All are refused as 400
+  REQUEST_INVALID, as is nesting deeper than `MAX_JSON_DEPTH` (no sandbox body needs more than 4).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any
 
 import starlette.requests
@@ -27,10 +28,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
 def parse_json(text: str) -> Any:
     """Strict JSON: no NaN/Infinity, bounded nesting; raises ValueError."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
     if _depth(value) > MAX_JSON_DEPTH:

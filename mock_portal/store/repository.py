@@ -101,6 +101,24 @@ def create_engine_for(url: str) -> Engine:
     return create_engine(url, pool_size=12, max_overflow=8, pool_pre_ping=True)
 
 
+UNAUTHENTICATED = "401"
+"""The result of a submission refused for its credentials before any examination."""
+
+
+def _trim_unauthenticated(s: Session, keep: int) -> None:
+    """Drop all but the newest `keep` unauthenticated submissions (no document, no outbox row points
+    at them; journal entries keep their own copy of what matters)."""
+    cutoff = s.scalar(
+        select(Submission.id)
+        .where(Submission.result == UNAUTHENTICATED)
+        .order_by(Submission.id.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    if cutoff is not None:
+        s.execute(delete(Submission).where(Submission.result == UNAUTHENTICATED, Submission.id <= cutoff))
+
+
 MAX_ROW_ID = 2**63 - 1
 """Row ids are signed 64-bit integers (SQLite, PostgreSQL BIGINT); the drivers raise on larger ones."""
 
@@ -440,10 +458,13 @@ class Repository:
         document: Document | None,
         journal: Callable[[int], JournalEntry | None] | None = None,
         keep: int = 0,
+        keep_unauthenticated: int = 0,
     ) -> int:
         """Store a submission and, when accepted, its document, its outbox row and its claim on an
         expectation, atomically; returns the submission id. `journal(submission_id)` may give the
-        journal row of the exchange, written in the same transaction (trimmed as in `add_journal`)."""
+        journal row of the exchange, written in the same transaction (trimmed as in `add_journal`).
+        Submissions refused for their credentials (result 401: anyone can send them, nothing was
+        examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
         with self.session() as s:
             s.add(submission)
             s.flush()
@@ -466,6 +487,8 @@ class Repository:
                 s.flush()
                 if entry.id % 256 == 0:
                     s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
+            if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
+                _trim_unauthenticated(s, keep_unauthenticated)
         return submission.id
 
     # expectations
