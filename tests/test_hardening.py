@@ -8,18 +8,25 @@ import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from lxml import etree
 
 from fixtures.demo import ensure_pki
 from fixtures.pki import TestPKI
+from fixtures.samples import signed_sample
 from mock_portal import store
 from mock_portal.app import build_portal
 from mock_portal.auth import md5_upper, password_matches
 from mock_portal.config import Settings
+from mock_portal.documents import DocumentType, parse_xml
 from mock_portal.serving import _Supervisor
+from mock_portal.signature import CheckName, Outcome, verify_signature
+from mock_portal.trust import TrustStore
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 
@@ -237,3 +244,26 @@ def test_the_restart_budget_is_per_time_window() -> None:
     assert all(supervisor._may_restart(at) for at in week)
     burst = [10_000_000 + second for second in range(6)]  # six crashes within a minute: a crash loop
     assert [supervisor._may_restart(at) for at in burst] == [True] * 5 + [False]
+
+
+# bounded work per document --------------------------------------------------------------------------
+def test_each_reference_is_canonicalised_once(pki: TestPKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The portal's digest check and signxml's verification canonicalise the same two references and
+    SignedInfo: three canonicalisations, not five or more (each superlinear in attributes)."""
+    credential = pki.issue_facility_cert("79001")
+    xml = signed_sample(DocumentType.GCS, credential, facility_code="79001")
+    root = parse_xml(xml)
+    calls: list[int] = []
+    tostring = etree.tostring
+
+    def counting(node: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.extend([1] if kwargs.get("method") == "c14n" else [])
+        return tostring(node, *args, **kwargs)
+
+    monkeypatch.setattr(etree, "tostring", counting)
+    report = verify_signature(
+        root, data_tag="GIAYCHUNGSINH", trust=TrustStore(), facility_code="79001", received_at=datetime.now(UTC)
+    )
+    assert report.check(CheckName.DIGESTS_MATCH).outcome is Outcome.PASSED
+    assert report.check(CheckName.SIGNATURE_VALUE_VALID).outcome is Outcome.PASSED
+    assert len(calls) == 3
