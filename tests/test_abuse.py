@@ -143,10 +143,14 @@ def test_one_byte_over_the_cap_is_1001(portal: LiveServer, admin: httpx.Client, 
     assert [f["code"] for f in explain(admin, reply)["findings"]] == ["FILE_TOO_LARGE"]
 
 
-def test_a_declared_oversize_body_gets_its_1001_not_a_reset(portal: LiveServer, hospital: Hospital) -> None:
+def test_a_declared_oversize_body_gets_its_1001_not_a_reset(
+    portal: LiveServer, admin: httpx.Client, hospital: Hospital
+) -> None:
     form = {**hospital.client.form("61", b"x"), "fileBase64Str": "A" * (7 * MIB + 512 * 1024)}
     reply = httpx.post(f"{portal.base_url}{SUBMIT}", data=form, timeout=30)  # sent whole, then read
     assert reply.status_code == 200 and reply.json()["MaKetQua"] == "1001"
+    newest = admin.get("/sandbox/journal", params={"operation": "submit", "limit": 1}).json()[0]
+    assert newest["outcome"] == "1001"  # journalled like any other exchange
 
 
 def test_a_chunked_body_over_the_cap_is_1001(portal: LiveServer, hospital: Hospital) -> None:

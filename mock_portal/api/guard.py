@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api.errors import problem_body
 from mock_portal.api.hiap import header_safe, submit_reply
-from mock_portal.api.middleware import SUBMIT_PATH, TOKEN_PATH, content_length, send_json, too_large
+from mock_portal.api.middleware import OVERSIZE, SUBMIT_PATH, TOKEN_PATH, content_length, send_json
 from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.portal import Portal
 
@@ -82,8 +82,7 @@ class RequestGuard:
         declared = content_length(scope)
         if declared is not None and declared > settings.max_body_bytes:
             await self._drain(receive, declared)
-            await too_large(scope, send, declared, self.portal)
-            return None
+            return await self._too_large(scope, receive, send, declared)
         reserved = declared or 0
         if self.open_bodies >= settings.max_open_bodies:
             await self._refuse(scope, send, _busy(f"More than {settings.max_open_bodies} requests in flight"))
@@ -99,8 +98,7 @@ class RequestGuard:
                 body, held = await self._read(receive, reserved)
             except _TooLarge as exc:
                 await self._drain(receive, declared)
-                await too_large(scope, send, exc.size, self.portal)
-                return None
+                return await self._too_large(scope, receive, send, exc.size)
             except _Refused as exc:
                 await self._refuse(scope, send, exc.refusal)
                 return None
@@ -136,6 +134,12 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), held
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, size: int) -> Any:
+        """Hand the request on without its body, marked oversize: the layers inside answer 1001 / 413 and
+        the wire gateway journals the exchange, as for any other reply."""
+        scope.setdefault("state", {})[OVERSIZE] = size
+        return await self.app(scope, _replay(b"", receive), send)
 
     async def _drain(self, receive: Receive, declared: int | None) -> None:
         """Read and drop the rest of an oversize body (never held) so that the client, which reads the

@@ -18,6 +18,8 @@ from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.portal import Portal
 
 SUBMIT_PATH = "/api/hososuckhoe/guiGiayToDienTu"
+OVERSIZE = "portal.oversize"
+"""Scope state key: the outer guard found the body over the cap (its size) and did not keep it."""
 TOKEN_PATH = "/api/token/take"
 
 
@@ -39,7 +41,7 @@ class PortalMiddleware:
             await _unroutable(scope, send, self.portal)
             return
         limit = self.portal.settings.max_body_bytes
-        declared = content_length(scope)
+        declared = scope["state"].get(OVERSIZE) or content_length(scope)
         if declared is not None and declared > limit:
             await too_large(scope, send, declared, self.portal)
             return
