@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from lxml import etree
@@ -20,6 +22,7 @@ from fixtures.demo import ensure_pki
 from fixtures.pki import TestPKI
 from fixtures.samples import signed_sample
 from mock_portal import store
+from mock_portal.api.guard import RequestGuard
 from mock_portal.app import build_portal
 from mock_portal.auth import md5_upper, password_matches
 from mock_portal.config import Settings
@@ -267,3 +270,29 @@ def test_each_reference_is_canonicalised_once(pki: TestPKI, monkeypatch: pytest.
     assert report.check(CheckName.DIGESTS_MATCH).outcome is Outcome.PASSED
     assert report.check(CheckName.SIGNATURE_VALUE_VALID).outcome is Outcome.PASSED
     assert len(calls) == 3
+
+
+# the guard's budget ---------------------------------------------------------------------------------
+def test_the_inflight_budget_is_given_back_whatever_happens() -> None:
+    settings = Settings(max_inflight_bytes=100, max_file_bytes=1000)
+    guard = RequestGuard(_never_called, SimpleNamespace(settings=settings))  # type: ignore[arg-type]
+    chunks = [{"type": "http.request", "body": b"x" * 60, "more_body": True}] * 2
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/sandbox/trust/cas", "headers": []}
+    anyio.run(guard, scope, receive, send)
+    assert sent[0]["status"] == 503 and b"SERVER_BUSY" in sent[1]["body"]
+    assert (guard.inflight_bytes, guard.open_bodies) == (0, 0)
+    chunks[:] = [{"type": "http.request", "body": b"x" * 10, "more_body": True}]  # then the client leaves
+    anyio.run(guard, scope, receive, send)
+    assert (guard.inflight_bytes, guard.open_bodies) == (0, 0) and len(sent) == 2
+
+
+async def _never_called(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("the inner app must not see a refused or abandoned request")

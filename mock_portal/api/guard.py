@@ -68,6 +68,13 @@ class _Refused(Exception):
         self.refusal = refusal
 
 
+@dataclass
+class _Hold:
+    """Bytes one request holds in the process's in-flight budget (given back when it is done)."""
+
+    bytes: int
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, portal: Portal) -> None:
         self.app = app
@@ -92,25 +99,28 @@ class RequestGuard:
             return None
         self.open_bodies += 1
         self.inflight_bytes += reserved
-        held = reserved
+        hold = _Hold(reserved)
         try:
             try:
-                body, held = await self._read(receive, reserved)
+                body = await self._read(receive, hold)
             except _TooLarge as exc:
                 await self._drain(receive, declared)
                 return await self._too_large(scope, receive, send, exc.size)
             except _Refused as exc:
                 await self._refuse(scope, send, exc.refusal)
                 return None
+            if body is None:  # the client went away before its body was complete: nobody to answer
+                return None
             return await self.app(scope, _replay(body, receive), send)
         finally:
             self.open_bodies -= 1
-            self.inflight_bytes -= held
+            self.inflight_bytes -= hold.bytes
 
-    async def _read(self, receive: Receive, reserved: int) -> tuple[bytes, int]:
-        """The whole body within the deadlines; returns it with the bytes now held in the budget."""
+    async def _read(self, receive: Receive, hold: _Hold) -> bytes | None:
+        """The whole body within the deadlines (None if the client disconnected); `hold` keeps count of
+        the bytes it holds in the budget."""
         settings = self.portal.settings
-        limit, chunks, size, held = settings.max_body_bytes, [], 0, reserved
+        limit, chunks, size = settings.max_body_bytes, [], 0
         deadline = anyio.current_time() + settings.body_timeout_seconds
         while True:
             wait = min(settings.body_idle_timeout_seconds, deadline - anyio.current_time())
@@ -119,21 +129,21 @@ class RequestGuard:
                 message = await receive()
             if message is None:
                 raise _Refused(_timeout(f"The request body did not arrive within the time allowed ({wait:.0f} s)"))
-            if message["type"] != "http.request":  # the client went away
-                return b"".join(chunks), held
+            if message["type"] != "http.request":  # http.disconnect
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise _TooLarge(size)
-            if size > held:  # more than declared (chunked): count it against the budget as it comes
-                grow = size - held
+            if size > hold.bytes:  # more than declared (chunked): count it against the budget as it comes
+                grow = size - hold.bytes
                 if self.inflight_bytes + grow > settings.max_inflight_bytes:
                     raise _Refused(_busy(f"More than {settings.max_inflight_bytes} bytes in flight"))
                 self.inflight_bytes += grow
-                held = size
+                hold.bytes = size
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks), held
+                return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, size: int) -> Any:
         """Hand the request on without its body, marked oversize: the layers inside answer 1001 / 413 and
