@@ -128,7 +128,8 @@ class Traffic:
 
     async def double_slash(self, http: httpx.AsyncClient) -> None:
         path = random.choice(["//sandbox/facilities", "//api/token/take", "//", "///ipss/v1/feed"])
-        reply = await http.request(random.choice(["GET", "POST"]), path)
+        # an absolute URL: with a relative one httpx merges the slashes into the base URL's path
+        reply = await http.request(random.choice(["GET", "POST"]), self.server.base_url + path)
         self._count("slashes", reply)
 
     async def hostile_json(self, http: httpx.AsyncClient) -> None:
