@@ -45,8 +45,7 @@ APP = "mock_portal.asgi:app"
 
 def serve(*, host: str, port: int, workers: int, log_level: str, access_log: bool, app: str = APP) -> int:
     if workers <= 1:
-        config = _config(app, log_level, access_log, host=host, port=port)
-        uvicorn.Server(config).run()
+        uvicorn.Server(_config(app, log_level, access_log, host=host, port=port)).run()  # exits 3 if it cannot bind
         return 0
     if not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(app, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
