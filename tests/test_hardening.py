@@ -26,7 +26,7 @@ from mock_portal.api.guard import RequestGuard
 from mock_portal.app import build_portal
 from mock_portal.auth import md5_upper, password_matches
 from mock_portal.config import Settings
-from mock_portal.documents import DocumentType, parse_xml
+from mock_portal.documents import DocumentError, DocumentType, parse_xml
 from mock_portal.serving import _Supervisor
 from mock_portal.signature import CheckName, Outcome, verify_signature
 from mock_portal.trust import TrustStore
@@ -296,3 +296,10 @@ def test_the_inflight_budget_is_given_back_whatever_happens() -> None:
 
 async def _never_called(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("the inner app must not see a refused or abandoned request")
+
+
+def test_bytes_that_are_not_utf8_are_an_encoding_finding() -> None:
+    xml = '<?xml version="1.0"?><HSDLGCS><GIAYCHUNGSINH><TEN_CON>Nguyễn</TEN_CON></GIAYCHUNGSINH></HSDLGCS>'
+    with pytest.raises(DocumentError) as refused:
+        parse_xml(xml.encode("utf-8").replace("ễ".encode(), "\xe9".encode("latin-1")))
+    assert refused.value.finding.code == "XML_ENCODING" and "byte 58" in refused.value.finding.received

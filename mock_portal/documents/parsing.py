@@ -115,6 +115,18 @@ def _check_prolog(data: bytes, limits: ParseLimits) -> None:
             expected="UTF-8",
             received=foreign,
         )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            "XML_ENCODING",
+            f"Tệp không phải UTF-8 hợp lệ (byte {exc.start}: {data[exc.start : exc.start + 4].hex(' ')}); cổng yêu "
+            "cầu UTF-8.",
+            f"The file is not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 4].hex(' ')}); the "
+            "portal requires UTF-8 (was it saved as Windows-1258 or Latin-1?).",
+            expected="UTF-8",
+            received=f"invalid UTF-8 at byte {exc.start}",
+        ) from exc
     declared = _DECLARED_ENCODING.match(data)
     if declared and declared.group(1).decode("ascii").lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise _fail(
