@@ -206,8 +206,8 @@ def _check_namespaces(root: etree._Element) -> None:
                 declared = f"xmlns:{prefix}" if prefix else "xmlns"
                 raise _fail(
                     "XML_NAMESPACE_RELATIVE",
-                    f"Khai báo {declared}=\"{uri}\" dùng URI tương đối; namespace phải là URI tuyệt đối.",
-                    f"{declared}=\"{uri}\" is a relative URI; namespace names must be absolute URIs "
+                    f'Khai báo {declared}="{uri}" dùng URI tương đối; namespace phải là URI tuyệt đối.',
+                    f'{declared}="{uri}" is a relative URI; namespace names must be absolute URIs '
                     "(canonicalisation refuses relative ones).",
                     path=root.getroottree().getpath(node),
                     expected="absolute URI",
