@@ -61,27 +61,44 @@ def _config(app: str, log_level: str, access_log: bool, **extra: Any) -> Config:
     return config
 
 
+MAX_HEADER_BYTES = 64 * 1024
+"""Most bytes a request's head (request line and headers) may take; httptools sets no limit of its own."""
+
+
 def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[asyncio.Protocol]:
     """`protocol` (uvicorn's httptools or h11 protocol) closing a connection that has not finished a
-    request's headers `seconds` after it opened or after its last response."""
+    request's headers `seconds` after it opened or after its last response, or whose unfinished head
+    grows past `MAX_HEADER_BYTES`."""
 
     class HeaderDeadline(protocol):  # type: ignore[misc, valid-type]
         _deadline: asyncio.TimerHandle | None = None
+        _head_bytes = 0
 
         def _arm(self) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
             self._deadline = self.loop.call_later(seconds, self._overdue)
+            self._head_bytes = 0
+
+        def _in_request(self) -> bool:
+            """Headers complete and the response not finished yet."""
+            return self.cycle is not None and not self.cycle.response_complete
 
         def _overdue(self) -> None:
-            cycle = self.cycle
-            in_request = cycle is not None and not cycle.response_complete
-            if not in_request and not self.transport.is_closing():
+            if not self._in_request() and not self.transport.is_closing():
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_request() or self.transport.is_closing():
+                return
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES:
+                self.transport.close()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

@@ -7,6 +7,7 @@ timeouts so the slow-client cases finish in seconds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -126,6 +127,21 @@ def test_unfinished_headers_are_cut_off(portal: LiveServer) -> None:
     finally:
         sock.close()
     assert time.monotonic() - started < 6
+
+
+def test_an_endless_header_is_cut_off(portal: LiveServer) -> None:
+    sock = socket.create_connection(("127.0.0.1", _port(portal)))
+    started = time.monotonic()
+    try:
+        sock.sendall(b"GET /sandbox/health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        with contextlib.suppress(OSError):  # the server closes the connection while we are still sending
+            for _ in range(64):
+                sock.sendall(b"a" * 16384)
+            assert _response(sock, 5) == b""
+    finally:
+        sock.close()
+    assert time.monotonic() - started < 1.5  # cut at 64 KiB, long before the 2 s header deadline
+    assert httpx.get(f"{portal.base_url}/sandbox/health", timeout=5).status_code == 200
 
 
 # sizes ----------------------------------------------------------------------------------------------

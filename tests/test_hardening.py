@@ -285,13 +285,34 @@ def test_the_inflight_budget_is_given_back_whatever_happens() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/sandbox/trust/cas", "headers": []}
+    chunked = [(b"transfer-encoding", b"chunked")]
+    scope = {"type": "http", "method": "POST", "path": "/sandbox/trust/cas", "headers": chunked}
     anyio.run(guard, scope, receive, send)
     assert sent[0]["status"] == 503 and b"SERVER_BUSY" in sent[1]["body"]
     assert (guard.inflight_bytes, guard.open_bodies) == (0, 0)
     chunks[:] = [{"type": "http.request", "body": b"x" * 10, "more_body": True}]  # then the client leaves
     anyio.run(guard, scope, receive, send)
     assert (guard.inflight_bytes, guard.open_bodies) == (0, 0) and len(sent) == 2
+
+
+def test_requests_without_a_body_are_never_refused_for_the_budget() -> None:
+    served: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        served.append(scope["path"])
+
+    guard = RequestGuard(app, SimpleNamespace(settings=Settings(max_open_bodies=0)))  # type: ignore[arg-type]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        served.append(str(message.get("status", "")))
+
+    anyio.run(guard, {"type": "http", "method": "GET", "path": "/sandbox/health", "headers": []}, receive, send)
+    post = {"type": "http", "method": "POST", "path": "/sandbox/x", "headers": [(b"content-length", b"2")]}
+    anyio.run(guard, post, receive, send)
+    assert served == ["/sandbox/health", "503", ""]
 
 
 async def _never_called(scope: Any, receive: Any, send: Any) -> None:

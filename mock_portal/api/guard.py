@@ -90,6 +90,8 @@ class RequestGuard:
         if declared is not None and declared > settings.max_body_bytes:
             await self._drain(receive, declared)
             return await self._too_large(scope, receive, send, declared)
+        if not declared and not _chunked(scope):  # no body to wait for (a GET, health): nothing to bound
+            return await self.app(scope, receive, send)
         reserved = declared or 0
         if self.open_bodies >= settings.max_open_bodies:
             await self._refuse(scope, send, _busy(f"More than {settings.max_open_bodies} requests in flight"))
@@ -185,6 +187,10 @@ class RequestGuard:
             if refusal.status == 503:
                 headers.append((b"retry-after", b"5"))
             await send_json(send, refusal.status, headers, problem)
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" for name, _ in scope.get("headers", []))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
