@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install xmlsec1 chromium bench clean interop interop-tools
+.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# 10 minutes of mixed good and hostile traffic with worker kills (bench/README.md, "Soak").
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes 10
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

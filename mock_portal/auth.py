@@ -4,14 +4,24 @@ Accounts are `<MA_CSKCB>_BV` by convention; passwords travel as the hex MD5 of t
 asks for uppercase; production clients send lowercase and are accepted (R9), so the comparison is
 case-insensitive and the letter case is a graded deviation (`AUTH_MD5_CASE` / `TOKEN_MD5_CASE`):
 a warning in `portal` mode, a refusal in `strict` mode. So is a `maCskcb` of another facility than
-the account's (`AUTH_FACILITY_MISMATCH`, accepted by the real portal: R2). Pure domain: no HTTP here.
+the account's (`AUTH_FACILITY_MISMATCH`, accepted by the real portal: R2).
+
+The portal never stores the MD5 (an unsalted MD5 is as good as the password to anyone who reads the
+database): it stores a salted scrypt hash of its uppercase form (`hash_password_md5`) and checks a
+received MD5 with `password_matches`. A verified pair is cached per process, so a hospital's every
+submission does not pay scrypt's ~60 ms. `LoginThrottle` limits failed logins per username (and per
+dashboard client) in a time window. Pure domain: no HTTP here.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,15 +31,44 @@ from mock_portal.findings import Finding, Severity, has_errors
 from mock_portal.grades import Strictness
 from mock_portal.store import Account, Repository, Token
 
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
 
 def md5_upper(password: str) -> str:
     """The password as the portal wants it: MD5 of its UTF-8 bytes, uppercase hex."""
     return hashlib.md5(password.encode("utf-8")).hexdigest().upper()  # noqa: S324 - the portal's own scheme
 
 
+def hash_password_md5(md5_hex: str, salt: bytes | None = None) -> str:
+    """The stored form of a password: scrypt over the uppercase MD5 hex, with a random salt."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    key = _scrypt(md5_hex.upper(), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${key.hex()}"
+
+
+def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(secret.encode("ascii", "replace"), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 2**20)
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(stored: str, candidate: str) -> bool:
+    """Whether `candidate` (uppercase MD5 hex) hashes to `stored`; cached, bounded (a hash changes with
+    every password change, so a stale entry can never match)."""
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        return hmac.compare_digest(_scrypt(candidate, bytes.fromhex(salt), int(n), int(r), int(p)), bytes.fromhex(key))
+    except (ValueError, OverflowError):
+        return False
+
+
 def password_matches(account: Account, received_md5: str) -> bool:
-    """The received MD5 hex names the account's password, whatever its letter case."""
-    return hmac.compare_digest(received_md5.strip().upper().encode(), account.password_md5.upper().encode())
+    """Whether the MD5 a client sent is the account's password; letter case does not matter here (the
+    MD5 is compared upper-cased: whether lower case is acceptable is a fidelity decision made elsewhere)."""
+    if not received_md5 or len(received_md5) > 128:
+        return False
+    return _verified(account.password_hash, received_md5.upper())
 
 
 def md5_case(code: str, received_md5: str) -> Finding | None:
@@ -87,6 +126,58 @@ def _refused(result: TokenResult, *extra: Finding) -> TokenGrant:
     return TokenGrant(result, None, grade([*extra, _auth(code, vi, en)], Strictness.STRICT))
 
 
+def upgrade_legacy_passwords(repo: Repository) -> int:
+    """Replace the unsalted MD5s an older version stored by salted hashes of them (the MD5 is what the
+    wire sends, so nobody has to reset a password); returns how many accounts were upgraded."""
+    legacy = repo.legacy_passwords()
+    for username, md5_hex in legacy.items():
+        repo.set_password_hash(username, hash_password_md5(md5_hex))
+    return len(legacy)
+
+
+class LoginThrottle:
+    """Failed logins per key (a username, a dashboard client) in a sliding window of real time.
+
+    After `max_failures` failures within `window_seconds` a key is refused until its oldest failure
+    leaves the window, whatever the password: the wire answers the portal's "account locked" (403),
+    which it also gives for names that do not exist, so the throttle reveals nothing. Per process and
+    bounded (`max_keys`, the oldest key dropped first): with N workers an attacker gets at most N x
+    `max_failures` guesses per window. `max_failures` 0 switches it off."""
+
+    def __init__(self, max_failures: int, window_seconds: float, max_keys: int = 10_000) -> None:
+        self.max_failures, self.window, self.max_keys = max_failures, window_seconds, max_keys
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.get(key, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def blocked(self, key: str, now: float | None = None) -> bool:
+        if self.max_failures <= 0:
+            return False
+        with self._lock:
+            return len(self._recent(key, time.monotonic() if now is None else now)) >= self.max_failures
+
+    def failed(self, key: str, now: float | None = None) -> None:
+        if self.max_failures <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._recent(key, now)
+            failures.append(now)
+            self._failures[key] = failures
+            self._failures.move_to_end(key)
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
 def take_token(
     repo: Repository,
     *,
@@ -96,18 +187,33 @@ def take_token(
     ttl: timedelta,
     strictness: Strictness = Strictness.STRICT,
     notes: tuple[Finding, ...] = (),
+    throttle: LoginThrottle | None = None,
 ) -> TokenGrant:
-    """Issue a token, or say why not with the portal's own code. `notes`: deviations of the request
-    itself (e.g. a JSON body), reported with the grant."""
-    account = repo.get_account(username)
-    if account is None:
+    """Issue a token, or say why not with the portal's own code. The password is checked first: lock
+    state and facility are told only to whoever knows it (else a 402/403 would confirm an account).
+    `notes`: deviations of the request itself (e.g. a JSON body), reported with the grant."""
+    key = username[:128]
+    if throttle is not None and throttle.blocked(key):
+        return _refused(
+            TokenResult.LOCKED,
+            *notes,
+            _auth(
+                "TOKEN_THROTTLED",
+                "Quá nhiều lần đăng nhập sai; hãy thử lại sau",
+                "Too many failed logins for this username; try again later",
+            ),
+        )
+    account = repo.get_account(username) if len(username) <= 64 else None
+    if account is None or not password_matches(account, password_md5):
+        if throttle is not None:
+            throttle.failed(key)
         return _refused(TokenResult.NO_ACCOUNT, *notes)
+    if throttle is not None:
+        throttle.succeeded(key)
     if username.split("_", 1)[0] != account.facility_code:
         return _refused(TokenResult.WRONG_FACILITY, *notes)
     if account.locked:
         return _refused(TokenResult.LOCKED, *notes)
-    if not password_matches(account, password_md5):
-        return _refused(TokenResult.NO_ACCOUNT, *notes)
     case = md5_case("TOKEN_MD5_CASE", password_md5)
     findings = grade([*notes, *([case] if case else [])], strictness)
     if has_errors(findings):

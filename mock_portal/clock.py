@@ -8,6 +8,7 @@ start of a request (`refresh`), which costs one small query, and computes `now()
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,23 @@ from zoneinfo import ZoneInfo
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_RATE = 100_000.0
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Sandbox time stays in [EARLIEST, LATEST): documents carry 4-digit 20xx years, and every date
+computation the portal makes (deadlines, tokens, reports) must stay far from datetime's year 9999."""
+MAX_ADVANCE_MINUTES = 5_256_000
+"""Ten years: the most one `advance` may move the clock."""
+MAX_ADVANCE_WORKING_MINUTES = 525_600
+"""The most working minutes one `advance` may add (each costs a walk over the calendar)."""
+
+
+def check_span(value: float, limit: float, name: str) -> float:
+    """`value` as a finite number of minutes in [0, limit], or ValueError (NaN, inf, negative, huge)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not 0 <= value <= limit:
+        raise ValueError(f"{name} must be between 0 and {limit:g}, got {value:g}")
+    return value
 
 
 class Clock(Protocol):
@@ -116,10 +134,13 @@ class SandboxClock:
 
     def set(self, *, now: datetime | None = None, rate: float | None = None) -> ClockState:
         """Jump to `now` and/or run at `rate` from here on (continuity is kept when only the rate changes)."""
-        if rate is not None and not 0 <= rate <= MAX_RATE:
-            raise ValueError(f"rate must be between 0 and {MAX_RATE:g}")
+        if rate is not None:
+            check_span(rate, MAX_RATE, "rate")
         if now is not None and now.tzinfo is None:
             raise ValueError("now must carry a time zone offset")
+        if now is not None and not EARLIEST <= now < LATEST:
+            span = f"[{EARLIEST:%Y-%m-%d}, {LATEST:%Y-%m-%d})"
+            raise ValueError(f"the sandbox time must lie in {span}, got {now.isoformat()}")
         with self._lock:
             real = self._real()
             current = self._state.at(real)

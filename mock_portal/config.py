@@ -52,6 +52,28 @@ class Settings:
     strictness: str = "portal"
     """`portal`: answer what the real portal most likely answers (refuse only what the evidence supports,
     warn about the rest); `strict`: every check refuses. Overridable per facility (docs/fidelity.md)."""
+    unauthenticated_max_submissions: int = 10_000
+    """Retention of submissions refused for their credentials (MaKetQua 401): anyone can send them, so
+    only the newest this many are kept (0 keeps all)."""
+    header_timeout_seconds: int = 10
+    """A connection must finish sending a request's headers within this time, or it is closed."""
+    body_timeout_seconds: int = 120
+    """A request body must have fully arrived within this time (a 7 MB upload at ~0.5 Mbit/s)."""
+    body_idle_timeout_seconds: int = 15
+    """Longest pause allowed while a request body arrives."""
+    max_open_bodies: int = 256
+    """Requests whose bodies may be in flight at once, per server process; more get 503 / MaKetQua 500."""
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    """Bytes of request bodies held at once, per server process (declared lengths are reserved)."""
+    login_max_failures: int = 10
+    """Failed logins (token or dashboard) per username / client within `login_window_seconds` before
+    further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""
+    login_window_seconds: int = 300
+    """The sliding window of the login throttle."""
+    worker_restarts: int = 5
+    """Crashed workers the supervisor restarts within `worker_restart_window_seconds` before giving up."""
+    worker_restart_window_seconds: int = 60
+    """The sliding window of the restart budget: crashes older than this are forgotten."""
 
     def __post_init__(self) -> None:
         Strictness.parse(self.strictness)

@@ -145,6 +145,13 @@ WIRE: tuple[Behaviour, ...] = (
         "TOKEN_WRONG_FACILITY",
         "TOKEN_LOCKED",
     ),
+    _refused(
+        "wire.login_throttle",
+        "repeated failed logins for one username within a time window",
+        "unknown: the sandbox answers the portal's 'account locked' (403) while the window lasts",
+        Evidence(A, "OWASP authentication guidance", f"no password oracle; {INTEGRITY}", REFUSE),
+        "TOKEN_THROTTLED",
+    ),
     _b(
         "wire.unknown_fields",
         "extra form fields (e.g. fileHsBase64)",
@@ -221,6 +228,17 @@ ENVELOPE: tuple[Behaviour, ...] = (
         "XML_DTD_FORBIDDEN",
         "XML_ENTITY_FORBIDDEN",
         "XML_TOO_DEEP",
+    ),
+    _refused(
+        "envelope.bounded_work",
+        "more elements or attributes than any real document has; a tree libxml2 cannot canonicalise"
+        " (e.g. a relative namespace URI)",
+        "unknown",
+        Evidence(A, "XML C14N 1.0 (relative namespace URIs are not canonicalisable)", INTEGRITY, REFUSE),
+        "XML_TOO_MANY_ELEMENTS",
+        "XML_TOO_MANY_ATTRIBUTES",
+        "XML_NAMESPACE_RELATIVE",
+        "XML_C14N_FAILED",
     ),
     _refused(
         "envelope.multiple",

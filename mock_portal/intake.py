@@ -90,6 +90,16 @@ def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
     return Finding(code=code, severity=Severity.ERROR, message_vi=vi, message_en=en, **extra)
 
 
+def _unprocessable(exc: Exception) -> Finding:
+    return _error(
+        "XML_C14N_FAILED",
+        f"Không chuẩn hoá (C14N) được tệp để kiểm tra chữ ký: {exc}",
+        f"The file cannot be canonicalised (C14N) to check its signature: {exc}",
+        path="/*/CHUKYDONVI",
+        received=type(exc).__name__,
+    )
+
+
 def too_large(size: int, limit: int) -> Verdict:
     finding = _error(
         "FILE_TOO_LARGE",
@@ -192,14 +202,17 @@ def examine_xml(
     if has_errors(structure):
         return Verdict(SubmitResult.INVALID_FILE, grade([*findings, *structure], strictness), **base)
     findings += list(structure) + list(validate_schema(doc_type, root, strictness))
-    report = verify_signature(
-        root,
-        data_tag=doc_type.data_tag,
-        trust=trust,
-        facility_code=signer_facility or facility_code,
-        received_at=received_at,
-        policy=policy.signature,
-    )
+    try:
+        report = verify_signature(
+            root,
+            data_tag=doc_type.data_tag,
+            trust=trust,
+            facility_code=signer_facility or facility_code,
+            received_at=received_at,
+            policy=policy.signature,
+        )
+    except etree.LxmlError as exc:  # libxml2 cannot canonicalise or re-read this tree: the file's fault
+        return Verdict(SubmitResult.INVALID_FILE, grade([*findings, _unprocessable(exc)], strictness), **base)
     findings += report.findings()
     signed = report.signed_data
     data_element = signed if signed is not None else root.find(doc_type.data_tag)

@@ -12,21 +12,25 @@ Errors: `mock_portal.errors.NotFound` (certificate never accepted, or accepted b
 from __future__ import annotations
 
 import enum
+import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from mock_portal.errors import NotFound
+from mock_portal.findings import Finding, Severity
 from mock_portal.store import Application, Repository, SharedDocument
 from mock_portal.store import ipss as ipss_store
 
 __all__ = [
+    "Current",
     "Decision",
     "IssueKind",
     "Reason",
     "Refusal",
     "certificate_history",
+    "current_issue",
     "issue_kinds",
     "normalise_name",
     "register_birth",
@@ -106,16 +110,59 @@ def certificate_history(repo: Repository, doc_type: str, code: str) -> Sequence[
     raise NotFound(refusal.reason.value, refusal.message_vi, refusal.message_en)
 
 
+def _content(fields: dict[str, str]) -> str:
+    """The signed fields as one canonical string (equal content, equal string)."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def issue_kinds(history: Sequence[SharedDocument]) -> list[IssueKind]:
-    """The kind of each copy in `history` (oldest first)."""
-    kinds, seen = [], []
+    """The kind of each copy in `history` (oldest first); linear in the number of copies."""
+    kinds, seen = [], set()
     for copy in history:
-        if copy.fields in seen:
+        content = _content(copy.fields)
+        if content in seen:
             kinds.append(IssueKind.RESEND)
         else:
             kinds.append(IssueKind.ISSUE if copy.first_issue else IssueKind.REISSUE)
-        seen.append(copy.fields)
+        seen.add(content)
     return kinds
+
+
+@dataclass(frozen=True)
+class Current:
+    """The issue a registration must match, and what was odd about the history on the way."""
+
+    issue: SharedDocument
+    findings: tuple[Finding, ...] = ()
+
+
+def current_issue(history: Sequence[SharedDocument], kinds: Sequence[IssueKind] | None = None) -> Current:
+    """The issue in force, by issue semantics rather than arrival order: a resend never supersedes
+    anything (it repeats an earlier issue); a reissue supersedes the first issue; of several reissues
+    the latest by issue date, then signing time wins. Two first issues with different content are a
+    conflict the real registry would have to resolve by hand: flagged, and resolved the same way on
+    every server and in every commit order — the latest by issue date and signing time, ties broken
+    by the content itself."""
+    kinds = kinds if kinds is not None else issue_kinds(history)
+    candidates = [copy for copy, kind in zip(history, kinds, strict=True) if kind is not IssueKind.RESEND]
+
+    def rank(copy: SharedDocument) -> tuple[bool, str, datetime, str]:
+        return (not copy.first_issue, copy.issue_date, copy.signing_time or datetime.min, _content(copy.fields))
+
+    current = max(candidates, key=rank)
+    firsts = [copy for copy, kind in zip(history, kinds, strict=True) if kind is IssueKind.ISSUE]
+    if len(firsts) < 2:
+        return Current(current)
+    codes = ", ".join(copy.ma_gd for copy in firsts)
+    finding = Finding(
+        "IPSS_CONFLICTING_FIRST_ISSUES",
+        Severity.WARNING,
+        f"{len(firsts)} bản cấp lần đầu với nội dung khác nhau ({codes}); dùng bản {current.ma_gd}",
+        f"{len(firsts)} first issues with different content ({codes}); {current.ma_gd} is taken as current "
+        "(latest issue date and signing time, then content order)",
+        received=str(len(firsts)),
+    )
+    return Current(current, (finding,))
 
 
 def register_birth(repo: Repository, now: datetime, ma_gcs: str, mother_id_number: str, child_name: str) -> Decision:
@@ -161,10 +208,10 @@ def register_death(repo: Repository, now: datetime, ma_gbt: str, deceased_id_num
 
 
 def _latest(repo: Repository, doc_type: str, code: str) -> tuple[SharedDocument | None, list[Refusal]]:
-    """The latest shared issue (the one a registration must match), or why there is none."""
+    """The shared issue in force (the one a registration must match), or why there is none."""
     history = ipss_store.shared_by_code(repo, doc_type, code)
     if history:
-        return history[-1], []
+        return current_issue(history).issue, []
     return None, [_absent(repo, doc_type, code)]
 
 

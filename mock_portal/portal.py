@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
 from mock_portal.accounting import first_match, issue_instant
-from mock_portal.auth import Credentials, TokenGrant, judge_credentials, take_token
+from mock_portal.auth import Credentials, LoginThrottle, TokenGrant, judge_credentials, take_token
 from mock_portal.clock import SandboxClock
 from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
@@ -67,6 +67,7 @@ class Portal:
         )
         self._trust_lock = threading.Lock()
         self._trust: tuple[int, TrustStore] | None = None
+        self.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
 
     # strictness
     def strictness(self, override: str | None) -> Strictness:
@@ -84,6 +85,7 @@ class Portal:
             ttl=timedelta(minutes=self.gate.token_ttl_minutes(facility, self.settings.token_ttl_minutes)),
             strictness=self.strictness(self.repo.facility_strictness(facility) if facility else None),
             notes=notes,
+            throttle=self.login_throttle,
         )
 
     def submit(self, form: SubmissionForm, journal: Callable[[Outcome], Exchange | None] | None = None) -> Outcome:
@@ -130,7 +132,9 @@ class Portal:
                 return entry
 
         keep = self.gate.journal_max_entries
-        submission_id = self.repo.record_submission(submission, document, row, keep)
+        submission_id = self.repo.record_submission(
+            submission, document, row, keep, self.settings.unauthenticated_max_submissions
+        )
         journal_id = written[0].id if written else None
         return Outcome(submission_id, verdict, ma_gd, received_at, journal_id)
 

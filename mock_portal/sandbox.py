@@ -14,12 +14,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mock_portal import store
-from mock_portal.auth import md5_upper
+from mock_portal.auth import hash_password_md5, md5_upper
 from mock_portal.errors import Conflict, InvalidInput, NotFound
 from mock_portal.grades import Strictness
 from mock_portal.portal import Portal
 
 FACILITY_CODE = re.compile(r"^\d{5}$")
+USERNAME_SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,57}$")
+"""What follows `<MA_CSKCB>_` in an account name: the portal reads the facility from the prefix, so an
+account named otherwise (`../..`, a NUL byte, another facility's code) could never log in."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,18 @@ def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
         )
     if not new.username or not new.password:
         raise InvalidInput("ACCOUNT_INVALID", "Cần tên đăng nhập và mật khẩu", "username and password are required")
+    prefix, _, suffix = new.username.partition("_")
+    if prefix != new.code or not USERNAME_SUFFIX.match(suffix):
+        raise InvalidInput(
+            "ACCOUNT_USERNAME_INVALID",
+            f"Tên đăng nhập phải có dạng {new.code}_<tên> (chữ, số, . _ -), ví dụ {new.code}_BV",
+            f"The username must be {new.code}_<name> (letters, digits, . _ -), e.g. {new.code}_BV: the portal "
+            "reads the facility from the prefix",
+        )
     facility = store.Facility(code=new.code, name=new.name, created_at=_naive(portal.clock.now()))
-    account = store.Account(username=new.username, facility_code=new.code, password_md5=md5_upper(new.password))
+    account = store.Account(
+        username=new.username, facility_code=new.code, password_hash=hash_password_md5(md5_upper(new.password))
+    )
     try:
         portal.repo.add_facility(facility, account)
     except store.repository.AlreadyExists as exc:

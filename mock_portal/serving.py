@@ -8,10 +8,20 @@ worker binds its own socket with `SO_REUSEPORT`, so the kernel spreads new conne
 workers. All workers share the database (SQLite in WAL mode, or PostgreSQL) and the settings from
 the environment; the supervisor restarts a worker that dies and stops them all on SIGINT/SIGTERM.
 Without `SO_REUSEPORT` (not Linux/BSD) uvicorn's supervisor is used.
+
+Why not gunicorn's arbiter (with uvicorn workers): it binds in the master and the workers share
+that socket — the imbalance above — and it restarts a dying worker forever or, when one fails
+while booting, halts; neither gives a restart budget. This supervisor restarts a crashed worker
+unless more than `worker_restarts` crashes fell within the last `worker_restart_window_seconds`
+(a crash loop, e.g. an unreadable database): a few crashes over a week never take the portal down.
+
+uvicorn has no time limit for request headers (its keep-alive timer is cancelled by any byte), so a
+client trickling a header holds a connection for ever: `header_deadline` closes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -19,23 +29,87 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from typing import Any
 
 import uvicorn
+from uvicorn.config import Config
+
+from mock_portal.config import Settings
 
 __all__ = ["serve"]
 
 log = logging.getLogger("mock_portal.serving")
 APP = "mock_portal.asgi:app"
-MAX_RESTARTS = 5
-"""Restarts of crashed workers before the supervisor gives up (a worker that cannot bind fails fast)."""
 
 
 def serve(*, host: str, port: int, workers: int, log_level: str, access_log: bool, app: str = APP) -> int:
-    if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
+    if workers <= 1:
+        uvicorn.Server(_config(app, log_level, access_log, host=host, port=port)).run()  # exits 3 if it cannot bind
+        return 0
+    if not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(app, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
         return 0
     return _Supervisor(app, host, port, workers, log_level, access_log).run()
+
+
+def _config(app: str, log_level: str, access_log: bool, **extra: Any) -> Config:
+    """uvicorn's settings, with the header deadline on its HTTP protocol."""
+    config = Config(app, log_level=log_level, access_log=access_log, **extra)
+    config.load()  # resolves the protocol class uvicorn picked (httptools or h11)
+    config.http_protocol_class = header_deadline(config.http_protocol_class, Settings.from_env().header_timeout_seconds)
+    return config
+
+
+MAX_HEADER_BYTES = 64 * 1024
+"""Most bytes a request's head (request line and headers) may take; httptools sets no limit of its own."""
+
+
+def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[asyncio.Protocol]:
+    """`protocol` (uvicorn's httptools or h11 protocol) closing a connection that has not finished a
+    request's headers `seconds` after it opened or after its last response, or whose unfinished head
+    grows past `MAX_HEADER_BYTES`."""
+
+    class HeaderDeadline(protocol):  # type: ignore[misc, valid-type]
+        _deadline: asyncio.TimerHandle | None = None
+        _head_bytes = 0
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(seconds, self._overdue)
+            self._head_bytes = 0
+
+        def _in_request(self) -> bool:
+            """Headers complete and the response not finished yet."""
+            return self.cycle is not None and not self.cycle.response_complete
+
+        def _overdue(self) -> None:
+            if not self._in_request() and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_request() or self.transport.is_closing():
+                return
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES:
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -52,8 +126,7 @@ def _listen(host: str, port: int) -> socket.socket:
 def _worker(app: str, host: str, port: int, log_level: str, access_log: bool) -> None:
     """One server process: its own SO_REUSEPORT socket, uvicorn on it until SIGINT/SIGTERM."""
     sock = _listen(host, port)
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(_config(app, log_level, access_log)).run(sockets=[sock])
 
 
 class _Supervisor:
@@ -63,12 +136,21 @@ class _Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[multiprocessing.process.BaseProcess] = []
         self.stopping = False
-        self.restarts = 0
+        settings = Settings.from_env()
+        self.budget, self.window = settings.worker_restarts, float(settings.worker_restart_window_seconds)
+        self.crashes: deque[float] = deque()
 
     def _start_one(self) -> multiprocessing.process.BaseProcess:
         process = self.context.Process(target=_worker, args=self.args, name="mock-portal-worker")
         process.start()
         return process
+
+    def _may_restart(self, now: float) -> bool:
+        """Count this crash; allowed while at most `budget` crashes fall within the sliding window."""
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] <= now - self.window:
+            self.crashes.popleft()
+        return len(self.crashes) <= self.budget
 
     def _stop(self, *_: Any) -> None:
         self.stopping = True
@@ -96,11 +178,14 @@ class _Supervisor:
             for index, process in enumerate(self.processes):
                 if process.is_alive() or self.stopping:
                     continue
-                if self.restarts >= MAX_RESTARTS:
-                    print(f"mock portal: worker {process.pid} exited ({process.exitcode}); giving up", file=sys.stderr)
+                if not self._may_restart(time.monotonic()):
+                    print(
+                        f"mock portal: worker {process.pid} exited ({process.exitcode}); more than {self.budget} "
+                        f"crashes within {self.window:g} s, giving up",
+                        file=sys.stderr,
+                    )
                     self.stopping, code = True, 1
                     break
-                self.restarts += 1
                 print(f"mock portal: worker {process.pid} exited ({process.exitcode}); restarting", file=sys.stderr)
                 self.processes[index] = self._start_one()
         for process in self.processes:

@@ -49,6 +49,7 @@ from mock_portal.signature_model import (
 )
 from mock_portal.signature_trust import trust_checks
 from mock_portal.trust import TrustStore
+from mock_portal.xmldsig import canonicalisation_memo
 
 __all__ = [
     "CertificateSummary",
@@ -124,7 +125,18 @@ def verify_signature(
     `data_tag` is GIAYCHUNGSINH or GIAYBAOTU; `trust` a `mock_portal.trust.TrustStore`;
     `received_at` (aware; naive means UTC) the portal's receipt instant.
     """
-    policy = policy or SignaturePolicy()
+    with canonicalisation_memo():
+        return _verify(root, data_tag, trust, facility_code, received_at, policy or SignaturePolicy())
+
+
+def _verify(
+    root: etree._Element,
+    data_tag: str,
+    trust: TrustStore,
+    facility_code: str,
+    received_at: datetime,
+    policy: SignaturePolicy,
+) -> SignatureReport:
     received_at = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
     checks: list[CheckResult] = []
     result, sig = locate_signature(root)

@@ -15,6 +15,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 from lxml import etree
@@ -82,11 +85,35 @@ def canonicalize(element: etree._Element, variant: C14nVariant = C14nVariant.COR
     """
     if variant is C14nVariant.SPURIOUS_EMPTY_XMLNS:
         return etree.tostring(element, method="c14n", exclusive=False, with_comments=False)
-    copy = reparse(element)
-    c14n = etree.tostring(copy, method="c14n", exclusive=False, with_comments=False)
+    serialized = etree.tostring(element)
+    memo: dict[bytes, bytes] | None = getattr(_memo, "cache", None)
+    key = hashlib.sha256(serialized).digest()
+    c14n = memo.get(key) if memo is not None else None
+    if c14n is None:
+        copy = etree.fromstring(serialized, parser=_INTERNAL_PARSER)
+        c14n = etree.tostring(copy, method="c14n", exclusive=False, with_comments=False)
+        if memo is not None:
+            memo[key] = c14n
     if variant is C14nVariant.WITHOUT_INHERITED_NAMESPACES:
         return strip_inherited_namespaces(c14n, element)
     return c14n
+
+
+_memo = threading.local()
+
+
+@contextmanager
+def canonicalisation_memo() -> Iterator[None]:
+    """Within the block (one document's verification, on this thread), content canonicalised once is
+    not canonicalised again: the portal's own digest check, signxml's verification and the diagnosis
+    of a wrong C14N all canonicalise the same references, and canonicalisation is the costly part
+    (superlinear in attributes). Keyed by a hash of the serialised node; dropped at the end."""
+    previous = getattr(_memo, "cache", None)
+    _memo.cache = {}
+    try:
+        yield
+    finally:
+        _memo.cache = previous
 
 
 def reparse(element: etree._Element) -> etree._Element:

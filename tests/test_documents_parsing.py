@@ -47,7 +47,7 @@ HOSTILE = {
     "not-xml": (b"fileBase64Str=SGVsbG8=", "XML_NOT_WELL_FORMED"),
     "json": (b'{"MaKetQua": "200"}', "XML_NOT_WELL_FORMED"),
     "truncated": (VALID[: len(VALID) // 2], "XML_NOT_WELL_FORMED"),
-    "bad-utf8": (b"<a>\xff\xfe</a>", "XML_NOT_WELL_FORMED"),
+    "bad-utf8": (b"<a>\xff\xfe</a>", "XML_ENCODING"),
     "two-roots": (b"<a/><b/>", "XML_NOT_WELL_FORMED"),
     "empty": (b"", "XML_EMPTY"),
     "whitespace": (b"  \n ", "XML_EMPTY"),

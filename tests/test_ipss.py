@@ -136,6 +136,66 @@ def test_history_holds_issue_resend_and_reissue(admin: httpx.Client, ipss: httpx
     assert certificate["latest"] == history[-1] and certificate["latest"]["first_issue"] is False
 
 
+def test_a_late_resend_of_v1_never_supersedes_the_reissue(
+    admin: httpx.Client, ipss: httpx.Client, hospital: Hospital
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    serial = next(_serials)
+    (_, first), (_, reissued) = scenario("gcs_reissue", facility_code=hospital.code, serial=serial, issued_at=now)
+    cred = hospital.credential
+
+    def signed(fields: dict[str, str]) -> bytes:
+        xml = build_xml(DocumentType.GCS, fields)
+        return sign_document(xml, cred.key, cred.cert, signing_time=now, chain=cred.chain)
+
+    v1 = signed(first)
+    for xml in (v1, signed(reissued), v1):  # v1, its reissue v2, then a late resend of v1's exact bytes
+        accepted(admin, hospital, xml)
+    certificate = wait_shared(ipss, "GCS", first["MA_GCS"], copies=3)
+    assert [issue["kind"] for issue in certificate["history"]] == ["ISSUE", "REISSUE", "RESEND"]
+    assert certificate["latest"] == certificate["history"][1] and certificate["findings"] == []
+    mother = reissued["SO_CCCD_NND"]
+    v2_name = ipss.post(
+        "/ipss/v1/birth-registrations",
+        json={"ma_gcs": first["MA_GCS"], "mother_id_number": mother, "child_name": reissued["TEN_CON"]},
+    )
+    assert v2_name.status_code == 201, v2_name.text
+    if first["TEN_CON"] != reissued["TEN_CON"]:
+        v1_name = ipss.post(
+            "/ipss/v1/birth-registrations",
+            json={"ma_gcs": first["MA_GCS"], "mother_id_number": mother, "child_name": first["TEN_CON"]},
+        )
+        assert_problem(v1_name, 422, "REGISTRATION_REFUSED")
+
+
+def _copy(n: int, fields: dict[str, str], *, first_issue: bool = True) -> store.SharedDocument:
+    now = datetime(2026, 1, 1, 8, 0)
+    return store.SharedDocument(
+        id=n, document_id=n, doc_type="GCS", code="C", facility_code="79001", ma_gd=f"MGD-{n}",
+        first_issue=first_issue, issue_date="20260101", signing_time=now, fields=fields, accepted_at=now,
+        shared_at=now, lag_ms=0,
+    )  # fmt: skip
+
+
+def test_conflicting_first_issues_are_flagged_and_resolved_whatever_the_order() -> None:
+    copies = [_copy(n, {"MA_GCS": "C", "TEN_CON": f"Name {n}"}) for n in range(10)]
+    winners = set()
+    for order in (copies, copies[::-1], copies[3:] + copies[:3]):
+        current = ipss_domain.current_issue(order)
+        winners.add(current.issue.ma_gd)
+        assert [f.code for f in current.findings] == ["IPSS_CONFLICTING_FIRST_ISSUES"]
+    assert len(winners) == 1
+
+
+def test_issue_kinds_is_linear() -> None:
+    """8,000 copies of one code took 8 s when every copy was compared with every earlier one."""
+    copies = [_copy(n, {"MA_GCS": "C", "N": str(n % 4000)}, first_issue=n == 0) for n in range(8000)]
+    started = time.process_time()
+    kinds = ipss_domain.issue_kinds(copies)
+    assert time.process_time() - started < 1.0
+    assert kinds.count(ipss_domain.IssueKind.RESEND) == 4000
+
+
 # registrations ------------------------------------------------------------------------------------
 
 
@@ -401,11 +461,13 @@ def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repo
 def test_public_api_is_pinned() -> None:
     assert sorted(sharing.__all__) == ["BATCH", "SharingWorker", "share_pending"]
     assert sorted(ipss_domain.__all__) == [
+        "Current",
         "Decision",
         "IssueKind",
         "Reason",
         "Refusal",
         "certificate_history",
+        "current_issue",
         "issue_kinds",
         "normalise_name",
         "register_birth",

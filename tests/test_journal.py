@@ -9,7 +9,8 @@ from tests.live import start_server
 
 
 def test_journal_is_capped_for_long_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
-    live = start_server(tmp_path_factory.mktemp("capped"), extra_env={"PORTAL_JOURNAL_MAX_ENTRIES": "10"})
+    env = {"PORTAL_JOURNAL_MAX_ENTRIES": "10", "PORTAL_LOGIN_MAX_FAILURES": "0"}  # 260 failed logins: no throttle
+    live = start_server(tmp_path_factory.mktemp("capped"), extra_env=env)
     try:
         with httpx.Client(base_url=live.base_url) as client:
             for _ in range(260):

@@ -328,7 +328,13 @@ def _own_province(case: Case) -> None:
     body = case.body
     code = body.get("code") if isinstance(body, dict) else None
     if isinstance(code, str) and len(code) == 5 and code.isdigit() and not code.startswith(OWN_PROVINCE):
-        case.body = {**body, "code": OWN_PROVINCE + code[2:]}
+        code = OWN_PROVINCE + code[2:]
+        case.body = body = {**body, "code": code}
+    # The account name must carry the facility's code as prefix, a cross-field rule no schema can state:
+    # a schema-valid name gets the case's code, as a real client would write it.
+    username = body.get("username") if isinstance(body, dict) else None
+    if isinstance(code, str) and isinstance(username, str) and username[:5].isdigit() and username[5:6] == "_":
+        case.body = {**body, "username": code + username[5:]}
 
 
 def _realistic(world: World) -> Callable[[Any, Case], st.SearchStrategy[Case]]:

@@ -42,8 +42,9 @@ def test_facility_lifecycle(admin: httpx.Client, trusted: TestPKI, server: LiveS
     [certificate] = facility["certificates"]
     assert certificate["fingerprint"] == hospital.credential.fingerprint
     assert hospital.code in [f["code"] for f in admin.get("/sandbox/facilities").json()]
+    username = f"{hospital.code}_Y"
     again = admin.post(
-        "/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": "y", "password": "z"}
+        "/sandbox/facilities", json={"code": hospital.code, "name": "x", "username": username, "password": "z"}
     )
     assert_problem(again, 409, "FACILITY_EXISTS")
     twice = admin.post(

@@ -11,7 +11,7 @@ from mock_portal import expectations as expect
 from mock_portal import sandbox as ops
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
-from mock_portal.clock import ClockState, vn_local
+from mock_portal.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
 from mock_portal.errors import Conflict, InvalidInput
 from mock_portal.faults import FaultPlanError, parse_plan
 from mock_portal.gate import plan_key
@@ -71,10 +71,16 @@ def advance_clock(body: Json) -> Reply:
             "Give exactly one of minutes or working_minutes",
         )
     now = portal.clock.now()
-    target = (
-        now + timedelta(minutes=minutes) if minutes is not None else portal.calendar.add_working_minutes(now, working)
-    )
-    return _clock(portal, portal.clock.set(now=target))
+    try:
+        if minutes is not None:
+            target = now + timedelta(minutes=check_span(minutes, MAX_ADVANCE_MINUTES, "minutes"))
+        else:
+            span = check_span(working, MAX_ADVANCE_WORKING_MINUTES, "working_minutes")
+            target = portal.calendar.add_working_minutes(now, span)
+        state = portal.clock.set(now=target)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput("ADVANCE_INVALID", "Không tua được đồng hồ", str(exc)) from exc
+    return _clock(portal, state)
 
 
 def reset_clock() -> Reply:

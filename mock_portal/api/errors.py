@@ -13,6 +13,7 @@ import yaml
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from mock_portal.errors import PortalError
 
@@ -110,6 +111,16 @@ def _undecodable_body(_request: ConnexionRequest, exc: Exception) -> ConnexionRe
     )
 
 
+def _bad_form(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """A form Starlette cannot parse (too many fields, broken multipart): a client error, not a 500."""
+    return problem(
+        400,
+        "REQUEST_INVALID",
+        "Biểu mẫu (form) của yêu cầu không đọc được",
+        f"The request form cannot be read: {getattr(exc, 'message', exc)}",
+    )
+
+
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "INTERNAL_ERROR", "Lỗi hệ thống", "Internal error; see the server log")
@@ -118,6 +129,7 @@ def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse
 def register_error_handlers(app: connexion.FlaskApp) -> None:
     app.add_error_handler(PortalError, _portal_error)
     app.add_error_handler(UnicodeDecodeError, _undecodable_body)
+    app.add_error_handler(MultiPartException, _bad_form)
     app.add_error_handler(ProblemException, _connexion_problem)
     app.add_error_handler(HTTPException, _connexion_problem)
     for status in (404, 405):

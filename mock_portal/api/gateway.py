@@ -23,6 +23,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api.hiap import header_safe, submit_reply
+from mock_portal.api.middleware import OVERSIZE
 from mock_portal.clock import system_now
 from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.faults import Decision, Effect, Fault
@@ -58,7 +59,8 @@ class _Exchange:
 
     async def run(self) -> str | None:
         body, complete = await self._read_body()
-        if not complete:  # over the cap: the inner middleware answers (1001 / 413) from what it is given
+        if not complete or OVERSIZE in self.scope.get("state", {}):  # over the cap: the inner middleware
+            # answers (1001 / 413) from what it is given, and the reply is journalled here
             return await self._pass_on(body, Decision(), {}, complete=False)
         form = await anyio.to_thread.run_sync(_form, body)  # up to ~7 MB: not on the event loop
         facility = _facility_of(form)

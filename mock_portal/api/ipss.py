@@ -51,8 +51,12 @@ def _issue(row: SharedDocument, kind: ipss.IssueKind | None = None) -> Json:
 
 def _certificate(doc_type: str, code: str) -> Reply:
     history = ipss.certificate_history(_portal().repo, doc_type, code)
-    issues = [_issue(row, kind) for row, kind in zip(history, ipss.issue_kinds(history), strict=True)]
-    return reply({"type": doc_type, "code": code, "latest": issues[-1], "history": issues})
+    kinds = ipss.issue_kinds(history)
+    issues = [_issue(row, kind) for row, kind in zip(history, kinds, strict=True)]
+    current = ipss.current_issue(history, kinds)
+    latest = issues[history.index(current.issue)]
+    findings = [f.to_dict() for f in current.findings]
+    return reply({"type": doc_type, "code": code, "latest": latest, "history": issues, "findings": findings})
 
 
 def get_birth_certificate(ma_gcs: str) -> Reply:

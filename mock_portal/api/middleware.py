@@ -14,10 +14,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mock_portal.api.errors import problem_body
 from mock_portal.api.hiap import submit_reply
 from mock_portal.api.security import is_admin
-from mock_portal.codes import SubmitResult
+from mock_portal.codes import SubmitResult, TokenResult
 from mock_portal.portal import Portal
 
 SUBMIT_PATH = "/api/hososuckhoe/guiGiayToDienTu"
+OVERSIZE = "portal.oversize"
+"""Scope state key: the outer guard found the body over the cap (its size) and did not keep it."""
+TOKEN_PATH = "/api/token/take"
 
 
 class BodyTooLarge(Exception):
@@ -34,13 +37,13 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["portal"] = self.portal
-        if "\n" in scope.get("path", ""):
+        if _unroutable_path(scope.get("path", "")):
             await _unroutable(scope, send, self.portal)
             return
         limit = self.portal.settings.max_body_bytes
-        declared = _content_length(scope)
+        declared = scope["state"].get(OVERSIZE) or content_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(scope, send, declared, self.portal)
+            await too_large(scope, send, declared, self.portal)
             return
         received = 0
 
@@ -65,20 +68,21 @@ class PortalMiddleware:
             await self.app(scope, capped_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(scope, send, received, self.portal)
+                await too_large(scope, send, received, self.portal)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
                 return None
+            return length if length >= 0 else None
     return None
 
 
-async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None:
+async def too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None:
     limit = portal.settings.max_file_bytes
     if scope.get("path") == SUBMIT_PATH:
         received = portal.clock.now()
@@ -87,7 +91,12 @@ async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> Non
             (b"content-type", b"application/json"),
             (b"x-sandbox-explain", f"FILE_TOO_LARGE: request body over {limit} bytes".encode()),
         ]
-        await _reply(send, 200, headers, body)
+        await send_json(send, 200, headers, body)
+        return
+    if scope.get("path") == TOKEN_PATH:  # no account has a name that long: the portal's "no such account"
+        explain = f"BODY_TOO_LARGE: request body over {portal.settings.max_body_bytes} bytes"
+        token_headers = [(b"content-type", b"application/json"), (b"x-sandbox-explain", explain.encode())]
+        await send_json(send, 200, token_headers, {"maKetQua": TokenResult.NO_ACCOUNT.value, "APIKey": None})
         return
     problem = problem_body(
         413,
@@ -96,20 +105,26 @@ async def _too_large(scope: Scope, send: Send, size: int, portal: Portal) -> Non
         f"Request body larger than {portal.settings.max_body_bytes} bytes",
         "Payload Too Large",
     )
-    await _reply(send, 413, [(b"content-type", b"application/problem+json")], problem)
+    await send_json(send, 413, [(b"content-type", b"application/problem+json")], problem)
 
 
-async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: dict[str, Any]) -> None:
     payload = json.dumps(body, ensure_ascii=False).encode()
     headers = [*headers, (b"content-length", str(len(payload)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
+def _unroutable_path(path: str) -> bool:
+    """A path Connexion's router and Flask's disagree on, so that it would reach Flask without an
+    operation (a 500): a line break (the router's mount regex stops at `\\n`) or an empty segment
+    (`//sandbox/...`: Flask merges the slashes, the router does not). No resource has either."""
+    return "\n" in path or "//" in path
+
+
 async def _unroutable(scope: Scope, send: Send, portal: Portal) -> None:
-    """A path with a line break: Connexion's router cannot match it (its mount regex stops at `\\n`), so
-    the request would reach Flask without an operation. No identifier holds a line break: answer 404,
-    after the admin token check the sandbox API would have made."""
+    """A path `_unroutable_path` names: answer 404, after the admin token check the sandbox API would
+    have made."""
     path = scope.get("path", "")
     authorization = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
     if path.startswith("/sandbox/") and not is_admin(portal, authorization.removeprefix("Bearer ")):
@@ -121,8 +136,8 @@ async def _unroutable(scope: Scope, send: Send, portal: Portal) -> None:
         )
         headers = [(b"www-authenticate", b"Bearer")]
     else:
-        status, code, vi, en = 404, "NOT_FOUND", "Không tìm thấy", "No resource has a line break in its path"
+        status, code, vi, en = 404, "NOT_FOUND", "Không tìm thấy", "No resource has a line break or `//` in its path"
         headers = []
-    await _reply(
+    await send_json(
         send, status, [(b"content-type", b"application/problem+json"), *headers], problem_body(status, code, vi, en)
     )

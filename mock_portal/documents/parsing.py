@@ -16,8 +16,25 @@ from lxml import etree
 from ..findings import Finding, Severity
 
 _UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# How a document that is not UTF-8 starts (XML 1.0 Appendix F): with a byte order mark, or "<?" in
+# the encoding's own bytes. UTF-32 before UTF-16: FF FE 00 00 also starts with UTF-16LE's mark.
+_FOREIGN_STARTS = (
+    (b"\x00\x00\xfe\xff", "UTF-32BE"),
+    (b"\xff\xfe\x00\x00", "UTF-32LE"),
+    (b"\x00\x00\xff\xfe", "UTF-32 (2143)"),
+    (b"\xfe\xff\x00\x00", "UTF-32 (3412)"),
+    (b"\x00\x00\x00<", "UTF-32BE"),
+    (b"<\x00\x00\x00", "UTF-32LE"),
+    (b"\x00\x00<\x00", "UTF-32 (2143)"),
+    (b"\x00<\x00\x00", "UTF-32 (3412)"),
+    (b"\xfe\xff", "UTF-16BE"),
+    (b"\xff\xfe", "UTF-16LE"),
+    (b"\x00<", "UTF-16BE"),
+    (b"<\x00", "UTF-16LE"),
+    (b"\x4c\x6f\xa7\x94", "EBCDIC"),
+)
 _DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
@@ -30,6 +47,11 @@ class ParseLimits:
     """Largest document accepted, in bytes (the real portal's 1001 threshold is undocumented)."""
     max_depth: int = 64
     """Deepest element nesting accepted; GCS/GBT need 3 levels plus the signature's ~6."""
+    max_elements: int = 5_000
+    """Most elements accepted; a GCS/GBT has ~60 with its signature. Bounds the work of every later step."""
+    max_attributes: int = 32
+    """Most attributes (namespace declarations included) on one element; real files carry at most ~4.
+    Canonicalisation sorts them at a superlinear cost: 50,000 on one element cost seconds of CPU."""
 
 
 class DocumentError(Exception):
@@ -84,14 +106,27 @@ def _check_prolog(data: bytes, limits: ParseLimits) -> None:
             expected="UTF-8 without BOM",
             received="UTF-8 with BOM",
         )
-    if data.startswith(_UTF16_BOMS) or data[:2] in (b"<\x00", b"\x00<"):
+    foreign = next((name for start, name in _FOREIGN_STARTS if data.startswith(start)), None)
+    if foreign is not None:
         raise _fail(
             "XML_ENCODING",
-            "Tệp không mã hoá UTF-8 (UTF-16); cổng yêu cầu UTF-8.",
-            "The file is not UTF-8 (it looks like UTF-16); the portal requires UTF-8.",
+            f"Tệp không mã hoá UTF-8 (có vẻ là {foreign}); cổng yêu cầu UTF-8.",
+            f"The file is not UTF-8 (it looks like {foreign}); the portal requires UTF-8.",
             expected="UTF-8",
-            received="UTF-16",
+            received=foreign,
         )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            "XML_ENCODING",
+            f"Tệp không phải UTF-8 hợp lệ (byte {exc.start}: {data[exc.start : exc.start + 4].hex(' ')}); cổng yêu "
+            "cầu UTF-8.",
+            f"The file is not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 4].hex(' ')}); the "
+            "portal requires UTF-8 (was it saved as Windows-1258 or Latin-1?).",
+            expected="UTF-8",
+            received=f"invalid UTF-8 at byte {exc.start}",
+        ) from exc
     declared = _DECLARED_ENCODING.match(data)
     if declared and declared.group(1).decode("ascii").lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise _fail(
@@ -124,11 +159,33 @@ def _entity_error() -> DocumentError:
     )
 
 
-def _check_depth(root: etree._Element, max_depth: int) -> None:
-    """Walk iteratively (no recursion limit to hit) and refuse over-deep trees."""
-    stack = [(root, 1)]
+def _check_shape(root: etree._Element, limits: ParseLimits) -> None:
+    """Walk iteratively (no recursion limit to hit) and refuse over-deep, over-large or over-wide trees,
+    before any canonicalisation, schema or signature work is spent on them."""
+    max_depth, stack, seen = limits.max_depth, [(root, 1)], 0
     while stack:
         node, depth = stack.pop()
+        seen += 1
+        if seen > limits.max_elements:
+            raise _fail(
+                "XML_TOO_MANY_ELEMENTS",
+                f"Tệp có quá nhiều phần tử (hơn {limits.max_elements}).",
+                f"The file has too many elements (more than {limits.max_elements}).",
+                expected=f"<= {limits.max_elements}",
+                received=f"> {limits.max_elements}",
+            )
+        width = len(node.attrib) + len(node.nsmap) if isinstance(node.tag, str) else 0
+        if width > limits.max_attributes:
+            raise _fail(
+                "XML_TOO_MANY_ATTRIBUTES",
+                f"Phần tử {etree.QName(node).localname} có quá nhiều thuộc tính ({width}, tối đa "
+                f"{limits.max_attributes}).",
+                f"Element {etree.QName(node).localname} has too many attributes ({width}, at most "
+                f"{limits.max_attributes}).",
+                path=root.getroottree().getpath(node),
+                expected=f"<= {limits.max_attributes}",
+                received=str(width),
+            )
         if depth > max_depth:
             raise _fail(
                 "XML_TOO_DEEP",
@@ -138,6 +195,24 @@ def _check_depth(root: etree._Element, max_depth: int) -> None:
                 received=str(depth),
             )
         stack.extend((child, depth + 1) for child in node)
+
+
+def _check_namespaces(root: etree._Element) -> None:
+    """Every namespace name must be an absolute URI: canonicalisation (C14N 1.0) fails on a relative one
+    (`xmlns:n="u"`), so such a file cannot carry a verifiable signature."""
+    for node in root.iter(tag=etree.Element):
+        for prefix, uri in node.nsmap.items():
+            if uri and not _ABSOLUTE_URI.match(uri):
+                declared = f"xmlns:{prefix}" if prefix else "xmlns"
+                raise _fail(
+                    "XML_NAMESPACE_RELATIVE",
+                    f'Khai báo {declared}="{uri}" dùng URI tương đối; namespace phải là URI tuyệt đối.',
+                    f'{declared}="{uri}" is a relative URI; namespace names must be absolute URIs '
+                    "(canonicalisation refuses relative ones).",
+                    path=root.getroottree().getpath(node),
+                    expected="absolute URI",
+                    received=uri[:200],
+                )
 
 
 def parse_xml(data: bytes, limits: ParseLimits = ParseLimits()) -> etree._Element:  # noqa: B008
@@ -170,5 +245,6 @@ def parse_xml(data: bytes, limits: ParseLimits = ParseLimits()) -> etree._Elemen
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
         raise _dtd_error()
-    _check_depth(root, limits.max_depth)
+    _check_shape(root, limits)
+    _check_namespaces(root)
     return root

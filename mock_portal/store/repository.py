@@ -10,14 +10,14 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, inspect, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store.models import (
@@ -64,7 +64,7 @@ class JournalFilter:
         if self.since:
             query = query.where(JournalEntry.at >= self.since)
         if self.after_id:
-            query = query.where(JournalEntry.id > self.after_id)
+            query = query.where(JournalEntry.id > min(self.after_id, MAX_ROW_ID))
         return query
 
 
@@ -89,7 +89,7 @@ def create_engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -99,6 +99,40 @@ def create_engine_for(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+
+
+UNAUTHENTICATED = "401"
+"""The result of a submission refused for its credentials before any examination."""
+
+
+def _trim_unauthenticated(s: Session, keep: int) -> None:
+    """Drop all but the newest `keep` unauthenticated submissions (no document, no outbox row points
+    at them; journal entries keep their own copy of what matters)."""
+    cutoff = s.scalar(
+        select(Submission.id)
+        .where(Submission.result == UNAUTHENTICATED)
+        .order_by(Submission.id.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    if cutoff is not None:
+        s.execute(delete(Submission).where(Submission.result == UNAUTHENTICATED, Submission.id <= cutoff))
+
+
+MAX_ROW_ID = 2**63 - 1
+"""Row ids are signed 64-bit integers (SQLite, PostgreSQL BIGINT); the drivers raise on larger ones."""
+
+
+def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
+    """The row with this id, or None — also for an id no database column can hold (a URL's `/2**70`)."""
+    return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds credentials and tokens) before
+    SQLite opens it; SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -166,15 +200,43 @@ class Repository:
         self._gate = WriteGate.for_engine(engine)
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create missing tables; workers starting together on a new file race here, and the loser of
+        a race (\"table ... already exists\") finds everything in place on its second look."""
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError:
+            Base.metadata.create_all(self.engine)
         self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
-        """Columns added to existing tables since a database was created (additive only, nullable)."""
-        present = {c["name"] for c in inspect(self.engine).get_columns("facilities")}
-        if "strictness" not in present:
-            with self.engine.begin() as connection:
-                connection.execute(text("ALTER TABLE facilities ADD COLUMN strictness VARCHAR(8)"))
+        """`create_all` makes missing tables, never missing columns: add the columns newer versions
+        declare to a database an older version made (each nullable or with its server default), once."""
+        inspector = inspect(self.engine)
+        for table in Base.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present or (column.server_default is None and not column.nullable):
+                    continue
+                kind = column.type.compile(dialect=self.engine.dialect)
+                default = column.server_default
+                clause = "" if default is None else f" NOT NULL DEFAULT '{default.arg}'"  # type: ignore[attr-defined]
+                with suppress(OperationalError, ProgrammingError), self.engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{clause}"))
+
+    def legacy_passwords(self) -> dict[str, str]:
+        """username -> stored unsalted MD5, for accounts an older version made (not hashed yet)."""
+        query = select(Account.username, Account.password_md5).where(Account.password_hash == "")
+        with self._sessions() as s:
+            return {row.username: row.password_md5 for row in s.execute(query) if row.password_md5}
+
+    def set_password_hash(self, username: str, password_hash: str) -> None:
+        """Store a salted hash and forget the legacy MD5 of the account."""
+        with self.session() as s:
+            s.execute(
+                update(Account).where(Account.username == username).values(password_hash=password_hash, password_md5="")
+            )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -349,6 +411,17 @@ class Repository:
             row.version += 1
             return row.version
 
+    def update_setting(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Read, change and write one shared setting in one transaction (no lost update between processes)."""
+        with self.session() as s:
+            row = s.get(SharedSetting, key, with_for_update=True)
+            value = change(dict(row.value) if row is not None else {})
+            if row is None:
+                s.add(SharedSetting(key=key, value=value, version=1))
+            else:
+                row.value, row.version = value, row.version + 1
+            return value
+
     def load_clock(self) -> tuple[int, dict[str, Any]] | None:
         return self.get_settings([CLOCK]).get(CLOCK)
 
@@ -399,10 +472,13 @@ class Repository:
         document: Document | None,
         journal: Callable[[int], JournalEntry | None] | None = None,
         keep: int = 0,
+        keep_unauthenticated: int = 0,
     ) -> int:
         """Store a submission and, when accepted, its document, its outbox row and its claim on an
         expectation, atomically; returns the submission id. `journal(submission_id)` may give the
-        journal row of the exchange, written in the same transaction (trimmed as in `add_journal`)."""
+        journal row of the exchange, written in the same transaction (trimmed as in `add_journal`).
+        Submissions refused for their credentials (result 401: anyone can send them, nothing was
+        examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
         with self.session() as s:
             s.add(submission)
             s.flush()
@@ -425,6 +501,8 @@ class Repository:
                 s.flush()
                 if entry.id % 256 == 0:
                     s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
+            if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
+                _trim_unauthenticated(s, keep_unauthenticated)
         return submission.id
 
     # expectations
@@ -435,7 +513,7 @@ class Repository:
 
     def get_expectation(self, expectation_id: int) -> Expectation | None:
         with self._sessions() as s:
-            return s.get(Expectation, expectation_id)
+            return _get_by_id(s, Expectation, expectation_id)
 
     def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
         query = select(Expectation).where(
@@ -468,11 +546,11 @@ class Repository:
 
     def get_document(self, document_id: int) -> Document | None:
         with self._sessions() as s:
-            return s.get(Document, document_id)
+            return _get_by_id(s, Document, document_id)
 
     def get_submission(self, submission_id: int) -> Submission | None:
         with self._sessions() as s:
-            return s.get(Submission, submission_id)
+            return _get_by_id(s, Submission, submission_id)
 
     def list_submissions(
         self, *, facility: str | None, result: str | None, limit: int, before_id: int | None
@@ -483,7 +561,7 @@ class Repository:
         if result:
             query = query.where(Submission.result == result)
         if before_id:
-            query = query.where(Submission.id < before_id)
+            query = query.where(Submission.id < min(before_id, MAX_ROW_ID))
         with self._sessions() as s:
             return s.scalars(query).all()
 

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Callable
 from datetime import date
@@ -17,11 +18,12 @@ import yaml
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from mock_portal import reports
+from mock_portal import reports, ui_sessions
 from mock_portal.api import control, sandbox
 from mock_portal.api.errors import SPEC
 from mock_portal.api.reports import build_report, download
 from mock_portal.api.security import is_admin
+from mock_portal.api.validators import parse_json
 from mock_portal.errors import InvalidInput, PortalError
 from mock_portal.portal import Portal
 from mock_portal.web.charts import Segment, StackedBar, stacked_bars
@@ -62,7 +64,8 @@ def _body(handler_reply: Any) -> Any:
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not session.get("admin"):
+        if not session.get("admin") or not ui_sessions.is_open(_portal().repo, session.get("sid")):
+            session.clear()
             return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else None))
         if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
             abort(400, "CSRF token missing or wrong; reload the page")
@@ -87,21 +90,29 @@ def _globals() -> dict[str, Any]:
 # login ---------------------------------------------------------------------------------------------
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    error = None
+    error, status = None, 200
     if request.method == "POST":
-        if is_admin(_portal(), request.form.get("token", "")):
+        portal, client = _portal(), f"ui:{request.remote_addr}"
+        if portal.login_throttle.blocked(client):
+            error, status = "Quá nhiều lần đăng nhập sai, hãy thử lại sau (too many failed logins, try later)", 429
+        elif is_admin(portal, request.form.get("token", "")):
+            portal.login_throttle.succeeded(client)
             session.clear()
             session["admin"] = True
+            session["sid"] = ui_sessions.open_session(portal.repo)
             session["csrf"] = secrets.token_urlsafe(24)
             target = request.args.get("next") or ""
             return redirect(target if target.startswith(PREFIX + "/") else url_for("dashboard.journal"))
-        error = "Sai token quản trị (wrong admin token)"
-    return render_template("login.html", error=error), 401 if error else 200
+        else:
+            portal.login_throttle.failed(client)
+            error, status = "Sai token quản trị (wrong admin token)", 401
+    return render_template("login.html", error=error), status
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
+    ui_sessions.close_session(_portal().repo, session.get("sid"))
     session.clear()
     return redirect(url_for("dashboard.login"))
 
@@ -206,11 +217,14 @@ def change_clock() -> Any:
                 body["now"] = form["now"].strip()
             if form.get("rate", "").strip():
                 body["rate"] = _number(form["rate"], "rate")
+            _validate("ClockChange", body)
             control.set_clock(body)
             message = "Đã đặt đồng hồ (clock set)"
         elif action == "advance":
             unit = "working_minutes" if form.get("unit") == "working_minutes" else "minutes"
-            control.advance_clock({unit: _number(form.get("amount", ""), "amount")})
+            advance = {unit: _number(form.get("amount", ""), "amount")}
+            _validate("ClockAdvance", advance)
+            control.advance_clock(advance)
             message = "Đã tua đồng hồ (clock advanced)"
         elif action == "reset":
             control.reset_clock()
@@ -230,8 +244,8 @@ def change_faults() -> Any:
         return _done("Đã xoá kế hoạch lỗi (fault plan cleared)")
     text = request.form.get("plan", "")
     try:
-        plan = json.loads(text or "{}")
-        _validate_plan(plan)
+        plan = parse_json(text or "{}")
+        _validate_schema("FaultPlan", plan)
         control.set_faults(plan)
     except (ValueError, jsonschema.ValidationError) as exc:
         message = getattr(exc, "message", None) or str(exc)
@@ -242,14 +256,23 @@ def change_faults() -> Any:
 
 
 @functools.cache
-def _plan_schema() -> dict[str, Any]:
-    components = yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]
-    return {"$ref": "#/components/schemas/FaultPlan", "components": components}
+def _components() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]
 
 
-def _validate_plan(plan: Any) -> None:
-    """The checks the API's schema makes before `PUT /sandbox/faults` (the handler checks the rest)."""
-    jsonschema.validate(plan, _plan_schema(), cls=jsonschema.Draft4Validator)
+def _validate_schema(name: str, body: Any) -> None:
+    """The checks the API's schema `name` makes before its handler runs: the dashboard calls the same
+    handlers, so it must pass the same gate (the handlers and the domain check the rest)."""
+    schema = {"$ref": f"#/components/schemas/{name}", "components": _components()}
+    jsonschema.validate(body, schema, cls=jsonschema.Draft4Validator, format_checker=jsonschema.FormatChecker())
+
+
+def _validate(name: str, body: Any) -> None:
+    """`_validate_schema` for a form: a refusal is an InvalidInput, shown on the page."""
+    try:
+        _validate_schema(name, body)
+    except jsonschema.ValidationError as exc:
+        raise InvalidInput("REQUEST_INVALID", "Giá trị không hợp lệ", exc.message) from exc
 
 
 def _number(text: str, name: str) -> float:
@@ -257,6 +280,8 @@ def _number(text: str, name: str) -> float:
         value = float(text)
     except ValueError as exc:
         raise InvalidInput("NUMBER_INVALID", f"{name} phải là số", f"{name} must be a number") from exc
+    if not math.isfinite(value):
+        raise InvalidInput("NUMBER_INVALID", f"{name} phải là số hữu hạn", f"{name} must be a finite number")
     return int(value) if value.is_integer() else value
 
 
