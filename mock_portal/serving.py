@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["serve"]
+__all__ = ["cannot_listen", "serve"]
 
 log = logging.getLogger("mock_portal.serving")
 APP = "mock_portal.asgi:app"
@@ -36,6 +36,22 @@ def serve(*, host: str, port: int, workers: int, log_level: str, access_log: boo
         uvicorn.run(app, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
         return 0
     return _Supervisor(app, host, port, workers, log_level, access_log).run()
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why nothing can listen on host:port now (a server already there), or None when it is free.
+
+    The probe has no SO_REUSEPORT, so a server still listening there, even one of ours, makes it fail
+    instead of sharing the port."""
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    finally:
+        probe.close()
+    return None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -74,18 +90,11 @@ class _Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        # the port must be free: fail here, not in N workers (the probe has no SO_REUSEPORT, so a
-        # server still listening there, even one of ours, makes it fail instead of sharing the port)
-        host, port = self.args[1], self.args[2]
-        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            print(f"mock portal: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        # the port must be free: fail here, not in N workers
+        busy = cannot_listen(self.args[1], self.args[2])
+        if busy:
+            print(f"mock portal: {busy}", file=sys.stderr)
             return 1
-        finally:
-            probe.close()
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         self.processes = [self._start_one() for _ in range(self.count)]

@@ -186,9 +186,13 @@ def _signing_time_check(
 ) -> CheckResult:
     name = CheckName.SIGNING_TIME_VALID
     if not verified:
-        return skipped(name, "the signature is not valid, so SigningTime cannot be trusted")
+        return skipped(
+            name,
+            "chữ ký không hợp lệ nên không thể tin SigningTime",
+            "the signature is not valid, so SigningTime cannot be trusted",
+        )
     if profile == ENVELOPED_PROFILE:
-        return skipped(name, "the enveloped profile carries no SigningTime")
+        return skipped(name, "hồ sơ ký enveloped không có SigningTime", "the enveloped profile carries no SigningTime")
     if signing_time is None:
         return check(
             name,

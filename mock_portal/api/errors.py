@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import connexion
 import yaml
@@ -84,9 +85,19 @@ def _portal_error(_request: ConnexionRequest, exc: Exception) -> ConnexionRespon
     return problem(exc.status, exc.code, exc.detail_vi, exc.detail_en)
 
 
+def redirect(status: int, target: str) -> ConnexionResponse:
+    """A redirect raised inside Flask (a missing trailing slash: werkzeug's 308) reaches the error layer
+    as an exception whose detail is the new URL; it stays a redirect, with a same-origin `Location`."""
+    parts = urlsplit(target)
+    location = parts.path + (f"?{parts.query}" if parts.query else "")
+    return ConnexionResponse(status_code=status, headers={"Location": location or "/"}, body=b"")
+
+
 def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
     detail = str(getattr(exc, "detail", "") or getattr(exc, "title", "") or exc)
+    if 300 <= status < 400:
+        return redirect(status, detail)
     code, vi = _CONNEXION.get(status, ("INTERNAL_ERROR", "Lỗi hệ thống"))
     if status == 401 and _request.url.path.startswith("/ipss/"):
         vi = "Thiếu hoặc sai khóa API của IPSS (X-API-Key)"
