@@ -43,7 +43,7 @@ from locust.stats import StatsEntry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `load.*` next to fixtures/, mock_portal/
 
-from conformance.portal import SandboxAdmin  # noqa: E402
+from conformance.portal import PortalState, SandboxAdmin  # noqa: E402
 from load.deadlines import Thresholds, judge_thresholds  # noqa: E402
 from load.personas import HospitalUser, IpssReaderUser, IssuingDeskUser  # noqa: E402
 from load.portal_io import Kit, SandboxTime, provision, set_clock  # noqa: E402
@@ -139,11 +139,11 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     base, count = opt(environment, "facility_base", 79500), max(1, opt(environment, "facilities", 4))
     admin = _admin(environment)
     try:
+        STATE.saved = PortalState.take(admin)  # the shape's outage and --clock-rate change both
         kit = provision(admin, [f"{base + i:05d}" for i in range(count)])
         rate = opt(environment, "clock_rate", 0.0)
         if rate:
             set_clock(admin, rate, opt(environment, "clock_start", "monday"), STATE.calendar)
-            STATE.clock_set = True
         clock = SandboxTime.read(admin)
     finally:
         admin.close()
@@ -167,19 +167,26 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     shape = environment.shape_class
     if isinstance(shape, DeadlineShape):
         shape.lift_outage()
-    if STATE.clock_set:
-        admin = _admin(environment)
-        try:
-            admin.reset_clock()  # back to real time: a test CA's certificates must stay valid
-        finally:
-            admin.close()
-        STATE.clock_set = False
+    _restore_portal(environment)
+
+
+def _restore_portal(environment: Environment) -> None:
+    """The clock and fault plans as they were before the run (once; also on Ctrl-C, via `quitting`)."""
+    saved, STATE.saved = STATE.saved, None
+    if saved is None:
+        return
+    admin = _admin(environment)
+    try:
+        saved.restore_or_log(admin)
+    finally:
+        admin.close()
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
+    _restore_portal(environment)
     if environment.process_exit_code == 2:
         return
     summary = STATE.book.summary()
