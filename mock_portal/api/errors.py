@@ -103,6 +103,8 @@ def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionR
         vi = "Thiếu hoặc sai khóa API của IPSS (X-API-Key)"
     # Keep the headers the exception carries (`WWW-Authenticate` on a 401). A 405 must list in `Allow`
     # every method of the resource (RFC 9110), not only those of the route that happened to match.
+    if status == 400:  # a jsonschema report: its first line says what is wrong; the schema dump does not help
+        detail = detail.split("\n\nFailed validating", 1)[0]
     headers = {k: v for k, v in (getattr(exc, "headers", None) or {}).items() if k.lower() != "content-type"}
     if status == 405:
         allow = allowed_methods(_request.url.path)
