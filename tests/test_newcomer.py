@@ -1,0 +1,208 @@
+"""What a newcomer following the README meets first (issue 11): links, errors, the demo, the CLIs.
+
+Each test names the numbered point of the issue it proves; all go through a real served portal or the
+real command line, as a newcomer does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conformance.cli import main as conformance_main
+from conformance.portal import SandboxAdmin, restoring
+from tests.conftest import Hospital
+from tests.live import LiveServer, free_port
+from tests.wire import sample, send
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# 1, 16: links -------------------------------------------------------------------------------------
+def test_dashboard_link_without_slash_redirects_to_the_dashboard(server: LiveServer) -> None:
+    """(1) `/sandbox/ui` was a 308 without Location, rendered as a JSON "Internal error"."""
+    reply = httpx.get(f"{server.base_url}/sandbox/ui", follow_redirects=False)
+    assert reply.status_code == 308 and reply.headers["location"] == "/sandbox/ui/"
+    landed = httpx.get(f"{server.base_url}/sandbox/ui", follow_redirects=True)
+    assert landed.status_code == 200 and "text/html" in landed.headers["content-type"]
+    assert "token" in landed.text.lower()  # the login page
+
+
+def test_root_leads_to_the_dashboard_and_swagger_lists_this_server(server: LiveServer) -> None:
+    """(16) `/` was a JSON 404; Swagger UI's server list was empty."""
+    root = httpx.get(f"{server.base_url}/", follow_redirects=False)
+    assert root.status_code in (301, 302, 307, 308) and root.headers["location"].endswith("/sandbox/ui/")
+    spec = httpx.get(f"{server.base_url}/openapi.json").json()
+    assert spec["servers"][0]["url"] == server.base_url
+
+
+# 7: journal paging --------------------------------------------------------------------------------
+def test_journal_after_pages_forward_oldest_first(admin: httpx.Client, hospital: Hospital) -> None:
+    """(7) `after=N&limit=3` returned the newest three, silently skipping the ones in between."""
+    for _ in range(7):
+        hospital.client.send_form({"username": hospital.username, "password": "0" * 32})  # journalled 401s
+    mine = admin.get("/sandbox/journal", params={"facility": hospital.code, "limit": 100}).json()
+    ids = sorted(e["id"] for e in mine)
+    assert len(ids) >= 7
+    seen, after = [], ids[0] - 1
+    while True:
+        page = admin.get("/sandbox/journal", params={"facility": hospital.code, "after": after, "limit": 3}).json()
+        if not page:
+            break
+        assert [e["id"] for e in page] == sorted(e["id"] for e in page)  # oldest first
+        seen += [e["id"] for e in page]
+        after = page[-1]["id"]
+    assert seen == ids
+
+
+# 13: human messages for bad query values -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "params", "code"),
+    [
+        ("/sandbox/reports/semiannual", {"period": "2026-Q3"}, "REPORT_PERIOD_INVALID"),
+        ("/sandbox/journal", {"since": "yesterday"}, "TIME_INVALID"),
+    ],
+)
+def test_bad_period_or_since_is_explained_not_dumped(admin: httpx.Client, path: str, params: dict, code: str) -> None:
+    """(13) a jsonschema regex dump came back instead of a coded, bilingual problem."""
+    reply = admin.get(path, params=params)
+    assert reply.status_code == 400 and reply.headers["content-type"] == "application/problem+json"
+    body = reply.json()
+    assert body["code"] == code
+    value = next(iter(params.values()))
+    assert value in body["detail_en"] and value in body["detail_vi"]
+    assert "Failed validating" not in body["detail"] and "^" not in body["detail"]
+
+
+# 15: a skipped check says one reason in both languages -----------------------------------------------
+def test_skipped_revocation_check_gives_the_same_reason_in_both_languages(
+    admin: httpx.Client, hospital: Hospital
+) -> None:
+    """(15) "an earlier check failed" in Vietnamese, "no CRL" in English, for an accepted document."""
+    sent = send(admin, hospital, sample(hospital))
+    assert sent.reply.ma_ket_qua == "200"
+    check = next(c for c in sent.submission["signature"]["checks"] if c["name"] == "certificate_not_revoked")
+    assert check["outcome"] == "SKIPPED"
+    assert "CRL" in check["message_en"] and "CRL" in check["message_vi"]
+    assert "trước" not in check["message_vi"]  # not "an earlier check failed"
+
+
+# 10, 9: conformance CLI usage errors ------------------------------------------------------------------
+def test_conformance_check_with_a_missing_file_or_a_bad_trust_exits_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """(10) a traceback and exit 1 (the code for "refused")."""
+    missing = tmp_path / "missing.xml"
+    assert conformance_main(["check", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    not_a_cert = tmp_path / "ca.pem"
+    not_a_cert.write_text("hello\n")
+    (tmp_path / "doc.xml").write_text("<x/>")
+    assert conformance_main(["check", str(tmp_path / "doc.xml"), "--trust", str(not_a_cert)]) == 2
+    err = capsys.readouterr().err
+    assert "--trust" in err and "certificate" in err and "Traceback" not in err
+
+
+def test_conformance_run_with_a_vendor_trigger_needs_a_portal(capsys: pytest.CaptureFixture[str]) -> None:
+    """(9) without --portal it started a private portal the vendor's system could not reach."""
+    assert conformance_main(["run", "--trigger-url", "http://127.0.0.1:9/orders"]) == 2
+    assert "--portal" in capsys.readouterr().err
+
+
+# 2: the portal gets its clock and faults back ---------------------------------------------------------
+def test_restoring_puts_clock_and_fault_plans_back_after_an_interrupt(server: LiveServer, hospital: Hospital) -> None:
+    """(2) `conformance run --portal` left the portal at 600x, days ahead (and its faults on)."""
+    admin = SandboxAdmin(server.base_url, server.admin_token)
+    plan = {"seed": 3, "faults": [{"name": "slow", "effect": "latency", "latency": {"ms": 1}}]}
+    try:
+        admin.set_clock(now="2026-03-09T08:00:00+07:00", rate=2)
+        admin.set_global_faults(plan)
+        with pytest.raises(KeyboardInterrupt), restoring(admin, (hospital.code,)):
+            admin.set_clock(now="2026-04-01T08:00:00+07:00", rate=600)
+            admin.set_global_faults({"faults": []})
+            admin.set_faults(hospital.code, {"faults": [{"name": "down", "effect": "http_error", "status": 503}]})
+            raise KeyboardInterrupt
+        clock = admin.clock()
+        assert clock["rate"] == 2 and clock["now"].startswith("2026-03-09T01:")
+        assert admin.global_faults()["faults"] == plan["faults"]
+        assert admin.facility_faults(hospital.code) == {"faults": []}
+    finally:
+        admin.reset_clock()
+        admin.clear_global_faults()
+        admin.close()
+
+
+def test_conformance_run_against_a_given_portal_restores_its_clock(server: LiveServer, tmp_path: Path) -> None:
+    """(2) end to end: a real `conformance run --portal` leaves the clock as it found it."""
+    with server.admin() as admin:
+        assert admin.delete("/sandbox/clock").status_code == 200
+    code = conformance_main(
+        [
+            "run", "--reference", "--portal", server.base_url, "--admin-token", server.admin_token,
+            "--only", "API-001", "--seed", "5", "--clock-rate", "1200",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    with server.admin() as admin:
+        clock = admin.get("/sandbox/clock").json()
+    assert clock["mode"] == "real" and clock["rate"] == 1.0
+
+
+# 14: the demo's secrets and a busy port -----------------------------------------------------------------
+def _serve_demo(workdir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")} | {"PORTAL_PORT": str(port)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mock_portal.cli", "serve", "--demo", "--log-level", "warning"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _banner_token(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "export PORTAL_ADMIN_TOKEN=" in line:
+            return line.split("=", 1)[1].strip()
+        assert line or process.poll() is None, "serve exited before printing its admin token"
+    raise AssertionError("no admin token printed")
+
+
+def test_demo_admin_token_survives_a_restart_and_a_busy_port_prints_no_tokens(tmp_path: Path) -> None:
+    """(14) a new admin token on every restart; a start on a busy port still printed fresh tokens."""
+    port = free_port()
+    first = _serve_demo(tmp_path, port)
+    try:
+        token = _banner_token(first)
+        secret = tmp_path / "var" / "demo" / "admin-token"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        busy = _serve_demo(tmp_path, port)
+        out, _ = busy.communicate(timeout=60)
+        assert busy.returncode == 1 and "cannot listen" in out and "PORTAL_ADMIN_TOKEN" not in out
+    finally:
+        first.terminate()
+        first.communicate(timeout=10)
+    again = _serve_demo(tmp_path, port)
+    try:
+        assert _banner_token(again) == token
+    finally:
+        again.terminate()
+        again.communicate(timeout=10)
+
