@@ -61,7 +61,12 @@ log = logging.getLogger("load")
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    add = parser.add_argument
+    """The kit's options; `python -m load --help` lists them (Locust's own --help runs before this import)."""
+
+    def add(*names: str, env_var: str, help: str, **kwargs: Any) -> None:  # noqa: A002 - argparse's name
+        default = "" if kwargs.get("is_secret") or kwargs.get("default") in (None, "") else ", default %(default)s"
+        parser.add_argument(*names, env_var=env_var, help=f"{help} [{env_var}{default}]", **kwargs)
+
     add("--admin-token", env_var="PORTAL_ADMIN_TOKEN", default="", is_secret=True, help="sandbox admin token")
     add("--ipss-api-key", env_var="PORTAL_IPSS_API_KEY", default="", is_secret=True, help="IPSS X-API-Key")
     add("--shape", env_var="LOAD_SHAPE", default="steady", choices=sorted(SHAPES), help="load shape")
@@ -197,7 +202,9 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         p95_ms=opt(environment, "p95_ms"),
     )
     p95 = http.get_response_time_percentile(0.95) if http.num_requests else None
-    verdicts = judge_thresholds(thresholds, late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95)
+    verdicts = judge_thresholds(
+        thresholds, issued=summary["issued"], late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95
+    )
     extra = {
         "http": {"requests": http.num_requests, "failures": http.num_failures, "fail_ratio": http.fail_ratio},
         "http_p95_ms": p95,
