@@ -206,3 +206,127 @@ def test_demo_admin_token_survives_a_restart_and_a_busy_port_prints_no_tokens(tm
         again.terminate()
         again.communicate(timeout=10)
 
+
+
+# 5, 8, 20: samples and orders --------------------------------------------------------------------------
+def _fixtures(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fixtures", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fixtures.demo import ensure_pki
+
+    workdir = tmp_path_factory.mktemp("demo-pki")
+    ensure_pki(workdir / "var" / "demo")
+    return workdir
+
+
+def test_sample_at_a_sandbox_instant_is_signed_then_with_a_certificate_valid_then(demo_dir: Path) -> None:
+    """(5) after `PUT /sandbox/clock` to 2026-03-09 a sample was signed "now" with a not-yet-valid certificate."""
+
+    at = "2026-03-09T08:00:00+07:00"
+    done = _fixtures(demo_dir, "sample", "--type", "gcs", "--at", at, "--out", "s.xml")
+    assert done.returncode == 0, done.stderr
+    xml = (demo_dir / "s.xml").read_text(encoding="utf-8")
+    assert "<SigningTime>2026-03-09T08:00:00</SigningTime>" in xml  # local time, as the portal writes it
+    assert ".GCS.79001.26<" in xml
+    refused = _fixtures(demo_dir, "sample", "--type", "gcs", "--at", "2001-01-01T08:00:00+07:00", "--out", "t.xml")
+    assert refused.returncode == 2 and "valid" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_sample_reads_the_sandbox_clock_of_a_given_portal(server: LiveServer, demo_dir: Path) -> None:
+    """(5) with --portal, the default instant is the portal's sandbox clock."""
+    with server.admin() as admin:
+        admin.put("/sandbox/clock", json={"now": "2026-03-09T08:00:00+07:00", "rate": 0})
+        try:
+            done = _fixtures(
+                demo_dir, "sample", "--type", "gbt", "--portal", server.base_url,
+                "--admin-token", server.admin_token, "--out", "p.xml",
+            )  # fmt: skip
+        finally:
+            admin.delete("/sandbox/clock")
+    assert done.returncode == 0, done.stderr
+    assert "signed at 2026-03-09T08:00:00+07:00" in done.stdout
+
+
+def test_default_samples_differ_and_staff_names_are_vietnamese(demo_dir: Path) -> None:
+    """(20) every default sample had the same mother and MA_GCS 00001; staff were called "Jane"."""
+    from fixtures.certificates import scenario
+
+    texts = []
+    for name in ("a.xml", "b.xml"):
+        assert _fixtures(demo_dir, "sample", "--type", "gcs", "--out", name).returncode == 0
+        texts.append((demo_dir / name).read_text(encoding="utf-8"))
+    code = [t.split("<MA_GCS>")[1].split("<")[0] for t in texts]
+    mother = [t.split("<HOTEN_NND>")[1].split("<")[0] for t in texts]
+    assert code[0] != code[1] and mother[0] != mother[1]
+    western = {"John", "Jane"}
+    for seed in range(40):
+        for _doc_type, fields in scenario("gcs_normal", facility_code="79001", serial=1, seed=seed) + scenario(
+            "gbt_inpatient", facility_code="79001", serial=1, seed=seed
+        ):
+            staff = [fields.get(k, "") for k in ("NGUOI_DO_DE", "NGUOI_GHI_PHIEU", "THU_TRUONG_DVI", "TTRUONG_DVI")]
+            assert not western & {word for name in staff for word in name.split()}, staff
+
+
+def test_order_example_follows_the_trigger_contract_and_the_reference_hospital_takes_it(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """(8) no example order: vendors typed 69 fields by hand."""
+    import json
+
+    import jsonschema
+
+    done = _fixtures(demo_dir, "order", "--type", "gcs", "--at", "2026-03-09T08:00:00+07:00")
+    assert done.returncode == 0, done.stderr
+    order = json.loads(done.stdout)
+    schema = json.loads((ROOT / "conformance" / "trigger.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(order, schema)
+    assert order["data"]["MA_GCS"].endswith(".GCS.79001.26")
+    for example in sorted((ROOT / "examples" / "orders").glob("*.json")):
+        jsonschema.validate(json.loads(example.read_text(encoding="utf-8")), schema)
+    taken = subprocess.run(
+        [sys.executable, "-m", "fixtures.hospital", "order", "--state-dir", str(tmp_path / "h")],
+        input=done.stdout, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert taken.returncode == 0, taken.stderr
+
+
+# 18: help texts -----------------------------------------------------------------------------------------
+HELP_COMMANDS = [
+    ["-m", "fixtures.hospital", "--help"],
+    ["-m", "fixtures.hospital", "work", "--help"],
+    ["-m", "fixtures.hospital", "serve", "--help"],
+    ["-m", "fixtures", "sample", "--help"],
+    ["-m", "mock_portal.cli", "serve", "--help"],
+    ["-m", "conformance.cli", "run", "--help"],
+]
+
+
+def test_help_texts_speak_to_users_and_show_backoff_defaults() -> None:
+    """(18) help spoke of internal work items ("issue 4, point 4") and hid the backoff defaults."""
+    import re
+
+    for command in HELP_COMMANDS:
+        shown = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=60, check=True)
+        assert not re.search(r"\b(issue|point) \d", shown.stdout, re.IGNORECASE), (command, shown.stdout)
+    work = subprocess.run([sys.executable, *HELP_COMMANDS[1]], capture_output=True, text=True, check=True).stdout
+    assert "(default: 0.2)" in work and "(default: 5.0)" in work and "(default: 12)" in work
+
+
+def test_work_drain_says_what_it_did(demo_dir: Path, tmp_path: Path) -> None:
+    """(18) `work --drain` printed nothing on success."""
+    keys = demo_dir / "var" / "demo"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "fixtures.hospital", "work", "--drain", "--state-dir", str(tmp_path),
+            "--portal", "http://127.0.0.1:9", "--facility", "79001", "--username", "79001_BV", "--password", "x",
+            "--key", str(keys / "79001.key.pem"), "--cert", str(keys / "79001.cert.pem"),
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("drained: 0 order(s) handled")
