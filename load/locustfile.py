@@ -3,7 +3,7 @@
     locust -f load/locustfile.py --headless -u 50 -r 10 -t 60s --shape outage-recovery \\
         --clock-rate 600 -H http://127.0.0.1:8080 --admin-token $PORTAL_ADMIN_TOKEN --max-late 0
 
-Personas (one abstract base, one subclass each; STYLE §19):
+Personas (one abstract base, one subclass each):
 
 * `HospitalUser` — a simulated hospital on one of `--facilities` facilities provisioned in
   `test_start` (account, test CA, signing certificate). It issues GCS / GBT at `--issue-rate` per

@@ -1,4 +1,4 @@
-"""Verify the XMLDSig of a GCS/GBT document against the portal's profile (DESIGN.md §3.3).
+"""Verify the XMLDSig of a GCS/GBT document against the portal's profile (docs/signature-profile.md).
 
 `verify_signature` runs named checks in a fixed order and returns one `SignatureReport`: an
 ETSI-style indication, the first failure's sub-indication, every check, and — only when the

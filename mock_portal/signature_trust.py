@@ -1,4 +1,4 @@
-"""Certificate checks of the signature profile, each a named `CheckResult` (DESIGN.md §3.3 "Trust").
+"""Certificate checks of the signature profile, each a named `CheckResult` (docs/signature-profile.md, "Trust").
 
 Why separate checks instead of one chain verdict: a hospital needs to hear "your certificate expired
 on 12/03" or "registered for 79002, not for 79001", not "untrusted". `TrustStore` answers the

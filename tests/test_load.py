@@ -1,7 +1,7 @@
 """The Locust load kit (`load/`): short headless runs against a portal of this module's own.
 
 Locust runs in a subprocess only: importing it into a pytest process that loaded the schemathesis
-plugin breaks (LIBRARY-NOTES, locust #2250). The pure deadline book-keeping is tested in-process.
+plugin breaks (locust #2250). The pure deadline book-keeping is tested in-process.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from conformance.evidence import Bundle
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
 
-PROFILE = "Signature profile (DESIGN §3.3; CV 4410/BYT-KCB PL02)"
+PROFILE = "Signature profile (docs/signature-profile.md; CV 4410/BYT-KCB PL02)"
 TRUST = "Signature profile §3.3 trust rules (Decree 23/2025 on digital signatures)"
 NEEDS = ("submissions",)
 
