@@ -211,7 +211,11 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--trigger-url", metavar="URL", help="URL that takes one order as a JSON POST (2xx = taken)")
     who.add_argument("--reference", action="store_true", help="start the reference hospital and certify it")
     run.add_argument("--variant", help="with --reference: a deliberately broken variant (no-retry, sha1, …)")
-    run.add_argument("--portal", help="portal base URL (default: start one on a free loopback port)")
+    run.add_argument(
+        "--portal",
+        help="base URL of the portal your hospital system sends to (required with --trigger-*; "
+        "with --reference, default: start one on a free loopback port)",
+    )
     run.add_argument("--admin-token", help="the portal's admin token (default: $PORTAL_ADMIN_TOKEN)")
     run.add_argument("--facility", help=f"the hospital's MA_CSKCB (default {DEFAULT_FACILITY})")
     run.add_argument("--username", help="its portal account (default <facility>_BV)")
