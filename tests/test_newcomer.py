@@ -207,7 +207,6 @@ def test_demo_admin_token_survives_a_restart_and_a_busy_port_prints_no_tokens(tm
         again.communicate(timeout=10)
 
 
-
 # 5, 8, 20: samples and orders --------------------------------------------------------------------------
 def _fixtures(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
