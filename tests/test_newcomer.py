@@ -329,3 +329,26 @@ def test_work_drain_says_what_it_did(demo_dir: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("drained: 0 order(s) handled")
+
+
+def test_every_explained_pattern_is_one_the_spec_uses() -> None:
+    """(13) the error layer words the spec's patterns; a pattern renamed in the spec must not go unexplained."""
+    import yaml
+
+    from mock_portal.api.errors import _PATTERNS
+
+    spec = yaml.safe_load((ROOT / "mock_portal" / "openapi.yaml").read_text(encoding="utf-8"))
+    used: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                used.add(node["pattern"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    assert set(_PATTERNS) <= used
