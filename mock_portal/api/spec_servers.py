@@ -24,7 +24,7 @@ class SpecServers:
         if scope["type"] != "http" or scope.get("path") != SPEC_PATH:
             await self.app(scope, receive, send)
             return
-        host = Headers(scope=scope).get("host") or "{}:{}".format(*scope.get("server", ("127.0.0.1", 80)))
+        host = Headers(scope=scope).get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
         origin = f"{scope.get('scheme', 'http')}://{host}"
         start: Message = {}
         body = b""
