@@ -20,7 +20,7 @@ import pytest
 from conformance.cli import main as conformance_main
 from conformance.portal import SandboxAdmin, restoring
 from tests.conftest import Hospital
-from tests.live import LiveServer, free_port
+from tests.live import LiveServer, free_port, start_server
 from tests.wire import sample, send
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,20 +140,23 @@ def test_restoring_puts_clock_and_fault_plans_back_after_an_interrupt(server: Li
         admin.close()
 
 
-def test_conformance_run_against_a_given_portal_restores_its_clock(server: LiveServer, tmp_path: Path) -> None:
-    """(2) end to end: a real `conformance run --portal` leaves the clock as it found it."""
-    with server.admin() as admin:
-        assert admin.delete("/sandbox/clock").status_code == 200
-    code = conformance_main(
-        [
-            "run", "--reference", "--portal", server.base_url, "--admin-token", server.admin_token,
-            "--only", "API-001", "--seed", "5", "--clock-rate", "1200",
-        ]
-    )  # fmt: skip
-    assert code == 0
-    with server.admin() as admin:
-        clock = admin.get("/sandbox/clock").json()
-    assert clock["mode"] == "real" and clock["rate"] == 1.0
+def test_conformance_run_against_a_given_portal_restores_its_clock(tmp_path: Path) -> None:
+    """(2) end to end: a real `conformance run --portal` leaves the clock as it found it. Its own portal: the
+    reference run provisions facilities 79101… that the shared portal's tests allocate too."""
+    portal = start_server(tmp_path)
+    try:
+        code = conformance_main(
+            [
+                "run", "--reference", "--portal", portal.base_url, "--admin-token", portal.admin_token,
+                "--only", "API-001", "--seed", "5", "--clock-rate", "1200",
+            ]
+        )  # fmt: skip
+        assert code == 0
+        with portal.admin() as admin:
+            clock = admin.get("/sandbox/clock").json()
+        assert clock["mode"] == "real" and clock["rate"] == 1.0
+    finally:
+        portal.stop()
 
 
 # 14: the demo's secrets and a busy port -----------------------------------------------------------------
