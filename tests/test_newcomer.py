@@ -7,10 +7,12 @@ real command line, as a newcomer does.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -173,14 +175,27 @@ def _serve_demo(workdir: Path, port: int) -> subprocess.Popen[str]:
 
 
 def _banner_token(process: subprocess.Popen[str]) -> str:
+    """The token of the banner's `export PORTAL_ADMIN_TOKEN=…` line, waiting at most 30 s for it."""
     assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:  # readline blocks; a thread keeps the wait bounded when the line never comes
+        try:
+            for line in process.stdout:  # type: ignore[union-attr]
+                lines.put(line)
+        except (OSError, ValueError):  # the test closed the pipe (communicate) while this read
+            pass
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
         if "export PORTAL_ADMIN_TOKEN=" in line:
             return line.split("=", 1)[1].strip()
-        assert line or process.poll() is None, "serve exited before printing its admin token"
-    raise AssertionError("no admin token printed")
+    raise AssertionError("serve printed no `export PORTAL_ADMIN_TOKEN=` line")
 
 
 def test_demo_admin_token_survives_a_restart_and_a_busy_port_prints_no_tokens(tmp_path: Path) -> None:
