@@ -4,14 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-serve
 
 .PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# Serving needs only the package itself; tests and load tests add pytest, Playwright, Locust, ...
+$(SERVE_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $(SERVE_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[test,load]'
-	touch $(STAMP)
+	touch $(SERVE_STAMP) $(STAMP)
 
 install: $(STAMP)
 
@@ -41,7 +49,7 @@ interop: $(STAMP) xmlsec1 interop-tools
 	$(BIN)/ruff check interop
 	$(BIN)/pytest -q interop
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	PORTAL_PORT=$(PORTAL_PORT) $(BIN)/mock-portal serve --demo
 
 test: $(STAMP) xmlsec1 chromium

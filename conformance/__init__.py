@@ -1,4 +1,4 @@
-"""Conformance suite that certifies a hospital's integration (see DESIGN §7).
+"""Conformance suite that certifies a hospital's integration (docs/ARCHITECTURE.md, docs/vendor-guide.md).
 
 `SUITE_VERSION` names the case catalogue (bump it when a case is added, removed or its judgement
 changes); `tool_version()` is the installed package's version. Both go into every report.
@@ -9,6 +9,14 @@ from __future__ import annotations
 from importlib import metadata
 
 SUITE_VERSION = "1.0"
+
+EXIT_USAGE = 2
+"""Exit code of a run that could not start (a missing file, a bad option); 1 means "refused" / a MUST failed."""
+
+
+class UsageError(Exception):
+    """What the user gave cannot be used: a missing file, a --trust that is no certificate, a trigger the
+    portal cannot reach. The CLI prints the message and exits `EXIT_USAGE`, never a traceback."""
 
 
 def tool_version() -> str:

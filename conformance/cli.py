@@ -9,7 +9,8 @@
 
 `check` judges files offline with the portal's own checks (exit 1 when any file would be refused);
 `run` drives a hospital system through its trigger against the sandbox portal and judges the cases;
-`replay` re-judges saved evidence. `run` and `replay` exit 1 when any MUST case fails.
+`replay` re-judges saved evidence. `run` and `replay` exit 1 when any MUST case fails. A run that cannot
+start (a missing file, a --trust that holds no certificate, a vendor trigger without --portal) exits 2.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from conformance import SUITE_VERSION, tool_version
+from conformance import EXIT_USAGE, SUITE_VERSION, UsageError, tool_version
 from conformance import evidence as ev
 from conformance.events import Listener, RunFinished, RunStarted
-from conformance.offline import FileVerdict, check_file, trust_from_files
+from conformance.offline import FileVerdict, check_file, read_input, trust_from_files
 from conformance.registry import CaseSpec, load_cases
 from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
@@ -68,7 +69,7 @@ def _selected(only: str | None) -> list[CaseSpec]:
     try:
         return registry.select(ids=ids)
     except KeyError as exc:
-        raise SystemExit(f"--only: {exc.args[0]}") from exc
+        raise UsageError(f"--only: {exc.args[0]}") from exc
 
 
 def _listeners(report_dir: Path | None, quiet: bool = False) -> list[Listener]:
@@ -106,6 +107,8 @@ def _judge_bundle(bundle: ev.Bundle, specs: list[CaseSpec], listeners: list[List
 def _check(args: argparse.Namespace) -> int:
     trust = trust_from_files(args.trust, args.crl)
     strictness = Strictness.parse(args.strictness)
+    for path in args.files:  # every file readable before any verdict is printed
+        read_input(path, "FILE")
     results = [check_file(path, facility_code=args.facility, trust=trust, strictness=strictness) for path in args.files]
     if args.json:
         print(json.dumps([_as_json(r) for r in results], ensure_ascii=False, indent=2))
@@ -223,7 +226,11 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--trigger-url", metavar="URL", help="URL that takes one order as a JSON POST (2xx = taken)")
     who.add_argument("--reference", action="store_true", help="start the reference hospital and certify it")
     run.add_argument("--variant", help="with --reference: a deliberately broken variant (no-retry, sha1, …)")
-    run.add_argument("--portal", help="portal base URL (default: start one on a free loopback port)")
+    run.add_argument(
+        "--portal",
+        help="base URL of the portal your hospital system sends to (required with --trigger-*; "
+        "with --reference, default: start one on a free loopback port)",
+    )
     run.add_argument("--admin-token", help="the portal's admin token (default: $PORTAL_ADMIN_TOKEN)")
     run.add_argument("--facility", help=f"the hospital's MA_CSKCB (default {DEFAULT_FACILITY})")
     run.add_argument("--username", help="its portal account (default <facility>_BV)")
@@ -254,9 +261,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if getattr(args, "variant", None) and not getattr(args, "reference", False):
-        raise SystemExit("--variant needs --reference")
-    return int(args.func(args))
+    try:
+        if getattr(args, "variant", None) and not getattr(args, "reference", False):
+            raise UsageError("--variant needs --reference")
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"conformance {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

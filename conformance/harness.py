@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from conformance import UsageError
 from conformance.events import Listener, RunFinished
-from conformance.portal import SandboxAdmin, free_port, start_local_portal, wait_until_up
+from conformance.offline import certificates_from, read_input
+from conformance.portal import SandboxAdmin, free_port, restoring, start_local_portal, wait_until_up
 from conformance.registry import CaseSpec
 from conformance.runner import Lane, Runner, needed_tags
 from conformance.scenarios import scenarios_for
@@ -77,7 +79,7 @@ def portal_admin(url: str | None, admin_token: str | None, workdir: Path) -> Ite
         local = start_local_portal(workdir)
         url, admin_token = local.base_url, local.admin_token
     if not admin_token:
-        raise SystemExit("--admin-token (or PORTAL_ADMIN_TOKEN) is needed with --portal")
+        raise UsageError("--admin-token (or PORTAL_ADMIN_TOKEN) is needed with --portal")
     admin = SandboxAdmin(url, admin_token)
     try:
         yield admin
@@ -91,10 +93,14 @@ def vendor_lanes(
     trigger: Trigger, facility: Facility, cert: Path | None, trust: list[Path], crls: list[Path]
 ) -> tuple[list[Lane], list[Facility], Provisioning]:
     """One facility, the vendor's own trigger, certificate and CA: scenarios run one after the other."""
+    for path in trust:
+        certificates_from(path, "--trust")
+    if cert:
+        certificates_from(cert, "--cert")
     material = Provisioning(
-        ca_pems=tuple(p.read_bytes() for p in trust),
-        crl_pems=tuple(p.read_bytes() for p in crls),
-        certificates={facility.code: cert.read_bytes()} if cert else {},
+        ca_pems=tuple(read_input(p, "--trust") for p in trust),
+        crl_pems=tuple(read_input(p, "--crl") for p in crls),
+        certificates={facility.code: read_input(cert, "--cert")} if cert else {},
     )
     return [Lane(facility.code, trigger)], [facility], material
 
@@ -162,7 +168,7 @@ def reference_lanes(
 
 def make_trigger(command: str | None, url: str | None) -> Trigger:
     if (command is None) == (url is None):
-        raise SystemExit("give exactly one of --trigger-cmd and --trigger-url (or --reference)")
+        raise UsageError("give exactly one of --trigger-cmd and --trigger-url (or --reference)")
     return CommandTrigger(command) if command else HttpTrigger(url)  # type: ignore[arg-type]
 
 
@@ -195,6 +201,12 @@ class LiveOptions:
 
 def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listener]) -> RunFinished:
     """Start or reach the portal, provision, start the reference hospital if asked, run, clean up."""
+    if not options.reference and options.portal is None:
+        # a private portal on a random port is one the vendor's system was never pointed at
+        raise UsageError(
+            "a vendor trigger needs --portal URL: the portal your hospital system sends to "
+            "(start one with `make serve`); only --reference starts a portal of its own"
+        )
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         workdir = Path(tmp)
         token = options.admin_token or os.environ.get("PORTAL_ADMIN_TOKEN")
@@ -212,17 +224,19 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                     trigger, facility, options.cert, list(options.trust), list(options.crl)
                 )
             try:
-                provision(admin, facilities, material)
-                runner = Runner(
-                    admin,
-                    lanes,
-                    listeners=listeners,
-                    rate=options.clock_rate,
-                    seed=options.seed,
-                    trigger_description=options.description,
-                    scenario_timeout=options.timeout,
-                )
-                return runner.run(specs)
+                # the vendor's portal gets its clock and fault plans back, also after a failure or Ctrl-C
+                with restoring(admin, tuple(f.code for f in facilities)):
+                    provision(admin, facilities, material)
+                    runner = Runner(
+                        admin,
+                        lanes,
+                        listeners=listeners,
+                        rate=options.clock_rate,
+                        seed=options.seed,
+                        trigger_description=options.description,
+                        scenario_timeout=options.timeout,
+                    )
+                    return runner.run(specs)
             finally:
                 if hospitals is not None:
                     hospitals.stop()

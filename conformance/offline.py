@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
+
+from conformance import UsageError
 from mock_portal.documents import DocumentError, DocumentType, ParseLimits, parse_xml
 from mock_portal.grades import Strictness
 from mock_portal.intake import IntakePolicy, Verdict, examine_xml
 from mock_portal.signature import SignaturePolicy
-from mock_portal.trust import TrustStore, load_certificates, load_crl
+from mock_portal.trust import TrustError, TrustStore, load_certificates, load_crl
 
 ROOTS = {t.root_tag: t for t in DocumentType}
 
@@ -28,10 +31,32 @@ class FileVerdict:
     strictness: str = Strictness.PORTAL.value
 
 
+def read_input(path: Path, option: str) -> bytes:
+    """The bytes of a file the user named; a file that cannot be read is a `UsageError` naming the option."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from exc
+
+
+def certificates_from(path: Path, option: str) -> tuple[x509.Certificate, ...]:
+    """The certificates of a PEM/DER file the user named, or a `UsageError` saying it holds none."""
+    try:
+        return load_certificates(read_input(path, option))
+    except TrustError as exc:
+        raise UsageError(f"{option} {path}: {exc}") from exc
+
+
 def trust_from_files(cas: list[Path], crls: list[Path]) -> TrustStore:
+    def crl(path: Path) -> x509.CertificateRevocationList:
+        try:
+            return load_crl(read_input(path, "--crl"))
+        except TrustError as exc:
+            raise UsageError(f"--crl {path}: {exc}") from exc
+
     return TrustStore(
-        cas=tuple(cert for path in cas for cert in load_certificates(path.read_bytes())),
-        crls=tuple(load_crl(path.read_bytes()) for path in crls),
+        cas=tuple(cert for path in cas for cert in certificates_from(path, "--trust")),
+        crls=tuple(crl(path) for path in crls),
     )
 
 

@@ -8,19 +8,33 @@ plans, expectations, journal, submissions), so the cases never talk to the porta
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["LocalPortal", "PortalError", "SandboxAdmin", "free_port", "start_local_portal"]
+__all__ = [
+    "LocalPortal",
+    "PortalError",
+    "PortalState",
+    "SandboxAdmin",
+    "free_port",
+    "restoring",
+    "start_local_portal",
+]
+
+log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 PEM = {"Content-Type": "application/x-pem-file"}
@@ -77,11 +91,19 @@ class SandboxAdmin:
         body = {k: v for k, v in (("now", now), ("rate", rate)) if v is not None}
         return self._call("PUT", "/sandbox/clock", json=body).json()
 
-    def set_faults(self, code: str, plan: Json) -> None:
-        self._call("PUT", f"/sandbox/facilities/{code}/faults", json=plan)
+    def set_faults(self, code: str, plan: Json, *, missing_ok: bool = False) -> None:
+        self._call("PUT", f"/sandbox/facilities/{code}/faults", json=plan, ok=(200, 404) if missing_ok else (200,))
 
     def clear_faults(self, code: str) -> None:
         self._call("DELETE", f"/sandbox/facilities/{code}/faults")
+
+    def global_faults(self) -> Json:
+        return self._call("GET", "/sandbox/faults").json()["plan"]
+
+    def facility_faults(self, code: str) -> Json | None:
+        """The facility's own plan, or None when the facility does not exist (yet)."""
+        reply = self._call("GET", f"/sandbox/facilities/{code}/faults", ok=(200, 404))
+        return reply.json()["plan"] if reply.status_code == 200 else None
 
     def set_global_faults(self, plan: Json) -> None:
         self._call("PUT", "/sandbox/faults", json=plan)
@@ -123,6 +145,64 @@ class SandboxAdmin:
         file = self.http.get(f"/sandbox/submissions/{submission_id}/file")
         detail["file_b64"] = base64.b64encode(file.content).decode() if file.status_code == 200 else None
         return detail
+
+
+@dataclass
+class PortalState:
+    """What a tool changes on a portal it shares with people: the clock and the fault plans.
+
+    Taken before the tool touches them and put back when it ends, whatever the way it ends (normal
+    exit, failure, Ctrl-C), so a vendor's portal is not left at 600x, days ahead, or failing on purpose.
+    `conformance run --portal` and the Locust kit both use it.
+    """
+
+    clock: Json
+    taken_at: float
+    global_faults: Json
+    facility_faults: dict[str, Json | None] = field(default_factory=dict)
+
+    @classmethod
+    def take(cls, admin: SandboxAdmin, facilities: tuple[str, ...] = ()) -> PortalState:
+        return cls(
+            clock=admin.clock(),
+            taken_at=time.time(),
+            global_faults=admin.global_faults(),
+            facility_faults={code: admin.facility_faults(code) for code in facilities},
+        )
+
+    def clock_now(self) -> str:
+        """Where the saved clock would be now had nobody touched it (a frozen clock stays put)."""
+        elapsed = timedelta(seconds=time.time() - self.taken_at) * float(self.clock["rate"])
+        return (datetime.fromisoformat(self.clock["now"]) + elapsed).isoformat()
+
+    def restore(self, admin: SandboxAdmin) -> None:
+        """Put the clock and every saved fault plan back; a facility created meanwhile gets no plan."""
+        if self.clock.get("mode") == "real":
+            admin.reset_clock()
+        else:
+            admin.set_clock(now=self.clock_now(), rate=float(self.clock["rate"]))
+        admin.set_global_faults(self.global_faults)
+        for code, plan in self.facility_faults.items():
+            admin.set_faults(code, plan if plan is not None else {"faults": []}, missing_ok=True)
+
+    def restore_or_log(self, admin: SandboxAdmin) -> bool:
+        """`restore`, logging a failure instead of raising: the run's own outcome or error matters more."""
+        try:
+            self.restore(admin)
+        except (PortalError, httpx.HTTPError) as exc:
+            log.error("could not restore the portal's clock and fault plans: %s", exc)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def restoring(admin: SandboxAdmin, facilities: tuple[str, ...] = ()) -> Iterator[PortalState]:
+    """Run the body with the portal's clock and fault plans saved, and restored at exit."""
+    state = PortalState.take(admin, facilities)
+    try:
+        yield state
+    finally:
+        state.restore_or_log(admin)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The conformance cases as pytest items, so a QA team gets them from its usual pytest + JUnit tooling.
 
-    pytest -p conformance.pytest_plugin --conformance-trigger-cmd 'CMD' --junitxml=conformance.xml
-    pytest --conformance-trigger-url http://his.local/orders ...     (once installed: pytest11 entry point)
+    pytest --conformance-trigger-cmd 'CMD' --conformance-portal URL --junitxml=conformance.xml ...
+
+The installed package registers the plugin (`pytest11` entry point); adding `-p conformance.pytest_plugin`
+as well registers it twice, which pytest refuses ("Plugin already registered").
 
 Inert unless `--conformance-trigger-cmd` or `--conformance-trigger-url` is given. Then one item per
 case ID is added to the session; the live run happens once, on the first item, and every item
@@ -25,7 +27,7 @@ from conformance.report.common import reproduce
 OPTIONS = (
     ("trigger-cmd", "command that takes one order as JSON on stdin (exit 0 = taken)", str),
     ("trigger-url", "URL that takes one order as a JSON POST (2xx = taken)", str),
-    ("portal", "portal base URL (default: start one on a free loopback port)", str),
+    ("portal", "base URL of the portal the hospital system sends to (required)", str),
     ("admin-token", "the portal's admin token (default: $PORTAL_ADMIN_TOKEN)", str),
     ("facility", f"the hospital's MA_CSKCB (default {DEFAULT_FACILITY})", str),
     ("username", "its portal account (default <facility>_BV)", str),

@@ -189,9 +189,18 @@ class Verdicts:
         return 1 if self.failures else 0
 
 
-def judge_thresholds(thresholds: Thresholds, *, late: int, fail_ratio: float, p95_ms: float | None) -> Verdicts:
+def judge_thresholds(
+    thresholds: Thresholds, *, issued: int, late: int, fail_ratio: float, p95_ms: float | None
+) -> Verdicts:
+    """The threshold failures of a run; a deadline threshold with no certificate issued fails, since no
+    evidence is not a pass (outside working hours without --clock-rate nothing is issued at all)."""
     failures = []
-    if thresholds.max_late is not None and late > thresholds.max_late:
+    if thresholds.max_late is not None and issued == 0:
+        failures.append(
+            f"no certificate was issued, so --max-late {thresholds.max_late} has no evidence "
+            "(outside working hours? give --clock-rate, or more run time / --issue-rate)"
+        )
+    elif thresholds.max_late is not None and late > thresholds.max_late:
         failures.append(f"{late} certificate(s) late or overdue > --max-late {thresholds.max_late}")
     if thresholds.max_fail_ratio is not None and fail_ratio > thresholds.max_fail_ratio:
         failures.append(f"HTTP failure ratio {fail_ratio:.4f} > --max-fail-ratio {thresholds.max_fail_ratio}")

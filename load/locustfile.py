@@ -3,7 +3,7 @@
     locust -f load/locustfile.py --headless -u 50 -r 10 -t 60s --shape outage-recovery \\
         --clock-rate 600 -H http://127.0.0.1:8080 --admin-token $PORTAL_ADMIN_TOKEN --max-late 0
 
-Personas (one abstract base, one subclass each; STYLE §19):
+Personas (one abstract base, one subclass each):
 
 * `HospitalUser` — a simulated hospital on one of `--facilities` facilities provisioned in
   `test_start` (account, test CA, signing certificate). It issues GCS / GBT at `--issue-rate` per
@@ -43,7 +43,7 @@ from locust.stats import StatsEntry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `load.*` next to fixtures/, mock_portal/
 
-from conformance.portal import SandboxAdmin  # noqa: E402
+from conformance.portal import PortalState, SandboxAdmin  # noqa: E402
 from load.deadlines import Thresholds, judge_thresholds  # noqa: E402
 from load.personas import HospitalUser, IpssReaderUser, IssuingDeskUser  # noqa: E402
 from load.portal_io import Kit, SandboxTime, provision, set_clock  # noqa: E402
@@ -61,7 +61,12 @@ log = logging.getLogger("load")
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    add = parser.add_argument
+    """The kit's options; `python -m load --help` lists them (Locust's own --help runs before this import)."""
+
+    def add(*names: str, env_var: str, help: str, **kwargs: Any) -> None:  # noqa: A002 - argparse's name
+        default = "" if kwargs.get("is_secret") or kwargs.get("default") in (None, "") else ", default %(default)s"
+        parser.add_argument(*names, env_var=env_var, help=f"{help} [{env_var}{default}]", **kwargs)
+
     add("--admin-token", env_var="PORTAL_ADMIN_TOKEN", default="", is_secret=True, help="sandbox admin token")
     add("--ipss-api-key", env_var="PORTAL_IPSS_API_KEY", default="", is_secret=True, help="IPSS X-API-Key")
     add("--shape", env_var="LOAD_SHAPE", default="steady", choices=sorted(SHAPES), help="load shape")
@@ -139,11 +144,11 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     base, count = opt(environment, "facility_base", 79500), max(1, opt(environment, "facilities", 4))
     admin = _admin(environment)
     try:
+        STATE.saved = PortalState.take(admin)  # the shape's outage and --clock-rate change both
         kit = provision(admin, [f"{base + i:05d}" for i in range(count)])
         rate = opt(environment, "clock_rate", 0.0)
         if rate:
             set_clock(admin, rate, opt(environment, "clock_start", "monday"), STATE.calendar)
-            STATE.clock_set = True
         clock = SandboxTime.read(admin)
     finally:
         admin.close()
@@ -167,19 +172,26 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     shape = environment.shape_class
     if isinstance(shape, DeadlineShape):
         shape.lift_outage()
-    if STATE.clock_set:
-        admin = _admin(environment)
-        try:
-            admin.reset_clock()  # back to real time: a test CA's certificates must stay valid
-        finally:
-            admin.close()
-        STATE.clock_set = False
+    _restore_portal(environment)
+
+
+def _restore_portal(environment: Environment) -> None:
+    """The clock and fault plans as they were before the run (once; also on Ctrl-C, via `quitting`)."""
+    saved, STATE.saved = STATE.saved, None
+    if saved is None:
+        return
+    admin = _admin(environment)
+    try:
+        saved.restore_or_log(admin)
+    finally:
+        admin.close()
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
+    _restore_portal(environment)
     if environment.process_exit_code == 2:
         return
     summary = STATE.book.summary()
@@ -190,7 +202,9 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         p95_ms=opt(environment, "p95_ms"),
     )
     p95 = http.get_response_time_percentile(0.95) if http.num_requests else None
-    verdicts = judge_thresholds(thresholds, late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95)
+    verdicts = judge_thresholds(
+        thresholds, issued=summary["issued"], late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95
+    )
     extra = {
         "http": {"requests": http.num_requests, "failures": http.num_failures, "fail_ratio": http.fail_ratio},
         "http_p95_ms": p95,

@@ -1,4 +1,4 @@
-"""The personas of the load kit: one abstract base, one subclass each (STYLE §19)."""
+"""The personas of the load kit: one abstract base, one subclass each."""
 
 from __future__ import annotations
 

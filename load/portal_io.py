@@ -67,7 +67,7 @@ class LocustWire:
         token = path == TOKEN_PATH
         with self.client.post(path, data=urlencode(data), headers=FORM, catch_response=True) as resp:
             error = getattr(resp, "error", None)
-            if not resp.status_code or error is not None:
+            if not resp.status_code:  # a status (503 included) is a reply, even when FastHttp set `error`
                 resp.failure(f"no reply: {type(error).__name__ if error else 'connection closed'}")
                 failure: Exception | None = _transport_error(error)
             else:

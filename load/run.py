@@ -12,6 +12,7 @@ from typing import Any
 
 from locust.env import Environment
 
+from conformance.portal import PortalState
 from load.deadlines import DeadlineBook, DeadlineRecord
 from load.portal_io import Kit, SandboxTime
 from mock_portal.deadline import WorkingCalendar
@@ -36,7 +37,8 @@ class RunState:
     time: SandboxTime | None = None
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     book: DeadlineBook = field(default_factory=DeadlineBook)
-    clock_set: bool = False
+    saved: PortalState | None = None
+    """The portal's clock and fault plans before the run changed them (master only), restored at the end."""
     users: itertools.count[int] = field(default_factory=itertools.count)
 
 

@@ -1,4 +1,4 @@
-"""Deadline accounting of accepted documents (Decree 63/2024 Art. 25.1, DESIGN §4).
+"""Deadline accounting of accepted documents (Decree 63/2024 Art. 25.1).
 
 The issue instant is the one the conformance harness recorded when it asked for the certificate
 (an expectation), else the signature's SigningTime, else the start of the issue date (NGAY_CT /

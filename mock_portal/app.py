@@ -19,6 +19,7 @@ from mock_portal.api.errors import register_error_handlers
 from mock_portal.api.gateway import WireGateway
 from mock_portal.api.guard import RequestGuard
 from mock_portal.api.middleware import PortalMiddleware
+from mock_portal.api.spec_servers import SpecServers
 from mock_portal.api.validators import allow_form_fields_up_to, validator_map
 from mock_portal.auth import upgrade_legacy_passwords
 from mock_portal.clock import SandboxClock
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, portal: Portal | None = None
     )
     app.app.config["PORTAL"] = portal
     app.add_middleware(PortalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, portal=portal)
+    app.add_middleware(SpecServers, position=MiddlewarePosition.BEFORE_SWAGGER)
     register_error_handlers(app)
     register_dashboard(app.app, settings.admin_token)  # /sandbox/ui: plain Flask routes, outside the spec
     if settings.sharing_enabled:  # a daemon thread, stopped at exit (or by `.stop()` on the stored worker)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from mock_portal.config import Settings
-from mock_portal.serving import serve
+from mock_portal.serving import cannot_listen, serve
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -21,7 +21,17 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port:
         overrides["port"] = args.port
+    if args.demo:  # the demo keeps its admin token and IPSS key across restarts (var/demo, mode 0600)
+        from fixtures.demo import demo_secret
+
+        for name in ("admin_token", "ipss_api_key"):
+            if not os.environ.get(f"PORTAL_{name.upper()}"):
+                overrides[name] = demo_secret(name)
     settings = Settings.from_env(**overrides)
+    busy = cannot_listen(settings.host, settings.port)
+    if busy:  # before any token is printed: a second start must not look like it worked
+        print(f"mock portal: {busy} (another portal running? set PORTAL_PORT or --port)", file=sys.stderr)
+        return 1
     # Every worker process must agree on the admin token and the database.
     os.environ["PORTAL_ADMIN_TOKEN"] = settings.admin_token
     os.environ["PORTAL_DATABASE_URL"] = settings.database_url
@@ -30,15 +40,25 @@ def _serve(args: argparse.Namespace) -> int:
         from fixtures.demo import provision_demo
 
         print(provision_demo(settings), flush=True)
-    print(f"mock portal on http://{settings.host}:{settings.port}  (Swagger UI: /ui)", flush=True)
-    print(f"admin token (PORTAL_ADMIN_TOKEN): {settings.admin_token}", flush=True)
-    print(f"IPSS API key (PORTAL_IPSS_API_KEY): {settings.ipss_api_key}", flush=True)
+    print(_banner(settings), flush=True)
     return serve(
         host=settings.host,
         port=settings.port,
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
+    )
+
+
+def _banner(settings: Settings) -> str:
+    base = f"http://{settings.host}:{settings.port}"
+    return (
+        f"mock portal on {base}\n"
+        f"  dashboard:  {base}/sandbox/ui/  (log in with the admin token)\n"
+        f"  Swagger UI: {base}/ui\n"
+        f"  for the README's commands, in your shell:\n"
+        f"    export PORTAL_ADMIN_TOKEN={settings.admin_token}\n"
+        f"    export PORTAL_IPSS_API_KEY={settings.ipss_api_key}"
     )
 
 

@@ -2,7 +2,7 @@
 
 Pure domain code: no Flask, no database. A `WorkingCalendar` says which instants are working time;
 `deadline_for` adds 240 working minutes to the issue instant and `judge` says whether an acceptance
-was ON_TIME or LATE. Rules (DESIGN.md §4):
+was ON_TIME or LATE. Rules (also in the README, "Controlling time"):
 
 * Counting starts at the first working minute at or after the issue instant.
 * `add_working_minutes(t, m)` is the *earliest* instant by which `m` working minutes have elapsed,

@@ -1,4 +1,4 @@
-"""Expectations: certificates the conformance harness asked a hospital to issue (DESIGN §7).
+"""Expectations: certificates the conformance harness asked a hospital to issue (docs/vendor-guide.md).
 
 Registering one ties it to a matching document already accepted, if any; otherwise the first
 matching document accepted later claims it (in `Portal.submit`). Its status says whether the

@@ -139,7 +139,7 @@ class Portal:
         return Outcome(submission_id, verdict, ma_gd, received_at, journal_id)
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
-        """Set the document's issue instant, deadline and ON_TIME / LATE (DESIGN §4)."""
+        """Set the document's issue instant, deadline and ON_TIME / LATE (Decree 63/2024 Art. 25.1)."""
         signing = document.signing_time.replace(tzinfo=UTC) if document.signing_time else None
         expected = expectation.issued_at.replace(tzinfo=UTC) if expectation else None
         instant = issue_instant(DocumentType[document.doc_type], document.fields, signing, expected)

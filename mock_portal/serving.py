@@ -37,7 +37,7 @@ from uvicorn.config import Config
 
 from mock_portal.config import Settings
 
-__all__ = ["serve"]
+__all__ = ["cannot_listen", "serve"]
 
 log = logging.getLogger("mock_portal.serving")
 APP = "mock_portal.asgi:app"
@@ -112,6 +112,22 @@ def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[as
     return HeaderDeadline
 
 
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why nothing can listen on host:port now (a server already there), or None when it is free.
+
+    The probe has no SO_REUSEPORT, so a server still listening there, even one of ours, makes it fail
+    instead of sharing the port."""
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    finally:
+        probe.close()
+    return None
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -156,18 +172,11 @@ class _Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        # the port must be free: fail here, not in N workers (the probe has no SO_REUSEPORT, so a
-        # server still listening there, even one of ours, makes it fail instead of sharing the port)
-        host, port = self.args[1], self.args[2]
-        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            print(f"mock portal: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        # the port must be free: fail here, not in N workers
+        busy = cannot_listen(self.args[1], self.args[2])
+        if busy:
+            print(f"mock portal: {busy}", file=sys.stderr)
             return 1
-        finally:
-            probe.close()
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         self.processes = [self._start_one() for _ in range(self.count)]

@@ -1,4 +1,4 @@
-"""Verify the XMLDSig of a GCS/GBT document against the portal's profile (DESIGN.md §3.3).
+"""Verify the XMLDSig of a GCS/GBT document against the portal's profile (docs/signature-profile.md).
 
 `verify_signature` runs named checks in a fixed order and returns one `SignatureReport`: an
 ETSI-style indication, the first failure's sub-indication, every check, and — only when the
@@ -198,9 +198,13 @@ def _signing_time_check(
 ) -> CheckResult:
     name = CheckName.SIGNING_TIME_VALID
     if not verified:
-        return skipped(name, "the signature is not valid, so SigningTime cannot be trusted")
+        return skipped(
+            name,
+            "chữ ký không hợp lệ nên không thể tin SigningTime",
+            "the signature is not valid, so SigningTime cannot be trusted",
+        )
     if profile == ENVELOPED_PROFILE:
-        return skipped(name, "the enveloped profile carries no SigningTime")
+        return skipped(name, "hồ sơ ký enveloped không có SigningTime", "the enveloped profile carries no SigningTime")
     if signing_time is None:
         return check(
             name,

@@ -64,8 +64,11 @@ def passed(name: CheckName, vi: str, en: str, detail: str | None = None) -> Chec
     return check(name, Outcome.PASSED, vi, en, detail)
 
 
-def skipped(name: CheckName, why_en: str = "an earlier check failed") -> CheckResult:
-    return check(name, Outcome.SKIPPED, "Bỏ qua do kiểm tra trước không đạt.", f"Skipped: {why_en}.")
+def skipped(
+    name: CheckName, why_vi: str = "một kiểm tra trước không đạt", why_en: str = "an earlier check failed"
+) -> CheckResult:
+    """A check not made, with the same reason in both languages."""
+    return check(name, Outcome.SKIPPED, f"Bỏ qua: {why_vi}.", f"Skipped: {why_en}.")
 
 
 class SignatureFormatError(ValueError):

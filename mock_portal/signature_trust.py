@@ -1,4 +1,4 @@
-"""Certificate checks of the signature profile, each a named `CheckResult` (DESIGN.md §3.3 "Trust").
+"""Certificate checks of the signature profile, each a named `CheckResult` (docs/signature-profile.md, "Trust").
 
 Why separate checks instead of one chain verdict: a hospital needs to hear "your certificate expired
 on 12/03" or "registered for 79002, not for 79001", not "untrusted". `TrustStore` answers the
@@ -30,14 +30,22 @@ def trust_checks(
     chain = trust.build_chain(leaf, intermediates)
     results = [_chain_check(chain.ok, chain.reason)]
     if signing_time is None:
-        results.append(skipped(CheckName.VALID_AT_SIGNING_TIME, "no verified SigningTime"))
+        results.append(
+            skipped(CheckName.VALID_AT_SIGNING_TIME, "không có SigningTime đã xác minh", "no verified SigningTime")
+        )
     else:
         results.append(_validity(leaf, signing_time, CheckName.VALID_AT_SIGNING_TIME, "lúc ký", "at SigningTime"))
     results.append(_validity(leaf, received_at, CheckName.VALID_AT_RECEIPT, "lúc tiếp nhận", "at receipt"))
     if chain.ok and len(chain.chain) > 1:
         results.append(_revocation(trust, leaf, chain.chain[1], policy))
     else:
-        results.append(skipped(CheckName.NOT_REVOKED, "no trusted issuer to look up a CRL for"))
+        results.append(
+            skipped(
+                CheckName.NOT_REVOKED,
+                "không có CA phát hành tin cậy để tra CRL",
+                "no trusted issuer to look up a CRL for",
+            )
+        )
     results += [_key_usage(trust, leaf), _registration(trust, leaf, facility_code)]
     return results
 
@@ -109,7 +117,11 @@ def _revocation(
             status.reason,
             SubIndication.TRY_LATER,
         )
-    return skipped(name, f"revocation status unknown ({status.reason}); the policy does not require a CRL")
+    return skipped(
+        name,
+        f"không rõ tình trạng thu hồi ({status.reason}); chính sách không bắt buộc CRL",
+        f"revocation status unknown ({status.reason}); the policy does not require a CRL",
+    )
 
 
 def _key_usage(trust: TrustStore, leaf: x509.Certificate) -> CheckResult:

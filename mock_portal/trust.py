@@ -2,7 +2,7 @@
 
 Why a frozen snapshot: the portal builds it from its database, caches it and reads it from many
 threads; nothing here mutates, so a request sees one consistent view. Each question the signature
-profile asks (DESIGN.md §3.3) is a separate method returning a small verdict, so the verifier can
+profile asks (docs/signature-profile.md) is a separate method returning a small verdict, so the verifier can
 report EXPIRED vs NOT_YET_VALID vs REVOKED precisely instead of one opaque "invalid chain".
 
 Exceptions::

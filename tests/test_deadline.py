@@ -1,4 +1,4 @@
-"""Working-time calendar and the Decree 63/2024 Art. 25.1 deadline (DESIGN.md §4).
+"""Working-time calendar and the Decree 63/2024 Art. 25.1 deadline (README, "Controlling time").
 
 Table tests pin exact deadlines around the 2025/2026 Vietnamese holidays as holidays 0.109 knows
 them; properties check the arithmetic on generated calendars, including zones with DST.

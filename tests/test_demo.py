@@ -69,7 +69,13 @@ def test_demo_start_prints_how_to_use_it(demo: tuple[str, Path]) -> None:
 def test_demo_sample_is_accepted_and_tampered_one_explained(demo: tuple[str, Path]) -> None:
     base, workdir = demo
     client = HiapClient(base, facility_code=DEMO.code, username=DEMO.username, password=DEMO.password)
-    assert client.send("GCS", make_sample(workdir)).ma_ket_qua == "200"
+    accepted = client.send("GCS", make_sample(workdir))
+    assert accepted.ma_ket_qua == "200"
+    seen = httpx.get(
+        f"{base}/sandbox/submissions/{accepted.submission_id}", headers={"Authorization": "Bearer demo-admin"}
+    ).json()
+    checks = {c["name"]: c["outcome"] for c in seen["signature"]["checks"]}
+    assert checks["certificate_not_revoked"] == "PASSED"  # the demo loaded var/demo/crl.pem (issue 11, point 15)
     refused = client.send("GCS", make_sample(workdir, "--invalid", "tampered"))
     assert refused.ma_ket_qua == "205"
     why = httpx.get(

@@ -1,7 +1,7 @@
 """The Locust load kit (`load/`): short headless runs against a portal of this module's own.
 
 Locust runs in a subprocess only: importing it into a pytest process that loaded the schemathesis
-plugin breaks (LIBRARY-NOTES, locust #2250). The pure deadline book-keeping is tested in-process.
+plugin breaks (locust #2250). The pure deadline book-keeping is tested in-process.
 """
 
 from __future__ import annotations
@@ -251,10 +251,46 @@ def test_book_summary_thresholds_and_picture(tmp_path: Path) -> None:
         report["accepted"] == 3 and report["late"] == 1
     )  # 13:00: 240 working minutes, but after the 12:00 deadline (LATE in a pause)
     assert report["working_minutes"]["max"] == 240.0
-    verdicts = judge_thresholds(Thresholds(max_late=0, p95_ms=500), late=1, fail_ratio=0.0, p95_ms=80)
+    verdicts = judge_thresholds(Thresholds(max_late=0, p95_ms=500), issued=3, late=1, fail_ratio=0.0, p95_ms=80)
     assert verdicts.exit_code == 1 and verdicts.failures == ("1 certificate(s) late or overdue > --max-late 0",)
-    assert judge_thresholds(Thresholds(), late=9, fail_ratio=1.0, p95_ms=9e9).exit_code == 0
+    assert judge_thresholds(Thresholds(), issued=9, late=9, fail_ratio=1.0, p95_ms=9e9).exit_code == 0
+    # no certificate issued is no evidence, not a pass (issue 11, point 19)
+    empty = judge_thresholds(Thresholds(max_late=0), issued=0, late=0, fail_ratio=0.0, p95_ms=None)
+    assert empty.exit_code == 1 and "no certificate was issued" in empty.failures[0]
     json_path, svg_path = worker.write(tmp_path / "out" / "deadline")
     assert json.loads(json_path.read_text())["summary"]["late"] == 1
     assert svg_path.read_text().count("<circle") == 3
     assert render_svg([]).startswith("<svg")
+
+
+def test_python_m_load_help_lists_the_kit_options() -> None:
+    """(issue 11, point 11) `locust -f … --help` prints before the locustfile is imported: `python -m load --help`."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "load", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    for option in ("--shape", "--clock-rate", "--max-late", "LOAD_CLOCK_RATE", "--retry-base", "default 0.2"):
+        assert option in shown, option
+
+
+def test_503_is_reported_as_503_and_the_portal_gets_its_fault_plan_back(portal: LiveServer, tmp_path: Path) -> None:
+    """(issue 11, points 19 and 2) a 503 reply was counted as "no reply"; the run restores the plan it found."""
+    plan = {"seed": 1, "faults": [{"name": "down", "effect": "http_error", "status": 503, "operations": ["submit"]}]}
+    with portal.admin() as admin:
+        assert admin.put("/sandbox/faults", json=plan).status_code == 200
+    try:
+        run = locust(
+            portal,
+            tmp_path,
+            *("--headless", "-u", "2", "-r", "2", "-t", "3s", "--clock-rate", "600", "--issue-rate", "60"),
+            *("--facilities", "1", "--shape", "outage-recovery", "--retry-base", "0.05", "--retry-cap", "0.2"),
+        )
+        assert run.returncode in (0, 1), run.stderr[-3000:]
+        with (tmp_path / "run_failures.csv").open(encoding="utf-8") as handle:
+            errors = [row["Error"] for row in csv.DictReader(handle) if row["Name"] == SUBMIT]
+        assert errors and any("HTTP 503" in e for e in errors) and not any("no reply" in e for e in errors), errors
+        with portal.admin() as admin:
+            assert admin.get("/sandbox/faults").json()["plan"]["faults"] == plan["faults"]
+            assert admin.get("/sandbox/clock").json()["mode"] == "real"
+    finally:
+        with portal.admin() as admin:
+            admin.delete("/sandbox/faults")

@@ -323,8 +323,8 @@ def test_json_lists_the_columns_with_their_headings(report_admin: httpx.Client, 
 @pytest.mark.parametrize(
     ("params", "code"),
     [
-        ({"period": "2025-H3"}, "REQUEST_INVALID"),
-        ({"period": "2025"}, "REQUEST_INVALID"),
+        ({"period": "2025-H3"}, "REPORT_PERIOD_INVALID"),  # the documented code, also for a pattern miss
+        ({"period": "2025"}, "REPORT_PERIOD_INVALID"),
         ({"period": "2025-H1", "format": "xlsx"}, "REQUEST_INVALID"),
         ({"from": "2025-13-01", "to": "2025-12-31"}, "REPORT_PERIOD_INVALID"),
         ({}, "REPORT_PERIOD_INVALID"),

@@ -1,6 +1,6 @@
 """Interop with xmlsec1, the XMLDSig reference implementation, both ways.
 
-Why: signxml 5.2 alone rejects valid signatures of this profile (the C14N trap in LIBRARY-NOTES).
+Why: signxml 5.2 alone rejects valid signatures of this profile (the C14N trap in docs/signature-profile.md).
 The portal must accept what a standard signer makes, and standard verifiers must accept what the
 reference signer makes — otherwise the sandbox teaches vendors a private dialect.
 """

@@ -12,7 +12,7 @@ from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
 from mock_portal.grades import Grade
 
-PROFILE = "Signature profile (DESIGN §3.3; CV 4410/BYT-KCB PL02)"
+PROFILE = "Signature profile (docs/signature-profile.md; CV 4410/BYT-KCB PL02)"
 TRUST = "Signature profile §3.3 trust rules (Decree 23/2025 on digital signatures)"
 NEEDS = ("submissions",)
 

@@ -33,7 +33,9 @@ def _instant(text: str, field: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InvalidInput(
-            "TIME_INVALID", f"{field} không phải thời điểm ISO 8601", f"{field} is not ISO 8601"
+            "TIME_INVALID",
+            f"{field} không phải thời điểm ISO 8601 (ví dụ 2026-03-09T08:00:00+07:00): {text[:64]!r}",
+            f"{field} is not an ISO 8601 instant (for example 2026-03-09T08:00:00+07:00): {text[:64]!r}",
         ) from exc
     if value.tzinfo is None:
         raise InvalidInput("TIME_INVALID", f"{field} phải có múi giờ", f"{field} must carry a time zone offset")
@@ -185,7 +187,9 @@ def list_journal(
     limit: int = 100,
 ) -> Reply:
     filters = _journal_filter(facility, operation, outcome, since, after)
-    return reply([_entry(e) for e in _portal().repo.journal(filters, limit=limit)])
+    # polling with `after` pages forward (oldest first), so a burst larger than `limit` is not skipped
+    entries = _portal().repo.journal(filters, limit=limit, oldest_first=after is not None)
+    return reply([_entry(e) for e in entries])
 
 
 def count_journal(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import logging
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import connexion
 import yaml
@@ -30,6 +32,27 @@ _CONNEXION = {
     415: ("UNSUPPORTED_MEDIA_TYPE", "Kiểu nội dung không được hỗ trợ"),
 }
 
+
+# What the spec's patterns mean to a person: Connexion's message only quotes the regex. Keyed by the pattern
+# as written in openapi.yaml; the code is the one the API documents for that value.
+DATE_TIME = (
+    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+_PATTERNS: dict[str, tuple[str, str, str]] = {
+    r"^[0-9]{4}-H[12]$": (
+        "REPORT_PERIOD_INVALID",
+        "kỳ báo cáo dạng 2025-H1 hoặc 2025-H2 (hoặc dùng from/to)",
+        "a period such as 2025-H1 or 2025-H2 (or give from/to)",
+    ),
+    DATE_TIME: (
+        "TIME_INVALID",
+        "thời điểm ISO 8601 có múi giờ, ví dụ 2026-03-09T08:00:00+07:00",
+        "an ISO 8601 instant with an offset, such as 2026-03-09T08:00:00+07:00",
+    ),
+    r"^[0-9]{5}$": ("REQUEST_INVALID", "mã cơ sở gồm 5 chữ số", "a facility code of 5 digits"),
+}
+_MISMATCH = re.compile(r"^(?P<value>'.*') does not match (?P<pattern>'.*')$", re.DOTALL)
 
 SPEC = Path(__file__).parents[1] / "openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -85,14 +108,45 @@ def _portal_error(_request: ConnexionRequest, exc: Exception) -> ConnexionRespon
     return problem(exc.status, exc.code, exc.detail_vi, exc.detail_en)
 
 
+def redirect(status: int, target: str) -> ConnexionResponse:
+    """A redirect raised inside Flask (a missing trailing slash: werkzeug's 308) reaches the error layer
+    as an exception whose detail is the new URL; it stays a redirect, with a same-origin `Location`."""
+    parts = urlsplit(target)
+    location = parts.path + (f"?{parts.query}" if parts.query else "")
+    return ConnexionResponse(status_code=status, headers={"Location": location or "/"}, body=b"")
+
+
+def _pattern_problem(detail: str) -> ConnexionResponse | None:
+    """A value refused by one of the spec's known patterns, said in words with the API's own code."""
+    found = _MISMATCH.match(detail)
+    if not found:
+        return None
+    try:
+        value, pattern = ast.literal_eval(found["value"]), ast.literal_eval(found["pattern"])
+    except (ValueError, SyntaxError):
+        return None
+    if pattern not in _PATTERNS:
+        return None
+    code, vi, en = _PATTERNS[pattern]
+    shown = repr(str(value)[:64])
+    return problem(400, code, f"{shown} không phải {vi}", f"{shown} is not {en}")
+
+
 def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
     detail = str(getattr(exc, "detail", "") or getattr(exc, "title", "") or exc)
+    if 300 <= status < 400:
+        return redirect(status, detail)
     code, vi = _CONNEXION.get(status, ("INTERNAL_ERROR", "Lỗi hệ thống"))
     if status == 401 and _request.url.path.startswith("/ipss/"):
         vi = "Thiếu hoặc sai khóa API của IPSS (X-API-Key)"
     # Keep the headers the exception carries (`WWW-Authenticate` on a 401). A 405 must list in `Allow`
     # every method of the resource (RFC 9110), not only those of the route that happened to match.
+    if status == 400:  # a jsonschema report: its first line says what is wrong; the schema dump does not help
+        detail = detail.split("\n\nFailed validating", 1)[0]
+        explained = _pattern_problem(detail)
+        if explained is not None:
+            return explained
     headers = {k: v for k, v in (getattr(exc, "headers", None) or {}).items() if k.lower() != "content-type"}
     if status == 405:
         allow = allowed_methods(_request.url.path)

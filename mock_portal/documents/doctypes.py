@@ -1,4 +1,4 @@
-"""The two document types and their field tables (DESIGN §3.1, §3.2; notes §5.2, §5.3).
+"""The two document types and their field tables (docs/documents.md).
 
 The field tables are the single source of truth: the XSDs in `xsd/` are rendered from them
 (`xsdgen.render_xsd`) and a test keeps the checked-in files identical to the rendering.

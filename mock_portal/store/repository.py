@@ -456,8 +456,11 @@ class Repository:
                 s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
         return entry.id
 
-    def journal(self, filters: JournalFilter, *, limit: int | None = None) -> Sequence[JournalEntry]:
-        query = filters.apply(select(JournalEntry)).order_by(JournalEntry.id.desc())
+    def journal(
+        self, filters: JournalFilter, *, limit: int | None = None, oldest_first: bool = False
+    ) -> Sequence[JournalEntry]:
+        order = JournalEntry.id.asc() if oldest_first else JournalEntry.id.desc()
+        query = filters.apply(select(JournalEntry)).order_by(order)
         with self._sessions() as s:
             return s.scalars(query.limit(limit) if limit else query).all()
 

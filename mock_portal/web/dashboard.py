@@ -50,6 +50,8 @@ def register_dashboard(app: Flask, admin_token: str) -> None:
     app.session_interface = _Sessions()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_NAME="portal_ui")
     app.register_blueprint(bp)
+    # `/` is where a newcomer's browser goes first: send it to the dashboard rather than a JSON 404
+    app.add_url_rule("/", "home", lambda: redirect(PREFIX + "/"))
 
 
 def _portal() -> Portal:
