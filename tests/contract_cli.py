@@ -41,6 +41,8 @@ from tests.live import IPSS_KEY, LiveServer, start_server
 
 SEED = 20261201
 GLOBAL_STATE = r"^/sandbox/(reset|clock(/advance)?|faults|facilities/[^/]+/faults)$"
+SECOND_RUN = r"^/sandbox/(reset|clock(/advance)?|faults|facilities|facilities/[^/]+/faults)$"
+"""The global-state operations, and the facility creation whose links lead the stateful phase to them."""
 PEM = {"Content-Type": "application/x-pem-file"}
 SUBMITTER = ("79001", "Bệnh viện Từ Dũ")
 VICTIM = ("01002", "Bệnh viện Bạch Mai")
@@ -106,8 +108,9 @@ def seed(server: LiveServer) -> dict[str, Any]:
     }
 
 
-def _config(server: LiveServer, max_examples: int, report: Path) -> str:
+def _config(server: LiveServer, seeded: dict[str, Any], max_examples: int, report: Path) -> str:
     """schemathesis.toml: auth for the two declared schemes (the wire token travels in the form, see the hooks)."""
+    gcs, gbt = (next(d["code"] for d in seeded["documents"] if d["type"] == kind) for kind in ("GCS", "GBT"))
     return f"""
 seed = {SEED}
 [auth.openapi.adminBearer]
@@ -123,6 +126,11 @@ max_response_time = 10.0
 [reports]
 directory = "{report}"
 
+# Identifiers of the seeded, shared documents: what a tester reads off the portal before the run.
+[parameters]
+"path.ma_gcs" = "{gcs}"
+"path.ma_gbt" = "{gbt}"
+
 # Refusals the contract declares for well-formed requests that name no period (none, both forms,
 # `to` before `from`: a cross-parameter rule) or no shared, matching certificate (a business refusal).
 [[operations]]
@@ -137,8 +145,9 @@ checks.positive_data_acceptance.expected-statuses = ["201", "422"]
 
 def run_cli(server: LiveServer, directory: Path, max_examples: int, *, only_global: bool) -> int:
     config = directory / "schemathesis.toml"
-    config.write_text(_config(server, max_examples, directory / "report"))
-    selector = "--include-path-regex" if only_global else "--exclude-path-regex"
+    seeded = json.loads((directory / "seed.json").read_text())
+    config.write_text(_config(server, seeded, max_examples, directory / "report"))
+    selector = ["--include-path-regex", SECOND_RUN] if only_global else ["--exclude-path-regex", GLOBAL_STATE]
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "--config-file",
@@ -149,8 +158,7 @@ def run_cli(server: LiveServer, directory: Path, max_examples: int, *, only_glob
         "all",
         "--phases",
         "examples,coverage,fuzzing,stateful",
-        selector,
-        GLOBAL_STATE,
+        *selector,
         "--workers",
         "1",
         "--no-color",
