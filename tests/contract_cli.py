@@ -23,6 +23,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType
 from tests.live import IPSS_KEY, LiveServer, start_server
 
+REPO = Path(__file__).resolve().parents[1]
 SEED = 20261201
 GLOBAL_STATE = r"^/sandbox/(reset|clock(/advance)?|faults|facilities/[^/]+/faults)$"
 SECOND_RUN = r"^/sandbox/(reset|clock(/advance)?|faults|facilities|facilities/[^/]+/faults)$"
@@ -131,8 +133,13 @@ directory = "{report}"
 "path.ma_gcs" = "{gcs}"
 "path.ma_gbt" = "{gbt}"
 
-# Refusals the contract declares for well-formed requests that name no period (none, both forms,
-# `to` before `from`: a cross-parameter rule) or no shared, matching certificate (a business refusal).
+# Refusals the contract declares for well-formed requests that it cannot express in a schema: an advance
+# past the clock's range (depends on the clock), no period named (none, both forms, `to` before `from`:
+# a cross-parameter rule), no shared, matching certificate (a business refusal).
+[[operations]]
+include-path = "/sandbox/clock/advance"
+checks.positive_data_acceptance.expected-statuses = ["200", "400"]
+
 [[operations]]
 include-path = "/sandbox/reports/semiannual"
 checks.positive_data_acceptance.expected-statuses = ["200", "400"]
@@ -163,15 +170,21 @@ def run_cli(server: LiveServer, directory: Path, max_examples: int, *, only_glob
         "1",
         "--no-color",
     ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract_hooks", "CONTRACT_SEED": str(directory / "seed.json")}
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.contract_hooks",
+        "CONTRACT_SEED": str(directory / "seed.json"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     print("$", " ".join(command), flush=True)
-    return subprocess.run(command, env=env, check=False).returncode
+    # In the portal's directory: the CLI's cache and reports stay out of the work tree.
+    return subprocess.run(command, env=env, cwd=directory, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=25, help="cases per operation and phase")
-    parser.add_argument("--keep", action="store_true", help="keep the portal's directory (database, log, report)")
+    parser.add_argument("--keep", action="store_true", help="keep the portal's directory (kept anyway on failure)")
     args = parser.parse_args(argv)
     directory = Path(tempfile.mkdtemp(prefix="contract-"))
     server = start_server(directory)
@@ -180,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         codes = [run_cli(server, directory, args.max_examples, only_global=flag) for flag in (False, True)]
     finally:
         server.stop()
-    print(f"contract: portal directory {directory}; exit codes {codes}", flush=True)
+    if max(codes) == 0 and not args.keep:
+        shutil.rmtree(directory)
+        print(f"contract: 0 failures, 0 errors (exit codes {codes})", flush=True)
+    else:
+        print(f"contract: exit codes {codes}; server log, database and reports in {directory}", flush=True)
     return max(codes)
 
 

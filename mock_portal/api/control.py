@@ -81,7 +81,12 @@ def advance_clock(body: Json) -> Reply:
             target = portal.calendar.add_working_minutes(now, span)
         state = portal.clock.set(now=target)
     except (ValueError, OverflowError) as exc:
-        raise InvalidInput("ADVANCE_INVALID", "Không tua được đồng hồ", str(exc)) from exc
+        raise InvalidInput(
+            "ADVANCE_INVALID",
+            "Không tua được đồng hồ: số phút phải hữu hạn, trong giới hạn, và giờ sandbox phải nằm trong "
+            "[2000-01-01, 2100-01-01)",
+            str(exc),
+        ) from exc
     return _clock(portal, state)
 
 
