@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools
+.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools contract
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ serve: $(SERVE_STAMP)
 test: $(STAMP) xmlsec1 chromium
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
 	$(BIN)/pytest -q
+
+# Schemathesis' CLI as a QA team runs it: every check, all phases, against a served portal seeded with
+# real data (tests/contract_cli.py); any failure or error fails. ~1-2 min with the default examples.
+CONTRACT_EXAMPLES ?= 100
+contract: $(STAMP)
+	$(BIN)/python -m tests.contract_cli --max-examples $(CONTRACT_EXAMPLES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load

@@ -107,6 +107,23 @@ def test_facility_plan_touches_only_that_facility(
     assert token_codes(timed, other, 1) == ["200"]
 
 
+def test_deleted_facility_plan_is_gone_until_put_again(
+    timed: LiveServer, timed_admin: httpx.Client, site: Hospital
+) -> None:
+    """The contract's model: a facility's plan exists (empty) from creation; DELETE removes it, GET is 404."""
+    path = f"/sandbox/facilities/{site.code}/faults"
+    assert timed_admin.get(path).json()["plan"] == {"faults": []}
+    set_faults(timed_admin, {"effect": "account_locked"}, path=path)
+    assert timed_admin.delete(path).status_code == 204
+    gone = timed_admin.get(path)
+    assert gone.status_code == 404 and gone.json()["code"] == "FAULT_PLAN_NOT_SET", gone.text
+    assert "deleted" in gone.json()["detail_en"] and gone.json()["detail_vi"]
+    assert token_codes(timed, site, 1) == ["200"], "a deleted plan injects nothing"
+    assert timed_admin.delete(path).status_code == 204, "DELETE is idempotent"
+    assert timed_admin.put(path, json={}).json()["plan"] == {"faults": []}
+    assert timed_admin.get(path).status_code == 200
+
+
 def test_shortened_token_expiry(timed: LiveServer, timed_admin: httpx.Client, site: Hospital) -> None:
     set_faults(timed_admin, token_ttl_minutes=0)
     reply = site.client.send("GCS", sample(site))

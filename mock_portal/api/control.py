@@ -12,7 +12,7 @@ from mock_portal import sandbox as ops
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
 from mock_portal.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
-from mock_portal.errors import Conflict, InvalidInput
+from mock_portal.errors import Conflict, InvalidInput, NotFound
 from mock_portal.faults import FaultPlanError, parse_plan
 from mock_portal.gate import plan_key
 from mock_portal.portal import Portal
@@ -81,7 +81,12 @@ def advance_clock(body: Json) -> Reply:
             target = portal.calendar.add_working_minutes(now, span)
         state = portal.clock.set(now=target)
     except (ValueError, OverflowError) as exc:
-        raise InvalidInput("ADVANCE_INVALID", "Không tua được đồng hồ", str(exc)) from exc
+        raise InvalidInput(
+            "ADVANCE_INVALID",
+            "Không tua được đồng hồ: số phút phải hữu hạn, trong giới hạn, và giờ sandbox phải nằm trong "
+            "[2000-01-01, 2100-01-01)",
+            str(exc),
+        ) from exc
     return _clock(portal, state)
 
 
@@ -91,8 +96,20 @@ def reset_clock() -> Reply:
 
 
 # faults
+NO_PLAN: Json = {}
+"""What deleting a facility's plan stores: a new version (fault counters restart) that holds no plan."""
+
+
 def _plan_reply(portal: Portal, facility: str | None) -> Reply:
+    """The stored plan. Every plan exists, empty, from the start (the global one, a facility's from its
+    creation); a facility's plan DELETEd is gone (404) until PUT again."""
     found = portal.repo.get_settings([plan_key(facility)]).get(plan_key(facility))
+    if found is not None and found[1] == NO_PLAN:
+        raise NotFound(
+            "FAULT_PLAN_NOT_SET",
+            f"Kế hoạch lỗi riêng của cơ sở {facility} đã bị xoá; đặt lại bằng PUT",
+            f"The fault plan of facility {facility} was deleted; PUT one to set it again",
+        )
     plan = found[1] if found else {"faults": []}
     return reply({"scope": facility or "all", "version": found[0] if found else 0, "plan": plan})
 
@@ -105,7 +122,7 @@ def _put_plan(facility: str | None, body: Json) -> Reply:
         raise InvalidInput(
             "FAULT_PLAN_INVALID", f"Kế hoạch lỗi không hợp lệ: {exc}", f"Invalid fault plan: {exc}"
         ) from exc
-    portal.repo.put_setting(plan_key(facility), body)
+    portal.repo.put_setting(plan_key(facility), {"faults": [], **body})
     return _plan_reply(portal, facility)
 
 
@@ -136,7 +153,7 @@ def set_facility_faults(code: str, body: Json) -> Reply:
 def clear_facility_faults(code: str) -> tuple[str, int]:
     portal = _portal()
     ops.require_facility(portal, code)
-    portal.repo.put_setting(plan_key(code), {"faults": []})
+    portal.repo.put_setting(plan_key(code), NO_PLAN)
     return empty()
 
 

@@ -1,17 +1,31 @@
-"""Fill the `servers` list of the served `/openapi.json` with the origin the client used.
+"""Serve `/openapi.json` as written, with the origin the client used in `servers`.
 
 Connexion rewrites `servers` to the mount's base path, which is empty here, so Swagger UI at /ui showed
 an empty server list. The origin the browser reached the portal on is the one "Try it out" should use.
+
+Connexion also serves the spec with every `$ref` inlined, so client generators lost the component names
+(a `Facility` became `CreateFacilityResponse201`): the spec served is the file itself, references kept.
 """
 
 from __future__ import annotations
 
 import json
+from functools import cache
+from pathlib import Path
+from typing import Any
 
+import yaml
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SPEC_PATH = "/openapi.json"
+SPEC_FILE = Path(__file__).resolve().parents[1] / "openapi.yaml"
+
+
+@cache
+def written_spec() -> dict[str, Any]:
+    """The contract as written (references kept), parsed once per process."""
+    return yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
 
 
 class SpecServers:
@@ -38,9 +52,8 @@ class SpecServers:
             if message.get("more_body"):
                 return
             if start.get("status") == 200:
-                spec = json.loads(body)
-                spec["servers"] = [{"url": origin, "description": "this sandbox portal"}]
-                body = json.dumps(spec, ensure_ascii=False).encode()
+                spec = {**written_spec(), "servers": [{"url": origin, "description": "this sandbox portal"}]}
+                body = json.dumps(spec, ensure_ascii=False, default=str).encode()
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
