@@ -98,7 +98,15 @@ def create_engine_for(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+    return create_engine(postgres_url(url), pool_size=12, max_overflow=8, pool_pre_ping=True)
+
+
+def postgres_url(url: str) -> str:
+    """`postgresql://` and `postgres://` URLs go through psycopg 3 (the `postgres` extra), not psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 UNAUTHENTICATED = "401"
