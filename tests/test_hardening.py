@@ -219,6 +219,7 @@ def test_a_database_of_an_older_version_is_upgraded(tmp_path: Path) -> None:
     repo.engine.dispose()
     with sqlite3.connect(tmp_path / "old.sqlite3") as db:  # the accounts table as older versions made it
         db.execute("ALTER TABLE accounts DROP COLUMN password_hash")
+        db.execute("DROP TABLE alembic_version")  # older versions had no migrations
         db.execute("INSERT INTO facilities (code, name, created_at) VALUES ('48401', 'x', '2026-01-01 00:00:00')")
         db.execute(
             "INSERT INTO accounts (username, facility_code, password_md5, locked) VALUES ('48401_BV', '48401', ?, 0)",

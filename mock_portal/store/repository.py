@@ -10,14 +10,14 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, inspect, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store.models import (
@@ -208,30 +208,11 @@ class Repository:
         self._gate = WriteGate.for_engine(engine)
 
     def create_schema(self) -> None:
-        """Create missing tables; workers starting together on a new file race here, and the loser of
-        a race (\"table ... already exists\") finds everything in place on its second look."""
-        try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError:
-            Base.metadata.create_all(self.engine)
-        self._add_missing_columns()
+        """Create or upgrade the schema to the newest migration (`mock_portal.store.migrate`); a
+        database made before migrations existed gets its missing tables and columns."""
+        from mock_portal.store import migrate  # migrate imports this module (the write gate)
 
-    def _add_missing_columns(self) -> None:
-        """`create_all` makes missing tables, never missing columns: add the columns newer versions
-        declare to a database an older version made (each nullable or with its server default), once."""
-        inspector = inspect(self.engine)
-        for table in Base.metadata.sorted_tables:
-            if not inspector.has_table(table.name):
-                continue
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or (column.server_default is None and not column.nullable):
-                    continue
-                kind = column.type.compile(dialect=self.engine.dialect)
-                default = column.server_default
-                clause = "" if default is None else f" NOT NULL DEFAULT '{default.arg}'"  # type: ignore[attr-defined]
-                with suppress(OperationalError, ProgrammingError), self.engine.begin() as connection:
-                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{clause}"))
+        migrate.upgrade(self.engine)
 
     def legacy_passwords(self) -> dict[str, str]:
         """username -> stored unsalted MD5, for accounts an older version made (not hashed yet)."""
