@@ -32,18 +32,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sqlite_only: SQLite-specific; skipped with --db postgresql"
-    )
+    config.addinivalue_line("markers", "sqlite_only: SQLite-specific; skipped with --db postgresql")
+    config.addinivalue_line("markers", "postgresql_only: several hosts on one PostgreSQL; runs with --db postgresql")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--db") != "postgresql":
-        return
-    skip = pytest.mark.skip(reason="SQLite-specific (the file, its write gate or its PRAGMAs)")
+    on_postgresql = config.getoption("--db") == "postgresql"
+    other = "postgresql_only" if not on_postgresql else "sqlite_only"
+    reason = "needs PostgreSQL: `make test` runs it with --db postgresql" if not on_postgresql else "SQLite-specific"
     for item in items:
-        if item.get_closest_marker("sqlite_only"):
-            item.add_marker(skip)
+        if item.get_closest_marker(other):
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 _postgres: PostgresServer | None = None
