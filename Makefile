@@ -36,7 +36,7 @@ chromium:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
 # Debian's PostgreSQL server binaries: the tests run initdb + pg_ctl themselves in a temporary directory
-# on a loopback port (tests/pg.py); the package's own service is not used.
+# on a loopback port (fixtures/postgres.py); the package's own service is not used.
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \

@@ -13,9 +13,9 @@ import pytest
 
 from fixtures.hospital import HiapClient
 from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
+from fixtures.postgres import PostgresServer
 from tests import live
 from tests.live import LiveServer, start_server
-from tests.pg import PostgresServer
 
 _codes = itertools.count(1)
 PEM = {"Content-Type": "application/x-pem-file"}

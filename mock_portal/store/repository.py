@@ -136,6 +136,19 @@ def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
 
+def _pending(facility_code: str, doc_type: str) -> Select[tuple[Expectation]]:
+    """Expectations of a facility and document type no document has claimed yet, oldest first."""
+    return (
+        select(Expectation)
+        .where(
+            Expectation.facility_code == facility_code,
+            Expectation.doc_type == doc_type,
+            Expectation.document_id.is_(None),
+        )
+        .order_by(Expectation.id)
+    )
+
+
 def _private_file(path: Path) -> None:
     """Create the database file readable by its owner only (it holds credentials and tokens) before
     SQLite opens it; SQLite gives its -wal and -shm files the database file's permissions."""
@@ -296,10 +309,11 @@ class Repository:
             return s.get(Token, access_token)
 
     def submission_context(
-        self, access_token: str, username: str
-    ) -> tuple[Token | None, Account | None, int, str | None]:
+        self, access_token: str, username: str, expectations_for: tuple[str, str] | None = None
+    ) -> tuple[Token | None, Account | None, int, str | None, Sequence[Expectation]]:
         """What every submission reads first — its token, its account, the trust version, the strictness
-        set for the account's facility — in one session."""
+        set for the account's facility and, for `expectations_for` = (facility, doc type), the pending
+        expectations the document may claim — in one session."""
         with self._sessions() as s:
             token = s.get(Token, access_token) if access_token else None
             account = s.get(Account, username) if username else None
@@ -307,7 +321,8 @@ class Repository:
             strictness = (
                 s.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
             )
-        return token, account, version, strictness
+            pending = s.scalars(_pending(*expectations_for)).all() if expectations_for and token else ()
+        return token, account, version, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
         """The strictness set for a facility (None: it follows the portal's default)."""
@@ -508,13 +523,8 @@ class Repository:
             return _get_by_id(s, Expectation, expectation_id)
 
     def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
-        query = select(Expectation).where(
-            Expectation.facility_code == facility_code,
-            Expectation.doc_type == doc_type,
-            Expectation.document_id.is_(None),
-        )
         with self._sessions() as s:
-            return s.scalars(query.order_by(Expectation.id)).all()
+            return s.scalars(_pending(facility_code, doc_type)).all()
 
     def unclaimed_documents(self, facility_code: str, doc_type: str) -> Sequence[Document]:
         query = select(Document).where(
