@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, Select, String, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -136,10 +136,10 @@ def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
 
-def _pending(facility_code: str, doc_type: str) -> Select[tuple[Expectation]]:
+def _pending(facility_code: str, doc_type: str, *, core: bool = False) -> Select[Any]:
     """Expectations of a facility and document type no document has claimed yet, oldest first."""
     return (
-        select(Expectation)
+        select(Expectation.__table__ if core else Expectation)
         .where(
             Expectation.facility_code == facility_code,
             Expectation.doc_type == doc_type,
@@ -147,6 +147,21 @@ def _pending(facility_code: str, doc_type: str) -> Select[tuple[Expectation]]:
         )
         .order_by(Expectation.id)
     )
+
+
+def _one(connection: Connection, model: type[Any], where: Any) -> Any:
+    """The row of `model` matching `where` as a detached object, or None (a Core read)."""
+    row = connection.execute(select(model.__table__).where(where)).first()
+    return model(**row._mapping) if row is not None else None
+
+
+def _insert(s: Session, row: Any) -> int:
+    """INSERT one ORM object's set attributes with Core (column defaults apply to the rest) and give it
+    the id the database chose: what `add` + `flush` does, without the unit of work."""
+    values = {key: value for key, value in vars(row).items() if not key.startswith("_")}
+    table = type(row).__table__
+    row.id = s.connection().execute(table.insert().returning(table.c.id), values).scalar_one()
+    return int(row.id)
 
 
 def _private_file(path: Path) -> None:
@@ -313,15 +328,18 @@ class Repository:
     ) -> tuple[Token | None, Account | None, int, str | None, Sequence[Expectation]]:
         """What every submission reads first — its token, its account, the trust version, the strictness
         set for the account's facility and, for `expectations_for` = (facility, doc type), the pending
-        expectations the document may claim — in one session."""
-        with self._sessions() as s:
-            token = s.get(Token, access_token) if access_token else None
-            account = s.get(Account, username) if username else None
-            version = s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+        expectations the document may claim — on one connection, as Core queries (the ORM's identity
+        map and unit of work cost more than these five reads; the rows come back as detached objects)."""
+        with self.engine.connect() as c:
+            token = _one(c, Token, Token.access_token == access_token) if access_token else None
+            account = _one(c, Account, Account.username == username) if username else None
+            version = c.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
             strictness = (
-                s.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
+                c.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
             )
-            pending = s.scalars(_pending(*expectations_for)).all() if expectations_for and token else ()
+            pending: Sequence[Expectation] = ()
+            if expectations_for and token:
+                pending = [Expectation(**row._mapping) for row in c.execute(_pending(*expectations_for, core=True))]
         return token, account, version, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
@@ -487,25 +505,29 @@ class Repository:
         Submissions refused for their credentials (result 401: anyone can send them, nothing was
         examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
         with self.session() as s:
-            s.add(submission)
-            s.flush()
+            _insert(s, submission)
             if document is not None:
                 document.submission_id = submission.id
-                s.add(document)
-                s.flush()
-                s.add(OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
+                _insert(s, document)
                 if document.expectation_id is not None:
                     claimed = s.execute(
                         update(Expectation)
                         .where(Expectation.id == document.expectation_id, Expectation.document_id.is_(None))
                         .values(document_id=document.id)
+                        .execution_options(synchronize_session=False)
                     )
-                    if claimed.rowcount == 0:  # type: ignore[attr-defined]
-                        document.expectation_id = None  # another document claimed it first
+                    if claimed.rowcount == 0:  # type: ignore[attr-defined]  # another document claimed it first
+                        document.expectation_id = None
+                        s.execute(
+                            update(Document)
+                            .where(Document.id == document.id)
+                            .values(expectation_id=None)
+                            .execution_options(synchronize_session=False)
+                        )
+                _insert(s, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
             entry = journal(submission.id) if journal is not None else None
             if entry is not None:
-                s.add(entry)
-                s.flush()
+                _insert(s, entry)
                 if entry.id % 256 == 0:
                     s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
             if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
