@@ -419,9 +419,9 @@ class Repository:
     # shared settings (clock, fault plans) and counters
     def get_settings(self, keys: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         """The shared settings named, each as (version, value), in one query."""
-        with self._sessions() as s:
-            rows = s.execute(select(SharedSetting).where(SharedSetting.key.in_(keys))).scalars()
-            return {row.key: (row.version, row.value) for row in rows}
+        query = select(SharedSetting.key, SharedSetting.version, SharedSetting.value).where(SharedSetting.key.in_(keys))
+        with self.engine.connect() as c:  # Core: read on every wire request, no ORM objects needed
+            return {row.key: (row.version, row.value) for row in c.execute(query)}
 
     def put_setting(self, key: str, value: dict[str, Any]) -> int:
         with self.session() as s:
