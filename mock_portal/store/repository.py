@@ -158,7 +158,7 @@ def _one(connection: Connection, model: type[Any], where: Any) -> Any:
 def _insert(s: Session, row: Any) -> int:
     """INSERT one ORM object's set attributes with Core (column defaults apply to the rest) and give it
     the id the database chose: what `add` + `flush` does, without the unit of work."""
-    values = {key: value for key, value in vars(row).items() if not key.startswith("_")}
+    values = {k: v for k, v in vars(row).items() if not k.startswith("_") and not (k == "id" and v is None)}
     table = type(row).__table__
     row.id = s.connection().execute(table.insert().returning(table.c.id), values).scalar_one()
     return int(row.id)
