@@ -18,7 +18,7 @@ $(SERVE_STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(SERVE_STAMP)
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e '.[test,load,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,load]'
 	touch $(SERVE_STAMP) $(STAMP)
 
 install: $(STAMP)
