@@ -7,7 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,15 +87,39 @@ def start_server(
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LiveServer(f"http://{host}:{port}", admin_token, database, database_url, log, process)
-    deadline = time.monotonic() + 30
+    try:
+        wait_healthy(server.base_url, process, log)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    """Until `/sandbox/health` answers 200; the server's log in the error when it exits or never answers."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"portal exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"{server.base_url}/sandbox/health", timeout=1).status_code == 200:
-                return server
+            if httpx.get(f"{base_url}/sandbox/health", timeout=1).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    server.stop()
     raise RuntimeError(f"portal did not start:\n{log.read_text()}")
+
+
+@contextmanager
+def demo_server(workdir: Path, command: list[str], env: dict[str, str]) -> Iterator[str]:
+    """`command` (a `serve --demo`) run in `workdir` with `env`, which names PORTAL_PORT: its base URL
+    once healthy; stopped afterwards."""
+    log = workdir / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{env['PORTAL_PORT']}", process, log)
+        yield f"http://127.0.0.1:{env['PORTAL_PORT']}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from fixtures.demo import DEMO
 from fixtures.hospital import HiapClient
-from tests.live import free_port
+from tests.live import demo_server, free_port
 
 
 @pytest.fixture(scope="module")
@@ -23,29 +22,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     port = free_port()
     env = {**os.environ, "PORTAL_PORT": str(port), "PORTAL_ADMIN_TOKEN": "demo-admin"}
     env.pop("PORTAL_DATABASE_URL", None)
-    log = (workdir / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_portal.cli", "serve", "--demo"],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError((workdir / "serve.log").read_text())
+    with demo_server(workdir, [sys.executable, "-m", "mock_portal.cli", "serve", "--demo"], env) as base:
         yield base, workdir
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def make_sample(workdir: Path, *extra: str) -> bytes:

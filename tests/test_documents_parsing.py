@@ -46,7 +46,7 @@ HOSTILE = {
     "latin1-declared": (b'<?xml version="1.0" encoding="ISO-8859-1"?><a>\xe9</a>', "XML_ENCODING"),
     "not-xml": (b"fileBase64Str=SGVsbG8=", "XML_NOT_WELL_FORMED"),
     "json": (b'{"MaKetQua": "200"}', "XML_NOT_WELL_FORMED"),
-    "truncated": (VALID[: len(VALID) // 2], "XML_NOT_WELL_FORMED"),
+    "truncated": (VALID.decode()[: len(VALID.decode()) // 2].encode(), "XML_NOT_WELL_FORMED"),  # at a character
     "bad-utf8": (b"<a>\xff\xfe</a>", "XML_ENCODING"),
     "two-roots": (b"<a/><b/>", "XML_NOT_WELL_FORMED"),
     "empty": (b"", "XML_EMPTY"),

@@ -13,6 +13,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from conformance.evidence import Bundle
+from conformance.model import Verdict
+from conformance.portal import SandboxAdmin
+from conformance.registry import load_cases
+from conformance.report.common import summary
 from fixtures.certificates import scenario
 from fixtures.pki import TestPKI
 from fixtures.signer import sign_document
@@ -264,6 +269,14 @@ def test_facility_mismatch(admin: httpx.Client, trusted: TestPKI, server: LiveSe
     document = sent.submission["document"]
     assert document["facility"] == other.code, "filed under the maCskcb sent (the wrong unit)"
     assert sent.submission["facility"] == other.code
+    # a conformance run collects the sender's journal and its submissions: the mismatch fails a MUST case
+    portal = SandboxAdmin(server.base_url, server.admin_token)
+    journal = portal.journal(sender.code)
+    assert [e["findings"] for e in journal if e["operation"] == "submit"] == [["AUTH_FACILITY_MISMATCH"]]
+    bundle = Bundle(submissions=tuple(portal.submission(e["submission_id"]) for e in journal if e["submission_id"]))
+    result = load_cases().get("GBT-DOC-007").judge(bundle)
+    assert result.verdict is Verdict.FAIL and result.blocking, result.message
+    assert summary([result])["portal_compatible"]["verdict"] == "fail"
 
 
 # the registry where users see it ----------------------------------------------------------------

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -20,7 +19,7 @@ from xml.etree import ElementTree as ET
 import httpx
 import pytest
 
-from tests.live import free_port
+from tests.live import demo_server, free_port
 from tests.markdown_blocks import blocks, shell_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,30 +36,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         (work / name).symlink_to(ROOT / name)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")} | {"PORTAL_PORT": str(port)}
-    log = (work / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [str(work / ".venv" / "bin" / "mock-portal"), "serve", "--demo", "--log-level", "warning"],
-        cwd=work,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError((work / "serve.log").read_text())
+    with demo_server(
+        work, [str(work / ".venv" / "bin" / "mock-portal"), "serve", "--demo", "--log-level", "warning"], env
+    ) as base:
         yield base, work
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
 
 
 def test_every_not_run_block_says_why() -> None:

@@ -211,7 +211,10 @@ def _form(body: bytes) -> dict[str, str]:
 
 
 def _facility_of(form: dict[str, str]) -> str:
-    return form.get("maCskcb") or form.get("username", "").split("_", 1)[0]
+    """The facility an exchange belongs to: the account's (`<MA_CSKCB>_BV`), else the maCskcb sent — so a
+    document sent with another facility's maCskcb is journalled (and faulted) with its sender."""
+    username = form.get("username", "")
+    return (username.split("_", 1)[0] if "_" in username else "") or form.get("maCskcb", "")
 
 
 def _assemble(messages: list[Message]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
