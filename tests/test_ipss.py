@@ -454,7 +454,8 @@ def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repo
     assert not worker.running
     stats = ipss_store.sharing_stats(racing_repos[1])
     assert (stats.pending, stats.shared) == (0, 5)
-    assert 2000 <= (stats.max_lag_ms or 0) < 3000, "lag measured on the portal clock"
+    # accepted_at is cut to the second (up to 1 s early), so the lag is 2-3 s plus the worker's delay
+    assert 2000 <= (stats.max_lag_ms or 0) < 4000, "lag measured on the portal clock"
 
 
 def test_public_api_is_pinned() -> None:
