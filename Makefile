@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools contract
+.PHONY: serve test lint install xmlsec1 chromium postgresql bench soak clean interop interop-tools contract
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Debian's PostgreSQL server binaries: the tests run initdb + pg_ctl themselves in a temporary directory
+# on a loopback port (fixtures/postgres.py); the package's own service is not used.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; }
+
+# The tests that exercise storage run a second time on PostgreSQL (--db postgresql), with the two-host test.
+PG_TESTS := tests/test_wire_submit.py tests/test_wire_token.py tests/test_sandbox_api.py tests/test_ipss.py \
+	tests/test_journal.py tests/test_serving.py tests/test_time_and_faults.py tests/test_migrations.py \
+	tests/test_multihost.py
+
 # Debian's Mono (C#, with System.Security's SignedXml) and OpenJDK 17 build the reference clients in examples/.
 INTEROP_APT := mono-mcs mono-runtime libmono-system-security4.0-cil libmono-system-net-http4.0-cil \
 	libmono-system-runtime-serialization4.0-cil openjdk-17-jdk-headless
@@ -52,9 +64,10 @@ interop: $(STAMP) xmlsec1 interop-tools
 serve: $(SERVE_STAMP)
 	PORTAL_PORT=$(PORTAL_PORT) $(BIN)/mock-portal serve --demo
 
-test: $(STAMP) xmlsec1 chromium
+test: $(STAMP) xmlsec1 chromium postgresql
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q --db postgresql $(PG_TESTS)
 
 # Schemathesis' CLI as a QA team runs it: every check, all phases, against a served portal seeded with
 # real data (tests/contract_cli.py); any failure or error fails. ~1-2 min with the default examples.

@@ -137,7 +137,23 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def running_server(directory: Path, workers: int) -> Iterator[Server]:
+def database(directory: Path, kind: str) -> Iterator[str]:
+    """The portal's database URL: a fresh SQLite file, or a fresh PostgreSQL server (fixtures/postgres.py: initdb
+    + pg_ctl in a temporary directory, fsync and synchronous_commit on, as a real deployment has)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'portal.sqlite3'}"
+        return
+    from fixtures.postgres import PostgresServer
+
+    server = PostgresServer.start(durable=True)
+    try:
+        yield server.new_database("bench")
+    finally:
+        server.stop()
+
+
+@contextmanager
+def running_server(directory: Path, workers: int, database_url: str) -> Iterator[Server]:
     port = free_port()
     log = directory / "server.log"
     admin_token = secrets.token_urlsafe(24)
@@ -145,7 +161,7 @@ def running_server(directory: Path, workers: int) -> Iterator[Server]:
         **os.environ,
         "PORTAL_HOST": HOST,
         "PORTAL_PORT": str(port),
-        "PORTAL_DATABASE_URL": f"sqlite:///{directory / 'portal.sqlite3'}",
+        "PORTAL_DATABASE_URL": database_url,
         "PORTAL_ADMIN_TOKEN": admin_token,
     }
     command = [
@@ -481,6 +497,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="open loop at this offered rate (req/s); default: closed loop, unlimited",
     )
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgresql"], default="sqlite", help="the portal's database (default sqlite)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (uvicorn --workers)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
     parser.add_argument("--pool", type=int, default=500, help="distinct pre-signed GCS documents (cycled)")
@@ -506,6 +525,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--workers 1..16, --concurrency 1..256, --pool 1..99999")
     if not 0 <= args.prefill <= 1_000_000:
         parser.error("--prefill 0..1000000")
+    if args.prefill and args.db != "sqlite":
+        parser.error("--prefill writes the SQLite file directly: only with --db sqlite")
     return args
 
 
@@ -520,13 +541,14 @@ def main(argv: list[str] | None = None) -> int:
     mode = f"open loop at {args.rate:g} req/s" if args.rate else "closed loop (unlimited rate)"
     print(
         f"ingest bench: {args.seconds:g} s, {mode}, {args.concurrency} in flight max, "
-        f"{args.workers} server workers, {os.cpu_count()} CPUs",
+        f"{args.workers} server workers, {os.cpu_count()} CPUs, {args.db}",
         flush=True,
     )
     pki = TestPKI.create({FACILITY: "Bệnh viện Bench"})
     with (
         tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp,
-        running_server(Path(tmp), args.workers) as srv,
+        database(Path(tmp), args.db) as database_url,
+        running_server(Path(tmp), args.workers, database_url) as srv,
     ):
         facility = provision(srv, pki, FACILITY)
         t0 = time.perf_counter()

@@ -93,7 +93,11 @@ class Portal:
         in the same transaction (its submission id filled in)."""
         received_at = self.clock.now()
         creds = form.credentials
-        token, account, trust_version, override = self.repo.submission_context(creds.access_token, creds.username)
+        kind = _kind_of(form.loai_hs)
+        expectations_for = (creds.facility_code, kind) if kind else None
+        token, account, trust_version, override, pending = self.repo.submission_context(
+            creds.access_token, creds.username, expectations_for
+        )
         strictness = self.strictness(override)
         elsewhere = account is not None and account.facility_code != creds.facility_code
         known = not elsewhere or self.repo.get_facility(creds.facility_code) is not None
@@ -117,9 +121,9 @@ class Portal:
         ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
         submission, document = _rows(verdict, form, received_at, ma_gd)
         if document is not None:
-            expected = first_match(
-                self.repo.pending_expectations(document.facility_code, document.doc_type), document.fields
-            )
+            if (document.facility_code, document.doc_type) != expectations_for:  # not the ones read up front
+                pending = self.repo.pending_expectations(document.facility_code, document.doc_type)
+            expected = first_match(pending, document.fields)
             self.account(document, expected)
         written: list[store.JournalEntry] = []
         row = None
@@ -174,6 +178,14 @@ def _trust_store(ca_pems: list[str], crl_ders: list[bytes], registrations: list[
         crls=tuple(load_crl(der) for der in crl_ders),
         registrations={code: frozenset(fps) for code, fps in by_facility.items()},
     )
+
+
+def _kind_of(loai_hs: str) -> str | None:
+    """GCS / GBT for the wire's loaiHs (None for a value the examination will refuse)."""
+    try:
+        return DocumentType.from_loai_hs(loai_hs).name
+    except ValueError:
+        return None
 
 
 def _ma_gd(verdict: Verdict, facility_code: str) -> str:

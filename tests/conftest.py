@@ -6,16 +6,86 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from fixtures.hospital import HiapClient
 from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
+from fixtures.postgres import PostgresServer
+from tests import live
 from tests.live import LiveServer, start_server
 
 _codes = itertools.count(1)
 PEM = {"Content-Type": "application/x-pem-file"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the database of every portal the tests start: an SQLite file, or a PostgreSQL server the "
+        "session starts itself (initdb + pg_ctl in a temporary directory)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: SQLite-specific; skipped with --db postgresql")
+    config.addinivalue_line("markers", "postgresql_only: several hosts on one PostgreSQL; runs with --db postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_postgresql = config.getoption("--db") == "postgresql"
+    other = "postgresql_only" if not on_postgresql else "sqlite_only"
+    reason = "needs PostgreSQL: `make test` runs it with --db postgresql" if not on_postgresql else "SQLite-specific"
+    for item in items:
+        if item.get_closest_marker(other):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_postgres: PostgresServer | None = None
+
+
+def postgres_server() -> PostgresServer:
+    """The session's PostgreSQL server, started on first use and stopped at the end of the session."""
+    global _postgres
+    if _postgres is None:
+        _postgres = PostgresServer.start()
+    return _postgres
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _postgres is not None:
+        _postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """`sqlite` or `postgresql`: the database of every portal this session starts (`--db`)."""
+    return str(request.config.getoption("--db"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_backend(backend: str) -> Iterator[None]:
+    """With `--db postgresql`, every `start_server` gets a new database on the session's server."""
+    if backend != "postgresql":
+        yield
+        return
+    server = postgres_server()
+    default = live.new_database_url
+    live.new_database_url = lambda _directory: server.new_database()
+    yield
+    live.new_database_url = default
+
+
+@pytest.fixture()
+def database_url(backend: str, tmp_path: Path) -> str:
+    """A new, empty database of the session's backend."""
+    if backend == "postgresql":
+        return postgres_server().new_database()
+    return f"sqlite:///{tmp_path / 'portal.sqlite3'}"
 
 
 @pytest.fixture(scope="session")

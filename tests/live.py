@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +15,10 @@ from pathlib import Path
 import httpx
 
 IPSS_KEY = "test-ipss-key"
+
+new_database_url: Callable[[Path], str] = lambda directory: f"sqlite:///{directory / 'portal.sqlite3'}"  # noqa: E731
+"""A fresh database for a portal whose files live in `directory`: SQLite by default; `--db postgresql`
+(tests/conftest.py) makes it a new database on the session's PostgreSQL server."""
 
 
 def free_port() -> int:
@@ -27,7 +31,9 @@ def free_port() -> int:
 class LiveServer:
     base_url: str
     admin_token: str
-    database: Path
+    database: Path | None
+    """The SQLite file (None on PostgreSQL)."""
+    database_url: str
     log: Path
     process: subprocess.Popen[bytes]
 
@@ -45,16 +51,24 @@ class LiveServer:
 
 
 def start_server(
-    directory: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None, database: Path | None = None
+    directory: Path,
+    *,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    host: str = "127.0.0.1",
 ) -> LiveServer:
-    """A portal on a free port, its database in `directory` unless `database` names another file."""
+    """A portal on a free port of `host`, on a new database of the session's backend unless
+    `database_url` names an existing one."""
     port = free_port()
-    database = database or directory / "portal.sqlite3"
+    database_url = database_url or new_database_url(directory)
+    database = Path(database_url.removeprefix("sqlite:///")) if database_url.startswith("sqlite:///") else None
     log = directory / "server.log"
     admin_token = "test-admin-token"
     env = {
         **os.environ,
-        "PORTAL_DATABASE_URL": f"sqlite:///{database}",
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_HOST": host,
         "PORTAL_ADMIN_TOKEN": admin_token,
         "PORTAL_IPSS_API_KEY": IPSS_KEY,
         "PORTAL_PORT": str(port),
@@ -72,7 +86,7 @@ def start_server(
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", admin_token, database, log, process)
+    server = LiveServer(f"http://{host}:{port}", admin_token, database, database_url, log, process)
     try:
         wait_healthy(server.base_url, process, log)
     except RuntimeError:

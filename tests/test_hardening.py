@@ -186,6 +186,7 @@ def test_dashboard_logins_are_throttled(portal: LiveServer) -> None:
 
 
 # storage --------------------------------------------------------------------------------------------
+@pytest.mark.sqlite_only
 def test_unauthenticated_submissions_are_kept_within_a_limit(portal: LiveServer, admin: httpx.Client) -> None:
     for _ in range(140):
         reply = httpx.post(
@@ -197,6 +198,7 @@ def test_unauthenticated_submissions_are_kept_within_a_limit(portal: LiveServer,
     assert kept <= 5 + 64
 
 
+@pytest.mark.sqlite_only
 def test_credentials_are_stored_salted_never_as_the_md5(portal: LiveServer, admin: httpx.Client) -> None:
     for code in ("48301", "48302"):
         created = admin.post(
@@ -212,6 +214,7 @@ def test_credentials_are_stored_salted_never_as_the_md5(portal: LiveServer, admi
     assert _take(portal, "48301_BV", md5_upper("same")) == "200"
 
 
+@pytest.mark.sqlite_only
 def test_a_database_of_an_older_version_is_upgraded(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     repo = store.Repository(store.create_engine_for(url))
@@ -219,6 +222,7 @@ def test_a_database_of_an_older_version_is_upgraded(tmp_path: Path) -> None:
     repo.engine.dispose()
     with sqlite3.connect(tmp_path / "old.sqlite3") as db:  # the accounts table as older versions made it
         db.execute("ALTER TABLE accounts DROP COLUMN password_hash")
+        db.execute("DROP TABLE alembic_version")  # older versions had no migrations
         db.execute("INSERT INTO facilities (code, name, created_at) VALUES ('48401', 'x', '2026-01-01 00:00:00')")
         db.execute(
             "INSERT INTO accounts (username, facility_code, password_md5, locked) VALUES ('48401_BV', '48401', ?, 0)",
@@ -231,6 +235,7 @@ def test_a_database_of_an_older_version_is_upgraded(tmp_path: Path) -> None:
     portal.repo.engine.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_secrets_are_created_owner_only(portal: LiveServer, tmp_path: Path) -> None:
     assert stat.S_IMODE(portal.database.stat().st_mode) == 0o600
     files = ensure_pki(tmp_path / "demo")

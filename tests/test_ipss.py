@@ -330,7 +330,7 @@ def test_document_accepted_without_a_worker_is_shared_once_after_restart(tmp_pat
             assert (stats["pending"], stats["shared"], stats["worker_enabled"]) == (1, 0, False)
     finally:
         first.stop()
-    second = start_server(tmp_path / "b", database=first.database)  # same database, sharing on
+    second = start_server(tmp_path / "b", database_url=first.database_url)  # same database, sharing on
     try:
         with second.admin() as admin, httpx.Client(base_url=second.base_url, headers={"X-API-Key": IPSS_KEY}) as ipss:
             wait_shared(ipss, "GCS", code)
@@ -361,10 +361,9 @@ def _accept(repo: store.Repository, count: int) -> None:
 
 
 @pytest.fixture()
-def racing_repos(tmp_path: Path) -> Iterator[list[store.Repository]]:
-    """Two repositories (two engines, two connection pools, as two server processes have) on one file."""
-    url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
-    repos = [store.Repository(store.create_engine_for(url)) for _ in range(2)]
+def racing_repos(database_url: str) -> Iterator[list[store.Repository]]:
+    """Two repositories (two engines, two connection pools, as two server processes have) on one database."""
+    repos = [store.Repository(store.create_engine_for(database_url)) for _ in range(2)]
     repos[0].create_schema()
     yield repos
     for repo in repos:
@@ -424,7 +423,7 @@ def test_racing_processes_share_every_document_exactly_once(
         "exec('while not Path(sys.argv[2]).exists(): time.sleep(0.005)');"
         "print(sharing.share_pending(repo, datetime.now(UTC), 1000))"
     )
-    url = str(racing_repos[0].engine.url)
+    url = racing_repos[0].engine.url.render_as_string(hide_password=False)
     workers = [
         subprocess.Popen([sys.executable, "-c", script, url, str(go)], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -455,7 +454,8 @@ def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repo
     assert not worker.running
     stats = ipss_store.sharing_stats(racing_repos[1])
     assert (stats.pending, stats.shared) == (0, 5)
-    assert 2000 <= (stats.max_lag_ms or 0) < 3000, "lag measured on the portal clock"
+    # accepted_at is cut to the second (up to 1 s early), so the lag is 2-3 s plus the worker's delay
+    assert 2000 <= (stats.max_lag_ms or 0) < 4000, "lag measured on the portal clock"
 
 
 def test_public_api_is_pinned() -> None:

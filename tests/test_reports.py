@@ -352,7 +352,7 @@ def test_cli_writes_the_same_report(
     reporting: LiveServer, report_admin: httpx.Client, seeded: Seeded, tmp_path: Path, fmt: str
 ) -> None:
     out = tmp_path / f"report.{fmt}"
-    env = {"PORTAL_DATABASE_URL": f"sqlite:///{reporting.database}", "PATH": "/usr/bin:/bin"}
+    env = {"PORTAL_DATABASE_URL": reporting.database_url, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-m", "mock_portal.cli", "report", "--period", "2025-H1", "--format", fmt, "--out", str(out)],
         env=env,
@@ -372,7 +372,7 @@ def test_cli_writes_the_same_report(
 
 
 def test_cli_refuses_a_bad_period(reporting: LiveServer, tmp_path: Path) -> None:
-    env = {"PORTAL_DATABASE_URL": f"sqlite:///{reporting.database}", "PATH": "/usr/bin:/bin"}
+    env = {"PORTAL_DATABASE_URL": reporting.database_url, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-m", "mock_portal.cli", "report", "--period", "2025-H9", "--out", str(tmp_path / "x")],
         env=env,

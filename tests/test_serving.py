@@ -83,6 +83,7 @@ def test_a_second_server_on_a_taken_port_fails_fast(two_workers: LiveServer) -> 
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.sqlite_only
 def test_write_gate_is_reentrant_and_shared_per_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'gate.sqlite3'}"
     one, two = store.create_engine_for(url), store.create_engine_for(url)

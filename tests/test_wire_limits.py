@@ -89,6 +89,7 @@ def test_expired_token_is_401(expiring_server: LiveServer, pki: TestPKI) -> None
     assert [f["code"] for f in submission["findings"]] == ["AUTH_TOKEN_EXPIRED"]
 
 
+@pytest.mark.sqlite_only
 def test_portal_failure_is_maketqua_500_and_nothing_is_acknowledged(
     tmp_path_factory: pytest.TempPathFactory, pki: TestPKI
 ) -> None:

@@ -10,14 +10,14 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, inspect, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import Connection, Engine, Select, String, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store.models import (
@@ -98,7 +98,15 @@ def create_engine_for(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=12, max_overflow=8, pool_pre_ping=True)
+    return create_engine(postgres_url(url), pool_size=12, max_overflow=8, pool_pre_ping=True)
+
+
+def postgres_url(url: str) -> str:
+    """`postgresql://` and `postgres://` URLs go through psycopg 3 (the `postgres` extra), not psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 UNAUTHENTICATED = "401"
@@ -126,6 +134,34 @@ MAX_ROW_ID = 2**63 - 1
 def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
     """The row with this id, or None — also for an id no database column can hold (a URL's `/2**70`)."""
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
+
+
+def _pending(facility_code: str, doc_type: str, *, core: bool = False) -> Select[Any]:
+    """Expectations of a facility and document type no document has claimed yet, oldest first."""
+    return (
+        select(Expectation.__table__ if core else Expectation)
+        .where(
+            Expectation.facility_code == facility_code,
+            Expectation.doc_type == doc_type,
+            Expectation.document_id.is_(None),
+        )
+        .order_by(Expectation.id)
+    )
+
+
+def _one(connection: Connection, model: type[Any], where: Any) -> Any:
+    """The row of `model` matching `where` as a detached object, or None (a Core read)."""
+    row = connection.execute(select(model.__table__).where(where)).first()
+    return model(**row._mapping) if row is not None else None
+
+
+def _insert(s: Session, row: Any) -> int:
+    """INSERT one ORM object's set attributes with Core (column defaults apply to the rest) and give it
+    the id the database chose: what `add` + `flush` does, without the unit of work."""
+    values = {k: v for k, v in vars(row).items() if not k.startswith("_") and not (k == "id" and v is None)}
+    table = type(row).__table__
+    row.id = s.connection().execute(table.insert().returning(table.c.id), values).scalar_one()
+    return int(row.id)
 
 
 def _private_file(path: Path) -> None:
@@ -200,30 +236,11 @@ class Repository:
         self._gate = WriteGate.for_engine(engine)
 
     def create_schema(self) -> None:
-        """Create missing tables; workers starting together on a new file race here, and the loser of
-        a race (\"table ... already exists\") finds everything in place on its second look."""
-        try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError:
-            Base.metadata.create_all(self.engine)
-        self._add_missing_columns()
+        """Create or upgrade the schema to the newest migration (`mock_portal.store.migrate`); a
+        database made before migrations existed gets its missing tables and columns."""
+        from mock_portal.store import migrate  # migrate imports this module (the write gate)
 
-    def _add_missing_columns(self) -> None:
-        """`create_all` makes missing tables, never missing columns: add the columns newer versions
-        declare to a database an older version made (each nullable or with its server default), once."""
-        inspector = inspect(self.engine)
-        for table in Base.metadata.sorted_tables:
-            if not inspector.has_table(table.name):
-                continue
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or (column.server_default is None and not column.nullable):
-                    continue
-                kind = column.type.compile(dialect=self.engine.dialect)
-                default = column.server_default
-                clause = "" if default is None else f" NOT NULL DEFAULT '{default.arg}'"  # type: ignore[attr-defined]
-                with suppress(OperationalError, ProgrammingError), self.engine.begin() as connection:
-                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{clause}"))
+        migrate.upgrade(self.engine)
 
     def legacy_passwords(self) -> dict[str, str]:
         """username -> stored unsalted MD5, for accounts an older version made (not hashed yet)."""
@@ -307,18 +324,23 @@ class Repository:
             return s.get(Token, access_token)
 
     def submission_context(
-        self, access_token: str, username: str
-    ) -> tuple[Token | None, Account | None, int, str | None]:
+        self, access_token: str, username: str, expectations_for: tuple[str, str] | None = None
+    ) -> tuple[Token | None, Account | None, int, str | None, Sequence[Expectation]]:
         """What every submission reads first — its token, its account, the trust version, the strictness
-        set for the account's facility — in one session."""
-        with self._sessions() as s:
-            token = s.get(Token, access_token) if access_token else None
-            account = s.get(Account, username) if username else None
-            version = s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+        set for the account's facility and, for `expectations_for` = (facility, doc type), the pending
+        expectations the document may claim — on one connection, as Core queries (the ORM's identity
+        map and unit of work cost more than these five reads; the rows come back as detached objects)."""
+        with self.engine.connect() as c:
+            token = _one(c, Token, Token.access_token == access_token) if access_token else None
+            account = _one(c, Account, Account.username == username) if username else None
+            version = c.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
             strictness = (
-                s.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
+                c.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
             )
-        return token, account, version, strictness
+            pending: Sequence[Expectation] = ()
+            if expectations_for and token:
+                pending = [Expectation(**row._mapping) for row in c.execute(_pending(*expectations_for, core=True))]
+        return token, account, version, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
         """The strictness set for a facility (None: it follows the portal's default)."""
@@ -397,9 +419,9 @@ class Repository:
     # shared settings (clock, fault plans) and counters
     def get_settings(self, keys: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         """The shared settings named, each as (version, value), in one query."""
-        with self._sessions() as s:
-            rows = s.execute(select(SharedSetting).where(SharedSetting.key.in_(keys))).scalars()
-            return {row.key: (row.version, row.value) for row in rows}
+        query = select(SharedSetting.key, SharedSetting.version, SharedSetting.value).where(SharedSetting.key.in_(keys))
+        with self.engine.connect() as c:  # Core: read on every wire request, no ORM objects needed
+            return {row.key: (row.version, row.value) for row in c.execute(query)}
 
     def put_setting(self, key: str, value: dict[str, Any]) -> int:
         with self.session() as s:
@@ -483,25 +505,29 @@ class Repository:
         Submissions refused for their credentials (result 401: anyone can send them, nothing was
         examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
         with self.session() as s:
-            s.add(submission)
-            s.flush()
+            _insert(s, submission)
             if document is not None:
                 document.submission_id = submission.id
-                s.add(document)
-                s.flush()
-                s.add(OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
+                _insert(s, document)
                 if document.expectation_id is not None:
                     claimed = s.execute(
                         update(Expectation)
                         .where(Expectation.id == document.expectation_id, Expectation.document_id.is_(None))
                         .values(document_id=document.id)
+                        .execution_options(synchronize_session=False)
                     )
-                    if claimed.rowcount == 0:  # type: ignore[attr-defined]
-                        document.expectation_id = None  # another document claimed it first
+                    if claimed.rowcount == 0:  # type: ignore[attr-defined]  # another document claimed it first
+                        document.expectation_id = None
+                        s.execute(
+                            update(Document)
+                            .where(Document.id == document.id)
+                            .values(expectation_id=None)
+                            .execution_options(synchronize_session=False)
+                        )
+                _insert(s, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
             entry = journal(submission.id) if journal is not None else None
             if entry is not None:
-                s.add(entry)
-                s.flush()
+                _insert(s, entry)
                 if entry.id % 256 == 0:
                     s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
             if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
@@ -519,13 +545,8 @@ class Repository:
             return _get_by_id(s, Expectation, expectation_id)
 
     def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
-        query = select(Expectation).where(
-            Expectation.facility_code == facility_code,
-            Expectation.doc_type == doc_type,
-            Expectation.document_id.is_(None),
-        )
         with self._sessions() as s:
-            return s.scalars(query.order_by(Expectation.id)).all()
+            return s.scalars(_pending(facility_code, doc_type)).all()
 
     def unclaimed_documents(self, facility_code: str, doc_type: str) -> Sequence[Document]:
         query = select(Document).where(
