@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from fixtures.certificates import build_xml, scenario
+from fixtures.hostile import one_code_history, shared_copy
 from fixtures.pki import TestPKI
 from fixtures.signer import sign_document
 from mock_portal import ipss as ipss_domain
@@ -168,17 +169,8 @@ def test_a_late_resend_of_v1_never_supersedes_the_reissue(
         assert_problem(v1_name, 422, "REGISTRATION_REFUSED")
 
 
-def _copy(n: int, fields: dict[str, str], *, first_issue: bool = True) -> store.SharedDocument:
-    now = datetime(2026, 1, 1, 8, 0)
-    return store.SharedDocument(
-        id=n, document_id=n, doc_type="GCS", code="C", facility_code="79001", ma_gd=f"MGD-{n}",
-        first_issue=first_issue, issue_date="20260101", signing_time=now, fields=fields, accepted_at=now,
-        shared_at=now, lag_ms=0,
-    )  # fmt: skip
-
-
 def test_conflicting_first_issues_are_flagged_and_resolved_whatever_the_order() -> None:
-    copies = [_copy(n, {"MA_GCS": "C", "TEN_CON": f"Name {n}"}) for n in range(10)]
+    copies = [shared_copy(n, {"MA_GCS": "C", "TEN_CON": f"Name {n}"}) for n in range(10)]
     winners = set()
     for order in (copies, copies[::-1], copies[3:] + copies[:3]):
         current = ipss_domain.current_issue(order)
@@ -188,12 +180,14 @@ def test_conflicting_first_issues_are_flagged_and_resolved_whatever_the_order() 
 
 
 def test_issue_kinds_is_linear() -> None:
-    """8,000 copies of one code took 8 s when every copy was compared with every earlier one."""
-    copies = [_copy(n, {"MA_GCS": "C", "N": str(n % 4000)}, first_issue=n == 0) for n in range(8000)]
+    """8,000 copies of one code took 8 s when every copy was compared with every earlier one. The bound
+    only separates linear (milliseconds) from quadratic; the growth is measured by bench/abuse.py."""
+    copies = one_code_history(8000)
     started = time.process_time()
     kinds = ipss_domain.issue_kinds(copies)
-    assert time.process_time() - started < 1.0
+    assert time.process_time() - started < 4.0
     assert kinds.count(ipss_domain.IssueKind.RESEND) == 4000
+    assert kinds[0] is ipss_domain.IssueKind.ISSUE and set(kinds[1:4000]) == {ipss_domain.IssueKind.REISSUE}
 
 
 # registrations ------------------------------------------------------------------------------------
