@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools
+.PHONY: serve test lint install xmlsec1 chromium bench bench-abuse soak clean interop interop-tools
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# Issue 10's numbers: health under 40 slow uploads, the 50,000-attribute refusal, issue_kinds growth (bench/README.md).
+bench-abuse: $(STAMP)
+	$(BIN)/python bench/abuse.py
 
 # 10 minutes of mixed good and hostile traffic with worker kills (bench/README.md, "Soak").
 soak: $(STAMP)

@@ -432,6 +432,9 @@ def test_racing_processes_share_every_document_exactly_once(
     assert len(copies) == len(set(copies)) == 150
 
 
+WAIT_SECONDS = 5
+
+
 def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repository]) -> None:
     class AheadClock:  # the portal clock two seconds ahead of real time
         def now(self) -> datetime:
@@ -441,7 +444,7 @@ def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repo
     worker = sharing.SharingWorker(racing_repos[0], clock, interval_ms=10).start()
     try:
         _accept(racing_repos[1], 5)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT_SECONDS
         while ipss_store.sharing_stats(racing_repos[1]).pending and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
@@ -449,7 +452,8 @@ def test_worker_shares_in_the_background_and_stops(racing_repos: list[store.Repo
     assert not worker.running
     stats = ipss_store.sharing_stats(racing_repos[1])
     assert (stats.pending, stats.shared) == (0, 5)
-    assert 2000 <= (stats.max_lag_ms or 0) < 3000, "lag measured on the portal clock"
+    # the 2 s the clock is ahead, plus at most the real wait (was < 3000: flaky on a loaded 2-core machine)
+    assert 2000 <= (stats.max_lag_ms or 0) < 2000 + WAIT_SECONDS * 1000, "lag measured on the portal clock"
 
 
 def test_public_api_is_pinned() -> None:
