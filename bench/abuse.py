@@ -6,9 +6,11 @@ Starts `mock-portal serve --workers 2` (bench/ingest.py's `running_server`: free
 SQLite file in a temp dir, default settings), provisions a facility, then measures:
 
 1. slow uploads — opens `--uploads` connections that announce a 100,000-byte body on
-   `--stall-path` (default `/sandbox/ui/login`, a Flask view) and send 3 bytes; while they are held
-   open: `/sandbox/health` latency over `--health-samples` requests (p50/max) and one valid signed GCS
-   (its MaKetQua and latency). Target: health max < `--health-target` s, MaKetQua 200.
+   `--stall-path` (default `/sandbox/ui/login`, a Flask view) and send 3 bytes
+   (`fixtures.hostile.slow_uploads`); while they are held open: `/sandbox/health` latency over
+   `--health-samples` requests (p50/max) and one valid signed GCS (its MaKetQua and latency).
+   Target: health max < `--health-target` s, all 200, MaKetQua 200, and every upload still open
+   at the end (measured while they stalled, not after the server cut them).
 2. the hostile document — a valid signed GCS with `--attributes` extra attributes on GIAYCHUNGSINH
    (`fixtures.hostile.with_attributes`), sent `--refusals` times: time until the reply, MaKetQua and
    the finding codes. Target: every reply MaKetQua 205 with XML_TOO_MANY_ATTRIBUTES, max <
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import select
 import statistics
 import sys
 import tempfile
@@ -39,12 +40,11 @@ from typing import Any
 
 from ingest import Facility, Server, percentile, provision, running_server, sign_pool
 
-from fixtures.hostile import one_code_history, stalled_upload, with_attributes
+from fixtures.hostile import held_open, one_code_history, slow_uploads, with_attributes
 from fixtures.pki import TestPKI
 from mock_portal import ipss
 
 FACILITY = "79903"
-STALLED_BODY = 100_000
 
 
 def _timed(call: Any) -> tuple[Any, float]:
@@ -53,17 +53,10 @@ def _timed(call: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def _still_open(socks: list[Any]) -> int:
-    """Connections the server has neither answered nor closed (nothing readable yet)."""
-    readable, _, _ = select.select(socks, [], [], 0)
-    return len(socks) - len(readable)
-
-
-def slow_uploads(server: Server, facility: Facility, doc: bytes, args: argparse.Namespace) -> dict[str, Any]:
+def under_slow_uploads(server: Server, facility: Facility, doc: bytes, args: argparse.Namespace) -> dict[str, Any]:
     with server.admin() as admin:
         baseline = [_timed(lambda: admin.get("/sandbox/health"))[1] for _ in range(5)]
-        socks = [stalled_upload(server.base_url, args.stall_path, STALLED_BODY) for _ in range(args.uploads)]
-        try:
+        with slow_uploads(server.base_url, args.stall_path, args.uploads) as socks:
             time.sleep(0.3)
             health: list[float] = []
             statuses: set[int] = set()
@@ -73,10 +66,7 @@ def slow_uploads(server: Server, facility: Facility, doc: bytes, args: argparse.
                 statuses.add(reply.status_code)
                 time.sleep(0.05)
             submitted, submit_s = _timed(lambda: facility.client.send("GCS", doc))
-            held = _still_open(socks)
-        finally:
-            for sock in socks:
-                sock.close()
+            held = held_open(socks)
     return {
         "uploads": args.uploads,
         "held_open_at_end": held,
@@ -159,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         facility = provision(server, TestPKI.create(), FACILITY)
         docs = sign_pool(facility.credential, FACILITY, 1 + args.refusals)
         facility.client.take_token()
-        uploads = slow_uploads(server, facility, docs[0], args)
+        uploads = under_slow_uploads(server, facility, docs[0], args)
         print(f"slow uploads: {json.dumps(uploads)}", flush=True)
         hostile = hostile_document(server, facility, docs[1:], args)
         print(f"hostile document: {json.dumps(hostile)}", flush=True)
@@ -169,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "health_under_target": uploads["health_max_ms"] < args.health_target * 1000
         and uploads["health_statuses"] == [200],
         "submission_accepted": uploads["submit_result"] == "200",
+        "uploads_held_open": uploads["held_open_at_end"] == args.uploads,
         "refused_under_target": hostile["max_ms"] < args.refuse_target * 1000,
         "refused_as_too_many_attributes": hostile["results"] == ["205"]
         and "XML_TOO_MANY_ATTRIBUTES" in hostile["findings"],
