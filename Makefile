@@ -82,6 +82,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+# Issue 10's numbers: health under 40 slow uploads, the 50,000-attribute refusal, issue_kinds growth (bench/README.md).
+.PHONY: bench-abuse
+bench-abuse: $(STAMP)
+	$(BIN)/python bench/abuse.py
+
 # 10 minutes of mixed good and hostile traffic with worker kills (bench/README.md, "Soak").
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 10

@@ -1,7 +1,9 @@
 """Abuse against a real `mock-portal serve --workers 2`: slow clients, oversize bodies, memory, hostile files.
 
 Each case is one the portal once fell over on (issue 10); the server runs with short header/body
-timeouts so the slow-client cases finish in seconds.
+timeouts so the slow-client cases finish in seconds. The tests assert behaviour with time bounds wide
+enough for a loaded 2-core CI machine (they separate "works" from "stalled" or "quadratic"); the numbers
+the issue names are measured by bench/abuse.py (`make bench-abuse`, bench/README.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.hostile import held_open, slow_uploads, stalled_upload, with_attributes
 from fixtures.pki import TestPKI
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
@@ -25,13 +28,15 @@ from tests.wire import explain, sample
 
 SUBMIT = "/api/hososuckhoe/guiGiayToDienTu"
 MIB = 1024 * 1024
+HEADER_TIMEOUT = BODY_IDLE_TIMEOUT = 2  # seconds, the module server's settings
+STALLED = 10  # seconds: far above what a working portal takes on a loaded CI machine, below "stalled"
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     env = {
-        "PORTAL_HEADER_TIMEOUT_SECONDS": "2",
-        "PORTAL_BODY_IDLE_TIMEOUT_SECONDS": "2",
+        "PORTAL_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+        "PORTAL_BODY_IDLE_TIMEOUT_SECONDS": str(BODY_IDLE_TIMEOUT),
         "PORTAL_BODY_TIMEOUT_SECONDS": "30",
         "PORTAL_WORKER_RESTART_WINDOW_SECONDS": "2",
     }
@@ -54,17 +59,6 @@ def hospital(portal: LiveServer, admin: httpx.Client, pki: TestPKI) -> Hospital:
 
 def _port(portal: LiveServer) -> int:
     return int(portal.base_url.rsplit(":", 1)[1])
-
-
-def _stalled(portal: LiveServer, path: str, declared: int, sent: bytes = b"abc") -> socket.socket:
-    """A connection that announces `declared` body bytes, sends `sent`, then stalls."""
-    sock = socket.create_connection(("127.0.0.1", _port(portal)))
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {declared}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + sent)
-    return sock
 
 
 def _response(sock: socket.socket, timeout: float) -> bytes:
@@ -93,23 +87,22 @@ def _rss_mib(pid: int) -> float:
 
 # slow clients ---------------------------------------------------------------------------------------
 def test_forty_slow_uploads_stall_nothing(portal: LiveServer, hospital: Hospital) -> None:
-    socks = [_stalled(portal, "/sandbox/ui/login", 100_000) for _ in range(40)]  # Flask views: thread-pool bound
-    try:
+    # Flask views: thread-pool bound. Trickling a byte every 0.5 s, the uploads outlast the 2 s idle timeout.
+    with slow_uploads(portal.base_url, "/sandbox/ui/login", 40, trickle_every=0.5) as socks:
         time.sleep(0.3)
         started = time.monotonic()
-        health = httpx.get(f"{portal.base_url}/sandbox/health", timeout=10)
-        assert health.status_code == 200 and time.monotonic() - started < 2
+        health = httpx.get(f"{portal.base_url}/sandbox/health", timeout=30)
+        # before the fix health waited until the uploads closed; the issue's "< 2 s": bench/abuse.py
+        assert health.status_code == 200 and time.monotonic() - started < STALLED
         assert hospital.client.send("GCS", sample(hospital)).ma_ket_qua == "200"
-    finally:
-        for sock in socks:
-            sock.close()
+        assert held_open(socks) == 40  # served while the uploads were open, not once the server cut them
 
 
 def test_a_stalled_body_times_out_with_the_portal_code(portal: LiveServer) -> None:
-    sandbox = _stalled(portal, "/sandbox/ui/login", 1000)
-    wire = _stalled(portal, SUBMIT, 1000)
-    try:
-        sandbox_reply, wire_reply = _response(sandbox, 6), _response(wire, 6)
+    sandbox = stalled_upload(portal.base_url, "/sandbox/ui/login", 1000)
+    wire = stalled_upload(portal.base_url, SUBMIT, 1000)
+    try:  # the server answers after BODY_IDLE_TIMEOUT and closes; the read windows leave slack for a loaded CI
+        sandbox_reply, wire_reply = _response(sandbox, 5 * BODY_IDLE_TIMEOUT), _response(wire, 5 * BODY_IDLE_TIMEOUT)
     finally:
         sandbox.close()
         wire.close()
@@ -123,15 +116,15 @@ def test_unfinished_headers_are_cut_off(portal: LiveServer) -> None:
     started = time.monotonic()
     try:
         sock.sendall(b"GET /sandbox/health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
-        assert _response(sock, 8) == b""  # closed by the server, no reply
+        assert _response(sock, 10 * HEADER_TIMEOUT) == b""  # closed by the server, no reply
     finally:
         sock.close()
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 5 * HEADER_TIMEOUT  # the deadline plus slack, not the read window
 
 
 def test_an_endless_header_is_cut_off(portal: LiveServer) -> None:
+    started = time.monotonic()  # before the connection: a cut at the header deadline comes >= HEADER_TIMEOUT later
     sock = socket.create_connection(("127.0.0.1", _port(portal)))
-    started = time.monotonic()
     try:
         sock.sendall(b"GET /sandbox/health HTTP/1.1\r\nHost: x\r\nX-Big: ")
         with contextlib.suppress(OSError):  # the server closes the connection while we are still sending
@@ -140,7 +133,7 @@ def test_an_endless_header_is_cut_off(portal: LiveServer) -> None:
             assert _response(sock, 5) == b""
     finally:
         sock.close()
-    assert time.monotonic() - started < 1.5  # cut at 64 KiB, long before the 2 s header deadline
+    assert time.monotonic() - started < HEADER_TIMEOUT  # cut at 64 KiB (milliseconds), not by the deadline
     assert httpx.get(f"{portal.base_url}/sandbox/health", timeout=5).status_code == 200
 
 
@@ -207,7 +200,7 @@ def test_stalled_big_uploads_hold_bounded_memory(portal: LiveServer) -> None:
     socks = []
     try:
         for _ in range(60):
-            sock = _stalled(portal, SUBMIT, declared, b"")
+            sock = stalled_upload(portal.base_url, SUBMIT, declared, b"")
             try:
                 sock.settimeout(2)
                 sock.sendall(payload)  # a refused connection is closed by the server meanwhile
@@ -225,12 +218,10 @@ def test_stalled_big_uploads_hold_bounded_memory(portal: LiveServer) -> None:
 
 # hostile documents ----------------------------------------------------------------------------------
 def test_fifty_thousand_attributes_are_refused_fast(admin: httpx.Client, hospital: Hospital) -> None:
-    xml = sample(hospital)
-    attributes = " ".join(f'a{i}="v"' for i in range(50_000)).encode()
-    hostile = xml.replace(b"<GIAYCHUNGSINH", b"<GIAYCHUNGSINH " + attributes, 1)
+    hostile = with_attributes(sample(hospital), 50_000)
     started = time.monotonic()
     reply = hospital.client.send("GCS", hostile)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < STALLED  # took 89 s before the fix; the issue's "< 2 s": bench/abuse.py
     assert reply.ma_ket_qua == "205"
     assert "XML_TOO_MANY_ATTRIBUTES" in [f["code"] for f in explain(admin, reply)["findings"]]
 
