@@ -169,6 +169,8 @@ class Runner:
             time.sleep(max(0.0, began + item.delay - time.monotonic()))
             expectation_id = self._expect(order) if order.deliver else None
             taken = lane.trigger.send(order.to_trigger())
+            for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
+                lane.trigger.send(order.to_trigger())
             orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
         self._wait(orders, began)
         time.sleep(plan.settle)

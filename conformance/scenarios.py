@@ -37,6 +37,8 @@ class OrderPlan:
     invalid: str | None = None
     """A `fixtures.certificates.INVALID_KINDS` name: data the portal must refuse with 205."""
     deliver: bool = True
+    twice: bool = False
+    """Send the order a second time with the same request_id (the hospital must take it once: API-012)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Births (single, twins, surrogacy, reissue) and deaths (on the way, inpatient), no faults",
         ("base", "token-reuse"),
         tuple(
-            OrderPlan(story)
+            OrderPlan(story, twice=story in ("gcs_normal", "gbt_normal"))
             for story in ("gcs_normal", "gcs_twins", "gcs_surrogacy", "gcs_reissue", "gbt_normal", "gbt_inpatient")
         ),
     ),
@@ -171,6 +173,7 @@ def build_orders(
                 data=dict(data),
                 deliver=item.deliver,
                 valid=item.invalid is None,
+                sends=2 if item.twice else 1,
             )
             out.append((item, order))
     return out
