@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conformance import SUITE_VERSION, tool_version
@@ -25,7 +25,14 @@ from conformance.evidence import Bundle, Json, Order, ScenarioRecord
 from conformance.model import CaseResult
 from conformance.portal import SandboxAdmin
 from conformance.registry import CaseSpec
-from conformance.scenarios import DEFAULT_RATE, Scenario, build_orders, scenarios_for, start_instant
+from conformance.scenarios import (
+    DEFAULT_RATE,
+    Scenario,
+    build_orders,
+    issued_for_deadline,
+    scenarios_for,
+    start_instant,
+)
 from conformance.trigger import Trigger
 
 __all__ = ["Lane", "Runner", "judge", "needed_tags"]
@@ -158,7 +165,7 @@ class Runner:
         began = time.monotonic()
         state = self._mark_clock(f"{plan.name}: start")
         start = datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
-        fault_plan = plan.fault_plan(start, self.seed)
+        fault_plan = plan.fault_plan(start, self.seed, self.rate)
         self.admin.set_faults(lane.facility, fault_plan)
         after = self.admin.last_journal_id()
         orders = []
@@ -167,6 +174,8 @@ class Runner:
         )
         for item, order in sorted(built, key=lambda pair: pair[0].delay):
             time.sleep(max(0.0, began + item.delay - time.monotonic()))
+            if item.deadline_in is not None:
+                order = self._due_in(order, item.deadline_in, lane.facility, after)
             expectation_id = self._expect(order) if order.deliver else None
             taken = lane.trigger.send(order.to_trigger())
             for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
@@ -189,6 +198,22 @@ class Runner:
         self.admin.set_faults(lane.facility, {"faults": []})
         self.emit(ScenarioFinished(record, tuple(orders), time.monotonic() - began))
         return record, orders
+
+    def _due_in(self, order: Order, minutes: float, facility: str, after: int) -> Order:
+        """The order re-timed so its deadline falls `minutes` after now, once the hospital is at work on
+        the orders sent before it (it logged in): the backlog's arithmetic counts from there, not from
+        a start the hospital may have reached late on a busy machine."""
+        limit = time.monotonic() + min(self.scenario_timeout, 20.0)
+        while time.monotonic() < limit and not any(
+            e["operation"] == "token" for e in self.admin.journal(facility, after)
+        ):
+            time.sleep(POLL / 5)
+        now = datetime.fromisoformat(self.admin.clock()["now_vn"])
+        issued = issued_for_deadline(now + timedelta(minutes=minutes)).astimezone(now.tzinfo)
+        return replace(order, issued_at=issued.isoformat())
+
+    def _logged_in(self, facility: str, after: int) -> bool:
+        return any(e["operation"] == "token" for e in self.admin.journal(facility, after))
 
     def _expect(self, order: Order) -> int:
         match = {("MA_GCS" if order.type == "GCS" else "MA_GBT"): order.code}

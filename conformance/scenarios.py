@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.deadline import WorkingCalendar, deadline_for
 
 __all__ = ["DEFAULT_RATE", "OrderPlan", "Scenario", "SCENARIOS", "build_orders", "start_instant", "scenarios_for"]
 
@@ -37,6 +37,10 @@ class OrderPlan:
     invalid: str | None = None
     """A `fixtures.certificates.INVALID_KINDS` name: data the portal must refuse with 205."""
     deliver: bool = True
+    deadline_in: float | None = None
+    """When set, issued so that its deadline falls this many clock minutes after it is sent (overrides
+    `issued_offset`; the runner re-times it): the backlog scenario builds its urgent order from the
+    deadline arithmetic."""
     twice: bool = False
     """Send the order a second time with the same request_id (the hospital must take it once: API-012)."""
 
@@ -47,14 +51,15 @@ class Scenario:
     description: str
     tags: tuple[str, ...]
     orders: tuple[OrderPlan, ...]
-    faults: Callable[[datetime], list[Json]] = lambda start: []
+    faults: Callable[[datetime, float], list[Json]] = lambda start, rate: []
+    """The fault plan for a scenario starting at `start` on a clock running `rate`× real time."""
     token_ttl_minutes: int | None = None
     settle: float = 0.5
     """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
     notes: tuple[str, ...] = field(default=())
 
-    def fault_plan(self, start: datetime, seed: int) -> Json:
-        plan: Json = {"seed": seed, "faults": self.faults(start)}
+    def fault_plan(self, start: datetime, seed: int, rate: float = DEFAULT_RATE) -> Json:
+        plan: Json = {"seed": seed, "faults": self.faults(start, rate)}
         if self.token_ttl_minutes is not None:
             plan["token_ttl_minutes"] = self.token_ttl_minutes
         return plan
@@ -92,7 +97,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The portal answers MaKetQua 500, then HTTP 503 twice, then resets the connection twice",
         ("retry",),
         (OrderPlan("gbt_normal"),),
-        faults=lambda start: [
+        faults=lambda start, _rate: [
             _submit("portal_error", 1, code="500"),
             _submit("http_error", 3, status=503),
             _submit("reset", 5),
@@ -103,7 +108,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Tokens live 5 minutes and the first submission is answered MaKetQua 401",
         ("relogin",),
         (OrderPlan("gcs_normal"), OrderPlan("gbt_normal", issued_offset=20, delay=2.0)),
-        faults=lambda start: [_submit("portal_error", 1, code="401")],
+        faults=lambda start, _rate: [_submit("portal_error", 1, code="401")],
         token_ttl_minutes=5,
     ),
     Scenario(
@@ -111,7 +116,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The portal is down (HTTP 503) for 1 working hour while three orders come in, latest deadline first",
         ("outage",),
         (OrderPlan("gcs_normal", issued_offset=10), OrderPlan("gbt_normal", issued_offset=5), OrderPlan("gcs_twins")),
-        faults=lambda start: [
+        faults=lambda start, _rate: [
             {
                 "name": "outage",
                 "effect": "http_error",
@@ -125,10 +130,72 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The first submission is answered MaKetQua 1001 (file too large): no retry expected",
         ("too-large",),
         (OrderPlan("gcs_normal", deliver=False),),
-        faults=lambda start: [_submit("portal_error", 1, code="1001")],
+        faults=lambda start, _rate: [_submit("portal_error", 1, code="1001")],
         settle=4.0,
     ),
 )
+
+
+BUSY_MINUTES = 120
+"""Working minutes the overload scenario's portal answers busy (HTTP 503), from 08:xx on a Monday."""
+SLOW_MINUTES = 30
+"""Sandbox minutes each submission takes in the backlog scenario (a slow portal)."""
+URGENT_MINUTES = 75
+"""The backlog's urgent order is sent once the hospital has logged in to send the first one, and is due
+this many minutes later (2.5 × SLOW_MINUTES). The portal stamps receipt after the delay, so EDF has it
+accepted within 2 × SLOW_MINUTES (the rest of the first, then it), FIFO after at least 3 × SLOW_MINUTES
+(the rest of the first and the two others before it): late."""
+
+
+def _busy(start: datetime, _rate: float) -> list[Json]:
+    window = {"start": start.isoformat(), "minutes": BUSY_MINUTES}
+    return [{"name": "busy", "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
+
+
+def _slow(_start: datetime, rate: float) -> list[Json]:
+    ms = min(SLOW_MINUTES * 60_000 / rate, 60_000.0)
+    return [{"name": "slow", "effect": "latency", "latency": {"ms": ms}, "operations": ["submit"]}]
+
+
+SCENARIOS += (
+    Scenario(
+        "overload",
+        f"The portal answers busy (HTTP 503) to every submission for {BUSY_MINUTES} working minutes: the "
+        "facility's requests must stay within the request budget (no storm, backoff, bounded retries)",
+        ("overload",),
+        (OrderPlan("gbt_normal"),),
+        faults=_busy,
+    ),
+    Scenario(
+        "backlog",
+        f"A slow portal ({SLOW_MINUTES} sandbox minutes per submission); three orders due in 4 working hours, "
+        f"then one due in {URGENT_MINUTES} minutes: only earliest-deadline-first delivers the urgent one on time",
+        ("backlog",),
+        (
+            OrderPlan("gcs_normal"),
+            OrderPlan("gbt_normal"),
+            OrderPlan("gcs_surrogacy"),
+            OrderPlan("gbt_inpatient", delay=0.1, deadline_in=URGENT_MINUTES),
+        ),
+        faults=_slow,
+        token_ttl_minutes=480,
+    ),
+)
+
+
+def issued_for_deadline(target: datetime, calendar: WorkingCalendar | None = None) -> datetime:
+    """The latest whole minute whose Art. 25.1 deadline is not after `target` (working-time arithmetic)."""
+    calendar = calendar or WorkingCalendar.default()
+    low, high = target - timedelta(days=21), target
+    while high - low > timedelta(minutes=1):
+        middle = (low + (high - low) / 2).replace(second=0, microsecond=0)
+        if middle <= low:
+            break
+        if deadline_for(middle, calendar) <= target:
+            low = middle
+        else:
+            high = middle
+    return low.replace(second=0, microsecond=0)
 
 
 def scenarios_for(tags: set[str] | None) -> list[Scenario]:
@@ -157,6 +224,8 @@ def build_orders(
     out = []
     for number, item in enumerate(plan.orders):
         issued = (start + timedelta(minutes=item.issued_offset)).replace(second=0, microsecond=0)
+        if item.deadline_in is not None:
+            issued = issued_for_deadline(start + timedelta(minutes=item.deadline_in)).astimezone(start.tzinfo)
         serial = next(serials)
         certificates = scenario(item.story, facility_code=facility, serial=serial, issued_at=issued, seed=seed + serial)
         for _ in certificates[1:]:

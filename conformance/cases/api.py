@@ -266,8 +266,12 @@ def retries(bundle: Bundle) -> Outcome:
                 again = any(e["operation"] in (entry["operation"], "submit") for e in later)
             if not again:
                 what = f" {code}" if code else ""
-                problems.append(Finding(f"{facility} #{entry['id']} ({entry['operation']}{what} → "
-                                        f"{entry['outcome']}): not retried", journal_ids=(entry["id"],)))
+                problems.append(
+                    Finding(
+                        f"{facility} #{entry['id']} ({entry['operation']}{what} → {entry['outcome']}): not retried",
+                        journal_ids=(entry["id"],),
+                    )
+                )
     if not seen:
         raise SkipCase("no exchange was answered with 500, 5xx or a reset")
     return (

@@ -28,9 +28,7 @@ def _unacknowledged(bundle: Bundle) -> set[int]:
         if fault.get("effect") == "drop_after_commit"
     }
     return {
-        e["submission_id"]
-        for e in bundle.journal
-        if e.get("submission_id") and dropping & set(e.get("faults") or ())
+        e["submission_id"] for e in bundle.journal if e.get("submission_id") and dropping & set(e.get("faults") or ())
     }
 
 
