@@ -181,7 +181,8 @@ class Runner:
             for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
                 lane.trigger.send(order.to_trigger())
             orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
-        self._wait(orders, began)
+        decided = began + plan.decided_after * 60 / self.rate if plan.decided_after else None
+        self._wait(orders, began, decided)
         time.sleep(plan.settle)
         record = ScenarioRecord(
             name=plan.name,
@@ -221,10 +222,10 @@ class Runner:
             match["CAP_LAN_DAU"] = order.data.get("CAP_LAN_DAU", "1")
         return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
 
-    def _wait(self, orders: list[Order], began: float) -> None:
-        """Until every expected document arrived or is overdue, or the scenario's time is up."""
+    def _wait(self, orders: list[Order], began: float, decided: float | None = None) -> None:
+        """Until every expected document arrived or is overdue, the outcome is decided, or time is up."""
         pending = {o.expectation_id for o in orders if o.expectation_id is not None and o.taken}
-        limit = began + self.scenario_timeout
+        limit = min(began + self.scenario_timeout, decided or float("inf"))
         while pending and time.monotonic() < limit:
             pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
             if pending:

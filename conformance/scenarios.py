@@ -57,6 +57,9 @@ class Scenario:
     settle: float = 0.5
     """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
     notes: tuple[str, ...] = field(default=())
+    decided_after: float | None = None
+    """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
+    still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
 
     def fault_plan(self, start: datetime, seed: int, rate: float = DEFAULT_RATE) -> Json:
         plan: Json = {"seed": seed, "faults": self.faults(start, rate)}
@@ -136,7 +139,7 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-BUSY_MINUTES = 120
+BUSY_MINUTES = 240
 """Working minutes the overload scenario's portal answers busy (HTTP 503), from 08:xx on a Monday."""
 SLOW_MINUTES = 30
 """Sandbox minutes each submission takes in the backlog scenario (a slow portal)."""
@@ -165,6 +168,7 @@ SCENARIOS += (
         ("overload",),
         (OrderPlan("gbt_normal"),),
         faults=_busy,
+        decided_after=BUSY_MINUTES + 5,
     ),
     Scenario(
         "backlog",

@@ -47,9 +47,9 @@ def _judge(bundle: Bundle, orders: list[Order], where: str) -> Outcome:
     return passed(f"{len(orders)} certificate(s) accepted within 4 working hours {where}", requests=requests)
 
 
-SPECIAL = ("outage", "backlog")
-"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004): DL-001 leaves them out, so one
-defect fails the case that names it."""
+SPECIAL = ("outage", "backlog", "overload")
+"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004) or that end before delivery
+(overload, judged by its request budget): DL-001 leaves them out, so one defect fails the case that names it."""
 
 
 def _delivered(bundle: Bundle, *, outage: bool = False, tag: str | None = None) -> list[Order]:
