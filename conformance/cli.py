@@ -6,6 +6,7 @@
                     [--admin-token T] [--facility CODE --username U --password P] [--cert CERT.pem]
                     [--trust CA.pem] [--crl CRL.pem] [--clock-rate 600] [--only IDS] [--report-dir DIR] [--seed N]
     conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
+    conformance selftest [--variants NAMES] [--seed N] [--json]
 
 `check` judges files offline with the portal's own checks (exit 1 when any file would be refused);
 `run` drives a hospital system through its trigger against the sandbox portal and judges the cases;
@@ -185,6 +186,29 @@ def _run(args: argparse.Namespace) -> int:
     return finished.exit_code
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from conformance import selftest
+
+    targets = [
+        t for t in selftest.EXPECTED if not args.variants or str(t.variant or "reference") in args.variants.split(",")
+    ]
+    if not targets:
+        raise UsageError(f"--variants: none of {args.variants!r} is a built-in variant (or 'reference')")
+
+    def progress(row: selftest.Row) -> None:
+        if not args.json:
+            print(f"  {row.name}: {row.first_failed or 'certified'} ({row.seconds:.0f} s)", flush=True)
+
+    rows = selftest.run_selftest(
+        targets, seed=args.seed, rate=args.clock_rate, timeout=args.timeout, workers=args.workers, progress=progress
+    )
+    if args.json:
+        print(json.dumps(selftest.kill_matrix(rows), ensure_ascii=False, indent=2))
+    else:
+        print(selftest.render(rows))
+    return 0 if all(row.ok for row in rows) else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Certify a hospital's GCS/GBT integration")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +274,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed of the generated data and fault plans (default: random)")
     run.add_argument("--timeout", type=float, default=150.0, help="real seconds a scenario may wait for its documents")
     run.set_defaults(func=_run)
+
+    selftest = commands.add_parser(
+        "selftest",
+        help="run the suite against every built-in broken variant of the reference hospital (kill matrix)",
+        description="Runs the suite against the correct reference hospital and each broken variant; prints "
+        "variant -> first failed MUST case -> expected?. Exit 1 when a variant is certified or caught by another "
+        "case than the one that names its bug, or the correct hospital is not CONFORMANT.",
+    )
+    selftest.add_argument("--variants", help="comma-separated variant names ('reference' for the correct one)")
+    selftest.add_argument("--seed", type=int, default=7, help="seed of the generated data and fault plans")
+    selftest.add_argument("--clock-rate", type=float, default=600.0, help="sandbox clock speed")
+    selftest.add_argument("--timeout", type=float, default=60.0, help="real seconds a scenario may wait")
+    selftest.add_argument("--workers", type=int, default=2, help="runs side by side (each with its own portal)")
+    selftest.add_argument("--json", action="store_true", help="print the kill matrix as JSON")
+    selftest.set_defaults(func=_selftest)
 
     replay = commands.add_parser("replay", help="re-judge saved evidence (evidence.jsonl)")
     replay.add_argument("evidence", type=Path, metavar="EVIDENCE.jsonl")

@@ -19,6 +19,8 @@ ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 MIN_MEAN_GAP = 0.05
 MAX_ATTEMPTS = 12
 RETRYABLE = frozenset({"500", "HTTP-500", "HTTP-502", "HTTP-503", "HTTP-504", "RESET"})
+BUSY = "busy"
+"""The overload scenario's fault name (`conformance.scenarios`)."""
 FORM_FINDINGS = frozenset(
     {
         "AUTH_FIELDS_MISSING",
@@ -254,8 +256,8 @@ def retries(bundle: Bundle) -> Outcome:
     problems, ids, seen = [], [], 0
     for facility, entries in _by_facility(bundle).items():
         for index, entry in enumerate(entries):
-            if entry["outcome"] not in RETRYABLE:
-                continue
+            if entry["outcome"] not in RETRYABLE or BUSY in (entry.get("faults") or ()):
+                continue  # the overload scenario ends once its budget is decided: API-014 judges those
             seen += 1
             ids.append(entry["id"])
             later = entries[index + 1 :]

@@ -6,7 +6,7 @@ once-only cases (modules register in import order).
 
 from __future__ import annotations
 
-from conformance.cases.api import ANNEX, _entry_finding, _when
+from conformance.cases.api import ANNEX, BUSY, _entry_finding, _when
 from conformance.evidence import Bundle, Json
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -73,7 +73,7 @@ def request_budget(bundle: Bundle) -> Outcome:
     problems, ids, judged = [], [], 0
     for scenario in bundle.scenarios_tagged("overload"):
         entries = bundle.journal_of(scenario)
-        busy = [e for e in entries if "busy" in (e.get("faults") or ())]
+        busy = [e for e in entries if BUSY in (e.get("faults") or ())]
         if not busy:
             continue
         judged += 1
