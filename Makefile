@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools
+.PHONY: serve test lint install xmlsec1 chromium bench soak clean interop interop-tools selftest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ serve: $(SERVE_STAMP)
 test: $(STAMP) xmlsec1 chromium
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
 	$(BIN)/pytest -q
+
+# The conformance suite against its correct reference hospital and every built-in broken variant: the
+# kill matrix (variant -> first failed MUST case -> expected?); ~4-5 min on 2 cores.
+selftest: $(STAMP)
+	$(BIN)/conformance selftest
 
 lint: $(STAMP)
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
