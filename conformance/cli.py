@@ -33,6 +33,24 @@ from mock_portal.codes import SubmitResult
 from mock_portal.grades import Strictness
 
 DEFAULT_FACILITY = "79001"
+TRIGGER_HELP = """\
+the trigger contract (conformance/trigger.schema.json, docs/vendor-guide.md):
+  --trigger-cmd CMD   run once per order, WITHOUT a shell: CMD is split like a POSIX shell would
+                      (shlex) and executed directly, so no pipes, redirections or $VARS; wrap them
+                      in a script. The order is one JSON object on stdin (UTF-8). Exit code 0 = taken;
+                      anything else, or no exit within 30 s, = not taken (stderr/stdout tail is kept
+                      as the note). It runs in the directory `conformance` was started from, with its
+                      environment.
+  --trigger-url URL   one HTTP POST per order, Content-Type application/json; any 2xx = taken;
+                      30 s timeout.
+  The same request_id may come twice: it is the same order, take it once (API-012).
+  issued_at is SANDBOX time (the portal's clock, days ahead of the real one when the run starts
+  on the next working Monday 08:00 Vietnam time), with offset; the deadline counts from it.
+  The portal base URL is --portal; the clock rate is --clock-rate (default 600: one real second
+  is ten sandbox minutes); the current sandbox time is GET <portal>/sandbox/health ("time").
+  Build the XML from `data` with the elements in the order of the published XSD
+  (mock_portal/documents/xsd, linked from trigger.schema.json: "xsd").
+"""
 
 
 def _render(result: FileVerdict) -> str:
@@ -179,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         clock_rate=args.clock_rate,
         seed=args.seed,
         timeout=args.timeout,
+        reuse_facility=args.reuse_facility,
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
@@ -242,7 +261,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--report-dir", type=Path, help="write junit.xml, report.json, report.html for those cases")
     check.set_defaults(func=_check)
 
-    run = commands.add_parser("run", help="drive a hospital system live and judge every case")
+    run = commands.add_parser(
+        "run",
+        help="drive a hospital system live and judge every case",
+        description="Drive a hospital system live and judge every case.",
+        epilog=TRIGGER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     who = run.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--trigger-cmd", metavar="CMD", help="command that takes one order as JSON on stdin (exit 0 = taken)"
@@ -273,6 +298,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", type=Path, help="write junit.xml, report.json, report.html, evidence.jsonl here")
     run.add_argument("--seed", type=int, help="seed of the generated data and fault plans (default: random)")
     run.add_argument("--timeout", type=float, default=150.0, help="real seconds a scenario may wait for its documents")
+    run.add_argument(
+        "--reuse-facility",
+        action="store_true",
+        help="run on an existing facility even when its account differs from --username/--password "
+        "(by default such a run is refused: a correct hospital would fail API-001 on it)",
+    )
     run.set_defaults(func=_run)
 
     selftest = commands.add_parser(

@@ -175,7 +175,7 @@ class Runner:
         for item, order in sorted(built, key=lambda pair: pair[0].delay):
             time.sleep(max(0.0, began + item.delay - time.monotonic()))
             if item.deadline_in is not None:
-                order = self._due_in(order, item.deadline_in, lane.facility, after)
+                order = self._due_in(order, item.deadline_in)
             expectation_id = self._expect(order) if order.deliver else None
             taken = lane.trigger.send(order.to_trigger())
             for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
@@ -200,21 +200,12 @@ class Runner:
         self.emit(ScenarioFinished(record, tuple(orders), time.monotonic() - began))
         return record, orders
 
-    def _due_in(self, order: Order, minutes: float, facility: str, after: int) -> Order:
-        """The order re-timed so its deadline falls `minutes` after now, once the hospital is at work on
-        the orders sent before it (it logged in): the backlog's arithmetic counts from there, not from
-        a start the hospital may have reached late on a busy machine."""
-        limit = time.monotonic() + min(self.scenario_timeout, 20.0)
-        while time.monotonic() < limit and not any(
-            e["operation"] == "token" for e in self.admin.journal(facility, after)
-        ):
-            time.sleep(POLL / 5)
+    def _due_in(self, order: Order, minutes: float) -> Order:
+        """The order re-timed so its deadline falls `minutes` after now, the moment it is sent: the
+        backlog's arithmetic counts from there, not from a start the hospital may have reached late."""
         now = datetime.fromisoformat(self.admin.clock()["now_vn"])
         issued = issued_for_deadline(now + timedelta(minutes=minutes)).astimezone(now.tzinfo)
         return replace(order, issued_at=issued.isoformat())
-
-    def _logged_in(self, facility: str, after: int) -> bool:
-        return any(e["operation"] == "token" for e in self.admin.journal(facility, after))
 
     def _expect(self, order: Order) -> int:
         match = {("MA_GCS" if order.type == "GCS" else "MA_GBT"): order.code}

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from conformance import selftest
+from conformance import UsageError, selftest
 from conformance.cli import main
+from conformance.harness import Facility, Provisioning, provision
+from conformance.portal import SandboxAdmin
 from conformance.registry import load_cases
 from conformance.scenarios import issued_for_deadline
 from fixtures.hospital_worker import Variant
 from mock_portal.deadline import WorkingCalendar, deadline_for
+from tests.live import start_server
 
 CASES = load_cases()
 
@@ -72,3 +76,21 @@ def test_selftest_runs_a_variant_live_and_prints_the_matrix(capsys: pytest.Captu
 def test_selftest_refuses_an_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["selftest", "--variants", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_provisioning_refuses_an_existing_facility_with_other_credentials(tmp_path: Path) -> None:
+    """`make serve`'s demo facility with another password: refused up front, not an API-001 failure later."""
+    portal = start_server(tmp_path)
+    admin = SandboxAdmin(portal.base_url, portal.admin_token)
+    try:
+        provision(admin, [Facility("79001", "79001_BV", "first-pass")], Provisioning())
+        with pytest.raises(UsageError, match="--reuse-facility") as refused:
+            provision(admin, [Facility("79001", "79001_BV", "other-pass")], Provisioning())
+        assert "does not log in as 79001_BV" in str(refused.value)
+        with pytest.raises(UsageError, match="not 79001_X"):
+            provision(admin, [Facility("79001", "79001_X", "first-pass")], Provisioning())
+        provision(admin, [Facility("79001", "79001_BV", "other-pass")], Provisioning(), reuse=True)
+        provision(admin, [Facility("79001", "79001_BV", "first-pass")], Provisioning())  # the same account: fine
+    finally:
+        admin.close()
+        portal.stop()
