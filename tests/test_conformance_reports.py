@@ -56,9 +56,13 @@ def test_junit_parses_and_counts(reports: Path, finished: RunFinished) -> None:
     assert {s.get("name") for s in root.findall("testsuite")} == {"documents", "signature", "api", "deadline", "flows"}
     failed = next(c for c in cases if c.find("failure") is not None)
     assert failed.find("failure").get("type") in ("MUST", "SHOULD")
-    assert {p.get("name") for p in failed.findall("properties/property")} == {"id", "level", "basis", "grade", "result"}
+    facts = {"id", "level", "basis", "grade", "result"}
+    assert facts <= {p.get("name") for p in failed.findall("properties/property")} <= facts | {"caused_by"}
     overall = {p.get("name"): p.get("value") for p in root.findall("properties/property")}
-    assert overall == {"portal_compatible": "fail", "strict_clean": "fail"}
+    assert {k: v for k, v in overall.items() if not k.startswith("root_cause_")} == {
+        "portal_compatible": "fail",
+        "strict_clean": "fail",
+    }
 
 
 def test_report_json_has_the_documented_keys(reports: Path, finished: RunFinished) -> None:
@@ -91,3 +95,35 @@ def test_evidence_file_is_written_for_replay(reports: Path, finished: RunFinishe
     from conformance.evidence import load
 
     assert load(reports / "evidence.jsonl") == finished.bundle
+
+
+def test_root_cause_first_groups_the_consequences() -> None:
+    """A late sender fails DL-001; the flow cases that skip for want of its certificates ("see DL-001")
+    and a failure judging the same order are listed under it, not beside it."""
+    from conformance.model import CaseResult, Evidence, Level
+    from conformance.report.common import root_causes
+
+    def result(case_id: str, verdict: Verdict, message: str, requests: tuple[str, ...] = ()) -> CaseResult:
+        return CaseResult(case_id, case_id, "x", Level.MUST, "b", verdict, message, Evidence(request_ids=requests))
+
+    results = [
+        result("API-006", Verdict.PASS, "fine"),
+        result("DL-001", Verdict.FAIL, "00001 OVERDUE", ("r1",)),
+        result("FLOW-001", Verdict.SKIP, "none of the 2 twins arrived: see DL-001"),
+        result("FLOW-005", Verdict.FAIL, "r1 data differs", ("r1",)),
+        result("SIG-003", Verdict.FAIL, "SHA-1", ("r9",)),
+    ]
+    groups = root_causes(results)
+    assert [g["case"] for g in groups] == ["DL-001", "SIG-003"]
+    assert [c["case"] for c in groups[0]["consequences"]] == ["FLOW-001", "FLOW-005"]
+    assert groups[1]["consequences"] == []
+
+
+def test_reports_lead_with_the_root_cause(reports: Path) -> None:
+    data = json.loads((reports / "report.json").read_text())
+    causes = data["summary"]["root_causes"]
+    assert causes and causes[0]["case"] in data["summary"]["must_failed"]
+    html = (reports / "report.html").read_text()
+    assert html.index("Root cause first") < html.index("Portal-compatible")
+    names = {p.get("name") for p in ET.parse(reports / "junit.xml").getroot().find("properties")}
+    assert "root_cause_1" in names

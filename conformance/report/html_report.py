@@ -175,6 +175,7 @@ def render(finished: RunFinished) -> str:
 <body>
 <h1>GCS/GBT integration conformance report {_verdict(info["verdict"], big=True)}</h1>
 <p><b>{headline}</b>: {escape(counts)}. MUST cases failed: {escape(failed)}.</p>
+{_root_causes(info)}
 {_two_results(info)}
 {_facts(meta, finished.seconds)}
 <h2>Deadline: issue → acceptance (Decree 63/2024 Art. 25.1, 4 working hours)</h2>
@@ -184,6 +185,28 @@ def render(finished: RunFinished) -> str:
 <h2>Scenarios and fault plans</h2><ul>{plans or "<li>none (offline evidence)</li>"}</ul>
 </body></html>
 """
+
+
+def _root_causes(info: dict[str, Any]) -> str:
+    """The failures grouped under the case that names their cause, before anything else."""
+    if not info["root_causes"]:
+        return ""
+    items = "".join(
+        f'<li id="root-{escape(g["case"])}"><b>{escape(g["case"])}</b> ({escape(g["level"])}): {escape(g["message"])}'
+        + (
+            "<ul>"
+            + "".join(
+                f"<li>{escape(c['case'])} ({escape(c['verdict'])}): {escape(c['message'])}</li>"
+                for c in g["consequences"]
+            )
+            + "</ul>"
+            if g["consequences"]
+            else ""
+        )
+        + "</li>"
+        for g in info["root_causes"]
+    )
+    return f"<h2>Root cause first</h2><ol>{items}</ol>"
 
 
 def _two_results(info: dict[str, Any]) -> str:
