@@ -7,6 +7,8 @@
                     [--trust CA.pem] [--crl CRL.pem] [--clock-rate 600] [--only IDS] [--report-dir DIR] [--seed N]
     conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
     conformance selftest [--variants NAMES] [--seed N] [--json]
+    conformance coverage [--json]
+    conformance verify BUNDLE_DIR [--key PUBLIC.pem]
 
 `check` judges files offline with the portal's own checks (exit 1 when any file would be refused);
 `run` drives a hospital system through its trigger against the sandbox portal and judges the cases;
@@ -201,8 +203,44 @@ def _run(args: argparse.Namespace) -> int:
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
-        print(f"reports in {args.report_dir}: junit.xml, report.json, report.html, evidence.jsonl")
+        print(
+            f"reports in {args.report_dir}: junit.xml, report.json, report.html, evidence.jsonl, fault_plans.json, "
+            f"versions.json, signed manifest.json (conformance verify {args.report_dir})"
+        )
     return finished.exit_code
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from conformance.certificate import verify
+
+    pinned = read_input(args.key, "--key") if args.key else None
+    problems = verify(args.bundle, pinned)
+    for problem in problems:
+        print(f"  {problem}")
+    print(f"{args.bundle}: " + ("NOT VERIFIED" if problems else "verified: intact, signed, and re-judges the same"))
+    return 1 if problems else 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from conformance.obligations import coverage
+
+    found = coverage(load_cases().ids())
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+        return 0
+    source = None
+    for item in found["obligations"]:
+        if item["source"] != source:
+            source = item["source"]
+            print(f"\n[{source}]")
+        checked = ", ".join(item["cases"]) or f"NOT CHECKED — {item['why_unchecked']}"
+        print(f"  {item['id']:<8} {item['text']}\n  {'':<8} → {checked}")
+    print(
+        f"\n{len(found['obligations'])} obligations, {len(found['unchecked'])} checked by no case "
+        f"({', '.join(found['unchecked']) or 'none'}); cases mapped to no obligation: "
+        f"{', '.join(found['unmapped_cases']) or 'none'}"
+    )
+    return 0
 
 
 def _selftest(args: argparse.Namespace) -> int:
@@ -305,6 +343,17 @@ def _parser() -> argparse.ArgumentParser:
         "(by default such a run is refused: a correct hospital would fail API-001 on it)",
     )
     run.set_defaults(func=_run)
+
+    verifying = commands.add_parser(
+        "verify", help="check a report bundle: digests, signature, and that its evidence re-judges the same"
+    )
+    verifying.add_argument("bundle", type=Path, metavar="BUNDLE_DIR", help="a --report-dir of run/replay/check")
+    verifying.add_argument("--key", type=Path, help="the public key the bundle must be signed with (PEM)")
+    verifying.set_defaults(func=_verify)
+
+    covered = commands.add_parser("coverage", help="obligations (decree, dispatch, circulars, profile) → cases")
+    covered.add_argument("--json", action="store_true")
+    covered.set_defaults(func=_coverage)
 
     selftest = commands.add_parser(
         "selftest",

@@ -127,3 +127,39 @@ def test_reports_lead_with_the_root_cause(reports: Path) -> None:
     assert html.index("Root cause first") < html.index("Portal-compatible")
     names = {p.get("name") for p in ET.parse(reports / "junit.xml").getroot().find("properties")}
     assert "root_cause_1" in names
+
+
+def test_bundle_verifies_and_catches_a_change_or_a_rewritten_verdict(reports: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from conformance.certificate import seal, verify
+    from conformance.cli import main
+    from conformance.evidence import load
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(reports, bundle)
+    assert {"manifest.json", "manifest.sig", "manifest.pub.pem", "fault_plans.json", "versions.json"} <= {
+        p.name for p in bundle.iterdir()
+    }
+    assert verify(bundle) == []
+    assert main(["verify", str(bundle), "--key", str(bundle / "manifest.pub.pem")]) == 0
+    # a verdict rewritten by hand: the digest no longer matches
+    report = json.loads((bundle / "report.json").read_text())
+    case = next(c for c in report["cases"] if c["verdict"] == "fail")
+    case["verdict"] = "pass"
+    (bundle / "report.json").write_text(json.dumps(report))
+    assert any("report.json: changed" in p for p in verify(bundle))
+    # ... and sealed again with a new key: intact and signed, but it does not re-judge the same
+    seal(bundle, load(bundle / "evidence.jsonl"))
+    assert verify(bundle) == [f"{case['id']}: report.json says pass, the evidence judges fail"]
+    assert verify(bundle, (reports / "manifest.pub.pem").read_bytes())[0].startswith("signed with another key")
+    assert main(["verify", str(bundle)]) == 1
+
+
+def test_coverage_maps_every_case_and_names_the_unchecked_obligations() -> None:
+    from conformance.obligations import coverage
+
+    found = coverage(CASES.ids())
+    assert found["unmapped_cases"] == [] and found["unknown_cases"] == []
+    assert found["unchecked"] and all(o["why_unchecked"] for o in found["obligations"] if o["id"] in found["unchecked"])
+    assert any("Decree 63/2024" in o["source"] and "DL-004" in o["cases"] for o in found["obligations"])
