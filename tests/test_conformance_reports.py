@@ -87,7 +87,8 @@ def test_report_html_is_self_contained_with_a_timeline(reports: Path) -> None:
     assert "<script" not in page and "<link" not in page
     assert "<svg" in page and "<circle" in page
     assert "<details>" in page and "Reproduce with" in page
-    assert page.count('<h2 id="') == 5
+    assert page.count('<h2 id="') == 6  # five areas and the coverage of obligations
+    assert "Coverage: obligations" in page and "not checked:" in page
     assert 'id="portal_compatible"' in page and 'id="strict_clean"' in page
 
 
