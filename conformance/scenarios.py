@@ -141,9 +141,9 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 BUSY_MINUTES = 240
 """Working minutes the overload scenario's portal answers busy (HTTP 503), from 08:xx on a Monday."""
-SLOW_MINUTES = 30
+SLOW_MINUTES = 60
 """Sandbox minutes each submission takes in the backlog scenario (a slow portal)."""
-URGENT_MINUTES = 75
+URGENT_MINUTES = 150
 """The backlog's urgent order is sent right after the three others and is due this many minutes after it
 is sent (2.5 × SLOW_MINUTES). The portal stamps receipt after the delay, so EDF has it accepted within
 2 × SLOW_MINUTES (at worst the first is already in flight, then it), FIFO after at least 3 × SLOW_MINUTES
