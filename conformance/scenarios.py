@@ -141,13 +141,14 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 BUSY_MINUTES = 240
 """Working minutes the overload scenario's portal answers busy (HTTP 503), from 08:xx on a Monday."""
-SLOW_MINUTES = 60
+SLOW_MINUTES = 35
 """Sandbox minutes each submission takes in the backlog scenario (a slow portal)."""
-URGENT_MINUTES = 150
-"""The backlog's urgent order is sent right after the three others and is due this many minutes after it
-is sent (2.5 × SLOW_MINUTES). The portal stamps receipt after the delay, so EDF has it accepted within
-2 × SLOW_MINUTES (at worst the first is already in flight, then it), FIFO after at least 3 × SLOW_MINUTES
-(the rest of the first and the two others before it): late."""
+URGENT_MINUTES = 122
+"""The backlog's urgent order is sent right after four others and is due this many minutes after it is
+sent (3.5 × SLOW_MINUTES). The portal stamps receipt after the delay, so EDF has it accepted within
+3 × SLOW_MINUTES even when the order in flight meets an expired token (its 401, then its resend, then
+the urgent one); FIFO only after the three others queued before it and itself, 4 × SLOW_MINUTES: late.
+Everything takes at most 6 × SLOW_MINUTES, within the others' 240 working minutes."""
 
 
 def _busy(start: datetime, _rate: float) -> list[Json]:
@@ -172,13 +173,14 @@ SCENARIOS += (
     ),
     Scenario(
         "backlog",
-        f"A slow portal ({SLOW_MINUTES} sandbox minutes per submission); three orders due in 4 working hours, "
+        f"A slow portal ({SLOW_MINUTES} sandbox minutes per submission); four orders due in 4 working hours, "
         f"then one due in {URGENT_MINUTES} minutes: only earliest-deadline-first delivers the urgent one on time",
         ("backlog",),
         (
             OrderPlan("gcs_normal"),
             OrderPlan("gbt_normal"),
             OrderPlan("gcs_surrogacy"),
+            OrderPlan("gcs_normal"),
             OrderPlan("gbt_inpatient", deadline_in=URGENT_MINUTES),
         ),
         faults=_slow,
