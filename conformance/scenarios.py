@@ -161,16 +161,9 @@ def _slow(_start: datetime, rate: float) -> list[Json]:
     return [{"name": "slow", "effect": "latency", "latency": {"ms": ms}, "operations": ["submit"]}]
 
 
+# overload comes last: it ends once its budget is decided, with its order still due, and on a single
+# facility (a vendor run) that order must not land in a later scenario's faults
 SCENARIOS += (
-    Scenario(
-        "overload",
-        f"The portal answers busy (HTTP 503) to every submission for {BUSY_MINUTES} working minutes: the "
-        "facility's requests must stay within the request budget (no storm, backoff, bounded retries)",
-        ("overload",),
-        (OrderPlan("gbt_normal"),),
-        faults=_busy,
-        decided_after=BUSY_MINUTES + 5,
-    ),
     Scenario(
         "backlog",
         f"A slow portal ({SLOW_MINUTES} sandbox minutes per submission); four orders due in 4 working hours, "
@@ -185,6 +178,15 @@ SCENARIOS += (
         ),
         faults=_slow,
         token_ttl_minutes=480,
+    ),
+    Scenario(
+        "overload",
+        f"The portal answers busy (HTTP 503) to every submission for {BUSY_MINUTES} working minutes: the "
+        "facility's requests must stay within the request budget (no storm, backoff, bounded retries)",
+        ("overload",),
+        (OrderPlan("gbt_normal"),),
+        faults=_busy,
+        decided_after=BUSY_MINUTES + 5,
     ),
 )
 
