@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8080
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint install xmlsec1 chromium postgresql bench soak clean interop interop-tools contract
+.PHONY: serve test lint install xmlsec1 chromium postgresql bench soak clean interop interop-tools contract selftest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ test: $(STAMP) xmlsec1 chromium postgresql
 CONTRACT_EXAMPLES ?= 100
 contract: $(STAMP)
 	$(BIN)/python -m tests.contract_cli --max-examples $(CONTRACT_EXAMPLES)
+
+# The conformance suite against its correct reference hospital and every built-in broken variant: the
+# kill matrix (variant -> first failed MUST case -> expected?); ~4-5 min on 2 cores.
+selftest: $(STAMP)
+	$(BIN)/conformance selftest
 
 lint: $(STAMP)
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load

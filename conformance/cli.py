@@ -6,6 +6,9 @@
                     [--admin-token T] [--facility CODE --username U --password P] [--cert CERT.pem]
                     [--trust CA.pem] [--crl CRL.pem] [--clock-rate 600] [--only IDS] [--report-dir DIR] [--seed N]
     conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
+    conformance selftest [--variants NAMES] [--seed N] [--json]
+    conformance coverage [--json]
+    conformance verify BUNDLE_DIR [--key PUBLIC.pem]
 
 `check` judges files offline with the portal's own checks (exit 1 when any file would be refused);
 `run` drives a hospital system through its trigger against the sandbox portal and judges the cases;
@@ -32,6 +35,24 @@ from mock_portal.codes import SubmitResult
 from mock_portal.grades import Strictness
 
 DEFAULT_FACILITY = "79001"
+TRIGGER_HELP = """\
+the trigger contract (conformance/trigger.schema.json, docs/vendor-guide.md):
+  --trigger-cmd CMD   run once per order, WITHOUT a shell: CMD is split like a POSIX shell would
+                      (shlex) and executed directly, so no pipes, redirections or $VARS; wrap them
+                      in a script. The order is one JSON object on stdin (UTF-8). Exit code 0 = taken;
+                      anything else, or no exit within 30 s, = not taken (stderr/stdout tail is kept
+                      as the note). It runs in the directory `conformance` was started from, with its
+                      environment.
+  --trigger-url URL   one HTTP POST per order, Content-Type application/json; any 2xx = taken;
+                      30 s timeout.
+  The same request_id may come twice: it is the same order, take it once (API-012).
+  issued_at is SANDBOX time (the portal's clock, days ahead of the real one when the run starts
+  on the next working Monday 08:00 Vietnam time), with offset; the deadline counts from it.
+  The portal base URL is --portal; the clock rate is --clock-rate (default 600: one real second
+  is ten sandbox minutes); the current sandbox time is GET <portal>/sandbox/health ("time").
+  Build the XML from `data` with the elements in the order of the published XSD
+  (mock_portal/documents/xsd, linked from trigger.schema.json: "xsd").
+"""
 
 
 def _render(result: FileVerdict) -> str:
@@ -178,11 +199,71 @@ def _run(args: argparse.Namespace) -> int:
         clock_rate=args.clock_rate,
         seed=args.seed,
         timeout=args.timeout,
+        reuse_facility=args.reuse_facility,
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
-        print(f"reports in {args.report_dir}: junit.xml, report.json, report.html, evidence.jsonl")
+        print(
+            f"reports in {args.report_dir}: junit.xml, report.json, report.html, evidence.jsonl, fault_plans.json, "
+            f"versions.json, signed manifest.json (conformance verify {args.report_dir})"
+        )
     return finished.exit_code
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from conformance.certificate import verify
+
+    pinned = read_input(args.key, "--key") if args.key else None
+    problems = verify(args.bundle, pinned)
+    for problem in problems:
+        print(f"  {problem}")
+    print(f"{args.bundle}: " + ("NOT VERIFIED" if problems else "verified: intact, signed, and re-judges the same"))
+    return 1 if problems else 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from conformance.obligations import coverage
+
+    found = coverage(load_cases().ids())
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+        return 0
+    source = None
+    for item in found["obligations"]:
+        if item["source"] != source:
+            source = item["source"]
+            print(f"\n[{source}]")
+        checked = ", ".join(item["cases"]) or f"NOT CHECKED — {item['why_unchecked']}"
+        print(f"  {item['id']:<8} {item['text']}\n  {'':<8} → {checked}")
+    print(
+        f"\n{len(found['obligations'])} obligations, {len(found['unchecked'])} checked by no case "
+        f"({', '.join(found['unchecked']) or 'none'}); cases mapped to no obligation: "
+        f"{', '.join(found['unmapped_cases']) or 'none'}"
+    )
+    return 0
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from conformance import selftest
+
+    targets = [
+        t for t in selftest.EXPECTED if not args.variants or str(t.variant or "reference") in args.variants.split(",")
+    ]
+    if not targets:
+        raise UsageError(f"--variants: none of {args.variants!r} is a built-in variant (or 'reference')")
+
+    def progress(row: selftest.Row) -> None:
+        if not args.json:
+            print(f"  {row.name}: {row.first_failed or 'certified'} ({row.seconds:.0f} s)", flush=True)
+
+    rows = selftest.run_selftest(
+        targets, seed=args.seed, rate=args.clock_rate, timeout=args.timeout, workers=args.workers, progress=progress
+    )
+    if args.json:
+        print(json.dumps(selftest.kill_matrix(rows), ensure_ascii=False, indent=2))
+    else:
+        print(selftest.render(rows))
+    return 0 if all(row.ok for row in rows) else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -218,7 +299,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--report-dir", type=Path, help="write junit.xml, report.json, report.html for those cases")
     check.set_defaults(func=_check)
 
-    run = commands.add_parser("run", help="drive a hospital system live and judge every case")
+    run = commands.add_parser(
+        "run",
+        help="drive a hospital system live and judge every case",
+        description="Drive a hospital system live and judge every case.",
+        epilog=TRIGGER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     who = run.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--trigger-cmd", metavar="CMD", help="command that takes one order as JSON on stdin (exit 0 = taken)"
@@ -249,7 +336,39 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", type=Path, help="write junit.xml, report.json, report.html, evidence.jsonl here")
     run.add_argument("--seed", type=int, help="seed of the generated data and fault plans (default: random)")
     run.add_argument("--timeout", type=float, default=150.0, help="real seconds a scenario may wait for its documents")
+    run.add_argument(
+        "--reuse-facility",
+        action="store_true",
+        help="run on an existing facility even when its account differs from --username/--password "
+        "(by default such a run is refused: a correct hospital would fail API-001 on it)",
+    )
     run.set_defaults(func=_run)
+
+    verifying = commands.add_parser(
+        "verify", help="check a report bundle: digests, signature, and that its evidence re-judges the same"
+    )
+    verifying.add_argument("bundle", type=Path, metavar="BUNDLE_DIR", help="a --report-dir of run/replay/check")
+    verifying.add_argument("--key", type=Path, help="the public key the bundle must be signed with (PEM)")
+    verifying.set_defaults(func=_verify)
+
+    covered = commands.add_parser("coverage", help="obligations (decree, dispatch, circulars, profile) → cases")
+    covered.add_argument("--json", action="store_true")
+    covered.set_defaults(func=_coverage)
+
+    selftest = commands.add_parser(
+        "selftest",
+        help="run the suite against every built-in broken variant of the reference hospital (kill matrix)",
+        description="Runs the suite against the correct reference hospital and each broken variant; prints "
+        "variant -> first failed MUST case -> expected?. Exit 1 when a variant is certified or caught by another "
+        "case than the one that names its bug, or the correct hospital is not CONFORMANT.",
+    )
+    selftest.add_argument("--variants", help="comma-separated variant names ('reference' for the correct one)")
+    selftest.add_argument("--seed", type=int, default=7, help="seed of the generated data and fault plans")
+    selftest.add_argument("--clock-rate", type=float, default=600.0, help="sandbox clock speed")
+    selftest.add_argument("--timeout", type=float, default=60.0, help="real seconds a scenario may wait")
+    selftest.add_argument("--workers", type=int, default=2, help="runs side by side (each with its own portal)")
+    selftest.add_argument("--json", action="store_true", help="print the kill matrix as JSON")
+    selftest.set_defaults(func=_selftest)
 
     replay = commands.add_parser("replay", help="re-judge saved evidence (evidence.jsonl)")
     replay.add_argument("evidence", type=Path, metavar="EVIDENCE.jsonl")

@@ -46,10 +46,18 @@ class Order:
     taken: bool = False
     trigger_note: str = ""
     expectation_id: int | None = None
+    sends: int = 1
+    """How many times the harness sent this order (the same request_id); a hospital takes it once."""
 
     @property
     def code(self) -> str:
         return self.data.get("MA_GCS" if self.type == "GCS" else "MA_GBT", "")
+
+    @property
+    def key(self) -> str:
+        """The certificate it asks for, as `conformance.substance.certificate_key` names a submission."""
+        again = self.data.get("CAP_LAN_DAU")
+        return f"{self.code}/{again}" if self.type == "GCS" and again else self.code
 
     def to_trigger(self) -> Json:
         """The order as the trigger contract (`trigger.schema.json`) sends it."""

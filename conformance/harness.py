@@ -60,13 +60,24 @@ class Provisioning:
     """Signing certificate PEM per facility code ("Danh mục chứng thư số")."""
 
 
-def provision(admin: SandboxAdmin, facilities: list[Facility], material: Provisioning) -> None:
+def provision(admin: SandboxAdmin, facilities: list[Facility], material: Provisioning, *, reuse: bool = False) -> None:
+    """Trust, facilities and certificates. An existing facility whose account differs from the one given
+    is refused (a correct hospital would fail API-001 for it) unless `reuse` says to run on it anyway."""
+    for facility in facilities:
+        created = admin.ensure_facility(facility.code, facility.username, facility.password)
+        if created or reuse:
+            continue
+        why = admin.credentials_differ(facility.code, facility.username, facility.password)
+        if why:
+            raise UsageError(
+                f"facility {facility.code} already exists on the portal with other credentials: {why}. Give its "
+                "--username and --password, pick another --facility, or pass --reuse-facility to run on it anyway"
+            )
     for pem in material.ca_pems:
         admin.trust_ca(pem)
     for pem in material.crl_pems:
         admin.load_crl(pem)
     for facility in facilities:
-        admin.ensure_facility(facility.code, facility.username, facility.password)
         if facility.code in material.certificates:
             admin.register_certificate(facility.code, material.certificates[facility.code])
 
@@ -191,6 +202,7 @@ class LiveOptions:
     clock_rate: float = 600.0
     seed: int | None = None
     timeout: float = 150.0
+    reuse_facility: bool = False
 
     @property
     def description(self) -> str:
@@ -226,7 +238,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
             try:
                 # the vendor's portal gets its clock and fault plans back, also after a failure or Ctrl-C
                 with restoring(admin, tuple(f.code for f in facilities)):
-                    provision(admin, facilities, material)
+                    provision(admin, facilities, material, reuse=options.reuse_facility)
                     runner = Runner(
                         admin,
                         lanes,

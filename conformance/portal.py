@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -70,9 +71,22 @@ class SandboxAdmin:
         return reply
 
     # provisioning
-    def ensure_facility(self, code: str, username: str, password: str) -> None:
+    def ensure_facility(self, code: str, username: str, password: str) -> bool:
+        """Create the facility with its account; False when it already existed (left as it is)."""
         body = {"code": code, "name": f"Conformance {code}", "username": username, "password": password}
-        self._call("POST", "/sandbox/facilities", json=body, ok=(201, 409))
+        return self._call("POST", "/sandbox/facilities", json=body, ok=(201, 409)).status_code == 201
+
+    def credentials_differ(self, code: str, username: str, password: str) -> str | None:
+        """Why the existing facility's account is not `username`/`password` (None when it is): the account
+        list, then one login on the wire with the uppercase-MD5 password, as a hospital would."""
+        detail = self._call("GET", f"/sandbox/facilities/{code}").json()
+        accounts = [a.get("username") for a in detail.get("accounts", [])]
+        if username not in accounts:
+            return f"its account(s) are {', '.join(map(str, accounts)) or 'none'}, not {username}"
+        md5 = hashlib.md5(password.encode()).hexdigest().upper()  # noqa: S324 - the portal's own login scheme
+        reply = self.http.post("/api/token/take", data={"username": username, "password": md5})
+        seen = reply.json().get("maKetQua") if reply.status_code == 200 else f"HTTP {reply.status_code}"
+        return None if seen == "200" else f"the password given does not log in as {username} (maKetQua {seen})"
 
     def trust_ca(self, pem: bytes) -> None:
         self._call("POST", "/sandbox/trust/cas", content=pem, headers=PEM, ok=(201, 409))

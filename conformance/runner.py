@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conformance import SUITE_VERSION, tool_version
@@ -25,7 +25,14 @@ from conformance.evidence import Bundle, Json, Order, ScenarioRecord
 from conformance.model import CaseResult
 from conformance.portal import SandboxAdmin
 from conformance.registry import CaseSpec
-from conformance.scenarios import DEFAULT_RATE, Scenario, build_orders, scenarios_for, start_instant
+from conformance.scenarios import (
+    DEFAULT_RATE,
+    Scenario,
+    build_orders,
+    issued_for_deadline,
+    scenarios_for,
+    start_instant,
+)
 from conformance.trigger import Trigger
 
 __all__ = ["Lane", "Runner", "judge", "needed_tags"]
@@ -158,7 +165,7 @@ class Runner:
         began = time.monotonic()
         state = self._mark_clock(f"{plan.name}: start")
         start = datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
-        fault_plan = plan.fault_plan(start, self.seed)
+        fault_plan = plan.fault_plan(start, self.seed, self.rate)
         self.admin.set_faults(lane.facility, fault_plan)
         after = self.admin.last_journal_id()
         orders = []
@@ -167,10 +174,15 @@ class Runner:
         )
         for item, order in sorted(built, key=lambda pair: pair[0].delay):
             time.sleep(max(0.0, began + item.delay - time.monotonic()))
+            if item.deadline_in is not None:
+                order = self._due_in(order, item.deadline_in)
             expectation_id = self._expect(order) if order.deliver else None
             taken = lane.trigger.send(order.to_trigger())
+            for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
+                lane.trigger.send(order.to_trigger())
             orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
-        self._wait(orders, began)
+        decided = began + plan.decided_after * 60 / self.rate if plan.decided_after else None
+        self._wait(orders, began, decided)
         time.sleep(plan.settle)
         record = ScenarioRecord(
             name=plan.name,
@@ -188,16 +200,23 @@ class Runner:
         self.emit(ScenarioFinished(record, tuple(orders), time.monotonic() - began))
         return record, orders
 
+    def _due_in(self, order: Order, minutes: float) -> Order:
+        """The order re-timed so its deadline falls `minutes` after now, the moment it is sent: the
+        backlog's arithmetic counts from there, not from a start the hospital may have reached late."""
+        now = datetime.fromisoformat(self.admin.clock()["now_vn"])
+        issued = issued_for_deadline(now + timedelta(minutes=minutes)).astimezone(now.tzinfo)
+        return replace(order, issued_at=issued.isoformat())
+
     def _expect(self, order: Order) -> int:
         match = {("MA_GCS" if order.type == "GCS" else "MA_GBT"): order.code}
         if order.type == "GCS":
             match["CAP_LAN_DAU"] = order.data.get("CAP_LAN_DAU", "1")
         return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
 
-    def _wait(self, orders: list[Order], began: float) -> None:
-        """Until every expected document arrived or is overdue, or the scenario's time is up."""
+    def _wait(self, orders: list[Order], began: float, decided: float | None = None) -> None:
+        """Until every expected document arrived or is overdue, the outcome is decided, or time is up."""
         pending = {o.expectation_id for o in orders if o.expectation_id is not None and o.taken}
-        limit = began + self.scenario_timeout
+        limit = min(began + self.scenario_timeout, decided or float("inf"))
         while pending and time.monotonic() < limit:
             pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
             if pending:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.deadline import WorkingCalendar, deadline_for
 
 __all__ = ["DEFAULT_RATE", "OrderPlan", "Scenario", "SCENARIOS", "build_orders", "start_instant", "scenarios_for"]
 
@@ -37,6 +37,12 @@ class OrderPlan:
     invalid: str | None = None
     """A `fixtures.certificates.INVALID_KINDS` name: data the portal must refuse with 205."""
     deliver: bool = True
+    deadline_in: float | None = None
+    """When set, issued so that its deadline falls this many clock minutes after it is sent (overrides
+    `issued_offset`; the runner re-times it): the backlog scenario builds its urgent order from the
+    deadline arithmetic."""
+    twice: bool = False
+    """Send the order a second time with the same request_id (the hospital must take it once: API-012)."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,18 @@ class Scenario:
     description: str
     tags: tuple[str, ...]
     orders: tuple[OrderPlan, ...]
-    faults: Callable[[datetime], list[Json]] = lambda start: []
+    faults: Callable[[datetime, float], list[Json]] = lambda start, rate: []
+    """The fault plan for a scenario starting at `start` on a clock running `rate`× real time."""
     token_ttl_minutes: int | None = None
     settle: float = 0.5
     """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
     notes: tuple[str, ...] = field(default=())
+    decided_after: float | None = None
+    """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
+    still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
 
-    def fault_plan(self, start: datetime, seed: int) -> Json:
-        plan: Json = {"seed": seed, "faults": self.faults(start)}
+    def fault_plan(self, start: datetime, seed: int, rate: float = DEFAULT_RATE) -> Json:
+        plan: Json = {"seed": seed, "faults": self.faults(start, rate)}
         if self.token_ttl_minutes is not None:
             plan["token_ttl_minutes"] = self.token_ttl_minutes
         return plan
@@ -74,7 +84,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Births (single, twins, surrogacy, reissue) and deaths (on the way, inpatient), no faults",
         ("base", "token-reuse"),
         tuple(
-            OrderPlan(story)
+            OrderPlan(story, twice=story in ("gcs_normal", "gbt_normal"))
             for story in ("gcs_normal", "gcs_twins", "gcs_surrogacy", "gcs_reissue", "gbt_normal", "gbt_inpatient")
         ),
     ),
@@ -90,7 +100,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The portal answers MaKetQua 500, then HTTP 503 twice, then resets the connection twice",
         ("retry",),
         (OrderPlan("gbt_normal"),),
-        faults=lambda start: [
+        faults=lambda start, _rate: [
             _submit("portal_error", 1, code="500"),
             _submit("http_error", 3, status=503),
             _submit("reset", 5),
@@ -101,7 +111,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Tokens live 5 minutes and the first submission is answered MaKetQua 401",
         ("relogin",),
         (OrderPlan("gcs_normal"), OrderPlan("gbt_normal", issued_offset=20, delay=2.0)),
-        faults=lambda start: [_submit("portal_error", 1, code="401")],
+        faults=lambda start, _rate: [_submit("portal_error", 1, code="401")],
         token_ttl_minutes=5,
     ),
     Scenario(
@@ -109,7 +119,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The portal is down (HTTP 503) for 1 working hour while three orders come in, latest deadline first",
         ("outage",),
         (OrderPlan("gcs_normal", issued_offset=10), OrderPlan("gbt_normal", issued_offset=5), OrderPlan("gcs_twins")),
-        faults=lambda start: [
+        faults=lambda start, _rate: [
             {
                 "name": "outage",
                 "effect": "http_error",
@@ -123,10 +133,77 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The first submission is answered MaKetQua 1001 (file too large): no retry expected",
         ("too-large",),
         (OrderPlan("gcs_normal", deliver=False),),
-        faults=lambda start: [_submit("portal_error", 1, code="1001")],
+        faults=lambda start, _rate: [_submit("portal_error", 1, code="1001")],
         settle=4.0,
     ),
 )
+
+
+BUSY_MINUTES = 240
+"""Working minutes the overload scenario's portal answers busy (HTTP 503), from 08:xx on a Monday."""
+SLOW_MINUTES = 35
+"""Sandbox minutes each submission takes in the backlog scenario (a slow portal)."""
+URGENT_MINUTES = 122
+"""The backlog's urgent order is sent right after four others and is due this many minutes after it is
+sent (3.5 × SLOW_MINUTES). The portal stamps receipt after the delay, so EDF has it accepted within
+3 × SLOW_MINUTES even when the order in flight meets an expired token (its 401, then its resend, then
+the urgent one); FIFO only after the three others queued before it and itself, 4 × SLOW_MINUTES: late.
+Everything takes at most 6 × SLOW_MINUTES, within the others' 240 working minutes."""
+
+
+def _busy(start: datetime, _rate: float) -> list[Json]:
+    window = {"start": start.isoformat(), "minutes": BUSY_MINUTES}
+    return [{"name": "busy", "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
+
+
+def _slow(_start: datetime, rate: float) -> list[Json]:
+    ms = min(SLOW_MINUTES * 60_000 / rate, 60_000.0)
+    return [{"name": "slow", "effect": "latency", "latency": {"ms": ms}, "operations": ["submit"]}]
+
+
+# overload comes last: it ends once its budget is decided, with its order still due, and on a single
+# facility (a vendor run) that order must not land in a later scenario's faults
+SCENARIOS += (
+    Scenario(
+        "backlog",
+        f"A slow portal ({SLOW_MINUTES} sandbox minutes per submission); four orders due in 4 working hours, "
+        f"then one due in {URGENT_MINUTES} minutes: only earliest-deadline-first delivers the urgent one on time",
+        ("backlog",),
+        (
+            OrderPlan("gcs_normal"),
+            OrderPlan("gbt_normal"),
+            OrderPlan("gcs_surrogacy"),
+            OrderPlan("gcs_normal"),
+            OrderPlan("gbt_inpatient", deadline_in=URGENT_MINUTES),
+        ),
+        faults=_slow,
+        token_ttl_minutes=480,
+    ),
+    Scenario(
+        "overload",
+        f"The portal answers busy (HTTP 503) to every submission for {BUSY_MINUTES} working minutes: the "
+        "facility's requests must stay within the request budget (no storm, backoff, bounded retries)",
+        ("overload",),
+        (OrderPlan("gbt_normal"),),
+        faults=_busy,
+        decided_after=BUSY_MINUTES + 5,
+    ),
+)
+
+
+def issued_for_deadline(target: datetime, calendar: WorkingCalendar | None = None) -> datetime:
+    """The latest whole minute whose Art. 25.1 deadline is not after `target` (working-time arithmetic)."""
+    calendar = calendar or WorkingCalendar.default()
+    low, high = target - timedelta(days=21), target
+    while high - low > timedelta(minutes=1):
+        middle = (low + (high - low) / 2).replace(second=0, microsecond=0)
+        if middle <= low:
+            break
+        if deadline_for(middle, calendar) <= target:
+            low = middle
+        else:
+            high = middle
+    return low.replace(second=0, microsecond=0)
 
 
 def scenarios_for(tags: set[str] | None) -> list[Scenario]:
@@ -155,6 +232,8 @@ def build_orders(
     out = []
     for number, item in enumerate(plan.orders):
         issued = (start + timedelta(minutes=item.issued_offset)).replace(second=0, microsecond=0)
+        if item.deadline_in is not None:
+            issued = issued_for_deadline(start + timedelta(minutes=item.deadline_in)).astimezone(start.tzinfo)
         serial = next(serials)
         certificates = scenario(item.story, facility_code=facility, serial=serial, issued_at=issued, seed=seed + serial)
         for _ in certificates[1:]:
@@ -171,6 +250,7 @@ def build_orders(
                 data=dict(data),
                 deliver=item.deliver,
                 valid=item.invalid is None,
+                sends=2 if item.twice else 1,
             )
             out.append((item, order))
     return out

@@ -3,6 +3,8 @@ error when a check crashes — and the same verdicts after a save/replay round t
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +137,52 @@ def test_live_only_cases_skip_on_offline_evidence() -> None:
     assert "journal" in message
 
 
-def test_resending_a_refused_file_fails() -> None:
-    refused = submission(1, codes=("RULE_CCCD_FORMAT",))
-    again = {**submission(2, codes=("RULE_CCCD_FORMAT",)), "file_sha256": refused["file_sha256"]}
+def signed_file(signature: str, **fields: str) -> str:
+    """A file's base64: data elements, then an XMLDSig element whose content stands for one signing."""
+    data = {"MA_GCS": "00001.GCS.79101.26", "CAP_LAN_DAU": "1", "HO_TEN": "Nguyễn An", **fields}
+    body = "".join(f"<{k}>{v}</{k}>" for k, v in data.items())
+    ds = f'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignatureValue>{signature}</SignatureValue></Signature>'
+    return base64.b64encode(f"<HSDLGCS><DATA>{body}</DATA>{ds}</HSDLGCS>".encode()).decode()
+
+
+def test_resending_a_refused_certificate_fails_however_re_signed() -> None:
+    """The bytes differ (a new signature) but the certificate is the same: still a resend."""
+    refused = submission(1, codes=("RULE_CCCD_FORMAT",), file_b64=signed_file("AAA"))
+    resigned = submission(2, codes=("RULE_CCCD_FORMAT",), file_b64=signed_file("BBB"))
     journal = (entry(1, "submit", "205", submission_id=1), entry(2, "submit", "205", submission_id=2))
-    bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(refused, again))
+    bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(refused, resigned))
     verdict, message = judge("API-006", bundle)
-    assert verdict is Verdict.FAIL and "unchanged" in message
-    once = Bundle(scenarios=bundle.scenarios, journal=journal[:1], submissions=(refused,))
-    assert judge("API-006", once)[0] is Verdict.PASS
+    assert verdict is Verdict.FAIL and "unchanged in substance (re-signed)" in message
+    corrected = submission(2, file_b64=signed_file("CCC", HO_TEN="Nguyễn Văn An"))
+    fixed = Bundle(scenarios=bundle.scenarios, journal=journal, submissions=(refused, corrected))
+    assert judge("API-006", fixed)[0] is Verdict.PASS
+
+
+def test_each_certificate_accepted_once_names_the_duplicates_magds() -> None:
+    code = "00001.GCS.79101.26"
+    first = submission(1, ma_gd="GD1", file_b64=signed_file("A"), document_code=code)
+    again = submission(2, ma_gd="GD2", file_b64=signed_file("B"), document_code=code)
+    orders = (order("r1"),)
+    bundle = Bundle(scenarios=(scenario("issue", "base"),), orders=orders, submissions=(first, again))
+    verdict, message = judge("API-011", bundle)
+    assert verdict is Verdict.FAIL and "accepted 2 times" in message and "GD1" in message and "GD2" in message
+    # a reply lost after the portal stored the file (drop_after_commit) excuses the resend
+    plan = {"faults": [{"name": "d", "effect": "drop_after_commit"}]}
+    record = ScenarioRecord("drop", "drop", "79101", ("base",), plan)
+    dropped = Bundle(
+        scenarios=(record,), orders=orders, submissions=(first, again),
+        journal=(entry(1, "submit", "200", submission_id=1, faults=["d"]),),
+    )  # fmt: skip
+    assert judge("API-011", dropped)[0] is Verdict.PASS
+    # an order the harness sent twice is API-012's to judge, not API-011's
+    twice = Bundle(scenarios=bundle.scenarios, orders=(replace(orders[0], sends=2),), submissions=(first, again))
+    assert judge("API-011", twice)[0] is Verdict.PASS
+    verdict, message = judge("API-012", twice)
+    assert verdict is Verdict.FAIL and "request_id r1 sent 2x" in message
+    assert judge("API-012", Bundle(scenarios=bundle.scenarios, orders=twice.orders, submissions=(first,)))[0] is (
+        Verdict.PASS
+    )
+    assert judge("API-012", Bundle(scenarios=bundle.scenarios, orders=orders, submissions=(first,)))[0] is Verdict.SKIP
 
 
 @pytest.mark.parametrize(
@@ -171,11 +210,18 @@ def test_token_per_request_fails_the_should_case() -> None:
     assert judge("API-004", Bundle(scenarios=bundle.scenarios, journal=reused))[0] is Verdict.PASS
 
 
-def test_resend_after_1001_fails() -> None:
-    journal = (entry(1, "token", "200"), entry(2, "submit", "1001"), entry(3, "submit", "200"))
-    bundle = Bundle(scenarios=(scenario("too-large"),), journal=journal)
-    verdict, message = judge("API-009", bundle)
-    assert verdict is Verdict.FAIL and "resent after MaKetQua 1001" in message
+def test_resend_after_1001_fails_per_order_wherever_it_lands() -> None:
+    """The resend lands after the scenario's slice of the journal ended: it is still this order's resend."""
+    ordered = replace(order("r1", story="gcs_normal"), scenario="too-large")
+    record = ScenarioRecord("too-large", "t", "79101", ("too-large",), {"faults": []}, 0, 2)
+    journal = (entry(1, "token", "200"), entry(2, "submit", "1001"))
+    other = entry(3, "submit", "200", document_code="00009.GCS.79101.26")
+    resend = entry(4, "submit", "200", document_code="00001.GCS.79101.26")
+    clean = Bundle(scenarios=(record,), orders=(ordered,), journal=(*journal, other))
+    assert judge("API-009", clean)[0] is Verdict.PASS  # another document's submission is no resend
+    resent = Bundle(scenarios=(record,), orders=(ordered,), journal=(*journal, other, resend))
+    verdict, message = judge("API-009", resent)
+    assert verdict is Verdict.FAIL and "00001.GCS.79101.26 resent 1x after MaKetQua 1001" in message
 
 
 def test_deadline_case_fails_when_overdue_and_passes_on_time() -> None:

@@ -39,7 +39,9 @@ def test_reference_hospital_passes_every_case(tmp_path: Path, capsys: pytest.Cap
     assert verdicts(report, "pass") == {c["id"] for c in report["cases"]}, out
     assert report["summary"]["portal_compatible"]["verdict"] == report["summary"]["strict_clean"]["verdict"] == "pass"
     assert report["duration_s"] < 120
-    assert len(report["timeline"]) >= 12 and all(row["status"] == "ON_TIME" for row in report["timeline"])
+    # the overload scenario ends once its request budget is decided, so its order may still be on its way
+    judged = [row for row in report["timeline"] if row["scenario"] != "overload"]
+    assert len(judged) >= 12 and all(row["status"] == "ON_TIME" for row in judged)
     # the saved evidence re-judges to the same verdicts
     assert main(["replay", str(tmp_path / "evidence.jsonl"), "--report-dir", str(tmp_path / "replay")]) == 0
     replayed = json.loads((tmp_path / "replay" / "report.json").read_text())

@@ -56,9 +56,13 @@ def test_junit_parses_and_counts(reports: Path, finished: RunFinished) -> None:
     assert {s.get("name") for s in root.findall("testsuite")} == {"documents", "signature", "api", "deadline", "flows"}
     failed = next(c for c in cases if c.find("failure") is not None)
     assert failed.find("failure").get("type") in ("MUST", "SHOULD")
-    assert {p.get("name") for p in failed.findall("properties/property")} == {"id", "level", "basis", "grade", "result"}
+    facts = {"id", "level", "basis", "grade", "result"}
+    assert facts <= {p.get("name") for p in failed.findall("properties/property")} <= facts | {"caused_by"}
     overall = {p.get("name"): p.get("value") for p in root.findall("properties/property")}
-    assert overall == {"portal_compatible": "fail", "strict_clean": "fail"}
+    assert {k: v for k, v in overall.items() if not k.startswith("root_cause_")} == {
+        "portal_compatible": "fail",
+        "strict_clean": "fail",
+    }
 
 
 def test_report_json_has_the_documented_keys(reports: Path, finished: RunFinished) -> None:
@@ -83,7 +87,8 @@ def test_report_html_is_self_contained_with_a_timeline(reports: Path) -> None:
     assert "<script" not in page and "<link" not in page
     assert "<svg" in page and "<circle" in page
     assert "<details>" in page and "Reproduce with" in page
-    assert page.count('<h2 id="') == 5
+    assert page.count('<h2 id="') == 6  # five areas and the coverage of obligations
+    assert "Coverage: obligations" in page and "not checked:" in page
     assert 'id="portal_compatible"' in page and 'id="strict_clean"' in page
 
 
@@ -91,3 +96,71 @@ def test_evidence_file_is_written_for_replay(reports: Path, finished: RunFinishe
     from conformance.evidence import load
 
     assert load(reports / "evidence.jsonl") == finished.bundle
+
+
+def test_root_cause_first_groups_the_consequences() -> None:
+    """A late sender fails DL-001; the flow cases that skip for want of its certificates ("see DL-001")
+    and a failure judging the same order are listed under it, not beside it."""
+    from conformance.model import CaseResult, Evidence, Level
+    from conformance.report.common import root_causes
+
+    def result(case_id: str, verdict: Verdict, message: str, requests: tuple[str, ...] = ()) -> CaseResult:
+        return CaseResult(case_id, case_id, "x", Level.MUST, "b", verdict, message, Evidence(request_ids=requests))
+
+    results = [
+        result("API-006", Verdict.PASS, "fine"),
+        result("DL-001", Verdict.FAIL, "00001 OVERDUE", ("r1",)),
+        result("FLOW-001", Verdict.SKIP, "none of the 2 twins arrived: see DL-001"),
+        result("FLOW-005", Verdict.FAIL, "r1 data differs", ("r1",)),
+        result("SIG-003", Verdict.FAIL, "SHA-1", ("r9",)),
+    ]
+    groups = root_causes(results)
+    assert [g["case"] for g in groups] == ["DL-001", "SIG-003"]
+    assert [c["case"] for c in groups[0]["consequences"]] == ["FLOW-001", "FLOW-005"]
+    assert groups[1]["consequences"] == []
+
+
+def test_reports_lead_with_the_root_cause(reports: Path) -> None:
+    data = json.loads((reports / "report.json").read_text())
+    causes = data["summary"]["root_causes"]
+    assert causes and causes[0]["case"] in data["summary"]["must_failed"]
+    html = (reports / "report.html").read_text()
+    assert html.index("Root cause first") < html.index("Portal-compatible")
+    names = {p.get("name") for p in ET.parse(reports / "junit.xml").getroot().find("properties")}
+    assert "root_cause_1" in names
+
+
+def test_bundle_verifies_and_catches_a_change_or_a_rewritten_verdict(reports: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from conformance.certificate import seal, verify
+    from conformance.cli import main
+    from conformance.evidence import load
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(reports, bundle)
+    assert {"manifest.json", "manifest.sig", "manifest.pub.pem", "fault_plans.json", "versions.json"} <= {
+        p.name for p in bundle.iterdir()
+    }
+    assert verify(bundle) == []
+    assert main(["verify", str(bundle), "--key", str(bundle / "manifest.pub.pem")]) == 0
+    # a verdict rewritten by hand: the digest no longer matches
+    report = json.loads((bundle / "report.json").read_text())
+    case = next(c for c in report["cases"] if c["verdict"] == "fail")
+    case["verdict"] = "pass"
+    (bundle / "report.json").write_text(json.dumps(report))
+    assert any("report.json: changed" in p for p in verify(bundle))
+    # ... and sealed again with a new key: intact and signed, but it does not re-judge the same
+    seal(bundle, load(bundle / "evidence.jsonl"))
+    assert verify(bundle) == [f"{case['id']}: report.json says pass, the evidence judges fail"]
+    assert verify(bundle, (reports / "manifest.pub.pem").read_bytes())[0].startswith("signed with another key")
+    assert main(["verify", str(bundle)]) == 1
+
+
+def test_coverage_maps_every_case_and_names_the_unchecked_obligations() -> None:
+    from conformance.obligations import coverage
+
+    found = coverage(CASES.ids())
+    assert found["unmapped_cases"] == [] and found["unknown_cases"] == []
+    assert found["unchecked"] and all(o["why_unchecked"] for o in found["obligations"] if o["id"] in found["unchecked"])
+    assert any("Decree 63/2024" in o["source"] and "DL-004" in o["cases"] for o in found["obligations"])

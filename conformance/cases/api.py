@@ -12,12 +12,15 @@ from datetime import datetime
 from conformance.evidence import Bundle, Json, ScenarioRecord
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.substance import substance
 from mock_portal.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 MIN_MEAN_GAP = 0.05
 MAX_ATTEMPTS = 12
 RETRYABLE = frozenset({"500", "HTTP-500", "HTTP-502", "HTTP-503", "HTTP-504", "RESET"})
+BUSY = "busy"
+"""The overload scenario's fault name (`conformance.scenarios`)."""
 FORM_FINDINGS = frozenset(
     {
         "AUTH_FIELDS_MISSING",
@@ -189,31 +192,40 @@ def relogin_after_401(bundle: Bundle) -> Outcome:
 @case(
     id="API-006",
     grade=Grade.CONFIRMED,
-    title="A file refused with 205 is not resent unchanged",
+    title="A certificate refused with 205 is not resent unchanged in substance, however re-signed",
     basis=ANNEX + " §4 MaKetQua 205",
     area="api",
     needs=("journal", "submissions", "scenario:refusal"),
 )
 def no_resend_of_205(bundle: Bundle) -> Outcome:
-    refused = [s for s in bundle.submissions if s.get("result") == "205" and s.get("file_sha256")]
+    """Judged on the signed content without its signature (`conformance.substance`), not the file bytes:
+    a new SigningTime or Id changes the digest of the file, not what the portal refused."""
+    refused = [s for s in bundle.submissions if s.get("result") == "205" and substance(s)]
     if not refused:
         raise SkipCase("no submission was refused with 205")
-    problems = [
-        Finding(
-            f"submission {later['id']} resends refused {first['id']} unchanged ({first.get('document_code')})",
-            submission_ids=(first["id"], later["id"]),
-        )
-        for first in refused
-        for later in bundle.submissions
-        if later["id"] > first["id"]
-        and later.get("facility") == first.get("facility")
-        and later.get("file_sha256") == first["file_sha256"]
-    ]
+    problems, seen = [], set()
+    for first in refused:
+        for later in bundle.submissions:
+            if (
+                later["id"] > first["id"]
+                and later["id"] not in seen
+                and later.get("facility") == first.get("facility")
+                and substance(later) == substance(first)
+            ):
+                seen.add(later["id"])
+                how = "the same file" if later.get("file_sha256") == first.get("file_sha256") else "re-signed"
+                problems.append(
+                    Finding(
+                        f"submission {later['id']} resends refused {first['id']} ({first.get('document_code')}) "
+                        f"unchanged in substance ({how})",
+                        submission_ids=(first["id"], later["id"]),
+                    )
+                )
     ids = [s["id"] for s in refused]
     return (
         failed(problems, submissions=ids)
         if problems
-        else passed(f"{len(refused)} refused file(s), none resent unchanged", submissions=ids)
+        else passed(f"{len(refused)} refused certificate(s), none resent unchanged in substance", submissions=ids)
     )
 
 
@@ -239,23 +251,45 @@ def _retry_runs(bundle: Bundle) -> list[tuple[ScenarioRecord, list[Json]]]:
     needs=("journal", "scenario:retry"),
 )
 def retries(bundle: Bundle) -> Outcome:
+    """Per document over the facility's whole journal, not the scenario's slice: a retry that lands
+    after the scenario ended still counts, and another document's submission is no retry of this one."""
     problems, ids, seen = [], [], 0
-    for scenario in bundle.scenarios:
-        entries = bundle.journal_of(scenario)
+    for facility, entries in _by_facility(bundle).items():
         for index, entry in enumerate(entries):
-            if entry["outcome"] not in RETRYABLE:
-                continue
+            if entry["outcome"] not in RETRYABLE or BUSY in (entry.get("faults") or ()):
+                continue  # the overload scenario ends once its budget is decided: API-014 judges those
             seen += 1
             ids.append(entry["id"])
-            if not any(
-                e["operation"] == entry["operation"] or e["operation"] == "submit" for e in entries[index + 1 :]
-            ):
-                problems.append(_entry_finding(scenario, entry, "not retried"))
+            later = entries[index + 1 :]
+            code = entry.get("document_code")
+            if entry["operation"] == "submit" and code:
+                again = any(e["operation"] == "submit" and e.get("document_code") == code for e in later)
+            else:
+                again = any(e["operation"] in (entry["operation"], "submit") for e in later)
+            if not again:
+                what = f" {code}" if code else ""
+                problems.append(
+                    Finding(
+                        f"{facility} #{entry['id']} ({entry['operation']}{what} → {entry['outcome']}): not retried",
+                        journal_ids=(entry["id"],),
+                    )
+                )
     if not seen:
         raise SkipCase("no exchange was answered with 500, 5xx or a reset")
     return (
         failed(problems, journal=ids) if problems else passed(f"{seen} transient failure(s), each retried", journal=ids)
     )
+
+
+def _by_facility(bundle: Bundle) -> dict[str, list[Json]]:
+    """Each scenario facility's whole journal in this run, oldest first (not cut into scenario slices)."""
+    facilities = {s.facility for s in bundle.scenarios}
+    after = {f: min(s.journal_after for s in bundle.scenarios if s.facility == f) for f in facilities}
+    out: dict[str, list[Json]] = {f: [] for f in sorted(facilities)}
+    for entry in sorted(bundle.journal, key=lambda e: e["id"]):
+        if entry["facility"] in out and entry["id"] > after[entry["facility"]]:
+            out[entry["facility"]].append(entry)
+    return out
 
 
 @case(
@@ -309,16 +343,28 @@ def backoff(bundle: Bundle) -> Outcome:
     needs=("journal", "scenario:too-large"),
 )
 def no_retry_on_1001(bundle: Bundle) -> Outcome:
+    """Per order: the too-large scenario answers the first send of its certificate 1001, so any later
+    submission carrying that certificate's code, anywhere in the facility's journal, is a resend."""
     problems, ids, seen = [], [], 0
+    journals = _by_facility(bundle)
     for scenario in bundle.scenarios_tagged("too-large"):
         submits = bundle.journal_of(scenario, "submit")
-        first = next((i for i, e in enumerate(submits) if e["outcome"] == "1001"), None)
+        first = next((e for e in submits if e["outcome"] == "1001"), None)
         if first is None:
             continue
         seen += 1
-        ids += [e["id"] for e in submits]
-        if len(submits) > first + 1:
-            problems.append(_entry_finding(scenario, submits[first + 1], "resent after MaKetQua 1001"))
+        ids.append(first["id"])
+        for order in bundle.orders_of(scenario):
+            resends = [
+                e
+                for e in journals.get(scenario.facility, [])
+                if e["operation"] == "submit" and e["id"] > first["id"] and e.get("document_code") == order.code
+            ]
+            ids += [e["id"] for e in resends]
+            if resends:
+                problems.append(
+                    _entry_finding(scenario, resends[0], f"{order.code} resent {len(resends)}x after MaKetQua 1001")
+                )
     if not seen:
         raise SkipCase("no submission was answered with MaKetQua 1001")
     return failed(problems, journal=ids) if problems else passed("no resend after MaKetQua 1001", journal=ids)

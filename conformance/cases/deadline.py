@@ -47,8 +47,18 @@ def _judge(bundle: Bundle, orders: list[Order], where: str) -> Outcome:
     return passed(f"{len(orders)} certificate(s) accepted within 4 working hours {where}", requests=requests)
 
 
-def _delivered(bundle: Bundle, *, outage: bool) -> list[Order]:
-    names = {s.name for s in bundle.scenarios if ("outage" in s.tags) == outage}
+SPECIAL = ("outage", "backlog", "overload")
+"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004) or that end before delivery
+(overload, judged by its request budget): DL-001 leaves them out, so one defect fails the case that names it."""
+
+
+def _delivered(bundle: Bundle, *, outage: bool = False, tag: str | None = None) -> list[Order]:
+    if tag is not None:
+        names = {s.name for s in bundle.scenarios_tagged(tag)}
+    elif outage:
+        names = {s.name for s in bundle.scenarios_tagged("outage")}
+    else:
+        names = {s.name for s in bundle.scenarios if not set(SPECIAL) & set(s.tags)}
     return [o for o in bundle.orders if o.deliver and o.scenario in names]
 
 
@@ -118,3 +128,44 @@ def earliest_deadline_first(bundle: Bundle) -> Outcome:
     return passed(
         f"{len(drained)} backlog documents accepted in deadline order after the one in flight", submissions=ids
     )
+
+
+@case(
+    id="DL-004",
+    grade=Grade.ADVISORY,
+    title="A backlog is sent earliest-deadline-first: no certificate late that EDF would deliver on time",
+    basis=DECREE + " (risk-based ordering)",
+    area="deadline",
+    needs=("orders", "expectations", "scenario:backlog"),
+)
+def backlog_on_time(bundle: Bundle) -> Outcome:
+    """MUST because the consequence is legal: the backlog scenario is built from the deadline arithmetic
+    so that EDF delivers every certificate on time and FIFO delivers the urgent one late (a missed
+    Art. 25.1 deadline), so a late one here is a scheduling defect, not bad luck."""
+    orders = _delivered(bundle, tag="backlog")
+    if not orders:
+        raise SkipCase("no order of the backlog scenario was meant to be delivered")
+    problems = []
+    for order in orders:
+        ok, why = _status(bundle, order)
+        if ok:
+            continue
+        ahead = [
+            o.code
+            for o in orders
+            if o is not order
+            and (bundle.expectation(o.expectation_id) or {}).get("deadline", "")
+            > (bundle.expectation(order.expectation_id) or {}).get("deadline", "")
+            and _accepted_before(bundle, o, order)
+        ]
+        because = f"; sent after {', '.join(ahead)} with later deadlines: not earliest-deadline-first" if ahead else ""
+        problems.append(Finding(f"{order.code} ({order.story}): {why}{because}", request_ids=(order.request_id,)))
+    requests = [o.request_id for o in orders]
+    if problems:
+        return failed(problems, requests=requests)
+    return passed(f"{len(orders)} backlog certificate(s) on time: sent earliest-deadline-first", requests=requests)
+
+
+def _accepted_before(bundle: Bundle, first: Order, second: Order) -> bool:
+    a, b = _document(bundle, first), _document(bundle, second)
+    return a is not None and (b is None or a["submission_id"] < b["submission_id"])

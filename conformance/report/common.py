@@ -34,7 +34,47 @@ def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any
         "must_failed": blocking,
         "should_failed": [r.case_id for r in results if r.verdict is Verdict.FAIL and not r.blocking],
         "exit_code": 1 if blocking else 0,
+        "root_causes": root_causes(results),
     }
+
+
+def _linked(root: CaseResult, other: CaseResult) -> bool:
+    """`other` follows from `root`: it names it ("see DL-001") or judged the same orders or submissions."""
+    if root.case_id in other.message:
+        return True
+    a, b = root.evidence, other.evidence
+    findings = set(a.request_ids) & set(b.request_ids) or set(a.submission_ids) & set(b.submission_ids)
+    return bool(findings) and other.verdict in (Verdict.FAIL, Verdict.ERROR)
+
+
+def root_causes(results: tuple[CaseResult, ...] | list[CaseResult]) -> list[dict[str, Any]]:
+    """Failures grouped by the case that names their cause: the first failed MUST case (in catalogue
+    order) leads, every later failed or skipped case that follows from it is listed under it, and each
+    failure that follows from none leads a group of its own. Reports show these first."""
+    bad = [r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+    roots = sorted(bad, key=lambda r: (not r.blocking, results.index(r)))
+    groups: list[tuple[CaseResult, list[CaseResult]]] = []
+    placed: set[str] = set()
+    for root in roots:
+        if root.case_id in placed:
+            continue
+        placed.add(root.case_id)
+        followers = [
+            r
+            for r in results
+            if r.case_id not in placed and r.verdict in (Verdict.FAIL, Verdict.ERROR, Verdict.SKIP) and _linked(root, r)
+        ]
+        placed.update(r.case_id for r in followers)
+        groups.append((root, followers))
+    return [
+        {
+            "case": root.case_id,
+            "level": root.level.value,
+            "message": root.message,
+            "consequences": [{"case": r.case_id, "verdict": r.verdict.value, "message": r.message} for r in followers],
+        }
+        for root, followers in groups
+    ]
 
 
 def _submission_view(submission: Json) -> Json:

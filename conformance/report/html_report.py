@@ -175,15 +175,57 @@ def render(finished: RunFinished) -> str:
 <body>
 <h1>GCS/GBT integration conformance report {_verdict(info["verdict"], big=True)}</h1>
 <p><b>{headline}</b>: {escape(counts)}. MUST cases failed: {escape(failed)}.</p>
+{_root_causes(info)}
 {_two_results(info)}
 {_facts(meta, finished.seconds)}
 <h2>Deadline: issue → acceptance (Decree 63/2024 Art. 25.1, 4 working hours)</h2>
 {timeline_svg(timeline(finished.bundle))}
 <p class="muted">Grey bar: from issue to deadline; dark line: deadline; dot: accepted (green on time, red late).</p>
 {"".join(sections)}
+{_coverage(finished)}
 <h2>Scenarios and fault plans</h2><ul>{plans or "<li>none (offline evidence)</li>"}</ul>
 </body></html>
 """
+
+
+def _root_causes(info: dict[str, Any]) -> str:
+    """The failures grouped under the case that names their cause, before anything else."""
+    if not info["root_causes"]:
+        return ""
+    items = "".join(
+        f'<li id="root-{escape(g["case"])}"><b>{escape(g["case"])}</b> ({escape(g["level"])}): {escape(g["message"])}'
+        + (
+            "<ul>"
+            + "".join(
+                f"<li>{escape(c['case'])} ({escape(c['verdict'])}): {escape(c['message'])}</li>"
+                for c in g["consequences"]
+            )
+            + "</ul>"
+            if g["consequences"]
+            else ""
+        )
+        + "</li>"
+        for g in info["root_causes"]
+    )
+    return f"<h2>Root cause first</h2><ol>{items}</ol>"
+
+
+def _coverage(finished: RunFinished) -> str:
+    """Obligations → the cases of this run that check them (with their verdicts), and the unchecked ones."""
+    from conformance.obligations import coverage
+
+    verdicts = {r.case_id: r.verdict.value for r in finished.results}
+    found = coverage([r.case_id for r in finished.results])
+    rows = "".join(
+        f"<tr><td>{escape(o['id'])}</td><td>{escape(o['source'])}</td><td>{escape(o['text'])}</td><td>"
+        + (
+            ", ".join(f"{escape(c)} ({escape(verdicts[c])})" for c in o["cases"])
+            or f"<i>not checked: {escape(o['why_unchecked'] or 'no case in this run')}</i>"
+        )
+        + "</td></tr>"
+        for o in found["obligations"]
+    )
+    return f'<h2 id="coverage">Coverage: obligations → cases</h2><table>{rows}</table>'
 
 
 def _two_results(info: dict[str, Any]) -> str:

@@ -21,6 +21,11 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
     overall = ET.SubElement(suites, "properties")
     for key in ("portal_compatible", "strict_clean"):
         ET.SubElement(overall, "property", name=key, value=info[key]["verdict"])
+    for number, group in enumerate(info["root_causes"], 1):
+        then = ", ".join(c["case"] for c in group["consequences"])
+        value = f"{group['case']}: {group['message']}" + (f" (and because of it: {then})" if then else "")
+        ET.SubElement(overall, "property", name=f"root_cause_{number}", value=value)
+    caused_by = {c["case"]: g["case"] for g in info["root_causes"] for c in g["consequences"]}
     for area in AREAS:
         results = [r for r in finished.results if r.area == area]
         if not results:
@@ -51,6 +56,8 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
                 ("grade", result.grade),
                 ("result", result.result),
             )
+            if result.case_id in caused_by:
+                facts += (("caused_by", caused_by[result.case_id]),)
             for name, value in facts:
                 ET.SubElement(properties, "property", name=name, value=value)
             details = "\n".join([*(f.message for f in result.evidence.findings), *reproduce(result, finished.bundle)])

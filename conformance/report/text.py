@@ -54,6 +54,11 @@ class TextReporter:
             for key, name in (("portal_compatible", "portal-compatible"), ("strict_clean", "strict-clean")):
                 part = info[key]
                 self._print(f"  {name} ({part['level']}): {part['verdict'].upper()} — {part['meaning']}")
+            for group in info["root_causes"]:
+                then = ", ".join(f"{c['case']} ({c['verdict']})" for c in group["consequences"])
+                self._print(f"  ROOT CAUSE {group['case']} ({group['level']}): {group['message']}")
+                if then:
+                    self._print(f"    and because of it: {then}")
             if info["must_failed"]:
                 self._print(f"  MUST cases failed: {', '.join(info['must_failed'])}")
             if info["should_failed"]:

@@ -1,0 +1,96 @@
+"""Pressure cases (API-013, API-014): how hard the hospital leans on the portal — logins and retries.
+
+Judged from the journal like the other API cases; kept apart so the catalogue lists them after the
+once-only cases (modules register in import order).
+"""
+
+from __future__ import annotations
+
+from conformance.cases.api import ANNEX, BUSY, _entry_finding, _when
+from conformance.evidence import Bundle, Json
+from conformance.model import Finding
+from conformance.registry import Outcome, SkipCase, case, failed, passed
+from mock_portal.grades import Grade
+
+BUDGET_BURST = 10
+BUDGET_PER_SECOND = 0.5
+"""The per-facility request budget while the portal is busy: BUDGET_BURST requests plus BUDGET_PER_SECOND
+per real second of the busy period (tokens and submissions together). Exponential backoff with a
+bounded number of attempts stays far below (about 12 in 24 s, against a budget of 22); a fixed
+interval of 0.2 s or a 20 ms storm exceed it several times over."""
+NEEDLESS_LOGINS = 2
+"""More needless logins than this in one run is a token storm (API-013)."""
+
+
+@case(
+    id="API-013",
+    grade=Grade.RECONSTRUCTED,
+    title="No token storm: a token is reused while valid (at most 2 needless logins in a run)",
+    basis=ANNEX + " §I expires_in; portal account lockout on repeated logins",
+    area="api",
+    needs=("journal",),
+)
+def no_token_storm(bundle: Bundle) -> Outcome:
+    """MUST (API-004 is the SHOULD on reuse): a login per request doubles the load on a portal that
+    answers busy and trips per-account limits, so a storm is refused, a stray extra login is not."""
+    needless, ids = [], []
+    for scenario in bundle.scenarios:
+        last: Json | None = None
+        since_submit, since_refused = False, False
+        for entry in bundle.journal_of(scenario):
+            ids.append(entry["id"])
+            if entry["operation"] == "token" and entry["outcome"] == "200":
+                young = last is not None and (_when(entry) - _when(last)).total_seconds() < (
+                    scenario.token_ttl_minutes * 30
+                )
+                if young and since_submit and not since_refused:
+                    needless.append(_entry_finding(scenario, entry, "new token although the last one was still valid"))
+                last, since_submit, since_refused = entry, False, False
+            elif entry["operation"] == "submit":
+                since_submit = True
+                since_refused = since_refused or entry["outcome"] == "401"
+    if not ids:
+        raise SkipCase("the hospital never called the wire API")
+    if len(needless) > NEEDLESS_LOGINS:
+        return failed(
+            [Finding(f"token storm: {len(needless)} logins while the last token was still valid"), *needless],
+            journal=ids,
+        )
+    return passed(f"{len(needless)} needless login(s) (at most {NEEDLESS_LOGINS} allowed)", journal=ids)
+
+
+@case(
+    id="API-014",
+    grade=Grade.ADVISORY,
+    title="Within the per-facility request budget while the portal answers busy (backoff, bounded retries)",
+    basis=ANNEX + " §4 MaKetQua 500 / HTTP 503; sandbox request budget",
+    area="api",
+    needs=("journal", "scenario:overload"),
+)
+def request_budget(bundle: Bundle) -> Outcome:
+    """MUST: a hospital that hammers a busy portal makes the overload worse for every facility in the
+    province; the budget (see BUDGET_BURST) is part of the contract, and the reference stays far below."""
+    problems, ids, judged = [], [], 0
+    for scenario in bundle.scenarios_tagged("overload"):
+        entries = bundle.journal_of(scenario)
+        busy = [e for e in entries if BUSY in (e.get("faults") or ())]
+        if not busy:
+            continue
+        judged += 1
+        first, last = _when(busy[0], "real_at"), _when(busy[-1], "real_at")
+        inside = [e for e in entries if first <= _when(e, "real_at") <= last]
+        ids += [e["id"] for e in inside]
+        seconds = (last - first).total_seconds()
+        budget = BUDGET_BURST + BUDGET_PER_SECOND * seconds
+        if len(inside) > budget:
+            tokens = sum(e["operation"] == "token" for e in inside)
+            problems.append(
+                Finding(
+                    f"{scenario.name}: {len(inside)} requests ({tokens} token) in {seconds:.1f} s of busy portal, "
+                    f"budget {budget:.0f}: retries without backoff or without a bound",
+                    journal_ids=tuple(e["id"] for e in inside[:50]),
+                )
+            )
+    if not judged:
+        raise SkipCase("no request met the busy portal")
+    return failed(problems, journal=ids) if problems else passed("within the request budget while busy", journal=ids)

@@ -1,0 +1,187 @@
+"""`conformance selftest`: the suite against every built-in broken variant of the reference hospital.
+
+Each variant (`fixtures.hospital_worker.Variant`) mirrors one bug real vendors make. The suite must
+refuse every one of them, and the *first* MUST case that fails (in catalogue order) must be the one
+that names the bug: a variant certified, or refused for another reason, is a hole in the suite. The
+correct reference hospital must stay CONFORMANT over every scenario.
+
+To fit in CI, each variant runs only the scenarios that show its bug (plus the fault-free base
+scenario every run has) and every case those scenarios feed; runs go two at a time, each with its own
+portal and hospitals, so they share nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from conformance.harness import LiveOptions, run_live
+from conformance.model import CaseResult
+from conformance.registry import CaseSpec, load_cases
+from fixtures.hospital_worker import Variant
+
+__all__ = ["EXPECTED", "Row", "Target", "kill_matrix", "render", "run_selftest", "specs_for"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A variant (None = the correct hospital), the MUST case that must fail first, the scenario tags
+    that show the bug."""
+
+    variant: str | None
+    expected: str | None
+    tags: tuple[str, ...] = ()
+
+
+EXPECTED: tuple[Target, ...] = (
+    Target(None, None, ("refusal", "retry", "relogin", "outage", "too-large", "overload", "backlog")),
+    Target(Variant.PLAIN_PASSWORD, "API-001"),
+    Target(Variant.SHA1, "SIG-003"),
+    Target(Variant.WRONG_LOAIHS, "API-003"),
+    Target(Variant.NO_RELOGIN, "API-005", ("relogin",)),
+    Target(Variant.RETRY_REFUSED, "API-006", ("refusal",)),
+    Target(Variant.RESIGN_205, "API-006", ("refusal",)),
+    Target(Variant.NO_RETRY, "API-007", ("retry",)),
+    Target(Variant.RETRY_1001, "API-009", ("too-large",)),
+    Target(Variant.DOUBLE_SEND, "API-011"),
+    Target(Variant.ACK_MISREAD, "API-011"),
+    Target(Variant.NO_DEDUPE, "API-012"),
+    Target(Variant.TOKEN_PER_REQUEST, "API-013"),
+    Target(Variant.FIXED_RETRY, "API-014", ("overload",)),
+    Target(Variant.RETRY_STORM, "API-014", ("overload",)),
+    Target(Variant.WRONG_YEAR, "DL-001"),
+    Target(Variant.LATE_SENDER, "DL-001"),
+    Target(Variant.FIFO, "DL-004", ("backlog",)),
+    Target(Variant.DATA_DRIFT, "FLOW-005"),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the kill matrix."""
+
+    target: Target
+    first_failed: str | None
+    message: str
+    seconds: float
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.target.variant or "reference (correct)")
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.first_failed == self.target.expected
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return f"ERROR: {self.error}"
+        if self.ok:
+            return "expected" if self.target.expected else "CONFORMANT, as it must be"
+        if self.first_failed is None:
+            return "NOT CAUGHT: certified"
+        if self.target.expected is None:
+            return "WRONG: the correct hospital failed"
+        return f"WRONG REASON: expected {self.target.expected}"
+
+
+def specs_for(target: Target, every: Iterable[CaseSpec]) -> list[CaseSpec]:
+    """The cases a target's scenarios feed: those needing no scenario (judged on the base one) and
+    those whose scenarios are all among the target's tags."""
+    tags = {"base", *target.tags}
+    chosen = []
+    for spec in every:
+        wanted = {n.split(":", 1)[1] for n in spec.needs if n.startswith("scenario:")}
+        if wanted <= tags:
+            chosen.append(spec)
+    return chosen
+
+
+def first_failed(results: Iterable[CaseResult]) -> CaseResult | None:
+    """The first blocking (MUST, failed or errored) case in catalogue order."""
+    return next((r for r in results if r.blocking), None)
+
+
+def _run_one(target: Target, seed: int, rate: float, timeout: float) -> Row:
+    started = time.monotonic()
+    options = LiveOptions(
+        reference=True,
+        variant=str(target.variant) if target.variant else None,
+        seed=seed,
+        clock_rate=rate,
+        timeout=timeout,
+    )
+    try:
+        finished = run_live(options, specs_for(target, load_cases().all()), [])
+    except Exception as exc:  # noqa: BLE001 - one broken run is a row in the matrix, not the end of it
+        return Row(target, None, "", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+    failing = first_failed(finished.results)
+    return Row(
+        target,
+        failing.case_id if failing else None,
+        failing.message if failing else "",
+        time.monotonic() - started,
+    )
+
+
+def run_selftest(
+    targets: Iterable[Target] = EXPECTED,
+    *,
+    seed: int = 7,
+    rate: float = 600.0,
+    timeout: float = 60.0,
+    workers: int = 2,
+    progress: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    """Run every target; rows in the order of `targets`."""
+    chosen = list(targets)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_one, target, seed, rate, timeout) for target in chosen]
+        rows = []
+        for future in futures:
+            row = future.result()
+            if progress is not None:
+                progress(row)
+            rows.append(row)
+    return rows
+
+
+def kill_matrix(rows: list[Row]) -> list[dict[str, object]]:
+    """The matrix as data (for --json)."""
+    return [
+        {
+            "variant": row.name,
+            "expected": row.target.expected,
+            "first_failed_must": row.first_failed,
+            "ok": row.ok,
+            "verdict": row.verdict,
+            "message": row.message,
+            "seconds": round(row.seconds, 1),
+        }
+        for row in rows
+    ]
+
+
+def render(rows: list[Row]) -> str:
+    """The kill matrix as text: variant → first failed MUST case → expected?"""
+    lines = [f"{'variant':<22} {'first failed MUST':<18} {'expected':<10} verdict", "-" * 78]
+    for row in rows:
+        lines.append(
+            f"{row.name:<22} {row.first_failed or '-':<18} {row.target.expected or '-':<10} {row.verdict}"
+            f"  ({row.seconds:.0f} s)"
+        )
+        if row.message:
+            lines.append(f"{'':<22}   {row.message[:150]}")
+    bad = [row for row in rows if not row.ok]
+    variants = sum(1 for row in rows if row.target.variant)
+    lines.append("")
+    lines.append(
+        f"selftest: {variants} variant(s), {variants - sum(1 for r in bad if r.target.variant)} caught by the case "
+        f"that names them; reference {'CONFORMANT' if all(r.ok for r in rows if not r.target.variant) else 'FAILED'}"
+        + (f"; {len(bad)} problem(s): {', '.join(r.name for r in bad)}" if bad else "")
+    )
+    return "\n".join(lines)

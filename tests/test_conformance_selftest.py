@@ -1,0 +1,96 @@
+"""`conformance selftest`: which cases each target runs, how a row is judged, and one live variant
+end to end (the whole matrix is `make selftest`, called from CI)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from conformance import UsageError, selftest
+from conformance.cli import main
+from conformance.harness import Facility, Provisioning, provision
+from conformance.portal import SandboxAdmin
+from conformance.registry import load_cases
+from conformance.scenarios import issued_for_deadline
+from fixtures.hospital_worker import Variant
+from mock_portal.deadline import WorkingCalendar, deadline_for
+from tests.live import start_server
+
+CASES = load_cases()
+
+
+def test_every_variant_has_a_target_naming_a_must_case() -> None:
+    targets = {t.variant: t for t in selftest.EXPECTED}
+    assert set(Variant) <= set(targets) and len(set(Variant)) >= 18
+    for target in selftest.EXPECTED:
+        if target.expected is not None:
+            assert CASES.get(target.expected).level.value == "MUST"
+            assert target.expected in {s.id for s in selftest.specs_for(target, CASES.all())}
+
+
+def test_a_target_runs_only_the_cases_its_scenarios_feed() -> None:
+    fifo = next(t for t in selftest.EXPECTED if t.variant is Variant.FIFO)
+    ids = {s.id for s in selftest.specs_for(fifo, CASES.all())}
+    assert {"DL-004", "API-011", "API-012", "DL-001", "FLOW-005"} <= ids
+    assert not {"API-014", "API-007", "DL-002"} & ids
+
+
+@pytest.mark.parametrize(
+    ("expected", "first", "ok", "verdict"),
+    [
+        ("API-006", "API-006", True, "expected"),
+        ("API-006", None, False, "NOT CAUGHT: certified"),
+        ("API-006", "API-009", False, "WRONG REASON: expected API-006"),
+        (None, None, True, "CONFORMANT, as it must be"),
+        (None, "DL-001", False, "WRONG: the correct hospital failed"),
+    ],
+)
+def test_a_row_is_ok_only_when_the_named_case_fails_first(
+    expected: str | None, first: str | None, ok: bool, verdict: str
+) -> None:
+    row = selftest.Row(selftest.Target("x" if expected else None, expected), first, "", 1.0)
+    assert (row.ok, row.verdict) == (ok, verdict)
+    assert ("problem" in selftest.render([row])) is not ok
+
+
+def test_the_urgent_order_is_issued_from_the_deadline_arithmetic() -> None:
+    """The backlog's urgent order: the latest minute whose 4-working-hour deadline is not after the target."""
+    calendar = WorkingCalendar.default()
+    target = datetime(2026, 12, 7, 9, 20, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))  # a Monday morning
+    issued = issued_for_deadline(target, calendar)
+    assert deadline_for(issued, calendar) <= target < deadline_for(issued + timedelta(minutes=1), calendar)
+    assert issued.weekday() == 4  # the previous Friday
+
+
+def test_selftest_runs_a_variant_live_and_prints_the_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["selftest", "--variants", "no-dedupe", "--json", "--clock-rate", "1200"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["variant"], r["first_failed_must"], r["ok"]) for r in rows] == [("no-dedupe", "API-012", True)]
+    assert "request_id" in rows[0]["message"]
+
+
+def test_selftest_refuses_an_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["selftest", "--variants", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_provisioning_refuses_an_existing_facility_with_other_credentials(tmp_path: Path) -> None:
+    """`make serve`'s demo facility with another password: refused up front, not an API-001 failure later."""
+    portal = start_server(tmp_path)
+    admin = SandboxAdmin(portal.base_url, portal.admin_token)
+    try:
+        provision(admin, [Facility("79001", "79001_BV", "first-pass")], Provisioning())
+        with pytest.raises(UsageError, match="--reuse-facility") as refused:
+            provision(admin, [Facility("79001", "79001_BV", "other-pass")], Provisioning())
+        assert "does not log in as 79001_BV" in str(refused.value)
+        with pytest.raises(UsageError, match="not 79001_X"):
+            provision(admin, [Facility("79001", "79001_X", "first-pass")], Provisioning())
+        provision(admin, [Facility("79001", "79001_BV", "other-pass")], Provisioning(), reuse=True)
+        provision(admin, [Facility("79001", "79001_BV", "first-pass")], Provisioning())  # the same account: fine
+    finally:
+        admin.close()
+        portal.stop()
