@@ -17,7 +17,9 @@ from tests.markdown_blocks import blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "docs" / "signature-profile.md"
-OUTSIDE = re.compile(r"\.\./shared|DESIGN\.md|vn-portal-notes")
+# The team's notebook outside the repository, named in pieces so this file does not name it itself.
+NOTEBOOK = (("../", "shared"), ("DESIGN", ".md"), ("vn-portal", "-notes"))
+OUTSIDE = re.compile("|".join(re.escape(a + b) for a, b in NOTEBOOK))
 
 
 @pytest.fixture()
@@ -57,12 +59,12 @@ def test_python_recipe_signs_a_file_the_portal_accepts(checkout: Path) -> None:
 
 
 def test_the_repository_refers_to_nothing_outside_it() -> None:
-    """(issue 11, point 6) docstrings and the README pointed to ../shared/DESIGN.md and vn-portal-notes."""
+    """Docstrings and the README once pointed to design notes outside the repository, which a clone lacks."""
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     offenders = []
     for name in tracked:
         path = ROOT / name
-        if path == Path(__file__) or not path.is_file() or path.suffix in {".png", ".sqlite3"}:
+        if not path.is_file() or path.suffix in {".png", ".sqlite3"}:
             continue
         text = path.read_text(encoding="utf-8", errors="ignore")
         offenders += [f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
