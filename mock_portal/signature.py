@@ -228,8 +228,8 @@ def _signing_time_check(
         return check(
             name,
             Outcome.FAILED,
-            f"SigningTime {shown} quá cũ so với thời điểm tiếp nhận.",
-            f"SigningTime {shown} is implausibly old (more than {policy.max_signing_age} before receipt).",
+            f"SigningTime {shown} quá cũ: hơn {policy.max_signing_age.days} ngày trước thời điểm tiếp nhận.",
+            f"SigningTime {shown} is implausibly old: more than {policy.max_signing_age.days} days before receipt.",
             shown,
             SubIndication.SIG_CONSTRAINTS_FAILURE,
         )

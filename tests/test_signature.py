@@ -236,7 +236,9 @@ def test_signing_time_too_old(env: Env) -> None:
         Indication.INDETERMINATE,
         SubIndication.SIG_CONSTRAINTS_FAILURE,
     )
-    assert report.check(CheckName.SIGNING_TIME_VALID).outcome is Outcome.FAILED
+    too_old = report.check(CheckName.SIGNING_TIME_VALID)
+    assert too_old.outcome is Outcome.FAILED
+    assert "more than 7 days before receipt" in too_old.message_en and "hơn 7 ngày" in too_old.message_vi
 
 
 def test_unregistered_certificate(env: Env) -> None:
