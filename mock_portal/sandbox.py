@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mock_portal import store
+from mock_portal import store, workspaces
 from mock_portal.auth import hash_password_md5, md5_upper
 from mock_portal.errors import Conflict, InvalidInput, NotFound
 from mock_portal.grades import Strictness
@@ -54,6 +54,7 @@ def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
             f"The username must be {new.code}_<name> (letters, digits, . _ -), e.g. {new.code}_BV: the portal "
             "reads the facility from the prefix",
         )
+    workspaces.check_facility_quota(portal)
     facility = store.Facility(code=new.code, name=new.name, created_at=_naive(portal.clock.now()))
     account = store.Account(
         username=new.username, facility_code=new.code, password_hash=hash_password_md5(md5_upper(new.password))
