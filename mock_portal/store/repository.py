@@ -244,8 +244,8 @@ WORKSPACE_OWNED: tuple[type[Any], ...] = (
     Document,
     Submission,
 )
-"""Tables with a `workspace_id`, parents last (a workspace's rows are deleted in reverse of this order's
-children: see `Repository._delete_rows`)."""
+"""Tables with a `workspace_id` (besides the IPSS ones), children before parents: the order a workspace's
+rows are deleted in (`Repository._delete_rows`)."""
 
 
 class Repository:
@@ -350,7 +350,7 @@ class Repository:
         s.execute(delete(OutboxEntry).where(OutboxEntry.document_id.in_(documents)))
         accounts = select(Account.username).where(self._mine(Account))
         s.execute(delete(Token).where(Token.username.in_(accounts)))
-        for model in reversed(WORKSPACE_OWNED):
+        for model in WORKSPACE_OWNED:
             s.execute(delete(model).where(self._mine(model)))
         s.execute(delete(Meta).where(self._keyed(Meta.key)))
 
