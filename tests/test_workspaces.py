@@ -449,3 +449,45 @@ def test_a_deleted_workspace_leaves_no_key_no_account_and_no_rows(
 def test_the_ipss_key_of_the_portal_still_reads_the_default_workspace(server: LiveServer) -> None:
     with httpx.Client(base_url=server.base_url, headers={"X-API-Key": IPSS_KEY}) as ipss:
         assert ipss.get("/ipss/v1/feed").status_code == 200
+
+
+# quotas --------------------------------------------------------------------------------------------
+def _same_minute(seconds_needed: float) -> None:
+    """Wait for a fresh real minute when this one has too little left (the rate quota counts per minute)."""
+    left = 60 - time.time() % 60
+    if left < seconds_needed:
+        time.sleep(left + 0.05)
+
+
+def test_quotas_answer_busy_on_the_wire_and_leave_the_other_workspace_alone(
+    admin: httpx.Client, server: LiveServer, trusted: TestPKI, pair: tuple[Tenant, Tenant]
+) -> None:
+    a, _ = pair
+    busy = open_workspace(admin, server, trusted, new_facility_code(), max_submissions_per_minute=3, max_facilities=1)
+    full = open_workspace(admin, server, trusted, new_facility_code(), max_documents=1)
+    try:
+        code = new_facility_code()
+        refused = busy.api.post(
+            "/sandbox/facilities", json={"code": code, "name": "BV", "username": f"{code}_{busy.id}", "password": "pw"}
+        )
+        problem(refused, 409, "WORKSPACE_QUOTA_EXCEEDED")
+        _same_minute(10)
+        busy.hospital.client.take_token()
+        replies = [busy.hospital.client.send("GCS", sample(busy.hospital)) for _ in range(5)]
+        assert [r.ma_ket_qua for r in replies] == ["200", "200", "200", "500", "500"]
+        assert replies[3].explain and replies[3].explain.startswith("WORKSPACE_BUSY: more than 3 submissions")
+        assert replies[3].submission_id is None  # refused before the portal examined or stored it
+        assert [r.ma_ket_qua for r in (a.hospital.client.send("GCS", sample(a.hospital)) for _ in range(5))] == [
+            "200"
+        ] * 5
+        journal = busy.api.get("/sandbox/journal", params={"operation": "submit"}).json()
+        assert [e["outcome"] for e in journal][:2] == ["500", "500"]
+        assert len(busy.api.get("/sandbox/submissions").json()) == 3
+
+        assert full.hospital.client.send("GCS", sample(full.hospital)).ma_ket_qua == "200"
+        over = full.hospital.client.send("GCS", sample(full.hospital))
+        assert over.ma_ket_qua == "500" and over.explain and "quota max_documents" in over.explain
+        assert full.api.get("/sandbox/workspace").json()["usage"] == {"facilities": 1, "documents": 1}
+    finally:
+        close_workspace(admin, busy)
+        close_workspace(admin, full)
