@@ -45,7 +45,7 @@ postgresql:
 # The tests that exercise storage run a second time on PostgreSQL (--db postgresql), with the two-host test.
 PG_TESTS := tests/test_wire_submit.py tests/test_wire_token.py tests/test_sandbox_api.py tests/test_ipss.py \
 	tests/test_journal.py tests/test_serving.py tests/test_time_and_faults.py tests/test_migrations.py \
-	tests/test_multihost.py
+	tests/test_multihost.py tests/test_workspaces.py
 
 # Debian's Mono (C#, with System.Security's SignedXml) and OpenJDK 17 build the reference clients in examples/.
 INTEROP_APT := mono-mcs mono-runtime libmono-system-security4.0-cil libmono-system-net-http4.0-cil \
@@ -79,6 +79,12 @@ contract: $(STAMP)
 # kill matrix (variant -> first failed MUST case -> expected?); ~4-5 min on 2 cores.
 selftest: $(STAMP)
 	$(BIN)/conformance selftest
+
+# Issue 17: two `conformance run --reference --portal URL` at once on one served portal, each in a workspace
+# of its own; both CONFORMANT, the default workspace untouched (~45 s on 2 cores).
+.PHONY: workspaces
+workspaces: $(STAMP)
+	$(BIN)/python -m tests.workspaces_parallel
 
 lint: $(STAMP)
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
