@@ -100,14 +100,19 @@ class SandboxAdmin:
         self._call("POST", f"/sandbox/facilities/{code}/certificates", content=pem, headers=PEM, ok=(201, 409))
 
     # workspaces (docs/ARCHITECTURE.md, Workspaces)
-    def role(self) -> str:
-        """`operator` (the portal's admin token: it may open workspaces) or `workspace` (a workspace key)."""
+    def whoami(self) -> Json:
+        """The key's workspace (`id`) and `role`: `operator` (the portal's admin token, which may open
+        workspaces and acts in `default`) or `workspace`; a portal without workspaces is all `default`."""
         reply = self._call("GET", "/sandbox/workspace", ok=(200, 404))
-        return str(reply.json().get("role", "operator")) if reply.status_code == 200 else "operator"
+        return reply.json() if reply.status_code == 200 else {"id": "default", "role": "operator"}
 
-    def create_workspace(self, name: str) -> tuple[str, str]:
-        """A new workspace (operator key only): its id and its key."""
-        created = self._call("POST", "/sandbox/workspaces", json={"name": name}).json()
+    def role(self) -> str:
+        return str(self.whoami().get("role", "operator"))
+
+    def create_workspace(self, name: str, quotas: Json | None = None) -> tuple[str, str]:
+        """A new workspace (operator key only): its id and its key (`quotas`: the portal's defaults if None)."""
+        body = {"name": name, **({"quotas": quotas} if quotas is not None else {})}
+        created = self._call("POST", "/sandbox/workspaces", json=body).json()
         return str(created["id"]), str(created["key"])
 
     def delete_workspace(self, workspace_id: str) -> None:
