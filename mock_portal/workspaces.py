@@ -115,12 +115,14 @@ def default_quotas(portal: Portal) -> Quotas:
 def create(portal: Portal, new: NewWorkspace) -> tuple[store.Workspace, str]:
     """Make a workspace; returns it and its key (shown this once, stored only as a digest)."""
     workspace_id = new.id or f"w{secrets.token_hex(5)}"
-    if workspace_id == DEFAULT or not WORKSPACE_ID.match(workspace_id):
+    if not WORKSPACE_ID.match(workspace_id):
         raise InvalidInput(
             "WORKSPACE_ID_INVALID",
             "Mã workspace gồm 2–20 chữ thường, chữ số hoặc '-', không phải 'default'",
             "A workspace id is 2-20 lowercase letters, digits or '-', and not 'default'",
         )
+    if workspace_id == DEFAULT:  # it exists, always
+        raise Conflict("WORKSPACE_EXISTS", "Workspace default đã tồn tại", "Workspace default already exists")
     name = (new.name or workspace_id).strip()[:255]
     key = f"{KEY_PREFIX}{workspace_id}_{secrets.token_urlsafe(24)}"
     row = store.Workspace(

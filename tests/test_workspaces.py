@@ -130,7 +130,9 @@ def test_the_operator_manages_workspaces_and_a_key_only_its_own(
         problem(a.api.request(method, path, json=body), 403, "WORKSPACE_OPERATOR_ONLY")
     problem(admin.delete("/sandbox/workspaces/default"), 409, "WORKSPACE_DEFAULT_KEPT")
     problem(admin.post("/sandbox/workspaces", json={"id": a.id}), 409, "WORKSPACE_EXISTS")
-    problem(admin.post("/sandbox/workspaces", json={"id": "Not_Valid"}), 400, "WORKSPACE_ID_INVALID")
+    problem(admin.post("/sandbox/workspaces", json={"id": "default"}), 409, "WORKSPACE_EXISTS")
+    problem(admin.post("/sandbox/workspaces", json={"id": "Not_Valid"}), 400, "REQUEST_INVALID")
+    problem(admin.get("/sandbox/workspaces/Not_Valid"), 400, "WORKSPACE_ID_INVALID")
     problem(admin.post("/sandbox/workspaces", json={"quotas": {"max_documents": -1}}), 400)
     problem(admin.get("/sandbox/workspaces/nosuch"), 404, "WORKSPACE_NOT_FOUND")
     forged = a.key[:-4] + ("AAAA" if not a.key.endswith("AAAA") else "BBBB")
@@ -491,3 +493,19 @@ def test_quotas_answer_busy_on_the_wire_and_leave_the_other_workspace_alone(
     finally:
         close_workspace(admin, busy)
         close_workspace(admin, full)
+
+
+def test_the_ipss_lag_follows_the_workspace_clock(pair: tuple[Tenant, Tenant]) -> None:
+    """Frozen an hour ahead in A: accepted and shared at the same A instant (lag 0), not an hour "before"
+    acceptance as the default clock would say."""
+    a, _ = pair
+    ahead = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    assert a.api.put("/sandbox/clock", json={"now": ahead.isoformat(), "rate": 0}).status_code == 200
+    try:
+        a.hospital.client.take_token()
+        document = accepted(a)["document"]
+        copy = shared(a, "GCS", document["code"])["latest"]
+        assert copy["lag_ms"] == 0 and copy["shared_at"].startswith(ahead.strftime("%Y-%m-%dT%H:%M:%S")), copy
+    finally:
+        assert a.api.delete("/sandbox/clock").status_code == 200
+        a.hospital.client.take_token()
