@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from mock_portal.portal import Portal
-from mock_portal.workspaces import Caller
+from mock_portal.portal.service import Portal
+from mock_portal.portal.workspaces import Caller
 
 WORKSPACE_PORTAL = "workspace_portal"
 """Scope state (and `flask.g`) key of the portal of the request's workspace."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from mock_portal import workspaces
 from mock_portal.api.context import CALLER, WORKSPACE_PORTAL
-from mock_portal.portal import Portal
+from mock_portal.portal import workspaces
+from mock_portal.portal.service import Portal
 
 
 def is_admin(portal: Portal, token: str) -> bool:

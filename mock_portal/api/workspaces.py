@@ -6,9 +6,9 @@ from datetime import UTC
 from typing import Any
 
 from mock_portal import store
-from mock_portal import workspaces as ws
 from mock_portal.api.context import request_caller, request_portal
 from mock_portal.api.render import Reply, empty, reply
+from mock_portal.portal import workspaces as ws
 
 Json = dict[str, Any]
 

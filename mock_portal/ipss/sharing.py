@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from mock_portal.clock import Clock
+from mock_portal.control.clock import Clock
 from mock_portal.store import Repository
 from mock_portal.store import ipss as ipss_store
 

@@ -19,8 +19,8 @@ from enum import StrEnum
 from typing import Any
 
 from mock_portal import store
-from mock_portal.errors import Conflict, InvalidInput, NotFound, PortalError
-from mock_portal.portal import Portal
+from mock_portal.portal.service import Portal
+from mock_portal.results.errors import Conflict, InvalidInput, NotFound, PortalError
 
 DEFAULT = store.DEFAULT_WORKSPACE
 WORKSPACE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,19}$")
