@@ -102,12 +102,14 @@ class SandboxAdmin:
     # workspaces (docs/ARCHITECTURE.md, Workspaces)
     def whoami(self) -> Json:
         """The key's workspace (`id`) and `role`: `operator` (the portal's admin token, which may open
-        workspaces and acts in `default`) or `workspace`; a portal without workspaces is all `default`."""
+        workspaces and acts in `default`) or `workspace`; a portal without workspaces is all `default`
+        (role `legacy`)."""
         reply = self._call("GET", "/sandbox/workspace", ok=(200, 404))
-        return reply.json() if reply.status_code == 200 else {"id": "default", "role": "operator"}
+        return reply.json() if reply.status_code == 200 else {"id": "default", "role": "legacy"}
 
     def role(self) -> str:
-        return str(self.whoami().get("role", "operator"))
+        """`operator`, `workspace`, or `legacy` (a portal from before workspaces: run as before)."""
+        return str(self.whoami().get("role", "legacy"))
 
     def create_workspace(self, name: str, quotas: Json | None = None) -> tuple[str, str]:
         """A new workspace (operator key only): its id and its key (`quotas`: the portal's defaults if None)."""
