@@ -509,3 +509,29 @@ def test_the_ipss_lag_follows_the_workspace_clock(pair: tuple[Tenant, Tenant]) -
     finally:
         assert a.api.delete("/sandbox/clock").status_code == 200
         a.hospital.client.take_token()
+
+
+def test_conformance_opens_its_own_workspace_and_deletes_it_unless_kept(
+    admin: httpx.Client, server: LiveServer, pair: tuple[Tenant, Tenant], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The harness's `own_workspace` (used by `conformance run --reference --portal`; `make workspaces`
+    runs two such runs at once): the operator key opens one, a workspace key is used as given."""
+    from conformance.portal import SandboxAdmin, own_workspace
+
+    operator = SandboxAdmin(server.base_url, server.admin_token)
+    seen = []
+    for keep in (False, True):
+        with own_workspace(operator, "conformance run", keep=keep) as inner:
+            assert inner.workspace is not None and inner.whoami()["id"] == inner.workspace
+            inner.set_clock(rate=600)
+            seen.append(inner.workspace)
+        assert admin.get("/sandbox/clock").json()["mode"] == "real"
+    listed = {w["id"] for w in admin.get("/sandbox/workspaces").json()}
+    assert seen[0] not in listed and seen[1] in listed
+    assert f"workspace {seen[1]} kept; its key: wsk_{seen[1]}_" in capsys.readouterr().err
+    assert admin.delete(f"/sandbox/workspaces/{seen[1]}").status_code == 204
+    given = SandboxAdmin(server.base_url, pair[0].key)
+    with own_workspace(given, "conformance run") as inner:
+        assert inner is given and inner.whoami()["id"] == pair[0].id
+    operator.close()
+    given.close()
