@@ -98,6 +98,11 @@ bench: $(STAMP)
 bench-abuse: $(STAMP)
 	$(BIN)/python bench/abuse.py
 
+# Issue 17: B's latency while workspace A is over its submission quota (bench/README.md, "Workspaces").
+.PHONY: bench-workspaces
+bench-workspaces: $(STAMP)
+	$(BIN)/python bench/workspaces.py
+
 # 10 minutes of mixed good and hostile traffic with worker kills (bench/README.md, "Soak").
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 10
