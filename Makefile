@@ -45,7 +45,7 @@ postgresql:
 # The tests that exercise storage run a second time on PostgreSQL (--db postgresql), with the two-host test.
 PG_TESTS := tests/test_wire_submit.py tests/test_wire_token.py tests/test_sandbox_api.py tests/test_ipss.py \
 	tests/test_journal.py tests/test_serving.py tests/test_time_and_faults.py tests/test_migrations.py \
-	tests/test_multihost.py
+	tests/test_multihost.py tests/test_workspaces.py
 
 # Debian's Mono (C#, with System.Security's SignedXml) and OpenJDK 17 build the reference clients in examples/.
 INTEROP_APT := mono-mcs mono-runtime libmono-system-security4.0-cil libmono-system-net-http4.0-cil \
@@ -80,6 +80,12 @@ contract: $(STAMP)
 selftest: $(STAMP)
 	$(BIN)/conformance selftest
 
+# Issue 17: two `conformance run --reference --portal URL` at once on one served portal, each in a workspace
+# of its own; both CONFORMANT, the default workspace untouched (~45 s on 2 cores).
+.PHONY: workspaces
+workspaces: $(STAMP)
+	$(BIN)/python -m tests.workspaces_parallel
+
 lint: $(STAMP)
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
 	$(BIN)/ruff format --check mock_portal fixtures conformance tests bench load
@@ -91,6 +97,11 @@ bench: $(STAMP)
 .PHONY: bench-abuse
 bench-abuse: $(STAMP)
 	$(BIN)/python bench/abuse.py
+
+# Issue 17: B's latency while workspace A is over its submission quota (bench/README.md, "Workspaces").
+.PHONY: bench-workspaces
+bench-workspaces: $(STAMP)
+	$(BIN)/python bench/workspaces.py
 
 # 10 minutes of mixed good and hostile traffic with worker kills (bench/README.md, "Soak").
 soak: $(STAMP)

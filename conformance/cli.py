@@ -201,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         timeout=args.timeout,
         reuse_facility=args.reuse_facility,
+        keep_workspace=args.keep_workspace,
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
@@ -320,6 +321,11 @@ def _parser() -> argparse.ArgumentParser:
         "with --reference, default: start one on a free loopback port)",
     )
     run.add_argument("--admin-token", help="the portal's admin token (default: $PORTAL_ADMIN_TOKEN)")
+    run.add_argument(
+        "--keep-workspace",
+        action="store_true",
+        help="with --reference --portal: keep the workspace the run opened (its id and key go to stderr)",
+    )
     run.add_argument("--facility", help=f"the hospital's MA_CSKCB (default {DEFAULT_FACILITY})")
     run.add_argument("--username", help="its portal account (default <facility>_BV)")
     run.add_argument("--password", help="its portal password (default 'conformance')")

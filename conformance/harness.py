@@ -21,7 +21,14 @@ from pathlib import Path
 from conformance import UsageError
 from conformance.events import Listener, RunFinished
 from conformance.offline import certificates_from, read_input
-from conformance.portal import SandboxAdmin, free_port, restoring, start_local_portal, wait_until_up
+from conformance.portal import (
+    SandboxAdmin,
+    free_port,
+    own_workspace,
+    restoring,
+    start_local_portal,
+    wait_until_up,
+)
 from conformance.registry import CaseSpec
 from conformance.runner import Lane, Runner, needed_tags
 from conformance.scenarios import scenarios_for
@@ -133,13 +140,18 @@ class ReferenceHospitals:
 
 
 def reference_lanes(
-    portal_url: str, workdir: Path, count: int, *, variant: str | None, clock_rate: float
+    portal_url: str,
+    workdir: Path,
+    count: int,
+    *,
+    variant: str | None,
+    clock_rate: float,
+    account: str = "BV",
 ) -> tuple[list[Lane], list[Facility], Provisioning, ReferenceHospitals]:
-    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger."""
-    facilities = [
-        Facility(f"{REFERENCE_PROVINCE}{101 + i:03d}", f"{REFERENCE_PROVINCE}{101 + i:03d}_BV", "ref-pass")
-        for i in range(count)
-    ]
+    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger. Their
+    accounts are `<code>_<account>` (account names are unique across a portal's workspaces)."""
+    codes = [f"{REFERENCE_PROVINCE}{101 + i:03d}" for i in range(count)]
+    facilities = [Facility(code, f"{code}_{account}", "ref-pass") for code in codes]
     pki = TestPKI.create(
         {f.code: f"Bệnh viện tham chiếu {f.code}" for f in facilities}, now=datetime.now(UTC).replace(microsecond=0)
     )
@@ -203,6 +215,9 @@ class LiveOptions:
     seed: int | None = None
     timeout: float = 150.0
     reuse_facility: bool = False
+    keep_workspace: bool = False
+    """A reference run on a shared portal (`--portal`) opens a workspace of its own and deletes it at the
+    end unless this is set."""
 
     @property
     def description(self) -> str:
@@ -222,12 +237,20 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         workdir = Path(tmp)
         token = options.admin_token or os.environ.get("PORTAL_ADMIN_TOKEN")
-        with portal_admin(options.portal, token, workdir) as admin:
+        with contextlib.ExitStack() as stack:
+            admin = stack.enter_context(portal_admin(options.portal, token, workdir))
+            if options.reference and options.portal is not None:  # a shared portal: a workspace of its own
+                admin = stack.enter_context(own_workspace(admin, "conformance run", keep=options.keep_workspace))
             hospitals = None
             if options.reference:
                 count = len(scenarios_for(needed_tags(specs)))
                 lanes, facilities, material, hospitals = reference_lanes(
-                    admin.base_url, workdir, count, variant=options.variant, clock_rate=options.clock_rate
+                    admin.base_url,
+                    workdir,
+                    count,
+                    variant=options.variant,
+                    clock_rate=options.clock_rate,
+                    account=admin.workspace or "BV",
                 )
             else:
                 trigger = make_trigger(options.trigger_cmd, options.trigger_url)

@@ -57,6 +57,8 @@ class SandboxAdmin:
     def __init__(self, base_url: str, admin_token: str) -> None:
         self.base_url = base_url.rstrip("/")
         self.admin_token = admin_token
+        self.workspace: str | None = None
+        """The workspace the run opened for itself (None: the key's own workspace)."""
         self.http = httpx.Client(
             base_url=self.base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30.0
         )
@@ -96,6 +98,27 @@ class SandboxAdmin:
 
     def register_certificate(self, code: str, pem: bytes) -> None:
         self._call("POST", f"/sandbox/facilities/{code}/certificates", content=pem, headers=PEM, ok=(201, 409))
+
+    # workspaces (docs/ARCHITECTURE.md, Workspaces)
+    def whoami(self) -> Json:
+        """The key's workspace (`id`) and `role`: `operator` (the portal's admin token, which may open
+        workspaces and acts in `default`) or `workspace`; a portal without workspaces is all `default`
+        (role `legacy`)."""
+        reply = self._call("GET", "/sandbox/workspace", ok=(200, 404))
+        return reply.json() if reply.status_code == 200 else {"id": "default", "role": "legacy"}
+
+    def role(self) -> str:
+        """`operator`, `workspace`, or `legacy` (a portal from before workspaces: run as before)."""
+        return str(self.whoami().get("role", "legacy"))
+
+    def create_workspace(self, name: str, quotas: Json | None = None) -> tuple[str, str]:
+        """A new workspace (operator key only): its id and its key (`quotas`: the portal's defaults if None)."""
+        body = {"name": name, **({"quotas": quotas} if quotas is not None else {})}
+        created = self._call("POST", "/sandbox/workspaces", json=body).json()
+        return str(created["id"]), str(created["key"])
+
+    def delete_workspace(self, workspace_id: str) -> None:
+        self._call("DELETE", f"/sandbox/workspaces/{workspace_id}", ok=(204, 404))
 
     # time and faults
     def clock(self) -> Json:
@@ -217,6 +240,26 @@ def restoring(admin: SandboxAdmin, facilities: tuple[str, ...] = ()) -> Iterator
         yield state
     finally:
         state.restore_or_log(admin)
+
+
+@contextlib.contextmanager
+def own_workspace(admin: SandboxAdmin, name: str, *, keep: bool = False) -> Iterator[SandboxAdmin]:
+    """A workspace of the run's own on a shared portal (created with the operator key, deleted at exit
+    unless `keep`), so its clock, faults and data touch no one else's; a workspace key is used as given."""
+    if admin.role() != "operator":
+        yield admin
+        return
+    workspace_id, key = admin.create_workspace(name)
+    inner = SandboxAdmin(admin.base_url, key)
+    inner.workspace = workspace_id
+    try:
+        yield inner
+    finally:
+        inner.close()
+        if keep:
+            print(f"workspace {workspace_id} kept; its key: {key}", file=sys.stderr)
+        else:
+            admin.delete_workspace(workspace_id)
 
 
 @dataclass

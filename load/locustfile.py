@@ -95,6 +95,13 @@ def _options(parser: Any) -> None:
     add("--max-fail-ratio", env_var="LOAD_MAX_FAIL_RATIO", type=float, default=None, help="HTTP failure ratio")
     add("--p95-ms", env_var="LOAD_P95_MS", type=float, default=None, help="fail when HTTP p95 is above, ms")
     add("--deadline-report", env_var="LOAD_DEADLINE_REPORT", default="load-deadline", help="<prefix>.json/.svg")
+    add(
+        "--keep-workspace",
+        env_var="LOAD_KEEP_WORKSPACE",
+        action="store_true",
+        default=False,
+        help="keep the workspace the run opened (with the operator key and no --trigger-url)",
+    )
 
 
 # --- run lifecycle ----------------------------------------------------------------------------
@@ -129,7 +136,40 @@ def _report(data: dict[str, Any]) -> None:
 
 
 def _admin(environment: Environment) -> SandboxAdmin:
-    return SandboxAdmin(environment.host or "", opt(environment, "admin_token", ""))
+    """The sandbox API of the run's workspace: its own, or the given key's."""
+    return SandboxAdmin(environment.host or "", STATE.workspace_key or opt(environment, "admin_token", ""))
+
+
+def _open_workspace(environment: Environment) -> None:
+    """With the operator key, the run opens a workspace of its own (docs/ARCHITECTURE.md, Workspaces), so
+    its clock, outages and data touch no other tenant; without quotas (the operator's own load). A run
+    that drives a system under test (--trigger-url) stays in the given key's workspace, where that
+    system's account lives."""
+    if opt(environment, "trigger_url"):
+        return
+    operator = SandboxAdmin(environment.host or "", opt(environment, "admin_token", ""))
+    try:
+        if operator.role() == "operator":
+            unlimited = {"max_facilities": None, "max_submissions_per_minute": None, "max_documents": None}
+            STATE.workspace, STATE.workspace_key = operator.create_workspace("load run", unlimited)
+            log.info("opened workspace %s for the run", STATE.workspace)
+    finally:
+        operator.close()
+
+
+def _close_workspace(environment: Environment) -> None:
+    """Delete the run's workspace (once), unless --keep-workspace."""
+    workspace, STATE.workspace = STATE.workspace, None
+    if workspace is None:
+        return
+    if opt(environment, "keep_workspace", False):
+        log.warning("workspace %s kept; its key: %s", workspace, STATE.workspace_key)
+        return
+    operator = SandboxAdmin(environment.host or "", opt(environment, "admin_token", ""))
+    try:
+        operator.delete_workspace(workspace)
+    finally:
+        operator.close()
 
 
 @events.test_start.add_listener
@@ -142,10 +182,14 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         gevent.spawn_later(0.1, environment.runner.quit)
         return
     base, count = opt(environment, "facility_base", 79500), max(1, opt(environment, "facilities", 4))
+    _open_workspace(environment)
     admin = _admin(environment)
     try:
         STATE.saved = PortalState.take(admin)  # the shape's outage and --clock-rate change both
-        kit = provision(admin, [f"{base + i:05d}" for i in range(count)])
+        codes = [f"{base + i:05d}" for i in range(count)]
+        workspace = str(admin.whoami().get("id", "default"))  # accounts are unique across workspaces
+        account = "BV" if workspace == "default" else workspace
+        kit = provision(admin, codes, account=account, workspace_key=STATE.workspace_key)
         rate = opt(environment, "clock_rate", 0.0)
         if rate:
             set_clock(admin, rate, opt(environment, "clock_start", "monday"), STATE.calendar)
@@ -192,6 +236,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     _restore_portal(environment)
+    _close_workspace(environment)
     if environment.process_exit_code == 2:
         return
     summary = STATE.book.summary()

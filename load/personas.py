@@ -185,7 +185,8 @@ class IssuingDeskUser(PortalUser):
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
         self.index = worker * 10_000 + next(STATE.users)
         self.serials = itertools.count(50_000 + self.index * 100 % 49_000)
-        self.admin_headers = {"Authorization": f"Bearer {self.opt('admin_token', '')}"}
+        key = STATE.kit.workspace_key if STATE.kit else ""
+        self.admin_headers = {"Authorization": f"Bearer {key or self.opt('admin_token', '')}"}
         self.pending: dict[int, tuple[str, str, Any]] = {}
         self.rng = random.Random(self.index)
 
@@ -275,7 +276,8 @@ class IpssReaderUser(PortalUser):
 
     def on_start(self) -> None:
         self.wait_for_kit()
-        self.headers = {"X-API-Key": self.opt("ipss_api_key", "")}
+        key = STATE.kit.workspace_key if STATE.kit else ""  # the run's own workspace: its key reads its IPSS view
+        self.headers = {"X-API-Key": key or self.opt("ipss_api_key", "")}
         self.cursor = 0
         self.seen: deque[tuple[str, str]] = deque(maxlen=200)
 

@@ -156,30 +156,33 @@ class Kit:
     """Everything the users of every node share; travels master → workers as JSON."""
 
     facilities: tuple[FacilityKit, ...]
+    workspace_key: str = ""
+    """The key of the workspace the run opened for itself (sandbox and IPSS), empty when it runs in the
+    workspace of the key it was given."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"facilities": [asdict(f) for f in self.facilities]}
+        return {"facilities": [asdict(f) for f in self.facilities], "workspace_key": self.workspace_key}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Kit:
-        return cls(tuple(FacilityKit(**f) for f in data["facilities"]))
+        return cls(tuple(FacilityKit(**f) for f in data["facilities"]), str(data.get("workspace_key") or ""))
 
 
-def provision(admin: SandboxAdmin, codes: list[str]) -> Kit:
-    """Create each facility and its account (idempotent), trust a fresh test CA, register one
-    signing certificate per facility."""
+def provision(admin: SandboxAdmin, codes: list[str], account: str = "BV", workspace_key: str = "") -> Kit:
+    """Create each facility and its account `<code>_<account>` (idempotent; account names are unique
+    across a portal's workspaces), trust a fresh test CA, register one signing certificate per facility."""
     pki = TestPKI.create({code: f"Bệnh viện tải {code}" for code in codes})
     admin.trust_ca(cert_pem(pki.root.cert))
     kits = []
     for code in codes:
-        username, password = f"{code}_BV", f"load-{code}"
+        username, password = f"{code}_{account}", f"load-{code}"
         admin.ensure_facility(code, username, password)
         credential = pki.issue_facility_cert(code)
         admin.register_certificate(code, cert_pem(credential.cert))
         kits.append(
             FacilityKit(code, username, password, key_pem(credential.key).decode(), cert_pem(credential.cert).decode())
         )
-    return Kit(tuple(kits))
+    return Kit(tuple(kits), workspace_key)
 
 
 def set_clock(admin: SandboxAdmin, rate: float, start: str, calendar: WorkingCalendar) -> None:

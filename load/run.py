@@ -40,6 +40,10 @@ class RunState:
     saved: PortalState | None = None
     """The portal's clock and fault plans before the run changed them (master only), restored at the end."""
     users: itertools.count[int] = field(default_factory=itertools.count)
+    workspace: str | None = None
+    """The workspace the run opened for itself (master only), deleted at the end unless --keep-workspace."""
+    workspace_key: str = ""
+    """Its key: the sandbox and IPSS key of the run while it lasts."""
 
 
 STATE = RunState()

@@ -56,7 +56,12 @@ def create_app(settings: Settings | None = None, *, portal: Portal | None = None
     register_error_handlers(app)
     register_dashboard(app.app, settings.admin_token)  # /sandbox/ui: plain Flask routes, outside the spec
     if settings.sharing_enabled:  # a daemon thread, stopped at exit (or by `.stop()` on the stored worker)
-        worker = SharingWorker(portal.repo, portal.clock, settings.sharing_interval_ms)
+        worker = SharingWorker(
+            portal.repo,
+            portal.clock,
+            settings.sharing_interval_ms,
+            clock_of=lambda workspace: portal.workspace(workspace).clock,
+        )
         app.app.extensions["ipss_sharing"] = worker.start()
     return app
 

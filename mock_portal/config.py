@@ -70,6 +70,12 @@ class Settings:
     further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""
     login_window_seconds: int = 300
     """The sliding window of the login throttle."""
+    workspace_max_facilities: int = 100
+    """Facilities a new workspace may hold unless its creator says otherwise (docs/ARCHITECTURE.md, Workspaces)."""
+    workspace_max_submissions_per_minute: int = 600
+    """Wire submissions per real minute a new workspace may send; beyond, the portal's busy answer (MaKetQua 500)."""
+    workspace_max_documents: int = 100_000
+    """Accepted documents a new workspace may store; beyond, the portal's busy answer."""
     worker_restarts: int = 5
     """Crashed workers the supervisor restarts within `worker_restart_window_seconds` before giving up."""
     worker_restart_window_seconds: int = 60

@@ -145,10 +145,11 @@ def provision(
     variant: str = "valid",
     register: bool = True,
     strictness: str | None = None,
+    username: str | None = None,
 ) -> Hospital:
     code = code or new_facility_code()
     password = f"pw-{code}"
-    username = f"{code}_BV"
+    username = username or f"{code}_BV"
     created = admin.post(
         "/sandbox/facilities",
         json={"code": code, "name": f"Bệnh viện {code}", "username": username, "password": password},

@@ -38,13 +38,16 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-def locust(portal: LiveServer, out: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def locust(
+    portal: LiveServer, out: Path, *args: str, timeout: float = 60, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A Locust run against `portal` with its operator key (its own workspace) or `token` (a workspace key)."""
     command = [
         *LOCUST,
         "-H",
         portal.base_url,
         "--admin-token",
-        portal.admin_token,
+        token or portal.admin_token,
         "--csv",
         str(out / "run"),
         "--deadline-report",
@@ -273,24 +276,53 @@ def test_python_m_load_help_lists_the_kit_options() -> None:
 
 
 def test_503_is_reported_as_503_and_the_portal_gets_its_fault_plan_back(portal: LiveServer, tmp_path: Path) -> None:
-    """(issue 11, points 19 and 2) a 503 reply was counted as "no reply"; the run restores the plan it found."""
+    """(issue 11, points 19 and 2) a 503 reply was counted as "no reply"; the run restores the plan it found.
+    Run with a workspace key (issue 17: a run given a workspace stays in it), whose plan is the one found."""
     plan = {"seed": 1, "faults": [{"name": "down", "effect": "http_error", "status": 503, "operations": ["submit"]}]}
-    with portal.admin() as admin:
+    with portal.admin() as operator:
+        created = operator.post("/sandbox/workspaces", json={"name": "load 503"}).json()
+    key = created["key"]
+    with httpx.Client(base_url=portal.base_url, headers={"Authorization": f"Bearer {key}"}) as admin:
         assert admin.put("/sandbox/faults", json=plan).status_code == 200
-    try:
-        run = locust(
-            portal,
-            tmp_path,
-            *("--headless", "-u", "2", "-r", "2", "-t", "3s", "--clock-rate", "600", "--issue-rate", "60"),
-            *("--facilities", "1", "--shape", "outage-recovery", "--retry-base", "0.05", "--retry-cap", "0.2"),
-        )
-        assert run.returncode in (0, 1), run.stderr[-3000:]
-        with (tmp_path / "run_failures.csv").open(encoding="utf-8") as handle:
-            errors = [row["Error"] for row in csv.DictReader(handle) if row["Name"] == SUBMIT]
-        assert errors and any("HTTP 503" in e for e in errors) and not any("no reply" in e for e in errors), errors
-        with portal.admin() as admin:
+        try:
+            run = locust(
+                portal,
+                tmp_path,
+                *("--headless", "-u", "2", "-r", "2", "-t", "3s", "--clock-rate", "600", "--issue-rate", "60"),
+                *("--facilities", "1", "--shape", "outage-recovery", "--retry-base", "0.05", "--retry-cap", "0.2"),
+                token=key,
+            )
+            assert run.returncode in (0, 1), run.stderr[-3000:]
+            with (tmp_path / "run_failures.csv").open(encoding="utf-8") as handle:
+                errors = [row["Error"] for row in csv.DictReader(handle) if row["Name"] == SUBMIT]
+            assert errors and any("HTTP 503" in e for e in errors) and not any("no reply" in e for e in errors), errors
             assert admin.get("/sandbox/faults").json()["plan"]["faults"] == plan["faults"]
             assert admin.get("/sandbox/clock").json()["mode"] == "real"
-    finally:
-        with portal.admin() as admin:
-            admin.delete("/sandbox/faults")
+        finally:
+            with portal.admin() as operator:
+                operator.delete(f"/sandbox/workspaces/{created['id']}")
+
+
+def test_a_run_opens_a_workspace_of_its_own_and_deletes_it_unless_kept(portal: LiveServer, tmp_path: Path) -> None:
+    """(issue 17) with the operator key the kit provisions, sends and moves the clock in its own workspace."""
+    import re
+
+    with portal.admin() as admin:
+        journal_before = admin.get("/sandbox/journal/count").json()["count"]
+    quick = ("--headless", "-u", "2", "-r", "2", "-t", "3s", "--clock-rate", "600", "--issue-rate", "60")
+    opened = []
+    for keep in (False, True):
+        out = tmp_path / f"keep-{keep}"
+        out.mkdir()
+        run = locust(portal, out, *quick, "--facilities", "1", *(["--keep-workspace"] if keep else []))
+        assert run.returncode == 0, run.stderr[-3000:]
+        found = re.search(r"opened workspace (\S+) for the run", run.stderr)
+        assert found, run.stderr[-3000:]
+        opened.append(found.group(1))
+        assert int(stats(out)[("POST", SUBMIT)]["Request Count"]) > 0
+    with portal.admin() as admin:
+        listed = [w["id"] for w in admin.get("/sandbox/workspaces").json()]
+        assert opened[0] not in listed and opened[1] in listed
+        assert admin.get("/sandbox/journal/count").json()["count"] == journal_before  # nothing in default
+        assert admin.get("/sandbox/clock").json()["mode"] == "real"
+        assert admin.delete(f"/sandbox/workspaces/{opened[1]}").status_code == 204

@@ -60,3 +60,59 @@ def test_a_database_of_the_first_schema_gets_the_later_columns(database_url: str
     _facility(repo, "79003")
     assert repo.facility_strictness("79003") is None
     engine.dispose()
+
+
+def test_a_database_at_0002_moves_into_the_default_workspace_with_its_rows_and_keys(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = store.create_engine_for(database_url)
+    with engine.begin() as connection:
+        command.upgrade(migrate._config(connection), "0002")
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO facilities (code, name, created_at) VALUES ('79001', 'BV', :t)"), {"t": NOW})
+        c.execute(
+            text(
+                "INSERT INTO accounts (username, facility_code, password_md5, locked, password_hash) "
+                "VALUES ('79001_BV', '79001', '', false, 'scrypt$x')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO registered_certificates (facility_code, fingerprint, subject, serial, not_before, "
+                "not_after, pem, registered_at) VALUES ('79001', 'ab', 'CN=x', '1', :t, :t, 'pem', :t)"
+            ),
+            {"t": NOW},
+        )
+        c.execute(
+            text(
+                "INSERT INTO certificate_authorities (fingerprint, subject, pem, added_at) "
+                "VALUES ('cd', 'CN=r', 'p', :t)"
+            ),
+            {"t": NOW},
+        )
+        c.execute(
+            text(
+                "INSERT INTO tokens (access_token, id_token, username, issued_at, expires_at) "
+                "VALUES ('tok', 'id', '79001_BV', :t, :t)"
+            ),
+            {"t": NOW},
+        )
+    repo = store.Repository(engine)
+    repo.create_schema()
+    assert migrate.current(engine) == migrate.head()
+    assert [(f.workspace_id, f.code) for f in repo.list_facilities()] == [("default", "79001")]
+    assert repo.get_account("79001_BV") is not None and repo.get_token("tok") is not None
+    assert [c.fingerprint for c in repo.certificates_of("79001")] == ["ab"]
+    assert [c.fingerprint for c in repo.list_cas()] == ["cd"]
+    other = repo.scoped("vendor-b")
+    other.add_facility(
+        store.Facility(code="79001", name="BV of B", created_at=NOW),
+        store.Account(username="79001_B", facility_code="79001", password_md5="", password_hash="scrypt$y"),
+    )
+    assert [f.name for f in other.list_facilities()] == ["BV of B"] and repo.get_account("79001_B") is None
+    with engine.begin() as c:  # the foreign keys are back on and follow the new key: a facility takes its own
+        c.execute(text("DELETE FROM facilities WHERE workspace_id = 'default' AND code = '79001'"))
+    assert repo.get_account("79001_BV") is None and repo.certificates_of("79001") == []
+    assert other.get_account("79001_B") is not None
+    engine.dispose()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import current_app
-
+from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
 from mock_portal.control.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
@@ -23,7 +22,7 @@ Json = dict[str, Any]
 
 
 def _portal() -> Portal:
-    portal: Portal = current_app.config["PORTAL"]
+    portal = request_portal()
     portal.clock.refresh()
     return portal
 

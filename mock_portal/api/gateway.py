@@ -22,11 +22,13 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
 from mock_portal.control.clock import system_now
 from mock_portal.control.faults import Decision, Effect, Fault
 from mock_portal.control.gate import Exchange, JournalSlot
+from mock_portal.portal import workspaces
 from mock_portal.portal.codes import SubmitResult, TokenResult
 from mock_portal.portal.service import Portal
 from mock_portal.store.repository import CLOCK
@@ -69,7 +71,7 @@ class _Exchange:
         else:  # up to ~7 MB: not on the event loop
             form = await anyio.to_thread.run_sync(_form, body)
         facility = _facility_of(form)
-        at, decision = await anyio.to_thread.run_sync(self._decide, facility)
+        at, decision, busy = await anyio.to_thread.run_sync(self._decide, facility, form.get("username", ""))
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
         exchange = Exchange(
@@ -84,6 +86,12 @@ class _Exchange:
             faults=decision.applied,
             loai_hs=form.get("loaiHs"),
         )
+        if busy is not None:  # over a workspace quota: the real portal's busy answer, as the overload guard gives
+            explain = [(b"x-sandbox-explain", header_safe(f"WORKSPACE_BUSY: {busy}").encode())]
+            payload = json.dumps(submit_reply(SubmitResult.SERVER_ERROR, "", at), separators=(",", ":")).encode()
+            await self._journal(replace(exchange, outcome=SubmitResult.SERVER_ERROR.value, http_status=200))
+            await _send(self.send, 200, [(b"content-type", b"application/json"), *explain], payload)
+            return None
         fault = decision.terminal
         if fault is not None and fault.effect is Effect.RESET:
             await self._journal(replace(exchange, outcome="RESET"))
@@ -95,14 +103,19 @@ class _Exchange:
             return None
         return await self._pass_on(body, decision, form, exchange=exchange)
 
-    def _decide(self, facility: str) -> tuple[Any, Decision]:
-        """Take up the shared clock and the fault plans, read together in one query."""
+    def _decide(self, facility: str, username: str) -> tuple[Any, Decision, str | None]:
+        """Find the account's workspace (docs/ARCHITECTURE.md, Workspaces; an unknown account is refused
+        in `default`), count a submission against its quotas, then take up its clock and fault plans,
+        read together in one query. The workspace's portal goes down to the handler in the scope."""
+        self.portal = self.portal.workspace(self.portal.repo.workspace_of_account(username) or workspaces.DEFAULT)
+        self.scope.setdefault("state", {})[WORKSPACE_PORTAL] = self.portal
+        busy = workspaces.admit_submission(self.portal) if self.operation == "submit" else None
         gate = self.portal.gate
         found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)])
         clock = found.get(CLOCK)
         self.portal.clock.refresh_from(clock)
         at = self.portal.clock.now()
-        return at, gate.decide(self.operation, facility, at, found)
+        return at, gate.decide(self.operation, facility, at, found), busy
 
     async def _read_body(self) -> tuple[bytes, bool]:
         """The whole body, or the first part of it when it is over the cap (complete=False)."""

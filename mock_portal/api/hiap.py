@@ -14,8 +14,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
+from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, reply
 from mock_portal.control.clock import vn_local
 from mock_portal.control.gate import Exchange, JournalSlot
@@ -30,7 +31,8 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _portal() -> Portal:
-    return current_app.config["PORTAL"]
+    """The portal of the account's workspace (the gateway chose it), else the root."""
+    return request_portal()
 
 
 def _fields(body: Any) -> dict[str, str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
-
+from mock_portal.api.context import request_portal
 from mock_portal.api.errors import problem_body
 from mock_portal.api.render import Reply, reply
 from mock_portal.ipss import registration
@@ -19,7 +18,7 @@ PROBLEM = {"Content-Type": "application/problem+json"}
 
 
 def _portal() -> Portal:
-    return current_app.config["PORTAL"]
+    return request_portal()
 
 
 def _iso(instant: datetime | None) -> str | None:

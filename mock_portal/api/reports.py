@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 
+from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, reply
 from mock_portal.portal.service import Portal
 from mock_portal.reports import formats, semiannual
@@ -28,7 +29,7 @@ def download(report: semiannual.Report, fmt: str) -> Response:
 
 def get_semiannual_report(**query: Any) -> Reply | Response:
     """`from` is a Python keyword, hence **query."""
-    portal: Portal = current_app.config["PORTAL"]
+    portal = request_portal()
     fmt = query.get("format") or "json"
     report = build_report(portal, query.get("period"), query.get("from"), query.get("to"))
     if fmt == "json":

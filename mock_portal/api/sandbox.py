@@ -5,9 +5,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 
 from mock_portal import fidelity, store
+from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
 from mock_portal.documents import list_rules as domain_rules
@@ -19,7 +20,7 @@ Json = dict[str, Any]
 
 
 def _portal() -> Portal:
-    return current_app.config["PORTAL"]
+    return request_portal()
 
 
 def _bytes(body: Any) -> bytes:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
+from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, reply
-from mock_portal.portal.service import Portal
 from mock_portal.store import ipss as ipss_store
 
 
 def get_sharing() -> Reply:
-    portal: Portal = current_app.config["PORTAL"]
+    portal = request_portal()
     stats = ipss_store.sharing_stats(portal.repo)
     return reply(
         {

@@ -110,6 +110,10 @@ class SandboxClock:
         self._version = 0
         self._refreshed = now - max_staleness
 
+    def over(self, store: ClockStore) -> SandboxClock:
+        """A clock of the same kind over another store (another workspace's clock)."""
+        return SandboxClock(store, self._real, self._max_staleness)
+
     def now(self) -> datetime:
         """Sandbox time; a state older than `max_staleness` is re-read first (background threads)."""
         real = self._real()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from mock_portal.control.clock import Clock
@@ -42,9 +43,18 @@ def share_pending(repo: Repository, now: datetime, limit: int = BATCH) -> int:
 class SharingWorker:
     """A daemon thread that runs `share_pending` every `interval_ms` until stopped."""
 
-    def __init__(self, repo: Repository, clock: Clock, interval_ms: int, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        clock: Clock,
+        interval_ms: int,
+        batch: int = BATCH,
+        clock_of: Callable[[str], Clock] | None = None,
+    ) -> None:
+        """`clock_of(workspace)` is the clock a workspace's documents are shared on (its IPSS lag
+        follows it); `clock` for every workspace when not given."""
         self._repo = repo
-        self._clock = clock
+        self._clock_of = clock_of or (lambda _workspace: clock)
         self._interval = max(interval_ms, 1) / 1000
         self._batch = batch
         self._stop = threading.Event()
@@ -67,13 +77,15 @@ class SharingWorker:
         atexit.unregister(self.stop)
 
     def run_once(self) -> int:
-        # Drain the backlog in batches, reading the portal clock for each batch.
+        # Drain each workspace's backlog in batches, reading the workspace's clock for each batch.
         total = 0
-        while not self._stop.is_set():
-            shared = share_pending(self._repo, self._clock.now(), self._batch)
-            total += shared
-            if shared < self._batch:
-                break
+        for workspace in ipss_store.pending_workspaces(self._repo):
+            repo, clock = self._repo.scoped(workspace), self._clock_of(workspace)
+            while not self._stop.is_set():
+                shared = share_pending(repo, clock.now(), self._batch)
+                total += shared
+                if shared < self._batch:
+                    break
         return total
 
     def _run(self) -> None:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mock_portal import store
+from mock_portal.portal import workspaces
 from mock_portal.portal.auth import hash_password_md5, md5_upper
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound
@@ -54,6 +55,7 @@ def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
             f"The username must be {new.code}_<name> (letters, digits, . _ -), e.g. {new.code}_BV: the portal "
             "reads the facility from the prefix",
         )
+    workspaces.check_facility_quota(portal)
     facility = store.Facility(code=new.code, name=new.name, created_at=_naive(portal.clock.now()))
     account = store.Account(
         username=new.username, facility_code=new.code, password_hash=hash_password_md5(md5_upper(new.password))

@@ -6,6 +6,7 @@ It owns the settings, the repository, the clock and a per-process cache of the t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import uuid
@@ -68,6 +69,37 @@ class Portal:
         self._trust_lock = threading.Lock()
         self._trust: tuple[int, TrustStore] | None = None
         self.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+        self._root = self
+        self._workspaces: dict[str, Portal] = {}
+        self._workspaces_lock = threading.Lock()
+
+    # workspaces
+    @property
+    def workspace_id(self) -> str:
+        return self.repo.workspace
+
+    def workspace(self, workspace_id: str) -> Portal:
+        """The portal of a workspace — the context every handler and domain call of a request in that
+        workspace gets: the repository scoped to it, its own clock, fault plans, journal and trust
+        store; settings, calendar, intake policy and login throttle are shared. Built once per process."""
+        root = self._root
+        if workspace_id == root.workspace_id:
+            return root
+        with root._workspaces_lock:
+            portal = root._workspaces.get(workspace_id)
+            if portal is None:
+                portal = copy.copy(root)
+                portal.repo = root.repo.scoped(workspace_id)
+                portal.clock = root.clock.over(portal.repo)
+                portal.gate = Gate(portal.repo, self.settings.journal_max_entries)
+                portal._trust_lock, portal._trust = threading.Lock(), None
+                root._workspaces[workspace_id] = portal
+            return portal
+
+    def forget_workspace(self, workspace_id: str) -> None:
+        """Drop the cached portal of a deleted workspace (a new one of that name starts afresh)."""
+        with self._root._workspaces_lock:
+            self._root._workspaces.pop(workspace_id, None)
 
     # strictness
     def strictness(self, override: str | None) -> Strictness:

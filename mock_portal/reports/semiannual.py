@@ -195,30 +195,36 @@ def build(
 ) -> Report:
     start, end = period.naive_bounds()
     Document, Submission, Expectation = store.Document, store.Submission, store.Expectation
+    ws = repo.workspace  # the report of one workspace: every query below is limited to it
     with repo.session() as s:
-        facilities = [(f.code, f.name) for f in s.scalars(select(store.Facility).order_by(store.Facility.code))]
-        accepted = s.scalars(select(Document).where(Document.accepted_at >= start, Document.accepted_at < end)).all()
+        query = select(store.Facility).where(store.Facility.workspace_id == ws).order_by(store.Facility.code)
+        facilities = [(f.code, f.name) for f in s.scalars(query)]
+        in_period = (Document.accepted_at >= start) & (Document.accepted_at < end)
+        accepted = s.scalars(select(Document).where(Document.workspace_id == ws, in_period)).all()
         first_issues = s.execute(
             select(Document.facility_code, Document.doc_type, Document.code, Document.expectation_id).where(
-                Document.first_issue.is_(True), Document.issue_instant >= start, Document.issue_instant < end
+                Document.workspace_id == ws,
+                Document.first_issue.is_(True),
+                Document.issue_instant >= start,
+                Document.issue_instant < end,
             )
         ).all()
         expected_codes = {
             (row.facility_code, row.doc_type, row.code)
             for row in s.execute(
                 select(Document.facility_code, Document.doc_type, Document.code).where(
-                    Document.expectation_id.is_not(None)
+                    Document.workspace_id == ws, Document.expectation_id.is_not(None)
                 )
             )
         }
         expectations = s.execute(
             select(Expectation.facility_code, Expectation.doc_type).where(
-                Expectation.issued_at >= start, Expectation.issued_at < end
+                Expectation.workspace_id == ws, Expectation.issued_at >= start, Expectation.issued_at < end
             )
         ).all()
         submissions = s.execute(
             select(Submission.facility_code, Submission.loai_hs, Submission.result, Submission.findings).where(
-                Submission.received_at >= start, Submission.received_at < end
+                Submission.workspace_id == ws, Submission.received_at >= start, Submission.received_at < end
             )
         ).all()
         shared_ids = set(

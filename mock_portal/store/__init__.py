@@ -2,6 +2,7 @@
 
 from mock_portal.store.ipss import Application, SharedDocument
 from mock_portal.store.models import (
+    DEFAULT_WORKSPACE,
     Account,
     Base,
     CertificateAuthority,
@@ -15,10 +16,12 @@ from mock_portal.store.models import (
     SharedSetting,
     Submission,
     Token,
+    Workspace,
 )
 from mock_portal.store.repository import Repository, create_engine_for
 
 __all__ = [
+    "DEFAULT_WORKSPACE",
     "Account",
     "Application",
     "Base",
@@ -35,5 +38,6 @@ __all__ = [
     "SharedSetting",
     "Submission",
     "Token",
+    "Workspace",
     "create_engine_for",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, func, select, text, upda
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mock_portal.store.models import Base, Document, OutboxEntry
+from mock_portal.store.models import Base, Document, OutboxEntry, workspace_column
 from mock_portal.store.repository import Repository
 
 FEED_LOCK_KEY = 0x1955_F00D
@@ -31,6 +31,7 @@ class SharedDocument(Base):
     __table_args__ = (Index("ix_ipss_documents_code", "doc_type", "code"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     """The feed cursor: increases with every share and is never reused."""
+    workspace_id: Mapped[str] = workspace_column()
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
     doc_type: Mapped[str] = mapped_column(String(3))
     code: Mapped[str] = mapped_column(String(64))
@@ -51,6 +52,7 @@ class Application(Base):
 
     __tablename__ = "ipss_applications"
     id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
     kind: Mapped[str] = mapped_column(String(8))
     """BIRTH or DEATH."""
     certificate_code: Mapped[str] = mapped_column(String(64))
@@ -72,15 +74,28 @@ class SharingStats:
 
 # sharing -------------------------------------------------------------------------------------------
 def pending_entries(repo: Repository, limit: int) -> list[tuple[int, int]]:
-    """(outbox id, document id) of unshared outbox rows, oldest first."""
+    """(outbox id, document id) of the repository's workspace's unshared outbox rows, oldest first."""
     query = (
         select(OutboxEntry.id, OutboxEntry.document_id)
-        .where(OutboxEntry.shared_at.is_(None))
+        .join(Document, Document.id == OutboxEntry.document_id)
+        .where(OutboxEntry.shared_at.is_(None), Document.workspace_id == repo.workspace)
         .order_by(OutboxEntry.id)
         .limit(limit)
     )
     with repo.reading() as s:
         return [(row.id, row.document_id) for row in s.execute(query)]
+
+
+def pending_workspaces(repo: Repository) -> list[str]:
+    """The workspaces with unshared outbox rows (each is shared on its own clock)."""
+    query = (
+        select(Document.workspace_id)
+        .join(OutboxEntry, Document.id == OutboxEntry.document_id)
+        .where(OutboxEntry.shared_at.is_(None))
+        .distinct()
+    )
+    with repo.reading() as s:
+        return sorted(s.scalars(query))
 
 
 def share_entry(repo: Repository, outbox_id: int, now: datetime) -> bool:
@@ -149,6 +164,7 @@ def _serialise_feed(s: Session) -> None:
 def _copy(document: Document, shared_at: datetime) -> SharedDocument:
     lag = shared_at - document.accepted_at
     return SharedDocument(
+        workspace_id=document.workspace_id,
         document_id=document.id,
         doc_type=document.doc_type,
         code=document.code,
@@ -166,34 +182,53 @@ def _copy(document: Document, shared_at: datetime) -> SharedDocument:
 
 def sharing_stats(repo: Repository) -> SharingStats:
     with repo.reading() as s:
-        pending = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.shared_at.is_(None)))
-        shared, max_lag = s.execute(select(func.count(SharedDocument.id), func.max(SharedDocument.lag_ms))).one()
-        last_lag = s.scalar(select(SharedDocument.lag_ms).order_by(SharedDocument.id.desc()).limit(1))
+        mine = SharedDocument.workspace_id == repo.workspace
+        documents = select(Document.id).where(Document.workspace_id == repo.workspace)
+        pending = s.scalar(
+            select(func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.shared_at.is_(None), OutboxEntry.document_id.in_(documents))
+        )
+        stats = select(func.count(SharedDocument.id), func.max(SharedDocument.lag_ms)).where(mine)
+        shared, max_lag = s.execute(stats).one()
+        last_lag = s.scalar(select(SharedDocument.lag_ms).where(mine).order_by(SharedDocument.id.desc()).limit(1))
     return SharingStats(pending or 0, shared or 0, last_lag, max_lag)
 
 
 # reading -------------------------------------------------------------------------------------------
 def shared_by_code(repo: Repository, doc_type: str, code: str) -> Sequence[SharedDocument]:
     """Every shared issue of a certificate, oldest first."""
-    query = select(SharedDocument).where(SharedDocument.doc_type == doc_type, SharedDocument.code == code)
+    query = select(SharedDocument).where(
+        SharedDocument.workspace_id == repo.workspace, SharedDocument.doc_type == doc_type, SharedDocument.code == code
+    )
     with repo.reading() as s:
         return s.scalars(query.order_by(SharedDocument.id)).all()
 
 
 def accepted_count(repo: Repository, doc_type: str, code: str) -> int:
     """How many documents of this type and code HIAP accepted (shared or not)."""
-    query = select(func.count()).select_from(Document).where(Document.doc_type == doc_type, Document.code == code)
+    query = (
+        select(func.count())
+        .select_from(Document)
+        .where(Document.workspace_id == repo.workspace, Document.doc_type == doc_type, Document.code == code)
+    )
     with repo.reading() as s:
         return s.scalar(query) or 0
 
 
 def feed(repo: Repository, after: int, limit: int) -> Sequence[SharedDocument]:
-    query = select(SharedDocument).where(SharedDocument.id > after).order_by(SharedDocument.id).limit(limit)
+    query = (
+        select(SharedDocument)
+        .where(SharedDocument.workspace_id == repo.workspace, SharedDocument.id > after)
+        .order_by(SharedDocument.id)
+        .limit(limit)
+    )
     with repo.reading() as s:
         return s.scalars(query).all()
 
 
 def add_application(repo: Repository, application: Application) -> Application:
+    application.workspace_id = repo.workspace
     with repo.session() as s:
         s.add(application)
     return application

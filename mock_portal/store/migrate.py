@@ -47,11 +47,21 @@ def upgrade(engine: Engine) -> None:
     processes) or a PostgreSQL advisory lock, so workers and hosts starting together take turns; the
     later ones find the database at head and do nothing."""
     gate = WriteGate.for_engine(engine)
-    with gate.hold() if gate is not None else nullcontext(), engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        if MigrationContext.configure(connection).get_current_revision() != head():
-            command.upgrade(_config(connection), "head")
+    with gate.hold() if gate is not None else nullcontext(), engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # SQLite rebuilds a table to change its key: no cascade may fire meanwhile (before BEGIN)
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                if MigrationContext.configure(connection).get_current_revision() != head():
+                    command.upgrade(_config(connection), "head")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def _revision(message: str) -> None:

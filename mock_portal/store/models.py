@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -13,8 +13,34 @@ class Base(DeclarativeBase):
     pass
 
 
+DEFAULT_WORKSPACE = "default"
+"""The zero-configuration workspace: everything that names no workspace lives here."""
+
+
+def workspace_column() -> Mapped[str]:
+    """The workspace a row belongs to (docs/ARCHITECTURE.md, Workspaces)."""
+    return mapped_column(String(32), default=DEFAULT_WORKSPACE, server_default=DEFAULT_WORKSPACE, index=True)
+
+
+class Workspace(Base):
+    """A tenant of a hosted sandbox: its key (as SHA-256) and its quotas (None: no limit)."""
+
+    __tablename__ = "workspaces"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    key_sha256: Mapped[str] = mapped_column(String(64), default="")
+    """SHA-256 of the workspace key (empty for `default`: the operator key acts on it)."""
+    created_at: Mapped[datetime]
+    max_facilities: Mapped[int | None]
+    max_submissions_per_minute: Mapped[int | None]
+    max_documents: Mapped[int | None]
+
+
 class Facility(Base):
     __tablename__ = "facilities"
+    workspace_id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=DEFAULT_WORKSPACE, server_default=DEFAULT_WORKSPACE
+    )
     code: Mapped[str] = mapped_column(String(5), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
@@ -23,9 +49,20 @@ class Facility(Base):
 
 
 class Account(Base):
+    """A wire account; its name is unique across workspaces (the wire names no workspace)."""
+
     __tablename__ = "accounts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "facility_code"],
+            ["facilities.workspace_id", "facilities.code"],
+            ondelete="CASCADE",
+            name="fk_accounts_facility",
+        ),
+    )
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
-    facility_code: Mapped[str] = mapped_column(ForeignKey("facilities.code", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = workspace_column()
+    facility_code: Mapped[str] = mapped_column(String(5))
     password_md5: Mapped[str] = mapped_column(String(32), default="")
     """Legacy: the unsalted MD5 older versions stored; emptied by `mock_portal.portal.auth.upgrade_legacy_passwords`."""
     locked: Mapped[bool] = mapped_column(default=False)
@@ -35,9 +72,18 @@ class Account(Base):
 
 class RegisteredCertificate(Base):
     __tablename__ = "registered_certificates"
-    __table_args__ = (UniqueConstraint("facility_code", "fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "facility_code", "fingerprint", name="uq_registered_certificates"),
+        ForeignKeyConstraint(
+            ["workspace_id", "facility_code"],
+            ["facilities.workspace_id", "facilities.code"],
+            ondelete="CASCADE",
+            name="fk_registered_certificates_facility",
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    facility_code: Mapped[str] = mapped_column(ForeignKey("facilities.code", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = workspace_column()
+    facility_code: Mapped[str] = mapped_column(String(5))
     fingerprint: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(1024))
     serial: Mapped[str] = mapped_column(String(64))
@@ -49,8 +95,10 @@ class RegisteredCertificate(Base):
 
 class CertificateAuthority(Base):
     __tablename__ = "certificate_authorities"
+    __table_args__ = (UniqueConstraint("workspace_id", "fingerprint", name="uq_certificate_authorities"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    workspace_id: Mapped[str] = workspace_column()
+    fingerprint: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(1024))
     pem: Mapped[str]
     added_at: Mapped[datetime]
@@ -59,6 +107,7 @@ class CertificateAuthority(Base):
 class RevocationList(Base):
     __tablename__ = "revocation_lists"
     id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
     issuer: Mapped[str] = mapped_column(String(1024))
     der: Mapped[bytes] = mapped_column(LargeBinary)
     revoked_count: Mapped[int]
@@ -85,6 +134,7 @@ class Submission(Base):
         Index("ix_submissions_result", "result"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
     received_at: Mapped[datetime]
     facility_code: Mapped[str] = mapped_column(String(64))
     username: Mapped[str] = mapped_column(String(64))
@@ -106,6 +156,7 @@ class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (Index("ix_documents_code", "code"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
     doc_type: Mapped[str] = mapped_column(String(3))
     code: Mapped[str] = mapped_column(String(64))
@@ -143,6 +194,7 @@ class JournalEntry(Base):
     __tablename__ = "journal"
     __table_args__ = (Index("ix_journal_facility", "facility_code"), Index("ix_journal_at", "at"))
     id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
     at: Mapped[datetime]
     """Sandbox time of the request."""
     real_at: Mapped[datetime]
@@ -166,6 +218,7 @@ class Expectation(Base):
 
     __tablename__ = "expectations"
     id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
     doc_type: Mapped[str] = mapped_column(String(3))
     facility_code: Mapped[str] = mapped_column(String(5))
     issued_at: Mapped[datetime]

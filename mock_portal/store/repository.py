@@ -6,6 +6,7 @@ Domain code gets plain values or ORM rows back; no SQL leaks out. Writes that be
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store import migrate
 from mock_portal.store.models import (
+    DEFAULT_WORKSPACE,
     Account,
     Base,
     CertificateAuthority,
@@ -33,6 +35,7 @@ from mock_portal.store.models import (
     SharedSetting,
     Submission,
     Token,
+    Workspace,
 )
 from mock_portal.store.write_gate import WriteGate
 
@@ -136,11 +139,12 @@ def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
 
-def _pending(facility_code: str, doc_type: str, *, core: bool = False) -> Select[Any]:
+def _pending(workspace: str, facility_code: str, doc_type: str, *, core: bool = False) -> Select[Any]:
     """Expectations of a facility and document type no document has claimed yet, oldest first."""
     return (
         select(Expectation.__table__ if core else Expectation)
         .where(
+            Expectation.workspace_id == workspace,
             Expectation.facility_code == facility_code,
             Expectation.doc_type == doc_type,
             Expectation.document_id.is_(None),
@@ -180,11 +184,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+WORKSPACE_OWNED: tuple[type[Any], ...] = (
+    RevocationList,
+    CertificateAuthority,
+    RegisteredCertificate,
+    Account,
+    Facility,
+    Expectation,
+    JournalEntry,
+    Document,
+    Submission,
+)
+"""Tables with a `workspace_id` (besides the IPSS ones), children before parents: the order a workspace's
+rows are deleted in (`Repository._delete_rows`)."""
+
+
 class Repository:
-    def __init__(self, engine: Engine) -> None:
+    """Reads and writes of one workspace (`default` unless made by `scoped`); the engine, the sessions
+    and the write gate are shared by every workspace's repository."""
+
+    def __init__(self, engine: Engine, workspace: str = DEFAULT_WORKSPACE) -> None:
         self.engine = engine
+        self.workspace = workspace
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._gate = WriteGate.for_engine(engine)
+
+    def scoped(self, workspace: str) -> Repository:
+        """The repository of another workspace, on the same engine, sessions and write gate."""
+        other = copy.copy(self)
+        other.workspace = workspace
+        return other
+
+    def key(self, name: str) -> str:
+        """A shared setting's or counter's key in this workspace (`default` keeps the bare names, so an
+        existing database keeps its clock and fault plans)."""
+        return name if self.workspace == DEFAULT_WORKSPACE else f"ws:{self.workspace}:{name}"
+
+    def _mine(self, model: type[Any]) -> Any:
+        """The condition that a row of `model` belongs to this workspace."""
+        return model.workspace_id == self.workspace
+
+    def _own(self, row: Any) -> Any:
+        """`row` when it belongs to this workspace, else None (another workspace's row does not exist here)."""
+        return row if row is not None and row.workspace_id == self.workspace else None
 
     def create_schema(self) -> None:
         """Create or upgrade the schema to the newest migration (`mock_portal.store.migrate`); a
@@ -213,20 +255,54 @@ class Repository:
             yield session
 
     def reset(self) -> None:
-        """Delete every row of every table (children first), as on a new database — except that the
+        """Delete every row of this workspace (children first), as in a new workspace — except that the
         trust version and the shared settings' versions keep rising, so no process mistakes its cached
         trust store or fault plans for the new ones; shared settings come back empty ({})."""
         with self.session() as s:
-            trust = s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
-            versions = {row.key: row.version for row in s.execute(select(SharedSetting.key, SharedSetting.version))}
-            for table in reversed(Base.metadata.sorted_tables):
-                s.execute(delete(table))
-            s.add(Meta(key=TRUST_VERSION, value=trust + 1))
+            trust = s.scalar(select(Meta.value).where(Meta.key == self.key(TRUST_VERSION))) or 0
+            settings = self._settings_query(select(SharedSetting.key, SharedSetting.version))
+            versions = {row.key: row.version for row in s.execute(settings)}
+            self._delete_rows(s)
+            s.execute(delete(SharedSetting).where(SharedSetting.key.in_(list(versions))))
+            s.add(Meta(key=self.key(TRUST_VERSION), value=trust + 1))
             s.add_all(
                 SharedSetting(key=key, value={}, version=version + 1)
                 for key, version in versions.items()
-                if key != CLOCK
+                if key != self.key(CLOCK)
             )
+
+    def delete_workspace(self) -> bool:
+        """Delete this workspace with all its rows, settings and counters; False when it did not exist."""
+        with self.session() as s:
+            if s.get(Workspace, self.workspace) is None:
+                return False
+            self._delete_rows(s)
+            s.execute(self._settings_query(delete(SharedSetting)))
+            s.execute(delete(Workspace).where(Workspace.id == self.workspace))
+        return True
+
+    def _settings_query(self, query: Any) -> Any:
+        """`query` limited to this workspace's shared settings and, for a delete, its counters too."""
+        return query.where(self._keyed(SharedSetting.key))
+
+    def _keyed(self, column: Any) -> Any:
+        if self.workspace == DEFAULT_WORKSPACE:
+            return ~column.like("ws:%")
+        return column.like(f"ws:{self.workspace}:%")
+
+    def _delete_rows(self, s: Session) -> None:
+        """Every row of this workspace, children first, and its counters."""
+        from mock_portal.store.ipss import Application, SharedDocument  # ipss imports this module
+
+        documents = select(Document.id).where(self._mine(Document))
+        s.execute(delete(Application).where(self._mine(Application)))
+        s.execute(delete(SharedDocument).where(self._mine(SharedDocument)))
+        s.execute(delete(OutboxEntry).where(OutboxEntry.document_id.in_(documents)))
+        accounts = select(Account.username).where(self._mine(Account))
+        s.execute(delete(Token).where(Token.username.in_(accounts)))
+        for model in WORKSPACE_OWNED:
+            s.execute(delete(model).where(self._mine(model)))
+        s.execute(delete(Meta).where(self._keyed(Meta.key)))
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -236,6 +312,7 @@ class Repository:
 
     # facilities and accounts
     def add_facility(self, facility: Facility, account: Account) -> None:
+        facility.workspace_id = account.workspace_id = self.workspace
         try:
             with self.session() as s:
                 s.add(facility)
@@ -246,23 +323,35 @@ class Repository:
 
     def get_facility(self, code: str) -> Facility | None:
         with self._sessions() as s:
-            return s.get(Facility, code)
+            return s.get(Facility, (self.workspace, code))
+
+    def count_facilities(self) -> int:
+        with self._sessions() as s:
+            return s.scalar(select(func.count()).select_from(Facility).where(self._mine(Facility))) or 0
 
     def list_facilities(self) -> Sequence[Facility]:
         with self._sessions() as s:
-            return s.scalars(select(Facility).order_by(Facility.code)).all()
+            return s.scalars(select(Facility).where(self._mine(Facility)).order_by(Facility.code)).all()
 
     def accounts_of(self, facility_code: str) -> Sequence[Account]:
         with self._sessions() as s:
-            return s.scalars(select(Account).where(Account.facility_code == facility_code)).all()
+            return s.scalars(select(Account).where(self._mine(Account), Account.facility_code == facility_code)).all()
 
     def get_account(self, username: str) -> Account | None:
         with self._sessions() as s:
-            return s.get(Account, username)
+            return self._own(s.get(Account, username))
+
+    def workspace_of_account(self, username: str) -> str | None:
+        """The workspace of a wire account (account names are unique across workspaces)."""
+        if not username or len(username) > 64:
+            return None
+        with self.engine.connect() as c:
+            return c.scalar(select(Account.workspace_id).where(Account.username == username))
 
     def set_account_locked(self, facility_code: str, locked: bool) -> None:
         with self.session() as s:
-            s.execute(update(Account).where(Account.facility_code == facility_code).values(locked=locked))
+            mine = update(Account).where(self._mine(Account), Account.facility_code == facility_code)
+            s.execute(mine.values(locked=locked))
 
     # tokens
     def add_token(self, token: Token) -> None:
@@ -282,27 +371,32 @@ class Repository:
         map and unit of work cost more than these five reads; the rows come back as detached objects)."""
         with self.engine.connect() as c:
             token = _one(c, Token, Token.access_token == access_token) if access_token else None
-            account = _one(c, Account, Account.username == username) if username else None
-            version = c.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+            account = _one(c, Account, (Account.username == username) & self._mine(Account)) if username else None
+            version = c.scalar(select(Meta.value).where(Meta.key == self.key(TRUST_VERSION))) or 0
             strictness = (
-                c.scalar(select(Facility.strictness).where(Facility.code == account.facility_code)) if account else None
+                c.scalar(select(Facility.strictness).where(self._facility(account.facility_code))) if account else None
             )
             pending: Sequence[Expectation] = ()
             if expectations_for and token:
-                pending = [Expectation(**row._mapping) for row in c.execute(_pending(*expectations_for, core=True))]
+                query = _pending(self.workspace, *expectations_for, core=True)
+                pending = [Expectation(**row._mapping) for row in c.execute(query)]
         return token, account, version, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
         """The strictness set for a facility (None: it follows the portal's default)."""
         with self._sessions() as s:
-            return s.scalar(select(Facility.strictness).where(Facility.code == code))
+            return s.scalar(select(Facility.strictness).where(self._facility(code)))
+
+    def _facility(self, code: str) -> Any:
+        return (Facility.workspace_id == self.workspace) & (Facility.code == code)
 
     def set_facility_strictness(self, code: str, strictness: str | None) -> None:
         with self.session() as s:
-            s.execute(update(Facility).where(Facility.code == code).values(strictness=strictness))
+            s.execute(update(Facility).where(self._facility(code)).values(strictness=strictness))
 
     # trust material
     def register_certificate(self, cert: RegisteredCertificate) -> RegisteredCertificate:
+        cert.workspace_id = self.workspace
         try:
             with self.session() as s:
                 s.add(cert)
@@ -315,6 +409,7 @@ class Repository:
         with self.session() as s:
             done = s.execute(
                 delete(RegisteredCertificate).where(
+                    self._mine(RegisteredCertificate),
                     RegisteredCertificate.facility_code == facility_code,
                     RegisteredCertificate.fingerprint == fingerprint,
                 )
@@ -325,10 +420,13 @@ class Repository:
 
     def certificates_of(self, facility_code: str) -> Sequence[RegisteredCertificate]:
         with self._sessions() as s:
-            query = select(RegisteredCertificate).where(RegisteredCertificate.facility_code == facility_code)
+            query = select(RegisteredCertificate).where(
+                self._mine(RegisteredCertificate), RegisteredCertificate.facility_code == facility_code
+            )
             return s.scalars(query.order_by(RegisteredCertificate.id)).all()
 
     def add_ca(self, ca: CertificateAuthority) -> CertificateAuthority:
+        ca.workspace_id = self.workspace
         try:
             with self.session() as s:
                 s.add(ca)
@@ -338,6 +436,7 @@ class Repository:
         return ca
 
     def add_crl(self, crl: RevocationList) -> RevocationList:
+        crl.workspace_id = self.workspace
         with self.session() as s:
             s.add(crl)
             self._bump_trust(s)
@@ -346,34 +445,45 @@ class Repository:
     def trust_material(self) -> tuple[list[str], list[bytes], list[tuple[str, str]]]:
         """CA PEMs, CRL DERs and (facility, fingerprint) registrations, read in one transaction."""
         with self._sessions() as s:
-            cas = list(s.scalars(select(CertificateAuthority.pem).order_by(CertificateAuthority.id)))
-            crls = list(s.scalars(select(RevocationList.der).order_by(RevocationList.id)))
-            regs = [
-                (row.facility_code, row.fingerprint)
-                for row in s.execute(select(RegisteredCertificate.facility_code, RegisteredCertificate.fingerprint))
-            ]
+            cas = list(
+                s.scalars(
+                    select(CertificateAuthority.pem)
+                    .where(self._mine(CertificateAuthority))
+                    .order_by(CertificateAuthority.id)
+                )
+            )
+            crls = list(
+                s.scalars(select(RevocationList.der).where(self._mine(RevocationList)).order_by(RevocationList.id))
+            )
+            query = select(RegisteredCertificate.facility_code, RegisteredCertificate.fingerprint).where(
+                self._mine(RegisteredCertificate)
+            )
+            regs = [(row.facility_code, row.fingerprint) for row in s.execute(query)]
         return cas, crls, regs
 
     def trust_version(self) -> int:
         with self._sessions() as s:
-            return s.scalar(select(Meta.value).where(Meta.key == TRUST_VERSION)) or 0
+            return s.scalar(select(Meta.value).where(Meta.key == self.key(TRUST_VERSION))) or 0
 
-    @staticmethod
-    def _bump_trust(s: Session) -> None:
-        row = s.get(Meta, TRUST_VERSION, with_for_update=True)
+    def _bump_trust(self, s: Session) -> None:
+        row = s.get(Meta, self.key(TRUST_VERSION), with_for_update=True)
         if row is None:
-            s.add(Meta(key=TRUST_VERSION, value=1))
+            s.add(Meta(key=self.key(TRUST_VERSION), value=1))
         else:
             row.value += 1
 
     # shared settings (clock, fault plans) and counters
     def get_settings(self, keys: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
-        """The shared settings named, each as (version, value), in one query."""
-        query = select(SharedSetting.key, SharedSetting.version, SharedSetting.value).where(SharedSetting.key.in_(keys))
+        """The shared settings named (in this workspace), each as (version, value), in one query."""
+        named = {self.key(key): key for key in keys}
+        query = select(SharedSetting.key, SharedSetting.version, SharedSetting.value).where(
+            SharedSetting.key.in_(list(named))
+        )
         with self.engine.connect() as c:  # Core: read on every wire request, no ORM objects needed
-            return {row.key: (row.version, row.value) for row in c.execute(query)}
+            return {named[row.key]: (row.version, row.value) for row in c.execute(query)}
 
     def put_setting(self, key: str, value: dict[str, Any]) -> int:
+        key = self.key(key)
         with self.session() as s:
             row = s.get(SharedSetting, key, with_for_update=True)
             if row is None:
@@ -385,6 +495,7 @@ class Repository:
 
     def update_setting(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         """Read, change and write one shared setting in one transaction (no lost update between processes)."""
+        key = self.key(key)
         with self.session() as s:
             row = s.get(SharedSetting, key, with_for_update=True)
             value = change(dict(row.value) if row is not None else {})
@@ -405,6 +516,7 @@ class Repository:
 
         A single UPDATE … RETURNING takes the write lock before reading, so two processes never
         read the same value (a read-then-write would, under SQLite's deferred transactions)."""
+        key = self.key(key)
         bump = update(Meta).where(Meta.key == key).values(value=Meta.value + 1).returning(Meta.value)
         for _ in range(3):
             try:
@@ -421,6 +533,7 @@ class Repository:
     # journal
     def add_journal(self, entry: JournalEntry, keep: int) -> int:
         """Append an entry; every 256th write trims the journal to the newest `keep` entries."""
+        entry.workspace_id = self.workspace
         with self.session() as s:
             s.add(entry)
             s.flush()
@@ -432,13 +545,14 @@ class Repository:
         self, filters: JournalFilter, *, limit: int | None = None, oldest_first: bool = False
     ) -> Sequence[JournalEntry]:
         order = JournalEntry.id.asc() if oldest_first else JournalEntry.id.desc()
-        query = filters.apply(select(JournalEntry)).order_by(order)
+        query = filters.apply(select(JournalEntry).where(self._mine(JournalEntry))).order_by(order)
         with self._sessions() as s:
             return s.scalars(query.limit(limit) if limit else query).all()
 
     def count_journal(self, filters: JournalFilter) -> int:
         with self._sessions() as s:
-            return s.scalar(filters.apply(select(func.count()).select_from(JournalEntry))) or 0
+            query = select(func.count()).select_from(JournalEntry).where(self._mine(JournalEntry))
+            return s.scalar(filters.apply(query)) or 0
 
     # submissions and documents
     def record_submission(
@@ -454,9 +568,11 @@ class Repository:
         journal row of the exchange, written in the same transaction (trimmed as in `add_journal`).
         Submissions refused for their credentials (result 401: anyone can send them, nothing was
         examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
+        submission.workspace_id = self.workspace
         with self.session() as s:
             _insert(s, submission)
             if document is not None:
+                document.workspace_id = self.workspace
                 document.submission_id = submission.id
                 _insert(s, document)
                 if document.expectation_id is not None:
@@ -477,6 +593,7 @@ class Repository:
                 _insert(s, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
             entry = journal(submission.id) if journal is not None else None
             if entry is not None:
+                entry.workspace_id = self.workspace
                 _insert(s, entry)
                 if entry.id % 256 == 0:
                     s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
@@ -486,21 +603,25 @@ class Repository:
 
     # expectations
     def add_expectation(self, expectation: Expectation) -> Expectation:
+        expectation.workspace_id = self.workspace
         with self.session() as s:
             s.add(expectation)
         return expectation
 
     def get_expectation(self, expectation_id: int) -> Expectation | None:
         with self._sessions() as s:
-            return _get_by_id(s, Expectation, expectation_id)
+            return self._own(_get_by_id(s, Expectation, expectation_id))
 
     def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
         with self._sessions() as s:
-            return s.scalars(_pending(facility_code, doc_type)).all()
+            return s.scalars(_pending(self.workspace, facility_code, doc_type)).all()
 
     def unclaimed_documents(self, facility_code: str, doc_type: str) -> Sequence[Document]:
         query = select(Document).where(
-            Document.facility_code == facility_code, Document.doc_type == doc_type, Document.expectation_id.is_(None)
+            self._mine(Document),
+            Document.facility_code == facility_code,
+            Document.doc_type == doc_type,
+            Document.expectation_id.is_(None),
         )
         with self._sessions() as s:
             return s.scalars(query.order_by(Document.id)).all()
@@ -520,16 +641,16 @@ class Repository:
 
     def get_document(self, document_id: int) -> Document | None:
         with self._sessions() as s:
-            return _get_by_id(s, Document, document_id)
+            return self._own(_get_by_id(s, Document, document_id))
 
     def get_submission(self, submission_id: int) -> Submission | None:
         with self._sessions() as s:
-            return _get_by_id(s, Submission, submission_id)
+            return self._own(_get_by_id(s, Submission, submission_id))
 
     def list_submissions(
         self, *, facility: str | None, result: str | None, limit: int, before_id: int | None
     ) -> Sequence[Submission]:
-        query = select(Submission).order_by(Submission.id.desc()).limit(limit)
+        query = select(Submission).where(self._mine(Submission)).order_by(Submission.id.desc()).limit(limit)
         if facility:
             query = query.where(Submission.facility_code == facility)
         if result:
@@ -540,7 +661,7 @@ class Repository:
             return s.scalars(query).all()
 
     def count_submissions(self, *, result: str | None = None) -> int:
-        query = select(func.count()).select_from(Submission)
+        query = select(func.count()).select_from(Submission).where(self._mine(Submission))
         if result:
             query = query.where(Submission.result == result)
         with self._sessions() as s:
@@ -548,12 +669,34 @@ class Repository:
 
     def documents_by_code(self, code: str) -> Sequence[Document]:
         with self._sessions() as s:
-            return s.scalars(select(Document).where(Document.code == code).order_by(Document.id)).all()
+            query = select(Document).where(self._mine(Document), Document.code == code)
+            return s.scalars(query.order_by(Document.id)).all()
+
+    def count_documents(self) -> int:
+        with self._sessions() as s:
+            return s.scalar(select(func.count()).select_from(Document).where(self._mine(Document))) or 0
 
     def document_of_submission(self, submission_id: int) -> Document | None:
         with self._sessions() as s:
-            return s.scalar(select(Document).where(Document.submission_id == submission_id))
+            return s.scalar(select(Document).where(self._mine(Document), Document.submission_id == submission_id))
 
     def list_cas(self) -> Sequence[CertificateAuthority]:
         with self._sessions() as s:
-            return s.scalars(select(CertificateAuthority).order_by(CertificateAuthority.id)).all()
+            query = select(CertificateAuthority).where(self._mine(CertificateAuthority))
+            return s.scalars(query.order_by(CertificateAuthority.id)).all()
+
+    # workspaces
+    def add_workspace(self, workspace: Workspace) -> None:
+        try:
+            with self.session() as s:
+                s.add(workspace)
+        except IntegrityError as exc:
+            raise AlreadyExists(workspace.id) from exc
+
+    def get_workspace(self, workspace_id: str) -> Workspace | None:
+        with self._sessions() as s:
+            return s.get(Workspace, workspace_id)
+
+    def list_workspaces(self) -> Sequence[Workspace]:
+        with self._sessions() as s:
+            return s.scalars(select(Workspace).order_by(Workspace.created_at, Workspace.id)).all()

@@ -16,14 +16,27 @@ from typing import Any, TypeVar
 
 import jsonschema
 import yaml
-from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 
 from mock_portal.api import control, sandbox
+from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.errors import SPEC
 from mock_portal.api.reports import build_report, download
-from mock_portal.api.security import is_admin
 from mock_portal.api.validators import parse_json
+from mock_portal.portal import workspaces
 from mock_portal.portal.service import Portal
 from mock_portal.reports import formats, semiannual
 from mock_portal.reports.charts import Segment, StackedBar, stacked_bars
@@ -60,7 +73,14 @@ def register_dashboard(app: Flask, admin_token: str) -> None:
 
 
 def _portal() -> Portal:
-    return current_app.config["PORTAL"]
+    """The portal of the workspace the session logged in to (docs/ARCHITECTURE.md, Workspaces); the
+    sandbox handlers the pages call find it in `flask.g` too."""
+    portal = g.get(WORKSPACE_PORTAL)
+    if portal is None:
+        root: Portal = current_app.config["PORTAL"]
+        portal = root.workspace(session.get("workspace") or workspaces.DEFAULT)
+        setattr(g, WORKSPACE_PORTAL, portal)
+    return portal
 
 
 def _body(handler_reply: Any) -> Any:
@@ -91,7 +111,12 @@ def _no_store(response: Response) -> Response:
 
 @bp.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"csrf_token": session.get("csrf", ""), "prefix": PREFIX, "report_css": REPORT_CSS}
+    return {
+        "csrf_token": session.get("csrf", ""),
+        "prefix": PREFIX,
+        "report_css": REPORT_CSS,
+        "workspace": session.get("workspace"),
+    }
 
 
 # login ---------------------------------------------------------------------------------------------
@@ -99,19 +124,23 @@ def _globals() -> dict[str, Any]:
 def login() -> Any:
     error, status = None, 200
     if request.method == "POST":
-        portal, client = _portal(), f"ui:{request.remote_addr}"
-        if portal.login_throttle.blocked(client):
+        root: Portal = current_app.config["PORTAL"]
+        client = f"ui:{request.remote_addr}"
+        blocked = root.login_throttle.blocked(client)
+        caller = None if blocked else workspaces.authenticate(root, request.form.get("token", ""))
+        if blocked:
             error, status = "Quá nhiều lần đăng nhập sai, hãy thử lại sau (too many failed logins, try later)", 429
-        elif is_admin(portal, request.form.get("token", "")):
-            portal.login_throttle.succeeded(client)
+        elif caller is not None:
+            root.login_throttle.succeeded(client)
             session.clear()
             session["admin"] = True
-            session["sid"] = sessions.open_session(portal.repo)
+            session["workspace"] = caller.workspace
+            session["sid"] = sessions.open_session(_portal().repo)
             session["csrf"] = secrets.token_urlsafe(24)
             target = request.args.get("next") or ""
             return redirect(target if target.startswith(PREFIX + "/") else url_for("dashboard.journal"))
         else:
-            portal.login_throttle.failed(client)
+            root.login_throttle.failed(client)
             error, status = "Sai token quản trị (wrong admin token)", 401
     return render_template("login.html", error=error), status
 
