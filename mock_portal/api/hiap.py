@@ -2,6 +2,10 @@
 
 Replies use the wire's own spelling (`maKetQua` for tokens, `MaKetQua` for submissions) and
 HTTP 200 for business errors, as the real portal does.
+
+They are served by Connexion's AsyncApp (`mock_portal.app`), not through Flask: the handler runs on the
+event loop and hands only the blocking work (examination, database) to a thread, at most
+`WIRE_THREADS` at once per process (as many as Flask's view pool allowed before).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, request
+import anyio
+import anyio.to_thread
+from connexion import context, request
 
 from mock_portal.api.render import Reply, reply
 from mock_portal.auth import Credentials, json_body_note
@@ -27,10 +33,20 @@ from mock_portal.portal import Outcome, Portal, SubmissionForm
 log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters a header value must not carry (httptools refuses them and drops the connection)."""
+WIRE_THREADS = 10
+_limiter: list[anyio.CapacityLimiter] = []
 
 
 def _portal() -> Portal:
-    return current_app.config["PORTAL"]
+    """The portal this request reached (set in the scope by `PortalMiddleware`)."""
+    return context.scope["state"]["portal"]
+
+
+async def _blocking(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` on a worker thread, at most `WIRE_THREADS` of them at once in this process."""
+    if not _limiter:  # created on the event loop (anyio needs a running backend)
+        _limiter.append(anyio.CapacityLimiter(WIRE_THREADS))
+    return await anyio.to_thread.run_sync(function, *args, limiter=_limiter[0])
 
 
 def _fields(body: Any) -> dict[str, str]:
@@ -38,11 +54,13 @@ def _fields(body: Any) -> dict[str, str]:
     return {key: str(value) for key, value in body.items()} if isinstance(body, dict) else {}
 
 
-def take_token(body: dict[str, Any] | None = None) -> Reply:
+async def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     notes = (json_body_note(),) if request.mimetype == "application/json" else ()
     try:
-        grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")), notes)
+        grant = await _blocking(
+            _portal().take_token, str(form.get("username", "")), str(form.get("password", "")), notes
+        )
     except Exception as exc:  # the real portal answers any failure of its own with maKetQua 500
         log.exception("token take failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
@@ -71,12 +89,13 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
     )
 
 
-def send_document(body: dict[str, Any] | None = None) -> Reply:
+async def send_document(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     portal = _portal()
     slot = _journal_slot()
     try:
-        outcome = portal.submit(_submission_form(form), _journal_row(slot) if slot is not None else None)
+        journal = _journal_row(slot) if slot is not None else None
+        outcome = await _blocking(portal.submit, _submission_form(form), journal)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
@@ -88,8 +107,7 @@ def send_document(body: dict[str, Any] | None = None) -> Reply:
 
 def _journal_slot() -> JournalSlot | None:
     """The exchange the wire gateway handed down (absent when the app runs without the gateway)."""
-    scope = request.environ.get("asgi.scope") or {}
-    slot = (scope.get("state") or {}).get(JournalSlot.SCOPE_KEY)
+    slot = (context.scope.get("state") or {}).get(JournalSlot.SCOPE_KEY)
     return slot if isinstance(slot, JournalSlot) else None
 
 
