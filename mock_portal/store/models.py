@@ -15,7 +15,7 @@ class Base(DeclarativeBase):
 
 ROW_ID = BigInteger().with_variant(Integer, "sqlite")
 """Row ids, and the columns that hold one: signed 64-bit (`repository.MAX_ROW_ID`). BIGINT / BIGSERIAL on
-PostgreSQL (migration 0003); on SQLite only `INTEGER PRIMARY KEY` is the 64-bit rowid (a `BIGINT`
+PostgreSQL (migration 0004); on SQLite only `INTEGER PRIMARY KEY` is the 64-bit rowid (a `BIGINT`
 key would not autoincrement), and every SQLite integer is 64-bit already."""
 
 

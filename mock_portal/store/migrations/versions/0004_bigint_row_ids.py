@@ -6,7 +6,7 @@ at 2,147,483,647, while the portal takes ids up to `MAX_ROW_ID` (2**63 - 1) and 
 submission table passes 2**31 inserts in the sandbox's lifetime. SQLite needs nothing: its
 `INTEGER PRIMARY KEY` is the 64-bit rowid and all its integers are 64-bit.
 
-Revision ID: 0003
+Revision ID: 0004
 Revises: 0002
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
+revision = "0004"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
