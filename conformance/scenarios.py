@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
-from mock_portal.deadline import WorkingCalendar, deadline_for
+from mock_portal.deadline.working_time import WorkingCalendar, deadline_for
 
 __all__ = ["DEFAULT_RATE", "OrderPlan", "Scenario", "SCENARIOS", "build_orders", "start_instant", "scenarios_for"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
-from mock_portal.signature_model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
-from mock_portal.xmldsig import (
+from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.xmldsig import (
     C14N_10,
     DS_NS,
     ENVELOPED,

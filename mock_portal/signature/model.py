@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from mock_portal.xmldsig import DigestMethod, SignatureMethod
+from mock_portal.signature.xmldsig import DigestMethod, SignatureMethod
 
 __all__ = [
     "CertificateSummary",
