@@ -578,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             warmup=bodies[-2 * args.concurrency :],
         )
-        server_cpu = sum(cpu_seconds(pid) - cpu_before[pid] for pid in workers)
+        worker_cpu = [cpu_seconds(pid) - cpu_before[pid] for pid in workers]
+        server_cpu = sum(worker_cpu)
         stored, health_total = stored_accepted(srv, facility.code)
         rss = {pid: vm_hwm_mb(pid) for pid in srv.processes()}
         worker_rss = [rss[pid] for pid in workers]
@@ -606,7 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     per_req = 1000 / load.accepted if load.accepted else float("nan")
     print(
         f"CPU during the phase: server workers {server_cpu:.1f} s ({server_cpu * per_req:.2f} ms/accepted), "
-        f"bench client {load.client_cpu_s:.1f} s ({load.client_cpu_s * per_req:.2f} ms/accepted)"
+        f"bench client {load.client_cpu_s:.1f} s ({load.client_cpu_s * per_req:.2f} ms/accepted); "
+        f"share per worker {' / '.join(f'{100 * c / server_cpu:.0f} %' for c in worker_cpu) if server_cpu else '-'} "
+        "(each worker is one process with one GIL: a lopsided share caps throughput and latency)"
     )
     print(
         f"stored check: acknowledged 200 (incl. {warm.accepted} warm-up) {len(acked)}, stored 200 "
