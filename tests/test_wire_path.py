@@ -5,14 +5,18 @@ FlaskApp. In-process through the whole ASGI stack `mock-portal serve` runs (guar
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from flask import Flask, request
 
+from mock_portal.api.hiap import WIRE_THREADS
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
+from mock_portal.portal.service import Portal
 
 ADMIN = "wire-path-admin"
 
@@ -61,3 +65,33 @@ def test_a_refused_wire_body_is_answered_by_the_async_app_like_before(asgi: obje
     assert bad_json.status_code == 400 and bad_json.json()["code"] == "REQUEST_INVALID"
     assert wrong_type.status_code == 415 and wrong_type.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert wrong_type.headers["x-sandbox-findings"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_at_most_ten_submissions_run_at_once_per_process(asgi: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocking work of wire requests gets its own bounded pool (as many threads as Flask's view pool
+    had), so a burst cannot take more database connections than before."""
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_submit(self: Portal, form: object, journal: object = None) -> object:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+        raise RuntimeError("not stored")  # answered as the portal's MaKetQua 500
+
+    monkeypatch.setattr(Portal, "submit", slow_submit)
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=asgi)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            send = [client.post("/api/hososuckhoe/guiGiayToDienTu", data={"username": "79001_BV"}) for _ in range(25)]
+            return await asyncio.gather(*send)
+
+    replies = asyncio.run(burst())
+    assert {(r.json()["MaKetQua"], r.headers["x-sandbox-explain"]) for r in replies} == {
+        ("500", "SERVER_ERROR: RuntimeError")  # every one reached the handler (not a busy refusal)
+    }
+    assert peak == WIRE_THREADS == 10

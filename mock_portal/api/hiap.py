@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from connexion import context, request
 
 from mock_portal.api.render import Reply, reply
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters a header value must not carry (httptools refuses them and drops the connection)."""
 WIRE_THREADS = 10
-_limiter: list[anyio.CapacityLimiter] = []
+_limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
+"""One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
 
 
 def _portal() -> Portal:
@@ -44,9 +46,12 @@ def _portal() -> Portal:
 
 async def _blocking(function: Callable[..., Any], *args: Any) -> Any:
     """`function(*args)` on a worker thread, at most `WIRE_THREADS` of them at once in this process."""
-    if not _limiter:  # created on the event loop (anyio needs a running backend)
-        _limiter.append(anyio.CapacityLimiter(WIRE_THREADS))
-    return await anyio.to_thread.run_sync(function, *args, limiter=_limiter[0])
+    try:
+        limiter = _limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(WIRE_THREADS)
+        _limiter.set(limiter)
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
 
 
 def _fields(body: Any) -> dict[str, str]:
