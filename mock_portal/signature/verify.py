@@ -5,8 +5,8 @@ ETSI-style indication, the first failure's sub-indication, every check, and — 
 cryptography holds — `signed_data`, the data element rebuilt from the bytes the signature covers.
 Downstream code must read fields from `signed_data`, never from the received tree.
 
-Modules: `signature_model` (vocabulary, policy), `signature_checks` (structure, digests),
-`signature_crypto` (signxml with correct C14N), `trust` (chain, CRL, registration). Stateless and
+Modules: `model` (vocabulary, policy), `checks` (structure, digests),
+`crypto` (signxml with correct C14N), `chain` (chain, CRL, registration). Stateless and
 thread-safe: no module state is written, every call builds its own verifier.
 
 Exceptions: none escape for bad input; every problem becomes a FAILED check.
