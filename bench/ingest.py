@@ -153,8 +153,8 @@ def database(directory: Path, kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_server(directory: Path, workers: int, database_url: str) -> Iterator[Server]:
-    port = free_port()
+def running_server(directory: Path, workers: int, database_url: str, port: int = 0) -> Iterator[Server]:
+    port = port or free_port()
     log = directory / "server.log"
     admin_token = secrets.token_urlsafe(24)
     env = {
@@ -501,6 +501,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--db", choices=["sqlite", "postgresql"], default="sqlite", help="the portal's database (default sqlite)"
     )
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (uvicorn --workers)")
+    parser.add_argument("--port", type=int, default=0, help="the server's loopback port (default: a free one)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
     parser.add_argument("--pool", type=int, default=500, help="distinct pre-signed GCS documents (cycled)")
     parser.add_argument(
@@ -523,6 +524,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rate must be in (0, 5000]")
     if not 1 <= args.workers <= 16 or not 1 <= args.concurrency <= 256 or not 1 <= args.pool <= 99999:
         parser.error("--workers 1..16, --concurrency 1..256, --pool 1..99999")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port 0..65535")
     if not 0 <= args.prefill <= 1_000_000:
         parser.error("--prefill 0..1000000")
     if args.prefill and args.db != "sqlite":
@@ -548,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp,
         database(Path(tmp), args.db) as database_url,
-        running_server(Path(tmp), args.workers, database_url) as srv,
+        running_server(Path(tmp), args.workers, database_url, args.port) as srv,
     ):
         facility = provision(srv, pki, FACILITY)
         t0 = time.perf_counter()
@@ -575,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             warmup=bodies[-2 * args.concurrency :],
         )
-        server_cpu = sum(cpu_seconds(pid) - cpu_before[pid] for pid in workers)
+        worker_cpu = [cpu_seconds(pid) - cpu_before[pid] for pid in workers]
+        server_cpu = sum(worker_cpu)
         stored, health_total = stored_accepted(srv, facility.code)
         rss = {pid: vm_hwm_mb(pid) for pid in srv.processes()}
         worker_rss = [rss[pid] for pid in workers]
@@ -603,7 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     per_req = 1000 / load.accepted if load.accepted else float("nan")
     print(
         f"CPU during the phase: server workers {server_cpu:.1f} s ({server_cpu * per_req:.2f} ms/accepted), "
-        f"bench client {load.client_cpu_s:.1f} s ({load.client_cpu_s * per_req:.2f} ms/accepted)"
+        f"bench client {load.client_cpu_s:.1f} s ({load.client_cpu_s * per_req:.2f} ms/accepted); "
+        f"share per worker {' / '.join(f'{100 * c / server_cpu:.0f} %' for c in worker_cpu) if server_cpu else '-'} "
+        "(each worker is one process with one GIL: a lopsided share caps throughput and latency)"
     )
     print(
         f"stored check: acknowledged 200 (incl. {warm.accepted} warm-up) {len(acked)}, stored 200 "

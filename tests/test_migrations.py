@@ -8,7 +8,7 @@ from importlib import import_module
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, select, text
 
 from mock_portal import store
 from mock_portal.store import migrate
@@ -115,4 +115,43 @@ def test_a_database_at_0002_moves_into_the_default_workspace_with_its_rows_and_k
         c.execute(text("DELETE FROM facilities WHERE workspace_id = 'default' AND code = '79001'"))
     assert repo.get_account("79001_BV") is None and repo.certificates_of("79001") == []
     assert other.get_account("79001_B") is not None
+
+
+def _past_32_bits(connection: Connection, table: str) -> None:
+    """Make the next id of `table` exceed 2**31 (the SERIAL ceiling) the way each database counts."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {2**31 + 5})"))
+    else:  # SQLite: the next rowid is the largest one + 1
+        connection.execute(
+            text(
+                f"INSERT INTO {table} (id, real_at, at, facility_code, username, operation, outcome, "
+                "faults, findings, duration_ms) VALUES (:id, :t, :t, '', '', 'x', 'x', '[]', '[]', 0)"
+            ),
+            {"id": 2**31 + 5, "t": NOW},
+        )
+
+
+def test_row_ids_go_past_32_bits_also_in_a_database_of_the_first_schema(database_url: str) -> None:
+    engine = store.create_engine_for(database_url)
+    import_module("mock_portal.store.migrations.versions.0001_baseline").BASELINE.create_all(engine)  # SERIAL keys
+    store.Repository(engine).create_schema()
+    table = store.JournalEntry.__table__
+    row = {
+        "at": NOW,
+        "real_at": NOW,
+        "facility_code": "79001",
+        "username": "79001_BV",
+        "operation": "submit",
+        "outcome": "200",
+        "faults": [],
+        "findings": [],
+        "duration_ms": 1.0,
+        "submission_id": 2**40,
+    }
+    with engine.begin() as connection:
+        _past_32_bits(connection, "journal")
+        new_id = connection.execute(table.insert().returning(table.c.id), row).scalar_one()
+    assert new_id == 2**31 + 6
+    with engine.connect() as connection:
+        assert connection.scalar(select(table.c.submission_id).where(table.c.id == new_id)) == 2**40
     engine.dispose()

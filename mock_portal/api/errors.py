@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import connexion
 import yaml
+from connexion.apps.abstract import AbstractApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
@@ -185,7 +185,7 @@ def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse
     return problem(500, "INTERNAL_ERROR", "Lỗi hệ thống", "Internal error; see the server log")
 
 
-def register_error_handlers(app: connexion.FlaskApp) -> None:
+def register_error_handlers(app: AbstractApp) -> None:
     app.add_error_handler(PortalError, _portal_error)
     app.add_error_handler(UnicodeDecodeError, _undecodable_body)
     app.add_error_handler(MultiPartException, _bad_form)

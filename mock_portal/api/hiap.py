@@ -2,6 +2,10 @@
 
 Replies use the wire's own spelling (`maKetQua` for tokens, `MaKetQua` for submissions) and
 HTTP 200 for business errors, as the real portal does.
+
+They are served by Connexion's AsyncApp (`mock_portal.app`), not through Flask: the handler runs on the
+event loop and hands only the blocking work (examination, database) to a thread, at most
+`WIRE_THREADS` at once per process (as many as Flask's view pool allowed before).
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import request
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+from connexion import context, request
 
-from mock_portal.api.context import request_portal
+from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.render import Reply, reply
 from mock_portal.control.clock import vn_local
 from mock_portal.control.gate import Exchange, JournalSlot
@@ -28,11 +35,25 @@ from mock_portal.results.findings import Finding
 log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters a header value must not carry (httptools refuses them and drops the connection)."""
+WIRE_THREADS = 10
+_limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
+"""One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
 
 
 def _portal() -> Portal:
-    """The portal of the account's workspace (the gateway chose it), else the root."""
-    return request_portal()
+    """The portal of the account's workspace (the gateway chose it), else the one `PortalMiddleware` set."""
+    state = context.scope["state"]
+    return state.get(WORKSPACE_PORTAL) or state["portal"]
+
+
+async def _blocking(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` on a worker thread, at most `WIRE_THREADS` of them at once in this process."""
+    try:
+        limiter = _limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(WIRE_THREADS)
+        _limiter.set(limiter)
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
 
 
 def _fields(body: Any) -> dict[str, str]:
@@ -40,11 +61,13 @@ def _fields(body: Any) -> dict[str, str]:
     return {key: str(value) for key, value in body.items()} if isinstance(body, dict) else {}
 
 
-def take_token(body: dict[str, Any] | None = None) -> Reply:
+async def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     notes = (json_body_note(),) if request.mimetype == "application/json" else ()
     try:
-        grant = _portal().take_token(str(form.get("username", "")), str(form.get("password", "")), notes)
+        grant = await _blocking(
+            _portal().take_token, str(form.get("username", "")), str(form.get("password", "")), notes
+        )
     except Exception as exc:  # the real portal answers any failure of its own with maKetQua 500
         log.exception("token take failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
@@ -73,12 +96,13 @@ def take_token(body: dict[str, Any] | None = None) -> Reply:
     )
 
 
-def send_document(body: dict[str, Any] | None = None) -> Reply:
+async def send_document(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     portal = _portal()
     slot = _journal_slot()
     try:
-        outcome = portal.submit(_submission_form(form), _journal_row(slot) if slot is not None else None)
+        journal = _journal_row(slot) if slot is not None else None
+        outcome = await _blocking(portal.submit, _submission_form(form), journal)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
@@ -90,8 +114,7 @@ def send_document(body: dict[str, Any] | None = None) -> Reply:
 
 def _journal_slot() -> JournalSlot | None:
     """The exchange the wire gateway handed down (absent when the app runs without the gateway)."""
-    scope = request.environ.get("asgi.scope") or {}
-    slot = (scope.get("state") or {}).get(JournalSlot.SCOPE_KEY)
+    slot = (context.scope.get("state") or {}).get(JournalSlot.SCOPE_KEY)
     return slot if isinstance(slot, JournalSlot) else None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -160,7 +161,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     certs = []
     for node in sig.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS):
         try:
-            certs.append(x509.load_der_x509_certificate(_b64(node.text, "X509Certificate")))
+            certs.append(_certificate(_b64(node.text, "X509Certificate")))
         except ValueError as exc:
             raise SignatureFormatError(f"X509Certificate cannot be read: {exc}") from exc
     if not certs:
@@ -177,6 +178,13 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
         signature_value=_b64(value.text, "SignatureValue"),
         certificates=_leaf_first(certs),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate(der: bytes) -> x509.Certificate:
+    """The certificate of these DER bytes, loaded once per process: a hospital sends the same one with
+    every document, and the loaded object keeps its parsed extensions for the trust checks."""
+    return x509.load_der_x509_certificate(der)
 
 
 def _leaf_first(certs: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
@@ -248,8 +256,12 @@ def check_algorithms(parsed: ParsedSignature, policy: SignaturePolicy) -> CheckR
     return passed(CheckName.ALGORITHMS_ALLOWED, "Thuật toán hợp lệ.", "Algorithms allowed.", parsed.signature_method)
 
 
+_WITH_ID = etree.XPath("//*[@Id=$v]")
+"""Compiled once: `root.xpath(text)` compiles the expression on every call (three calls per reference)."""
+
+
 def _by_id(root: etree._Element, ident: str) -> list[etree._Element]:
-    return root.xpath("//*[@Id=$v]", v=ident)  # type: ignore[return-value]
+    return _WITH_ID(root, v=ident)  # type: ignore[return-value]
 
 
 def check_references(

@@ -12,7 +12,7 @@ Exceptions::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,6 +32,10 @@ __all__ = [
     "load_certificates",
     "load_crl",
 ]
+
+
+MEMO_ENTRIES = 1024
+"""Most remembered chain and revocation results per trust store (then it starts over)."""
 
 
 class TrustError(ValueError):
@@ -97,6 +101,11 @@ class TrustStore:
     cas: tuple[x509.Certificate, ...] = ()
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    _memo: dict[tuple[object, ...], object] = field(default_factory=dict, init=False, repr=False)
+    """Results of `build_chain` and `revocation`, which depend only on their arguments and this store's
+    fixed CAs and CRLs (a trust change builds a new store): a hospital's certificate is checked once per
+    process, not on every submission. Bounded: cleared when full (any number of distinct certificates
+    may arrive)."""
 
     def __post_init__(self) -> None:
         frozen = {code: frozenset(fp.lower() for fp in fps) for code, fps in self.registrations.items()}
@@ -111,6 +120,18 @@ class TrustStore:
         is built at an instant inside the leaf's validity with a policy that does not require the
         end-entity extensions: each failure then has its own check and message.
         """
+        key = ("chain", leaf, tuple(intermediates))
+        return self._remember(key, lambda: self._build_chain(leaf, intermediates))  # type: ignore[return-value]
+
+    def _remember(self, key: tuple[object, ...], compute: Callable[[], object]) -> object:
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()
+            found = self._memo[key] = compute()
+        return found
+
+    def _build_chain(self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...]) -> ChainResult:
         if not self.cas:
             return ChainResult(False, reason="no CA configured")
         at = _inside(leaf)
@@ -142,6 +163,9 @@ class TrustStore:
 
     def revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationResult:
         """Look `cert` up in a CRL for `issuer` that `issuer` really signed; UNKNOWN when there is none."""
+        return self._remember(("revocation", cert, issuer), lambda: self._revocation(cert, issuer))  # type: ignore[return-value]
+
+    def _revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationResult:
         crls = [c for c in self.crls if c.issuer == issuer.subject and _signed_by(c, issuer)]
         if not crls:
             return RevocationResult(RevocationStatus.UNKNOWN, reason=f"no CRL for {issuer.subject.rfc4514_string()}")

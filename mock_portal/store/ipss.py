@@ -17,7 +17,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, func, select, text, upda
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mock_portal.store.models import Base, Document, OutboxEntry, workspace_column
+from mock_portal.store.models import ROW_ID, Base, Document, OutboxEntry, workspace_column
 from mock_portal.store.repository import Repository
 
 FEED_LOCK_KEY = 0x1955_F00D
@@ -29,10 +29,10 @@ class SharedDocument(Base):
 
     __tablename__ = "ipss_documents"
     __table_args__ = (Index("ix_ipss_documents_code", "doc_type", "code"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
     """The feed cursor: increases with every share and is never reused."""
     workspace_id: Mapped[str] = workspace_column()
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    document_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("documents.id"), unique=True)
     doc_type: Mapped[str] = mapped_column(String(3))
     code: Mapped[str] = mapped_column(String(64))
     facility_code: Mapped[str] = mapped_column(String(5))
@@ -51,12 +51,12 @@ class Application(Base):
     """A birth- or death-registration application filed with IPSS, accepted or refused."""
 
     __tablename__ = "ipss_applications"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     kind: Mapped[str] = mapped_column(String(8))
     """BIRTH or DEATH."""
     certificate_code: Mapped[str] = mapped_column(String(64))
-    shared_document_id: Mapped[int | None] = mapped_column(ForeignKey("ipss_documents.id"))
+    shared_document_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("ipss_documents.id"))
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(8))
     """ACCEPTED or REFUSED."""

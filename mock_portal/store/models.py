@@ -5,12 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+"""Row ids, and the columns that hold one: signed 64-bit (`repository.MAX_ROW_ID`). BIGINT / BIGSERIAL on
+PostgreSQL (migration 0004); on SQLite only `INTEGER PRIMARY KEY` is the 64-bit rowid (a `BIGINT`
+key would not autoincrement), and every SQLite integer is 64-bit already."""
 
 
 DEFAULT_WORKSPACE = "default"
@@ -81,7 +97,7 @@ class RegisteredCertificate(Base):
             name="fk_registered_certificates_facility",
         ),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     facility_code: Mapped[str] = mapped_column(String(5))
     fingerprint: Mapped[str] = mapped_column(String(64))
@@ -96,7 +112,7 @@ class RegisteredCertificate(Base):
 class CertificateAuthority(Base):
     __tablename__ = "certificate_authorities"
     __table_args__ = (UniqueConstraint("workspace_id", "fingerprint", name="uq_certificate_authorities"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     fingerprint: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(1024))
@@ -106,7 +122,7 @@ class CertificateAuthority(Base):
 
 class RevocationList(Base):
     __tablename__ = "revocation_lists"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     issuer: Mapped[str] = mapped_column(String(1024))
     der: Mapped[bytes] = mapped_column(LargeBinary)
@@ -133,7 +149,7 @@ class Submission(Base):
         Index("ix_submissions_facility", "facility_code"),
         Index("ix_submissions_result", "result"),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     received_at: Mapped[datetime]
     facility_code: Mapped[str] = mapped_column(String(64))
@@ -155,9 +171,9 @@ class Document(Base):
 
     __tablename__ = "documents"
     __table_args__ = (Index("ix_documents_code", "code"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    submission_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("submissions.id"))
     doc_type: Mapped[str] = mapped_column(String(3))
     code: Mapped[str] = mapped_column(String(64))
     facility_code: Mapped[str] = mapped_column(String(5))
@@ -174,7 +190,7 @@ class Document(Base):
     deadline_status: Mapped[str | None] = mapped_column(String(8))
     """ON_TIME or LATE (Decree 63/2024 Art. 25.1: 4 working hours after issue)."""
     working_minutes_late: Mapped[int] = mapped_column(default=0)
-    expectation_id: Mapped[int | None]
+    expectation_id: Mapped[int | None] = mapped_column(ROW_ID)
 
 
 class OutboxEntry(Base):
@@ -182,8 +198,8 @@ class OutboxEntry(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_pending", "shared_at"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("documents.id"), unique=True)
     created_at: Mapped[datetime]
     shared_at: Mapped[datetime | None]
 
@@ -193,7 +209,7 @@ class JournalEntry(Base):
 
     __tablename__ = "journal"
     __table_args__ = (Index("ix_journal_facility", "facility_code"), Index("ix_journal_at", "at"))
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     at: Mapped[datetime]
     """Sandbox time of the request."""
@@ -205,7 +221,7 @@ class JournalEntry(Base):
     """The wire code (maKetQua / MaKetQua), HTTP-<status> for a fault reply, or DROPPED / RESET."""
     http_status: Mapped[int | None]
     ma_gd: Mapped[str | None] = mapped_column(String(80))
-    submission_id: Mapped[int | None]
+    submission_id: Mapped[int | None] = mapped_column(ROW_ID)
     document_code: Mapped[str | None] = mapped_column(String(64))
     loai_hs: Mapped[str | None] = mapped_column(String(16))
     faults: Mapped[list[str]] = mapped_column(JSON)
@@ -217,7 +233,7 @@ class Expectation(Base):
     """A certificate the conformance harness asked a hospital to issue, and whether it arrived in time."""
 
     __tablename__ = "expectations"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     doc_type: Mapped[str] = mapped_column(String(3))
     facility_code: Mapped[str] = mapped_column(String(5))
@@ -225,7 +241,7 @@ class Expectation(Base):
     deadline: Mapped[datetime]
     match: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime]
-    document_id: Mapped[int | None]
+    document_id: Mapped[int | None] = mapped_column(ROW_ID)
 
 
 class SharedSetting(Base):
