@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from ingest import Server, percentile, running_server, sign_pool
 
-from fixtures.hospital_protocol import HiapClient
+from fixtures.hospital.wire import HiapClient
 from fixtures.pki import TestPKI, cert_pem
 
 CODE = "79917"

@@ -1,6 +1,6 @@
 """`conformance selftest`: the suite against every built-in broken variant of the reference hospital.
 
-Each variant (`fixtures.hospital_worker.Variant`) mirrors one bug real vendors make. The suite must
+Each variant (`fixtures.hospital.worker.Variant`) mirrors one bug real vendors make. The suite must
 refuse every one of them, and the *first* MUST case that fails (in catalogue order) must be the one
 that names the bug: a variant certified, or refused for another reason, is a hole in the suite. The
 correct reference hospital must stay CONFORMANT over every scenario.
@@ -21,7 +21,7 @@ from conformance.cases import load_cases
 from conformance.harness import LiveOptions, run_live
 from conformance.model import CaseResult
 from conformance.registry import CaseSpec
-from fixtures.hospital_worker import Variant
+from fixtures.hospital.worker import Variant
 
 __all__ = ["EXPECTED", "Row", "Target", "kill_matrix", "render", "run_selftest", "specs_for"]
 

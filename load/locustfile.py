@@ -8,7 +8,7 @@ Personas (one abstract base, one subclass each):
 * `HospitalUser` — a simulated hospital on one of `--facilities` facilities provisioned in
   `test_start` (account, test CA, signing certificate). It issues GCS / GBT at `--issue-rate` per
   sandbox hour (Poisson), signs each with the facility key at the issue instant and delivers them
-  oldest first with the reference hospital's protocol (`fixtures.hospital_protocol.PortalSession`:
+  oldest first with the reference hospital's protocol (`fixtures.hospital.session.PortalSession`:
   token reuse, one re-login on 401; `RetryPolicy`: full-jitter backoff, then a pause of
   `--requeue-after`). Issue → acceptance is counted in working minutes of the sandbox clock.
   `--hospital-variant late-sender` holds every certificate past its deadline, `no-retry` gives up

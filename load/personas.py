@@ -15,7 +15,7 @@ import gevent
 from locust import FastHttpUser, tag, task
 
 from fixtures.certificates import build_xml, scenario
-from fixtures.hospital_protocol import Outcome, PortalSession, RetryPolicy
+from fixtures.hospital.session import Outcome, PortalSession, RetryPolicy
 from fixtures.pki import Credential
 from fixtures.signer import sign_document
 from load.deadlines import DeadlineRecord

@@ -1,6 +1,6 @@
 """What the load users need from the portal besides Locust: the wire adapter, provisioning, sandbox time.
 
-* `LocustWire` lets the reference hospital's `PortalSession` (fixtures.hospital_protocol: token
+* `LocustWire` lets the reference hospital's `PortalSession` (fixtures.hospital.session: token
   reuse, 401 handling, reply classification) send through a Locust `FastHttpSession`, so every
   wire request shows in Locust's statistics and a 200 that carries a refusal is marked as a failure
   (`catch_response`). Transport errors become the `httpx.TransportError`s the session expects.
@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives import serialization
 
 from conformance.portal import SandboxAdmin
 from conformance.scenarios import start_instant
-from fixtures.hospital_protocol import TOKEN_PATH, classify_submit, classify_token
+from fixtures.hospital.session import classify_submit, classify_token
+from fixtures.hospital.wire import TOKEN_PATH
 from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
 from mock_portal.deadline.working_time import WorkingCalendar
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from fixtures.hospital_protocol import LOAI_HS, HiapClient
+from fixtures.hospital.wire import LOAI_HS, HiapClient
 from fixtures.pki import Credential, TestPKI, cert_pem, crl_der, crl_pem
 from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType

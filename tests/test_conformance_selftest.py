@@ -16,7 +16,7 @@ from conformance.cli import main
 from conformance.harness import Facility, Provisioning, provision
 from conformance.portal import SandboxAdmin
 from conformance.scenarios import issued_for_deadline
-from fixtures.hospital_worker import Variant
+from fixtures.hospital.worker import Variant
 from mock_portal.deadline.working_time import WorkingCalendar, deadline_for
 from tests.live import start_server
 

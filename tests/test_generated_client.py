@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fixtures.hospital_protocol import LOAI_HS
+from fixtures.hospital.wire import LOAI_HS
 from fixtures.pki import TestPKI, cert_pem
 from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType

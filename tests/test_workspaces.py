@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from fixtures.hospital_protocol import TokenRefused
+from fixtures.hospital.wire import TokenRefused
 from fixtures.pki import TestPKI, cert_pem, crl_pem
 from mock_portal.app import SPEC, create_app
 from mock_portal.config import Settings
