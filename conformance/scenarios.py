@@ -5,6 +5,12 @@ scenarios run side by side in one clock timeline), or one after the other on a s
 Times are relative to the sandbox instant the scenario starts at; the default clock starts at a
 working Monday 08:00 (Vietnam time) and runs 600× faster than real time, so 4 working hours pass
 in 24 real seconds.
+
+Placement: every scenario starts at a *slot* (`next_slot`): the start of a working window from which
+a whole deadline of working time runs unbroken (08:00 or 13:00 on the default calendar). Side by
+side, all start at the run's Monday 08:00; one after the other, the runner moves the clock forward to
+the next slot before each. Outages are measured in working time (`working_window`). So no scenario's
+verdict depends on lunch, night, a holiday, or on which scenarios ran before it (`--only`).
 """
 
 from __future__ import annotations
@@ -18,11 +24,23 @@ from zoneinfo import ZoneInfo
 
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
-from mock_portal.deadline import WorkingCalendar, deadline_for
+from mock_portal.deadline import DEADLINE_MINUTES, WorkingCalendar, deadline_for
 
-__all__ = ["DEFAULT_RATE", "OrderPlan", "Scenario", "SCENARIOS", "build_orders", "start_instant", "scenarios_for"]
+__all__ = [
+    "DEFAULT_RATE",
+    "OrderPlan",
+    "Scenario",
+    "SCENARIOS",
+    "build_orders",
+    "next_slot",
+    "scenarios_for",
+    "start_instant",
+    "working_window",
+]
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+MAX_SLOT_DAYS = 60
+"""How far ahead `next_slot` looks (Tết is the longest break)."""
 DEFAULT_RATE = 600.0
 Json = dict[str, Any]
 
@@ -57,6 +75,9 @@ class Scenario:
     settle: float = 0.5
     """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
     notes: tuple[str, ...] = field(default=())
+    lasts_at_least: float = 0.0
+    """Real seconds the scenario runs at least (late-reply: until its held request has been stored, so the
+    evidence shows it whether or not the hospital resent)."""
     decided_after: float | None = None
     """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
     still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
@@ -66,6 +87,28 @@ class Scenario:
         if self.token_ttl_minutes is not None:
             plan["token_ttl_minutes"] = self.token_ttl_minutes
         return plan
+
+
+OUTAGE_WORKING_MINUTES = 60
+"""The outage scenario's portal is down for this many *working* minutes (not clock minutes): placed over
+a lunch break or a night, its window stretches so that the hospital always loses the same working time."""
+
+
+DROPPED = "lost"
+"""The dropped scenario's drop_after_commit fault: the file is stored, the reply never leaves."""
+LATE = "late"
+"""The late-reply scenario's latency fault (the once-only cases excuse a resend after it)."""
+LATE_REPLY_SECONDS = 20.0
+"""How long (real seconds) the late-reply scenario holds its first submission: longer than a client
+timeout of 15 s (the reference hospital's), shorter than 30 s; both behaviours are correct."""
+
+
+def working_window(start: datetime, working_minutes: float, calendar: WorkingCalendar | None = None) -> Json:
+    """A fault window from `start` that holds exactly `working_minutes` of working time: it ends at the
+    instant that much working time has elapsed (`WorkingCalendar.add_working_minutes`)."""
+    calendar = calendar or WorkingCalendar.default()
+    end = calendar.add_working_minutes(start, working_minutes)
+    return {"start": start.isoformat(), "minutes": round((end - start) / timedelta(minutes=1), 3)}
 
 
 def _submit(effect: str, first_n: int, **extra: Any) -> Json:
@@ -116,7 +159,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "outage",
-        "The portal is down (HTTP 503) for 1 working hour while three orders come in, latest deadline first",
+        f"The portal is down (HTTP 503) for {OUTAGE_WORKING_MINUTES // 60} working hour while three orders come "
+        "in, latest deadline first",
         ("outage",),
         (OrderPlan("gcs_normal", issued_offset=10), OrderPlan("gbt_normal", issued_offset=5), OrderPlan("gcs_twins")),
         faults=lambda start, _rate: [
@@ -124,7 +168,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "name": "outage",
                 "effect": "http_error",
                 "status": 503,
-                "window": {"start": start.isoformat(), "minutes": 60},
+                "window": working_window(start, OUTAGE_WORKING_MINUTES),
             }
         ],
     ),
@@ -135,6 +179,36 @@ SCENARIOS: tuple[Scenario, ...] = (
         (OrderPlan("gcs_normal", deliver=False),),
         faults=lambda start, _rate: [_submit("portal_error", 1, code="1001")],
         settle=4.0,
+    ),
+    Scenario(
+        "dropped",
+        "The portal closes the connection without a reply twice: first after storing the file "
+        "(drop_after_commit), then before storing anything (reset). The hospital cannot tell the two apart, so "
+        "it must resend both; the certificate stored twice is still one certificate",
+        ("lost-reply",),
+        (OrderPlan("gcs_normal"), OrderPlan("gbt_normal")),
+        faults=lambda start, _rate: [
+            {"name": DROPPED, "effect": "drop_after_commit", "first_n": 1, "operations": ["submit"]},
+            {"name": "cut", "effect": "reset", "every_nth": 2, "operations": ["submit"]},
+        ],
+    ),
+    Scenario(
+        "late-reply",
+        f"The portal holds the first submission {LATE_REPLY_SECONDS:.0f} real seconds, then stores it and replies "
+        "(into a closed connection, for a hospital that gave up waiting). A hospital that times out must resend; "
+        "one that waits gets the reply and must not",
+        ("lost-reply", "late-reply"),
+        (OrderPlan("gbt_normal"), OrderPlan("gcs_normal", delay=1.0)),
+        faults=lambda start, _rate: [
+            {
+                "name": LATE,
+                "effect": "latency",
+                "latency": {"ms": LATE_REPLY_SECONDS * 1000},
+                "first_n": 1,
+                "operations": ["submit"],
+            }
+        ],
+        lasts_at_least=LATE_REPLY_SECONDS + 2.0,
     ),
 )
 
@@ -204,6 +278,21 @@ def issued_for_deadline(target: datetime, calendar: WorkingCalendar | None = Non
         else:
             high = middle
     return low.replace(second=0, microsecond=0)
+
+
+def next_slot(after: datetime, calendar: WorkingCalendar | None = None) -> datetime:
+    """The first start of a working window after `after` from which a whole deadline (DEADLINE_MINUTES)
+    of working time runs without a break: 08:00 or 13:00 on the default calendar, never in a lunch
+    break, a night or a holiday. A scenario placed there meets the same calendar whatever ran before it."""
+    calendar = calendar or WorkingCalendar.default()
+    whole = timedelta(minutes=DEADLINE_MINUTES)
+    day = after.astimezone(calendar.tz).date()
+    for _ in range(MAX_SLOT_DAYS):
+        for start, _end in calendar.working_windows(day):
+            if start > after and calendar.add_working_minutes(start, DEADLINE_MINUTES) - start == whole:
+                return start
+        day += timedelta(days=1)
+    raise ValueError(f"the calendar has no window of {DEADLINE_MINUTES} working minutes in {MAX_SLOT_DAYS} days")
 
 
 def scenarios_for(tags: set[str] | None) -> list[Scenario]:

@@ -166,14 +166,21 @@ def test_each_certificate_accepted_once_names_the_duplicates_magds() -> None:
     bundle = Bundle(scenarios=(scenario("issue", "base"),), orders=orders, submissions=(first, again))
     verdict, message = judge("API-011", bundle)
     assert verdict is Verdict.FAIL and "accepted 2 times" in message and "GD1" in message and "GD2" in message
-    # a reply lost after the portal stored the file (drop_after_commit) excuses the resend
+    # a reply lost after the portal stored the file (drop_after_commit: outcome DROPPED) excuses the resend
     plan = {"faults": [{"name": "d", "effect": "drop_after_commit"}]}
     record = ScenarioRecord("drop", "drop", "79101", ("base",), plan)
     dropped = Bundle(
         scenarios=(record,), orders=orders, submissions=(first, again),
-        journal=(entry(1, "submit", "200", submission_id=1, faults=["d"]),),
+        journal=(entry(1, "submit", "DROPPED", submission_id=1, faults=["d"]),),
     )  # fmt: skip
     assert judge("API-011", dropped)[0] is Verdict.PASS
+    # a fault named like the drop that did not drop (a reset came first) excuses nothing
+    not_dropped = replace(dropped, journal=(entry(1, "submit", "200", submission_id=1, faults=["d"]),))
+    assert judge("API-011", not_dropped)[0] is Verdict.FAIL
+    # the resend after a drop is excused once: a second resend is a duplicate again
+    third = submission(3, ma_gd="GD3", file_b64=signed_file("C"), document_code=code)
+    verdict, message = judge("API-011", replace(dropped, submissions=(first, again, third)))
+    assert verdict is Verdict.FAIL and "GD2" in message and "GD3" in message
     # an order the harness sent twice is API-012's to judge, not API-011's
     twice = Bundle(scenarios=bundle.scenarios, orders=(replace(orders[0], sends=2),), submissions=(first, again))
     assert judge("API-011", twice)[0] is Verdict.PASS
@@ -183,6 +190,55 @@ def test_each_certificate_accepted_once_names_the_duplicates_magds() -> None:
         Verdict.PASS
     )
     assert judge("API-012", Bundle(scenarios=bundle.scenarios, orders=orders, submissions=(first,)))[0] is Verdict.SKIP
+
+
+def _lost_reply_bundle(*steps: tuple[str, str, int | None], late_ms: float = 20_000) -> Bundle:
+    """The dropped and late-reply scenarios' evidence: (outcome, faults, submission id) per submit."""
+    code = "00001.GCS.79101.26"
+    plan = {"faults": [{"name": "lost", "effect": "drop_after_commit"}, {"name": "late", "latency": {"ms": late_ms}}]}
+    record = ScenarioRecord("dropped", "dropped", "79101", ("lost-reply",), plan, 0, 10_000)
+    journal = tuple(
+        entry(i + 1, "submit", outcome, submission_id=sid, faults=[fault] if fault else [])
+        for i, (outcome, fault, sid) in enumerate(steps)
+    )
+    subs = tuple(
+        submission(sid, ma_gd=f"GD{sid}", file_b64=signed_file(f"S{sid}"), document_code=code)
+        for _, _, sid in steps
+        if sid is not None
+    )
+    return Bundle(scenarios=(record,), orders=(replace(order("r1"), scenario="dropped"),), journal=journal,
+                  submissions=subs)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("steps", "api_011", "api_015", "why"),
+    [
+        ([("DROPPED", "lost", 1), ("200", "", 2)], Verdict.PASS, Verdict.PASS, ""),
+        ([("DROPPED", "lost", 1)], Verdict.PASS, Verdict.FAIL, "holds no MaGD"),
+        ([("RESET", "", None)], Verdict.SKIP, Verdict.FAIL, "the certificate is lost"),
+        ([("RESET", "", None), ("200", "", 1)], Verdict.PASS, Verdict.PASS, ""),
+        # stored late (the hospital timed out) and resent: one certificate; or waited and read the reply
+        ([("200", "", 1), ("200", "late", 2)], Verdict.PASS, Verdict.PASS, ""),
+        ([("200", "late", 1)], Verdict.PASS, Verdict.PASS, ""),
+        # acknowledged at once, then sent again: a duplicate however the other was faulted
+        ([("DROPPED", "lost", 1), ("200", "", 2), ("200", "", 3)], Verdict.FAIL, Verdict.PASS, ""),
+    ],
+    ids=["drop-resent", "drop-not-resent", "reset-not-resent", "reset-resent", "late-resent", "late-waited",
+         "drop-resent-twice"],
+)  # fmt: skip
+def test_a_lost_reply_is_resent_once(
+    steps: list[tuple[str, str, int | None]], api_011: Verdict, api_015: Verdict, why: str
+) -> None:
+    bundle = _lost_reply_bundle(*steps)
+    assert judge("API-011", bundle)[0] is api_011
+    verdict, message = judge("API-015", bundle)
+    assert verdict is api_015 and why in message
+
+
+def test_a_short_delay_excuses_no_resend() -> None:
+    """Only a delay that may outlast a client's timeout excuses a resend: 2 s is an ordinary slow reply."""
+    bundle = _lost_reply_bundle(("200", "late", 1), ("200", "", 2), late_ms=2_000)
+    assert judge("API-011", bundle)[0] is Verdict.FAIL
 
 
 @pytest.mark.parametrize(

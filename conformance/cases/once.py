@@ -1,10 +1,12 @@
-"""Once-only cases (API-011, API-012): each order is accepted exactly once, the same request_id is one order.
+"""Once-only cases: each order is accepted exactly once (API-011), the same request_id is one order
+(API-012), and a send whose reply was lost is resent until acknowledged (API-015: at least once).
 
 Judged per certificate (`conformance.substance.certificate_key`), over every submission of the run's
 facilities: a duplicate acceptance makes two records of one birth or death at the portal, which the
 Department of Health must then reconcile by hand, so both are MUST. A resend after a reply that never
-reached the hospital (the portal stored the file and dropped the connection: `drop_after_commit`) is
-allowed: the hospital could not know, and the trigger contract says so.
+reached the hospital is allowed: the hospital could not know, and the trigger contract says so. Such
+replies are those the portal swallowed after storing the file (outcome DROPPED: `drop_after_commit`)
+and those it held so long (LATE_REPLY_MS) that the hospital may have given up waiting.
 """
 
 from __future__ import annotations
@@ -17,19 +19,34 @@ from mock_portal.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 TRIGGER = "trigger contract (conformance/trigger.schema.json request_id)"
+DROPPED = "DROPPED"
+"""The journal's outcome of an exchange stored by the portal whose reply was swallowed (drop_after_commit)."""
+LATE_REPLY_MS = 10_000.0
+"""A reply held at least this long by an injected delay may have met a client that had given up (a
+10–30 s client timeout is usual): the hospital may resend, and need not."""
+
+
+def _late_faults(bundle: Bundle) -> set[str]:
+    """Names of the injected delays long enough to outlast a client's timeout."""
+    return {
+        str(fault.get("name"))
+        for record in bundle.scenarios
+        for fault in record.fault_plan.get("faults", [])
+        if float((fault.get("latency") or {}).get("ms") or 0) >= LATE_REPLY_MS
+    }
+
+
+def _lost_replies(bundle: Bundle) -> set[int]:
+    """Submissions stored whose reply the hospital certainly never got (outcome DROPPED)."""
+    return {e["submission_id"] for e in bundle.journal if e.get("submission_id") and e.get("outcome") == DROPPED}
 
 
 def _unacknowledged(bundle: Bundle) -> set[int]:
-    """Submissions the portal stored but whose reply the hospital never got (drop-after-commit faults)."""
-    dropping = {
-        fault.get("name")
-        for record in bundle.scenarios
-        for fault in record.fault_plan.get("faults", [])
-        if fault.get("effect") == "drop_after_commit"
-    }
-    return {
-        e["submission_id"] for e in bundle.journal if e.get("submission_id") and dropping & set(e.get("faults") or ())
-    }
+    """Submissions stored whose reply the hospital never got, or may have given up waiting for: a resend
+    after one of these is no duplicate."""
+    late = _late_faults(bundle)
+    held = {e["submission_id"] for e in bundle.journal if e.get("submission_id") and late & set(e.get("faults") or ())}
+    return _lost_replies(bundle) | held
 
 
 def _acceptances(bundle: Bundle) -> dict[tuple[str, str], list[Json]]:
@@ -105,3 +122,42 @@ def request_taken_once(bundle: Bundle) -> Outcome:
     if not judged:
         raise SkipCase("no order sent twice was accepted at all: see DL-001")
     return passed(f"{len(repeated)} order(s) sent twice, each accepted once", requests=requests)
+
+
+@case(
+    id="API-015",
+    grade=Grade.CONFIRMED,
+    title="A send that got no reply (connection closed, timeout) is resent until the portal acknowledges it",
+    basis=ANNEX + " §4 (no MaKetQua, no MaGD: not received); Decree 63/2024/NĐ-CP Art. 25.1",
+    area="api",
+    needs=("orders", "journal", "scenario:lost-reply"),
+)
+def resent_after_lost_reply(bundle: Bundle) -> Outcome:
+    """MUST because the consequence is legal and silent: a hospital that takes "no reply" for "sent" loses
+    the certificate whenever the connection broke before the portal stored it (a birth or death missing
+    from the national record, found only when the family asks for it), and when it was stored, the
+    hospital holds no MaGD to prove or reconcile it. Judged per order of the lost-reply scenarios: its
+    certificate must have an acceptance whose reply was not swallowed (a reply held late counts: the
+    hospital may have read it)."""
+    names = {s.name for s in bundle.scenarios_tagged("lost-reply")}
+    orders = [o for o in bundle.orders if o.scenario in names and o.deliver and o.taken]
+    if not orders:
+        raise SkipCase("no order of a lost-reply scenario was taken by the hospital")
+    accepted, lost = _acceptances(bundle), _lost_replies(bundle)
+    problems = []
+    for order in orders:
+        subs = accepted.get((order.facility, order.key), [])
+        if not subs:
+            why = "never accepted: a send that got no reply was not resent, the certificate is lost"
+        elif all(s["id"] in lost for s in subs):
+            why = (
+                f"stored only by submission {subs[0]['id']}, whose reply was lost, and never resent: the hospital "
+                "holds no MaGD and cannot know the certificate arrived"
+            )
+        else:
+            continue
+        problems.append(Finding(f"{order.code} ({order.story}): {why}", request_ids=(order.request_id,)))
+    requests = [o.request_id for o in orders]
+    if problems:
+        return failed(problems, requests=requests)
+    return passed(f"{len(orders)} certificate(s) acknowledged despite lost or late replies", requests=requests)
