@@ -133,9 +133,16 @@ class ReferenceHospitals:
 
 
 def reference_lanes(
-    portal_url: str, workdir: Path, count: int, *, variant: str | None, clock_rate: float
+    portal_url: str,
+    workdir: Path,
+    count: int,
+    *,
+    variant: str | None,
+    clock_rate: float,
+    hospital_args: tuple[str, ...] = (),
 ) -> tuple[list[Lane], list[Facility], Provisioning, ReferenceHospitals]:
-    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger."""
+    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger
+    (`hospital_args`: more `python -m fixtures.hospital serve` options, e.g. `--late-seconds`)."""
     facilities = [
         Facility(f"{REFERENCE_PROVINCE}{101 + i:03d}", f"{REFERENCE_PROVINCE}{101 + i:03d}_BV", "ref-pass")
         for i in range(count)
@@ -164,6 +171,7 @@ def reference_lanes(
             ]  # fmt: skip
             if variant:
                 command += ["--variant", variant]
+            command += hospital_args
             log = state / "hospital.log"
             with log.open("wb") as out:
                 hospitals.processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))  # noqa: S603

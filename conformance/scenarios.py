@@ -6,11 +6,12 @@ Times are relative to the sandbox instant the scenario starts at; the default cl
 working Monday 08:00 (Vietnam time) and runs 600× faster than real time, so 4 working hours pass
 in 24 real seconds.
 
-Placement: every scenario starts at a *slot* (`next_slot`): the start of a working window from which
-a whole deadline of working time runs unbroken (08:00 or 13:00 on the default calendar). Side by
-side, all start at the run's Monday 08:00; one after the other, the runner moves the clock forward to
-the next slot before each. Outages are measured in working time (`working_window`). So no scenario's
-verdict depends on lunch, night, a holiday, or on which scenarios ran before it (`--only`).
+Placement: every scenario starts at a *slot* (`next_slot`): the first working minute of a working day
+(08:00 on the default calendar). Side by side, all start at the run's Monday 08:00; one after the
+other, the runner moves the clock forward to the next working day's slot before each (a run of N
+scenarios on one facility spans N working days of sandbox time). Outages are measured in working
+time (`working_window`). So no scenario's verdict depends on lunch, night, a holiday, or on which
+scenarios ran before it (`--only`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
-from mock_portal.deadline import DEADLINE_MINUTES, WorkingCalendar, deadline_for
+from mock_portal.deadline import WorkingCalendar, deadline_for
 
 __all__ = [
     "DEFAULT_RATE",
@@ -208,6 +209,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "operations": ["submit"],
             }
         ],
+        token_ttl_minutes=480,  # the held request is checked when it is processed: a token must outlive the hold
         lasts_at_least=LATE_REPLY_SECONDS + 2.0,
     ),
 )
@@ -281,18 +283,18 @@ def issued_for_deadline(target: datetime, calendar: WorkingCalendar | None = Non
 
 
 def next_slot(after: datetime, calendar: WorkingCalendar | None = None) -> datetime:
-    """The first start of a working window after `after` from which a whole deadline (DEADLINE_MINUTES)
-    of working time runs without a break: 08:00 or 13:00 on the default calendar, never in a lunch
-    break, a night or a holiday. A scenario placed there meets the same calendar whatever ran before it."""
+    """The start of the first working window of the next working day after `after` (08:00 on the default
+    calendar; weekends and holidays skipped): the same working time ahead — morning, lunch, afternoon,
+    night — as the run's first scenario, so a scenario placed there meets the same calendar whatever ran
+    before it. (An afternoon start would put the night, not the lunch break, inside a deadline.)"""
     calendar = calendar or WorkingCalendar.default()
-    whole = timedelta(minutes=DEADLINE_MINUTES)
     day = after.astimezone(calendar.tz).date()
     for _ in range(MAX_SLOT_DAYS):
-        for start, _end in calendar.working_windows(day):
-            if start > after and calendar.add_working_minutes(start, DEADLINE_MINUTES) - start == whole:
-                return start
+        windows = calendar.working_windows(day)
+        if windows and windows[0][0] > after:
+            return windows[0][0]
         day += timedelta(days=1)
-    raise ValueError(f"the calendar has no window of {DEADLINE_MINUTES} working minutes in {MAX_SLOT_DAYS} days")
+    raise ValueError(f"the calendar has no working day in {MAX_SLOT_DAYS} days after {after.isoformat()}")
 
 
 def scenarios_for(tags: set[str] | None) -> list[Scenario]:
