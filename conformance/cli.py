@@ -200,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         timeout=args.timeout,
         reuse_facility=args.reuse_facility,
+        order_portal=args.order_portal,
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
@@ -341,6 +342,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run on an existing facility even when its account differs from --username/--password "
         "(by default such a run is refused: a correct hospital would fail API-001 on it)",
+    )
+    run.add_argument(
+        "--order-portal",
+        action="store_true",
+        help="add the optional `portal` object (base_url, clock_rate, sandbox_time) to every order; off by "
+        "default because a system built against an earlier trigger schema refuses unknown keys "
+        "(--reference always sends it)",
     )
     run.set_defaults(func=_run)
 

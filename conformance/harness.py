@@ -211,6 +211,8 @@ class LiveOptions:
     seed: int | None = None
     timeout: float = 150.0
     reuse_facility: bool = False
+    order_portal: bool = False
+    """Add the optional `portal` object to every order (always for the reference hospital)."""
 
     @property
     def description(self) -> str:
@@ -255,6 +257,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                         seed=options.seed,
                         trigger_description=options.description,
                         scenario_timeout=options.timeout,
+                        order_portal=options.order_portal or options.reference,
                     )
                     return runner.run(specs)
             finally:

@@ -39,6 +39,10 @@ from conformance.trigger import Trigger
 __all__ = ["Lane", "Runner", "judge", "needed_tags"]
 
 POLL = 0.25
+REFUSAL_POLLS = 4
+"""Look for final refusals every this many polls (one journal read a second)."""
+FINAL = frozenset({"205", "1001"})
+"""Answers after which the portal will not accept the same certificate unchanged."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Runner:
         start: datetime | None = None,
         scenario_timeout: float = 150.0,
         trigger_description: str = "",
+        order_portal: bool = False,
     ) -> None:
         if not lanes:
             raise ValueError("at least one lane (facility + trigger) is needed")
@@ -90,6 +95,7 @@ class Runner:
         self.scenario_timeout = scenario_timeout
         self.trigger_description = trigger_description or lanes[0].trigger.description
         self.listeners = list(listeners)
+        self.order_portal = order_portal
         self.run_id = f"c{self.seed}-{uuid.uuid4().hex[:6]}"
         self._serials = itertools.count(1 + self.seed % 80000)
         self._lock = threading.Lock()
@@ -188,12 +194,13 @@ class Runner:
             if item.deadline_in is not None:
                 order = self._due_in(order, item.deadline_in)
             expectation_id = self._expect(order) if order.deliver else None
-            taken = lane.trigger.send(order.to_trigger())
+            body = self._trigger_body(order)
+            taken = lane.trigger.send(body)
             for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
-                lane.trigger.send(order.to_trigger())
+                lane.trigger.send(body)
             orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
         decided = began + plan.decided_after * 60 / self.rate if plan.decided_after else None
-        self._wait(orders, began, decided)
+        self._wait(orders, began, decided, facility=lane.facility, after=after)
         time.sleep(max(plan.settle, began + plan.lasts_at_least - time.monotonic()))
         record = ScenarioRecord(
             name=plan.name,
@@ -211,6 +218,14 @@ class Runner:
         self.emit(ScenarioFinished(record, tuple(orders), time.monotonic() - began))
         return record, orders
 
+    def _trigger_body(self, order: Order) -> Json:
+        """The order as the trigger contract sends it, with the optional `portal` object when asked for."""
+        body = order.to_trigger()
+        if self.order_portal:
+            now = self.admin.clock()["now_vn"]
+            body["portal"] = {"base_url": self.admin.base_url, "clock_rate": self.rate, "sandbox_time": now}
+        return body
+
     def _due_in(self, order: Order, minutes: float) -> Order:
         """The order re-timed so its deadline falls `minutes` after now, the moment it is sent: the
         backlog's arithmetic counts from there, not from a start the hospital may have reached late."""
@@ -224,14 +239,36 @@ class Runner:
             match["CAP_LAN_DAU"] = order.data.get("CAP_LAN_DAU", "1")
         return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
 
-    def _wait(self, orders: list[Order], began: float, decided: float | None = None) -> None:
-        """Until every expected document arrived or is overdue, the outcome is decided, or time is up."""
-        pending = {o.expectation_id for o in orders if o.expectation_id is not None and o.taken}
+    def _wait(
+        self, orders: list[Order], began: float, decided: float | None = None, *, facility: str = "", after: int = 0
+    ) -> None:
+        """Until every expected document arrived, is overdue or was refused for good, the outcome is
+        decided, or time is up (fail fast: a scenario does not wait out a deadline already lost)."""
+        expected = {o.expectation_id: o for o in orders if o.expectation_id is not None and o.taken}
+        pending = set(expected)
         limit = min(began + self.scenario_timeout, decided or float("inf"))
+        polls = 0
         while pending and time.monotonic() < limit:
             pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
+            polls += 1
+            if pending and facility and polls % REFUSAL_POLLS == 0:
+                pending -= self._refused(facility, after, {i: expected[i] for i in pending})  # type: ignore[index]
             if pending:
                 time.sleep(POLL)
+
+    def _refused(self, facility: str, after: int, pending: dict[int, Order]) -> set[int]:
+        """Expectations whose certificate the portal refused for good (205, 1001) and never accepted since
+        this scenario began: a correct hospital gets no such answer for a valid order, so the verdict is
+        decided (a document or signature case fails, and so does the deadline) without waiting for it."""
+        answers: dict[str, set[str]] = {}
+        for entry in self.admin.journal(facility, after):
+            if entry["operation"] == "submit" and entry.get("document_code"):
+                answers.setdefault(entry["document_code"], set()).add(entry["outcome"])
+        return {
+            i
+            for i, order in pending.items()
+            if answers.get(order.code, set()) & FINAL and "200" not in answers[order.code]
+        }
 
     def collect(self, records: list[ScenarioRecord], orders: list[Order]) -> Bundle:
         """Evidence from the portal: each facility's journal, the submissions in it, every expectation."""

@@ -228,6 +228,15 @@ def test_invalid_order_is_refused_with_a_reason(name: str, clients: dict[str, Cl
     assert not list((tmp_path / "orders").glob("*.order.json"))
 
 
+@pytest.mark.parametrize("name", ["dotnet", "java"])
+def test_the_optional_portal_object_is_taken(name: str, clients: dict[str, Client], tmp_path: Path) -> None:
+    """`conformance run --order-portal` adds `portal` (trigger.schema.json): each client takes such an order."""
+    order = json.loads(_order("gcs_normal", "portal-1", datetime.now(UTC)))
+    order["portal"] = {"base_url": "http://127.0.0.1:8080", "clock_rate": 600, "sandbox_time": order["issued_at"]}
+    run = clients[name].run("order", "--state-dir", str(tmp_path), stdin=json.dumps(order).encode())
+    assert run.returncode == 0, run.stderr.decode()
+
+
 # --- XMLDSig interop: every signer against every other verifier -------------------------------------------
 
 SIGNERS = ("python", "xmlsec1", "dotnet", "java")

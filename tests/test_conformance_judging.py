@@ -257,6 +257,16 @@ def test_relogin_after_401(after_401: list[str], verdict: Verdict) -> None:
     assert judge("API-005", bundle)[0] is verdict
 
 
+def test_a_401_held_past_the_clients_timeout_needs_no_relogin() -> None:
+    """late-reply: the held request meets an expired token after the hospital gave up on it and resent."""
+    plan = {"faults": [{"name": "late", "effect": "latency", "latency": {"ms": 20_000}}]}
+    record = ScenarioRecord("late-reply", "late-reply", "79101", ("relogin", "lost-reply"), plan, 0, 10_000)
+    journal = (entry(1, "token", "200"), entry(2, "submit", "200"), entry(3, "submit", "401", faults=["late"]))
+    assert judge("API-005", Bundle(scenarios=(record,), journal=journal))[0] is Verdict.SKIP
+    unread = journal[:2] + (entry(3, "submit", "401"),)
+    assert judge("API-005", Bundle(scenarios=(record,), journal=unread))[0] is Verdict.FAIL
+
+
 def test_token_per_request_fails_the_should_case() -> None:
     journal = tuple(entry(i, "token" if i % 2 else "submit", "200") for i in range(1, 9))
     bundle = Bundle(scenarios=(scenario("issue", "token-reuse"),), journal=journal)

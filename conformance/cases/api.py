@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from conformance.cases.common import late_faults
 from conformance.evidence import Bundle, Json, ScenarioRecord
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -164,11 +165,12 @@ def token_reused(bundle: Bundle) -> Outcome:
     needs=("journal", "scenario:relogin"),
 )
 def relogin_after_401(bundle: Bundle) -> Outcome:
-    seen, problems, ids = 0, [], []
+    """A 401 held past the client's timeout (late-reply) is not judged: the hospital never read it."""
+    seen, problems, ids, late = 0, [], [], late_faults(bundle)
     for scenario in bundle.scenarios:
         entries = bundle.journal_of(scenario)
         for index, entry in enumerate(entries):
-            if entry["operation"] != "submit" or entry["outcome"] != "401":
+            if entry["operation"] != "submit" or entry["outcome"] != "401" or late & set(entry.get("faults") or ()):
                 continue
             seen += 1
             ids.append(entry["id"])

@@ -13,6 +13,19 @@ from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, failed, passed
 
 FAILING = ("FAILED", "INDETERMINATE")
+LATE_REPLY_MS = 10_000.0
+"""A reply held at least this long by an injected delay may have met a client that had given up (a
+10–30 s client timeout is usual): what it said may never have reached the hospital."""
+
+
+def late_faults(bundle: Bundle) -> set[str]:
+    """Names of the injected delays long enough to outlast a client's timeout (the late-reply scenario's)."""
+    return {
+        str(fault.get("name"))
+        for record in bundle.scenarios
+        for fault in record.fault_plan.get("faults", [])
+        if float((fault.get("latency") or {}).get("ms") or 0) >= LATE_REPLY_MS
+    }
 
 
 def label(submission: Json) -> str:

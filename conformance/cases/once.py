@@ -6,11 +6,12 @@ facilities: a duplicate acceptance makes two records of one birth or death at th
 Department of Health must then reconcile by hand, so both are MUST. A resend after a reply that never
 reached the hospital is allowed: the hospital could not know, and the trigger contract says so. Such
 replies are those the portal swallowed after storing the file (outcome DROPPED: `drop_after_commit`)
-and those it held so long (LATE_REPLY_MS) that the hospital may have given up waiting.
+and those it held so long (`common.LATE_REPLY_MS`) that the hospital may have given up waiting.
 """
 
 from __future__ import annotations
 
+from conformance.cases.common import late_faults
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -21,19 +22,6 @@ ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 TRIGGER = "trigger contract (conformance/trigger.schema.json request_id)"
 DROPPED = "DROPPED"
 """The journal's outcome of an exchange stored by the portal whose reply was swallowed (drop_after_commit)."""
-LATE_REPLY_MS = 10_000.0
-"""A reply held at least this long by an injected delay may have met a client that had given up (a
-10–30 s client timeout is usual): the hospital may resend, and need not."""
-
-
-def _late_faults(bundle: Bundle) -> set[str]:
-    """Names of the injected delays long enough to outlast a client's timeout."""
-    return {
-        str(fault.get("name"))
-        for record in bundle.scenarios
-        for fault in record.fault_plan.get("faults", [])
-        if float((fault.get("latency") or {}).get("ms") or 0) >= LATE_REPLY_MS
-    }
 
 
 def _lost_replies(bundle: Bundle) -> set[int]:
@@ -44,7 +32,7 @@ def _lost_replies(bundle: Bundle) -> set[int]:
 def _unacknowledged(bundle: Bundle) -> set[int]:
     """Submissions stored whose reply the hospital never got, or may have given up waiting for: a resend
     after one of these is no duplicate."""
-    late = _late_faults(bundle)
+    late = late_faults(bundle)
     held = {e["submission_id"] for e in bundle.journal if e.get("submission_id") and late & set(e.get("faults") or ())}
     return _lost_replies(bundle) | held
 
