@@ -141,9 +141,10 @@ class Runner:
         def drive(lane: Lane, mine: list[Scenario]) -> None:
             try:
                 for index, plan in enumerate(mine):
+                    at = None
                     if index and len(self.lanes) == 1:  # one facility, one clock: each scenario at its own slot
-                        self._place()
-                    record, orders = self._run_scenario(lane, plan)
+                        at = self._place()
+                    record, orders = self._run_scenario(lane, plan, at)
                     with self._lock:
                         done.append((record, orders))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
@@ -169,19 +170,24 @@ class Runner:
         self.emit(finished)
         return finished
 
-    def _place(self) -> None:
+    def _place(self) -> datetime:
         """Move the clock forward to the next slot (`next_slot`), so that a scenario sees the same working
         time ahead of it whichever scenarios ran before it (`--only` changes nothing). Only with one lane:
         with several, every scenario starts at the run's start, and moving the shared clock would move theirs."""
         now = datetime.fromisoformat(self.admin.clock()["now_vn"])
-        self.admin.set_clock(now=next_slot(now).isoformat(), rate=self.rate)
+        slot = next_slot(now)
+        self.admin.set_clock(now=slot.isoformat(), rate=self.rate)
         self._mark_clock("placed at the next slot")
+        return slot
 
-    def _run_scenario(self, lane: Lane, plan: Scenario) -> tuple[ScenarioRecord, list[Order]]:
+    def _run_scenario(
+        self, lane: Lane, plan: Scenario, at: datetime | None = None
+    ) -> tuple[ScenarioRecord, list[Order]]:
+        """Run `plan` on `lane` from `at` (its slot, a moment ago on the sandbox clock), else from now."""
         self.emit(ScenarioStarted(plan.name, plan.description, lane.facility))
         began = time.monotonic()
         state = self._mark_clock(f"{plan.name}: start")
-        start = datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
+        start = at or datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
         fault_plan = plan.fault_plan(start, self.seed, self.rate)
         self.admin.set_faults(lane.facility, fault_plan)
         after = self.admin.last_journal_id()
