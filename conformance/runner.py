@@ -40,7 +40,7 @@ __all__ = ["Lane", "Runner", "judge", "needed_tags"]
 
 POLL = 0.25
 REFUSAL_POLLS = 4
-"""Look for final refusals every this many polls (one journal read a second)."""
+"""Read the scenario's journal (final refusals, a decided outcome) every this many polls: once a second."""
 FINAL = frozenset({"205", "1001"})
 """Answers after which the portal will not accept the same certificate unchanged."""
 
@@ -206,7 +206,7 @@ class Runner:
                 lane.trigger.send(body)
             orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
         decided = began + plan.decided_after * 60 / self.rate if plan.decided_after else None
-        self._wait(orders, began, decided, facility=lane.facility, after=after)
+        self._wait(orders, began, decided, facility=lane.facility, after=after, plan=plan)
         time.sleep(max(plan.settle, began + plan.lasts_at_least - time.monotonic()))
         record = ScenarioRecord(
             name=plan.name,
@@ -246,7 +246,14 @@ class Runner:
         return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
 
     def _wait(
-        self, orders: list[Order], began: float, decided: float | None = None, *, facility: str = "", after: int = 0
+        self,
+        orders: list[Order],
+        began: float,
+        decided: float | None = None,
+        *,
+        facility: str = "",
+        after: int = 0,
+        plan: Scenario | None = None,
     ) -> None:
         """Until every expected document arrived, is overdue or was refused for good, the outcome is
         decided, or time is up (fail fast: a scenario does not wait out a deadline already lost)."""
@@ -258,16 +265,20 @@ class Runner:
             pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
             polls += 1
             if pending and facility and polls % REFUSAL_POLLS == 0:
-                pending -= self._refused(facility, after, {i: expected[i] for i in pending})  # type: ignore[index]
+                entries = self.admin.journal(facility, after)
+                if plan is not None and plan.decided_when is not None and plan.decided_when(entries, self.rate):
+                    return
+                pending -= self._refused(entries, {i: expected[i] for i in pending})  # type: ignore[index]
             if pending:
                 time.sleep(POLL)
 
-    def _refused(self, facility: str, after: int, pending: dict[int, Order]) -> set[int]:
+    @staticmethod
+    def _refused(entries: list[Json], pending: dict[int, Order]) -> set[int]:
         """Expectations whose certificate the portal refused for good (205, 1001) and never accepted since
-        this scenario began: a correct hospital gets no such answer for a valid order, so the verdict is
-        decided (a document or signature case fails, and so does the deadline) without waiting for it."""
+        this scenario began (`entries`: its journal): a correct hospital gets no such answer for a valid
+        order, so the verdict is decided (a document or signature case fails, and so does the deadline)."""
         answers: dict[str, set[str]] = {}
-        for entry in self.admin.journal(facility, after):
+        for entry in entries:
             if entry["operation"] == "submit" and entry.get("document_code"):
                 answers.setdefault(entry["document_code"], set()).add(entry["outcome"])
         return {

@@ -23,6 +23,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from conformance.cases.api import BUSY
+from conformance.cases.pressure import BUDGET_BURST, BUDGET_PER_SECOND
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
 from mock_portal.deadline import WorkingCalendar, deadline_for
@@ -79,6 +81,9 @@ class Scenario:
     lasts_at_least: float = 0.0
     """Real seconds the scenario runs at least (late-reply: until its held request has been stored, so the
     evidence shows it whether or not the hospital resent)."""
+    decided_when: Callable[[list[Json], float], bool] | None = None
+    """Given the scenario's journal so far and the clock rate, whether a MUST case fails whatever comes
+    next: the scenario ends then (fail fast: a request budget already blown needs no more waiting)."""
     decided_after: float | None = None
     """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
     still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
@@ -229,7 +234,17 @@ Everything takes at most 6 × SLOW_MINUTES, within the others' 240 working minut
 
 def _busy(start: datetime, _rate: float) -> list[Json]:
     window = {"start": start.isoformat(), "minutes": BUSY_MINUTES}
-    return [{"name": "busy", "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
+    return [{"name": BUSY, "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
+
+
+def _budget_blown(entries: list[Json], rate: float) -> bool:
+    """More requests since the first busy answer than API-014's budget could ever allow: its budget grows
+    with the busy seconds judged, at most the whole busy window, so the verdict cannot turn any more."""
+    first = next((i for i, e in enumerate(entries) if BUSY in (e.get("faults") or ())), None)
+    if first is None:
+        return False
+    last = max(i for i, e in enumerate(entries) if BUSY in (e.get("faults") or ()))
+    return last - first + 1 > BUDGET_BURST + BUDGET_PER_SECOND * BUSY_MINUTES * 60 / rate
 
 
 def _slow(_start: datetime, rate: float) -> list[Json]:
@@ -262,6 +277,7 @@ SCENARIOS += (
         ("overload",),
         (OrderPlan("gbt_normal"),),
         faults=_busy,
+        decided_when=_budget_blown,
         decided_after=BUSY_MINUTES + 5,
     ),
 )

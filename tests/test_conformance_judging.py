@@ -145,6 +145,21 @@ def signed_file(signature: str, **fields: str) -> str:
     return base64.b64encode(f"<HSDLGCS><DATA>{body}</DATA>{ds}</HSDLGCS>".encode()).decode()
 
 
+def test_a_resend_after_a_205_the_hospital_never_read_is_no_resend_after_205() -> None:
+    """dropped: the portal refused the file (a bad signature) and swallowed the reply; resending is right."""
+    first = submission(1, codes=("SIG_ALGORITHM",), file_b64=signed_file("AAA"))
+    again = submission(2, codes=("SIG_ALGORITHM",), file_b64=signed_file("AAA"))
+    journal = (entry(1, "submit", "DROPPED", submission_id=1), entry(2, "submit", "205", submission_id=2))
+    bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(first, again))
+    assert judge("API-006", bundle)[0] is Verdict.PASS  # 2 is the first 205 it read, and nothing followed
+    third = submission(3, codes=("SIG_ALGORITHM",), file_b64=signed_file("AAA"))
+    read = replace(
+        bundle, journal=(*journal, entry(3, "submit", "205", submission_id=3)), submissions=(first, again, third)
+    )
+    verdict, message = judge("API-006", read)
+    assert verdict is Verdict.FAIL and "submission 3 resends refused 2" in message
+
+
 def test_resending_a_refused_certificate_fails_however_re_signed() -> None:
     """The bytes differ (a new signature) but the certificate is the same: still a resend."""
     refused = submission(1, codes=("RULE_CCCD_FORMAT",), file_b64=signed_file("AAA"))
@@ -198,7 +213,7 @@ def _lost_reply_bundle(*steps: tuple[str, str, int | None], late_ms: float = 20_
     plan = {"faults": [{"name": "lost", "effect": "drop_after_commit"}, {"name": "late", "latency": {"ms": late_ms}}]}
     record = ScenarioRecord("dropped", "dropped", "79101", ("lost-reply",), plan, 0, 10_000)
     journal = tuple(
-        entry(i + 1, "submit", outcome, submission_id=sid, faults=[fault] if fault else [])
+        entry(i + 1, "submit", outcome, submission_id=sid, faults=[fault] if fault else [], document_code=code)
         for i, (outcome, fault, sid) in enumerate(steps)
     )
     subs = tuple(
@@ -222,9 +237,11 @@ def _lost_reply_bundle(*steps: tuple[str, str, int | None], late_ms: float = 20_
         ([("200", "late", 1)], Verdict.PASS, Verdict.PASS, ""),
         # acknowledged at once, then sent again: a duplicate however the other was faulted
         ([("DROPPED", "lost", 1), ("200", "", 2), ("200", "", 3)], Verdict.FAIL, Verdict.PASS, ""),
+        # refused (a bad signature): the document cases' verdict, not a lost reply
+        ([("RESET", "", None), ("205", "", None)], Verdict.SKIP, Verdict.SKIP, "refused"),
     ],
     ids=["drop-resent", "drop-not-resent", "reset-not-resent", "reset-resent", "late-resent", "late-waited",
-         "drop-resent-twice"],
+         "drop-resent-twice", "refused"],
 )  # fmt: skip
 def test_a_lost_reply_is_resent_once(
     steps: list[tuple[str, str, int | None]], api_011: Verdict, api_015: Verdict, why: str

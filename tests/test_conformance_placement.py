@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from conformance.evidence import Order
 from conformance.harness import provision, reference_lanes
 from conformance.model import Verdict
 from conformance.portal import SandboxAdmin, start_local_portal
@@ -93,3 +94,35 @@ def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(tmp_path:
         for r in results.values()
     ]
     assert stories[0] == stories[1] and ("gcs_twins", True) in stories[0], stories
+
+
+def test_fail_fast_a_blown_request_budget_decides_the_overload_scenario() -> None:
+    """API-014's budget is at most 10 + 0.5 per busy second of the whole window (24 s at 600×): 22 requests."""
+    overload = next(s for s in SCENARIOS if s.name == "overload")
+    assert overload.decided_when is not None
+
+    def busy(n: int) -> list[dict]:
+        return [{"id": 1, "operation": "token", "faults": []}] + [
+            {"id": i + 2, "operation": "submit", "faults": ["busy"]} for i in range(n)
+        ]
+
+    assert not overload.decided_when(busy(22), 600.0) and overload.decided_when(busy(23), 600.0)
+    assert not overload.decided_when(busy(40), 60.0)  # a slower clock: a longer window, a larger budget
+    assert not overload.decided_when([], 600.0)
+
+
+def test_fail_fast_a_certificate_refused_for_good_is_no_longer_awaited() -> None:
+    def order(code: str, expectation: int) -> Order:
+        return Order(
+            f"r{expectation}", "issue", "gcs_normal", "GCS", "79101", "", {"MA_GCS": code}, expectation_id=expectation
+        )
+
+    journal = [
+        {"operation": "submit", "document_code": "A", "outcome": "205"},
+        {"operation": "submit", "document_code": "B", "outcome": "1001"},
+        {"operation": "submit", "document_code": "C", "outcome": "205"},
+        {"operation": "submit", "document_code": "C", "outcome": "200"},
+        {"operation": "submit", "document_code": "D", "outcome": "500"},
+    ]
+    pending = {i: order(code, i) for i, code in enumerate("ABCDE", 1)}
+    assert Runner._refused(journal, pending) == {1, 2}  # C was accepted after all; D may still come; E not sent yet

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from conformance.cases.common import late_faults
+from conformance.cases.common import late_faults, unread_replies
 from conformance.evidence import Bundle, Json, ScenarioRecord
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -202,9 +202,10 @@ def relogin_after_401(bundle: Bundle) -> Outcome:
 def no_resend_of_205(bundle: Bundle) -> Outcome:
     """Judged on the signed content without its signature (`conformance.substance`), not the file bytes:
     a new SigningTime or Id changes the digest of the file, not what the portal refused."""
-    refused = [s for s in bundle.submissions if s.get("result") == "205" and substance(s)]
+    unread = unread_replies(bundle)  # a 205 the hospital never read (its reply was dropped) asks nothing of it
+    refused = [s for s in bundle.submissions if s.get("result") == "205" and substance(s) and s["id"] not in unread]
     if not refused:
-        raise SkipCase("no submission was refused with 205")
+        raise SkipCase("no submission was refused with 205 (with a reply the hospital read)")
     problems, seen = [], set()
     for first in refused:
         for later in bundle.submissions:

@@ -11,7 +11,7 @@ and those it held so long (`common.LATE_REPLY_MS`) that the hospital may have gi
 
 from __future__ import annotations
 
-from conformance.cases.common import late_faults
+from conformance.cases.common import lost_replies, unread_replies
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -20,21 +20,8 @@ from mock_portal.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 TRIGGER = "trigger contract (conformance/trigger.schema.json request_id)"
-DROPPED = "DROPPED"
-"""The journal's outcome of an exchange stored by the portal whose reply was swallowed (drop_after_commit)."""
-
-
-def _lost_replies(bundle: Bundle) -> set[int]:
-    """Submissions stored whose reply the hospital certainly never got (outcome DROPPED)."""
-    return {e["submission_id"] for e in bundle.journal if e.get("submission_id") and e.get("outcome") == DROPPED}
-
-
-def _unacknowledged(bundle: Bundle) -> set[int]:
-    """Submissions stored whose reply the hospital never got, or may have given up waiting for: a resend
-    after one of these is no duplicate."""
-    late = late_faults(bundle)
-    held = {e["submission_id"] for e in bundle.journal if e.get("submission_id") and late & set(e.get("faults") or ())}
-    return _lost_replies(bundle) | held
+REFUSED = frozenset({"205", "1001"})
+"""Answers (read by the hospital) after which a certificate is not resent: API-015 leaves those orders out."""
 
 
 def _acceptances(bundle: Bundle) -> dict[tuple[str, str], list[Json]]:
@@ -71,7 +58,7 @@ def _finding(key: str, accepted: list[Json], extra: str = "") -> Finding:
 )
 def accepted_once(bundle: Bundle) -> Outcome:
     twice = {(o.facility, o.key) for o in bundle.orders if o.sends > 1}
-    accepted, unacked = _acceptances(bundle), _unacknowledged(bundle)
+    accepted, unacked = _acceptances(bundle), unread_replies(bundle)
     if not accepted:
         raise SkipCase("no certificate was accepted: see DL-001")
     problems = [
@@ -97,7 +84,7 @@ def request_taken_once(bundle: Bundle) -> Outcome:
     repeated: list[Order] = [o for o in bundle.orders if o.sends > 1]
     if not repeated:
         raise SkipCase("the harness sent no order twice in this run (the 'issue' scenario does)")
-    accepted, unacked = _acceptances(bundle), _unacknowledged(bundle)
+    accepted, unacked = _acceptances(bundle), unread_replies(bundle)
     problems, judged = [], 0
     for order in repeated:
         subs = accepted.get((order.facility, order.key), [])
@@ -128,10 +115,16 @@ def resent_after_lost_reply(bundle: Bundle) -> Outcome:
     certificate must have an acceptance whose reply was not swallowed (a reply held late counts: the
     hospital may have read it)."""
     names = {s.name for s in bundle.scenarios_tagged("lost-reply")}
-    orders = [o for o in bundle.orders if o.scenario in names and o.deliver and o.taken]
+    accepted, lost = _acceptances(bundle), lost_replies(bundle)
+    refused = {e.get("document_code") for e in bundle.journal if e["outcome"] in REFUSED}
+    orders = [
+        o
+        for o in bundle.orders
+        if o.scenario in names and o.deliver and o.taken
+        and ((o.facility, o.key) in accepted or o.code not in refused)  # refused: the document cases' verdict
+    ]  # fmt: skip
     if not orders:
-        raise SkipCase("no order of a lost-reply scenario was taken by the hospital")
-    accepted, lost = _acceptances(bundle), _lost_replies(bundle)
+        raise SkipCase("no order of a lost-reply scenario was taken by the hospital, or each was refused (205/1001)")
     problems = []
     for order in orders:
         subs = accepted.get((order.facility, order.key), [])
