@@ -21,6 +21,8 @@ def _status(bundle: Bundle, order: Order) -> tuple[bool, str]:
     expectation = bundle.expectation(order.expectation_id)
     if expectation is None:
         return False, "no expectation was registered for it"
+    if expectation["status"] == "PENDING":  # the scenario stopped waiting: refused for good, or timed out
+        return False, f"not accepted when its scenario ended (deadline {expectation['deadline']})"
     if expectation["status"] != "ARRIVED":
         return False, f"{expectation['status']}: not accepted by {expectation['deadline']} (deadline)"
     deadline = (expectation.get("document") or {}).get("deadline") or {}
