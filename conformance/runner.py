@@ -196,7 +196,10 @@ class Runner:
             plan, facility=lane.facility, start=start, run_id=self.run_id, serials=self._serials, seed=self.seed
         )
         for item, order in sorted(built, key=lambda pair: pair[0].delay):
-            time.sleep(max(0.0, began + item.delay - time.monotonic()))
+            # never before its issue instant: a paper issued in the sandbox's future would make a hospital that
+            # signs "issued_at + time since the order" sign after the portal's receipt (SigningTime refused)
+            issued_in = (datetime.fromisoformat(order.issued_at) - start).total_seconds() / self.rate
+            time.sleep(max(0.0, began + max(item.delay, issued_in) - time.monotonic()))
             if item.deadline_in is not None:
                 order = self._due_in(order, item.deadline_in)
             expectation_id = self._expect(order) if order.deliver else None

@@ -50,7 +50,8 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class OrderPlan:
-    """One story to order: `issued_offset` minutes after the scenario start, sent `delay` real seconds in."""
+    """One story to order: `issued_offset` minutes after the scenario start, sent `delay` real seconds in
+    and never before the sandbox clock reaches its issue instant (orders sent together keep their order)."""
 
     story: str
     issued_offset: float = 0.0
