@@ -15,7 +15,7 @@ SQLite file in a temp dir, default settings), provisions a facility, then measur
    (`fixtures.hostile.with_attributes`), sent `--refusals` times: time until the reply, MaKetQua and
    the finding codes. Target: every reply MaKetQua 205 with XML_TOO_MANY_ATTRIBUTES, max <
    `--refuse-target` s.
-3. `mock_portal.ipss.issue_kinds` in this process (server stopped) over `fixtures.hostile.one_code_history`
+3. `mock_portal.ipss.registration.issue_kinds` in this process (server stopped) over `fixtures.hostile.one_code_history`
    of each size (half of the copies resends), best of `--repeat` (`timeit`, GC off). Target: linear —
    the cost per copy at the largest size is at most `--growth-limit` (3) times the cost per copy at the
    smallest: linear is ~1 (measured 1.0-1.4 quiet, up to 2.1 with the 2 cores shared), quadratic would
@@ -42,7 +42,7 @@ from ingest import Facility, Server, percentile, provision, running_server, sign
 
 from fixtures.hostile import held_open, one_code_history, slow_uploads, with_attributes
 from fixtures.pki import TestPKI
-from mock_portal import ipss
+from mock_portal.ipss import registration as ipss
 
 FACILITY = "79903"
 

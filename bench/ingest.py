@@ -9,7 +9,7 @@ facility certificate), pre-signs a pool of distinct valid GCS documents, takes o
 with --rate an open-loop schedule at R requests/s (latency counted from the scheduled instant, so
 queueing in the client is not hidden). Afterwards it checks through `GET /sandbox/submissions`
 that every acknowledged MaKetQua 200 was stored, reads the peak RSS (VmHWM) of the server
-processes, stops the server, and times `mock_portal.intake.examine_xml` in this process on one
+processes, stops the server, and times `mock_portal.portal.intake.examine_xml` in this process on one
 core over the same documents. The last line is machine-readable; see bench/README.md.
 """
 
@@ -39,12 +39,12 @@ import httpx
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH, HiapClient
 from fixtures.pki import Credential, TestPKI, cert_pem
 from fixtures.samples import signed_sample
-from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
 from mock_portal.documents import DocumentType, ParseLimits
-from mock_portal.intake import IntakePolicy, examine_xml
-from mock_portal.signature import SignaturePolicy
-from mock_portal.trust import TrustStore, fingerprint, load_certificates
+from mock_portal.portal.codes import SubmitResult
+from mock_portal.portal.intake import IntakePolicy, examine_xml
+from mock_portal.signature.trust import TrustStore, fingerprint, load_certificates
+from mock_portal.signature.verify import SignaturePolicy
 
 HOST = "127.0.0.1"
 FACILITY = "79901"
@@ -427,7 +427,7 @@ TABLES = ("submissions", "documents")
 
 # --------------------------------------------------------------------------- in-process reference
 def intake_policy(settings: Settings) -> IntakePolicy:
-    """The policy exactly as `mock_portal.portal.Portal.__init__` builds it."""
+    """The policy exactly as `mock_portal.portal.service.Portal.__init__` builds it."""
     return IntakePolicy(
         max_file_bytes=settings.max_file_bytes,
         parse_limits=ParseLimits(max_bytes=settings.max_file_bytes, max_depth=settings.max_xml_depth),
@@ -439,7 +439,7 @@ def intake_policy(settings: Settings) -> IntakePolicy:
 
 
 def trust_store(ca_pem: bytes, code: str, credential: Credential) -> TrustStore:
-    """The trust store as `mock_portal.portal._trust_store` builds it from the database rows."""
+    """The trust store as `mock_portal.portal.service._trust_store` builds it from the database rows."""
     return TrustStore(
         cas=tuple(load_certificates(ca_pem)),
         crls=(),

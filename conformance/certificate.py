@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from conformance.cases import load_cases
 from conformance.evidence import Bundle, load
-from conformance.registry import load_cases
 from conformance.runner import judge
 
 __all__ = ["MANIFEST", "seal", "verify"]

@@ -26,13 +26,14 @@ from pathlib import Path
 
 from conformance import EXIT_USAGE, SUITE_VERSION, UsageError, tool_version
 from conformance import evidence as ev
+from conformance.cases import load_cases
 from conformance.events import Listener, RunFinished, RunStarted
 from conformance.offline import FileVerdict, check_file, read_input, trust_from_files
-from conformance.registry import CaseSpec, load_cases
+from conformance.registry import CaseSpec
 from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
-from mock_portal.codes import SubmitResult
-from mock_portal.grades import Strictness
+from mock_portal.portal.codes import SubmitResult
+from mock_portal.results.grades import Strictness
 
 DEFAULT_FACILITY = "79001"
 TRIGGER_HELP = """\

@@ -15,10 +15,10 @@ from cryptography import x509
 
 from conformance import UsageError
 from mock_portal.documents import DocumentError, DocumentType, ParseLimits, parse_xml
-from mock_portal.grades import Strictness
-from mock_portal.intake import IntakePolicy, Verdict, examine_xml
-from mock_portal.signature import SignaturePolicy
-from mock_portal.trust import TrustError, TrustStore, load_certificates, load_crl
+from mock_portal.portal.intake import IntakePolicy, Verdict, examine_xml
+from mock_portal.results.grades import Strictness
+from mock_portal.signature.trust import TrustError, TrustStore, load_certificates, load_crl
+from mock_portal.signature.verify import SignaturePolicy
 
 ROOTS = {t.root_tag: t for t in DocumentType}
 

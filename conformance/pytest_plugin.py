@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from conformance.cases import load_cases
 from conformance.harness import DEFAULT_FACILITY, LiveOptions, run_live
 from conformance.model import CaseResult, Level, Verdict
-from conformance.registry import CaseSpec, load_cases
+from conformance.registry import CaseSpec
 from conformance.report import FileReports
 from conformance.report.common import reproduce
 

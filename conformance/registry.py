@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.model import CaseResult, Evidence, Finding, Level, Verdict
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 if TYPE_CHECKING:
     from conformance.evidence import Bundle
@@ -197,10 +197,3 @@ def case(
         return check
 
     return register
-
-
-def load_cases() -> Registry:
-    """Import every case module once, so the global registry is complete."""
-    from conformance import cases  # noqa: F401 - imported for its registrations
-
-    return registry

@@ -27,7 +27,7 @@ from conformance.cases.api import BUSY
 from conformance.cases.pressure import BUDGET_BURST, BUDGET_PER_SECOND
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
-from mock_portal.deadline import WorkingCalendar, deadline_for
+from mock_portal.deadline.working_time import WorkingCalendar, deadline_for
 
 __all__ = [
     "DEFAULT_RATE",

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from conformance.cases import load_cases
 from conformance.harness import LiveOptions, run_live
 from conformance.model import CaseResult
-from conformance.registry import CaseSpec, load_cases
+from conformance.registry import CaseSpec
 from fixtures.hospital_worker import Variant
 
 __all__ = ["EXPECTED", "Row", "Target", "kill_matrix", "render", "run_selftest", "specs_for"]

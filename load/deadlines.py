@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from mock_portal.clock import VN_TZ
-from mock_portal.deadline import DEADLINE_MINUTES, WorkingCalendar, deadline_for
+from mock_portal.control.clock import VN_TZ
+from mock_portal.deadline.working_time import DEADLINE_MINUTES, WorkingCalendar, deadline_for
 
 __all__ = ["DeadlineBook", "DeadlineRecord", "Status", "Thresholds", "Verdicts", "judge_thresholds", "render_svg"]
 

@@ -49,7 +49,7 @@ from load.personas import HospitalUser, IpssReaderUser, IssuingDeskUser  # noqa:
 from load.portal_io import Kit, SandboxTime, provision, set_clock  # noqa: E402
 from load.run import DEADLINE, KIT_MESSAGE, RECORDS_KEY, STATE, opt  # noqa: E402
 from load.shapes import SHAPES, DeadlineShape  # noqa: E402
-from mock_portal.deadline import load_calendar  # noqa: E402
+from mock_portal.deadline.working_time import load_calendar  # noqa: E402
 
 __all__ = ["DeadlineShape", "HospitalUser", "IpssReaderUser", "IssuingDeskUser"]
 """What Locust picks up from this file: the personas and the shape."""

@@ -21,8 +21,8 @@ from fixtures.signer import sign_document
 from load.deadlines import DeadlineRecord
 from load.portal_io import Kit, LocustWire, SandboxTime
 from load.run import STATE, deadline_event, opt
-from mock_portal.clock import VN_TZ
-from mock_portal.deadline import DEADLINE_MINUTES, deadline_for
+from mock_portal.control.clock import VN_TZ
+from mock_portal.deadline.working_time import DEADLINE_MINUTES, deadline_for
 
 __all__ = ["HospitalUser", "IpssReaderUser", "IssuingDeskUser", "PortalUser"]
 

@@ -30,7 +30,7 @@ from conformance.portal import SandboxAdmin
 from conformance.scenarios import start_instant
 from fixtures.hospital_protocol import TOKEN_PATH, classify_submit, classify_token
 from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.deadline.working_time import WorkingCalendar
 
 __all__ = ["FacilityKit", "Kit", "LocustWire", "SandboxTime", "provision"]
 

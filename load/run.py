@@ -15,7 +15,7 @@ from locust.env import Environment
 from conformance.portal import PortalState
 from load.deadlines import DeadlineBook, DeadlineRecord
 from load.portal_io import Kit, SandboxTime
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.deadline.working_time import WorkingCalendar
 
 __all__ = ["DEADLINE", "KIT_MESSAGE", "RECORDS_KEY", "STATE", "LateDelivery", "RunState", "deadline_event", "opt"]
 

@@ -21,11 +21,11 @@ from mock_portal.api.guard import RequestGuard
 from mock_portal.api.middleware import PortalMiddleware
 from mock_portal.api.spec_servers import SpecServers
 from mock_portal.api.validators import allow_form_fields_up_to, validator_map
-from mock_portal.auth import upgrade_legacy_passwords
-from mock_portal.clock import SandboxClock
 from mock_portal.config import Settings
-from mock_portal.portal import Portal
-from mock_portal.sharing import SharingWorker
+from mock_portal.control.clock import SandboxClock
+from mock_portal.ipss.sharing import SharingWorker
+from mock_portal.portal.auth import upgrade_legacy_passwords
+from mock_portal.portal.service import Portal
 from mock_portal.web import register_dashboard
 
 SPEC = Path(__file__).with_name("openapi.yaml")

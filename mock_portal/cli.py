@@ -64,17 +64,17 @@ def _banner(settings: Settings) -> str:
 
 def _report(args: argparse.Namespace) -> int:
     """The six-monthly report from the database named by PORTAL_DATABASE_URL (no server needed)."""
-    from mock_portal import reports
     from mock_portal.app import build_portal
-    from mock_portal.errors import PortalError
+    from mock_portal.reports import formats, semiannual
+    from mock_portal.results.errors import PortalError
 
     portal = build_portal(Settings.from_env())
     try:
-        period = reports.parse_period(args.period, args.date_from, args.date_to)
+        period = semiannual.parse_period(args.period, args.date_from, args.date_to)
     except PortalError as exc:
         print(f"mock-portal report: {exc.detail_en}", file=sys.stderr)
         return 2
-    body = reports.render(reports.for_portal(portal, period), args.format)
+    body = formats.render(semiannual.for_portal(portal, period), args.format)
     if args.out in (None, "-"):
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from mock_portal.grades import Strictness
+from mock_portal.results.grades import Strictness
 
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
 

@@ -25,8 +25,8 @@ from mock_portal.documents.sources import (
     field_evidence,
     field_table,
 )
-from mock_portal.findings import Finding, Severity
-from mock_portal.grades import Action, Evidence, Grade, Strictness
+from mock_portal.results.findings import Finding, Severity
+from mock_portal.results.grades import Action, Evidence, Grade, Strictness
 
 C, OBS, R, A = Grade.CONFIRMED, Grade.OBSERVED, Grade.RECONSTRUCTED, Grade.ADVISORY
 REFUSE, WARN = Action.REFUSE, Action.WARN

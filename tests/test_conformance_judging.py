@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from conformance.cases import load_cases
 from conformance.evidence import Bundle, Order, ScenarioRecord, dump, load
 from conformance.model import Level, Verdict
-from conformance.registry import CaseSpec, load_cases
+from conformance.registry import CaseSpec
 from conformance.report.common import summary
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 CASES = load_cases()
 T0 = "2026-11-30T01:00:00Z"

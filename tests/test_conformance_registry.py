@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 import conformance
+from conformance.cases import load_cases
 from conformance.model import Level, Verdict, roll_up
-from conformance.registry import AREAS, CASE_IDS_FILE, CaseSpec, DuplicateCase, Registry, load_cases, passed
-from mock_portal.grades import Grade
+from conformance.registry import AREAS, CASE_IDS_FILE, CaseSpec, DuplicateCase, Registry, passed
+from mock_portal.results.grades import Grade
 
 
 def _spec(case_id: str, area: str = "api", basis: str = "API annex") -> CaseSpec:

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conformance import UsageError, selftest
+from conformance.cases import load_cases
 from conformance.cli import main
 from conformance.harness import Facility, Provisioning, provision
 from conformance.portal import SandboxAdmin
-from conformance.registry import load_cases
 from conformance.scenarios import issued_for_deadline
 from fixtures.hospital_worker import Variant
-from mock_portal.deadline import WorkingCalendar, deadline_for
+from mock_portal.deadline.working_time import WorkingCalendar, deadline_for
 from tests.live import start_server
 
 CASES = load_cases()

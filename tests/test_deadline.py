@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mock_portal import deadline as deadline_module
-from mock_portal.deadline import (
+from mock_portal.deadline import working_time as deadline_module
+from mock_portal.deadline.working_time import (
     DeadlineStatus,
     DeadlineVerdict,
     WorkingCalendar,

@@ -13,7 +13,7 @@ import mock_portal.documents as documents
 from fixtures.certificates import build_xml, scenario
 from mock_portal.documents import DocumentError, DocumentType, ParseLimits, parse_xml
 from mock_portal.documents import parsing as parsing_module
-from mock_portal.findings import Severity
+from mock_portal.results.findings import Severity
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'

@@ -22,7 +22,7 @@ from mock_portal.documents import (
     validate_schema,
 )
 from mock_portal.documents.rules_gcs import PHRASE_BOTH, PHRASE_PRETERM, PHRASE_SURGERY
-from mock_portal.findings import Finding, Severity
+from mock_portal.results.findings import Finding, Severity
 
 CTX = RuleContext(facility_code="79001", received_at=DEFAULT_ISSUED_AT + timedelta(hours=1))
 Fields = dict[str, str]

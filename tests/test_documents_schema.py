@@ -11,8 +11,8 @@ from fixtures.certificates import SCENARIOS, build_xml, scenario
 from mock_portal.documents import DocumentType, check_structure, fields_of, parse_xml, validate_schema
 from mock_portal.documents.doctypes import GBT_FIELDS, GCS_FIELDS
 from mock_portal.documents.xsdgen import render_xsd, xsd_path
-from mock_portal.findings import Severity
-from mock_portal.grades import Strictness
+from mock_portal.results.findings import Severity
+from mock_portal.results.grades import Strictness
 
 CERTS = [(f"{name}-{i}", dt, fields) for name in SCENARIOS for i, (dt, fields) in enumerate(scenario(name))]
 

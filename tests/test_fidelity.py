@@ -13,18 +13,18 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from conformance.cases import load_cases
 from conformance.evidence import Bundle
 from conformance.model import Verdict
 from conformance.portal import SandboxAdmin
-from conformance.registry import load_cases
 from conformance.report.common import summary
 from fixtures.certificates import scenario
 from fixtures.pki import TestPKI
 from fixtures.signer import sign_document
 from mock_portal import fidelity
-from mock_portal.auth import md5_upper
 from mock_portal.documents import DocumentType
 from mock_portal.documents.sources import R1_GBT_ORDER
+from mock_portal.portal.auth import md5_upper
 from tests.conftest import Hospital, provision
 from tests.live import LiveServer
 from tests.wire import Sent, send, send_form

@@ -26,8 +26,8 @@ import pytest
 from fixtures.hospital_protocol import LOAI_HS
 from fixtures.pki import TestPKI, cert_pem
 from fixtures.samples import signed_sample
-from mock_portal.auth import md5_upper
 from mock_portal.documents import DocumentType
+from mock_portal.portal.auth import md5_upper
 from tests.conftest import PEM, new_facility_code
 from tests.live import IPSS_KEY, LiveServer
 

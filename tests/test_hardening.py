@@ -24,12 +24,12 @@ from fixtures.samples import signed_sample
 from mock_portal import store
 from mock_portal.api.guard import RequestGuard
 from mock_portal.app import build_portal
-from mock_portal.auth import md5_upper, password_matches
 from mock_portal.config import Settings
 from mock_portal.documents import DocumentError, DocumentType, parse_xml
+from mock_portal.portal.auth import md5_upper, password_matches
 from mock_portal.serving import _Supervisor
-from mock_portal.signature import CheckName, Outcome, verify_signature
-from mock_portal.trust import TrustStore
+from mock_portal.signature.trust import TrustStore
+from mock_portal.signature.verify import CheckName, Outcome, verify_signature
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 

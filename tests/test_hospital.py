@@ -31,7 +31,7 @@ from fixtures.hospital import (
     parse_order,
 )
 from fixtures.pki import TestPKI, cert_pem, key_pem
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.deadline.working_time import WorkingCalendar
 from tests.conftest import Hospital as Site
 from tests.conftest import provision, trust_root
 from tests.live import LiveServer, free_port, start_server

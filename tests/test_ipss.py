@@ -26,9 +26,10 @@ from fixtures.certificates import build_xml, scenario
 from fixtures.hostile import one_code_history, shared_copy
 from fixtures.pki import TestPKI
 from fixtures.signer import sign_document
-from mock_portal import ipss as ipss_domain
-from mock_portal import sharing, store
+from mock_portal import store
 from mock_portal.documents import DocumentType
+from mock_portal.ipss import registration as ipss_domain
+from mock_portal.ipss import sharing
 from mock_portal.store import ipss as ipss_store
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import IPSS_KEY, LiveServer, start_server
@@ -412,7 +413,7 @@ def test_racing_processes_share_every_document_exactly_once(
     go = tmp_path / "go"
     script = (
         "import sys, time; from datetime import UTC, datetime; from pathlib import Path;"
-        "from mock_portal import sharing, store;"
+        "from mock_portal import store; from mock_portal.ipss import sharing;"
         "repo = store.Repository(store.create_engine_for(sys.argv[1])); print('ready', flush=True);"
         "exec('while not Path(sys.argv[2]).exists(): time.sleep(0.005)');"
         "print(sharing.share_pending(repo, datetime.now(UTC), 1000))"

@@ -21,8 +21,8 @@ import pytest
 
 from fixtures.pki import TestPKI, cert_pem, key_pem
 from load.deadlines import DeadlineBook, DeadlineRecord, Status, Thresholds, judge_thresholds, render_svg
-from mock_portal.clock import VN_TZ
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.control.clock import VN_TZ
+from mock_portal.deadline.working_time import WorkingCalendar
 from tests.live import IPSS_KEY, LiveServer, free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[1]

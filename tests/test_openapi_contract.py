@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 from fixtures.hospital import LOAI_HS
 from fixtures.pki import TestPKI, cert_pem, crl_der, crl_pem
 from fixtures.samples import signed_sample
-from mock_portal.auth import md5_upper
 from mock_portal.documents import DocumentType
+from mock_portal.portal.auth import md5_upper
 from tests.conftest import Hospital, new_facility_code, provision
 from tests.live import IPSS_KEY, LiveServer, start_server
 

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from fixtures.pki import CertVariant, TestPKI, crl_der, crl_pem, facility_code_of, write_pki
-from mock_portal.trust import load_certificates, load_crl
+from mock_portal.signature.trust import load_certificates, load_crl
 
 
 @pytest.fixture(scope="module")

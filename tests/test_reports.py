@@ -40,8 +40,8 @@ from fixtures.certificates import build_xml, scenario
 from fixtures.pki import TestPKI
 from fixtures.samples import signed_sample
 from fixtures.signer import sign_document
-from mock_portal import reports
 from mock_portal.documents import DocumentType
+from mock_portal.reports import semiannual as reports
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 

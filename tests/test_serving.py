@@ -17,7 +17,7 @@ from fixtures.pki import TestPKI
 from fixtures.samples import signed_sample
 from mock_portal import store
 from mock_portal.documents import DocumentType
-from mock_portal.store.repository import WriteGate
+from mock_portal.store.write_gate import WriteGate
 from tests.conftest import provision, trust_root
 from tests.live import LiveServer, start_server
 

@@ -19,8 +19,9 @@ from fixtures.signer import (
     transplant_signature,
     unsigned_sample,
 )
-from mock_portal.findings import Severity
-from mock_portal.signature import (
+from mock_portal.results.findings import Severity
+from mock_portal.signature.trust import TrustStore
+from mock_portal.signature.verify import (
     CheckName,
     Indication,
     Outcome,
@@ -29,8 +30,7 @@ from mock_portal.signature import (
     SubIndication,
     verify_signature,
 )
-from mock_portal.trust import TrustStore
-from mock_portal.xmldsig import C14nVariant, DigestMethod, SignatureMethod
+from mock_portal.signature.xmldsig import C14nVariant, DigestMethod, SignatureMethod
 
 FACILITY = "79001"
 OTHER = "79002"
@@ -358,8 +358,8 @@ def test_verify_is_thread_safe(env: Env) -> None:
 
 
 def test_public_api_is_pinned() -> None:
-    import mock_portal.signature as signature
-    import mock_portal.trust as trust
+    import mock_portal.signature.trust as trust
+    import mock_portal.signature.verify as signature
 
     assert set(signature.__all__) == {
         "CertificateSummary", "CheckName", "CheckResult", "Indication", "Outcome", "SignaturePolicy",

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from fixtures.pki import CertVariant, TestPKI, cert_pem
-from mock_portal.trust import (
+from mock_portal.signature.trust import (
     RevocationStatus,
     TrustError,
     TrustStore,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from fixtures.pki import TestPKI
-from mock_portal.auth import md5_upper
+from mock_portal.portal.auth import md5_upper
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 from tests.wire import explain, sample

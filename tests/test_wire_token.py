@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from fixtures.pki import TestPKI
-from mock_portal.auth import md5_upper
+from mock_portal.portal.auth import md5_upper
 from tests.conftest import provision
 from tests.live import LiveServer
 

@@ -18,9 +18,9 @@ from lxml import etree
 
 from fixtures.pki import CertVariant, TestPKI, cert_pem, key_pem
 from fixtures.signer import sign_document, tamper_field, unsigned_sample
-from mock_portal.signature import CheckName, Indication, Outcome, SubIndication, verify_signature
-from mock_portal.trust import TrustStore
-from mock_portal.xmldsig import C14N_10, DS_NS, C14nVariant, SignatureMethod
+from mock_portal.signature.trust import TrustStore
+from mock_portal.signature.verify import CheckName, Indication, Outcome, SubIndication, verify_signature
+from mock_portal.signature.xmldsig import C14N_10, DS_NS, C14nVariant, SignatureMethod
 
 XMLSEC = shutil.which("xmlsec1")
 pytestmark = pytest.mark.skipif(XMLSEC is None, reason="xmlsec1 is not installed")

@@ -14,7 +14,7 @@ from conformance.evidence import Bundle, Json, ScenarioRecord
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
 from conformance.substance import substance
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 MIN_MEAN_GAP = 0.05

@@ -9,7 +9,7 @@ from __future__ import annotations
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 DECREE = "Decree 63/2024/NĐ-CP Art. 25.1"
 

@@ -15,7 +15,7 @@ from conformance.evidence import Bundle
 from conformance.model import Finding, Level
 from conformance.registry import Check, Outcome, SkipCase, case, failed, passed
 from mock_portal.fidelity import strict_refuses
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 BASIS = {"GCS": "Circular 22/2025 (GCS data set, Mẫu 01/02)", "GBT": "Circular 25/2025 (GBT data set, Mẫu 05)"}
 ROOT = {"GCS": "HSDLGCS", "GBT": "HSDLGBT"}

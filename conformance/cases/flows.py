@@ -11,7 +11,7 @@ from __future__ import annotations
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 GCS = "Circular 22/2025 (GCS)"
 GBT = "Circular 25/2025 (GBT Mẫu 05)"

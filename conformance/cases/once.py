@@ -16,7 +16,7 @@ from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
 from conformance.substance import certificate_key
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 TRIGGER = "trigger contract (conformance/trigger.schema.json request_id)"

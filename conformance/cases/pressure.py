@@ -10,7 +10,7 @@ from conformance.cases.api import ANNEX, BUSY, _entry_finding, _when
 from conformance.evidence import Bundle, Json
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 BUDGET_BURST = 10
 BUDGET_PER_SECOND = 0.5

@@ -10,7 +10,7 @@ from conformance.cases.common import files, judge_checks, label
 from conformance.evidence import Bundle
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
-from mock_portal.grades import Grade
+from mock_portal.results.grades import Grade
 
 PROFILE = "Signature profile (docs/signature-profile.md; CV 4410/BYT-KCB PL02)"
 TRUST = "Signature profile §3.3 trust rules (Decree 23/2025 on digital signatures)"

@@ -7,15 +7,15 @@ from typing import Any
 
 from flask import current_app
 
-from mock_portal import expectations as expect
-from mock_portal import sandbox as ops
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
-from mock_portal.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
-from mock_portal.errors import Conflict, InvalidInput, NotFound
-from mock_portal.faults import FaultPlanError, parse_plan
-from mock_portal.gate import plan_key
-from mock_portal.portal import Portal
+from mock_portal.control.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
+from mock_portal.control.faults import FaultPlanError, parse_plan
+from mock_portal.control.gate import plan_key
+from mock_portal.portal import expectations as expect
+from mock_portal.portal import facilities as ops
+from mock_portal.portal.service import Portal
+from mock_portal.results.errors import Conflict, InvalidInput, NotFound
 from mock_portal.store import JournalEntry
 from mock_portal.store.repository import JournalFilter
 

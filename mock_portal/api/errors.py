@@ -17,7 +17,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from mock_portal.errors import PortalError
+from mock_portal.results.errors import PortalError
 
 log = logging.getLogger(__name__)
 

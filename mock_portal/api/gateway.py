@@ -24,11 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
-from mock_portal.clock import system_now
-from mock_portal.codes import SubmitResult, TokenResult
-from mock_portal.faults import Decision, Effect, Fault
-from mock_portal.gate import Exchange, JournalSlot
-from mock_portal.portal import Portal
+from mock_portal.control.clock import system_now
+from mock_portal.control.faults import Decision, Effect, Fault
+from mock_portal.control.gate import Exchange, JournalSlot
+from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.service import Portal
 from mock_portal.store.repository import CLOCK
 
 OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}

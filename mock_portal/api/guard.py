@@ -31,8 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mock_portal.api.errors import problem_body
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE, SUBMIT_PATH, TOKEN_PATH, content_length, send_json
-from mock_portal.codes import SubmitResult, TokenResult
-from mock_portal.portal import Portal
+from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.service import Portal
 
 DRAIN_FACTOR = 4
 """An oversize body up to this many times the cap is read to its end (and dropped) before the 1001."""

@@ -17,12 +17,12 @@ from typing import Any
 from flask import current_app, request
 
 from mock_portal.api.render import Reply, reply
-from mock_portal.auth import Credentials, json_body_note
-from mock_portal.clock import vn_local
-from mock_portal.codes import SubmitResult, TokenResult
-from mock_portal.findings import Finding
-from mock_portal.gate import Exchange, JournalSlot
-from mock_portal.portal import Outcome, Portal, SubmissionForm
+from mock_portal.control.clock import vn_local
+from mock_portal.control.gate import Exchange, JournalSlot
+from mock_portal.portal.auth import Credentials, json_body_note
+from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.service import Outcome, Portal, SubmissionForm
+from mock_portal.results.findings import Finding
 
 log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

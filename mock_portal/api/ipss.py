@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import current_app
 
-from mock_portal import ipss
 from mock_portal.api.errors import problem_body
 from mock_portal.api.render import Reply, reply
-from mock_portal.portal import Portal
+from mock_portal.ipss import registration
+from mock_portal.portal.service import Portal
 from mock_portal.store import SharedDocument
 from mock_portal.store import ipss as ipss_store
 
@@ -29,7 +29,7 @@ def _iso(instant: datetime | None) -> str | None:
     return instant.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _issue(row: SharedDocument, kind: ipss.IssueKind | None = None) -> Json:
+def _issue(row: SharedDocument, kind: registration.IssueKind | None = None) -> Json:
     view: Json = {
         "feed_id": row.id,
         "type": row.doc_type,
@@ -50,10 +50,10 @@ def _issue(row: SharedDocument, kind: ipss.IssueKind | None = None) -> Json:
 
 
 def _certificate(doc_type: str, code: str) -> Reply:
-    history = ipss.certificate_history(_portal().repo, doc_type, code)
-    kinds = ipss.issue_kinds(history)
+    history = registration.certificate_history(_portal().repo, doc_type, code)
+    kinds = registration.issue_kinds(history)
     issues = [_issue(row, kind) for row, kind in zip(history, kinds, strict=True)]
-    current = ipss.current_issue(history, kinds)
+    current = registration.current_issue(history, kinds)
     latest = issues[history.index(current.issue)]
     findings = [f.to_dict() for f in current.findings]
     return reply({"type": doc_type, "code": code, "latest": latest, "history": issues, "findings": findings})
@@ -72,7 +72,7 @@ def get_feed(after: int = 0, limit: int = 100) -> Reply:
     return reply({"items": [_issue(row) for row in rows], "next_after": rows[-1].id if rows else after})
 
 
-def _decision(decision: ipss.Decision, what_vi: str, what_en: str) -> Reply:
+def _decision(decision: registration.Decision, what_vi: str, what_en: str) -> Reply:
     application = decision.application
     if decision.accepted and decision.certificate is not None:
         return reply(
@@ -99,7 +99,7 @@ def _decision(decision: ipss.Decision, what_vi: str, what_en: str) -> Reply:
 
 def create_birth_registration(body: Json) -> Reply:
     portal = _portal()
-    decision = ipss.register_birth(
+    decision = registration.register_birth(
         portal.repo, portal.clock.now(), body["ma_gcs"], body["mother_id_number"], body["child_name"]
     )
     return _decision(decision, "khai sinh", "birth")
@@ -107,5 +107,5 @@ def create_birth_registration(body: Json) -> Reply:
 
 def create_death_registration(body: Json) -> Reply:
     portal = _portal()
-    decision = ipss.register_death(portal.repo, portal.clock.now(), body["ma_gbt"], body["deceased_id_number"])
+    decision = registration.register_death(portal.repo, portal.clock.now(), body["ma_gbt"], body["deceased_id_number"])
     return _decision(decision, "khai tử", "death")

@@ -14,8 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mock_portal.api.errors import problem_body
 from mock_portal.api.hiap import submit_reply
 from mock_portal.api.security import is_admin
-from mock_portal.codes import SubmitResult, TokenResult
-from mock_portal.portal import Portal
+from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.service import Portal
 
 SUBMIT_PATH = "/api/hososuckhoe/guiGiayToDienTu"
 OVERSIZE = "portal.oversize"

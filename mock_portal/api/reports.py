@@ -6,20 +6,20 @@ from typing import Any
 
 from flask import Response, current_app
 
-from mock_portal import reports
 from mock_portal.api.render import Reply, reply
-from mock_portal.portal import Portal
+from mock_portal.portal.service import Portal
+from mock_portal.reports import formats, semiannual
 
 
-def build_report(portal: Portal, period: str | None, date_from: str | None, date_to: str | None) -> reports.Report:
+def build_report(portal: Portal, period: str | None, date_from: str | None, date_to: str | None) -> semiannual.Report:
     """Parse the period and build the report with the portal's calendar and clock (also used by the dashboard)."""
-    return reports.for_portal(portal, reports.parse_period(period, date_from, date_to))
+    return semiannual.for_portal(portal, semiannual.parse_period(period, date_from, date_to))
 
 
-def download(report: reports.Report, fmt: str) -> Response:
+def download(report: semiannual.Report, fmt: str) -> Response:
     """The report as a file: CSV and JSON as attachments, HTML inline."""
-    body = reports.render(report, fmt)
-    response = Response(body, status=200, content_type=reports.FORMATS[fmt])
+    body = formats.render(report, fmt)
+    response = Response(body, status=200, content_type=formats.FORMATS[fmt])
     if fmt != "html":
         name = f"bao-cao-4410-{report.period.label.replace('..', '_')}.{fmt}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -8,12 +8,12 @@ from typing import Any
 from flask import Response, current_app
 
 from mock_portal import fidelity, store
-from mock_portal import sandbox as ops
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
 from mock_portal.documents import list_rules as domain_rules
-from mock_portal.errors import NotFound
-from mock_portal.portal import Portal
+from mock_portal.portal import facilities as ops
+from mock_portal.portal.service import Portal
+from mock_portal.results.errors import NotFound
 
 Json = dict[str, Any]
 

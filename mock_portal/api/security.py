@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from mock_portal.portal import Portal
+from mock_portal.portal.service import Portal
 
 
 def is_admin(portal: Portal, token: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from mock_portal.api.render import Reply, reply
-from mock_portal.portal import Portal
+from mock_portal.portal.service import Portal
 from mock_portal.store import ipss as ipss_store
 
 

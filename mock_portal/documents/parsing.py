@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from ..findings import Finding, Severity
+from ..results.findings import Finding, Severity
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 # How a document that is not UTF-8 starts (XML 1.0 Appendix F): with a byte order mark, or "<?" in

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from ..findings import Finding, Severity
+from ..results.findings import Finding, Severity
 from .doctypes import DocumentType
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")

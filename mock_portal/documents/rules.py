@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..findings import Finding
+from ..results.findings import Finding
 from . import rules_common, rules_gbt, rules_gcs, rules_identity  # noqa: F401  (registers the rules)
 from .doctypes import DocumentType
 from .rulebook import REGISTRY, Rule, RuleContext, run_rules

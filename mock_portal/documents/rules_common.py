@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime
 
-from ..findings import Severity
+from ..results.findings import Severity
 from .doctypes import DocumentType
 from .rulebook import BOTH, GBT, Fields, Issue, Issues, RuleContext, as_date, read_time, rule, text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from ..findings import Severity
+from ..results.findings import Severity
 from .doctypes import DocumentType
 from .rulebook import GBT, Fields, Issue, Issues, RuleContext, as_birth, as_datetime, rule, text
 

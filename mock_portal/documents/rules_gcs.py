@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ..findings import Severity
+from ..results.findings import Severity
 from .doctypes import DocumentType
 from .rulebook import GCS, Fields, Issue, Issues, RuleContext, as_birth, fold, rule, text, whole
 from .rules_common import event_time

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..findings import Severity
+from ..results.findings import Severity
 from . import codes
 from .doctypes import DocumentType
 from .rulebook import BOTH, GBT, Fields, Issue, Issues, RuleContext, as_birth, rule, text

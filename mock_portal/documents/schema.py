@@ -9,8 +9,8 @@ from functools import cache
 
 from lxml import etree
 
-from ..findings import Finding, Severity
-from ..grades import Action, Evidence, Grade, Strictness
+from ..results.findings import Finding, Severity
+from ..results.grades import Action, Evidence, Grade, Strictness
 from .doctypes import DocumentType
 from .sources import R1_GBT_ORDER, field_evidence, field_table
 from .xsdgen import xsd_path

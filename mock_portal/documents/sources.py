@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..grades import Action, Evidence, Grade
+from ..results.grades import Action, Evidence, Grade
 from .doctypes import DocumentType, FieldSpec
 
 R1 = "R1 portal GBT table 2023"

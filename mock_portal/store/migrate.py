@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from mock_portal.store.repository import WriteGate
+from mock_portal.store.write_gate import WriteGate
 
 SCRIPTS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x1955_0A1E

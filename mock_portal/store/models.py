@@ -27,10 +27,10 @@ class Account(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     facility_code: Mapped[str] = mapped_column(ForeignKey("facilities.code", ondelete="CASCADE"))
     password_md5: Mapped[str] = mapped_column(String(32), default="")
-    """Legacy: the unsalted MD5 older versions stored; emptied by `mock_portal.auth.upgrade_legacy_passwords`."""
+    """Legacy: the unsalted MD5 older versions stored; emptied by `mock_portal.portal.auth.upgrade_legacy_passwords`."""
     locked: Mapped[bool] = mapped_column(default=False)
     password_hash: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    """Salted scrypt of the uppercase MD5 the wire sends (`mock_portal.auth.hash_password_md5`)."""
+    """Salted scrypt of the uppercase MD5 the wire sends (`mock_portal.portal.auth.hash_password_md5`)."""
 
 
 class RegisteredCertificate(Base):

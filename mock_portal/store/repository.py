@@ -6,20 +6,19 @@ Domain code gets plain values or ORM rows back; no SQL leaks out. Writes that be
 
 from __future__ import annotations
 
-import fcntl
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, String, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from mock_portal.store import migrate
 from mock_portal.store.models import (
     Account,
     Base,
@@ -35,6 +34,7 @@ from mock_portal.store.models import (
     Submission,
     Token,
 )
+from mock_portal.store.write_gate import WriteGate
 
 
 class Meta(Base):
@@ -180,55 +180,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class WriteGate:
-    """Lets one write transaction at a time at an SQLite file, queueing the others without sleeping.
-
-    SQLite has one writer; a writer that finds the lock taken waits in SQLite's busy handler, which
-    sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries and leaves the lock idle in between: under
-    load the threads and processes of the portal spent more time asleep there than writing. The
-    gate queues writers on a re-entrant lock in the process and an `flock` on `<database>-writer`
-    across processes, both woken as soon as the holder is done. Read-only sessions do not take it
-    (WAL readers never wait for the writer). One gate per database file and process (an `flock`
-    taken twice through two descriptors in one process would block itself)."""
-
-    _registry: ClassVar[dict[str, WriteGate]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self, lock_file: str | None) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644) if lock_file else None
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> WriteGate | None:
-        """The gate of an SQLite file (shared by every repository of this process on it); None for
-        other databases (PostgreSQL has row locks and no single writer)."""
-        if engine.dialect.name != "sqlite":
-            return None
-        database = engine.url.database or ""
-        key = str(Path(database).resolve()) if database and database != ":memory:" else f":memory:{id(engine)}"
-        with cls._registry_lock:
-            gate = cls._registry.get(key)
-            if gate is None:
-                gate = cls(key + "-writer" if not key.startswith(":memory:") else None)
-                cls._registry[key] = gate
-            return gate
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._lock:
-            outermost = self._depth == 0
-            if outermost and self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if outermost and self._fd is not None:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
 class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -238,7 +189,6 @@ class Repository:
     def create_schema(self) -> None:
         """Create or upgrade the schema to the newest migration (`mock_portal.store.migrate`); a
         database made before migrations existed gets its missing tables and columns."""
-        from mock_portal.store import migrate  # migrate imports this module (the write gate)
 
         migrate.upgrade(self.engine)
 

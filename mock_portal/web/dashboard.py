@@ -11,6 +11,7 @@ import math
 import secrets
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
@@ -18,20 +19,24 @@ import yaml
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from mock_portal import reports, ui_sessions
 from mock_portal.api import control, sandbox
 from mock_portal.api.errors import SPEC
 from mock_portal.api.reports import build_report, download
 from mock_portal.api.security import is_admin
 from mock_portal.api.validators import parse_json
-from mock_portal.errors import InvalidInput, PortalError
-from mock_portal.portal import Portal
-from mock_portal.web.charts import Segment, StackedBar, stacked_bars
-from mock_portal.web.render import STATIC, TEMPLATES, report_context
+from mock_portal.portal.service import Portal
+from mock_portal.reports import formats, semiannual
+from mock_portal.reports.charts import Segment, StackedBar, stacked_bars
+from mock_portal.reports.page import REPORT_CSS, render_report_section
+from mock_portal.results.errors import InvalidInput, PortalError
+from mock_portal.web import sessions
 
 PREFIX = "/sandbox/ui"
 JOURNAL_PAGE = 100
-ALL_TIME = reports.Period("all", date(1900, 1, 1), date(2199, 12, 31))
+ALL_TIME = semiannual.Period("all", date(1900, 1, 1), date(2199, 12, 31))
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 
 bp = Blueprint("dashboard", __name__, url_prefix=PREFIX, template_folder=str(TEMPLATES), static_folder=str(STATIC))
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +71,7 @@ def _body(handler_reply: Any) -> Any:
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not session.get("admin") or not ui_sessions.is_open(_portal().repo, session.get("sid")):
+        if not session.get("admin") or not sessions.is_open(_portal().repo, session.get("sid")):
             session.clear()
             return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else None))
         if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
@@ -86,7 +91,7 @@ def _no_store(response: Response) -> Response:
 
 @bp.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"csrf_token": session.get("csrf", ""), "prefix": PREFIX}
+    return {"csrf_token": session.get("csrf", ""), "prefix": PREFIX, "report_css": REPORT_CSS}
 
 
 # login ---------------------------------------------------------------------------------------------
@@ -101,7 +106,7 @@ def login() -> Any:
             portal.login_throttle.succeeded(client)
             session.clear()
             session["admin"] = True
-            session["sid"] = ui_sessions.open_session(portal.repo)
+            session["sid"] = sessions.open_session(portal.repo)
             session["csrf"] = secrets.token_urlsafe(24)
             target = request.args.get("next") or ""
             return redirect(target if target.startswith(PREFIX + "/") else url_for("dashboard.journal"))
@@ -114,7 +119,7 @@ def login() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    ui_sessions.close_session(_portal().repo, session.get("sid"))
+    sessions.close_session(_portal().repo, session.get("sid"))
     session.clear()
     return redirect(url_for("dashboard.login"))
 
@@ -168,11 +173,11 @@ def submission(submission_id: int) -> Any:
 @login_required
 def deadlines() -> str:
     portal = _portal()
-    report = reports.for_portal(portal, ALL_TIME)
+    report = semiannual.for_portal(portal, ALL_TIME)
     bars = []
     for f in report.facilities:
-        on_time = sum(f.rows[t].on_time for t in reports.DOC_TYPES)
-        late = sum(f.rows[t].late for t in reports.DOC_TYPES)
+        on_time = sum(f.rows[t].on_time for t in semiannual.DOC_TYPES)
+        late = sum(f.rows[t].late for t in semiannual.DOC_TYPES)
         if on_time or late:
             bars.append(
                 StackedBar(
@@ -295,7 +300,7 @@ def _report_args() -> tuple[str | None, str | None, str | None]:
     if not (period or date_from or date_to):
         portal = _portal()
         portal.clock.refresh()
-        today = portal.clock.now().astimezone(reports.VN_TZ)
+        today = portal.clock.now().astimezone(semiannual.VN_TZ)
         period = f"{today.year}-H{1 if today.month <= 6 else 2}"
     return period, date_from, date_to
 
@@ -312,10 +317,15 @@ def report() -> Any:
         ), 400
     links = {
         fmt: url_for("dashboard.report_download", format=fmt, **_period_query(period, date_from, date_to))
-        for fmt in reports.FORMATS
+        for fmt in formats.FORMATS
     }
     return render_template(
-        "report.html", links=links, period=period, error=None, page="report", **report_context(built)
+        "report.html",
+        links=links,
+        period=period,
+        error=None,
+        page="report",
+        report_section=render_report_section(built),
     )
 
 
@@ -324,7 +334,7 @@ def report() -> Any:
 def report_download() -> Any:
     period, date_from, date_to = _report_args()
     fmt = request.args.get("format", "csv")
-    if fmt not in reports.FORMATS:
+    if fmt not in formats.FORMATS:
         abort(400, "format must be csv, json or html")
     try:
         return download(build_report(_portal(), period, date_from, date_to), fmt)

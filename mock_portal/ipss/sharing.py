@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import datetime
 
-from mock_portal.clock import Clock
+from mock_portal.control.clock import Clock
 from mock_portal.store import Repository
 from mock_portal.store import ipss as ipss_store
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from mock_portal.clock import VN_TZ
+from mock_portal.control.clock import VN_TZ
 from mock_portal.documents import DocumentType
 from mock_portal.store import Expectation
 

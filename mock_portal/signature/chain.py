@@ -11,9 +11,9 @@ from datetime import datetime
 
 from cryptography import x509
 
-from mock_portal.signature_checks import check, passed, skipped
-from mock_portal.signature_model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
-from mock_portal.trust import RevocationStatus, TrustStore
+from mock_portal.signature.checks import check, passed, skipped
+from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.trust import RevocationStatus, TrustStore
 
 __all__ = ["trust_checks"]
 

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mock_portal import store
-from mock_portal.accounting import matches
-from mock_portal.deadline import deadline_for
+from mock_portal.deadline.accounting import matches
+from mock_portal.deadline.working_time import deadline_for
 from mock_portal.documents import DocumentType
-from mock_portal.errors import InvalidInput, NotFound
-from mock_portal.portal import Portal
+from mock_portal.portal.service import Portal
+from mock_portal.results.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mock_portal import store
-from mock_portal.auth import hash_password_md5, md5_upper
-from mock_portal.errors import Conflict, InvalidInput, NotFound
-from mock_portal.grades import Strictness
-from mock_portal.portal import Portal
+from mock_portal.portal.auth import hash_password_md5, md5_upper
+from mock_portal.portal.service import Portal
+from mock_portal.results.errors import Conflict, InvalidInput, NotFound
+from mock_portal.results.grades import Strictness
 
 FACILITY_CODE = re.compile(r"^\d{5}$")
 USERNAME_SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,57}$")

@@ -6,7 +6,7 @@ certificate was shared to IPSS and its latest issue matches; otherwise every spe
 given. Names compare after Unicode NFC, case folding and whitespace collapsing (a name typed
 with combining accents is the same name).
 
-Errors: `mock_portal.errors.NotFound` (certificate never accepted, or accepted but not shared yet).
+Errors: `mock_portal.results.errors.NotFound` (certificate never accepted, or accepted but not shared yet).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mock_portal.errors import NotFound
-from mock_portal.findings import Finding, Severity
+from mock_portal.results.errors import NotFound
+from mock_portal.results.findings import Finding, Severity
 from mock_portal.store import Application, Repository, SharedDocument
 from mock_portal.store import ipss as ipss_store
 

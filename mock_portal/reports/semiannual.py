@@ -14,9 +14,9 @@ facility and in total, for GCS and for GBT:
 * **shared to IPSS** — documents accepted in the period that IPSS holds now;
 * **reissues** — accepted documents that are not first issues (CAP_LAN_DAU=0, SO_BAOTU_BD …).
 
-`build(repo, period, calendar)` reads the repository and returns a frozen `Report`; `to_json`,
-`to_csv` (UTF-8 with a BOM, headings in Vietnamese with English beside them) and `to_html` (one
-self-contained page, inline SVG charts, no CDN) render it. Bad periods raise `InvalidInput`.
+`build(repo, period, calendar)` reads the repository and returns a frozen `Report`; `to_json` and
+`to_csv` (UTF-8 with a BOM, headings in Vietnamese with English beside them) render it, `page` renders
+it as HTML and `formats` picks one. Bad periods raise `InvalidInput`.
 """
 
 from __future__ import annotations
@@ -36,29 +36,25 @@ from typing import Any
 from sqlalchemy import select
 
 from mock_portal import store
-from mock_portal.clock import VN_TZ
-from mock_portal.deadline import WorkingCalendar
-from mock_portal.errors import InvalidInput
-from mock_portal.portal import Portal
+from mock_portal.control.clock import VN_TZ
+from mock_portal.deadline.working_time import WorkingCalendar
+from mock_portal.portal.service import Portal
+from mock_portal.results.errors import InvalidInput
 
 __all__ = [
     "COLUMNS",
     "DOC_TYPES",
-    "FORMATS",
     "Period",
     "Report",
     "Row",
     "build",
     "parse_period",
-    "render",
     "to_csv",
-    "to_html",
     "to_json",
 ]
 
 DOC_TYPES = ("GCS", "GBT")
 LOAI_HS = {"61": "GCS", "60": "GBT"}
-FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 BASIS = "Công văn 4410/BYT-KCB, Phụ lục 02; Nghị định 63/2024/NĐ-CP Điều 25.1"
 MIN_YEAR, MAX_YEAR = 1900, 2199
 _HALF = re.compile(r"^(\d{4})-H([12])$")
@@ -347,25 +343,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dict):
         return "; ".join(f"{code}: {count}" for code, count in value.items())
     return value
-
-
-def to_html(report: Report) -> str:
-    """One self-contained page: the tables and inline SVG charts, styles inline, no external resource."""
-    from mock_portal.web.render import render_report_page  # jinja2 only; no Flask
-
-    return render_report_page(report)
-
-
-def render(report: Report, fmt: str) -> bytes:
-    if fmt == "json":
-        return to_json(report).encode()
-    if fmt == "csv":
-        return to_csv(report)
-    if fmt == "html":
-        return to_html(report).encode()
-    raise InvalidInput(
-        "REPORT_FORMAT_INVALID", f"Định dạng không hỗ trợ: {fmt!r}", f"Unknown format {fmt!r}: use csv, json or html"
-    )
 
 
 def _naive(instant: datetime) -> datetime:

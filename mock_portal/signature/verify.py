@@ -5,8 +5,8 @@ ETSI-style indication, the first failure's sub-indication, every check, and — 
 cryptography holds — `signed_data`, the data element rebuilt from the bytes the signature covers.
 Downstream code must read fields from `signed_data`, never from the received tree.
 
-Modules: `signature_model` (vocabulary, policy), `signature_checks` (structure, digests),
-`signature_crypto` (signxml with correct C14N), `trust` (chain, CRL, registration). Stateless and
+Modules: `model` (vocabulary, policy), `checks` (structure, digests),
+`crypto` (signxml with correct C14N), `chain` (chain, CRL, registration). Stateless and
 thread-safe: no module state is written, every call builds its own verifier.
 
 Exceptions: none escape for bad input; every problem becomes a FAILED check.
@@ -22,8 +22,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
-from mock_portal.findings import Finding, Severity
-from mock_portal.signature_checks import (
+from mock_portal.results.findings import Finding, Severity
+from mock_portal.signature.chain import trust_checks
+from mock_portal.signature.checks import (
     ENVELOPED_PROFILE,
     SignatureFormatError,
     check,
@@ -37,8 +38,8 @@ from mock_portal.signature_checks import (
     recognise_profile,
     skipped,
 )
-from mock_portal.signature_crypto import certificate_of, parse_signing_time, verify_crypto
-from mock_portal.signature_model import (
+from mock_portal.signature.crypto import certificate_of, parse_signing_time, verify_crypto
+from mock_portal.signature.model import (
     CertificateSummary,
     CheckName,
     CheckResult,
@@ -47,9 +48,8 @@ from mock_portal.signature_model import (
     SignaturePolicy,
     SubIndication,
 )
-from mock_portal.signature_trust import trust_checks
-from mock_portal.trust import TrustStore
-from mock_portal.xmldsig import canonicalisation_memo
+from mock_portal.signature.trust import TrustStore
+from mock_portal.signature.xmldsig import canonicalisation_memo
 
 __all__ = [
     "CertificateSummary",
@@ -122,7 +122,7 @@ def verify_signature(
 ) -> SignatureReport:
     """Judge the signature in `root` (already parsed by the hardened parser) for `facility_code`.
 
-    `data_tag` is GIAYCHUNGSINH or GIAYBAOTU; `trust` a `mock_portal.trust.TrustStore`;
+    `data_tag` is GIAYCHUNGSINH or GIAYBAOTU; `trust` a `mock_portal.signature.trust.TrustStore`;
     `received_at` (aware; naive means UTC) the portal's receipt instant.
     """
     with canonicalisation_memo():

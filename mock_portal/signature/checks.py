@@ -3,7 +3,7 @@
 Why they exist next to signxml: signxml answers "valid or not" with one exception; a vendor needs
 to know *which* rule failed and why. These checks read the (untrusted) input tree only to locate
 and judge the signature; nothing here hands data downstream — that comes from signxml's
-`signed_xml` in `signature_crypto`.
+`signed_xml` in `crypto`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
-from mock_portal.signature_model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
-from mock_portal.xmldsig import (
+from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.xmldsig import (
     C14N_10,
     DS_NS,
     ENVELOPED,

@@ -3,7 +3,7 @@
 Why a subclass: signxml 5.2 canonicalises SignedInfo *in place*; with the portal's default-namespace
 Signature under a parent without it, lxml then emits a spurious `xmlns=""` and signxml rejects valid
 signatures from xmlsec1 and .NET. `_PortalVerifier._c14n` routes every canonicalisation through
-`mock_portal.xmldsig.canonicalize` (serialise, re-parse, canonicalise the new root). Certificate
+`mock_portal.signature.xmldsig.canonicalize` (serialise, re-parse, canonicalise the new root). Certificate
 validity is not judged by signxml (`_check_cert_validity` is a no-op): `TrustStore` judges it at
 SigningTime and at receipt so the report can say which. A fresh verifier per call keeps this
 thread-safe (signxml stores per-call state on `self`).
@@ -24,7 +24,7 @@ from lxml import etree
 from signxml.algorithms import CanonicalizationMethod
 from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
 
-from mock_portal.signature_checks import (
+from mock_portal.signature.checks import (
     EXPLAIN_EN,
     EXPLAIN_VI,
     WRONG_VARIANTS,
@@ -32,8 +32,8 @@ from mock_portal.signature_checks import (
     check,
     passed,
 )
-from mock_portal.signature_model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
-from mock_portal.xmldsig import C14N_10, SignatureMethod, canonicalize
+from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.xmldsig import C14N_10, SignatureMethod, canonicalize
 
 __all__ = ["CryptoOutcome", "parse_signing_time", "verify_crypto"]
 

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from lxml import etree
 
-from mock_portal.codes import SubmitResult
 from mock_portal.documents import (
     DocumentError,
     DocumentType,
@@ -26,10 +25,11 @@ from mock_portal.documents import (
     validate_schema,
 )
 from mock_portal.fidelity import grade
-from mock_portal.findings import Finding, Severity, has_errors
-from mock_portal.grades import Strictness
-from mock_portal.signature import SignaturePolicy, SignatureReport, verify_signature
-from mock_portal.trust import TrustStore
+from mock_portal.portal.codes import SubmitResult
+from mock_portal.results.findings import Finding, Severity, has_errors
+from mock_portal.results.grades import Strictness
+from mock_portal.signature.trust import TrustStore
+from mock_portal.signature.verify import SignaturePolicy, SignatureReport, verify_signature
 
 
 @dataclass(frozen=True)

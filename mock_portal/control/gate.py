@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from mock_portal.faults import Decision, FaultPlan, RequestInfo, decide, parse_plan
+from mock_portal.control.faults import Decision, FaultPlan, RequestInfo, decide, parse_plan
 from mock_portal.fidelity import evidence_of
 from mock_portal.store import JournalEntry, Repository
 

@@ -25,10 +25,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mock_portal.codes import TokenResult
 from mock_portal.fidelity import grade
-from mock_portal.findings import Finding, Severity, has_errors
-from mock_portal.grades import Strictness
+from mock_portal.portal.codes import TokenResult
+from mock_portal.results.findings import Finding, Severity, has_errors
+from mock_portal.results.grades import Strictness
 from mock_portal.store import Account, Repository, Token
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1

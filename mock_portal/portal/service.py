@@ -14,19 +14,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from mock_portal import store
-from mock_portal.accounting import first_match, issue_instant
-from mock_portal.auth import Credentials, LoginThrottle, TokenGrant, judge_credentials, take_token
-from mock_portal.clock import SandboxClock
-from mock_portal.codes import SubmitResult
 from mock_portal.config import Settings
-from mock_portal.deadline import judge, load_calendar
+from mock_portal.control.clock import SandboxClock
+from mock_portal.control.gate import Exchange, Gate
+from mock_portal.deadline.accounting import first_match, issue_instant
+from mock_portal.deadline.working_time import judge, load_calendar
 from mock_portal.documents import DocumentType, ParseLimits
-from mock_portal.findings import Finding
-from mock_portal.gate import Exchange, Gate
-from mock_portal.grades import Strictness
-from mock_portal.intake import IntakePolicy, Verdict, examine
-from mock_portal.signature import SignaturePolicy
-from mock_portal.trust import TrustStore, load_certificates, load_crl
+from mock_portal.portal.auth import Credentials, LoginThrottle, TokenGrant, judge_credentials, take_token
+from mock_portal.portal.codes import SubmitResult
+from mock_portal.portal.intake import IntakePolicy, Verdict, examine
+from mock_portal.results.findings import Finding
+from mock_portal.results.grades import Strictness
+from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
+from mock_portal.signature.verify import SignaturePolicy
 
 
 @dataclass(frozen=True)

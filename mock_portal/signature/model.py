@@ -1,6 +1,6 @@
 """Vocabulary of signature verification: indications, check names, check results, policy.
 
-Kept apart from the verifier so the checks (`signature_checks`) and the report (`signature`) share
+Kept apart from the verifier so the checks (`checks`) and the report (`verify`) share
 one set of types without importing each other. Names follow ETSI EN 319 102-1 / EU DSS so a vendor
 who knows those tools reads the report without a glossary.
 """
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from mock_portal.xmldsig import DigestMethod, SignatureMethod
+from mock_portal.signature.xmldsig import DigestMethod, SignatureMethod
 
 __all__ = [
     "CertificateSummary",

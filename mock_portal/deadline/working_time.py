@@ -24,7 +24,7 @@ Calendar files (`PORTAL_CALENDAR`, `load_calendar`) are TOML or JSON; every key 
     extra_days_off = ["2026-02-13"]                     # ISO dates (TOML dates also accepted)
     extra_working_days = ["2026-02-28"]
 
-`mock_portal/calendars/` ships examples; `load_calendar("hcmc-0730")` finds them by name.
+`mock_portal/deadline/calendars/` ships examples; `load_calendar("hcmc-0730")` finds them by name.
 Every problem with a calendar (bad file, no working time at all) is a `ValueError`.
 """
 

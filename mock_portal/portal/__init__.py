@@ -1,0 +1,9 @@
+"""The portal core: what the HTTP handlers and the dashboard call. Knows nothing of HTTP or Flask.
+
+`service.Portal` holds the settings, the store, the clock, the gate and the trust cache, and takes
+tokens and submissions; `auth` judges credentials and tokens; `intake` examines one submitted file
+(envelope, XML, schema, rules, signature) into a verdict; `codes` are the real portal's result codes.
+Above the core sit the sandbox's own services on a `Portal`: `facilities` (accounts, certificates,
+CAs, CRLs) and `expectations` (certificates the conformance harness announced). May import every
+domain package (`results`, `documents`, `signature`, `control`, `deadline`, `store`, `fidelity`).
+"""
