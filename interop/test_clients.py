@@ -35,8 +35,8 @@ from fixtures.certificates import build_xml, scenario
 from fixtures.demo import load_credential
 from fixtures.keystore import write_keystore_pki
 from fixtures.signer import sign_document, tamper_field
-from mock_portal.portal.codes import SubmitResult
 from mock_portal.documents import DocumentType
+from mock_portal.portal.codes import SubmitResult
 from mock_portal.signature.xmldsig import C14N_10, DS_NS
 from tests.live import LiveServer, start_server
 

@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from conformance.cases import load_cases
 from conformance.evidence import Order
 from conformance.harness import provision, reference_lanes
 from conformance.model import Verdict
 from conformance.portal import SandboxAdmin, start_local_portal
-from conformance.registry import load_cases
 from conformance.runner import Runner
 from conformance.scenarios import OUTAGE_WORKING_MINUTES, SCENARIOS, next_slot, working_window
-from mock_portal.deadline import WorkingCalendar
+from mock_portal.deadline.working_time import WorkingCalendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CALENDAR = WorkingCalendar.default()
