@@ -48,9 +48,14 @@ the trigger contract (conformance/trigger.schema.json, docs/vendor-guide.md):
                       30 s timeout.
   The same request_id may come twice: it is the same order, take it once (API-012).
   issued_at is SANDBOX time (the portal's clock, days ahead of the real one when the run starts
-  on the next working Monday 08:00 Vietnam time), with offset; the deadline counts from it.
+  on the next working Monday 08:00 Vietnam time), with offset; the deadline counts from it. On
+  one facility each scenario starts at 08:00 of the next working day (the clock jumps forward).
   The portal base URL is --portal; the clock rate is --clock-rate (default 600: one real second
   is ten sandbox minutes); the current sandbox time is GET <portal>/sandbox/health ("time").
+  With --order-portal every order also carries them: "portal": {"base_url", "clock_rate",
+  "sandbox_time"} (optional in the schema; off by default, as older systems refuse unknown keys).
+  A send that gets no reply (connection closed, timeout) must be resent until acknowledged
+  (API-015); the resend of a file the portal had stored is no duplicate (API-011).
   Build the XML from `data` with the elements in the order of the published XSD
   (mock_portal/documents/xsd, linked from trigger.schema.json: "xsd").
 """
@@ -202,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         reuse_facility=args.reuse_facility,
         keep_workspace=args.keep_workspace,
+        order_portal=args.order_portal,
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
@@ -348,6 +354,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run on an existing facility even when its account differs from --username/--password "
         "(by default such a run is refused: a correct hospital would fail API-001 on it)",
+    )
+    run.add_argument(
+        "--order-portal",
+        action="store_true",
+        help="add the optional `portal` object (base_url, clock_rate, sandbox_time) to every order; off by "
+        "default because a system built against an earlier trigger schema refuses unknown keys "
+        "(--reference always sends it)",
     )
     run.set_defaults(func=_run)
 

@@ -147,9 +147,11 @@ def reference_lanes(
     variant: str | None,
     clock_rate: float,
     account: str = "BV",
+    hospital_args: tuple[str, ...] = (),
 ) -> tuple[list[Lane], list[Facility], Provisioning, ReferenceHospitals]:
     """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger. Their
-    accounts are `<code>_<account>` (account names are unique across a portal's workspaces)."""
+    accounts are `<code>_<account>` (account names are unique across a portal's workspaces);
+    `hospital_args` are more `python -m fixtures.hospital serve` options, e.g. `--late-seconds`."""
     codes = [f"{REFERENCE_PROVINCE}{101 + i:03d}" for i in range(count)]
     facilities = [Facility(code, f"{code}_{account}", "ref-pass") for code in codes]
     pki = TestPKI.create(
@@ -176,6 +178,7 @@ def reference_lanes(
             ]  # fmt: skip
             if variant:
                 command += ["--variant", variant]
+            command += hospital_args
             log = state / "hospital.log"
             with log.open("wb") as out:
                 hospitals.processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))  # noqa: S603
@@ -218,6 +221,8 @@ class LiveOptions:
     keep_workspace: bool = False
     """A reference run on a shared portal (`--portal`) opens a workspace of its own and deletes it at the
     end unless this is set."""
+    order_portal: bool = False
+    """Add the optional `portal` object to every order (always for the reference hospital)."""
 
     @property
     def description(self) -> str:
@@ -270,6 +275,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                         seed=options.seed,
                         trigger_description=options.description,
                         scenario_timeout=options.timeout,
+                        order_portal=options.order_portal or options.reference,
                     )
                     return runner.run(specs)
             finally:

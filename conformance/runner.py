@@ -30,6 +30,7 @@ from conformance.scenarios import (
     Scenario,
     build_orders,
     issued_for_deadline,
+    next_slot,
     scenarios_for,
     start_instant,
 )
@@ -38,6 +39,10 @@ from conformance.trigger import Trigger
 __all__ = ["Lane", "Runner", "judge", "needed_tags"]
 
 POLL = 0.25
+REFUSAL_POLLS = 4
+"""Read the scenario's journal (final refusals, a decided outcome) every this many polls: once a second."""
+FINAL = frozenset({"205", "1001"})
+"""Answers after which the portal will not accept the same certificate unchanged."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Runner:
         start: datetime | None = None,
         scenario_timeout: float = 150.0,
         trigger_description: str = "",
+        order_portal: bool = False,
     ) -> None:
         if not lanes:
             raise ValueError("at least one lane (facility + trigger) is needed")
@@ -89,6 +95,7 @@ class Runner:
         self.scenario_timeout = scenario_timeout
         self.trigger_description = trigger_description or lanes[0].trigger.description
         self.listeners = list(listeners)
+        self.order_portal = order_portal
         self.run_id = f"c{self.seed}-{uuid.uuid4().hex[:6]}"
         self._serials = itertools.count(1 + self.seed % 80000)
         self._lock = threading.Lock()
@@ -133,8 +140,11 @@ class Runner:
 
         def drive(lane: Lane, mine: list[Scenario]) -> None:
             try:
-                for plan in mine:
-                    record, orders = self._run_scenario(lane, plan)
+                for index, plan in enumerate(mine):
+                    at = None
+                    if index and len(self.lanes) == 1:  # one facility, one clock: each scenario at its own slot
+                        at = self._place()
+                    record, orders = self._run_scenario(lane, plan, at)
                     with self._lock:
                         done.append((record, orders))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
@@ -160,11 +170,24 @@ class Runner:
         self.emit(finished)
         return finished
 
-    def _run_scenario(self, lane: Lane, plan: Scenario) -> tuple[ScenarioRecord, list[Order]]:
+    def _place(self) -> datetime:
+        """Move the clock forward to the next slot (`next_slot`), so that a scenario sees the same working
+        time ahead of it whichever scenarios ran before it (`--only` changes nothing). Only with one lane:
+        with several, every scenario starts at the run's start, and moving the shared clock would move theirs."""
+        now = datetime.fromisoformat(self.admin.clock()["now_vn"])
+        slot = next_slot(now)
+        self.admin.set_clock(now=slot.isoformat(), rate=self.rate)
+        self._mark_clock("placed at the next slot")
+        return slot
+
+    def _run_scenario(
+        self, lane: Lane, plan: Scenario, at: datetime | None = None
+    ) -> tuple[ScenarioRecord, list[Order]]:
+        """Run `plan` on `lane` from `at` (its slot, a moment ago on the sandbox clock), else from now."""
         self.emit(ScenarioStarted(plan.name, plan.description, lane.facility))
         began = time.monotonic()
         state = self._mark_clock(f"{plan.name}: start")
-        start = datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
+        start = at or datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
         fault_plan = plan.fault_plan(start, self.seed, self.rate)
         self.admin.set_faults(lane.facility, fault_plan)
         after = self.admin.last_journal_id()
@@ -173,17 +196,21 @@ class Runner:
             plan, facility=lane.facility, start=start, run_id=self.run_id, serials=self._serials, seed=self.seed
         )
         for item, order in sorted(built, key=lambda pair: pair[0].delay):
-            time.sleep(max(0.0, began + item.delay - time.monotonic()))
+            # never before its issue instant: a paper issued in the sandbox's future would make a hospital that
+            # signs "issued_at + time since the order" sign after the portal's receipt (SigningTime refused)
+            issued_in = (datetime.fromisoformat(order.issued_at) - start).total_seconds() / self.rate
+            time.sleep(max(0.0, began + max(item.delay, issued_in) - time.monotonic()))
             if item.deadline_in is not None:
                 order = self._due_in(order, item.deadline_in)
             expectation_id = self._expect(order) if order.deliver else None
-            taken = lane.trigger.send(order.to_trigger())
+            body = self._trigger_body(order)
+            taken = lane.trigger.send(body)
             for _ in range(order.sends - 1):  # the same request_id again: the hospital must take it once
-                lane.trigger.send(order.to_trigger())
+                lane.trigger.send(body)
             orders.append(replace(order, taken=taken.taken, trigger_note=taken.note, expectation_id=expectation_id))
         decided = began + plan.decided_after * 60 / self.rate if plan.decided_after else None
-        self._wait(orders, began, decided)
-        time.sleep(plan.settle)
+        self._wait(orders, began, decided, facility=lane.facility, after=after, plan=plan)
+        time.sleep(max(plan.settle, began + plan.lasts_at_least - time.monotonic()))
         record = ScenarioRecord(
             name=plan.name,
             description=plan.description,
@@ -200,6 +227,14 @@ class Runner:
         self.emit(ScenarioFinished(record, tuple(orders), time.monotonic() - began))
         return record, orders
 
+    def _trigger_body(self, order: Order) -> Json:
+        """The order as the trigger contract sends it, with the optional `portal` object when asked for."""
+        body = order.to_trigger()
+        if self.order_portal:
+            now = self.admin.clock()["now_vn"]
+            body["portal"] = {"base_url": self.admin.base_url, "clock_rate": self.rate, "sandbox_time": now}
+        return body
+
     def _due_in(self, order: Order, minutes: float) -> Order:
         """The order re-timed so its deadline falls `minutes` after now, the moment it is sent: the
         backlog's arithmetic counts from there, not from a start the hospital may have reached late."""
@@ -213,14 +248,47 @@ class Runner:
             match["CAP_LAN_DAU"] = order.data.get("CAP_LAN_DAU", "1")
         return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
 
-    def _wait(self, orders: list[Order], began: float, decided: float | None = None) -> None:
-        """Until every expected document arrived or is overdue, the outcome is decided, or time is up."""
-        pending = {o.expectation_id for o in orders if o.expectation_id is not None and o.taken}
+    def _wait(
+        self,
+        orders: list[Order],
+        began: float,
+        decided: float | None = None,
+        *,
+        facility: str = "",
+        after: int = 0,
+        plan: Scenario | None = None,
+    ) -> None:
+        """Until every expected document arrived, is overdue or was refused for good, the outcome is
+        decided, or time is up (fail fast: a scenario does not wait out a deadline already lost)."""
+        expected = {o.expectation_id: o for o in orders if o.expectation_id is not None and o.taken}
+        pending = set(expected)
         limit = min(began + self.scenario_timeout, decided or float("inf"))
+        polls = 0
         while pending and time.monotonic() < limit:
             pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
+            polls += 1
+            if pending and facility and polls % REFUSAL_POLLS == 0:
+                entries = self.admin.journal(facility, after)
+                if plan is not None and plan.decided_when is not None and plan.decided_when(entries, self.rate):
+                    return
+                pending -= self._refused(entries, {i: expected[i] for i in pending})  # type: ignore[index]
             if pending:
                 time.sleep(POLL)
+
+    @staticmethod
+    def _refused(entries: list[Json], pending: dict[int, Order]) -> set[int]:
+        """Expectations whose certificate the portal refused for good (205, 1001) and never accepted since
+        this scenario began (`entries`: its journal): a correct hospital gets no such answer for a valid
+        order, so the verdict is decided (a document or signature case fails, and so does the deadline)."""
+        answers: dict[str, set[str]] = {}
+        for entry in entries:
+            if entry["operation"] == "submit" and entry.get("document_code"):
+                answers.setdefault(entry["document_code"], set()).add(entry["outcome"])
+        return {
+            i
+            for i, order in pending.items()
+            if answers.get(order.code, set()) & FINAL and "200" not in answers[order.code]
+        }
 
     def collect(self, records: list[ScenarioRecord], orders: list[Order]) -> Bundle:
         """Evidence from the portal: each facility's journal, the submissions in it, every expectation."""

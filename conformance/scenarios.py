@@ -5,6 +5,13 @@ scenarios run side by side in one clock timeline), or one after the other on a s
 Times are relative to the sandbox instant the scenario starts at; the default clock starts at a
 working Monday 08:00 (Vietnam time) and runs 600× faster than real time, so 4 working hours pass
 in 24 real seconds.
+
+Placement: every scenario starts at a *slot* (`next_slot`): the first working minute of a working day
+(08:00 on the default calendar). Side by side, all start at the run's Monday 08:00; one after the
+other, the runner moves the clock forward to the next working day's slot before each (a run of N
+scenarios on one facility spans N working days of sandbox time). Outages are measured in working
+time (`working_window`). So no scenario's verdict depends on lunch, night, a holiday, or on which
+scenarios ran before it (`--only`).
 """
 
 from __future__ import annotations
@@ -16,20 +23,35 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from conformance.cases.api import BUSY
+from conformance.cases.pressure import BUDGET_BURST, BUDGET_PER_SECOND
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
 from mock_portal.deadline.working_time import WorkingCalendar, deadline_for
 
-__all__ = ["DEFAULT_RATE", "OrderPlan", "Scenario", "SCENARIOS", "build_orders", "start_instant", "scenarios_for"]
+__all__ = [
+    "DEFAULT_RATE",
+    "OrderPlan",
+    "Scenario",
+    "SCENARIOS",
+    "build_orders",
+    "next_slot",
+    "scenarios_for",
+    "start_instant",
+    "working_window",
+]
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+MAX_SLOT_DAYS = 60
+"""How far ahead `next_slot` looks (Tết is the longest break)."""
 DEFAULT_RATE = 600.0
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class OrderPlan:
-    """One story to order: `issued_offset` minutes after the scenario start, sent `delay` real seconds in."""
+    """One story to order: `issued_offset` minutes after the scenario start, sent `delay` real seconds in
+    and never before the sandbox clock reaches its issue instant (orders sent together keep their order)."""
 
     story: str
     issued_offset: float = 0.0
@@ -57,6 +79,12 @@ class Scenario:
     settle: float = 0.5
     """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
     notes: tuple[str, ...] = field(default=())
+    lasts_at_least: float = 0.0
+    """Real seconds the scenario runs at least (late-reply: until its held request has been stored, so the
+    evidence shows it whether or not the hospital resent)."""
+    decided_when: Callable[[list[Json], float], bool] | None = None
+    """Given the scenario's journal so far and the clock rate, whether a MUST case fails whatever comes
+    next: the scenario ends then (fail fast: a request budget already blown needs no more waiting)."""
     decided_after: float | None = None
     """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
     still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
@@ -66,6 +94,28 @@ class Scenario:
         if self.token_ttl_minutes is not None:
             plan["token_ttl_minutes"] = self.token_ttl_minutes
         return plan
+
+
+OUTAGE_WORKING_MINUTES = 60
+"""The outage scenario's portal is down for this many *working* minutes (not clock minutes): placed over
+a lunch break or a night, its window stretches so that the hospital always loses the same working time."""
+
+
+DROPPED = "lost"
+"""The dropped scenario's drop_after_commit fault: the file is stored, the reply never leaves."""
+LATE = "late"
+"""The late-reply scenario's latency fault (the once-only cases excuse a resend after it)."""
+LATE_REPLY_SECONDS = 20.0
+"""How long (real seconds) the late-reply scenario holds its first submission: longer than a client
+timeout of 15 s (the reference hospital's), shorter than 30 s; both behaviours are correct."""
+
+
+def working_window(start: datetime, working_minutes: float, calendar: WorkingCalendar | None = None) -> Json:
+    """A fault window from `start` that holds exactly `working_minutes` of working time: it ends at the
+    instant that much working time has elapsed (`WorkingCalendar.add_working_minutes`)."""
+    calendar = calendar or WorkingCalendar.default()
+    end = calendar.add_working_minutes(start, working_minutes)
+    return {"start": start.isoformat(), "minutes": round((end - start) / timedelta(minutes=1), 3)}
 
 
 def _submit(effect: str, first_n: int, **extra: Any) -> Json:
@@ -116,7 +166,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "outage",
-        "The portal is down (HTTP 503) for 1 working hour while three orders come in, latest deadline first",
+        f"The portal is down (HTTP 503) for {OUTAGE_WORKING_MINUTES // 60} working hour while three orders come "
+        "in, latest deadline first",
         ("outage",),
         (OrderPlan("gcs_normal", issued_offset=10), OrderPlan("gbt_normal", issued_offset=5), OrderPlan("gcs_twins")),
         faults=lambda start, _rate: [
@@ -124,7 +175,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "name": "outage",
                 "effect": "http_error",
                 "status": 503,
-                "window": {"start": start.isoformat(), "minutes": 60},
+                "window": working_window(start, OUTAGE_WORKING_MINUTES),
             }
         ],
     ),
@@ -135,6 +186,37 @@ SCENARIOS: tuple[Scenario, ...] = (
         (OrderPlan("gcs_normal", deliver=False),),
         faults=lambda start, _rate: [_submit("portal_error", 1, code="1001")],
         settle=4.0,
+    ),
+    Scenario(
+        "dropped",
+        "The portal closes the connection without a reply twice: first after storing the file "
+        "(drop_after_commit), then before storing anything (reset). The hospital cannot tell the two apart, so "
+        "it must resend both; the certificate stored twice is still one certificate",
+        ("lost-reply",),
+        (OrderPlan("gcs_normal"), OrderPlan("gbt_normal")),
+        faults=lambda start, _rate: [
+            {"name": DROPPED, "effect": "drop_after_commit", "first_n": 1, "operations": ["submit"]},
+            {"name": "cut", "effect": "reset", "every_nth": 2, "operations": ["submit"]},
+        ],
+    ),
+    Scenario(
+        "late-reply",
+        f"The portal holds the first submission {LATE_REPLY_SECONDS:.0f} real seconds, then stores it and replies "
+        "(into a closed connection, for a hospital that gave up waiting). A hospital that times out must resend; "
+        "one that waits gets the reply and must not",
+        ("lost-reply", "late-reply"),
+        (OrderPlan("gbt_normal"), OrderPlan("gcs_normal", delay=1.0)),
+        faults=lambda start, _rate: [
+            {
+                "name": LATE,
+                "effect": "latency",
+                "latency": {"ms": LATE_REPLY_SECONDS * 1000},
+                "first_n": 1,
+                "operations": ["submit"],
+            }
+        ],
+        token_ttl_minutes=480,  # the held request is checked when it is processed: a token must outlive the hold
+        lasts_at_least=LATE_REPLY_SECONDS + 2.0,
     ),
 )
 
@@ -153,7 +235,17 @@ Everything takes at most 6 × SLOW_MINUTES, within the others' 240 working minut
 
 def _busy(start: datetime, _rate: float) -> list[Json]:
     window = {"start": start.isoformat(), "minutes": BUSY_MINUTES}
-    return [{"name": "busy", "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
+    return [{"name": BUSY, "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
+
+
+def _budget_blown(entries: list[Json], rate: float) -> bool:
+    """More requests since the first busy answer than API-014's budget could ever allow: its budget grows
+    with the busy seconds judged, at most the whole busy window, so the verdict cannot turn any more."""
+    first = next((i for i, e in enumerate(entries) if BUSY in (e.get("faults") or ())), None)
+    if first is None:
+        return False
+    last = max(i for i, e in enumerate(entries) if BUSY in (e.get("faults") or ()))
+    return last - first + 1 > BUDGET_BURST + BUDGET_PER_SECOND * BUSY_MINUTES * 60 / rate
 
 
 def _slow(_start: datetime, rate: float) -> list[Json]:
@@ -186,6 +278,7 @@ SCENARIOS += (
         ("overload",),
         (OrderPlan("gbt_normal"),),
         faults=_busy,
+        decided_when=_budget_blown,
         decided_after=BUSY_MINUTES + 5,
     ),
 )
@@ -204,6 +297,21 @@ def issued_for_deadline(target: datetime, calendar: WorkingCalendar | None = Non
         else:
             high = middle
     return low.replace(second=0, microsecond=0)
+
+
+def next_slot(after: datetime, calendar: WorkingCalendar | None = None) -> datetime:
+    """The start of the first working window of the next working day after `after` (08:00 on the default
+    calendar; weekends and holidays skipped): the same working time ahead — morning, lunch, afternoon,
+    night — as the run's first scenario, so a scenario placed there meets the same calendar whatever ran
+    before it. (An afternoon start would put the night, not the lunch break, inside a deadline.)"""
+    calendar = calendar or WorkingCalendar.default()
+    day = after.astimezone(calendar.tz).date()
+    for _ in range(MAX_SLOT_DAYS):
+        windows = calendar.working_windows(day)
+        if windows and windows[0][0] > after:
+            return windows[0][0]
+        day += timedelta(days=1)
+    raise ValueError(f"the calendar has no working day in {MAX_SLOT_DAYS} days after {after.isoformat()}")
 
 
 def scenarios_for(tags: set[str] | None) -> list[Scenario]:

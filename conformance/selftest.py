@@ -37,7 +37,7 @@ class Target:
 
 
 EXPECTED: tuple[Target, ...] = (
-    Target(None, None, ("refusal", "retry", "relogin", "outage", "too-large", "overload", "backlog")),
+    Target(None, None, ("refusal", "retry", "relogin", "outage", "too-large", "lost-reply", "overload", "backlog")),
     Target(Variant.PLAIN_PASSWORD, "API-001"),
     Target(Variant.SHA1, "SIG-003"),
     Target(Variant.WRONG_LOAIHS, "API-003"),
@@ -46,6 +46,7 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.RESIGN_205, "API-006", ("refusal",)),
     Target(Variant.NO_RETRY, "API-007", ("retry",)),
     Target(Variant.RETRY_1001, "API-009", ("too-large",)),
+    Target(Variant.NO_REPLY_SENT, "API-015", ("lost-reply",)),
     Target(Variant.DOUBLE_SEND, "API-011"),
     Target(Variant.ACK_MISREAD, "API-011"),
     Target(Variant.NO_DEDUPE, "API-012"),

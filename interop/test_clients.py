@@ -35,8 +35,8 @@ from fixtures.certificates import build_xml, scenario
 from fixtures.demo import load_credential
 from fixtures.keystore import write_keystore_pki
 from fixtures.signer import sign_document, tamper_field
-from mock_portal.portal.codes import SubmitResult
 from mock_portal.documents import DocumentType
+from mock_portal.portal.codes import SubmitResult
 from mock_portal.signature.xmldsig import C14N_10, DS_NS
 from tests.live import LiveServer, start_server
 
@@ -226,6 +226,15 @@ def test_invalid_order_is_refused_with_a_reason(name: str, clients: dict[str, Cl
     assert run.returncode == 2
     assert "NOT_A_FIELD" in run.stderr.decode()
     assert not list((tmp_path / "orders").glob("*.order.json"))
+
+
+@pytest.mark.parametrize("name", ["dotnet", "java"])
+def test_the_optional_portal_object_is_taken(name: str, clients: dict[str, Client], tmp_path: Path) -> None:
+    """`conformance run --order-portal` adds `portal` (trigger.schema.json): each client takes such an order."""
+    order = json.loads(_order("gcs_normal", "portal-1", datetime.now(UTC)))
+    order["portal"] = {"base_url": "http://127.0.0.1:8080", "clock_rate": 600, "sandbox_time": order["issued_at"]}
+    run = clients[name].run("order", "--state-dir", str(tmp_path), stdin=json.dumps(order).encode())
+    assert run.returncode == 0, run.stderr.decode()
 
 
 # --- XMLDSig interop: every signer against every other verifier -------------------------------------------

@@ -146,6 +146,21 @@ def signed_file(signature: str, **fields: str) -> str:
     return base64.b64encode(f"<HSDLGCS><DATA>{body}</DATA>{ds}</HSDLGCS>".encode()).decode()
 
 
+def test_a_resend_after_a_205_the_hospital_never_read_is_no_resend_after_205() -> None:
+    """dropped: the portal refused the file (a bad signature) and swallowed the reply; resending is right."""
+    first = submission(1, codes=("SIG_ALGORITHM",), file_b64=signed_file("AAA"))
+    again = submission(2, codes=("SIG_ALGORITHM",), file_b64=signed_file("AAA"))
+    journal = (entry(1, "submit", "DROPPED", submission_id=1), entry(2, "submit", "205", submission_id=2))
+    bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(first, again))
+    assert judge("API-006", bundle)[0] is Verdict.PASS  # 2 is the first 205 it read, and nothing followed
+    third = submission(3, codes=("SIG_ALGORITHM",), file_b64=signed_file("AAA"))
+    read = replace(
+        bundle, journal=(*journal, entry(3, "submit", "205", submission_id=3)), submissions=(first, again, third)
+    )
+    verdict, message = judge("API-006", read)
+    assert verdict is Verdict.FAIL and "submission 3 resends refused 2" in message
+
+
 def test_resending_a_refused_certificate_fails_however_re_signed() -> None:
     """The bytes differ (a new signature) but the certificate is the same: still a resend."""
     refused = submission(1, codes=("RULE_CCCD_FORMAT",), file_b64=signed_file("AAA"))
@@ -167,14 +182,21 @@ def test_each_certificate_accepted_once_names_the_duplicates_magds() -> None:
     bundle = Bundle(scenarios=(scenario("issue", "base"),), orders=orders, submissions=(first, again))
     verdict, message = judge("API-011", bundle)
     assert verdict is Verdict.FAIL and "accepted 2 times" in message and "GD1" in message and "GD2" in message
-    # a reply lost after the portal stored the file (drop_after_commit) excuses the resend
+    # a reply lost after the portal stored the file (drop_after_commit: outcome DROPPED) excuses the resend
     plan = {"faults": [{"name": "d", "effect": "drop_after_commit"}]}
     record = ScenarioRecord("drop", "drop", "79101", ("base",), plan)
     dropped = Bundle(
         scenarios=(record,), orders=orders, submissions=(first, again),
-        journal=(entry(1, "submit", "200", submission_id=1, faults=["d"]),),
+        journal=(entry(1, "submit", "DROPPED", submission_id=1, faults=["d"]),),
     )  # fmt: skip
     assert judge("API-011", dropped)[0] is Verdict.PASS
+    # a fault named like the drop that did not drop (a reset came first) excuses nothing
+    not_dropped = replace(dropped, journal=(entry(1, "submit", "200", submission_id=1, faults=["d"]),))
+    assert judge("API-011", not_dropped)[0] is Verdict.FAIL
+    # the resend after a drop is excused once: a second resend is a duplicate again
+    third = submission(3, ma_gd="GD3", file_b64=signed_file("C"), document_code=code)
+    verdict, message = judge("API-011", replace(dropped, submissions=(first, again, third)))
+    assert verdict is Verdict.FAIL and "GD2" in message and "GD3" in message
     # an order the harness sent twice is API-012's to judge, not API-011's
     twice = Bundle(scenarios=bundle.scenarios, orders=(replace(orders[0], sends=2),), submissions=(first, again))
     assert judge("API-011", twice)[0] is Verdict.PASS
@@ -184,6 +206,57 @@ def test_each_certificate_accepted_once_names_the_duplicates_magds() -> None:
         Verdict.PASS
     )
     assert judge("API-012", Bundle(scenarios=bundle.scenarios, orders=orders, submissions=(first,)))[0] is Verdict.SKIP
+
+
+def _lost_reply_bundle(*steps: tuple[str, str, int | None], late_ms: float = 20_000) -> Bundle:
+    """The dropped and late-reply scenarios' evidence: (outcome, faults, submission id) per submit."""
+    code = "00001.GCS.79101.26"
+    plan = {"faults": [{"name": "lost", "effect": "drop_after_commit"}, {"name": "late", "latency": {"ms": late_ms}}]}
+    record = ScenarioRecord("dropped", "dropped", "79101", ("lost-reply",), plan, 0, 10_000)
+    journal = tuple(
+        entry(i + 1, "submit", outcome, submission_id=sid, faults=[fault] if fault else [], document_code=code)
+        for i, (outcome, fault, sid) in enumerate(steps)
+    )
+    subs = tuple(
+        submission(sid, ma_gd=f"GD{sid}", file_b64=signed_file(f"S{sid}"), document_code=code)
+        for _, _, sid in steps
+        if sid is not None
+    )
+    return Bundle(scenarios=(record,), orders=(replace(order("r1"), scenario="dropped"),), journal=journal,
+                  submissions=subs)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("steps", "api_011", "api_015", "why"),
+    [
+        ([("DROPPED", "lost", 1), ("200", "", 2)], Verdict.PASS, Verdict.PASS, ""),
+        ([("DROPPED", "lost", 1)], Verdict.PASS, Verdict.FAIL, "holds no MaGD"),
+        ([("RESET", "", None)], Verdict.SKIP, Verdict.FAIL, "the certificate is lost"),
+        ([("RESET", "", None), ("200", "", 1)], Verdict.PASS, Verdict.PASS, ""),
+        # stored late (the hospital timed out) and resent: one certificate; or waited and read the reply
+        ([("200", "", 1), ("200", "late", 2)], Verdict.PASS, Verdict.PASS, ""),
+        ([("200", "late", 1)], Verdict.PASS, Verdict.PASS, ""),
+        # acknowledged at once, then sent again: a duplicate however the other was faulted
+        ([("DROPPED", "lost", 1), ("200", "", 2), ("200", "", 3)], Verdict.FAIL, Verdict.PASS, ""),
+        # refused (a bad signature): the document cases' verdict, not a lost reply
+        ([("RESET", "", None), ("205", "", None)], Verdict.SKIP, Verdict.SKIP, "refused"),
+    ],
+    ids=["drop-resent", "drop-not-resent", "reset-not-resent", "reset-resent", "late-resent", "late-waited",
+         "drop-resent-twice", "refused"],
+)  # fmt: skip
+def test_a_lost_reply_is_resent_once(
+    steps: list[tuple[str, str, int | None]], api_011: Verdict, api_015: Verdict, why: str
+) -> None:
+    bundle = _lost_reply_bundle(*steps)
+    assert judge("API-011", bundle)[0] is api_011
+    verdict, message = judge("API-015", bundle)
+    assert verdict is api_015 and why in message
+
+
+def test_a_short_delay_excuses_no_resend() -> None:
+    """Only a delay that may outlast a client's timeout excuses a resend: 2 s is an ordinary slow reply."""
+    bundle = _lost_reply_bundle(("200", "late", 1), ("200", "", 2), late_ms=2_000)
+    assert judge("API-011", bundle)[0] is Verdict.FAIL
 
 
 @pytest.mark.parametrize(
@@ -200,6 +273,16 @@ def test_relogin_after_401(after_401: list[str], verdict: Verdict) -> None:
     journal += [entry(3 + i, *step.split(":")) for i, step in enumerate(after_401)]
     bundle = Bundle(scenarios=(scenario("token", "relogin"),), journal=tuple(journal))
     assert judge("API-005", bundle)[0] is verdict
+
+
+def test_a_401_held_past_the_clients_timeout_needs_no_relogin() -> None:
+    """late-reply: the held request meets an expired token after the hospital gave up on it and resent."""
+    plan = {"faults": [{"name": "late", "effect": "latency", "latency": {"ms": 20_000}}]}
+    record = ScenarioRecord("late-reply", "late-reply", "79101", ("relogin", "lost-reply"), plan, 0, 10_000)
+    journal = (entry(1, "token", "200"), entry(2, "submit", "200"), entry(3, "submit", "401", faults=["late"]))
+    assert judge("API-005", Bundle(scenarios=(record,), journal=journal))[0] is Verdict.SKIP
+    unread = journal[:2] + (entry(3, "submit", "401"),)
+    assert judge("API-005", Bundle(scenarios=(record,), journal=unread))[0] is Verdict.FAIL
 
 
 def test_token_per_request_fails_the_should_case() -> None:

@@ -192,13 +192,34 @@ def test_invalid_orders_are_refused_with_a_reason(change: Any, reason: str) -> N
         parse_order(order)
 
 
+PORTAL = {"base_url": "http://127.0.0.1:8080", "clock_rate": 600, "sandbox_time": "2026-03-09T08:00:00+07:00"}
+
+
+def test_the_optional_portal_object_gives_the_signing_clock() -> None:
+    """With `portal` (run --order-portal) the reference signs by the portal's clock as sent, never before issue."""
+    order = parse_order({**order_for("79999"), "portal": {**PORTAL, "later": "ignored"}})
+    assert order.portal == PORTAL and order.sandbox_time == (datetime.fromisoformat(PORTAL["sandbox_time"]), 600.0)
+    assert parse_order(json.loads(json.dumps(order.to_json()))) == order  # it survives the queue
+    assert parse_order(order_for("79999")).sandbox_time is None
+
+
 def test_order_validation_agrees_with_the_json_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((ROOT / "conformance" / "trigger.schema.json").read_text())
     good = order_for("79999")
     jsonschema.validate(good, schema)
     parse_order(good)
-    for bad in ({**good, "type": "X"}, {**good, "request_id": ""}, {k: v for k, v in good.items() if k != "data"}):
+    jsonschema.validate({**good, "portal": PORTAL}, schema)
+    parse_order({**good, "portal": PORTAL})
+    no_rate = {k: v for k, v in PORTAL.items() if k != "clock_rate"}
+    for bad in (
+        {**good, "type": "X"},
+        {**good, "request_id": ""},
+        {k: v for k, v in good.items() if k != "data"},
+        {**good, "portal": no_rate},
+        {**good, "portal": {**PORTAL, "clock_rate": 0}},
+        {**good, "portal": "http://127.0.0.1:8080"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(OrderInvalid):
@@ -525,4 +546,5 @@ def test_public_api_is_pinned() -> None:
         "wrong-loaihs",
         "plain-password",
         "data-drift",
+        "no-reply-sent",
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from conformance.cases.common import late_faults, unread_replies
 from conformance.evidence import Bundle, Json, ScenarioRecord
 from conformance.model import Finding, Level
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -164,11 +165,12 @@ def token_reused(bundle: Bundle) -> Outcome:
     needs=("journal", "scenario:relogin"),
 )
 def relogin_after_401(bundle: Bundle) -> Outcome:
-    seen, problems, ids = 0, [], []
+    """A 401 held past the client's timeout (late-reply) is not judged: the hospital never read it."""
+    seen, problems, ids, late = 0, [], [], late_faults(bundle)
     for scenario in bundle.scenarios:
         entries = bundle.journal_of(scenario)
         for index, entry in enumerate(entries):
-            if entry["operation"] != "submit" or entry["outcome"] != "401":
+            if entry["operation"] != "submit" or entry["outcome"] != "401" or late & set(entry.get("faults") or ()):
                 continue
             seen += 1
             ids.append(entry["id"])
@@ -200,9 +202,10 @@ def relogin_after_401(bundle: Bundle) -> Outcome:
 def no_resend_of_205(bundle: Bundle) -> Outcome:
     """Judged on the signed content without its signature (`conformance.substance`), not the file bytes:
     a new SigningTime or Id changes the digest of the file, not what the portal refused."""
-    refused = [s for s in bundle.submissions if s.get("result") == "205" and substance(s)]
+    unread = unread_replies(bundle)  # a 205 the hospital never read (its reply was dropped) asks nothing of it
+    refused = [s for s in bundle.submissions if s.get("result") == "205" and substance(s) and s["id"] not in unread]
     if not refused:
-        raise SkipCase("no submission was refused with 205")
+        raise SkipCase("no submission was refused with 205 (with a reply the hospital read)")
     problems, seen = [], set()
     for first in refused:
         for later in bundle.submissions:

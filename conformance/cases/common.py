@@ -13,6 +13,36 @@ from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, failed, passed
 
 FAILING = ("FAILED", "INDETERMINATE")
+LATE_REPLY_MS = 10_000.0
+"""A reply held at least this long by an injected delay may have met a client that had given up (a
+10–30 s client timeout is usual): what it said may never have reached the hospital."""
+
+
+DROPPED = "DROPPED"
+"""The journal's outcome of an exchange stored by the portal whose reply was swallowed (drop_after_commit)."""
+
+
+def lost_replies(bundle: Bundle) -> set[int]:
+    """Submissions stored whose reply the hospital certainly never got (outcome DROPPED)."""
+    return {e["submission_id"] for e in bundle.journal if e.get("submission_id") and e.get("outcome") == DROPPED}
+
+
+def unread_replies(bundle: Bundle) -> set[int]:
+    """Submissions stored whose reply the hospital never got, or may have given up waiting for (held by a
+    late fault): neither a resend after one (API-011) nor after its 205 (API-006) is the hospital's fault."""
+    late = late_faults(bundle)
+    held = {e["submission_id"] for e in bundle.journal if e.get("submission_id") and late & set(e.get("faults") or ())}
+    return lost_replies(bundle) | held
+
+
+def late_faults(bundle: Bundle) -> set[str]:
+    """Names of the injected delays long enough to outlast a client's timeout (the late-reply scenario's)."""
+    return {
+        str(fault.get("name"))
+        for record in bundle.scenarios
+        for fault in record.fault_plan.get("faults", [])
+        if float((fault.get("latency") or {}).get("ms") or 0) >= LATE_REPLY_MS
+    }
 
 
 def label(submission: Json) -> str:

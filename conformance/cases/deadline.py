@@ -21,6 +21,8 @@ def _status(bundle: Bundle, order: Order) -> tuple[bool, str]:
     expectation = bundle.expectation(order.expectation_id)
     if expectation is None:
         return False, "no expectation was registered for it"
+    if expectation["status"] == "PENDING":  # the scenario stopped waiting: refused for good, or timed out
+        return False, f"not accepted when its scenario ended (deadline {expectation['deadline']})"
     if expectation["status"] != "ARRIVED":
         return False, f"{expectation['status']}: not accepted by {expectation['deadline']} (deadline)"
     deadline = (expectation.get("document") or {}).get("deadline") or {}
@@ -47,9 +49,12 @@ def _judge(bundle: Bundle, orders: list[Order], where: str) -> Outcome:
     return passed(f"{len(orders)} certificate(s) accepted within 4 working hours {where}", requests=requests)
 
 
-SPECIAL = ("outage", "backlog", "overload")
-"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004) or that end before delivery
-(overload, judged by its request budget): DL-001 leaves them out, so one defect fails the case that names it."""
+SPECIAL = ("outage", "backlog", "overload", "late-reply")
+"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004), that end before delivery
+(overload, judged by its request budget), or whose delay is real time (late-reply: a reply held 20 real
+seconds is 200 sandbox minutes at 600×, 400 at 1200×, so a hospital that rightly waits for it would be
+late by the clock rate, not by a defect; API-015 judges that its certificate arrives): DL-001 leaves
+them out, so one defect fails the case that names it."""
 
 
 def _delivered(bundle: Bundle, *, outage: bool = False, tag: str | None = None) -> list[Order]:

@@ -1,14 +1,17 @@
-"""Once-only cases (API-011, API-012): each order is accepted exactly once, the same request_id is one order.
+"""Once-only cases: each order is accepted exactly once (API-011), the same request_id is one order
+(API-012), and a send whose reply was lost is resent until acknowledged (API-015: at least once).
 
 Judged per certificate (`conformance.substance.certificate_key`), over every submission of the run's
 facilities: a duplicate acceptance makes two records of one birth or death at the portal, which the
 Department of Health must then reconcile by hand, so both are MUST. A resend after a reply that never
-reached the hospital (the portal stored the file and dropped the connection: `drop_after_commit`) is
-allowed: the hospital could not know, and the trigger contract says so.
+reached the hospital is allowed: the hospital could not know, and the trigger contract says so. Such
+replies are those the portal swallowed after storing the file (outcome DROPPED: `drop_after_commit`)
+and those it held so long (`common.LATE_REPLY_MS`) that the hospital may have given up waiting.
 """
 
 from __future__ import annotations
 
+from conformance.cases.common import lost_replies, unread_replies
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -17,19 +20,8 @@ from mock_portal.results.grades import Grade
 
 ANNEX = "CV 4410/BYT-KCB PL02 (portal API annex)"
 TRIGGER = "trigger contract (conformance/trigger.schema.json request_id)"
-
-
-def _unacknowledged(bundle: Bundle) -> set[int]:
-    """Submissions the portal stored but whose reply the hospital never got (drop-after-commit faults)."""
-    dropping = {
-        fault.get("name")
-        for record in bundle.scenarios
-        for fault in record.fault_plan.get("faults", [])
-        if fault.get("effect") == "drop_after_commit"
-    }
-    return {
-        e["submission_id"] for e in bundle.journal if e.get("submission_id") and dropping & set(e.get("faults") or ())
-    }
+REFUSED = frozenset({"205", "1001"})
+"""Answers (read by the hospital) after which a certificate is not resent: API-015 leaves those orders out."""
 
 
 def _acceptances(bundle: Bundle) -> dict[tuple[str, str], list[Json]]:
@@ -66,7 +58,7 @@ def _finding(key: str, accepted: list[Json], extra: str = "") -> Finding:
 )
 def accepted_once(bundle: Bundle) -> Outcome:
     twice = {(o.facility, o.key) for o in bundle.orders if o.sends > 1}
-    accepted, unacked = _acceptances(bundle), _unacknowledged(bundle)
+    accepted, unacked = _acceptances(bundle), unread_replies(bundle)
     if not accepted:
         raise SkipCase("no certificate was accepted: see DL-001")
     problems = [
@@ -92,7 +84,7 @@ def request_taken_once(bundle: Bundle) -> Outcome:
     repeated: list[Order] = [o for o in bundle.orders if o.sends > 1]
     if not repeated:
         raise SkipCase("the harness sent no order twice in this run (the 'issue' scenario does)")
-    accepted, unacked = _acceptances(bundle), _unacknowledged(bundle)
+    accepted, unacked = _acceptances(bundle), unread_replies(bundle)
     problems, judged = [], 0
     for order in repeated:
         subs = accepted.get((order.facility, order.key), [])
@@ -105,3 +97,48 @@ def request_taken_once(bundle: Bundle) -> Outcome:
     if not judged:
         raise SkipCase("no order sent twice was accepted at all: see DL-001")
     return passed(f"{len(repeated)} order(s) sent twice, each accepted once", requests=requests)
+
+
+@case(
+    id="API-015",
+    grade=Grade.CONFIRMED,
+    title="A send that got no reply (connection closed, timeout) is resent until the portal acknowledges it",
+    basis=ANNEX + " §4 (no MaKetQua, no MaGD: not received); Decree 63/2024/NĐ-CP Art. 25.1",
+    area="api",
+    needs=("orders", "journal", "scenario:lost-reply"),
+)
+def resent_after_lost_reply(bundle: Bundle) -> Outcome:
+    """MUST because the consequence is legal and silent: a hospital that takes "no reply" for "sent" loses
+    the certificate whenever the connection broke before the portal stored it (a birth or death missing
+    from the national record, found only when the family asks for it), and when it was stored, the
+    hospital holds no MaGD to prove or reconcile it. Judged per order of the lost-reply scenarios: its
+    certificate must have an acceptance whose reply was not swallowed (a reply held late counts: the
+    hospital may have read it)."""
+    names = {s.name for s in bundle.scenarios_tagged("lost-reply")}
+    accepted, lost = _acceptances(bundle), lost_replies(bundle)
+    refused = {e.get("document_code") for e in bundle.journal if e["outcome"] in REFUSED}
+    orders = [
+        o
+        for o in bundle.orders
+        if o.scenario in names and o.deliver and o.taken
+        and ((o.facility, o.key) in accepted or o.code not in refused)  # refused: the document cases' verdict
+    ]  # fmt: skip
+    if not orders:
+        raise SkipCase("no order of a lost-reply scenario was taken by the hospital, or each was refused (205/1001)")
+    problems = []
+    for order in orders:
+        subs = accepted.get((order.facility, order.key), [])
+        if not subs:
+            why = "never accepted: a send that got no reply was not resent, the certificate is lost"
+        elif all(s["id"] in lost for s in subs):
+            why = (
+                f"stored only by submission {subs[0]['id']}, whose reply was lost, and never resent: the hospital "
+                "holds no MaGD and cannot know the certificate arrived"
+            )
+        else:
+            continue
+        problems.append(Finding(f"{order.code} ({order.story}): {why}", request_ids=(order.request_id,)))
+    requests = [o.request_id for o in orders]
+    if problems:
+        return failed(problems, requests=requests)
+    return passed(f"{len(orders)} certificate(s) acknowledged despite lost or late replies", requests=requests)

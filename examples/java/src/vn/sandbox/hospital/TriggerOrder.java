@@ -25,6 +25,8 @@ final class TriggerOrder {
     }
 
     private static final Set<String> KEYS = Set.of("request_id", "type", "facility", "issued_at", "data");
+    /** Optional keys: {@code portal} (base_url, clock_rate, sandbox_time) is sent with --order-portal. */
+    private static final Set<String> OPTIONAL = Set.of("portal");
 
     final String requestId;
     final DocumentKind kind;
@@ -57,7 +59,10 @@ final class TriggerOrder {
         if (!missing.isEmpty()) throw new Invalid("missing required field(s): " + String.join(", ", missing));
         Set<Object> extra = new TreeSet<>(order.keySet());
         extra.removeAll(KEYS);
+        extra.removeAll(OPTIONAL);
         if (!extra.isEmpty()) throw new Invalid("unknown field(s): " + extra);
+        if (order.containsKey("portal") && !(order.get("portal") instanceof Map))
+            throw new Invalid("portal must be an object (base_url, clock_rate, sandbox_time)");
         String requestId = Json.string(order, "request_id");
         if (requestId == null || requestId.isEmpty() || requestId.length() > 64)
             throw new Invalid("request_id must be a string of 1..64 characters");
