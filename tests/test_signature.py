@@ -376,7 +376,7 @@ def test_public_api_is_pinned() -> None:
 
 def test_plain_signxml_still_has_the_c14n_trap(env: Env) -> None:
     """Canary: stock signxml rejects this valid profile (docs/signature-profile.md). If this starts failing, signxml
-    fixed the trap and `signature_crypto._PortalVerifier._c14n` may be dropped."""
+    fixed the trap and `mock_portal.signature.crypto._PortalVerifier._c14n` may be dropped."""
     import signxml
     from signxml.exceptions import InvalidSignature
 

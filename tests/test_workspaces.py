@@ -22,10 +22,12 @@ import httpx
 import pytest
 import yaml
 
-from fixtures.hospital.wire import TokenRefused
+from fixtures.hospital.wire import SUBMIT_PATH, TokenRefused
 from fixtures.pki import TestPKI, cert_pem, crl_pem
-from mock_portal.app import SPEC, create_app
+from mock_portal import store
+from mock_portal.app import SPEC, build_portal, create_app
 from mock_portal.config import Settings
+from mock_portal.store.repository import JournalFilter
 from tests.conftest import Hospital, new_facility_code, provision, trust_root
 from tests.live import IPSS_KEY, LiveServer
 from tests.wire import sample, send
@@ -473,8 +475,11 @@ def test_quotas_answer_busy_on_the_wire_and_leave_the_other_workspace_alone(
             "/sandbox/facilities", json={"code": code, "name": "BV", "username": f"{code}_{busy.id}", "password": "pw"}
         )
         problem(refused, 409, "WORKSPACE_QUOTA_EXCEEDED")
-        _same_minute(10)
+        _same_minute(15)
         busy.hospital.client.take_token()
+        forged = busy.hospital.client.form("61", sample(busy.hospital)) | {"token": "not-a-token-of-this-account"}
+        for _ in range(5):  # anyone can name the account: sends without its token use none of its quota
+            assert httpx.post(f"{server.base_url}{SUBMIT_PATH}", data=forged).json()["MaKetQua"] == "401"
         replies = [busy.hospital.client.send("GCS", sample(busy.hospital)) for _ in range(5)]
         assert [r.ma_ket_qua for r in replies] == ["200", "200", "200", "500", "500"]
         assert replies[3].explain and replies[3].explain.startswith("WORKSPACE_BUSY: more than 3 submissions")
@@ -484,7 +489,7 @@ def test_quotas_answer_busy_on_the_wire_and_leave_the_other_workspace_alone(
         ] * 5
         journal = busy.api.get("/sandbox/journal", params={"operation": "submit"}).json()
         assert [e["outcome"] for e in journal][:2] == ["500", "500"]
-        assert len(busy.api.get("/sandbox/submissions").json()) == 3
+        assert len(busy.api.get("/sandbox/submissions").json()) == 3 + 5  # three accepted, the forged five 401
 
         assert full.hospital.client.send("GCS", sample(full.hospital)).ma_ket_qua == "200"
         over = full.hospital.client.send("GCS", sample(full.hospital))
@@ -535,3 +540,60 @@ def test_conformance_opens_its_own_workspace_and_deletes_it_unless_kept(
         assert inner is given and inner.whoami()["id"] == pair[0].id
     operator.close()
     given.close()
+
+
+def test_trimming_one_workspace_journal_leaves_the_others_alone(database_url: str) -> None:
+    """Journal ids are shared by every workspace: the newest `keep` are counted in each one's own rows."""
+    repo = store.Repository(store.create_engine_for(database_url))
+    repo.create_schema()
+    quiet, busy = repo.scoped("quiet"), repo.scoped("busy")
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    def entry() -> store.JournalEntry:
+        return store.JournalEntry(
+            at=now,
+            real_at=now,
+            facility_code="",
+            username="",
+            operation="token",
+            outcome="401",
+            faults=[],
+            findings=[],
+            duration_ms=0.0,
+        )
+
+    for _ in range(10):
+        quiet.add_journal(entry(), keep=100)
+    for _ in range(600):
+        busy.add_journal(entry(), keep=100)
+    everything = JournalFilter()
+    assert quiet.count_journal(everything) == 10
+    assert 100 <= busy.count_journal(everything) < 100 + 256
+
+
+def test_a_workspace_deleted_and_made_again_elsewhere_is_not_served_from_a_stale_cache(tmp_path: Path) -> None:
+    """Two processes on one database (two portals here): one caches a workspace's portal, the other deletes
+    the workspace and makes it again, whose clock versions start afresh; the first must follow the new one."""
+    from mock_portal.portal import workspaces
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'portal.sqlite3'}", admin_token="op-" + "x" * 40)
+    first, second = build_portal(settings), build_portal(settings)
+    _, key = workspaces.create(second, workspaces.NewWorkspace("twice", "Twice", workspaces.Quotas()))
+    old = workspaces.authenticate(first, key)
+    assert old is not None
+    cached = first.workspace("twice", old.generation)
+    for hour in (9, 10, 11, 12):  # the old incarnation's clock version runs ahead
+        cached.clock.set(now=datetime(2030, 1, 1, hour, tzinfo=UTC), rate=0)
+    workspaces.delete(second, "twice")
+    _, key = workspaces.create(second, workspaces.NewWorkspace("twice", "Twice", workspaces.Quotas()))
+    second.workspace("twice").clock.set(now=datetime(2031, 6, 2, 8, tzinfo=UTC), rate=0)
+    new = workspaces.authenticate(first, key)
+    assert new is not None and new.generation != old.generation
+    served = first.workspace("twice", new.generation)
+    served.clock.refresh()
+    assert served is not cached and served.clock.now() == datetime(2031, 6, 2, 8, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["abc\n", "a", "-ab", "ABC", "x" * 21])
+def test_a_workspace_id_is_matched_whole(admin: httpx.Client, bad: str) -> None:
+    problem(admin.post("/sandbox/workspaces", json={"id": bad, "name": "x"}), 400)

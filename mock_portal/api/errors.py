@@ -51,7 +51,7 @@ _PATTERNS: dict[str, tuple[str, str, str]] = {
         "an ISO 8601 instant with an offset, such as 2026-03-09T08:00:00+07:00",
     ),
     r"^[0-9]{5}$": ("REQUEST_INVALID", "mã cơ sở gồm 5 chữ số", "a facility code of 5 digits"),
-    r"^[a-z0-9][a-z0-9-]{1,19}$": (
+    r"^[a-z0-9][a-z0-9-]{1,19}(?!\n)$": (
         "WORKSPACE_ID_INVALID",
         "mã workspace gồm 2–20 chữ thường, chữ số hoặc '-'",
         "a workspace id of 2-20 lowercase letters, digits or '-'",

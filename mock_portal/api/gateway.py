@@ -71,7 +71,7 @@ class _Exchange:
         else:  # up to ~7 MB: not on the event loop
             form = await anyio.to_thread.run_sync(_form, body)
         facility = _facility_of(form)
-        at, decision, busy = await anyio.to_thread.run_sync(self._decide, facility, form.get("username", ""))
+        at, decision, busy = await anyio.to_thread.run_sync(self._decide, facility, form)
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
         exchange = Exchange(
@@ -103,13 +103,17 @@ class _Exchange:
             return None
         return await self._pass_on(body, decision, form, exchange=exchange)
 
-    def _decide(self, facility: str, username: str) -> tuple[Any, Decision, str | None]:
+    def _decide(self, facility: str, form: dict[str, str]) -> tuple[Any, Decision, str | None]:
         """Find the account's workspace (docs/ARCHITECTURE.md, Workspaces; an unknown account is refused
         in `default`), count a submission against its quotas, then take up its clock and fault plans,
         read together in one query. The workspace's portal goes down to the handler in the scope."""
-        self.portal = self.portal.workspace(self.portal.repo.workspace_of_account(username) or workspaces.DEFAULT)
+        username = form.get("username", "")
+        workspace, generation = self.portal.repo.workspace_of_account(username) or (workspaces.DEFAULT, "")
+        self.portal = self.portal.workspace(workspace, generation)
         self.scope.setdefault("state", {})[WORKSPACE_PORTAL] = self.portal
-        busy = workspaces.admit_submission(self.portal) if self.operation == "submit" else None
+        busy = None
+        if self.operation == "submit":
+            busy = workspaces.admit_submission(self.portal, username, form.get("token", ""))
         gate = self.portal.gate
         found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)])
         clock = found.get(CLOCK)

@@ -25,7 +25,7 @@ def admin_bearer(token: str, request: Any) -> dict[str, Any] | None:
     found = workspaces.authenticate(portal, token)
     if found is None:
         return None
-    request.scope["state"][WORKSPACE_PORTAL] = portal.workspace(found.workspace)
+    request.scope["state"][WORKSPACE_PORTAL] = portal.workspace(found.workspace, found.generation)
     request.scope["state"][CALLER] = found
     return {"sub": found.role.value, "workspace": found.workspace, "scope": []}
 
@@ -43,5 +43,5 @@ def ipss_key(api_key: str, request: Any) -> dict[str, Any] | None:
     found = workspaces.authenticate(portal, api_key)
     if found is None or found.role is not workspaces.Role.WORKSPACE:
         return None
-    request.scope["state"][WORKSPACE_PORTAL] = portal.workspace(found.workspace)
+    request.scope["state"][WORKSPACE_PORTAL] = portal.workspace(found.workspace, found.generation)
     return {"sub": "ipss", "workspace": found.workspace, "scope": []}

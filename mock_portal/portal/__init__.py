@@ -4,6 +4,7 @@
 tokens and submissions; `auth` judges credentials and tokens; `intake` examines one submitted file
 (envelope, XML, schema, rules, signature) into a verdict; `codes` are the real portal's result codes.
 Above the core sit the sandbox's own services on a `Portal`: `facilities` (accounts, certificates,
-CAs, CRLs) and `expectations` (certificates the conformance harness announced). May import every
-domain package (`results`, `documents`, `signature`, `control`, `deadline`, `store`, `fidelity`).
+CAs, CRLs) and `expectations` (certificates the conformance harness announced); `workspaces` (tenants: keys,
+roles, quotas). May import `config` and every domain package below it (`results`, `documents`,
+`signature`, `control`, `deadline`, `store`, `fidelity`).
 """

@@ -70,7 +70,7 @@ class Portal:
         self._trust: tuple[int, TrustStore] | None = None
         self.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
         self._root = self
-        self._workspaces: dict[str, Portal] = {}
+        self._workspaces: dict[str, tuple[str, Portal]] = {}
         self._workspaces_lock = threading.Lock()
 
     # workspaces
@@ -78,23 +78,26 @@ class Portal:
     def workspace_id(self) -> str:
         return self.repo.workspace
 
-    def workspace(self, workspace_id: str) -> Portal:
+    def workspace(self, workspace_id: str, generation: str | None = None) -> Portal:
         """The portal of a workspace — the context every handler and domain call of a request in that
         workspace gets: the repository scoped to it, its own clock, fault plans, journal and trust
-        store; settings, calendar, intake policy and login throttle are shared. Built once per process."""
+        store; settings, calendar, intake policy and login throttle are shared. Built once per process
+        and per `generation` of the workspace (None: whichever is cached): a workspace deleted and
+        created again by another process restarts its version counters, which a portal cached for the
+        old one would take for stale and ignore."""
         root = self._root
         if workspace_id == root.workspace_id:
             return root
         with root._workspaces_lock:
-            portal = root._workspaces.get(workspace_id)
-            if portal is None:
+            cached = root._workspaces.get(workspace_id)
+            if cached is None or generation not in (None, cached[0]):
                 portal = copy.copy(root)
                 portal.repo = root.repo.scoped(workspace_id)
                 portal.clock = root.clock.over(portal.repo)
                 portal.gate = Gate(portal.repo, self.settings.journal_max_entries)
                 portal._trust_lock, portal._trust = threading.Lock(), None
-                root._workspaces[workspace_id] = portal
-            return portal
+                cached = root._workspaces[workspace_id] = (generation or "", portal)
+            return cached[1]
 
     def forget_workspace(self, workspace_id: str) -> None:
         """Drop the cached portal of a deleted workspace (a new one of that name starts afresh)."""

@@ -23,8 +23,9 @@ from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound, PortalError
 
 DEFAULT = store.DEFAULT_WORKSPACE
-WORKSPACE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,19}$")
-"""Short enough that `ws:<id>:<key>` fits the shared-settings and counter keys (64 characters)."""
+WORKSPACE_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,19}")
+"""Matched whole (`fullmatch`: a trailing newline, which `$` lets through, is refused). Short enough
+that `ws:<id>:<key>` fits the shared-settings and counter keys (64 characters)."""
 KEY_PREFIX = "wsk_"
 RATE_KEY = "quota:submissions"
 
@@ -44,6 +45,9 @@ class Forbidden(PortalError):
 class Caller:
     role: Role
     workspace: str
+    generation: str = ""
+    """Which incarnation of the workspace (the SHA-256 of its key, new at every creation): a process that
+    cached the portal of a deleted workspace must not serve a new one of the same id with it."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,12 @@ def authenticate(portal: Portal, key: str) -> Caller | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 128:
         return None
     workspace_id = key[len(KEY_PREFIX) :].split("_", 1)[0]
-    if workspace_id == DEFAULT or not WORKSPACE_ID.match(workspace_id):
+    if workspace_id == DEFAULT or not WORKSPACE_ID.fullmatch(workspace_id):
         return None
     row = portal.repo.get_workspace(workspace_id)
     if row is None or not hmac.compare_digest(_digest(key), row.key_sha256):
         return None
-    return Caller(Role.WORKSPACE, workspace_id)
+    return Caller(Role.WORKSPACE, workspace_id, row.key_sha256)
 
 
 def require_operator(caller: Caller) -> None:
@@ -115,7 +119,7 @@ def default_quotas(portal: Portal) -> Quotas:
 def create(portal: Portal, new: NewWorkspace) -> tuple[store.Workspace, str]:
     """Make a workspace; returns it and its key (shown this once, stored only as a digest)."""
     workspace_id = new.id or f"w{secrets.token_hex(5)}"
-    if not WORKSPACE_ID.match(workspace_id):
+    if not WORKSPACE_ID.fullmatch(workspace_id):
         raise InvalidInput(
             "WORKSPACE_ID_INVALID",
             "Mã workspace gồm 2–20 chữ thường, chữ số hoặc '-', không phải 'default'",
@@ -192,15 +196,21 @@ def check_facility_quota(portal: Portal) -> None:
         )
 
 
-def admit_submission(portal: Portal) -> str | None:
+def admit_submission(portal: Portal, username: str, access_token: str) -> str | None:
     """Count one submission against the workspace's quotas; the reason it is over one, else None.
 
     Submissions per minute are counted in a window of the real minute (a quota is about load, not
     sandbox time), in one shared counter per workspace and minute, so every server process agrees.
+    Only a submission with a token of the account counts (account names are easy to guess: anyone
+    else's sends must not use up a tenant's budget; they are refused as 401 by the handler anyway).
     `default` has no quotas: its wire path costs no extra query."""
     if portal.workspace_id == DEFAULT:
         return None
     quotas = _quotas_of(portal.repo.get_workspace(portal.workspace_id))
+    if quotas.max_documents is None and quotas.max_submissions_per_minute is None:
+        return None
+    if not _holds_token(portal, username, access_token):
+        return None
     if quotas.max_documents is not None and portal.repo.count_documents() >= quotas.max_documents:
         return f"the workspace stores its {quotas.max_documents} documents already (quota max_documents)"
     limit = quotas.max_submissions_per_minute
@@ -215,6 +225,11 @@ def admit_submission(portal: Portal) -> str | None:
         _FULL_MINUTES[portal.workspace_id] = minute
         return busy
     return None
+
+
+def _holds_token(portal: Portal, username: str, access_token: str) -> bool:
+    token = portal.repo.get_token(access_token) if access_token and len(access_token) <= 128 else None
+    return token is not None and hmac.compare_digest(token.username.encode(), username.encode())
 
 
 _FULL_MINUTES: dict[str, int] = {}

@@ -1,4 +1,5 @@
-"""Persistence of the portal: SQLAlchemy 2 models and a repository (SQLite file by default)."""
+"""Persistence of the portal: SQLAlchemy 2 models, Alembic migrations and a repository (SQLite file by
+default, PostgreSQL for several hosts). At the bottom of the house: imports no other mock_portal package."""
 
 from mock_portal.store.ipss import Application, SharedDocument
 from mock_portal.store.models import (

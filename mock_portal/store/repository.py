@@ -116,20 +116,6 @@ UNAUTHENTICATED = "401"
 """The result of a submission refused for its credentials before any examination."""
 
 
-def _trim_unauthenticated(s: Session, keep: int) -> None:
-    """Drop all but the newest `keep` unauthenticated submissions (no document, no outbox row points
-    at them; journal entries keep their own copy of what matters)."""
-    cutoff = s.scalar(
-        select(Submission.id)
-        .where(Submission.result == UNAUTHENTICATED)
-        .order_by(Submission.id.desc())
-        .offset(keep)
-        .limit(1)
-    )
-    if cutoff is not None:
-        s.execute(delete(Submission).where(Submission.result == UNAUTHENTICATED, Submission.id <= cutoff))
-
-
 MAX_ROW_ID = 2**63 - 1
 """Row ids are signed 64-bit integers (SQLite, PostgreSQL BIGINT); the drivers raise on larger ones."""
 
@@ -272,14 +258,15 @@ class Repository:
             )
 
     def delete_workspace(self) -> bool:
-        """Delete this workspace with all its rows, settings and counters; False when it did not exist."""
+        """Delete this workspace with all its rows, settings and counters; False when it did not exist.
+        Rows are deleted even then: a request in flight during an earlier delete may have written some
+        after it, and a new workspace of the same id must not find them."""
         with self.session() as s:
-            if s.get(Workspace, self.workspace) is None:
-                return False
+            existed = s.get(Workspace, self.workspace) is not None
             self._delete_rows(s)
             s.execute(self._settings_query(delete(SharedSetting)))
             s.execute(delete(Workspace).where(Workspace.id == self.workspace))
-        return True
+        return existed
 
     def _settings_query(self, query: Any) -> Any:
         """`query` limited to this workspace's shared settings and, for a delete, its counters too."""
@@ -341,12 +328,19 @@ class Repository:
         with self._sessions() as s:
             return self._own(s.get(Account, username))
 
-    def workspace_of_account(self, username: str) -> str | None:
-        """The workspace of a wire account (account names are unique across workspaces)."""
+    def workspace_of_account(self, username: str) -> tuple[str, str] | None:
+        """The workspace of a wire account (account names are unique across workspaces) and its
+        generation (the SHA-256 of its key, new at every creation; empty for `default`)."""
         if not username or len(username) > 64:
             return None
+        query = (
+            select(Account.workspace_id, Workspace.key_sha256)
+            .outerjoin(Workspace, Workspace.id == Account.workspace_id)
+            .where(Account.username == username)
+        )
         with self.engine.connect() as c:
-            return c.scalar(select(Account.workspace_id).where(Account.username == username))
+            found = c.execute(query).first()
+        return (found[0], found[1] or "") if found else None
 
     def set_account_locked(self, facility_code: str, locked: bool) -> None:
         with self.session() as s:
@@ -483,27 +477,31 @@ class Repository:
             return {named[row.key]: (row.version, row.value) for row in c.execute(query)}
 
     def put_setting(self, key: str, value: dict[str, Any]) -> int:
-        key = self.key(key)
-        with self.session() as s:
-            row = s.get(SharedSetting, key, with_for_update=True)
-            if row is None:
-                s.add(SharedSetting(key=key, value=value, version=1))
-                return 1
-            row.value = value
-            row.version += 1
-            return row.version
+        return self._change_setting(key, lambda _old: value)[1]
 
     def update_setting(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         """Read, change and write one shared setting in one transaction (no lost update between processes)."""
+        return self._change_setting(key, change)[0]
+
+    def _change_setting(
+        self, key: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> tuple[dict[str, Any], int]:
+        """The new value and version. `FOR UPDATE` locks no row that does not exist yet, so on PostgreSQL
+        two processes may both create one: the loser retries and updates the winner's row."""
         key = self.key(key)
-        with self.session() as s:
-            row = s.get(SharedSetting, key, with_for_update=True)
-            value = change(dict(row.value) if row is not None else {})
-            if row is None:
-                s.add(SharedSetting(key=key, value=value, version=1))
-            else:
-                row.value, row.version = value, row.version + 1
-            return value
+        for _ in range(3):
+            try:
+                with self.session() as s:
+                    row = s.get(SharedSetting, key, with_for_update=True)
+                    value = change(dict(row.value) if row is not None else {})
+                    if row is None:
+                        s.add(SharedSetting(key=key, value=value, version=1))
+                        return value, 1
+                    row.value, row.version = value, row.version + 1
+                    return value, row.version
+            except IntegrityError:
+                continue
+        raise StoreError(f"setting {key} could not be written")
 
     def load_clock(self) -> tuple[int, dict[str, Any]] | None:
         return self.get_settings([CLOCK]).get(CLOCK)
@@ -538,7 +536,7 @@ class Repository:
             s.add(entry)
             s.flush()
             if entry.id % 256 == 0:
-                s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
+                self._trim(s, JournalEntry, keep)
         return entry.id
 
     def journal(
@@ -596,10 +594,20 @@ class Repository:
                 entry.workspace_id = self.workspace
                 _insert(s, entry)
                 if entry.id % 256 == 0:
-                    s.execute(delete(JournalEntry).where(JournalEntry.id <= entry.id - keep))
+                    self._trim(s, JournalEntry, keep)
             if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
-                _trim_unauthenticated(s, keep_unauthenticated)
+                self._trim(s, Submission, keep_unauthenticated, Submission.result == UNAUTHENTICATED)
         return submission.id
+
+    def _trim(self, s: Session, model: Any, keep: int, *where: Any) -> None:
+        """Drop all but this workspace's newest `keep` rows of `model` matching `where`: ids are shared by
+        every workspace, so the cutoff is counted in this workspace's rows alone. Used for the journal and
+        for unauthenticated submissions (no document, no outbox row points at them; journal entries keep
+        their own copy of what matters)."""
+        mine = (self._mine(model), *where)
+        cutoff = s.scalar(select(model.id).where(*mine).order_by(model.id.desc()).offset(keep).limit(1))
+        if cutoff is not None:
+            s.execute(delete(model).where(*mine, model.id <= cutoff))
 
     # expectations
     def add_expectation(self, expectation: Expectation) -> Expectation:

@@ -1,10 +1,11 @@
 """The dashboard at `/sandbox/ui`: server-rendered pages (Jinja2) over the sandbox, no CDN, works offline.
 
 Plain Flask routes on the inner Flask app (outside `openapi.yaml`): they call the same handlers and
-domain functions as the sandbox API and render HTML. Every page but the login page requires the
-admin token, given once on the login page and kept in Flask's signed session cookie (HttpOnly,
-SameSite=Strict, Secure when served over HTTPS), signed with a key derived from the admin token.
-Forms that change anything carry a CSRF token bound to the session.
+domain functions as the sandbox API and render HTML. Every page but the login page requires a key
+(the operator key, or a workspace key: then every page shows that workspace alone), given once on the
+login page and kept in Flask's signed session cookie (HttpOnly, SameSite=Strict, Secure when served
+over HTTPS), signed with a key derived from the operator key. Forms that change anything carry a CSRF
+token bound to the session. May import `api`, `portal`, `reports`, `results` and `store`.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def _portal() -> Portal:
     portal = g.get(WORKSPACE_PORTAL)
     if portal is None:
         root: Portal = current_app.config["PORTAL"]
-        portal = root.workspace(session.get("workspace") or workspaces.DEFAULT)
+        portal = root.workspace(session.get("workspace") or workspaces.DEFAULT, session.get("generation", ""))
         setattr(g, WORKSPACE_PORTAL, portal)
     return portal
 
@@ -135,6 +135,7 @@ def login() -> Any:
             session.clear()
             session["admin"] = True
             session["workspace"] = caller.workspace
+            session["generation"] = caller.generation
             session["sid"] = sessions.open_session(_portal().repo)
             session["csrf"] = secrets.token_urlsafe(24)
             target = request.args.get("next") or ""
