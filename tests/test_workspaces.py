@@ -597,3 +597,31 @@ def test_a_workspace_deleted_and_made_again_elsewhere_is_not_served_from_a_stale
 @pytest.mark.parametrize("bad", ["abc\n", "a", "-ab", "ABC", "x" * 21])
 def test_a_workspace_id_is_matched_whole(admin: httpx.Client, bad: str) -> None:
     problem(admin.post("/sandbox/workspaces", json={"id": bad, "name": "x"}), 400)
+
+
+def test_a_reset_in_one_process_brings_every_process_back_to_real_time_and_keeps_the_quota_count(
+    tmp_path: Path,
+) -> None:
+    from mock_portal.portal import workspaces
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'portal.sqlite3'}", admin_token="op-" + "x" * 40)
+    first, second = build_portal(settings), build_portal(settings)
+    for hour in (9, 10, 11):  # the first process's clock version runs ahead
+        first.clock.set(now=datetime(2030, 1, 1, hour, tzinfo=UTC), rate=0)
+    workspaces.reset(second)
+    first.clock.refresh()
+    assert abs(first.clock.now() - datetime.now(UTC)) < timedelta(minutes=1)
+
+    workspaces.create(second, workspaces.NewWorkspace("counted", "Counted", workspaces.Quotas()))
+    tenant = second.workspace("counted")
+    tenant.repo.update_setting(workspaces.RATE_KEY, lambda _old: {"minute": 1, "count": 5})
+    workspaces.reset(tenant)
+    assert tenant.repo.get_settings([workspaces.RATE_KEY])[workspaces.RATE_KEY][1] == {"minute": 1, "count": 5}
+
+
+def test_login_throttles_count_per_claimed_workspace() -> None:
+    from mock_portal.portal.workspaces import claimed
+
+    assert claimed("wsk_team-a_secret") == "team-a"
+    assert claimed("wsk_team-b_secret") == "team-b"
+    assert claimed("the operator key") == claimed("wsk_Bad_id") == claimed("wsk_a\n_x") == ""

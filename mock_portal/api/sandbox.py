@@ -13,6 +13,7 @@ from mock_portal.api.render import Reply, empty, reply
 from mock_portal.api.views import document_view, iso
 from mock_portal.documents import list_rules as domain_rules
 from mock_portal.portal import facilities as ops
+from mock_portal.portal import workspaces
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import NotFound
 
@@ -215,7 +216,5 @@ def list_behaviours() -> Reply:
 
 
 def reset() -> tuple[str, int]:
-    portal = _portal()
-    portal.repo.reset()
-    portal.clock.reset()  # every process goes back to real time with the next request it serves
+    workspaces.reset(_portal())
     return empty()

@@ -68,6 +68,13 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def claimed(key: str) -> str:
+    """The workspace a key names, unverified ('' for the operator key or anything else): login throttles
+    count failures per claimed workspace, so one tenant's wrong keys lock no other tenant out."""
+    workspace_id = key[len(KEY_PREFIX) :].split("_", 1)[0] if key.startswith(KEY_PREFIX) else ""
+    return workspace_id if WORKSPACE_ID.fullmatch(workspace_id) else ""
+
+
 def authenticate(portal: Portal, key: str) -> Caller | None:
     """Who a bearer key is: the operator (acting on `default`), a workspace, or nobody."""
     if hmac.compare_digest(key.encode(), portal.settings.admin_token.encode()):
@@ -194,6 +201,13 @@ def check_facility_quota(portal: Portal) -> None:
             f"Workspace đã có đủ {limit} cơ sở (hạn mức max_facilities)",
             f"The workspace has its {limit} facilities already (quota max_facilities)",
         )
+
+
+def reset(portal: Portal) -> None:
+    """Empty a workspace as if new, but for its submission-rate count (a reset is no way round a quota);
+    every process goes back to real time with the next request it serves."""
+    portal.repo.reset(keep=(RATE_KEY,))
+    portal.clock.reset()
 
 
 def admit_submission(portal: Portal, username: str, access_token: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -240,22 +240,21 @@ class Repository:
         with gate, self._sessions() as session, session.begin():
             yield session
 
-    def reset(self) -> None:
+    def reset(self, keep: Iterable[str] = ()) -> None:
         """Delete every row of this workspace (children first), as in a new workspace — except that the
         trust version and the shared settings' versions keep rising, so no process mistakes its cached
-        trust store or fault plans for the new ones; shared settings come back empty ({})."""
+        trust store or fault plans for the new ones; shared settings come back empty ({}). The clock's
+        setting and those named in `keep` stay as they are (the caller sets the clock next, one version
+        up, which every process then takes)."""
+        kept = {self.key(CLOCK), *(self.key(key) for key in keep)}
         with self.session() as s:
             trust = s.scalar(select(Meta.value).where(Meta.key == self.key(TRUST_VERSION))) or 0
             settings = self._settings_query(select(SharedSetting.key, SharedSetting.version))
-            versions = {row.key: row.version for row in s.execute(settings)}
+            versions = {row.key: row.version for row in s.execute(settings) if row.key not in kept}
             self._delete_rows(s)
             s.execute(delete(SharedSetting).where(SharedSetting.key.in_(list(versions))))
             s.add(Meta(key=self.key(TRUST_VERSION), value=trust + 1))
-            s.add_all(
-                SharedSetting(key=key, value={}, version=version + 1)
-                for key, version in versions.items()
-                if key != self.key(CLOCK)
-            )
+            s.add_all(SharedSetting(key=key, value={}, version=version + 1) for key, version in versions.items())
 
     def delete_workspace(self) -> bool:
         """Delete this workspace with all its rows, settings and counters; False when it did not exist.

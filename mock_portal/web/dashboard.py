@@ -125,7 +125,7 @@ def login() -> Any:
     error, status = None, 200
     if request.method == "POST":
         root: Portal = current_app.config["PORTAL"]
-        client = f"ui:{request.remote_addr}"
+        client = f"ui:{request.remote_addr}:{workspaces.claimed(request.form.get('token', ''))}"
         blocked = root.login_throttle.blocked(client)
         caller = None if blocked else workspaces.authenticate(root, request.form.get("token", ""))
         if blocked:
