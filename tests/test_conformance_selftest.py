@@ -32,6 +32,17 @@ def test_every_variant_has_a_target_naming_a_must_case() -> None:
             assert target.expected in {s.id for s in selftest.specs_for(target, CASES.all())}
 
 
+def test_the_correct_hospital_runs_with_three_seeds_and_over_subsets_of_the_scenarios() -> None:
+    reference = [t for t in selftest.EXPECTED if t.variant is None]
+    assert all(t.expected is None for t in reference)
+    every = [t for t in reference if set(t.tags) == set(selftest.SCENARIOS)]
+    assert len({t.seed for t in every}) == 3
+    subsets = [t for t in reference if set(t.tags) < set(selftest.SCENARIOS)]
+    assert len(subsets) >= 3 and all(t.tags for t in subsets)
+    names = [selftest.Row(t, None, "", 1.0).name for t in reference]
+    assert len(set(names)) == len(names) and "reference, only outage" in names
+
+
 def test_a_target_runs_only_the_cases_its_scenarios_feed() -> None:
     fifo = next(t for t in selftest.EXPECTED if t.variant is Variant.FIFO)
     ids = {s.id for s in selftest.specs_for(fifo, CASES.all())}
