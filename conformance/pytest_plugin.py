@@ -42,6 +42,7 @@ OPTIONS = (
     ("seed", "seed of generated data and fault plans", int),
 )
 REPEATABLE = {"trust", "crl"}
+FLAGS = (("order-portal", "add the optional `portal` object (base URL, clock rate, sandbox time) to every order"),)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(f"--conformance-{name}", dest=dest, action="append", type=kind, default=[], help=help_text)
         else:
             group.addoption(f"--conformance-{name}", dest=dest, type=kind, default=None, help=help_text)
+    for name, help_text in FLAGS:
+        group.addoption(
+            f"--conformance-{name}", dest="conformance_" + name.replace("-", "_"), action="store_true", help=help_text
+        )
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -86,6 +91,7 @@ class LiveSession:
                 crl=tuple(_option(config, "crl")),
                 clock_rate=_option(config, "clock-rate") or 600.0,
                 seed=_option(config, "seed"),
+                order_portal=_option(config, "order-portal"),
             )
             report_dir = _option(config, "report-dir")
             listeners = [FileReports(report_dir)] if report_dir else []

@@ -105,6 +105,7 @@ def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(tmp_pat
                 "--conformance-facility", "79001", "--conformance-password", "qa-pass",
                 "--conformance-cert", str(files["79001.cert.pem"]), "--conformance-trust", str(files["ca.pem"]),
                 "--conformance-crl", str(files["crl.pem"]), "--conformance-only", "GCS-DOC-*,SIG-003,API-001,FLOW-001",
+                "--conformance-order-portal",
             ],
             cwd=tmp_path,
             capture_output=True,
@@ -117,6 +118,14 @@ def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(tmp_pat
         worker.wait(timeout=10)
         portal.stop()
     assert done.returncode == 0, done.stdout + done.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "fixtures.hospital", "status", "--state-dir", str(state)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    orders = json.loads(status.stdout)["orders"]
+    assert orders and all(o["portal"]["base_url"] == portal.base_url for o in orders), (
+        "the plugin's --conformance-order-portal"
+    )
     cases = ET.parse(junit).getroot().findall(".//testcase")
     names = sorted(c.get("name") for c in cases)
     assert names == sorted(["test_smoke", *(f"GCS-DOC-00{i}" for i in range(1, 9)), "SIG-003", "API-001", "FLOW-001"])
