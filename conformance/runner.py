@@ -27,6 +27,8 @@ from conformance.portal import SandboxAdmin
 from conformance.registry import CaseSpec
 from conformance.scenarios import (
     DEFAULT_RATE,
+    LATE,
+    LATE_REPLY_SECONDS,
     Scenario,
     build_orders,
     issued_for_deadline,
@@ -211,6 +213,7 @@ class Runner:
         decided = began + plan.decided_after * 60 / self.rate if plan.decided_after else None
         self._wait(orders, began, decided, facility=lane.facility, after=after, plan=plan)
         time.sleep(max(plan.settle, began + plan.lasts_at_least - time.monotonic()))
+        self._await_held(fault_plan, lane.facility, after, began)
         record = ScenarioRecord(
             name=plan.name,
             description=plan.description,
@@ -247,6 +250,19 @@ class Runner:
         if order.type == "GCS":
             match["CAP_LAN_DAU"] = order.data.get("CAP_LAN_DAU", "1")
         return int(self.admin.expect(order.type, order.facility, order.issued_at, match)["id"])
+
+    def _await_held(self, fault_plan: dict[str, Any], facility: str, after: int, began: float) -> None:
+        """A held request (the late-reply hold) lands in the journal only when its hold ends, counted from
+        when it arrived, not from when the scenario began: on a slow machine it can come after
+        `lasts_at_least`, and must not fall into the next scenario's slice. A request held now lands within
+        one hold; none may have come at all (a hospital that never sent)."""
+        if not any(fault.get("name") == LATE for fault in fault_plan.get("faults", [])):
+            return
+        until = min(time.monotonic() + LATE_REPLY_SECONDS, began + self.scenario_timeout)
+        while time.monotonic() < until:
+            if any(LATE in (entry.get("faults") or ()) for entry in self.admin.journal(facility, after)):
+                return
+            time.sleep(0.5)
 
     def _wait(
         self,

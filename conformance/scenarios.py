@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from conformance.cases.api import BUSY
+from conformance.cases.common import LATE_FAULT
 from conformance.cases.pressure import BUDGET_BURST, BUDGET_PER_SECOND
 from conformance.evidence import Order
 from fixtures.certificates import mutate, scenario
@@ -103,7 +104,7 @@ a lunch break or a night, its window stretches so that the hospital always loses
 
 DROPPED = "lost"
 """The dropped scenario's drop_after_commit fault: the file is stored, the reply never leaves."""
-LATE = "late"
+LATE = LATE_FAULT
 """The late-reply scenario's latency fault (the once-only cases excuse a resend after it)."""
 LATE_REPLY_SECONDS = 20.0
 """How long (real seconds) the late-reply scenario holds its first submission: longer than a client

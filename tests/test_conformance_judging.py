@@ -214,7 +214,7 @@ def _lost_reply_bundle(*steps: tuple[str, str, int | None], late_ms: float = 20_
     plan = {"faults": [{"name": "lost", "effect": "drop_after_commit"}, {"name": "late", "latency": {"ms": late_ms}}]}
     record = ScenarioRecord("dropped", "dropped", "79101", ("lost-reply",), plan, 0, 10_000)
     journal = tuple(
-        entry(i + 1, "submit", outcome, submission_id=sid, faults=[fault] if fault else [], document_code=code)
+        entry(i + 1, "submit", outcome, submission_id=sid, faults=fault.split("+") if fault else [], document_code=code)
         for i, (outcome, fault, sid) in enumerate(steps)
     )
     subs = tuple(
@@ -236,13 +236,15 @@ def _lost_reply_bundle(*steps: tuple[str, str, int | None], late_ms: float = 20_
         # stored late (the hospital timed out) and resent: one certificate; or waited and read the reply
         ([("200", "", 1), ("200", "late", 2)], Verdict.PASS, Verdict.PASS, ""),
         ([("200", "late", 1)], Verdict.PASS, Verdict.PASS, ""),
+        # held until the hospital hung up (the portal marks it) and never resent: stored, but no MaGD
+        ([("200", "late+client-gone", 1)], Verdict.PASS, Verdict.FAIL, "holds no MaGD"),
         # acknowledged at once, then sent again: a duplicate however the other was faulted
         ([("DROPPED", "lost", 1), ("200", "", 2), ("200", "", 3)], Verdict.FAIL, Verdict.PASS, ""),
         # refused (a bad signature): the document cases' verdict, not a lost reply
         ([("RESET", "", None), ("205", "", None)], Verdict.SKIP, Verdict.SKIP, "refused"),
     ],
     ids=["drop-resent", "drop-not-resent", "reset-not-resent", "reset-resent", "late-resent", "late-waited",
-         "drop-resent-twice", "refused"],
+         "late-gave-up", "drop-resent-twice", "refused"],
 )  # fmt: skip
 def test_a_lost_reply_is_resent_once(
     steps: list[tuple[str, str, int | None]], api_011: Verdict, api_015: Verdict, why: str

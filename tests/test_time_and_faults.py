@@ -98,6 +98,31 @@ def test_http_error_and_latency_are_named_in_explain_and_journal(
     assert entry["duration_ms"] >= 300
 
 
+def test_a_client_that_hangs_up_during_a_hold_is_marked_in_the_journal(
+    timed: LiveServer, timed_admin: httpx.Client, site: Hospital
+) -> None:
+    """The file is still stored (as the real portal would), but its reply reached nobody: conformance's
+    API-015 then asks for the resend a hospital that gave up waiting owes."""
+    set_faults(timed_admin, {"name": "late", "effect": "latency", "latency": {"distribution": "fixed", "ms": 1500}})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(timed.base_url + SUBMIT, data=site.client.form("61", sample(site)), timeout=0.5)
+    waited = httpx.post(timed.base_url + SUBMIT, data=site.client.form("61", sample(site)), timeout=10)
+    assert waited.json()["MaKetQua"] == "200"
+    deadline = time.monotonic() + 10
+    while (
+        len(
+            entries := timed_admin.get("/sandbox/journal", params={"facility": site.code, "operation": "submit"}).json()
+        )
+        < 2
+    ):
+        assert time.monotonic() < deadline, entries
+        time.sleep(0.1)
+    faults = {entry["id"]: entry["faults"] for entry in entries}
+    gone, read = sorted(faults)
+    assert faults[gone] == ["late", "client-gone"] and faults[read] == ["late"]
+    assert all(entry["outcome"] == "200" for entry in entries)  # stored either way
+
+
 def test_facility_plan_touches_only_that_facility(
     timed: LiveServer, timed_admin: httpx.Client, site: Hospital, pki: TestPKI
 ) -> None:

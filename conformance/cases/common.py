@@ -13,9 +13,16 @@ from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, failed, passed
 
 FAILING = ("FAILED", "INDETERMINATE")
+LATE_FAULT = "late"
+"""The late-reply scenario's hold (`scenarios.LATE`). Chosen by name as well as by length: other scenarios'
+delays (the backlog's slow portal) grow long at a low `--clock-rate` and are no lost replies."""
 LATE_REPLY_MS = 10_000.0
-"""A reply held at least this long by an injected delay may have met a client that had given up (a
-10–30 s client timeout is usual): what it said may never have reached the hospital."""
+"""A reply held at least this long may have met a client that had given up (a 10–30 s client timeout is
+usual): what it said may never have reached the hospital."""
+
+CLIENT_GONE = "client-gone"
+"""The portal's journal mark of a held exchange whose client hung up before the reply (`api/gateway.py`): the
+portal stored the file, the hospital never read its MaGD."""
 
 
 DROPPED = "DROPPED"
@@ -23,8 +30,13 @@ DROPPED = "DROPPED"
 
 
 def lost_replies(bundle: Bundle) -> set[int]:
-    """Submissions stored whose reply the hospital certainly never got (outcome DROPPED)."""
-    return {e["submission_id"] for e in bundle.journal if e.get("submission_id") and e.get("outcome") == DROPPED}
+    """Submissions stored whose reply the hospital certainly never got: swallowed by the portal (outcome
+    DROPPED) or held until the hospital had hung up (marked CLIENT_GONE)."""
+    return {
+        e["submission_id"]
+        for e in bundle.journal
+        if e.get("submission_id") and (e.get("outcome") == DROPPED or CLIENT_GONE in (e.get("faults") or ()))
+    }
 
 
 def unread_replies(bundle: Bundle) -> set[int]:
@@ -36,12 +48,12 @@ def unread_replies(bundle: Bundle) -> set[int]:
 
 
 def late_faults(bundle: Bundle) -> set[str]:
-    """Names of the injected delays long enough to outlast a client's timeout (the late-reply scenario's)."""
+    """Names of the injected delays that may outlast a client's timeout: the late-reply scenario's, when it ran."""
     return {
-        str(fault.get("name"))
+        LATE_FAULT
         for record in bundle.scenarios
         for fault in record.fault_plan.get("faults", [])
-        if float((fault.get("latency") or {}).get("ms") or 0) >= LATE_REPLY_MS
+        if fault.get("name") == LATE_FAULT and float((fault.get("latency") or {}).get("ms") or 0) >= LATE_REPLY_MS
     }
 
 

@@ -6,7 +6,7 @@ facilities: a duplicate acceptance makes two records of one birth or death at th
 Department of Health must then reconcile by hand, so both are MUST. A resend after a reply that never
 reached the hospital is allowed: the hospital could not know, and the trigger contract says so. Such
 replies are those the portal swallowed after storing the file (outcome DROPPED: `drop_after_commit`)
-and those it held so long (`common.LATE_REPLY_MS`) that the hospital may have given up waiting.
+and those it held so long (`common.LATE_REPLY_MS`, `common.LATE_FAULT`) that the hospital may have given up waiting.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ from mock_portal.store.repository import CLOCK
 
 OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
 DROPPED = "connection closed without a reply (sandbox fault)"
+CLIENT_GONE = "client-gone"
+"""Added to the journal's faults of a held exchange whose client hung up before its reply (a lost reply)."""
 INLINE_FORM_BYTES = 64 * 1024
 """Bodies up to this size are parsed on the event loop (~0.1 ms for a certificate); bigger ones on a thread."""
 
@@ -72,8 +74,10 @@ class _Exchange:
             form = await anyio.to_thread.run_sync(_form, body)
         facility = _facility_of(form)
         at, decision, busy = await anyio.to_thread.run_sync(self._decide, facility, form)
+        gone = False
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
+            gone = await self._client_gone()
         exchange = Exchange(
             at=at,
             real_at=self.real_at,
@@ -83,7 +87,7 @@ class _Exchange:
             outcome="",
             http_status=None,
             duration_ms=0.0,
-            faults=decision.applied,
+            faults=(*decision.applied, CLIENT_GONE) if gone else decision.applied,
             loai_hs=form.get("loaiHs"),
         )
         if busy is not None:  # over a workspace quota: the real portal's busy answer, as the overload guard gives
@@ -120,6 +124,13 @@ class _Exchange:
         self.portal.clock.refresh_from(clock)
         at = self.portal.clock.now()
         return at, gate.decide(self.operation, facility, at, found), busy
+
+    async def _client_gone(self) -> bool:
+        """Whether the client hung up while its request was held: the portal still stores the file (the
+        real one would), but the reply reaches nobody, so the journal marks it for the hospital's judges."""
+        with anyio.move_on_after(0.005):
+            return (await self.receive())["type"] == "http.disconnect"
+        return False
 
     async def _read_body(self) -> tuple[bytes, bool]:
         """The whole body, or the first part of it when it is over the cap (complete=False)."""

@@ -106,7 +106,8 @@ async def send_document(body: dict[str, Any] | None = None) -> Reply:
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
-        return reply(submit_reply(SubmitResult.SERVER_ERROR, "", portal.clock.now()), 200, explain)
+        now = await _blocking(portal.clock.now)  # may read the database: not on the event loop
+        return reply(submit_reply(SubmitResult.SERVER_ERROR, "", now), 200, explain)
     if slot is not None:
         slot.entry_id = outcome.journal_id  # committed with the submission: the gateway need not journal
     return reply(submit_reply(outcome.verdict.result, outcome.ma_gd, outcome.received_at), 200, _headers(outcome))
