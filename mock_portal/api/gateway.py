@@ -112,12 +112,12 @@ class _Exchange:
         in `default`), count a submission against its quotas, then take up its clock and fault plans,
         read together in one query. The workspace's portal goes down to the handler in the scope."""
         username = form.get("username", "")
-        workspace, generation = self.portal.repo.workspace_of_account(username) or (workspaces.DEFAULT, "")
-        self.portal = self.portal.workspace(workspace, generation)
+        workspace, row = self.portal.repo.workspace_of_account(username) or (workspaces.DEFAULT, None)
+        self.portal = self.portal.workspace(workspace, row.key_sha256 if row is not None else "")
         self.scope.setdefault("state", {})[WORKSPACE_PORTAL] = self.portal
         busy = None
         if self.operation == "submit":
-            busy = workspaces.admit_submission(self.portal, username, form.get("token", ""))
+            busy = workspaces.admit_submission(self.portal, row, username, form.get("token", ""))
         gate = self.portal.gate
         found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)])
         clock = found.get(CLOCK)

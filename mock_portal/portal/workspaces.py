@@ -210,8 +210,9 @@ def reset(portal: Portal) -> None:
     portal.clock.reset()
 
 
-def admit_submission(portal: Portal, username: str, access_token: str) -> str | None:
-    """Count one submission against the workspace's quotas; the reason it is over one, else None.
+def admit_submission(portal: Portal, row: store.Workspace | None, username: str, access_token: str) -> str | None:
+    """Count one submission against the quotas of the workspace `row` (read with the account, so not
+    read again); the reason it is over one, else None.
 
     Submissions per minute are counted in a window of the real minute (a quota is about load, not
     sandbox time), in one shared counter per workspace and minute, so every server process agrees.
@@ -220,7 +221,7 @@ def admit_submission(portal: Portal, username: str, access_token: str) -> str | 
     `default` has no quotas: its wire path costs no extra query."""
     if portal.workspace_id == DEFAULT:
         return None
-    quotas = _quotas_of(portal.repo.get_workspace(portal.workspace_id))
+    quotas = _quotas_of(row)
     if quotas.max_documents is None and quotas.max_submissions_per_minute is None:
         return None
     if not _holds_token(portal, username, access_token):

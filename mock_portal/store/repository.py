@@ -327,19 +327,19 @@ class Repository:
         with self._sessions() as s:
             return self._own(s.get(Account, username))
 
-    def workspace_of_account(self, username: str) -> tuple[str, str] | None:
-        """The workspace of a wire account (account names are unique across workspaces) and its
-        generation (the SHA-256 of its key, new at every creation; empty for `default`)."""
+    def workspace_of_account(self, username: str) -> tuple[str, Workspace | None] | None:
+        """The workspace id of a wire account (account names are unique across workspaces) and its row
+        (None for `default` in a database built before workspaces), in one read for the wire path."""
         if not username or len(username) > 64:
             return None
         query = (
-            select(Account.workspace_id, Workspace.key_sha256)
+            select(Account.workspace_id, Workspace)
             .outerjoin(Workspace, Workspace.id == Account.workspace_id)
             .where(Account.username == username)
         )
-        with self.engine.connect() as c:
-            found = c.execute(query).first()
-        return (found[0], found[1] or "") if found else None
+        with self._sessions() as s:
+            found = s.execute(query).first()
+        return (found[0], found[1]) if found else None
 
     def set_account_locked(self, facility_code: str, locked: bool) -> None:
         with self.session() as s:
