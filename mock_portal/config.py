@@ -65,6 +65,11 @@ class Settings:
     """Requests whose bodies may be in flight at once, per server process; more get 503 / MaKetQua 500."""
     max_inflight_bytes: int = 64 * 1024 * 1024
     """Bytes of request bodies held at once, per server process (declared lengths are reserved)."""
+    wire_inline_bytes: int = 64 * 1024
+    """A wire submission up to this size is examined and stored on the server process's event loop, one at
+    a time, instead of on a worker thread: on 2 cores the thread hand-offs and the threads' contention
+    for the GIL cost more CPU than the work itself (bench/README.md). Bigger ones (and token requests,
+    which pay scrypt) go to threads. 0: always threads (e.g. a database far away on the network)."""
     login_max_failures: int = 10
     """Failed logins (token or dashboard) per username / client within `login_window_seconds` before
     further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -212,3 +214,41 @@ def test_schema_validation_is_thread_safe() -> None:
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda i: _codes(GCS, bad if i % 2 else good), range(100)))
     assert results.count([]) == 50 and results.count(["SCHEMA_PATTERN"]) == 50
+
+
+FIRST_COMPILES = """
+import threading
+from fixtures.certificates import SCENARIOS, build_xml, scenario
+from mock_portal.documents import parse_xml, validate_schema
+
+docs = [(dt, build_xml(dt, fields, data_id="Id-test")) for name in list(SCENARIOS)[:4] for dt, fields in scenario(name)]
+start, results = threading.Barrier(16), []
+
+def first_validation(i):
+    doc_type, data = docs[i % len(docs)]
+    start.wait()
+    try:
+        results.append(len(validate_schema(doc_type, parse_xml(data))))
+    except Exception as exc:
+        results.append(repr(exc))
+
+threads = [threading.Thread(target=first_validation, args=(i,)) for i in range(16)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(results)
+"""
+
+
+def test_the_first_schema_compiles_of_a_fresh_process_may_run_at_once() -> None:
+    """libxml2 sets up its built-in schema types on the first compile, unguarded: sixteen threads of a
+    fresh worker process compiling both document types' XSDs at once broke them for the whole process
+    (every later compile failed, so every document of that worker answered MaKetQua 500) or hung it.
+    Each run is a new interpreter, so the first compiles race for real; without the lock about one
+    run in two failed."""
+    for _ in range(8):
+        run = subprocess.run(
+            [sys.executable, "-c", FIRST_COMPILES], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert run.stdout.strip() == str([0] * 16), run.stdout + run.stderr

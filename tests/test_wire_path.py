@@ -13,7 +13,7 @@ import httpx
 import pytest
 from flask import Flask, request
 
-from mock_portal.api.hiap import WIRE_THREADS
+from mock_portal.api.blocking import WIRE_THREADS
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
 from mock_portal.portal.service import Portal
@@ -67,31 +67,65 @@ def test_a_refused_wire_body_is_answered_by_the_async_app_like_before(asgi: obje
     assert wrong_type.headers["x-sandbox-findings"] == "UNSUPPORTED_MEDIA_TYPE"
 
 
-def test_at_most_ten_submissions_run_at_once_per_process(asgi: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blocking work of wire requests gets its own bounded pool (as many threads as Flask's view pool
-    had), so a burst cannot take more database connections than before."""
-    running, peak, lock = 0, 0, threading.Lock()
+def _burst(app: object, path: str, data: dict[str, str], count: int) -> list[httpx.Response]:
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            return await asyncio.gather(*(client.post(path, data=data) for _ in range(count)))
 
-    def slow_submit(self: Portal, form: object, journal: object = None) -> object:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.2)
-        with lock:
-            running -= 1
+    return asyncio.run(burst())
+
+
+class _Peak:
+    """Counts how many calls of a patched method run at once, and on which threads."""
+
+    def __init__(self) -> None:
+        self.running = self.peak = 0
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, *_args: object, **_kwargs: object) -> object:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
         raise RuntimeError("not stored")  # answered as the portal's MaKetQua 500
 
-    monkeypatch.setattr(Portal, "submit", slow_submit)
 
-    async def burst() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=asgi)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
-            send = [client.post("/api/hososuckhoe/guiGiayToDienTu", data={"username": "79001_BV"}) for _ in range(25)]
-            return await asyncio.gather(*send)
-
-    replies = asyncio.run(burst())
+def test_small_submissions_run_one_at_a_time_on_the_event_loop(asgi: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A certificate-sized submission is examined and stored on the event loop (no thread hand-off);
+    so a process runs one at a time, and every one still reaches the handler (no busy refusal)."""
+    peak = _Peak()
+    monkeypatch.setattr(Portal, "submit", peak)
+    replies = _burst(asgi, "/api/hososuckhoe/guiGiayToDienTu", {"username": "79001_BV"}, 12)
     assert {(r.json()["MaKetQua"], r.headers["x-sandbox-explain"]) for r in replies} == {
-        ("500", "SERVER_ERROR: RuntimeError")  # every one reached the handler (not a busy refusal)
+        ("500", "SERVER_ERROR: RuntimeError")
     }
-    assert peak == WIRE_THREADS == 10
+    assert peak.peak == 1
+    assert peak.threads == {threading.current_thread().name}  # asyncio.run's loop runs on this thread
+
+
+def test_big_submissions_and_tokens_go_to_at_most_ten_threads(
+    asgi: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above `wire_inline_bytes` (here 0: every submission) the blocking work goes to its own bounded pool
+    (as many threads as Flask's view pool had), so a burst cannot take more database connections than
+    that; a token request (scrypt, ~60 ms) never runs on the event loop, whatever its size (`asgi`: the
+    default settings)."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", admin_token=ADMIN, wire_inline_bytes=0)
+    app = create_asgi(settings)
+    peak = _Peak()
+    monkeypatch.setattr(Portal, "submit", peak)
+    replies = _burst(app, "/api/hososuckhoe/guiGiayToDienTu", {"username": "79001_BV"}, 25)
+    assert {r.json()["MaKetQua"] for r in replies} == {"500"}
+    assert peak.peak == WIRE_THREADS == 10
+    assert threading.current_thread().name not in peak.threads
+
+    tokens = _Peak()
+    monkeypatch.setattr(Portal, "take_token", tokens)
+    replies = _burst(asgi, "/api/token/take", {"username": "79001_BV", "password": "x"}, 3)
+    assert {r.json()["maKetQua"] for r in replies} == {"500"}
+    assert threading.current_thread().name not in tokens.threads

@@ -19,9 +19,10 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
-import anyio.to_thread
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mock_portal.api import blocking
 from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
@@ -37,8 +38,6 @@ OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "s
 DROPPED = "connection closed without a reply (sandbox fault)"
 CLIENT_GONE = "client-gone"
 """Added to the journal's faults of a held exchange whose client hung up before its reply (a lost reply)."""
-INLINE_FORM_BYTES = 64 * 1024
-"""Bodies up to this size are parsed on the event loop (~0.1 ms for a certificate); bigger ones on a thread."""
 
 
 class WireGateway:
@@ -62,18 +61,18 @@ class _Exchange:
         self.scope, self.receive, self.send, self.operation = scope, receive, send, operation
         self.started = time.perf_counter()
         self.real_at = system_now()
+        self.inline = False
 
     async def run(self) -> str | None:
         body, complete = await self._read_body()
         if not complete or OVERSIZE in self.scope.get("state", {}):  # over the cap: the inner middleware
             # answers (1001 / 413) from what it is given, and the reply is journalled here
             return await self._pass_on(body, Decision(), {}, complete=False)
-        if len(body) <= INLINE_FORM_BYTES:  # parsing a certificate-sized form costs less than a thread hand-off
-            form = _form(body)
-        else:  # up to ~7 MB: not on the event loop
-            form = await anyio.to_thread.run_sync(_form, body)
+        self.inline = len(body) <= self.portal.settings.wire_inline_bytes  # else up to ~7 MB: on threads
+        blocking.mark_inline(self.scope, self.inline and self.operation == "submit")  # a token pays scrypt
+        form = await blocking.run(_form, body, inline=self.inline)
         facility = _facility_of(form)
-        at, decision, busy = await anyio.to_thread.run_sync(self._decide, facility, form)
+        at, decision, busy = await blocking.run(self._decide, facility, form, inline=self.inline)
         gone = False
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
@@ -222,7 +221,7 @@ class _Exchange:
 
     async def _journal(self, exchange: Exchange) -> None:
         done = replace(exchange, duration_ms=(time.perf_counter() - self.started) * 1000)
-        await anyio.to_thread.run_sync(self.portal.gate.record, done)
+        await blocking.run(self.portal.gate.record, done, inline=self.inline)
 
 
 def _form(body: bytes) -> dict[str, str]:

@@ -4,8 +4,8 @@ Replies use the wire's own spelling (`maKetQua` for tokens, `MaKetQua` for submi
 HTTP 200 for business errors, as the real portal does.
 
 They are served by Connexion's AsyncApp (`mock_portal.app`), not through Flask: the handler runs on the
-event loop and hands only the blocking work (examination, database) to a thread, at most
-`WIRE_THREADS` at once per process (as many as Flask's view pool allowed before).
+event loop and runs the blocking work (examination, database) there for a small submission, else on a
+thread (`mock_portal.api.blocking`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import anyio
-import anyio.to_thread
-from anyio.lowlevel import RunVar
 from connexion import context, request
 
+from mock_portal.api import blocking
 from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.render import Reply, reply
 from mock_portal.control.clock import vn_local
@@ -35,25 +33,12 @@ from mock_portal.results.findings import Finding
 log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters a header value must not carry (httptools refuses them and drops the connection)."""
-WIRE_THREADS = 10
-_limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
-"""One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
 
 
 def _portal() -> Portal:
     """The portal of the account's workspace (the gateway chose it), else the one `PortalMiddleware` set."""
     state = context.scope["state"]
     return state.get(WORKSPACE_PORTAL) or state["portal"]
-
-
-async def _blocking(function: Callable[..., Any], *args: Any) -> Any:
-    """`function(*args)` on a worker thread, at most `WIRE_THREADS` of them at once in this process."""
-    try:
-        limiter = _limiter.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(WIRE_THREADS)
-        _limiter.set(limiter)
-    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
 
 
 def _fields(body: Any) -> dict[str, str]:
@@ -65,7 +50,7 @@ async def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     notes = (json_body_note(),) if request.mimetype == "application/json" else ()
     try:
-        grant = await _blocking(
+        grant = await blocking.run(  # scrypt, ~60 ms: always on a thread
             _portal().take_token, str(form.get("username", "")), str(form.get("password", "")), notes
         )
     except Exception as exc:  # the real portal answers any failure of its own with maKetQua 500
@@ -100,13 +85,14 @@ async def send_document(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     portal = _portal()
     slot = _journal_slot()
+    inline = blocking.is_inline(context.scope)
     try:
         journal = _journal_row(slot) if slot is not None else None
-        outcome = await _blocking(portal.submit, _submission_form(form), journal)
+        outcome = await blocking.run(portal.submit, _submission_form(form), journal, inline=inline)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
-        now = await _blocking(portal.clock.now)  # may read the database: not on the event loop
+        now = await blocking.run(portal.clock.now, inline=inline)  # may read the database
         return reply(submit_reply(SubmitResult.SERVER_ERROR, "", now), 200, explain)
     if slot is not None:
         slot.entry_id = outcome.journal_id  # committed with the submission: the gateway need not journal

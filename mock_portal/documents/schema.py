@@ -16,6 +16,10 @@ from .sources import R1_GBT_ORDER, field_evidence, field_table
 from .xsdgen import xsd_path
 
 _local = threading.local()
+_compiling = threading.Lock()
+"""libxml2 sets up its built-in schema types on the first compile, unguarded: two threads compiling at
+once can leave them broken for the whole process (every later compile fails with "the given type is
+not a built-in type", so every document of that worker got MaKetQua 500). Compiles take turns."""
 
 
 def _schema(doc_type: DocumentType, portal: bool) -> etree.XMLSchema:
@@ -24,7 +28,8 @@ def _schema(doc_type: DocumentType, portal: bool) -> etree.XMLSchema:
     if cache is None:
         cache = _local.schemas = {}
     if (doc_type, portal) not in cache:
-        cache[doc_type, portal] = etree.XMLSchema(etree.parse(str(xsd_path(doc_type, portal=portal))))
+        with _compiling:
+            cache[doc_type, portal] = etree.XMLSchema(etree.parse(str(xsd_path(doc_type, portal=portal))))
     return cache[doc_type, portal]
 
 

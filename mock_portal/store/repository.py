@@ -15,7 +15,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, String, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -125,10 +138,10 @@ def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
 
-def _pending(workspace: str, facility_code: str, doc_type: str, *, core: bool = False) -> Select[Any]:
+def _pending(workspace: str, facility_code: str, doc_type: str) -> Select[Any]:
     """Expectations of a facility and document type no document has claimed yet, oldest first."""
     return (
-        select(Expectation.__table__ if core else Expectation)
+        select(Expectation)
         .where(
             Expectation.workspace_id == workspace,
             Expectation.facility_code == facility_code,
@@ -139,18 +152,52 @@ def _pending(workspace: str, facility_code: str, doc_type: str, *, core: bool = 
     )
 
 
-def _one(connection: Connection, model: type[Any], where: Any) -> Any:
-    """The row of `model` matching `where` as a detached object, or None (a Core read)."""
-    row = connection.execute(select(model.__table__).where(where)).first()
+# The wire path's reads, built once with bound parameters: building a statement (comparisons, coercions,
+# its cache key) cost more CPU than running it on SQLite, on every submission.
+_TOKEN = select(Token.__table__).where(Token.access_token == bindparam("access_token"))
+_ACCOUNT = select(Account.__table__).where(
+    Account.username == bindparam("username"), Account.workspace_id == bindparam("workspace")
+)
+_META_VALUE = select(Meta.value).where(Meta.key == bindparam("key"))
+_STRICTNESS = select(Facility.strictness).where(
+    Facility.workspace_id == bindparam("workspace"), Facility.code == bindparam("code")
+)
+_PENDING = (
+    select(Expectation.__table__)
+    .where(
+        Expectation.workspace_id == bindparam("workspace"),
+        Expectation.facility_code == bindparam("facility"),
+        Expectation.doc_type == bindparam("doc_type"),
+        Expectation.document_id.is_(None),
+    )
+    .order_by(Expectation.id)
+)
+_WORKSPACE_OF_ACCOUNT = (
+    select(Account.workspace_id.label("account_workspace"), *Workspace.__table__.columns)
+    .outerjoin(Workspace, Workspace.id == Account.workspace_id)
+    .where(Account.username == bindparam("username"))
+)
+_SETTINGS = select(SharedSetting.key, SharedSetting.version, SharedSetting.value).where(
+    SharedSetting.key.in_(bindparam("keys", expanding=True))
+)
+_INSERTS: dict[Table, Any] = {}
+
+
+def _one(connection: Connection, model: type[Any], statement: Any, **params: Any) -> Any:
+    """The row of `model` a prebuilt statement finds, as a detached object, or None (a Core read)."""
+    row = connection.execute(statement, params).first()
     return model(**row._mapping) if row is not None else None
 
 
-def _insert(s: Session, row: Any) -> int:
+def _insert(c: Connection, row: Any) -> int:
     """INSERT one ORM object's set attributes with Core (column defaults apply to the rest) and give it
     the id the database chose: what `add` + `flush` does, without the unit of work."""
     values = {k: v for k, v in vars(row).items() if not k.startswith("_") and not (k == "id" and v is None)}
     table = type(row).__table__
-    row.id = s.connection().execute(table.insert().returning(table.c.id), values).scalar_one()
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = table.insert().returning(table.c.id)
+    row.id = c.execute(statement, values).scalar_one()
     return int(row.id)
 
 
@@ -236,9 +283,18 @@ class Repository:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A read-write transaction, committed on exit (behind the SQLite write gate)."""
-        gate = self._gate.hold() if self._gate is not None else nullcontext()
-        with gate, self._sessions() as session, session.begin():
+        with self._held(), self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A read-write transaction on a Core connection (no ORM session to set up: the wire path's
+        writes), committed on exit, behind the write gate as `session` is."""
+        with self._held(), self.engine.begin() as connection:
+            yield connection
+
+    def _held(self) -> Any:
+        return self._gate.hold() if self._gate is not None else nullcontext()
 
     def reset(self, keep: Iterable[str] = ()) -> None:
         """Delete every row of this workspace (children first), as in a new workspace — except that the
@@ -332,14 +388,14 @@ class Repository:
         (None for `default` in a database built before workspaces), in one read for the wire path."""
         if not username or len(username) > 64:
             return None
-        query = (
-            select(Account.workspace_id, Workspace)
-            .outerjoin(Workspace, Workspace.id == Account.workspace_id)
-            .where(Account.username == username)
-        )
-        with self._sessions() as s:
-            found = s.execute(query).first()
-        return (found[0], found[1]) if found else None
+        with self.engine.connect() as c:
+            found = c.execute(_WORKSPACE_OF_ACCOUNT, {"username": username}).first()
+        if found is None:
+            return None
+        row = found._mapping
+        columns = Workspace.__table__.columns.keys()
+        workspace = Workspace(**{name: row[name] for name in columns}) if row["id"] is not None else None
+        return row["account_workspace"], workspace
 
     def set_account_locked(self, facility_code: str, locked: bool) -> None:
         with self.session() as s:
@@ -362,17 +418,17 @@ class Repository:
         set for the account's facility and, for `expectations_for` = (facility, doc type), the pending
         expectations the document may claim — on one connection, as Core queries (the ORM's identity
         map and unit of work cost more than these five reads; the rows come back as detached objects)."""
+        mine = self.workspace
         with self.engine.connect() as c:
-            token = _one(c, Token, Token.access_token == access_token) if access_token else None
-            account = _one(c, Account, (Account.username == username) & self._mine(Account)) if username else None
-            version = c.scalar(select(Meta.value).where(Meta.key == self.key(TRUST_VERSION))) or 0
-            strictness = (
-                c.scalar(select(Facility.strictness).where(self._facility(account.facility_code))) if account else None
-            )
+            token = _one(c, Token, _TOKEN, access_token=access_token) if access_token else None
+            account = _one(c, Account, _ACCOUNT, username=username, workspace=mine) if username else None
+            version = c.scalar(_META_VALUE, {"key": self.key(TRUST_VERSION)}) or 0
+            strictness = c.scalar(_STRICTNESS, {"workspace": mine, "code": account.facility_code}) if account else None
             pending: Sequence[Expectation] = ()
             if expectations_for and token:
-                query = _pending(self.workspace, *expectations_for, core=True)
-                pending = [Expectation(**row._mapping) for row in c.execute(query)]
+                facility, doc_type = expectations_for
+                found = c.execute(_PENDING, {"workspace": mine, "facility": facility, "doc_type": doc_type})
+                pending = [Expectation(**row._mapping) for row in found]
         return token, account, version, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
@@ -469,11 +525,8 @@ class Repository:
     def get_settings(self, keys: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         """The shared settings named (in this workspace), each as (version, value), in one query."""
         named = {self.key(key): key for key in keys}
-        query = select(SharedSetting.key, SharedSetting.version, SharedSetting.value).where(
-            SharedSetting.key.in_(list(named))
-        )
         with self.engine.connect() as c:  # Core: read on every wire request, no ORM objects needed
-            return {named[row.key]: (row.version, row.value) for row in c.execute(query)}
+            return {named[row.key]: (row.version, row.value) for row in c.execute(_SETTINGS, {"keys": list(named)})}
 
     def put_setting(self, key: str, value: dict[str, Any]) -> int:
         return self._change_setting(key, lambda _old: value)[1]
@@ -566,39 +619,33 @@ class Repository:
         Submissions refused for their credentials (result 401: anyone can send them, nothing was
         examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
         submission.workspace_id = self.workspace
-        with self.session() as s:
-            _insert(s, submission)
+        with self._writing() as c:
+            _insert(c, submission)
             if document is not None:
                 document.workspace_id = self.workspace
                 document.submission_id = submission.id
-                _insert(s, document)
+                _insert(c, document)
                 if document.expectation_id is not None:
-                    claimed = s.execute(
+                    claimed = c.execute(
                         update(Expectation)
                         .where(Expectation.id == document.expectation_id, Expectation.document_id.is_(None))
                         .values(document_id=document.id)
-                        .execution_options(synchronize_session=False)
                     )
                     if claimed.rowcount == 0:  # type: ignore[attr-defined]  # another document claimed it first
                         document.expectation_id = None
-                        s.execute(
-                            update(Document)
-                            .where(Document.id == document.id)
-                            .values(expectation_id=None)
-                            .execution_options(synchronize_session=False)
-                        )
-                _insert(s, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
+                        c.execute(update(Document).where(Document.id == document.id).values(expectation_id=None))
+                _insert(c, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
             entry = journal(submission.id) if journal is not None else None
             if entry is not None:
                 entry.workspace_id = self.workspace
-                _insert(s, entry)
+                _insert(c, entry)
                 if entry.id % 256 == 0:
-                    self._trim(s, JournalEntry, keep)
+                    self._trim(c, JournalEntry, keep)
             if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
-                self._trim(s, Submission, keep_unauthenticated, Submission.result == UNAUTHENTICATED)
+                self._trim(c, Submission, keep_unauthenticated, Submission.result == UNAUTHENTICATED)
         return submission.id
 
-    def _trim(self, s: Session, model: Any, keep: int, *where: Any) -> None:
+    def _trim(self, s: Session | Connection, model: Any, keep: int, *where: Any) -> None:
         """Drop all but this workspace's newest `keep` rows of `model` matching `where`: ids are shared by
         every workspace, so the cutoff is counted in this workspace's rows alone. Used for the journal and
         for unauthenticated submissions (no document, no outbox row points at them; journal entries keep

@@ -1,0 +1,48 @@
+"""Where the wire path's blocking work (examination, database) runs: on the event loop or on a thread.
+
+A certificate-sized submission takes a few milliseconds of CPU. Handed to a thread, it pays two
+hand-offs (a futex wake-up and a context switch each way) and, with several in flight, the threads'
+contention for the GIL; on a 2-core machine that cost ~40 % more CPU per submission than the work
+itself (bench/README.md, `bench/stack.py`). So the wire gateway marks a small request to be served
+inline — one at a time per server process, like a synchronous worker — and everything bigger, or
+slow by nature (a token's scrypt), goes to a thread, at most `WIRE_THREADS` at once per process.
+Inline work blocks the loop only while it runs (a commit's fsync included, ~0.3 ms here); bodies of
+other connections keep arriving in the kernel and the guard's deadlines count real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+from starlette.types import Scope
+
+INLINE = "wire_inline"
+"""Scope state key: True when the gateway found the request small enough to serve on the event loop."""
+WIRE_THREADS = 10
+_limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
+"""One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
+
+
+def mark_inline(scope: Scope, inline: bool) -> None:
+    scope.setdefault("state", {})[INLINE] = inline
+
+
+def is_inline(scope: Scope) -> bool:
+    return bool((scope.get("state") or {}).get(INLINE))
+
+
+async def run(function: Callable[..., Any], *args: Any, inline: bool = False) -> Any:
+    """`function(*args)` here when `inline`, else on a worker thread (at most `WIRE_THREADS` at once in
+    this process). Neither can be cancelled half-way: what a commit acknowledges is never lost."""
+    if inline:
+        return function(*args)
+    try:
+        limiter = _limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(WIRE_THREADS)
+        _limiter.set(limiter)
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
