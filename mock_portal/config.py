@@ -65,11 +65,13 @@ class Settings:
     """Requests whose bodies may be in flight at once, per server process; more get 503 / MaKetQua 500."""
     max_inflight_bytes: int = 64 * 1024 * 1024
     """Bytes of request bodies held at once, per server process (declared lengths are reserved)."""
-    wire_inline_bytes: int = 64 * 1024
+    wire_inline_bytes: int | None = None
     """A wire submission up to this size is examined and stored on the server process's event loop, one at
     a time, instead of on a worker thread: on 2 cores the thread hand-offs and the threads' contention
-    for the GIL cost more CPU than the work itself (bench/README.md). Bigger ones (and token requests,
-    which pay scrypt) go to threads. 0: always threads (e.g. a database far away on the network)."""
+    for the GIL made a submission cost 25-40 % more CPU (bench/README.md). Bigger ones (and token requests,
+    which pay scrypt) go to threads. Unset: 32 KiB on SQLite (a certificate's form is ~8 KiB; the worst
+    32 KiB form found holds the loop ~8 ms), 0 on PostgreSQL (its round trips, maybe to another host, would
+    hold the loop); 0: always threads."""
     login_max_failures: int = 10
     """Failed logins (token or dashboard) per username / client within `login_window_seconds` before
     further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""
@@ -88,6 +90,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         Strictness.parse(self.strictness)
+
+    @property
+    def inline_limit(self) -> int:
+        """`wire_inline_bytes`, or its default for the database."""
+        if self.wire_inline_bytes is not None:
+            return self.wire_inline_bytes
+        return 32 * 1024 if self.database_url.startswith("sqlite") else 0
 
     @property
     def max_body_bytes(self) -> int:
@@ -115,6 +124,7 @@ class Settings:
 
 def _convert(type_name: object, raw: str, name: str) -> object:
     kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "str")
+    kind = kind.removesuffix(" | None")  # an optional setting, when the environment sets it
     try:
         if kind == "int":
             return int(raw)

@@ -129,3 +129,14 @@ def test_big_submissions_and_tokens_go_to_at_most_ten_threads(
     replies = _burst(asgi, "/api/token/take", {"username": "79001_BV", "password": "x"}, 3)
     assert {r.json()["maKetQua"] for r in replies} == {"500"}
     assert threading.current_thread().name not in tokens.threads
+
+
+def test_inline_by_default_on_sqlite_only() -> None:
+    """PostgreSQL's round trips (maybe to another host) would hold the event loop: threads by default."""
+    assert Settings(database_url="sqlite:///x.sqlite3").inline_limit == 32 * 1024
+    assert Settings(database_url="postgresql://portal@127.0.0.1/portal").inline_limit == 0
+    assert Settings.from_env({"PORTAL_WIRE_INLINE_BYTES": "0"}).inline_limit == 0
+    assert (
+        Settings.from_env({"PORTAL_WIRE_INLINE_BYTES": "65536", "PORTAL_DATABASE_URL": "postgresql://h/p"}).inline_limit
+        == 65536
+    )

@@ -2,12 +2,18 @@
 
 A certificate-sized submission takes a few milliseconds of CPU. Handed to a thread, it pays two
 hand-offs (a futex wake-up and a context switch each way) and, with several in flight, the threads'
-contention for the GIL; on a 2-core machine that cost ~40 % more CPU per submission than the work
-itself (bench/README.md, `bench/stack.py`). So the wire gateway marks a small request to be served
-inline — one at a time per server process, like a synchronous worker — and everything bigger, or
-slow by nature (a token's scrypt), goes to a thread, at most `WIRE_THREADS` at once per process.
-Inline work blocks the loop only while it runs (a commit's fsync included, ~0.3 ms here); bodies of
-other connections keep arriving in the kernel and the guard's deadlines count real time.
+contention for the GIL; on a 2-core machine they made a submission cost 25-40 % more CPU
+(bench/README.md, `bench/stack.py`). So the wire gateway marks a small request to be served
+inline (`Settings.inline_limit`: SQLite only, by default) — one at a time per server process, like a
+synchronous worker — and everything bigger, or slow by nature (a token's scrypt), goes to a thread,
+at most `WIRE_THREADS` at once per process.
+
+What inline work costs the others of its process: the loop waits while it runs — a few ms, the
+commit's fsync included (~0.3 ms here), ~8 ms for the worst 32 KiB form found — and while its write waits
+for the SQLite write gate: normally another submission's commit, but a sandbox reset or workspace
+deletion holds the gate for as long as it deletes (as it held every writer before), and during that
+time the inline process answers nothing. On PostgreSQL the default is threads: its round trips, maybe
+to another host, would hold the loop.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ class _Exchange:
         if not complete or OVERSIZE in self.scope.get("state", {}):  # over the cap: the inner middleware
             # answers (1001 / 413) from what it is given, and the reply is journalled here
             return await self._pass_on(body, Decision(), {}, complete=False)
-        self.inline = len(body) <= self.portal.settings.wire_inline_bytes  # else up to ~7 MB: on threads
+        limit = self.portal.settings.inline_limit
+        self.inline = limit > 0 and len(body) <= limit  # else up to ~7 MB (or always): on threads
         blocking.mark_inline(self.scope, self.inline and self.operation == "submit")  # a token pays scrypt
         form = await blocking.run(_form, body, inline=self.inline)
         facility = _facility_of(form)

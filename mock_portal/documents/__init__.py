@@ -11,7 +11,7 @@ from .doctypes import DocumentType
 from .parsing import DocumentError, ParseLimits, parse_xml
 from .rulebook import Rule, RuleContext
 from .rules import check_rules, list_rules
-from .schema import check_structure, fields_of, validate_schema
+from .schema import check_structure, compile_schemas, fields_of, validate_schema
 
 __all__ = [
     "DocumentError",
@@ -21,6 +21,7 @@ __all__ = [
     "RuleContext",
     "check_rules",
     "check_structure",
+    "compile_schemas",
     "fields_of",
     "list_rules",
     "parse_xml",

@@ -33,6 +33,14 @@ def _schema(doc_type: DocumentType, portal: bool) -> etree.XMLSchema:
     return cache[doc_type, portal]
 
 
+def compile_schemas() -> None:
+    """Compile every XSD on this thread now, so a server process has done libxml2's first compile
+    before its threads and requests can race for it (see `_compiling`)."""
+    for doc_type in DocumentType:
+        for portal in (False, True):
+            _schema(doc_type, portal)
+
+
 def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
     return Finding(code, Severity.ERROR, vi, en, **extra)
 

@@ -20,6 +20,7 @@ from mock_portal.documents import (
     RuleContext,
     check_rules,
     check_structure,
+    compile_schemas,
     fields_of,
     parse_xml,
     validate_schema,
@@ -28,6 +29,7 @@ from mock_portal.fidelity import grade
 from mock_portal.portal.codes import SubmitResult
 from mock_portal.results.findings import Finding, Severity, has_errors
 from mock_portal.results.grades import Strictness
+from mock_portal.signature import crypto
 from mock_portal.signature.trust import TrustStore
 from mock_portal.signature.verify import SignaturePolicy, SignatureReport, verify_signature
 
@@ -132,6 +134,14 @@ def decode_file(file_b64: str, max_file_bytes: int) -> tuple[bytes | None, Verdi
     if len(data) > max_file_bytes:
         return None, too_large(len(data), max_file_bytes)
     return data, None
+
+
+def prepare() -> None:
+    """Compile every XSD the examination uses (the documents' and signxml's) on this thread, before the
+    process serves: libxml2's first schema compile is not thread-safe, and a race left a worker
+    answering MaKetQua 500 to every document."""
+    compile_schemas()
+    crypto.compile_schemas()
 
 
 def examine(

@@ -23,7 +23,7 @@ from mock_portal.deadline.working_time import judge, load_calendar
 from mock_portal.documents import DocumentType, ParseLimits
 from mock_portal.portal.auth import Credentials, LoginThrottle, TokenGrant, judge_credentials, take_token
 from mock_portal.portal.codes import SubmitResult
-from mock_portal.portal.intake import IntakePolicy, Verdict, examine
+from mock_portal.portal.intake import IntakePolicy, Verdict, examine, prepare
 from mock_portal.results.findings import Finding
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
@@ -68,6 +68,7 @@ class Portal:
         )
         self._trust_lock = threading.Lock()
         self._trust: tuple[int, TrustStore] | None = None
+        prepare()  # the XSDs, before any request or thread
         self.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
         self._root = self
         self._workspaces: dict[str, tuple[str, Portal]] = {}

@@ -196,7 +196,10 @@ def build(
     start, end = period.naive_bounds()
     Document, Submission, Expectation = store.Document, store.Submission, store.Expectation
     ws = repo.workspace  # the report of one workspace: every query below is limited to it
-    with repo.session() as s:
+    # Read-only, so not behind the write gate: a report over a busy half-year reads for seconds, and
+    # every writer (the wire submissions of every process) would wait for it. A document committed
+    # between two of these queries may show up in one table and not yet in another.
+    with repo.reading() as s:
         query = select(store.Facility).where(store.Facility.workspace_id == ws).order_by(store.Facility.code)
         facilities = [(f.code, f.name) for f in s.scalars(query)]
         in_period = (Document.accepted_at >= start) & (Document.accepted_at < end)

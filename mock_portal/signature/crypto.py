@@ -51,6 +51,13 @@ class _PortalVerifier(signxml.XMLVerifier):
         return None
 
 
+def compile_schemas() -> None:
+    """signxml compiles its own XSDs on the first verify (under its own lock, not the documents'): done
+    now, with the documents' (`mock_portal.portal.intake.prepare`), before threads can race for
+    libxml2's first compile."""
+    _PortalVerifier.schemas()
+
+
 @dataclass(frozen=True)
 class CryptoOutcome:
     """signxml's verdict: the signature-value check, and what the signature covers (when valid)."""
