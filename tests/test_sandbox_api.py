@@ -147,3 +147,27 @@ def test_swagger_ui_and_the_contract_are_served(server: LiveServer) -> None:
     assert ui.status_code == 200 and "swagger" in ui.text.lower()
     spec = httpx.get(f"{server.base_url}/openapi.json").json()
     assert {"/api/token/take", "/api/hososuckhoe/guiGiayToDienTu"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("code", ["48203\n", "48203\r\n", "٤٨٢٠٣", "4820"])
+def test_a_facility_code_is_five_ascii_digits_and_nothing_after(admin: httpx.Client, code: str) -> None:
+    """Python's `$` (which the spec's patterns are matched with) also matches before a final newline, and
+    `\\d` takes any script's digits: neither may create a facility no hospital could ever name."""
+    created = admin.post(
+        "/sandbox/facilities", json={"code": code, "name": "BV", "username": f"{code}_BV", "password": "pw"}
+    )
+    assert created.status_code == 400, created.text
+    assert created.json()["code"] == "REQUEST_INVALID"
+    assert "a facility code of 5 digits" in created.json()["detail"]
+    assert admin.get("/sandbox/facilities").json() == [
+        f for f in admin.get("/sandbox/facilities").json() if f["code"].isascii() and len(f["code"]) == 5
+    ]
+
+
+def test_the_domain_checks_the_whole_facility_code_and_account_name() -> None:
+    """Behind the spec (a caller that skips it, e.g. the dashboard): the same rules, matched whole."""
+    from mock_portal.portal.facilities import FACILITY_CODE, USERNAME_SUFFIX
+
+    assert FACILITY_CODE.fullmatch("48203") and not FACILITY_CODE.fullmatch("48203\n")
+    assert not FACILITY_CODE.fullmatch("٤٨٢٠٣")
+    assert USERNAME_SUFFIX.fullmatch("BV") and not USERNAME_SUFFIX.fullmatch("BV\n")

@@ -56,7 +56,9 @@ def test_token_refusals(server: LiveServer, admin: httpx.Client, trusted: TestPK
     assert body == {"maKetQua": expected, "APIKey": None}
 
 
-@pytest.mark.parametrize("username", ["48999_BV", "../..", "48202_\u0000", "48202_", "48202_a/b", "BV"])
+@pytest.mark.parametrize(
+    "username", ["48999_BV", "../..", "48202_\u0000", "48202_", "48202_a/b", "BV", "48202_BV\n", "48202_BV\r\n"]
+)
 def test_usernames_that_could_never_log_in_are_refused(admin: httpx.Client, username: str) -> None:
     """The portal reads the facility from the name's prefix: an account of facility 48202 named 48999_BV
     could only ever get 402, one named `../..` or with a NUL byte never anything at all."""

@@ -64,7 +64,7 @@ DAY_MINUTES = 24 * 60
 MAX_IDLE_DAYS = 400
 """Days scanned without any working time before a calendar is declared empty (Tết is ~9)."""
 _FILE_KEYS = frozenset({"timezone", "windows", "weekdays", "holidays", "extra_days_off", "extra_working_days"})
-_HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
+_HHMM = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
 
 Window = tuple[int, int]
 """A daily working window as (start, end) minutes after local midnight; end may be 1440."""
@@ -375,7 +375,7 @@ def _expect(value: Any, kind: type, key: str) -> Any:
 
 
 def _parse_hhmm(text: Any) -> int:
-    match = _HHMM.match(text) if isinstance(text, str) else None
+    match = _HHMM.fullmatch(text) if isinstance(text, str) else None
     if not match or (match[1] == "24" and match[2] != "00"):
         raise ValueError(f'window times must be "HH:MM" between 00:00 and 24:00, got {text!r}')
     return int(match[1]) * 60 + int(match[2])

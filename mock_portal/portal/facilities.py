@@ -20,8 +20,8 @@ from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound
 from mock_portal.results.grades import Strictness
 
-FACILITY_CODE = re.compile(r"^\d{5}$")
-USERNAME_SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,57}$")
+FACILITY_CODE = re.compile(r"[0-9]{5}")
+USERNAME_SUFFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,57}")
 """What follows `<MA_CSKCB>_` in an account name: the portal reads the facility from the prefix, so an
 account named otherwise (`../..`, a NUL byte, another facility's code) could never log in."""
 
@@ -39,7 +39,7 @@ def _naive(instant: datetime) -> datetime:
 
 
 def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
-    if not FACILITY_CODE.match(new.code):
+    if not FACILITY_CODE.fullmatch(new.code):  # `$` would let a trailing newline through
         raise InvalidInput(
             "FACILITY_CODE_INVALID",
             "Mã cơ sở KCB phải gồm 5 chữ số",
@@ -48,7 +48,7 @@ def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
     if not new.username or not new.password:
         raise InvalidInput("ACCOUNT_INVALID", "Cần tên đăng nhập và mật khẩu", "username and password are required")
     prefix, _, suffix = new.username.partition("_")
-    if prefix != new.code or not USERNAME_SUFFIX.match(suffix):
+    if prefix != new.code or not USERNAME_SUFFIX.fullmatch(suffix):
         raise InvalidInput(
             "ACCOUNT_USERNAME_INVALID",
             f"Tên đăng nhập phải có dạng {new.code}_<tên> (chữ, số, . _ -), ví dụ {new.code}_BV",
