@@ -1,7 +1,8 @@
 """`mock-portal`: run the mock portal.
 
 mock-portal serve [--host H] [--port P] [--workers N] [--demo]
-mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--format csv|json|html] [--out FILE]
+mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--workspace ID]
+                   [--format csv|json|html] [--out FILE]
 """
 
 from __future__ import annotations
@@ -65,15 +66,19 @@ def _banner(settings: Settings) -> str:
 def _report(args: argparse.Namespace) -> int:
     """The six-monthly report from the database named by PORTAL_DATABASE_URL (no server needed)."""
     from mock_portal.app import build_portal
+    from mock_portal.portal import workspaces
     from mock_portal.reports import formats, semiannual
     from mock_portal.results.errors import PortalError
 
-    portal = build_portal(Settings.from_env())
+    root = build_portal(Settings.from_env())
     try:
         period = semiannual.parse_period(args.period, args.date_from, args.date_to)
+        if args.workspace != workspaces.DEFAULT and root.repo.get_workspace(args.workspace) is None:
+            raise workspaces.not_found(args.workspace)
     except PortalError as exc:
         print(f"mock-portal report: {exc.detail_en}", file=sys.stderr)
         return 2
+    portal = root.workspace(args.workspace)
     body = formats.render(semiannual.for_portal(portal, period), args.format)
     if args.out in (None, "-"):
         sys.stdout.buffer.write(body)
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--period", help="2025-H1 or 2025-H2 (Vietnam time)")
     report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (with --to)")
     report.add_argument("--to", dest="date_to", help="last day, inclusive")
+    report.add_argument("--workspace", default="default", help="the workspace reported on (default: default)")
     report.add_argument("--format", choices=["csv", "json", "html"], default="csv")
     report.add_argument("--out", help="file to write (default: standard output)")
     report.set_defaults(func=_report)

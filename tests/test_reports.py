@@ -392,3 +392,21 @@ def test_half_years_are_read_in_vietnam_time(text: str, first: str, last: str) -
     assert (period.first_day.isoformat(), period.last_day.isoformat()) == (first, last)
     start, end = period.naive_bounds()
     assert start.hour == 17 and end.hour == 17  # midnight in Vietnam is 17:00 UTC the day before
+
+
+def test_cli_reports_on_the_workspace_it_is_given(
+    reporting: LiveServer, report_admin: httpx.Client, seeded: Seeded, tmp_path: Path
+) -> None:
+    """`--workspace` reports on one tenant (an empty one here), not on `default`; an unknown one is refused."""
+    assert report_admin.post("/sandbox/workspaces", json={"id": "report-cli"}).status_code == 201
+    env = {"PORTAL_DATABASE_URL": reporting.database_url, "PATH": "/usr/bin:/bin"}
+
+    def cli(*extra: str) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-m", "mock_portal.cli", "report", "--period", "2025-H1", "--format", "json"]
+        return subprocess.run([*command, *extra], env=env, capture_output=True, timeout=60, check=False)
+
+    default, tenant, unknown = cli(), cli("--workspace", "report-cli"), cli("--workspace", "nobody-here")
+    assert default.returncode == tenant.returncode == 0, default.stderr + tenant.stderr
+    assert json.loads(default.stdout) != json.loads(tenant.stdout)
+    assert "79701" in default.stdout.decode() and "79701" not in tenant.stdout.decode()
+    assert unknown.returncode == 2 and b"No workspace nobody-here" in unknown.stderr
