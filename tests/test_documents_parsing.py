@@ -163,6 +163,7 @@ def test_public_api_is_pinned() -> None:
         "RuleContext",
         "check_rules",
         "check_structure",
+        "compile_schemas",
         "fields_of",
         "list_rules",
         "parse_xml",

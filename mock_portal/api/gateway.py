@@ -36,6 +36,9 @@ from mock_portal.store.repository import CLOCK
 
 OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
 DROPPED = "connection closed without a reply (sandbox fault)"
+INLINE_FORM_BYTES = 64 * 1024
+"""Forms up to this size are parsed on the event loop (~0.1 ms for a certificate's), whatever the database:
+parsing costs less than a thread hand-off; bigger ones go to a thread."""
 CLIENT_GONE = "client-gone"
 """Added to the journal's faults of a held exchange whose client hung up before its reply (a lost reply)."""
 
@@ -71,7 +74,7 @@ class _Exchange:
         limit = self.portal.settings.inline_limit
         self.inline = limit > 0 and len(body) <= limit  # else up to ~7 MB (or always): on threads
         blocking.mark_inline(self.scope, self.inline and self.operation == "submit")  # a token pays scrypt
-        form = await blocking.run(_form, body, inline=self.inline)
+        form = await blocking.run(_form, body, inline=len(body) <= INLINE_FORM_BYTES)
         facility = _facility_of(form)
         at, decision, busy = await blocking.run(self._decide, facility, form, inline=self.inline)
         gone = False
