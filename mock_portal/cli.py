@@ -73,8 +73,10 @@ def _report(args: argparse.Namespace) -> int:
     root = build_portal(Settings.from_env())
     try:
         period = semiannual.parse_period(args.period, args.date_from, args.date_to)
-        if args.workspace != workspaces.DEFAULT and root.repo.get_workspace(args.workspace) is None:
-            raise workspaces.not_found(args.workspace)
+        if args.workspace != workspaces.DEFAULT:
+            workspaces.check_id(args.workspace)
+            if root.repo.get_workspace(args.workspace) is None:
+                raise workspaces.not_found(args.workspace)
     except PortalError as exc:
         print(f"mock-portal report: {exc.detail_en}", file=sys.stderr)
         return 2

@@ -71,7 +71,7 @@ class Settings:
     for the GIL made a submission cost 25-40 % more CPU (bench/README.md). Bigger ones (and token requests,
     which pay scrypt) go to threads. Unset: 32 KiB on SQLite (a certificate's form is ~8 KiB; the worst
     32 KiB form found holds the loop ~8 ms), 0 on PostgreSQL (its round trips, maybe to another host, would
-    hold the loop); 0: always threads."""
+    hold the loop); 0: the examination and the database always on threads."""
     login_max_failures: int = 10
     """Failed logins (token or dashboard) per username / client within `login_window_seconds` before
     further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""

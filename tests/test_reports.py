@@ -406,6 +406,9 @@ def test_cli_reports_on_the_workspace_it_is_given(
         return subprocess.run([*command, *extra], env=env, capture_output=True, timeout=60, check=False)
 
     default, tenant, unknown = cli(), cli("--workspace", "report-cli"), cli("--workspace", "nobody-here")
+    for bad in ("Not_Valid", "\udcff", "abc\n"):  # an id no workspace can have: said so, never looked up
+        refused = cli("--workspace", bad)
+        assert refused.returncode == 2 and b"A workspace id is 2-20 lowercase" in refused.stderr, refused.stderr
     assert default.returncode == tenant.returncode == 0, default.stderr + tenant.stderr
     assert json.loads(default.stdout) != json.loads(tenant.stdout)
     assert "79701" in default.stdout.decode() and "79701" not in tenant.stdout.decode()

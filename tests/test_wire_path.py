@@ -140,3 +140,21 @@ def test_inline_by_default_on_sqlite_only() -> None:
         Settings.from_env({"PORTAL_WIRE_INLINE_BYTES": "65536", "PORTAL_DATABASE_URL": "postgresql://h/p"}).inline_limit
         == 65536
     )
+
+
+def test_the_gateway_reads_no_more_than_a_few_dozen_form_fields() -> None:
+    """The wire's forms have seven fields; tens of thousands (`a=&a=&…`, parsed on the event loop) are read
+    as none (the handler refuses the request), the seven are read as sent."""
+    from mock_portal.api.gateway import MAX_FORM_FIELDS, _form
+
+    assert _form(b"a=&" * 21_845) == {}
+    assert _form(b"a=&" * (MAX_FORM_FIELDS + 1)) == {}
+    seven = b"maCskcb=79001&token=t&id_token=i&username=79001_BV&password=p&loaiHs=61&fileBase64Str=QQ%3D%3D"
+    assert _form(seven) == {
+        "maCskcb": "79001",
+        "token": "t",
+        "id_token": "i",
+        "username": "79001_BV",
+        "password": "p",
+        "loaiHs": "61",
+    }

@@ -133,7 +133,7 @@ def test_the_operator_manages_workspaces_and_a_key_only_its_own(
     problem(admin.delete("/sandbox/workspaces/default"), 409, "WORKSPACE_DEFAULT_KEPT")
     problem(admin.post("/sandbox/workspaces", json={"id": a.id}), 409, "WORKSPACE_EXISTS")
     problem(admin.post("/sandbox/workspaces", json={"id": "default"}), 409, "WORKSPACE_EXISTS")
-    problem(admin.post("/sandbox/workspaces", json={"id": "Not_Valid"}), 400, "WORKSPACE_ID_INVALID")
+    problem(admin.post("/sandbox/workspaces", json={"id": "Not_Valid"}), 400, "REQUEST_INVALID")
     problem(admin.get("/sandbox/workspaces/Not_Valid"), 400, "WORKSPACE_ID_INVALID")
     problem(admin.post("/sandbox/workspaces", json={"quotas": {"max_documents": -1}}), 400)
     problem(admin.get("/sandbox/workspaces/nosuch"), 404, "WORKSPACE_NOT_FOUND")

@@ -39,6 +39,9 @@ DROPPED = "connection closed without a reply (sandbox fault)"
 INLINE_FORM_BYTES = 64 * 1024
 """Forms up to this size are parsed on the event loop (~0.1 ms for a certificate's), whatever the database:
 parsing costs less than a thread hand-off; bigger ones go to a thread."""
+MAX_FORM_FIELDS = 64
+"""The wire's forms have seven fields; one with tens of thousands (`a=&a=&…`, ~14 ms to parse on the event
+loop) is read as having none here (the handler refuses it)."""
 CLIENT_GONE = "client-gone"
 """Added to the journal's faults of a held exchange whose client hung up before its reply (a lost reply)."""
 
@@ -235,7 +238,7 @@ def _form(body: bytes) -> dict[str, str]:
         if text.lstrip().startswith("{"):
             data = json.loads(text)
             return {str(k): str(v) for k, v in data.items() if k != "fileBase64Str"} if isinstance(data, dict) else {}
-        parsed = parse_qs(text, keep_blank_values=True)
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return {key: values[0] for key, values in parsed.items() if key != "fileBase64Str"}

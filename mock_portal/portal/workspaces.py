@@ -123,15 +123,20 @@ def default_quotas(portal: Portal) -> Quotas:
     return Quotas(s.workspace_max_facilities, s.workspace_max_submissions_per_minute, s.workspace_max_documents)
 
 
-def create(portal: Portal, new: NewWorkspace) -> tuple[store.Workspace, str]:
-    """Make a workspace; returns it and its key (shown this once, stored only as a digest)."""
-    workspace_id = new.id or f"w{secrets.token_hex(5)}"
+def check_id(workspace_id: str) -> None:
+    """Refuse an id no workspace can have (matched whole)."""
     if not WORKSPACE_ID.fullmatch(workspace_id):
         raise InvalidInput(
             "WORKSPACE_ID_INVALID",
             "Mã workspace gồm 2–20 chữ thường, chữ số hoặc '-', không phải 'default'",
             "A workspace id is 2-20 lowercase letters, digits or '-', and not 'default'",
         )
+
+
+def create(portal: Portal, new: NewWorkspace) -> tuple[store.Workspace, str]:
+    """Make a workspace; returns it and its key (shown this once, stored only as a digest)."""
+    workspace_id = new.id or f"w{secrets.token_hex(5)}"
+    check_id(workspace_id)
     if workspace_id == DEFAULT:  # it exists, always
         raise Conflict("WORKSPACE_EXISTS", "Workspace default đã tồn tại", "Workspace default already exists")
     name = (new.name or workspace_id).strip()[:255]
