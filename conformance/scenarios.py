@@ -7,11 +7,12 @@ working Monday 08:00 (Vietnam time) and runs 600× faster than real time, so 4 w
 in 24 real seconds.
 
 Placement: every scenario starts at a *slot* (`next_slot`): the first working minute of a working day
-(08:00 on the default calendar). Side by side, all start at the run's Monday 08:00; one after the
-other, the runner moves the clock forward to the next working day's slot before each (a run of N
+(08:00 on the default calendar, 07:30 on hcmc-0730). Side by side, all start at the run's Monday slot; one
+after the other, the runner moves the clock forward to the next working day's slot before each (a run of N
 scenarios on one facility spans N working days of sandbox time). Outages are measured in working
-time (`working_window`). So no scenario's verdict depends on lunch, night, a holiday, or on which
-scenarios ran before it (`--only`).
+time (`working_window`). All of it is counted on the portal's own working calendar, which the runner
+reads from the clock reply (the default calendar when none is given: offline, or an older portal). So no
+scenario's verdict depends on lunch, night, a holiday, or on which scenarios ran before it (`--only`).
 """
 
 from __future__ import annotations
