@@ -23,7 +23,7 @@ from conformance import SUITE_VERSION, tool_version
 from conformance.events import CaseFinished, Listener, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.evidence import Bundle, Json, Order, ScenarioRecord
 from conformance.model import CaseResult
-from conformance.portal import SandboxAdmin
+from conformance.portal import PortalError, SandboxAdmin
 from conformance.registry import CaseSpec
 from conformance.scenarios import (
     DEFAULT_RATE,
@@ -190,9 +190,12 @@ class Runner:
         published = self.admin.clock().get("calendar")
         if published is None:
             self.calendar, self.calendar_notes = WorkingCalendar.default(), (OLD_PORTAL_CALENDAR,)
-        else:
+            return
+        try:
             self.calendar = WorkingCalendar.from_mapping(published, source="the portal's working calendar")
-            self.calendar_notes = ()
+        except ValueError as exc:  # placing scenarios on a guess would make verdicts wrong: stop, and say why
+            raise PortalError(f"GET /sandbox/clock: {exc}") from exc
+        self.calendar_notes = ()
 
     def _place(self) -> datetime:
         """Move the clock forward to the next slot (`next_slot`), so that a scenario sees the same working

@@ -16,7 +16,7 @@ from conformance.events import RunStarted
 from conformance.evidence import Order
 from conformance.harness import provision, reference_lanes
 from conformance.model import Verdict
-from conformance.portal import SandboxAdmin, start_local_portal
+from conformance.portal import PortalError, SandboxAdmin, start_local_portal
 from conformance.report.text import TextReporter
 from conformance.runner import OLD_PORTAL_CALENDAR, Runner
 from conformance.scenarios import (
@@ -183,6 +183,14 @@ class OlderPortal(SandboxAdmin):
         return {k: v for k, v in super().clock().items() if k != "calendar"}
 
 
+class GarbledCalendar(SandboxAdmin):
+    """A portal whose published calendar makes no sense (a lunch that ends before it starts)."""
+
+    def clock(self) -> dict:
+        state = super().clock()
+        return {**state, "calendar": {**state["calendar"], "windows": [["13:30", "11:30"]]}}
+
+
 def test_a_run_reads_the_portals_calendar_and_places_its_scenarios_on_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,6 +234,12 @@ def test_a_run_reads_the_portals_calendar_and_places_its_scenarios_on_it(
         runner._read_calendar()
         assert runner.calendar == CALENDAR and runner.calendar_notes == (OLD_PORTAL_CALENDAR,)
         older.close()
+
+        # a calendar the suite cannot read stops the run before any placement, saying why
+        garbled = GarbledCalendar(portal.base_url, portal.admin_token)
+        with pytest.raises(PortalError, match="GET /sandbox/clock: the portal's working calendar: window"):
+            Runner(garbled, lanes, rate=1200.0, seed=5)._read_calendar()
+        garbled.close()
     finally:
         hospitals.stop()
         admin.close()
