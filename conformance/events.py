@@ -26,6 +26,8 @@ class RunStarted:
     trigger: str
     case_ids: tuple[str, ...]
     scenarios: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Said once at the start of the run (e.g. the portal did not publish its working calendar)."""
 
 
 @dataclass(frozen=True)

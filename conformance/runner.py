@@ -23,7 +23,7 @@ from conformance import SUITE_VERSION, tool_version
 from conformance.events import CaseFinished, Listener, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.evidence import Bundle, Json, Order, ScenarioRecord
 from conformance.model import CaseResult
-from conformance.portal import SandboxAdmin
+from conformance.portal import PortalError, SandboxAdmin
 from conformance.registry import CaseSpec
 from conformance.scenarios import (
     DEFAULT_RATE,
@@ -37,6 +37,7 @@ from conformance.scenarios import (
     start_instant,
 )
 from conformance.trigger import Trigger
+from mock_portal.deadline.working_time import WorkingCalendar
 
 __all__ = ["Lane", "Runner", "judge", "needed_tags"]
 
@@ -45,6 +46,11 @@ REFUSAL_POLLS = 4
 """Read the scenario's journal (final refusals, a decided outcome) every this many polls: once a second."""
 FINAL = frozenset({"205", "1001"})
 """Answers after which the portal will not accept the same certificate unchanged."""
+OLD_PORTAL_CALENDAR = (
+    "the portal's clock reply has no working calendar (an older portal): scenarios are placed on the default "
+    "calendar (Mon–Fri 08:00–12:00, 13:00–17:00 Asia/Ho_Chi_Minh, VN holidays); if the portal runs another "
+    "PORTAL_CALENDAR, outage windows and deadline-timed orders may land on the wrong hours"
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,10 @@ class Runner:
             raise ValueError("at least one lane (facility + trigger) is needed")
         self.admin, self.lanes, self.rate = admin, lanes, rate
         self.seed = seed if seed is not None else random.SystemRandom().randrange(1, 1 << 30)
-        self.start = start or start_instant(datetime.now(UTC).date())
+        self.calendar = WorkingCalendar.default()
+        """The portal's working calendar, read at the start of `run` (every placement uses it)."""
+        self.calendar_notes: tuple[str, ...] = ()
+        self.start: datetime | None = start
         self.scenario_timeout = scenario_timeout
         self.trigger_description = trigger_description or lanes[0].trigger.description
         self.listeners = list(listeners)
@@ -123,6 +132,8 @@ class Runner:
     def run(self, specs: list[CaseSpec]) -> RunFinished:
         started = time.monotonic()
         plans = scenarios_for(needed_tags(specs))
+        self._read_calendar()
+        self.start = self.start or start_instant(datetime.now(UTC).date(), self.calendar)
         self.emit(
             RunStarted(
                 "run",
@@ -133,6 +144,7 @@ class Runner:
                 self.trigger_description,
                 tuple(s.id for s in specs),
                 tuple(p.name for p in plans),
+                self.calendar_notes,
             )
         )
         self.admin.set_clock(now=self.start.isoformat(), rate=self.rate)
@@ -172,12 +184,25 @@ class Runner:
         self.emit(finished)
         return finished
 
+    def _read_calendar(self) -> None:
+        """The portal's working calendar from its clock reply, so scenarios land on its working hours; an
+        older portal that does not say keeps the default, with a note in the run's output and report."""
+        published = self.admin.clock().get("calendar")
+        if published is None:
+            self.calendar, self.calendar_notes = WorkingCalendar.default(), (OLD_PORTAL_CALENDAR,)
+            return
+        try:
+            self.calendar = WorkingCalendar.from_mapping(published, source="the portal's working calendar")
+        except ValueError as exc:  # placing scenarios on a guess would make verdicts wrong: stop, and say why
+            raise PortalError(f"GET /sandbox/clock: {exc}") from exc
+        self.calendar_notes = ()
+
     def _place(self) -> datetime:
         """Move the clock forward to the next slot (`next_slot`), so that a scenario sees the same working
         time ahead of it whichever scenarios ran before it (`--only` changes nothing). Only with one lane:
         with several, every scenario starts at the run's start, and moving the shared clock would move theirs."""
         now = datetime.fromisoformat(self.admin.clock()["now_vn"])
-        slot = next_slot(now)
+        slot = next_slot(now, self.calendar)
         self.admin.set_clock(now=slot.isoformat(), rate=self.rate)
         self._mark_clock("placed at the next slot")
         return slot
@@ -190,12 +215,18 @@ class Runner:
         began = time.monotonic()
         state = self._mark_clock(f"{plan.name}: start")
         start = at or datetime.fromisoformat(state["now_vn"]).replace(second=0, microsecond=0)
-        fault_plan = plan.fault_plan(start, self.seed, self.rate)
+        fault_plan = plan.fault_plan(start, self.seed, self.rate, self.calendar)
         self.admin.set_faults(lane.facility, fault_plan)
         after = self.admin.last_journal_id()
         orders = []
         built = build_orders(
-            plan, facility=lane.facility, start=start, run_id=self.run_id, serials=self._serials, seed=self.seed
+            plan,
+            facility=lane.facility,
+            start=start,
+            run_id=self.run_id,
+            serials=self._serials,
+            seed=self.seed,
+            calendar=self.calendar,
         )
         for item, order in sorted(built, key=lambda pair: pair[0].delay):
             # never before its issue instant: a paper issued in the sandbox's future would make a hospital that
@@ -242,7 +273,7 @@ class Runner:
         """The order re-timed so its deadline falls `minutes` after now, the moment it is sent: the
         backlog's arithmetic counts from there, not from a start the hospital may have reached late."""
         now = datetime.fromisoformat(self.admin.clock()["now_vn"])
-        issued = issued_for_deadline(now + timedelta(minutes=minutes)).astimezone(now.tzinfo)
+        issued = issued_for_deadline(now + timedelta(minutes=minutes), self.calendar).astimezone(now.tzinfo)
         return replace(order, issued_at=issued.isoformat())
 
     def _expect(self, order: Order) -> int:
@@ -323,7 +354,9 @@ class Runner:
             "portal": self.admin.base_url,
             "trigger": self.trigger_description,
             "clock_rate": self.rate,
-            "clock_start": self.start.isoformat(),
+            "clock_start": self.start.isoformat() if self.start else None,
+            "calendar": self.calendar.to_mapping(),
+            "notes": list(self.calendar_notes),
         }
         return Bundle(
             meta=meta,

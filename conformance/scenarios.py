@@ -7,11 +7,12 @@ working Monday 08:00 (Vietnam time) and runs 600× faster than real time, so 4 w
 in 24 real seconds.
 
 Placement: every scenario starts at a *slot* (`next_slot`): the first working minute of a working day
-(08:00 on the default calendar). Side by side, all start at the run's Monday 08:00; one after the
-other, the runner moves the clock forward to the next working day's slot before each (a run of N
+(08:00 on the default calendar, 07:30 on hcmc-0730). Side by side, all start at the run's Monday slot; one
+after the other, the runner moves the clock forward to the next working day's slot before each (a run of N
 scenarios on one facility spans N working days of sandbox time). Outages are measured in working
-time (`working_window`). So no scenario's verdict depends on lunch, night, a holiday, or on which
-scenarios ran before it (`--only`).
+time (`working_window`). All of it is counted on the portal's own working calendar, which the runner
+reads from the clock reply (the default calendar when none is given: offline, or an older portal). So no
+scenario's verdict depends on lunch, night, a holiday, or on which scenarios ran before it (`--only`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from conformance.cases.api import BUSY
 from conformance.cases.common import LATE_FAULT
@@ -42,7 +42,6 @@ __all__ = [
     "working_window",
 ]
 
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_SLOT_DAYS = 60
 """How far ahead `next_slot` looks (Tết is the longest break)."""
 DEFAULT_RATE = 600.0
@@ -74,8 +73,9 @@ class Scenario:
     description: str
     tags: tuple[str, ...]
     orders: tuple[OrderPlan, ...]
-    faults: Callable[[datetime, float], list[Json]] = lambda start, rate: []
-    """The fault plan for a scenario starting at `start` on a clock running `rate`× real time."""
+    faults: Callable[[datetime, float, WorkingCalendar], list[Json]] = lambda start, rate, calendar: []
+    """The fault plan for a scenario starting at `start` on a clock running `rate`× real time, on the portal's
+    working `calendar`."""
     token_ttl_minutes: int | None = None
     settle: float = 0.5
     """Real seconds to keep watching after the expected documents arrived (to see a resend that must not come)."""
@@ -90,8 +90,10 @@ class Scenario:
     """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
     still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
 
-    def fault_plan(self, start: datetime, seed: int, rate: float = DEFAULT_RATE) -> Json:
-        plan: Json = {"seed": seed, "faults": self.faults(start, rate)}
+    def fault_plan(
+        self, start: datetime, seed: int, rate: float = DEFAULT_RATE, calendar: WorkingCalendar | None = None
+    ) -> Json:
+        plan: Json = {"seed": seed, "faults": self.faults(start, rate, calendar or WorkingCalendar.default())}
         if self.token_ttl_minutes is not None:
             plan["token_ttl_minutes"] = self.token_ttl_minutes
         return plan
@@ -151,7 +153,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The portal answers MaKetQua 500, then HTTP 503 twice, then resets the connection twice",
         ("retry",),
         (OrderPlan("gbt_normal"),),
-        faults=lambda start, _rate: [
+        faults=lambda start, _rate, _calendar: [
             _submit("portal_error", 1, code="500"),
             _submit("http_error", 3, status=503),
             _submit("reset", 5),
@@ -162,7 +164,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Tokens live 5 minutes and the first submission is answered MaKetQua 401",
         ("relogin",),
         (OrderPlan("gcs_normal"), OrderPlan("gbt_normal", issued_offset=20, delay=2.0)),
-        faults=lambda start, _rate: [_submit("portal_error", 1, code="401")],
+        faults=lambda start, _rate, _calendar: [_submit("portal_error", 1, code="401")],
         token_ttl_minutes=5,
     ),
     Scenario(
@@ -171,12 +173,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "in, latest deadline first",
         ("outage",),
         (OrderPlan("gcs_normal", issued_offset=10), OrderPlan("gbt_normal", issued_offset=5), OrderPlan("gcs_twins")),
-        faults=lambda start, _rate: [
+        faults=lambda start, _rate, calendar: [
             {
                 "name": "outage",
                 "effect": "http_error",
                 "status": 503,
-                "window": working_window(start, OUTAGE_WORKING_MINUTES),
+                "window": working_window(start, OUTAGE_WORKING_MINUTES, calendar),
             }
         ],
     ),
@@ -185,7 +187,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The first submission is answered MaKetQua 1001 (file too large): no retry expected",
         ("too-large",),
         (OrderPlan("gcs_normal", deliver=False),),
-        faults=lambda start, _rate: [_submit("portal_error", 1, code="1001")],
+        faults=lambda start, _rate, _calendar: [_submit("portal_error", 1, code="1001")],
         settle=4.0,
     ),
     Scenario(
@@ -195,7 +197,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "it must resend both; the certificate stored twice is still one certificate",
         ("lost-reply",),
         (OrderPlan("gcs_normal"), OrderPlan("gbt_normal")),
-        faults=lambda start, _rate: [
+        faults=lambda start, _rate, _calendar: [
             {"name": DROPPED, "effect": "drop_after_commit", "first_n": 1, "operations": ["submit"]},
             {"name": "cut", "effect": "reset", "every_nth": 2, "operations": ["submit"]},
         ],
@@ -207,7 +209,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "one that waits gets the reply and must not",
         ("lost-reply", "late-reply"),
         (OrderPlan("gbt_normal"), OrderPlan("gcs_normal", delay=1.0)),
-        faults=lambda start, _rate: [
+        faults=lambda start, _rate, _calendar: [
             {
                 "name": LATE,
                 "effect": "latency",
@@ -234,7 +236,7 @@ the urgent one); FIFO only after the three others queued before it and itself, 4
 Everything takes at most 6 × SLOW_MINUTES, within the others' 240 working minutes."""
 
 
-def _busy(start: datetime, _rate: float) -> list[Json]:
+def _busy(start: datetime, _rate: float, _calendar: WorkingCalendar) -> list[Json]:
     window = {"start": start.isoformat(), "minutes": BUSY_MINUTES}
     return [{"name": BUSY, "effect": "http_error", "status": 503, "operations": ["submit"], "window": window}]
 
@@ -249,7 +251,7 @@ def _budget_blown(entries: list[Json], rate: float) -> bool:
     return last - first + 1 > BUDGET_BURST + BUDGET_PER_SECOND * BUSY_MINUTES * 60 / rate
 
 
-def _slow(_start: datetime, rate: float) -> list[Json]:
+def _slow(_start: datetime, rate: float, _calendar: WorkingCalendar) -> list[Json]:
     ms = min(SLOW_MINUTES * 60_000 / rate, 60_000.0)
     return [{"name": "slow", "effect": "latency", "latency": {"ms": ms}, "operations": ["submit"]}]
 
@@ -321,7 +323,8 @@ def scenarios_for(tags: set[str] | None) -> list[Scenario]:
 
 
 def start_instant(today: date, calendar: WorkingCalendar | None = None) -> datetime:
-    """08:00 Vietnam time of the next working Monday in `today`'s year (the last one before when none is left)."""
+    """The start of the first working window (08:00 on the default calendar, 07:30 on hcmc-0730) of the next
+    working Monday in `today`'s year (the last one before when none is left), in the calendar's zone."""
     calendar = calendar or WorkingCalendar.default()
     monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
     step = timedelta(days=7)
@@ -331,18 +334,27 @@ def start_instant(today: date, calendar: WorkingCalendar | None = None) -> datet
         monday = today - timedelta(days=today.weekday() or 7)
         while not calendar.is_working_day(monday):
             monday -= step
-    return datetime.combine(monday, time(8, 0), VN_TZ)
+    return calendar.working_windows(monday)[0][0]
 
 
 def build_orders(
-    plan: Scenario, *, facility: str, start: datetime, run_id: str, serials: itertools.count[int], seed: int
+    plan: Scenario,
+    *,
+    facility: str,
+    start: datetime,
+    run_id: str,
+    serials: itertools.count[int],
+    seed: int,
+    calendar: WorkingCalendar | None = None,
 ) -> list[tuple[OrderPlan, Order]]:
-    """The orders of `plan` for `facility`, each certificate of a story being one order."""
+    """The orders of `plan` for `facility`, each certificate of a story being one order; deadline-timed
+    orders are placed on `calendar` (the portal's; the default one when not given)."""
     out = []
     for number, item in enumerate(plan.orders):
         issued = (start + timedelta(minutes=item.issued_offset)).replace(second=0, microsecond=0)
         if item.deadline_in is not None:
-            issued = issued_for_deadline(start + timedelta(minutes=item.deadline_in)).astimezone(start.tzinfo)
+            target = start + timedelta(minutes=item.deadline_in)
+            issued = issued_for_deadline(target, calendar).astimezone(start.tzinfo)
         serial = next(serials)
         certificates = scenario(item.story, facility_code=facility, serial=serial, issued_at=issued, seed=seed + serial)
         for _ in certificates[1:]:

@@ -187,6 +187,7 @@ def provision(admin: SandboxAdmin, codes: list[str], account: str = "BV", worksp
 
 
 def set_clock(admin: SandboxAdmin, rate: float, start: str, calendar: WorkingCalendar) -> None:
-    """`start` "monday": the next working Monday 08:00 (Vietnam); "now": keep the time, change the rate."""
+    """`start` "monday": the next working Monday's first working minute on `calendar` (08:00 on the default);
+    "now": keep the time, change the rate."""
     now = start_instant(date.today(), calendar).isoformat() if start == "monday" else None
     admin.set_clock(now=now, rate=rate)

@@ -3,23 +3,36 @@ and a bug's verdict the same whichever scenarios ran before it (`--only`)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from conformance.cases import load_cases
+from conformance.events import RunStarted
 from conformance.evidence import Order
 from conformance.harness import provision, reference_lanes
 from conformance.model import Verdict
-from conformance.portal import SandboxAdmin, start_local_portal
-from conformance.runner import Runner
-from conformance.scenarios import OUTAGE_WORKING_MINUTES, SCENARIOS, next_slot, working_window
-from mock_portal.deadline.working_time import WorkingCalendar
+from conformance.portal import PortalError, SandboxAdmin, start_local_portal
+from conformance.report.text import TextReporter
+from conformance.runner import OLD_PORTAL_CALENDAR, Runner
+from conformance.scenarios import (
+    OUTAGE_WORKING_MINUTES,
+    SCENARIOS,
+    build_orders,
+    issued_for_deadline,
+    next_slot,
+    start_instant,
+    working_window,
+)
+from mock_portal.deadline.working_time import WorkingCalendar, load_calendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CALENDAR = WorkingCalendar.default()
+HCMC = load_calendar("hcmc-0730")
 
 
 def instants(first: date, days: int, step_minutes: int = 13) -> list[datetime]:
@@ -39,7 +52,7 @@ def test_an_outage_holds_the_same_working_time_wherever_it_starts() -> None:
         assert CALENDAR.working_minutes_between(start, end) == pytest.approx(OUTAGE_WORKING_MINUTES, abs=0.01)
     outage = next(s for s in SCENARIOS if s.name == "outage")
     lunch = datetime(2026, 12, 7, 11, 30, tzinfo=VN)
-    assert outage.faults(lunch, 600.0)[0]["window"]["minutes"] == 120  # 11:30–12:00, lunch, 13:00–13:30
+    assert outage.faults(lunch, 600.0, CALENDAR)[0]["window"]["minutes"] == 120  # 11:30–12:00, lunch, 13:00–13:30
 
 
 def test_every_slot_is_the_first_working_minute_of_a_working_day() -> None:
@@ -126,3 +139,114 @@ def test_fail_fast_a_certificate_refused_for_good_is_no_longer_awaited() -> None
     ]
     pending = {i: order(code, i) for i, code in enumerate("ABCDE", 1)}
     assert Runner._refused(journal, pending) == {1, 2}  # C was accepted after all; D may still come; E not sent yet
+
+
+def test_placement_follows_the_calendar_it_is_given() -> None:
+    """On hcmc-0730 (07:30–11:30, 13:30–17:00) every placement lands on its hours, not on the default's."""
+    monday = date(2026, 3, 2)  # a working Monday on both calendars
+    assert start_instant(monday, HCMC) == datetime(2026, 3, 9, 7, 30, tzinfo=VN)
+    assert start_instant(monday) == start_instant(monday, CALENDAR) == datetime(2026, 3, 9, 8, 0, tzinfo=VN)
+    assert start_instant(monday, WorkingCalendar.always_open()) == datetime(2026, 3, 9, 0, 0, tzinfo=VN)
+    evening = datetime(2026, 3, 9, 18, 0, tzinfo=VN)
+    assert (next_slot(evening, HCMC), next_slot(evening)) == (
+        datetime(2026, 3, 10, 7, 30, tzinfo=VN),
+        datetime(2026, 3, 10, 8, 0, tzinfo=VN),
+    )
+    eleven = datetime(2026, 3, 9, 11, 0, tzinfo=VN)
+    # 11:00–11:30, the 11:30–13:30 lunch, 13:30–14:00 (the default: 11:00–12:00, no lunch inside)
+    assert working_window(eleven, OUTAGE_WORKING_MINUTES, HCMC)["minutes"] == 180
+    assert working_window(eleven, OUTAGE_WORKING_MINUTES)["minutes"] == 60
+    for start in AROUND_HOLIDAYS:
+        end = start + timedelta(minutes=working_window(start, OUTAGE_WORKING_MINUTES, HCMC)["minutes"])
+        assert HCMC.working_minutes_between(start, end) == pytest.approx(OUTAGE_WORKING_MINUTES, abs=0.01)
+    due = datetime(2026, 3, 9, 14, 0, tzinfo=VN)  # hcmc: 08:00 (3h30 + 30 min); default: 09:00 (3h + 1h)
+    assert (issued_for_deadline(due, HCMC), issued_for_deadline(due)) == (
+        datetime(2026, 3, 9, 8, 0, tzinfo=VN),
+        datetime(2026, 3, 9, 9, 0, tzinfo=VN),
+    )
+    backlog = next(s for s in SCENARIOS if s.name == "backlog")
+    start = datetime(2026, 3, 9, 10, 0, tzinfo=VN)
+
+    def urgent(calendar: WorkingCalendar) -> str:
+        built = build_orders(
+            backlog, facility="79101", start=start, run_id="r", serials=itertools.count(1), seed=1, calendar=calendar
+        )
+        return next(order.issued_at for item, order in built if item.deadline_in is not None)
+
+    assert urgent(HCMC) != urgent(CALENDAR)  # 12:02 is past hcmc's 11:30: its deadline counts the lunch it skips
+
+
+class OlderPortal(SandboxAdmin):
+    """A portal from before the clock reply published its calendar (real HTTP, the key taken away)."""
+
+    def clock(self) -> dict:
+        return {k: v for k, v in super().clock().items() if k != "calendar"}
+
+
+class GarbledCalendar(SandboxAdmin):
+    """A portal whose published calendar makes no sense (a lunch that ends before it starts)."""
+
+    def clock(self) -> dict:
+        state = super().clock()
+        return {**state, "calendar": {**state["calendar"], "windows": [["13:30", "11:30"]]}}
+
+
+def test_a_run_reads_the_portals_calendar_and_places_its_scenarios_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against an hcmc-0730 portal the run starts at 07:30 and the outage holds 60 working minutes of *its*
+    calendar (07:30–08:30; on the default calendar the same window would run 07:30–09:00). The portal agrees:
+    a window placed over its lunch keeps answering 503 until 14:00."""
+    monkeypatch.setenv("PORTAL_CALENDAR", "hcmc-0730")
+    portal = start_local_portal(tmp_path)
+    admin = SandboxAdmin(portal.base_url, portal.admin_token)
+    lanes, facilities, material, hospitals = reference_lanes(
+        portal.base_url, tmp_path, 1, variant=None, clock_rate=1200.0
+    )
+    try:
+        provision(admin, facilities, material)
+        runner = Runner(admin, lanes, rate=1200.0, seed=5, scenario_timeout=40.0)
+        finished = runner.run([load_cases().get("DL-002")])
+        assert runner.calendar == HCMC and finished.bundle.meta["calendar"] == HCMC.to_mapping()
+        assert datetime.fromisoformat(finished.bundle.meta["clock_start"]).astimezone(VN).strftime("%a %H:%M") == (
+            "Mon 07:30"
+        )
+        assert not finished.bundle.meta["notes"]
+        outage = next(r for r in finished.bundle.scenarios if r.name == "outage")
+        started = datetime.fromisoformat(outage.started_at).astimezone(VN)
+        window = outage.fault_plan["faults"][0]["window"]
+        assert started.strftime("%H:%M") == "07:30" and window["minutes"] == OUTAGE_WORKING_MINUTES
+        assert working_window(started, OUTAGE_WORKING_MINUTES)["minutes"] == 90  # what the default would have said
+
+        # over lunch, on the portal itself: the window the runner builds is the one the portal's calendar needs
+        eleven = datetime(2026, 3, 9, 11, 0, tzinfo=VN)
+        down = next(s for s in SCENARIOS if s.name == "outage").fault_plan(eleven, 1, 1200.0, runner.calendar)
+        admin.set_global_faults(down)
+        for at, status in (("13:59", 503), ("14:01", 200)):
+            admin.set_clock(now=f"2026-03-09T{at}:00+07:00", rate=0)
+            reply = httpx.post(f"{portal.base_url}/api/token/take", data={"username": "x", "password": "y"})
+            assert reply.status_code == status, (at, reply.text)
+        admin.clear_global_faults()
+
+        # an older portal: the default calendar, said once at the start of the run
+        older = OlderPortal(portal.base_url, portal.admin_token)
+        runner = Runner(older, lanes, rate=1200.0, seed=5)
+        runner._read_calendar()
+        assert runner.calendar == CALENDAR and runner.calendar_notes == (OLD_PORTAL_CALENDAR,)
+        older.close()
+
+        # a calendar the suite cannot read stops the run before any placement, saying why
+        garbled = GarbledCalendar(portal.base_url, portal.admin_token)
+        with pytest.raises(PortalError, match="GET /sandbox/clock: the portal's working calendar: window"):
+            Runner(garbled, lanes, rate=1200.0, seed=5)._read_calendar()
+        garbled.close()
+    finally:
+        hospitals.stop()
+        admin.close()
+        portal.stop()
+
+
+def test_the_fallback_to_the_default_calendar_is_said_in_the_run_output(capsys: pytest.CaptureFixture[str]) -> None:
+    TextReporter()(RunStarted("run", "1", "1", 1, "http://p", "t", ("DL-002",), ("outage",), (OLD_PORTAL_CALENDAR,)))
+    out = capsys.readouterr().out
+    assert out.count("NOTE: the portal's clock reply has no working calendar") == 1

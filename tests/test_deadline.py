@@ -200,6 +200,34 @@ def test_verdict_to_dict_and_immutability() -> None:
 # -- loading and bad calendars ---------------------------------------------------------------
 
 
+LOCAL = WorkingCalendar(
+    timezone="Asia/Bangkok",
+    windows=((0, 30), (9 * 60, 24 * 60)),
+    weekdays=frozenset({0, 2, 5}),
+    holidays="none",
+    extra_days_off=frozenset({date(2026, 2, 13), date(2026, 1, 2)}),
+    extra_working_days=frozenset({date(2026, 2, 28)}),
+)
+
+
+@pytest.mark.parametrize("calendar", [DEFAULT, ALWAYS, HCMC, LOCAL], ids=["default", "24x7", "hcmc-0730", "extra-days"])
+def test_a_calendar_written_out_reads_back_the_same(calendar: WorkingCalendar, tmp_path: Path) -> None:
+    """`to_mapping` is the file format: what the portal publishes in its clock reply rebuilds its calendar."""
+    mapping = calendar.to_mapping()
+    assert WorkingCalendar.from_mapping(mapping) == calendar
+    assert set(mapping) == {"timezone", "windows", "weekdays", "holidays", "extra_days_off", "extra_working_days"}
+    path = write(tmp_path, "c.json", json.dumps(mapping))  # JSON-ready: through a file and back
+    assert WorkingCalendar.from_file(path) == calendar
+
+
+def test_a_calendar_mapping_spells_times_and_dates_as_the_file_does() -> None:
+    assert HCMC.to_mapping()["windows"] == [["07:30", "11:30"], ["13:30", "17:00"]]
+    assert ALWAYS.to_mapping()["windows"] == [["00:00", "24:00"]]
+    mapping = LOCAL.to_mapping()
+    assert mapping["extra_days_off"] == ["2026-01-02", "2026-02-13"] and mapping["weekdays"] == [0, 2, 5]
+    assert (mapping["holidays"], DEFAULT.to_mapping()["holidays"]) == ("none", "VN")
+
+
 def test_load_calendar_names(tmp_path: Path) -> None:
     assert load_calendar("default") == DEFAULT
     assert load_calendar("24x7") == ALWAYS

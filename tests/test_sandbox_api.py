@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from fixtures.pki import TestPKI, cert_pem, crl_der
+from mock_portal.deadline.working_time import WorkingCalendar, load_calendar
 from tests.conftest import new_facility_code, provision
 from tests.live import LiveServer, start_server
 
@@ -172,3 +173,32 @@ def test_the_domain_checks_the_whole_facility_code_and_account_name() -> None:
     assert FACILITY_CODE.fullmatch("48203") and not FACILITY_CODE.fullmatch("48203\n")
     assert not FACILITY_CODE.fullmatch("٤٨٢٠٣")
     assert USERNAME_SUFFIX.fullmatch("BV") and not USERNAME_SUFFIX.fullmatch("BV\n")
+
+
+def test_the_clock_reply_publishes_the_default_working_calendar(admin: httpx.Client) -> None:
+    """Clients (the conformance suite) place their scenarios on the calendar the portal counts on."""
+    published = admin.get("/sandbox/clock").json()["calendar"]
+    assert WorkingCalendar.from_mapping(published) == WorkingCalendar.default()
+    assert published["windows"] == [["08:00", "12:00"], ["13:00", "17:00"]] and published["holidays"] == "VN"
+
+
+def test_the_clock_reply_publishes_the_configured_calendar_in_every_workspace(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    hcmc = load_calendar("hcmc-0730")
+    live = start_server(tmp_path_factory.mktemp("hcmc"), extra_env={"PORTAL_CALENDAR": "hcmc-0730"})
+    try:
+        with live.admin() as admin:
+            assert WorkingCalendar.from_mapping(admin.get("/sandbox/clock").json()["calendar"]) == hcmc
+            frozen = admin.put("/sandbox/clock", json={"now": "2026-03-09T11:00:00+07:00", "rate": 0}).json()
+            advanced = admin.post("/sandbox/clock/advance", json={"working_minutes": 60}).json()
+            # 11:00–11:30, the 11:30–13:30 lunch, 13:30–14:00: the portal counts on the calendar it publishes
+            assert advanced["now_vn"] == "2026-03-09T14:00:00+07:00"
+            assert frozen["calendar"] == advanced["calendar"] == admin.delete("/sandbox/clock").json()["calendar"]
+            created = admin.post("/sandbox/workspaces", json={"id": "cal1", "name": "Calendar"})
+            assert created.status_code == 201, created.text
+            key = created.json()["key"]
+            reply = httpx.get(f"{live.base_url}/sandbox/clock", headers={"Authorization": f"Bearer {key}"})
+            assert reply.status_code == 200 and WorkingCalendar.from_mapping(reply.json()["calendar"]) == hcmc
+    finally:
+        live.stop()

@@ -136,6 +136,15 @@ def _case_row(result: CaseResult, finished: RunFinished) -> str:
     )
 
 
+def _calendar(mapping: Json | None) -> str | None:
+    """The run's working calendar in one line (the one its scenarios were placed on)."""
+    if not mapping:
+        return None
+    windows = ", ".join("–".join(pair) for pair in mapping.get("windows", ()))
+    days, holidays = mapping.get("weekdays"), mapping.get("holidays")
+    return f"{windows} {mapping.get('timezone')}, weekdays {days}, holidays {holidays}"
+
+
 def _facts(meta: Json, seconds: float) -> str:
     facts = [
         ("Suite version", meta.get("suite_version")),
@@ -146,6 +155,8 @@ def _facts(meta: Json, seconds: float) -> str:
         ("Clock", f"{meta.get('clock_start')} × {meta.get('clock_rate')}" if meta.get("clock_start") else None),
         ("Duration", f"{seconds:.1f} s"),
         ("Portal", meta.get("portal")),
+        ("Working calendar", _calendar(meta.get("calendar"))),
+        *(("Note", note) for note in meta.get("notes") or ()),
     ]
     cells = "".join(
         f"<tr><th>{name}</th><td>{escape(str(value))}</td></tr>" for name, value in facts if value is not None

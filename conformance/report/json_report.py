@@ -23,6 +23,8 @@ KEYS = (
     "duration_s",
     "summary",
     "clock",
+    "calendar",
+    "notes",
     "fault_plans",
     "scenarios",
     "timeline",
@@ -42,6 +44,8 @@ def build(finished: RunFinished) -> dict[str, Any]:
         "duration_s": round(finished.seconds, 3),
         "summary": summary(finished.results),
         "clock": {"rate": meta.get("clock_rate"), "start": meta.get("clock_start"), "events": list(bundle.clock)},
+        "calendar": meta.get("calendar"),
+        "notes": list(meta.get("notes") or ()),
         "fault_plans": {s.name: {"facility": s.facility, "plan": s.fault_plan} for s in bundle.scenarios},
         "scenarios": [
             {**asdict(s), "orders": [o.request_id for o in bundle.orders if o.scenario == s.name]}

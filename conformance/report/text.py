@@ -33,6 +33,8 @@ class TextReporter:
             if event.mode == "run":
                 self._print(f"  portal {event.portal}; hospital via {event.trigger}")
                 self._print(f"  scenarios: {', '.join(event.scenarios)}; {len(event.case_ids)} case(s)")
+            for note in event.notes:
+                self._print(f"  NOTE: {note}")
         elif isinstance(event, ScenarioStarted):
             self._print(f"  … {event.name} on facility {event.facility}: {event.description}")
         elif isinstance(event, ScenarioFinished):

@@ -45,7 +45,15 @@ def _instant(text: str, field: str) -> datetime:
 def _clock(portal: Portal, state: ClockState | None = None) -> Reply:
     state = state or portal.clock.state()
     now = portal.clock.now()
-    return reply({"now": now.isoformat(), "now_vn": vn_local(now).isoformat(), "rate": state.rate, "mode": state.mode})
+    return reply(
+        {
+            "now": now.isoformat(),
+            "now_vn": vn_local(now).isoformat(),
+            "rate": state.rate,
+            "mode": state.mode,
+            "calendar": portal.calendar.to_mapping(),
+        }
+    )
 
 
 def get_clock() -> Reply:

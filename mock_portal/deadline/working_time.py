@@ -189,6 +189,17 @@ class WorkingCalendar:
             raise ValueError(f"{path}: not valid {suffix[1:].upper()}: {exc}") from exc
         return cls.from_mapping(data, source=str(path))
 
+    def to_mapping(self) -> dict[str, Any]:
+        """This calendar in the file format `from_mapping` reads (JSON-ready), so clients can rebuild it exactly."""
+        return {
+            "timezone": self.timezone,
+            "windows": [[_hhmm(start), _hhmm(end)] for start, end in self.windows],
+            "weekdays": sorted(self.weekdays),
+            "holidays": self.holidays,
+            "extra_days_off": sorted(d.isoformat() for d in self.extra_days_off),
+            "extra_working_days": sorted(d.isoformat() for d in self.extra_working_days),
+        }
+
     # -- queries ------------------------------------------------------------------------------
 
     @property
