@@ -25,8 +25,9 @@ class Settings:
     """TCP port of the server."""
     database_url: str = "sqlite:///var/portal.sqlite3"
     """SQLAlchemy URL; a SQLite file by default, PostgreSQL for several hosts."""
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    """Bearer token of the sandbox control API; a random one is printed at start when unset."""
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(24))
+    """Bearer token of the sandbox control API; a random one is printed at start when unset (hex: a token
+    starting with "-" would be read as an option by every command line it is passed to)."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     """Largest decoded XML file accepted; larger ones get MaKetQua 1001 before any parsing."""
     token_ttl_minutes: int = 60
@@ -41,7 +42,7 @@ class Settings:
     """Working-time calendar: `default` (Mon–Fri 08–12, 13–17, VN holidays), `24x7`, or a TOML/JSON file."""
     deadline_working_minutes: int = 240
     """Decree 63/2024 Art. 25.1: signed data within 4 working hours of issuing the paper."""
-    ipss_api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    ipss_api_key: str = field(default_factory=lambda: secrets.token_hex(24))
     """API key of the simulated IPSS (`/ipss/v1`, header X-API-Key); a random one is printed at start when unset."""
     sharing_enabled: bool = True
     """Run the HIAP -> IPSS sharing worker in this process."""

@@ -42,7 +42,9 @@ def blocks(path: Path) -> list[Block]:
 def shell_script(path: Path, replacements: dict[str, str]) -> str:
     """The runnable `sh` blocks of `path` as one bash script that stops at the first failing command and
     says which block it was in; `replacements` adapt addresses and scratch paths to the test."""
-    parts = ["set -euo pipefail"]
+    # a command that fails while a block's background process runs (the README's stand-in HIS) must end
+    # the script at once: left running, that process holds the output pipes open until the test times out
+    parts = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for block in blocks(path):
         if block.lang != "sh" or block.not_run is not None:
             continue
