@@ -138,20 +138,6 @@ def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
 
-def _pending(workspace: str, facility_code: str, doc_type: str) -> Select[Any]:
-    """Expectations of a facility and document type no document has claimed yet, oldest first."""
-    return (
-        select(Expectation)
-        .where(
-            Expectation.workspace_id == workspace,
-            Expectation.facility_code == facility_code,
-            Expectation.doc_type == doc_type,
-            Expectation.document_id.is_(None),
-        )
-        .order_by(Expectation.id)
-    )
-
-
 # The wire path's reads, built once with bound parameters: building a statement (comparisons, coercions,
 # its cache key) cost more CPU than running it on SQLite, on every submission.
 _TOKEN = select(Token.__table__).where(Token.access_token == bindparam("access_token"))
@@ -162,7 +148,7 @@ _META_VALUE = select(Meta.value).where(Meta.key == bindparam("key"))
 _STRICTNESS = select(Facility.strictness).where(
     Facility.workspace_id == bindparam("workspace"), Facility.code == bindparam("code")
 )
-_PENDING = (
+_PENDING = (  # expectations of a facility and document type no document has claimed yet, oldest first
     select(Expectation.__table__)
     .where(
         Expectation.workspace_id == bindparam("workspace"),
@@ -426,9 +412,7 @@ class Repository:
             strictness = c.scalar(_STRICTNESS, {"workspace": mine, "code": account.facility_code}) if account else None
             pending: Sequence[Expectation] = ()
             if expectations_for and token:
-                facility, doc_type = expectations_for
-                found = c.execute(_PENDING, {"workspace": mine, "facility": facility, "doc_type": doc_type})
-                pending = [Expectation(**row._mapping) for row in found]
+                pending = self._pending(c, *expectations_for)
         return token, account, version, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
@@ -667,8 +651,12 @@ class Repository:
             return self._own(_get_by_id(s, Expectation, expectation_id))
 
     def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
-        with self._sessions() as s:
-            return s.scalars(_pending(self.workspace, facility_code, doc_type)).all()
+        with self.engine.connect() as c:
+            return self._pending(c, facility_code, doc_type)
+
+    def _pending(self, c: Connection, facility_code: str, doc_type: str) -> list[Expectation]:
+        found = c.execute(_PENDING, {"workspace": self.workspace, "facility": facility_code, "doc_type": doc_type})
+        return [Expectation(**row._mapping) for row in found]
 
     def unclaimed_documents(self, facility_code: str, doc_type: str) -> Sequence[Document]:
         query = select(Document).where(
