@@ -12,6 +12,9 @@ SUITE_VERSION = "1.0"
 
 EXIT_USAGE = 2
 """Exit code of a run that could not start (a missing file, a bad option); 1 means "refused" / a MUST failed."""
+EXIT_INCONCLUSIVE = 3
+"""Exit code of a run no MUST case failed but one stayed INCONCLUSIVE: the machine's timing could not
+settle it, even at a slower clock (`conformance.timing`). No certificate; run it again on a quieter machine."""
 
 
 class UsageError(Exception):

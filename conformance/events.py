@@ -9,10 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance import EXIT_INCONCLUSIVE
 from conformance.evidence import Bundle, Order, ScenarioRecord
 from conformance.model import CaseResult
 
-__all__ = ["CaseFinished", "Event", "Listener", "RunFinished", "RunStarted", "ScenarioFinished", "ScenarioStarted"]
+__all__ = [
+    "CaseFinished",
+    "Event",
+    "Listener",
+    "RunFinished",
+    "RunStarted",
+    "ScenarioFinished",
+    "ScenarioStarted",
+    "exit_code",
+]
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,15 @@ class RunFinished:
 
     @property
     def exit_code(self) -> int:
-        """Non-zero when any MUST case failed (or errored): the certification is not granted."""
-        return 1 if any(r.blocking for r in self.results) else 0
+        """Non-zero when the certification is not granted: 1 when a MUST case failed (or errored),
+        `EXIT_INCONCLUSIVE` when none did but one stayed inconclusive."""
+        return exit_code(self.results)
+
+
+def exit_code(results: tuple[CaseResult, ...] | list[CaseResult]) -> int:
+    if any(r.blocking for r in results):
+        return 1
+    return EXIT_INCONCLUSIVE if any(r.undecided for r in results) else 0
 
 
 Event = RunStarted | ScenarioStarted | ScenarioFinished | CaseFinished | RunFinished

@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,10 @@ class Order:
     expectation_id: int | None = None
     sends: int = 1
     """How many times the harness sent this order (the same request_id); a hospital takes it once."""
+    sent_real_at: str = ""
+    """Real time (UTC) the harness began handing the order over (the trigger call)."""
+    taken_real_at: str = ""
+    """Real time (UTC) the trigger answered: from then on the order is in the hospital's hands."""
 
     @property
     def code(self) -> str:
@@ -84,6 +89,19 @@ class ScenarioRecord:
     started_at: str = ""
     finished_at: str = ""
     token_ttl_minutes: int = 60
+    rate: float = 0.0
+    """The clock rate it ran at (0: not recorded, an older evidence file)."""
+    plan: str = ""
+    """The scenario it ran (`conformance.scenarios`); `name` differs for a run again (`backlog@2`)."""
+    attempt: int = 1
+    """1, or 2, 3 when the scenario ran again at a lower clock rate for a timing verdict the machine could
+    not settle (`conformance.timing`)."""
+    timing: Json = field(default_factory=dict)
+    """What the harness measured of the machine while it ran (`conformance.timing.HARNESS_PARTS`)."""
+
+    @property
+    def scenario(self) -> str:
+        return self.plan or self.name
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,67 @@ class Bundle:
             ),
             key=lambda e: e["id"],
         )
+
+    def facility_journal(self, facility: str, operation: str | None = None) -> list[Json]:
+        """The facility's whole journal in this run, oldest first, not cut into scenario slices: an
+        exchange sequence that starts in one scenario and ends in the next is judged whole."""
+        after = min((s.journal_after for s in self.scenarios if s.facility == facility), default=0)
+        return sorted(
+            (
+                e
+                for e in self.journal
+                if e["facility"] == facility and e["id"] > after and (operation is None or e["operation"] == operation)
+            ),
+            key=lambda e: e["id"],
+        )
+
+    def facilities(self) -> list[str]:
+        """The facilities the run's scenarios ran on (the orders' when the evidence names no scenario)."""
+        return sorted({s.facility for s in self.scenarios} or {o.facility for o in self.orders})
+
+    def record_of(self, order: Order) -> ScenarioRecord | None:
+        return next((s for s in self.scenarios if s.name == order.scenario), None)
+
+    def superseded(self, record: ScenarioRecord) -> bool:
+        """Whether the scenario ran again later on the same facility (a timing verdict it could not settle)."""
+        return any(
+            s.scenario == record.scenario and s.facility == record.facility and s.attempt > record.attempt
+            for s in self.scenarios
+        )
+
+    @cached_property
+    def _codes_by_file(self) -> dict[tuple[str, str], str]:
+        return {
+            (e["facility"], e["file_sha256"]): e["document_code"]
+            for e in self.journal
+            if e.get("document_code") and e.get("file_sha256")
+        }
+
+    def document_of(self, entry: Json) -> str | None:
+        """The certificate a submit exchange carried: its document code (the portal reads it also from a
+        file answered by an injected fault), else the code another exchange of the same file was given."""
+        digest = entry.get("file_sha256") or ""
+        return entry.get("document_code") or self._codes_by_file.get((entry["facility"], digest))
+
+    def same_document(self, first: Json, later: Json) -> bool:
+        """Whether two submit exchanges carried the same certificate (by code, else by file digest); an
+        exchange the evidence cannot name (an older portal journalled no digest) matches any."""
+        codes = self.document_of(first), self.document_of(later)
+        if all(codes):
+            return codes[0] == codes[1]
+        files = first.get("file_sha256"), later.get("file_sha256")
+        if all(files):
+            return files[0] == files[1]
+        return not (codes[0] or files[0])
+
+    def exchange_of(self, submission_id: int) -> Json | None:
+        """The journal entry of the exchange that stored a submission."""
+        return next((e for e in self.journal if e.get("submission_id") == submission_id), None)
+
+    def attempts(self, order: Order) -> list[Json]:
+        """The submit exchanges that carried the order's certificate, oldest first."""
+        journal = self.facility_journal(order.facility, "submit")
+        return [e for e in journal if order.code and self.document_of(e) == order.code]
 
     def orders_of(self, scenario: ScenarioRecord) -> list[Order]:
         return [o for o in self.orders if o.scenario == scenario.name]

@@ -14,21 +14,32 @@ __all__ = ["CaseResult", "Evidence", "Finding", "Level", "Verdict", "roll_up"]
 
 
 class Verdict(StrEnum):
-    """The closed verdict set. `error` is a harness bug, never a vendor failure."""
+    """The closed verdict set. `error` is a harness bug, never a vendor failure; `inconclusive` is a
+    timing verdict the machine could not settle: a lateness or an inversion within the run's timing
+    resolution (`conformance.timing`), still there after the scenario ran again at lower clock rates.
+    It is no failure of the hospital, and no certificate either."""
 
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
     OMIT = "omit"
     ERROR = "error"
+    INCONCLUSIVE = "inconclusive"
 
     @property
     def rank(self) -> int:
-        """Precedence when rolling up a group: error > fail > skip > pass > omit."""
+        """Precedence when rolling up a group: error > fail > inconclusive > skip > pass > omit."""
         return _RANK[self]
 
 
-_RANK = {Verdict.OMIT: 0, Verdict.PASS: 1, Verdict.SKIP: 2, Verdict.FAIL: 3, Verdict.ERROR: 4}
+_RANK = {
+    Verdict.OMIT: 0,
+    Verdict.PASS: 1,
+    Verdict.SKIP: 2,
+    Verdict.INCONCLUSIVE: 3,
+    Verdict.FAIL: 4,
+    Verdict.ERROR: 5,
+}
 
 
 class Level(StrEnum):
@@ -96,6 +107,11 @@ class CaseResult:
     def blocking(self) -> bool:
         """A MUST case that failed (or could not be judged for a harness bug) blocks certification."""
         return self.level is Level.MUST and self.verdict in (Verdict.FAIL, Verdict.ERROR)
+
+    @property
+    def undecided(self) -> bool:
+        """A MUST case the machine's timing could not settle: no failure, and no certificate either."""
+        return self.level is Level.MUST and self.verdict is Verdict.INCONCLUSIVE
 
     def to_dict(self) -> dict[str, Any]:
         return {

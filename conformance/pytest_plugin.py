@@ -120,6 +120,8 @@ class CaseItem(pytest.Item):
         result = self.live.result(self.spec.id)
         if result.verdict in (Verdict.SKIP, Verdict.OMIT):
             pytest.skip(result.message)
+        if result.verdict is Verdict.INCONCLUSIVE:
+            pytest.skip(f"inconclusive (inside the machine's timing resolution): {result.message}")
         if result.verdict is Verdict.ERROR:
             raise RuntimeError(f"harness error: {result.message}")
         if result.verdict is Verdict.FAIL:

@@ -70,14 +70,16 @@ def failed(
     journal: Iterable[int] = (),
     submissions: Iterable[int] = (),
     requests: Iterable[str] = (),
+    verdict: Verdict = Verdict.FAIL,
 ) -> Outcome:
-    """A failure: the first finding is the headline, each finding carries the exchanges that show it."""
+    """A failure: the first finding is the headline, each finding carries the exchanges that show it
+    (`verdict` INCONCLUSIVE: the same shape for findings the run's timing resolution cannot settle)."""
     journal_ids = set(journal).union(*(f.journal_ids for f in findings))
     submission_ids = set(submissions).union(*(f.submission_ids for f in findings))
     request_ids = set(requests).union(*(f.request_ids for f in findings))
     more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
     return Outcome(
-        Verdict.FAIL,
+        verdict,
         findings[0].message + more,
         Evidence(
             tuple(sorted(journal_ids)), tuple(sorted(submission_ids)), tuple(sorted(request_ids)), tuple(findings)

@@ -45,6 +45,9 @@ __all__ = [
 MAX_SLOT_DAYS = 60
 """How far ahead `next_slot` looks (Tết is the longest break)."""
 DEFAULT_RATE = 600.0
+MIN_RATE = 150.0
+"""The slowest clock a scenario runs again at when a timing verdict lay inside the machine's timing
+resolution (`conformance.timing`): there one real second is 2.5 sandbox minutes."""
 Json = dict[str, Any]
 
 
@@ -89,6 +92,8 @@ class Scenario:
     decided_after: float | None = None
     """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
     still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
+    min_rate: float = MIN_RATE
+    """The slowest clock rate the runner runs it again at (see `MIN_RATE`)."""
 
     def fault_plan(
         self, start: datetime, seed: int, rate: float = DEFAULT_RATE, calendar: WorkingCalendar | None = None
@@ -228,6 +233,10 @@ BUSY_MINUTES = 240
 """Working minutes the overload scenario's portal answers busy (HTTP 503), from 08:xx on a Monday."""
 SLOW_MINUTES = 35
 """Sandbox minutes each submission takes in the backlog scenario (a slow portal)."""
+SLOW_REPLY_SECONDS = 7.0
+"""The longest real time the slow portal takes to reply: at a slower clock a slow reply would meet client
+timeouts (10-30 s are usual, the reference hospital's is 15 s) and turn into resends: the backlog runs at
+no less than SLOW_MINUTES × 60 / SLOW_REPLY_SECONDS (300×)."""
 URGENT_MINUTES = 122
 """The backlog's urgent order is sent right after four others and is due this many minutes after it is
 sent (3.5 × SLOW_MINUTES). The portal stamps receipt after the delay, so EDF has it accepted within
@@ -273,6 +282,7 @@ SCENARIOS += (
         ),
         faults=_slow,
         token_ttl_minutes=480,
+        min_rate=SLOW_MINUTES * 60 / SLOW_REPLY_SECONDS,
     ),
     Scenario(
         "overload",

@@ -10,14 +10,19 @@ scenarios ran before.
 To fit in CI, each variant runs only the scenarios that show its bug (plus the fault-free base
 scenario every run has) and every case those scenarios feed; runs go two at a time, each with its own
 portal and hospitals, so they share nothing.
+
+Each variant runs a second time with `--only <its case>`: a case must judge every piece of evidence
+that bears on it whichever other cases are selected, so that run must fail the same case with the same
+message (`same_message`: numbers, codes and ids differ from run to run, the words may not).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from conformance.cases import load_cases
 from conformance.harness import LiveOptions, run_live
@@ -25,7 +30,7 @@ from conformance.model import CaseResult
 from conformance.registry import CaseSpec
 from fixtures.hospital.worker import Variant
 
-__all__ = ["EXPECTED", "Row", "Target", "kill_matrix", "render", "run_selftest", "specs_for"]
+__all__ = ["EXPECTED", "Row", "Target", "kill_matrix", "render", "run_selftest", "same_message", "specs_for"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class Target:
     tags: tuple[str, ...] = ()
     seed: int | None = None
     """None: the run's seed."""
+    only: bool = False
+    """Run with `--only <expected>` (and so only the scenarios that case needs)."""
 
 
 SCENARIOS = ("refusal", "retry", "relogin", "outage", "too-large", "lost-reply", "overload", "backlog")
@@ -61,6 +68,7 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.NO_REPLY_SENT, "API-015", ("lost-reply",)),
     Target(Variant.DOUBLE_SEND, "API-011"),
     Target(Variant.ACK_MISREAD, "API-011"),
+    Target(Variant.RESEND_ACKED, "API-011"),
     Target(Variant.NO_DEDUPE, "API-012"),
     Target(Variant.TOKEN_PER_REQUEST, "API-013"),
     Target(Variant.FIXED_RETRY, "API-014", ("overload",)),
@@ -72,6 +80,20 @@ EXPECTED: tuple[Target, ...] = (
 )
 
 
+def same_message(full: str, only: str) -> bool:
+    """Whether two failure messages say the same: equal once every number (codes, ids, MaGDs, times,
+    counts) is masked and the "(+N more)" tail dropped."""
+    return _masked(full) == _masked(only)
+
+
+VOLATILE = re.compile(r"[0-9A-F]{8}(-[0-9A-F]{4}){3}-[0-9A-F]{12}|\d+(\.\d+)?")
+"""What differs between two runs of one behaviour: GUIDs (in a MaGD) and numbers."""
+
+
+def _masked(message: str) -> str:
+    return VOLATILE.sub("#", re.sub(r" \(\+\d+ more\)$", "", message))
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of the kill matrix."""
@@ -81,18 +103,21 @@ class Row:
     message: str
     seconds: float
     error: str = ""
+    full_message: str | None = None
+    """For a `--only` row: the message of the same variant's full run, which it must repeat."""
 
     @property
     def name(self) -> str:
         if self.target.variant:
-            return str(self.target.variant)
+            return f"{self.target.variant}{' --only ' + str(self.target.expected) if self.target.only else ''}"
         only = "" if set(self.target.tags) == set(SCENARIOS) else f", only {'+'.join(self.target.tags)}"
         seed = f", seed {self.target.seed}" if self.target.seed is not None else ""
         return f"reference{seed}{only}"
 
     @property
     def ok(self) -> bool:
-        return not self.error and self.first_failed == self.target.expected
+        same = self.full_message is None or same_message(self.full_message, self.message)
+        return not self.error and self.first_failed == self.target.expected and same
 
     @property
     def verdict(self) -> str:
@@ -104,12 +129,22 @@ class Row:
             return "NOT CAUGHT: certified"
         if self.target.expected is None:
             return "WRONG: the correct hospital failed"
-        return f"WRONG REASON: expected {self.target.expected}"
+        if self.first_failed != self.target.expected:
+            return f"WRONG REASON: expected {self.target.expected}"
+        return f"WRONG MESSAGE: the full run said {self.full_message!r}"
+
+
+def with_only(targets: Iterable[Target]) -> list[Target]:
+    """`targets`, and after them each variant again with `--only` its case."""
+    chosen = list(targets)
+    return chosen + [replace(t, only=True) for t in chosen if t.expected is not None and not t.only]
 
 
 def specs_for(target: Target, every: Iterable[CaseSpec]) -> list[CaseSpec]:
     """The cases a target's scenarios feed: those needing no scenario (judged on the base one) and
-    those whose scenarios are all among the target's tags."""
+    those whose scenarios are all among the target's tags (with `only`: its case alone)."""
+    if target.only:
+        return [spec for spec in every if spec.id == target.expected]
     tags = {"base", *target.tags}
     chosen = []
     for spec in every:
@@ -155,13 +190,17 @@ def run_selftest(
     workers: int = 2,
     progress: Callable[[Row], None] | None = None,
 ) -> list[Row]:
-    """Run every target; rows in the order of `targets`."""
-    chosen = list(targets)
+    """Run every target, and every variant again with `--only` its case (`with_only`); rows in that order,
+    each `--only` row holding its full run's message to compare with."""
+    chosen = with_only(targets)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_run_one, target, seed, rate, timeout) for target in chosen]
-        rows = []
+        rows: list[Row] = []
         for future in futures:
             row = future.result()
+            if row.target.only:
+                full = next((r for r in rows if r.target == replace(row.target, only=False)), None)
+                row = replace(row, full_message=full.message if full else None)
             if progress is not None:
                 progress(row)
             rows.append(row)
@@ -196,11 +235,13 @@ def render(rows: list[Row]) -> str:
         if row.message:
             lines.append(f"{'':<{width}}   {row.message[:150]}")
     bad = [row for row in rows if not row.ok]
-    variants = sum(1 for row in rows if row.target.variant)
+    variants = [row for row in rows if row.target.variant and not row.target.only]
+    alone = [row for row in rows if row.target.only]
     lines.append("")
     lines.append(
-        f"selftest: {variants} variant(s), {variants - sum(1 for r in bad if r.target.variant)} caught by the case "
-        f"that names them; reference {'CONFORMANT' if all(r.ok for r in rows if not r.target.variant) else 'FAILED'}"
+        f"selftest: {len(variants)} variant(s), {sum(r.ok for r in variants)} caught by the case that names them"
+        + (f" ({sum(r.ok for r in alone)} of {len(alone)} the same with --only that case)" if alone else "")
+        + f"; reference {'CONFORMANT' if all(r.ok for r in rows if not r.target.variant) else 'FAILED'}"
         + (f"; {len(bad)} problem(s): {', '.join(r.name for r in bad)}" if bad else "")
     )
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -390,3 +391,92 @@ def test_lowercase_md5_is_not_strict_clean() -> None:
     result = CASES.get("API-010").judge(bundle)
     assert result.verdict is Verdict.FAIL and result.result == "strict" and not result.blocking
     assert CASES.get("API-001").judge(bundle).verdict is Verdict.PASS
+
+
+def at(seconds: float) -> str:
+    """A real instant `seconds` after T0."""
+    return (datetime.fromisoformat(T0) + timedelta(seconds=seconds)).isoformat()
+
+
+def test_a_resend_after_200_of_a_certificate_ordered_twice_is_named_by_api_011() -> None:
+    """The very file sent again after the portal acknowledged it: a resend after MaKetQua 200, whatever the
+    order did, and the same verdict and message whichever of API-011 and API-012 is selected."""
+    code = "00001.GCS.79101.26"
+    first = submission(1, ma_gd="GD1", file_b64=signed_file("A"), document_code=code, file_sha256="f1")
+    again = submission(2, ma_gd="GD2", file_b64=signed_file("A"), document_code=code, file_sha256="f1")
+    bundle = Bundle(scenarios=(scenario("issue", "base"),), orders=(replace(order("r1"), sends=2),),
+                    submissions=(first, again))  # fmt: skip
+    verdict, message = judge("API-011", bundle)
+    assert verdict is Verdict.FAIL and "resent after MaKetQua 200" in message and "GD1" in message, message
+    assert judge("API-012", bundle)[0] is Verdict.PASS  # the order was taken once: it is the resend that is wrong
+    # signed again (new bytes) for an order sent twice: the repeated order was taken as a new one
+    resigned = replace(bundle, submissions=(first, {**again, "file_sha256": "f2"}))
+    assert judge("API-011", resigned)[0] is Verdict.PASS
+    verdict, message = judge("API-012", resigned)
+    assert verdict is Verdict.FAIL and "taken as a new order" in message
+
+
+def test_a_401_then_login_then_resend_across_two_scenarios_passes_api_005() -> None:
+    """The token scenario's slice ended between the 401 and the resend: judged whole, per certificate."""
+    token = ScenarioRecord("token", "token", "79101", ("relogin",), {"faults": []}, 0, 2)
+    outage = ScenarioRecord("outage", "outage", "79101", ("outage",), {"faults": []}, 2, 10)
+    code = "00001.GCS.79101.26"
+    journal = (
+        entry(1, "token", "200"),
+        entry(2, "submit", "401", file_sha256="f1"),
+        entry(3, "token", "200"),
+        entry(4, "submit", "200", file_sha256="f1", document_code=code),
+    )
+    assert judge("API-005", Bundle(scenarios=(token, outage), journal=journal))[0] is Verdict.PASS
+    # another certificate's submission after the 401 is no resend of this one
+    other = (*journal[:3], entry(4, "submit", "200", file_sha256="f9", document_code="00009.GCS.79101.26"))
+    verdict, message = judge("API-005", Bundle(scenarios=(token, outage), journal=other))
+    assert verdict is Verdict.FAIL and "never resent after the 401" in message
+
+
+def test_a_retry_of_another_document_does_not_satisfy_api_007() -> None:
+    """A faulted submission carries its file's digest and code: only the same certificate later is its retry."""
+    record = scenario("retry", "retry")
+    faulted = entry(1, "submit", "HTTP-503", faults=["http_error-503"], file_sha256="f1", document_code="A")
+    other = entry(2, "submit", "200", file_sha256="f2", document_code="B")
+    verdict, message = judge("API-007", Bundle(scenarios=(record,), journal=(faulted, other)))
+    assert verdict is Verdict.FAIL and "not retried" in message
+    retried = entry(3, "submit", "200", file_sha256="f1")  # the same file, even where the code was not read
+    assert judge("API-007", Bundle(scenarios=(record,), journal=(faulted, other, retried)))[0] is Verdict.PASS
+
+
+def _retry_attempts(pauses: list[float], duration_ms: float) -> Bundle:
+    """A retry scenario's attempts for one file: 503s, then a 200, `pauses` real seconds apart (end to start)."""
+    record = replace(scenario("retry", "retry"), timing={"jitter": 0.01})
+    journal, clock = [entry(100, "token", "200", real_at=at(0), duration_ms=5)], 0.01
+    for number, pause in enumerate([0.0, *pauses]):
+        clock += pause
+        outcome = "200" if number == len(pauses) else "HTTP-503"
+        journal.append(
+            entry(101 + number, "submit", outcome, real_at=at(clock), duration_ms=duration_ms, file_sha256="f1",
+                  document_code="00001.GCS.79101.26")
+        )  # fmt: skip
+        clock += duration_ms / 1000
+    return Bundle(scenarios=(record,), orders=(replace(order("r1"), scenario="retry"),), journal=tuple(journal))
+
+
+def test_retries_without_backoff_fail_api_008_however_slow_each_request() -> None:
+    """On a loaded machine each request takes long (here 0.8 s): measured start to start, a client that
+    retries at once looked as if it paused; from the end of one attempt to the start of the next, it did not."""
+    verdict, message = judge("API-008", _retry_attempts([0.004, 0.006, 0.003, 0.005, 0.004], duration_ms=800))
+    assert verdict is Verdict.FAIL and "no backoff" in message
+    backing_off = _retry_attempts([0.15, 0.3, 0.55, 1.2, 2.4], duration_ms=800)
+    assert judge("API-008", backing_off)[0] is Verdict.PASS
+
+
+def test_the_late_reply_original_stored_after_its_resend_is_no_resend_of_a_refused_file() -> None:
+    """The held original arrived first and was stored last: judged by when it was sent, it is not a resend
+    of the refusal that came before it was stored."""
+    held = submission(2, codes=("SIGNING_TIME_INVALID",), file_b64=signed_file("AAA"))
+    resend = submission(1, codes=("SIGNING_TIME_INVALID",), file_b64=signed_file("AAA"))
+    journal = (
+        entry(2, "submit", "205", submission_id=2, real_at=at(0), duration_ms=20_000, faults=["late"]),
+        entry(1, "submit", "205", submission_id=1, real_at=at(15), duration_ms=40),
+    )
+    bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(resend, held))
+    assert judge("API-006", bundle)[0] is Verdict.PASS

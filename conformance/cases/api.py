@@ -7,7 +7,7 @@ instrumenting the hospital.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from conformance.cases.common import late_faults, unread_replies
 from conformance.evidence import Bundle, Json, ScenarioRecord
@@ -165,29 +165,43 @@ def token_reused(bundle: Bundle) -> Outcome:
     needs=("journal", "scenario:relogin"),
 )
 def relogin_after_401(bundle: Bundle) -> Outcome:
-    """A 401 held past the client's timeout (late-reply) is not judged: the hospital never read it."""
+    """Judged over each facility's whole journal, per certificate: the resend may come in the next
+    scenario's time (a 401 just before a scenario ends). A 401 held past the client's timeout (late-reply)
+    is not judged: the hospital never read it."""
     seen, problems, ids, late = 0, [], [], late_faults(bundle)
-    for scenario in bundle.scenarios:
-        entries = bundle.journal_of(scenario)
+    for facility in bundle.facilities():
+        entries = bundle.facility_journal(facility)
         for index, entry in enumerate(entries):
             if entry["operation"] != "submit" or entry["outcome"] != "401" or late & set(entry.get("faults") or ()):
                 continue
             seen += 1
             ids.append(entry["id"])
             later = entries[index + 1 :]
-            next_submit = next((i for i, e in enumerate(later) if e["operation"] == "submit"), None)
-            if next_submit is None:
-                problems.append(_entry_finding(scenario, entry, "never resent after the 401"))
-            elif not any(e["operation"] == "token" for e in later[:next_submit]):
-                problems.append(_entry_finding(scenario, entry, "resent without taking a new token"))
+            resend = next(
+                (i for i, e in enumerate(later) if e["operation"] == "submit" and bundle.same_document(entry, e)), None
+            )
+            if resend is None:
+                problems.append(_facility_finding(bundle, entry, "never resent after the 401"))
+            elif not any(e["operation"] == "token" for e in later[:resend]):
+                problems.append(_facility_finding(bundle, entry, "resent without taking a new token"))
             else:
-                ids += [e["id"] for e in later[: next_submit + 1]]
+                ids += [e["id"] for e in later[: resend + 1]]
     if not seen:
         raise SkipCase("no submission was answered with MaKetQua 401")
     return (
         failed(problems, journal=ids)
         if problems
         else passed(f"{seen} 401 answer(s), each followed by a login and a resend", journal=ids)
+    )
+
+
+def _facility_finding(bundle: Bundle, entry: Json, text: str) -> Finding:
+    """A finding on one exchange, named by its facility, its certificate and the journal entry."""
+    code = bundle.document_of(entry) if entry["operation"] == "submit" else None
+    what = f" {code}" if code else ""
+    return Finding(
+        f"{entry['facility']} #{entry['id']} ({entry['operation']}{what} → {entry['outcome']}): {text}",
+        journal_ids=(entry["id"],),
     )
 
 
@@ -208,11 +222,13 @@ def no_resend_of_205(bundle: Bundle) -> Outcome:
         raise SkipCase("no submission was refused with 205 (with a reply the hospital read)")
     problems, seen = [], set()
     for first in refused:
+        answered = _answered_at(bundle, first)
         for later in bundle.submissions:
             if (
-                later["id"] > first["id"]
+                later["id"] != first["id"]
                 and later["id"] not in seen
                 and later.get("facility") == first.get("facility")
+                and _sent_after(bundle, later, first["id"], answered)
                 and substance(later) == substance(first)
             ):
                 seen.add(later["id"])
@@ -232,16 +248,35 @@ def no_resend_of_205(bundle: Bundle) -> Outcome:
     )
 
 
+def _answered_at(bundle: Bundle, submission: Json) -> datetime | None:
+    """When the portal's reply to a submission left (real time): the exchange's arrival plus its duration."""
+    entry = bundle.exchange_of(submission["id"])
+    if entry is None:
+        return None
+    return _when(entry, "real_at") + timedelta(milliseconds=float(entry.get("duration_ms") or 0))
+
+
+def _sent_after(bundle: Bundle, later: Json, first_id: int, answered: datetime | None) -> bool:
+    """Whether `later` was sent once the reply to submission `first_id` had left: by when the hospital
+    started sending it, not by when the portal stored it (a held request is stored after a later one)."""
+    entry = bundle.exchange_of(later["id"])
+    if answered is None or entry is None or _when(entry, "real_at") == answered:
+        return bool(later["id"] > first_id)  # no times to tell (evidence by hand): the order stored
+    return _when(entry, "real_at") > answered
+
+
 def _retry_runs(bundle: Bundle) -> list[tuple[ScenarioRecord, list[Json]]]:
-    """Per retry scenario, its submit attempts up to and including the first acceptance."""
+    """Per order of the retry scenarios, the submit attempts for its certificate (wherever in the facility's
+    journal they landed) up to and including the first acceptance."""
     runs = []
     for scenario in bundle.scenarios_tagged("retry"):
-        attempts = []
-        for entry in bundle.journal_of(scenario, "submit"):
-            attempts.append(entry)
-            if entry["outcome"] == "200":
-                break
-        runs.append((scenario, attempts))
+        for order in bundle.orders_of(scenario):
+            attempts = []
+            for entry in bundle.attempts(order):
+                attempts.append(entry)
+                if entry["outcome"] == "200":
+                    break
+            runs.append((scenario, attempts))
     return runs
 
 
@@ -254,45 +289,29 @@ def _retry_runs(bundle: Bundle) -> list[tuple[ScenarioRecord, list[Json]]]:
     needs=("journal", "scenario:retry"),
 )
 def retries(bundle: Bundle) -> Outcome:
-    """Per document over the facility's whole journal, not the scenario's slice: a retry that lands
-    after the scenario ended still counts, and another document's submission is no retry of this one."""
+    """Per certificate over the facility's whole journal, not the scenario's slice: a retry that lands
+    after the scenario ended still counts, and another document's submission is no retry of this one
+    (every submission, faulted or not, is tied to its certificate by code or file digest)."""
     problems, ids, seen = [], [], 0
-    for facility, entries in _by_facility(bundle).items():
+    for facility in bundle.facilities():
+        entries = bundle.facility_journal(facility)
         for index, entry in enumerate(entries):
             if entry["outcome"] not in RETRYABLE or BUSY in (entry.get("faults") or ()):
                 continue  # the overload scenario ends once its budget is decided: API-014 judges those
             seen += 1
             ids.append(entry["id"])
             later = entries[index + 1 :]
-            code = entry.get("document_code")
-            if entry["operation"] == "submit" and code:
-                again = any(e["operation"] == "submit" and e.get("document_code") == code for e in later)
+            if entry["operation"] == "submit":
+                again = any(e["operation"] == "submit" and bundle.same_document(entry, e) for e in later)
             else:
                 again = any(e["operation"] in (entry["operation"], "submit") for e in later)
             if not again:
-                what = f" {code}" if code else ""
-                problems.append(
-                    Finding(
-                        f"{facility} #{entry['id']} ({entry['operation']}{what} → {entry['outcome']}): not retried",
-                        journal_ids=(entry["id"],),
-                    )
-                )
+                problems.append(_facility_finding(bundle, entry, "not retried"))
     if not seen:
         raise SkipCase("no exchange was answered with 500, 5xx or a reset")
     return (
         failed(problems, journal=ids) if problems else passed(f"{seen} transient failure(s), each retried", journal=ids)
     )
-
-
-def _by_facility(bundle: Bundle) -> dict[str, list[Json]]:
-    """Each scenario facility's whole journal in this run, oldest first (not cut into scenario slices)."""
-    facilities = {s.facility for s in bundle.scenarios}
-    after = {f: min(s.journal_after for s in bundle.scenarios if s.facility == f) for f in facilities}
-    out: dict[str, list[Json]] = {f: [] for f in sorted(facilities)}
-    for entry in sorted(bundle.journal, key=lambda e: e["id"]):
-        if entry["facility"] in out and entry["id"] > after[entry["facility"]]:
-            out[entry["facility"]].append(entry)
-    return out
 
 
 @case(
@@ -305,9 +324,12 @@ def _by_facility(bundle: Bundle) -> dict[str, list[Json]]:
     needs=("journal", "scenario:retry"),
 )
 def backoff(bundle: Bundle) -> Outcome:
-    """Judged on real time between attempts for one file (the hospital's own clock).
+    """Judged on the real time between attempts for one file (the hospital's own clock), each pause
+    measured from the end of one attempt (its reply left) to the start of the next, less what this run
+    measured as the machine's noise (`_noise`): a request's own duration, or a loaded machine, is no
+    backoff.
 
-    Full jitter makes single gaps random (a 0.08 s gap after 0.38 s is fine), so the check is on the
+    Full jitter makes single pauses random (a 0.08 s pause after 0.38 s is fine), so the check is on the
     whole sequence: an average pause of at least MIN_MEAN_GAP, later pauses not collapsing below half
     the earlier ones, and no more than MAX_ATTEMPTS attempts for the injected errors.
     """
@@ -317,13 +339,16 @@ def backoff(bundle: Bundle) -> Outcome:
             continue
         judged += 1
         ids += [e["id"] for e in attempts]
-        gaps = [
-            (_when(b, "real_at") - _when(a, "real_at")).total_seconds()
-            for a, b in zip(attempts, attempts[1:], strict=False)
-        ]
+        noise = _noise(bundle, scenario)
+        gaps = [max(0.0, _pause(a, b) - noise) for a, b in zip(attempts, attempts[1:], strict=False)]
         shown = ", ".join(f"{g:.2f}s" for g in gaps)
         if sum(gaps) / len(gaps) < MIN_MEAN_GAP or sum(gaps[len(gaps) // 2 :]) < sum(gaps[: len(gaps) // 2]) / 2:
-            problems.append(Finding(f"{scenario.name}: retries {shown} apart: no backoff", journal_ids=tuple(ids)))
+            problems.append(
+                Finding(
+                    f"{scenario.name}: pauses between retries {shown} (beyond {noise:.2f} s of noise): no backoff",
+                    journal_ids=tuple(ids),
+                )
+            )
         if len(attempts) > MAX_ATTEMPTS:
             problems.append(
                 Finding(f"{scenario.name}: {len(attempts)} attempts for one file: unbounded?", journal_ids=tuple(ids))
@@ -335,6 +360,30 @@ def backoff(bundle: Bundle) -> Outcome:
         if problems
         else passed(f"{judged} retry sequence(s) back off and stay bounded", journal=ids)
     )
+
+
+def _pause(before: Json, after: Json) -> float:
+    """Real seconds from the reply to `before` leaving the portal to `after` reaching it."""
+    ended = _when(before, "real_at") + timedelta(milliseconds=float(before.get("duration_ms") or 0))
+    return (_when(after, "real_at") - ended).total_seconds()
+
+
+NOISE_CAP = 0.25
+"""The most noise (real seconds) taken off each pause: beyond it, a machine too busy to judge backoff."""
+
+
+def _noise(bundle: Bundle, scenario: ScenarioRecord) -> float:
+    """How long a pause the machine alone makes between two requests of the hospital: how long this
+    hospital took, in this scenario, to submit after a token reply (it had no reason to wait), plus the
+    probe's typical scheduling delay (`ScenarioRecord.timing`); at most NOISE_CAP."""
+    entries = bundle.journal_of(scenario)
+    reactions = sorted(
+        _pause(a, b)
+        for a, b in zip(entries, entries[1:], strict=False)
+        if a["operation"] == "token" and a["outcome"] == "200" and b["operation"] == "submit"
+    )
+    reaction = max(0.0, reactions[len(reactions) // 2]) if reactions else 0.0
+    return min(NOISE_CAP, reaction + float(scenario.timing.get("jitter") or 0.0))
 
 
 @case(
@@ -349,7 +398,6 @@ def no_retry_on_1001(bundle: Bundle) -> Outcome:
     """Per order: the too-large scenario answers the first send of its certificate 1001, so any later
     submission carrying that certificate's code, anywhere in the facility's journal, is a resend."""
     problems, ids, seen = [], [], 0
-    journals = _by_facility(bundle)
     for scenario in bundle.scenarios_tagged("too-large"):
         submits = bundle.journal_of(scenario, "submit")
         first = next((e for e in submits if e["outcome"] == "1001"), None)
@@ -360,8 +408,8 @@ def no_retry_on_1001(bundle: Bundle) -> Outcome:
         for order in bundle.orders_of(scenario):
             resends = [
                 e
-                for e in journals.get(scenario.facility, [])
-                if e["operation"] == "submit" and e["id"] > first["id"] and e.get("document_code") == order.code
+                for e in bundle.facility_journal(scenario.facility, "submit")
+                if e["id"] > first["id"] and bundle.document_of(e) == order.code
             ]
             ids += [e["id"] for e in resends]
             if resends:

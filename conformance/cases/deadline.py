@@ -6,47 +6,74 @@ the portal accounts each matching accepted document ON_TIME or LATE on its worki
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
 from conformance.evidence import Bundle, Json, Order
-from conformance.model import Finding, Level
+from conformance.model import Finding, Level, Verdict
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.timing import resolution
 from mock_portal.results.grades import Grade
 
 DECREE = "Decree 63/2024/NĐ-CP Art. 25.1"
+ON_TIME, LATE, UNDECIDED = "on time", "late", "undecided"
 
 
-def _status(bundle: Bundle, order: Order) -> tuple[bool, str]:
-    """Whether the order's document arrived on time, and if not, why."""
+def _status(bundle: Bundle, order: Order) -> tuple[str, str]:
+    """Whether the order's document arrived on time, late, or late by no more than its scenario's timing
+    resolution (UNDECIDED: the machine may have made it late), and why."""
     if not order.taken:
-        return False, f"the trigger did not take the order ({order.trigger_note or 'refused'})"
+        return LATE, f"the trigger did not take the order ({order.trigger_note or 'refused'})"
     expectation = bundle.expectation(order.expectation_id)
     if expectation is None:
-        return False, "no expectation was registered for it"
-    if expectation["status"] == "PENDING":  # the scenario stopped waiting: refused for good, or timed out
-        return False, f"not accepted when its scenario ended (deadline {expectation['deadline']})"
+        return LATE, "no expectation was registered for it"
+    if expectation["status"] == "PENDING":  # the run stopped waiting: refused for good, or timed out
+        return LATE, f"not accepted when the run ended (deadline {expectation['deadline']})"
     if expectation["status"] != "ARRIVED":
-        return False, f"{expectation['status']}: not accepted by {expectation['deadline']} (deadline)"
+        return LATE, f"{expectation['status']}: not accepted by {expectation['deadline']} (deadline)"
     deadline = (expectation.get("document") or {}).get("deadline") or {}
-    if deadline.get("status") != "ON_TIME":
-        return False, f"accepted LATE by {deadline.get('working_minutes_late')} working minute(s)"
-    return True, "on time"
+    if deadline.get("status") == "ON_TIME":
+        return ON_TIME, "on time"
+    late = float(deadline.get("working_minutes_late") or 0)
+    why = f"accepted LATE by {deadline.get('working_minutes_late')} working minute(s)"
+    record = bundle.record_of(order)
+    if record is not None:
+        timing = resolution(bundle, record)
+        if late <= timing.minutes:
+            return UNDECIDED, f"{why}, inside the timing resolution of {timing.describe()}"
+    return LATE, why
+
+
+def _verdict(
+    bundle: Bundle, orders: list[Order], *, ok: str, because: Callable[[Order], str] = lambda _order: ""
+) -> Outcome:
+    """FAIL on any order late beyond its resolution; INCONCLUSIVE when the only late ones lie inside it
+    (those of a scenario that ran again are settled by the later run); else PASS with `ok`."""
+    problems, undecided = [], []
+    for order in orders:
+        state, why = _status(bundle, order)
+        record = bundle.record_of(order)
+        finding = Finding(
+            f"{order.code} ({order.story}, issued {order.issued_at}): {why}{because(order)}",
+            request_ids=(order.request_id,),
+        )
+        if state == LATE:
+            problems.append(finding)
+        elif state == UNDECIDED and not (record is not None and bundle.superseded(record)):
+            undecided.append(finding)
+    requests = [o.request_id for o in orders]
+    if problems:
+        return failed(problems, requests=requests)
+    if undecided:
+        return failed(undecided, requests=requests, verdict=Verdict.INCONCLUSIVE)
+    return passed(ok, requests=requests)
 
 
 def _judge(bundle: Bundle, orders: list[Order], where: str) -> Outcome:
     if not orders:
         raise SkipCase(f"no order {where} was meant to be delivered")
-    problems = []
-    for order in orders:
-        ok, why = _status(bundle, order)
-        if not ok:
-            problems.append(
-                Finding(
-                    f"{order.code} ({order.story}, issued {order.issued_at}): {why}", request_ids=(order.request_id,)
-                )
-            )
-    requests = [o.request_id for o in orders]
-    if problems:
-        return failed(problems, requests=requests)
-    return passed(f"{len(orders)} certificate(s) accepted within 4 working hours {where}", requests=requests)
+    return _verdict(bundle, orders, ok=f"{len(orders)} certificate(s) accepted within 4 working hours {where}")
 
 
 SPECIAL = ("outage", "backlog", "overload", "late-reply")
@@ -91,9 +118,18 @@ def on_time_despite_outage(bundle: Bundle) -> Outcome:
     return _judge(bundle, _delivered(bundle, outage=True), "despite the outage")
 
 
-def _document(bundle: Bundle, order: Order) -> Json | None:
-    expectation = bundle.expectation(order.expectation_id)
-    return (expectation or {}).get("document")
+def _first_send(bundle: Bundle, order: Order) -> datetime | None:
+    """When the hospital started sending the order's certificate: its first attempt at the portal."""
+    attempts = bundle.attempts(order)
+    return datetime.fromisoformat(attempts[0]["real_at"]) if attempts else None
+
+
+def _taken(order: Order) -> datetime | None:
+    return datetime.fromisoformat(order.taken_real_at) if order.taken_real_at else None
+
+
+def _deadline(bundle: Bundle, order: Order) -> str:
+    return str((bundle.expectation(order.expectation_id) or {}).get("deadline", ""))
 
 
 @case(
@@ -106,33 +142,48 @@ def _document(bundle: Bundle, order: Order) -> Json | None:
     needs=("orders", "expectations", "scenario:outage"),
 )
 def earliest_deadline_first(bundle: Bundle) -> Outcome:
-    """The first document accepted after the outage may be the one that was in flight when it ended;
-    every later one must come in deadline order (ties in any order). A FIFO queue fails this because
+    """Judged by when the hospital *started* sending each certificate (its first attempt), not by when the
+    portal stored it, and only against orders it already held then: the first one it started may be the
+    one in flight when the others came; after it, a certificate started while one with an earlier
+    deadline had been in the hospital's hands (taken by its trigger) is an inversion. One that had been
+    there for less than the scenario's timing resolution is undecided. A FIFO queue fails this because
     the harness sends the backlog latest-deadline first."""
-    arrived = []
-    for order in _delivered(bundle, outage=True):
-        expectation, document = bundle.expectation(order.expectation_id), _document(bundle, order)
-        if expectation is not None and document is not None:
-            arrived.append((document["submission_id"], expectation["deadline"], order))
-    if len(arrived) < 3:
+    problems, undecided, ids = [], [], []
+    for record in bundle.scenarios_tagged("outage"):
+        started = []
+        for order in bundle.orders_of(record):
+            first, document = _first_send(bundle, order), _document(bundle, order)
+            if order.deliver and first is not None and document is not None:
+                started.append((first, _deadline(bundle, order), order, document["submission_id"]))
+        ids += [item[3] for item in started]
+        if len(started) < 3:
+            continue
+        started.sort(key=lambda item: item[0])
+        tolerance = resolution(bundle, record)
+        for (began, deadline, order, earlier_id), (_, other_deadline, other, later_id) in zip(
+            started[1:], started[2:], strict=False
+        ):
+            held = _taken(other)
+            margin = (began - held).total_seconds() if held else float("inf")
+            if other_deadline >= deadline or margin <= 0:
+                continue
+            finding = Finding(
+                f"{order.code} (deadline {deadline}) was sent before {other.code} (deadline {other_deadline}), "
+                f"which the hospital had held {margin:.1f} s by then",
+                submission_ids=(earlier_id, later_id),
+                request_ids=(order.request_id, other.request_id),
+            )
+            if margin > tolerance.seconds:
+                problems.append(finding)
+            elif not bundle.superseded(record):
+                undecided.append(replace(finding, message=f"{finding.message}: inside {tolerance.describe()}"))
+    if len(ids) < 3:
         raise SkipCase("fewer than three backlog documents arrived: no order to judge")
-    arrived.sort(key=lambda item: item[0])
-    drained = arrived[1:]
-    inversions = [
-        Finding(
-            f"{later[2].code} (deadline {later[1]}) was accepted after {earlier[2].code} (deadline {earlier[1]})",
-            submission_ids=(earlier[0], later[0]),
-            request_ids=(earlier[2].request_id, later[2].request_id),
-        )
-        for earlier, later in zip(drained, drained[1:], strict=False)
-        if later[1] < earlier[1]
-    ]
-    ids = [item[0] for item in arrived]
-    if inversions:
-        return failed(inversions, submissions=ids)
-    return passed(
-        f"{len(drained)} backlog documents accepted in deadline order after the one in flight", submissions=ids
-    )
+    if problems:
+        return failed(problems, submissions=ids)
+    if undecided:
+        return failed(undecided, submissions=ids, verdict=Verdict.INCONCLUSIVE)
+    return passed("the backlog was sent in deadline order after the one in flight", submissions=ids)
 
 
 @case(
@@ -146,31 +197,35 @@ def earliest_deadline_first(bundle: Bundle) -> Outcome:
 def backlog_on_time(bundle: Bundle) -> Outcome:
     """MUST because the consequence is legal: the backlog scenario is built from the deadline arithmetic
     so that EDF delivers every certificate on time and FIFO delivers the urgent one late (a missed
-    Art. 25.1 deadline), so a late one here is a scheduling defect, not bad luck."""
+    Art. 25.1 deadline), so a late one here is a scheduling defect, not bad luck. Lateness inside the
+    scenario's timing resolution is undecided (the scenario runs again at a slower clock)."""
     orders = _delivered(bundle, tag="backlog")
     if not orders:
         raise SkipCase("no order of the backlog scenario was meant to be delivered")
-    problems = []
-    for order in orders:
-        ok, why = _status(bundle, order)
-        if ok:
-            continue
+
+    def because(order: Order) -> str:
+        mine, deadline = _first_send(bundle, order), _deadline(bundle, order)
         ahead = [
-            o.code
+            o
             for o in orders
             if o is not order
-            and (bundle.expectation(o.expectation_id) or {}).get("deadline", "")
-            > (bundle.expectation(order.expectation_id) or {}).get("deadline", "")
-            and _accepted_before(bundle, o, order)
+            and o.scenario == order.scenario
+            and _deadline(bundle, o) > deadline
+            and (first := _first_send(bundle, o)) is not None
+            and (mine is None or first < mine)
         ]
-        because = f"; sent after {', '.join(ahead)} with later deadlines: not earliest-deadline-first" if ahead else ""
-        problems.append(Finding(f"{order.code} ({order.story}): {why}{because}", request_ids=(order.request_id,)))
-    requests = [o.request_id for o in orders]
-    if problems:
-        return failed(problems, requests=requests)
-    return passed(f"{len(orders)} backlog certificate(s) on time: sent earliest-deadline-first", requests=requests)
+        if not ahead:
+            return ""
+        return f"; sent after {len(ahead)} certificate(s) with later deadlines: not earliest-deadline-first"
+
+    return _verdict(
+        bundle,
+        orders,
+        ok=f"{len(orders)} backlog certificate(s) on time: sent earliest-deadline-first",
+        because=because,
+    )
 
 
-def _accepted_before(bundle: Bundle, first: Order, second: Order) -> bool:
-    a, b = _document(bundle, first), _document(bundle, second)
-    return a is not None and (b is None or a["submission_id"] < b["submission_id"])
+def _document(bundle: Bundle, order: Order) -> Json | None:
+    expectation = bundle.expectation(order.expectation_id)
+    return (expectation or {}).get("document")

@@ -35,10 +35,19 @@ def _acceptances(bundle: Bundle) -> dict[tuple[str, str], list[Json]]:
     return out
 
 
-def _duplicates(bundle: Bundle, accepted: list[Json], unacked: set[int]) -> list[Json]:
-    """Acceptances beyond the first acknowledged one (a dropped reply excuses the resend after it)."""
+def _duplicates(accepted: list[Json], unacked: set[int]) -> list[tuple[Json, Json | None]]:
+    """Acceptances beyond the first acknowledged one (a dropped reply excuses the resend after it), each
+    with the earlier acknowledged acceptance of the very same file, if any: a resend after MaKetQua 200."""
     acknowledged = [s for s in accepted if s["id"] not in unacked]
-    return acknowledged[1:] if acknowledged else []
+    return [
+        (later, next((s for s in acknowledged[:index] if _same_file(s, later)), None))
+        for index, later in enumerate(acknowledged)
+        if index
+    ]
+
+
+def _same_file(first: Json, later: Json) -> bool:
+    return bool(first.get("file_sha256")) and first.get("file_sha256") == later.get("file_sha256")
 
 
 def _finding(key: str, accepted: list[Json], extra: str = "") -> Finding:
@@ -46,6 +55,19 @@ def _finding(key: str, accepted: list[Json], extra: str = "") -> Finding:
     return Finding(
         f"{key} accepted {len(accepted)} times{extra}: {magds}", submission_ids=tuple(s["id"] for s in accepted)
     )
+
+
+def _resent_after_200(key: str, later: Json, first: Json) -> Finding:
+    return Finding(
+        f"{key} resent after MaKetQua 200: submission {later['id']} carries the very file acknowledged as MaGD "
+        f"{first.get('ma_gd') or '?'} (submission {first['id']})",
+        submission_ids=(first["id"], later["id"]),
+    )
+
+
+def _repeated(bundle: Bundle) -> dict[tuple[str, str], Order]:
+    """The orders the harness sent twice (the same request_id), by (facility, certificate)."""
+    return {(o.facility, o.key): o for o in bundle.orders if o.sends > 1}
 
 
 @case(
@@ -57,15 +79,20 @@ def _finding(key: str, accepted: list[Json], extra: str = "") -> Finding:
     needs=("orders", "submissions"),
 )
 def accepted_once(bundle: Bundle) -> Outcome:
-    twice = {(o.facility, o.key) for o in bundle.orders if o.sends > 1}
-    accepted, unacked = _acceptances(bundle), unread_replies(bundle)
+    """Every certificate, also those the harness ordered twice: a file sent again after the portal
+    acknowledged that very file is a resend after MaKetQua 200, named as such, whatever the order did.
+    A second *signing* of a certificate ordered twice is API-012's (the repeated order taken as new)."""
+    repeated, accepted, unacked = _repeated(bundle), _acceptances(bundle), unread_replies(bundle)
     if not accepted:
         raise SkipCase("no certificate was accepted: see DL-001")
-    problems = [
-        _finding(key, subs)
-        for (facility, key), subs in accepted.items()
-        if (facility, key) not in twice and _duplicates(bundle, subs, unacked)
-    ]
+    problems = []
+    for (facility, key), subs in accepted.items():
+        duplicates = _duplicates(subs, unacked)
+        resent = [(later, first) for later, first in duplicates if first is not None]
+        if resent:
+            problems += [_resent_after_200(key, later, first) for later, first in resent]
+        elif duplicates and (facility, key) not in repeated:
+            problems.append(_finding(key, subs))
     ids = [s["id"] for subs in accepted.values() for s in subs]
     if problems:
         return failed(problems, submissions=ids)
@@ -81,17 +108,21 @@ def accepted_once(bundle: Bundle) -> Outcome:
     needs=("orders", "submissions"),
 )
 def request_taken_once(bundle: Bundle) -> Outcome:
-    repeated: list[Order] = [o for o in bundle.orders if o.sends > 1]
+    """A certificate of an order sent twice, signed and accepted a second time: the hospital took the
+    repeated order as a new one. (The same file sent again after its MaKetQua 200 is API-011's.)"""
+    repeated = _repeated(bundle)
     if not repeated:
         raise SkipCase("the harness sent no order twice in this run (the 'issue' scenario does)")
     accepted, unacked = _acceptances(bundle), unread_replies(bundle)
     problems, judged = [], 0
-    for order in repeated:
-        subs = accepted.get((order.facility, order.key), [])
+    for (facility, key), order in repeated.items():
+        subs = accepted.get((facility, key), [])
         judged += bool(subs)
-        if _duplicates(bundle, subs, unacked):
-            problems.append(_finding(order.key, subs, f" for request_id {order.request_id} sent {order.sends}x"))
-    requests = [o.request_id for o in repeated]
+        if any(first is None for _, first in _duplicates(subs, unacked)):
+            problems.append(
+                _finding(key, subs, f" for request_id {order.request_id} sent {order.sends}x: taken as a new order")
+            )
+    requests = [o.request_id for o in repeated.values()]
     if problems:
         return failed(problems, requests=requests)
     if not judged:

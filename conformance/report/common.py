@@ -5,26 +5,33 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from conformance.events import exit_code
 from conformance.evidence import Bundle, Json
 from conformance.model import CaseResult, Verdict
+from conformance.timing import resolution
 
 ADMIN = '-H "Authorization: Bearer $PORTAL_ADMIN_TOKEN"'
 
 
 def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any]:
+    """The run's outcome: `verdict` fail (a MUST case failed), inconclusive (none did, but one could not be
+    settled on this machine's timing: no certificate either) or pass, and what makes it so."""
     counts = Counter(r.verdict.value for r in results)
     blocking = [r.case_id for r in results if r.blocking]
+    undecided = [r.case_id for r in results if r.undecided]
     not_strict = [r.case_id for r in results if r.result == "strict" and r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+    verdict = "fail" if blocking else "inconclusive" if undecided else "pass"
     return {
-        "verdict": "fail" if blocking else "pass",
+        "verdict": verdict,
+        "headline": HEADLINES[verdict],
         "portal_compatible": {
-            "verdict": "fail" if blocking else "pass",
+            "verdict": verdict,
             "level": "MUST",
             "meaning": "the real portal would accept every document and file it under the right facility",
             "failed": blocking,
         },
         "strict_clean": {
-            "verdict": "fail" if blocking or not_strict else "pass",
+            "verdict": "fail" if blocking or not_strict else verdict,
             "level": "SHOULD",
             "meaning": "nothing strict mode would refuse: safe against any tightening of the portal",
             "failed": blocking + not_strict,
@@ -32,10 +39,25 @@ def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any
         "counts": {v.value: counts.get(v.value, 0) for v in Verdict},
         "total": len(results),
         "must_failed": blocking,
+        "must_inconclusive": undecided,
         "should_failed": [r.case_id for r in results if r.verdict is Verdict.FAIL and not r.blocking],
-        "exit_code": 1 if blocking else 0,
+        "exit_code": exit_code(results),
         "root_causes": root_causes(results),
     }
+
+
+HEADLINES = {"fail": "NOT CONFORMANT", "inconclusive": "INCONCLUSIVE", "pass": "CONFORMANT"}
+"""The run's one word, by `summary()["verdict"]`."""
+
+
+def timing(bundle: Bundle) -> list[Json]:
+    """Each scenario's timing resolution (`conformance.timing`), in the order the scenarios ran (none for
+    evidence that measured none: offline, by hand, or from an older suite)."""
+    return [
+        {"scenario": s.name, "facility": s.facility, "attempt": s.attempt, **resolution(bundle, s).to_dict()}
+        for s in bundle.scenarios
+        if s.timing
+    ]
 
 
 def _linked(root: CaseResult, other: CaseResult) -> bool:

@@ -18,7 +18,7 @@ from conformance.events import RunFinished
 from conformance.evidence import Json
 from conformance.model import CaseResult
 from conformance.registry import AREAS
-from conformance.report.common import case_evidence, reproduce, summary, timeline
+from conformance.report.common import case_evidence, reproduce, summary, timeline, timing
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CSS = """
@@ -29,7 +29,7 @@ table{border-collapse:collapse;width:100%}
 td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 .v{font-weight:bold;border-radius:3px;padding:1px 6px;color:#fff;font-size:12px}
 .pass{background:#2e7d32}.fail{background:#c62828}.skip{background:#9e9e9e}
-.omit{background:#bdbdbd}.error{background:#6a1b9a}
+.omit{background:#bdbdbd}.error{background:#6a1b9a}.inconclusive{background:#ef6c00}
 .big{font-size:1.3em;padding:4px 12px}pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap}
 details{margin:4px 0}summary{cursor:pointer;color:#1565c0}.muted{color:#777}
 """
@@ -167,7 +167,7 @@ def _facts(meta: Json, seconds: float) -> str:
 def render(finished: RunFinished) -> str:
     meta, info = finished.bundle.meta, summary(finished.results)
     counts = " · ".join(f"{n} {v}" for v, n in info["counts"].items() if n)
-    headline = "CONFORMANT" if info["verdict"] == "pass" else "NOT CONFORMANT"
+    headline = info["headline"]
     sections = []
     for area in AREAS:
         results = [r for r in finished.results if r.area == area]
@@ -195,6 +195,7 @@ def render(finished: RunFinished) -> str:
 {"".join(sections)}
 {_coverage(finished)}
 <h2>Scenarios and fault plans</h2><ul>{plans or "<li>none (offline evidence)</li>"}</ul>
+{_timing(finished)}
 </body></html>
 """
 
@@ -237,6 +238,27 @@ def _coverage(finished: RunFinished) -> str:
         for o in found["obligations"]
     )
     return f'<h2 id="coverage">Coverage: obligations → cases</h2><table>{rows}</table>'
+
+
+def _timing(finished: RunFinished) -> str:
+    """Each scenario's timing resolution: lateness or disorder within it is the machine's, not the hospital's."""
+    rows = "".join(
+        f"<tr><td>{escape(t['scenario'])}</td><td>{t['rate']:g}×</td><td>{t['minutes']:.1f} min</td>"
+        f"<td>{t['seconds']:.2f} s</td><td>{escape(_parts(t['parts']))}</td></tr>"
+        for t in timing(finished.bundle)
+    )
+    if not rows:
+        return ""
+    head = "<tr><th>scenario</th><th>clock</th><th>resolution</th><th>real</th><th>measured delays</th></tr>"
+    return (
+        '<h2 id="timing">Timing resolution</h2><p class="muted">What the machine may have added (the test bed, '
+        "not the hospital): a lateness or disorder within it is inconclusive, and the scenario runs again at a "
+        f"slower clock.</p><table>{head}{rows}</table>"
+    )
+
+
+def _parts(parts: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in parts.items())
 
 
 def _two_results(info: dict[str, Any]) -> str:

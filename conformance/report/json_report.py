@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.events import RunFinished
-from conformance.report.common import case_evidence, reproduce, summary, timeline
+from conformance.report.common import case_evidence, reproduce, summary, timeline, timing
 
 KEYS = (
     "suite_version",
@@ -27,6 +27,7 @@ KEYS = (
     "notes",
     "fault_plans",
     "scenarios",
+    "timing",
     "timeline",
     "cases",
 )
@@ -51,6 +52,7 @@ def build(finished: RunFinished) -> dict[str, Any]:
             {**asdict(s), "orders": [o.request_id for o in bundle.orders if o.scenario == s.name]}
             for s in bundle.scenarios
         ],
+        "timing": timing(bundle),
         "timeline": timeline(bundle),
         "cases": [
             {

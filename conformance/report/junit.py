@@ -1,7 +1,9 @@
 """JUnit XML: one testsuite per area, one testcase per case ID, so CI tools show the catalogue.
 
 FAIL of a MUST case is a `<failure>`; FAIL of a SHOULD case is reported as a failure too, typed
-`SHOULD`, so dashboards can filter it; SKIP/OMIT are `<skipped>`, ERROR is `<error>`.
+`SHOULD`, so dashboards can filter it; SKIP/OMIT are `<skipped>`, ERROR is `<error>`; INCONCLUSIVE
+(the machine's timing could not settle it) is `<skipped type="inconclusive">`, and the run's
+`portal_compatible` property says `inconclusive`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
             tests=str(len(results)),
             failures=str(sum(r.verdict is Verdict.FAIL for r in results)),
             errors=str(sum(r.verdict is Verdict.ERROR for r in results)),
-            skipped=str(sum(r.verdict in (Verdict.SKIP, Verdict.OMIT) for r in results)),
+            skipped=str(sum(r.verdict in (Verdict.SKIP, Verdict.OMIT, Verdict.INCONCLUSIVE) for r in results)),
             time=f"{sum(r.duration_ms for r in results) / 1000:.3f}",
         )
         for result in results:
@@ -67,6 +69,8 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
                 ET.SubElement(item, "error", message=result.message, type="HarnessError").text = details
             elif result.verdict in (Verdict.SKIP, Verdict.OMIT):
                 ET.SubElement(item, "skipped", message=result.message)
+            elif result.verdict is Verdict.INCONCLUSIVE:
+                ET.SubElement(item, "skipped", message=result.message, type="inconclusive").text = details
     ET.indent(suites)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
     return path

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from conformance.events import CaseFinished, Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.model import Verdict
-from conformance.report.common import summary
+from conformance.report.common import summary, timing
 
 MARK = {
     Verdict.PASS: "PASS ",
@@ -15,6 +15,7 @@ MARK = {
     Verdict.SKIP: "skip ",
     Verdict.OMIT: "omit ",
     Verdict.ERROR: "ERROR",
+    Verdict.INCONCLUSIVE: "INCON",
 }
 
 
@@ -22,6 +23,7 @@ class TextReporter:
     def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
         self.stream = stream or sys.stdout
         self.verbose = verbose
+        self._said: tuple[str, ...] = ()
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -35,6 +37,7 @@ class TextReporter:
                 self._print(f"  scenarios: {', '.join(event.scenarios)}; {len(event.case_ids)} case(s)")
             for note in event.notes:
                 self._print(f"  NOTE: {note}")
+            self._said = event.notes
         elif isinstance(event, ScenarioStarted):
             self._print(f"  … {event.name} on facility {event.facility}: {event.description}")
         elif isinstance(event, ScenarioFinished):
@@ -51,8 +54,11 @@ class TextReporter:
         elif isinstance(event, RunFinished):
             info = summary(event.results)
             counts = ", ".join(f"{n} {v}" for v, n in info["counts"].items() if n)
-            verdict = "NOT CONFORMANT" if info["must_failed"] else "CONFORMANT"
-            self._print(f"\n{verdict}: {counts} in {event.seconds:.1f} s")
+            for note in event.bundle.meta.get("notes") or ():
+                if note not in self._said:
+                    self._print(f"  NOTE: {note}")
+            self._timing(event)
+            self._print(f"\n{info['headline']}: {counts} in {event.seconds:.1f} s")
             for key, name in (("portal_compatible", "portal-compatible"), ("strict_clean", "strict-clean")):
                 part = info[key]
                 self._print(f"  {name} ({part['level']}): {part['verdict'].upper()} — {part['meaning']}")
@@ -63,5 +69,20 @@ class TextReporter:
                     self._print(f"    and because of it: {then}")
             if info["must_failed"]:
                 self._print(f"  MUST cases failed: {', '.join(info['must_failed'])}")
+            if info["must_inconclusive"]:
+                self._print(
+                    f"  MUST cases inconclusive: {', '.join(info['must_inconclusive'])}: a lateness or disorder inside "
+                    "the machine's timing resolution, also at a slower clock; run again on a quieter machine"
+                )
             if info["should_failed"]:
                 self._print(f"  SHOULD cases failed: {', '.join(info['should_failed'])}")
+
+    def _timing(self, event: RunFinished) -> None:
+        """The run's worst timing resolution, the one that matters for its verdicts (all in report.json)."""
+        rows = timing(event.bundle)
+        if rows:
+            worst = max(rows, key=lambda row: row["minutes"])
+            self._print(
+                f"  timing resolution: up to {worst['minutes']:.1f} sandbox min ({worst['seconds']:.2f} s real at "
+                f"{worst['rate']:g}×, {worst['scenario']}); lateness or disorder within it is no failure"
+            )
