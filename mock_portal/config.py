@@ -49,7 +49,12 @@ class Settings:
     sharing_interval_ms: int = 200
     """How often the sharing worker looks at the outbox."""
     journal_max_entries: int = 100_000
-    """Journal retention: the oldest entries beyond this are dropped (0 switches the journal off)."""
+    """Journal retention per workspace: the oldest entries beyond this are dropped (0 switches the journal
+    off). Counts the requests that proved to be their account; the others have their own bound below."""
+    unauthenticated_journal_max_entries: int = 10_000
+    """Retention per workspace of the journal rows of requests that named an account without proving to be
+    it (wrong password, a token the portal did not issue to the workspace): anyone can send them, so they
+    are kept apart and never push the account's own rows out (0: not journalled)."""
     strictness: str = "portal"
     """`portal`: answer what the real portal most likely answers (refuse only what the evidence supports,
     warn about the rest); `strict`: every check refuses. Overridable per facility (docs/fidelity.md)."""

@@ -227,9 +227,9 @@ def test_token_refusals_are_explained_and_journalled(admin: httpx.Client, server
     reply = httpx.post(f"{server.base_url}/api/token/take", data={"username": "98765_BV", "password": "0" * 32})
     assert reply.json() == {"maKetQua": "401", "APIKey": None}
     assert reply.headers["X-Sandbox-Explain"].startswith("TOKEN_NO_ACCOUNT:")
-    journal = admin.get("/sandbox/journal", params={"facility": "98765", "operation": "token"}).json()
-    entries = journal
-    assert entries and entries[0]["findings"] == ["TOKEN_NO_ACCOUNT"]
+    unknown = {"facility": "98765", "operation": "token", "identity": "unauthenticated"}  # nobody's account
+    entries = admin.get("/sandbox/journal", params=unknown).json()
+    assert entries and entries[0]["findings"] == ["TOKEN_NO_ACCOUNT"] and entries[0]["authenticated"] is False
     assert entries[0]["graded_findings"][0]["grade"] == "CONFIRMED"
 
 
@@ -241,7 +241,8 @@ def test_token_requests_refused_before_the_portal_are_explained_and_journalled(
     assert broken.status_code == 400 and broken.headers["X-Sandbox-Explain"].startswith("REQUEST_INVALID: Expecting")
     typed = httpx.post(url, content=b"username=55555_BV", headers={"Content-Type": "text/plain"})
     assert typed.status_code == 415 and typed.headers["X-Sandbox-Explain"].startswith("UNSUPPORTED_MEDIA_TYPE:")
-    journal = admin.get("/sandbox/journal", params={"operation": "token", "limit": 20}).json()
+    unread = {"operation": "token", "limit": 20, "identity": "unauthenticated"}  # no account proven
+    journal = admin.get("/sandbox/journal", params=unread).json()
     assert {"REQUEST_INVALID", "UNSUPPORTED_MEDIA_TYPE"} <= {code for e in journal for code in e["findings"]}
 
 

@@ -125,10 +125,10 @@ def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: T
     try:
         with live.admin() as admin:
             admin.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
-            provision(admin, pki, live.base_url, code=new_facility_code("01"))
+            site = provision(admin, pki, live.base_url, code=new_facility_code("01"))
             down = {"faults": [{"name": "old", "effect": "http_error", "status": 503}]}
             assert admin.put("/sandbox/faults", json=down).status_code == 200
-            token = {"username": "00000_BV", "password": "x"}
+            token = {"username": site.username, "password": site.client.password_md5}  # faults meet accounts only
             assert httpx.post(f"{live.base_url}/api/token/take", data=token).status_code == 503
             assert admin.put("/sandbox/clock", json={"now": "2026-03-09T08:00:00+07:00", "rate": 0}).status_code == 200
             assert admin.post("/sandbox/reset").status_code == 204
@@ -138,7 +138,12 @@ def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: T
             # a new plan after the reset is not mistaken for the cached one of the same version
             slow = {"faults": [{"name": "new", "effect": "latency", "latency": {"ms": 1}}]}
             assert admin.put("/sandbox/faults", json=slow).status_code == 200
-            assert httpx.post(f"{live.base_url}/api/token/take", data=token).json()["maKetQua"] == "401"
+            again = provision(admin, pki, live.base_url, code=site.code)
+            taken = httpx.post(
+                f"{live.base_url}/api/token/take",
+                data={"username": again.username, "password": again.client.password_md5},
+            )
+            assert taken.json()["maKetQua"] == "200" and taken.headers["x-sandbox-explain"].startswith("FAULT new")
     finally:
         live.stop()
 

@@ -18,6 +18,9 @@ WORKSPACE_PORTAL = "workspace_portal"
 """Scope state (and `flask.g`) key of the portal of the request's workspace."""
 CALLER = "workspace_caller"
 """Scope state key of the `Caller` the bearer key named."""
+WIRE_LOGIN = "wire_login"
+"""Scope state key of the wire gateway's check of a token request's password (`auth.PasswordCheck`), for
+the handler's `Portal.take_token`: scrypt runs once per request."""
 
 
 def _state() -> dict[str, Any]:

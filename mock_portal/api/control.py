@@ -16,7 +16,7 @@ from mock_portal.portal import facilities as ops
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound
 from mock_portal.store import JournalEntry
-from mock_portal.store.repository import JournalFilter
+from mock_portal.store.repository import Identity, JournalFilter
 
 Json = dict[str, Any]
 
@@ -166,7 +166,12 @@ def clear_facility_faults(code: str) -> tuple[str, int]:
 
 # journal
 def _journal_filter(
-    facility: str | None, operation: str | None, outcome: str | None, since: str | None, after: int | None
+    facility: str | None,
+    operation: str | None,
+    outcome: str | None,
+    since: str | None,
+    after: int | None,
+    identity: str,
 ) -> JournalFilter:
     portal = _portal()
     if portal.settings.journal_max_entries <= 0:
@@ -176,7 +181,7 @@ def _journal_filter(
             "The journal is switched off (PORTAL_JOURNAL_MAX_ENTRIES=0): it cannot answer",
         )
     when = _instant(since, "since").astimezone(UTC).replace(tzinfo=None) if since else None
-    return JournalFilter(facility, operation, outcome, when, after)
+    return JournalFilter(facility, operation, outcome, when, after, Identity(identity))
 
 
 def _entry(entry: JournalEntry) -> Json:
@@ -199,6 +204,8 @@ def _entry(entry: JournalEntry) -> Json:
             {"code": f["code"], "grade": f.get("grade"), "source": f.get("source")} for f in entry.findings
         ],
         "duration_ms": entry.duration_ms,
+        "authenticated": entry.authenticated,
+        "file_sha256": entry.file_sha256,
     }
 
 
@@ -209,8 +216,10 @@ def list_journal(
     since: str | None = None,
     after: int | None = None,
     limit: int = 100,
+    identity: str = Identity.AUTHENTICATED,
 ) -> Reply:
-    filters = _journal_filter(facility, operation, outcome, since, after)
+    """`identity`: the rows of requests that proved to be their account (the default), the others, or all."""
+    filters = _journal_filter(facility, operation, outcome, since, after, identity)
     # polling with `after` pages forward (oldest first), so a burst larger than `limit` is not skipped
     entries = _portal().repo.journal(filters, limit=limit, oldest_first=after is not None)
     return reply([_entry(e) for e in entries])
@@ -222,8 +231,9 @@ def count_journal(
     outcome: str | None = None,
     since: str | None = None,
     after: int | None = None,
+    identity: str = Identity.AUTHENTICATED,
 ) -> Reply:
-    filters = _journal_filter(facility, operation, outcome, since, after)
+    filters = _journal_filter(facility, operation, outcome, since, after, identity)
     return reply({"count": _portal().repo.count_journal(filters)})
 
 

@@ -1,10 +1,14 @@
-"""The outermost ASGI layer for the [wire] paths: faults, the sandbox clock and the journal.
+"""The outermost ASGI layer for the [wire] paths: identity, faults, the sandbox clock and the journal.
 
 For each request to `/api/token/take` or `/api/hososuckhoe/guiGiayToDienTu` it reads the body
-(capped), takes up the shared clock, asks the gate which faults apply, then either answers for the
-fault (HTTP error, the portal's own error code, a locked account), closes the connection (reset),
+(capped), decides first whether the request proves to be the account it names
+(`portal/workspaces.py: wire_identity`), takes up the shared clock and — for an authenticated request
+only — counts its workspace's quotas and asks the gate which faults apply, then either answers for
+the fault (HTTP error, the portal's own error code, a locked account), closes the connection (reset),
 or passes the request on — and, for commit-then-drop, lets the portal store it and swallows the
-reply. Every exchange is journalled before its reply leaves. Other paths pass straight through.
+reply. A request that does not prove its account gets no fault, counts against no quota and is
+journalled apart (`authenticated` false). Every exchange is journalled before its reply leaves, a
+submission with its file's SHA-256. Other paths pass straight through.
 
 Closing a connection without any reply relies on uvicorn closing the transport when the ASGI
 callable returns a value (its documented error path); `mock-portal serve` always runs uvicorn.
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,7 +29,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api import blocking
-from mock_portal.api.context import WORKSPACE_PORTAL
+from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
 from mock_portal.control.clock import system_now
@@ -31,9 +37,11 @@ from mock_portal.control.faults import Decision, Effect, Fault
 from mock_portal.control.gate import Exchange, JournalSlot
 from mock_portal.portal import workspaces
 from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.intake import FileIdentity, IntakePolicy, file_digest, identify
 from mock_portal.portal.service import Portal
 from mock_portal.store.repository import CLOCK
 
+log = logging.getLogger(__name__)
 OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
 DROPPED = "connection closed without a reply (sandbox fault)"
 INLINE_FORM_BYTES = 64 * 1024
@@ -44,6 +52,21 @@ MAX_FORM_FIELDS = 64
 loop) is read as having none here (the handler refuses it)."""
 CLIENT_GONE = "client-gone"
 """Added to the journal's faults of a held exchange whose client hung up before its reply (a lost reply)."""
+FILE_FIELD = "fileBase64Str"
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """What `_Exchange._decide` found out about a request."""
+
+    at: datetime
+    """The sandbox instant the request arrived at (the clock state read then, applied to `real_at`)."""
+    decision: Decision
+    busy: str | None
+    """Why the workspace is over a quota, else None."""
+    authenticated: bool
+    received_at: datetime
+    """`at` plus the injected latency on the sandbox clock: the receipt instant of a submission."""
 
 
 class WireGateway:
@@ -72,14 +95,23 @@ class _Exchange:
     async def run(self) -> str | None:
         body, complete = await self._read_body()
         if not complete or OVERSIZE in self.scope.get("state", {}):  # over the cap: the inner middleware
-            # answers (1001 / 413) from what it is given, and the reply is journalled here
+            # answers (1001 / 413) from what it is given, and the reply is journalled here (unread, so
+            # no account is proven: journalled apart)
             return await self._pass_on(body, Decision(), {}, complete=False)
         limit = self.portal.settings.inline_limit
         self.inline = limit > 0 and len(body) <= limit  # else up to ~7 MB (or always): on threads
         blocking.mark_inline(self.scope, self.inline and self.operation == "submit")  # a token pays scrypt
         form = await blocking.run(_form, body, inline=len(body) <= INLINE_FORM_BYTES)
         facility = _facility_of(form)
-        at, decision, busy = await blocking.run(self._decide, facility, form, inline=self.inline)
+        # a token request's identity is its password: scrypt, never on the event loop
+        inline = self.inline and self.operation == "submit"
+        try:
+            decided: _Decided = await blocking.run(self._decide, facility, form, inline=inline)
+        except Exception:  # the database failed under us: nothing proven, no fault; the handler answers (500)
+            log.exception("wire gateway: no identity decided")
+            at = self.portal.clock.at(self.real_at)
+            decided = _Decided(at, Decision(), None, False, at)
+        decision, at = decided.decision, decided.at
         gone = False
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
@@ -95,14 +127,18 @@ class _Exchange:
             duration_ms=0.0,
             faults=(*decision.applied, CLIENT_GONE) if gone else decision.applied,
             loai_hs=form.get("loaiHs"),
+            authenticated=decided.authenticated,
         )
-        if busy is not None:  # over a workspace quota: the real portal's busy answer, as the overload guard gives
-            explain = [(b"x-sandbox-explain", header_safe(f"WORKSPACE_BUSY: {busy}").encode())]
+        if decided.busy is not None:  # over a workspace quota: the real portal's busy answer (the overload guard's)
+            explain = [(b"x-sandbox-explain", header_safe(f"WORKSPACE_BUSY: {decided.busy}").encode())]
             payload = json.dumps(submit_reply(SubmitResult.SERVER_ERROR, "", at), separators=(",", ":")).encode()
+            exchange = await self._with_file(exchange, body)
             await self._journal(replace(exchange, outcome=SubmitResult.SERVER_ERROR.value, http_status=200))
             await _send(self.send, 200, [(b"content-type", b"application/json"), *explain], payload)
             return None
         fault = decision.terminal
+        if fault is not None:
+            exchange = await self._with_file(exchange, body)
         if fault is not None and fault.effect is Effect.RESET:
             await self._journal(replace(exchange, outcome="RESET"))
             return DROPPED
@@ -111,25 +147,38 @@ class _Exchange:
             await self._journal(replace(exchange, outcome=outcome, http_status=status))
             await _send(self.send, status, headers, payload)
             return None
-        return await self._pass_on(body, decision, form, exchange=exchange)
+        return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
 
-    def _decide(self, facility: str, form: dict[str, str]) -> tuple[Any, Decision, str | None]:
-        """Find the account's workspace (docs/ARCHITECTURE.md, Workspaces; an unknown account is refused
-        in `default`), count a submission against its quotas, then take up its clock and fault plans,
-        read together in one query. The workspace's portal goes down to the handler in the scope."""
-        username = form.get("username", "")
-        workspace, row = self.portal.repo.workspace_of_account(username) or (workspaces.DEFAULT, None)
-        self.portal = self.portal.workspace(workspace, row.key_sha256 if row is not None else "")
-        self.scope.setdefault("state", {})[WORKSPACE_PORTAL] = self.portal
-        busy = None
-        if self.operation == "submit":
-            busy = workspaces.admit_submission(self.portal, row, username, form.get("token", ""))
+    def _decide(self, facility: str, form: dict[str, str]) -> _Decided:
+        """Who the request speaks for, first (`workspaces.wire_identity`; an unknown account is refused in
+        `default`, docs/ARCHITECTURE.md, Workspaces); then take up the workspace's clock and, for an
+        authenticated request only, count a submission against its quotas and decide its faults (the
+        clock and fault plans read together in one query). The workspace's portal, and a token
+        request's password check, go down to the handler in the scope."""
+        client = self.scope.get("client")
+        identity = workspaces.wire_identity(self.portal, self.operation, form, str(client[0]) if client else "")
+        self.portal = self.portal.workspace(identity.workspace, identity.generation)
+        state = self.scope.setdefault("state", {})
+        state[WORKSPACE_PORTAL], state[WIRE_LOGIN] = self.portal, identity.login
         gate = self.portal.gate
-        found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)])
-        clock = found.get(CLOCK)
-        self.portal.clock.refresh_from(clock)
-        at = self.portal.clock.now()
-        return at, gate.decide(self.operation, facility, at, found), busy
+        found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)] if identity.authenticated else [CLOCK])
+        self.portal.clock.refresh_from(found.get(CLOCK))
+        at = self.portal.clock.at(self.real_at)
+        if not identity.authenticated:
+            return _Decided(at, Decision(), None, False, at)
+        busy = workspaces.admit_submission(self.portal, identity.row) if self.operation == "submit" else None
+        decision = gate.decide(self.operation, facility, at, found)
+        held = timedelta(milliseconds=decision.latency_ms * self.portal.clock.state().rate)
+        return _Decided(at, decision, busy, True, at + held)
+
+    async def _with_file(self, exchange: Exchange, body: bytes, *, code: bool = True) -> Exchange:
+        """A submission the handler never examined (answered here) with its file's SHA-256 and, when `code`,
+        its document code (a parse: only for authenticated exchanges answered by a fault, so nobody can
+        make the gateway parse files for free): the journal ties every attempt to its file."""
+        if self.operation != "submit" or not self.portal.gate.keeps(exchange.authenticated):
+            return exchange
+        found = await blocking.run(_identify, body, self.portal.policy, code, inline=self.inline)
+        return replace(exchange, file_sha256=found.sha256, document_code=exchange.document_code or found.document_code)
 
     async def _client_gone(self) -> bool:
         """Whether the client hung up while its request was held: the portal still stores the file (the
@@ -161,6 +210,7 @@ class _Exchange:
         *,
         complete: bool = True,
         exchange: Exchange | None = None,
+        received_at: datetime | None = None,
     ) -> str | None:
         replayed = False
 
@@ -178,7 +228,7 @@ class _Exchange:
 
         slot = None
         if exchange is not None and self.operation == "submit":
-            slot = JournalSlot(exchange, self.started, decision.drop_after_commit)
+            slot = JournalSlot(exchange, self.started, decision.drop_after_commit, received_at)
             self.scope.setdefault("state", {})[JournalSlot.SCOPE_KEY] = slot
         await self.gateway.app(self.scope, replay, capture)
         status, headers, payload = _assemble(captured)
@@ -187,8 +237,9 @@ class _Exchange:
         if decision.applied:
             headers = _explain_faults(headers, decision.applied)
         if exchange is None:
+            self.portal.clock.now()  # takes up a state gone stale
             exchange = Exchange(
-                at=self.portal.clock.now(),
+                at=self.portal.clock.at(self.real_at),
                 real_at=self.real_at,
                 facility_code=_facility_of(form),
                 username=form.get("username", ""),
@@ -196,7 +247,10 @@ class _Exchange:
                 outcome="",
                 http_status=None,
                 duration_ms=0.0,
+                authenticated=False,
             )
+        elif slot is not None and slot.entry_id is None:  # refused before the handler, or it failed
+            exchange = await self._with_file(exchange, body, code=False)
         if slot is None or slot.entry_id is None:  # else journalled in the transaction that stored it
             await self._journal(_with_reply(exchange, self.operation, status, headers, payload, decision))
         if decision.drop_after_commit:
@@ -231,17 +285,26 @@ class _Exchange:
         await blocking.run(self.portal.gate.record, done, inline=self.inline)
 
 
-def _form(body: bytes) -> dict[str, str]:
-    """The fields the gateway needs (username, maCskcb, loaiHs), from a form or a JSON body (token/take)."""
+def _form(body: bytes, *, with_file: bool = False) -> dict[str, str]:
+    """The fields the gateway needs (username, token, password, maCskcb, loaiHs), from a form or a JSON body
+    (token/take); the file too when asked (it is not kept while a request is held)."""
     try:
         text = body.decode("utf-8")
         if text.lstrip().startswith("{"):
             data = json.loads(text)
-            return {str(k): str(v) for k, v in data.items() if k != "fileBase64Str"} if isinstance(data, dict) else {}
+            if not isinstance(data, dict):
+                return {}
+            return {str(k): str(v) for k, v in data.items() if with_file or k != FILE_FIELD}
         parsed = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
-    return {key: values[0] for key, values in parsed.items() if key != "fileBase64Str"}
+    return {key: values[0] for key, values in parsed.items() if with_file or key != FILE_FIELD}
+
+
+def _identify(body: bytes, policy: IntakePolicy, code: bool) -> FileIdentity:
+    """The file of a submission's body: its digest and, when `code`, its document code (`intake.identify`)."""
+    file_b64 = _form(body, with_file=True).get(FILE_FIELD, "")
+    return identify(file_b64, policy) if code else FileIdentity(file_digest(file_b64, policy.max_file_bytes))
 
 
 def _facility_of(form: dict[str, str]) -> str:
@@ -305,7 +368,7 @@ def _with_reply(
         http_status=status,
         ma_gd=body.get("MaGD") or None,
         submission_id=int(submission) if submission and submission.isdigit() else None,
-        document_code=named.get(b"x-sandbox-document"),
+        document_code=named.get(b"x-sandbox-document") or exchange.document_code,
         findings=findings,
     )
 

@@ -21,11 +21,11 @@ from typing import Any
 from connexion import context, request
 
 from mock_portal.api import blocking
-from mock_portal.api.context import WORKSPACE_PORTAL
+from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
 from mock_portal.api.render import Reply, reply
 from mock_portal.control.clock import vn_local
 from mock_portal.control.gate import Exchange, JournalSlot
-from mock_portal.portal.auth import Credentials, json_body_note
+from mock_portal.portal.auth import Credentials, PasswordCheck, json_body_note
 from mock_portal.portal.codes import SubmitResult, TokenResult
 from mock_portal.portal.service import Outcome, Portal, SubmissionForm
 from mock_portal.results.findings import Finding
@@ -49,9 +49,17 @@ def _fields(body: Any) -> dict[str, str]:
 async def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     notes = (json_body_note(),) if request.mimetype == "application/json" else ()
+    state, client = context.scope["state"], context.scope.get("client")
+    checked = state.get(WIRE_LOGIN)  # the gateway checked the password already (scrypt once)
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
     try:
-        grant = await blocking.run(  # scrypt, ~60 ms: always on a thread
-            _portal().take_token, str(form.get("username", "")), str(form.get("password", "")), notes
+        grant = await blocking.run(  # scrypt, ~60 ms, unless the gateway's check applies: on a thread
+            _portal().take_token,
+            username,
+            password,
+            notes,
+            str(client[0]) if client else "",
+            checked if isinstance(checked, PasswordCheck) else None,
         )
     except Exception as exc:  # the real portal answers any failure of its own with maKetQua 500
         log.exception("token take failed")
@@ -88,7 +96,8 @@ async def send_document(body: dict[str, Any] | None = None) -> Reply:
     inline = blocking.is_inline(context.scope)
     try:
         journal = _journal_row(slot) if slot is not None else None
-        outcome = await blocking.run(portal.submit, _submission_form(form), journal, inline=inline)
+        received_at = slot.received_at if slot is not None else None  # when it arrived at the gateway
+        outcome = await blocking.run(portal.submit, _submission_form(form), journal, received_at, inline=inline)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
@@ -117,6 +126,7 @@ def _journal_row(slot: JournalSlot) -> Callable[[Outcome], Exchange]:
             ma_gd=outcome.ma_gd or None,
             submission_id=outcome.submission_id,
             document_code=headers["X-Sandbox-Document"] or None,
+            file_sha256=outcome.file_sha256,
             findings=tuple(filter(None, headers["X-Sandbox-Findings"].split(","))),
             duration_ms=(time.perf_counter() - slot.started) * 1000,
         )

@@ -121,6 +121,12 @@ class SandboxClock:
             self.refresh()
         return self._state.at(real)
 
+    def at(self, real: datetime) -> datetime:
+        """The sandbox instant of an earlier real instant (a request's arrival) under the current state;
+        an instant before the state's anchor (the clock was set since) is the anchor's own."""
+        state = self._state
+        return state.at(max(real, state.anchor_real))
+
     def state(self) -> ClockState:
         return self._state
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from mock_portal.control.faults import Decision, FaultPlan, RequestInfo, decide, parse_plan
 from mock_portal.fidelity import evidence_of
 from mock_portal.store import JournalEntry, Repository
+from mock_portal.store.repository import Retention
 
 GLOBAL = "faults"
 
@@ -41,12 +42,15 @@ class Exchange:
     document_code: str | None = None
     loai_hs: str | None = None
     findings: tuple[str, ...] = ()
+    authenticated: bool = True
+    """False for a request that did not prove to be the account it names: journalled apart."""
+    file_sha256: str | None = None
 
 
 class Gate:
-    def __init__(self, repo: Repository, journal_max_entries: int) -> None:
+    def __init__(self, repo: Repository, retention: Retention) -> None:
         self.repo = repo
-        self.journal_max_entries = journal_max_entries
+        self.retention = retention
         self._lock = threading.Lock()
         self._parsed: dict[str, tuple[int, FaultPlan]] = {}
 
@@ -98,17 +102,23 @@ class Gate:
                 ttl = plan.token_ttl_minutes
         return ttl
 
+    def keeps(self, authenticated: bool) -> bool:
+        """Whether exchanges of this kind are journalled at all."""
+        keep = self.retention.journal if authenticated else self.retention.unauthenticated_journal
+        return self.retention.journal > 0 and keep > 0
+
     def record(self, exchange: Exchange) -> int | None:
-        """Journal one exchange; None when the journal is switched off."""
+        """Journal one exchange; None when the journal is switched off (for its kind)."""
         entry = self.entry(exchange)
         if entry is None:
             return None
-        return self.repo.add_journal(entry, self.journal_max_entries)
+        return self.repo.add_journal(entry, self.retention)
 
     def entry(self, exchange: Exchange) -> JournalEntry | None:
-        """The journal row of an exchange (None when the journal is switched off), for `record` or for
-        a caller that writes it in a transaction of its own (`Repository.record_submission`)."""
-        if self.journal_max_entries <= 0:
+        """The journal row of an exchange (None when the journal is switched off, or its retention of
+        unauthenticated rows is 0 and the exchange is one), for `record` or for a caller that writes it
+        in a transaction of its own (`Repository.record_submission`)."""
+        if not self.keeps(exchange.authenticated):
             return None
         return JournalEntry(
             at=_naive(exchange.at),
@@ -125,6 +135,8 @@ class Gate:
             faults=list(exchange.faults),
             findings=[_graded(code) for code in exchange.findings],
             duration_ms=round(exchange.duration_ms, 3),
+            authenticated=exchange.authenticated,
+            file_sha256=exchange.file_sha256,
         )
 
 
@@ -141,6 +153,9 @@ class JournalSlot:
     """`time.perf_counter()` when the gateway took the request (for duration_ms)."""
     dropped: bool
     """The reply will be swallowed (drop_after_commit): the outcome is DROPPED."""
+    received_at: datetime | None = None
+    """The submission's receipt instant: the sandbox instant it arrived at, plus any injected latency on
+    the sandbox clock — so the portal's own queueing never counts against the hospital's deadline."""
     entry_id: int | None = None
 
     SCOPE_KEY: ClassVar[str] = "sandbox_journal_slot"

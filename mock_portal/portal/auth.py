@@ -9,8 +9,8 @@ the account's (`AUTH_FACILITY_MISMATCH`, accepted by the real portal: R2).
 The portal never stores the MD5 (an unsalted MD5 is as good as the password to anyone who reads the
 database): it stores a salted scrypt hash of its uppercase form (`hash_password_md5`) and checks a
 received MD5 with `password_matches`. A verified pair is cached per process, so a hospital's every
-submission does not pay scrypt's ~60 ms. `LoginThrottle` limits failed logins per username (and per
-dashboard client) in a time window. Pure domain: no HTTP here.
+submission does not pay scrypt's ~60 ms. `LoginThrottle` limits failed logins per username and client
+address (and per dashboard client) in a time window. Pure domain: no HTTP here.
 """
 
 from __future__ import annotations
@@ -136,13 +136,19 @@ def upgrade_legacy_passwords(repo: Repository) -> int:
 
 
 class LoginThrottle:
-    """Failed logins per key (a username, a dashboard client) in a sliding window of real time.
+    """Failed logins per key (a username from one client address: `wire_login_key`; a dashboard client)
+    in a sliding window of real time.
 
     After `max_failures` failures within `window_seconds` a key is refused until its oldest failure
     leaves the window, whatever the password: the wire answers the portal's "account locked" (403),
     which it also gives for names that do not exist, so the throttle reveals nothing. Per process and
     bounded (`max_keys`, the oldest key dropped first): with N workers an attacker gets at most N x
-    `max_failures` guesses per window. `max_failures` 0 switches it off."""
+    `max_failures` guesses per window and address. `max_failures` 0 switches it off.
+
+    Why per address on the wire: keyed by the username alone, anyone who knows an account's name (they
+    are `<MA_CSKCB>_BV`) could lock its hospital out with a few wrong guesses a window. The trade-off: a
+    guesser with many addresses gets `max_failures` guesses per address (each still paying scrypt), and
+    hospitals behind one proxy share its address (a wrong password in one locks the others out)."""
 
     def __init__(self, max_failures: int, window_seconds: float, max_keys: int = 10_000) -> None:
         self.max_failures, self.window, self.max_keys = max_failures, window_seconds, max_keys
@@ -178,6 +184,37 @@ class LoginThrottle:
             self._failures.pop(key, None)
 
 
+def wire_login_key(username: str, client: str) -> str:
+    """The throttle's key of a wire login: the username from one client address (see `LoginThrottle`)."""
+    return f"wire:{client[:64]}:{username[:128]}"
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password already checked for this request (by the wire gateway, which must know whether a token
+    request proves its account before anything else), so `take_token` does not pay scrypt again. It
+    speaks only for exactly this username and MD5."""
+
+    username: str
+    password_md5: str
+    matches: bool
+
+    def of(self, username: str, password_md5: str) -> bool | None:
+        """Whether the password matches, when this check is of these credentials; else None."""
+        return self.matches if (username, password_md5) == (self.username, self.password_md5) else None
+
+
+def check_login(
+    account: Account | None, username: str, password_md5: str, *, client: str, throttle: LoginThrottle | None
+) -> PasswordCheck | None:
+    """Whether a token request's password is its account's (scrypt, unless cached); None when the throttle
+    refuses the key anyway (`take_token` then refuses it without scrypt)."""
+    if throttle is not None and throttle.blocked(wire_login_key(username, client)):
+        return None
+    matches = account is not None and password_matches(account, password_md5)
+    return PasswordCheck(username, password_md5, matches)
+
+
 def take_token(
     repo: Repository,
     *,
@@ -188,23 +225,29 @@ def take_token(
     strictness: Strictness = Strictness.STRICT,
     notes: tuple[Finding, ...] = (),
     throttle: LoginThrottle | None = None,
+    client: str = "",
+    checked: PasswordCheck | None = None,
 ) -> TokenGrant:
     """Issue a token, or say why not with the portal's own code. The password is checked first: lock
     state and facility are told only to whoever knows it (else a 402/403 would confirm an account).
-    `notes`: deviations of the request itself (e.g. a JSON body), reported with the grant."""
-    key = username[:128]
+    `notes`: deviations of the request itself (e.g. a JSON body), reported with the grant. `client`: the
+    address the request came from (the throttle's key); `checked`: the gateway's check of the password."""
+    key = wire_login_key(username, client)
     if throttle is not None and throttle.blocked(key):
         return _refused(
             TokenResult.LOCKED,
             *notes,
             _auth(
                 "TOKEN_THROTTLED",
-                "Quá nhiều lần đăng nhập sai; hãy thử lại sau",
-                "Too many failed logins for this username; try again later",
+                "Quá nhiều lần đăng nhập sai từ địa chỉ này; hãy thử lại sau",
+                "Too many failed logins for this username from this address; try again later",
             ),
         )
     account = repo.get_account(username) if len(username) <= 64 else None
-    if account is None or not password_matches(account, password_md5):
+    matches = checked.of(username, password_md5) if checked is not None else None
+    if matches is None:
+        matches = account is not None and password_matches(account, password_md5)
+    if account is None or not matches:
         if throttle is not None:
             throttle.failed(key)
         return _refused(TokenResult.NO_ACCOUNT, *notes)

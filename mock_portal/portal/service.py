@@ -21,13 +21,21 @@ from mock_portal.control.gate import Exchange, Gate
 from mock_portal.deadline.accounting import first_match, issue_instant
 from mock_portal.deadline.working_time import judge, load_calendar
 from mock_portal.documents import DocumentType, ParseLimits
-from mock_portal.portal.auth import Credentials, LoginThrottle, TokenGrant, judge_credentials, take_token
+from mock_portal.portal.auth import (
+    Credentials,
+    LoginThrottle,
+    PasswordCheck,
+    TokenGrant,
+    judge_credentials,
+    take_token,
+)
 from mock_portal.portal.codes import SubmitResult
-from mock_portal.portal.intake import IntakePolicy, Verdict, examine, prepare
+from mock_portal.portal.intake import IntakePolicy, Verdict, examine, file_digest, prepare
 from mock_portal.results.findings import Finding
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
 from mock_portal.signature.verify import SignaturePolicy
+from mock_portal.store.repository import Retention
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class Outcome:
     received_at: datetime
     journal_id: int | None = None
     """The journal row written with the submission, when the caller asked for one."""
+    file_sha256: str | None = None
+    """SHA-256 of the decoded file (also of one refused before examination), when it decodes."""
 
 
 class Portal:
@@ -56,7 +66,14 @@ class Portal:
         self.settings = settings
         self.repo = repo
         self.clock = clock
-        self.gate = Gate(repo, settings.journal_max_entries)
+        self.gate = Gate(
+            repo,
+            Retention(
+                settings.journal_max_entries,
+                settings.unauthenticated_journal_max_entries,
+                settings.unauthenticated_max_submissions,
+            ),
+        )
         self.calendar = load_calendar(settings.calendar)
         self.policy = IntakePolicy(
             max_file_bytes=settings.max_file_bytes,
@@ -95,7 +112,7 @@ class Portal:
                 portal = copy.copy(root)
                 portal.repo = root.repo.scoped(workspace_id)
                 portal.clock = root.clock.over(portal.repo)
-                portal.gate = Gate(portal.repo, self.settings.journal_max_entries)
+                portal.gate = Gate(portal.repo, root.gate.retention)
                 portal._trust_lock, portal._trust = threading.Lock(), None
                 cached = root._workspaces[workspace_id] = (generation or "", portal)
             return cached[1]
@@ -111,7 +128,16 @@ class Portal:
         return Strictness.parse(override or self.settings.strictness)
 
     # wire
-    def take_token(self, username: str, password_md5: str, notes: tuple[Finding, ...] = ()) -> TokenGrant:
+    def take_token(
+        self,
+        username: str,
+        password_md5: str,
+        notes: tuple[Finding, ...] = (),
+        client: str = "",
+        checked: PasswordCheck | None = None,
+    ) -> TokenGrant:
+        """`client`: the address the request came from (the login throttle counts per username and
+        address); `checked`: the password as the wire gateway already checked it (scrypt once)."""
         facility = username.split("_", 1)[0]
         return take_token(
             self.repo,
@@ -122,12 +148,22 @@ class Portal:
             strictness=self.strictness(self.repo.facility_strictness(facility) if facility else None),
             notes=notes,
             throttle=self.login_throttle,
+            client=client,
+            checked=checked,
         )
 
-    def submit(self, form: SubmissionForm, journal: Callable[[Outcome], Exchange | None] | None = None) -> Outcome:
+    def submit(
+        self,
+        form: SubmissionForm,
+        journal: Callable[[Outcome], Exchange | None] | None = None,
+        received_at: datetime | None = None,
+    ) -> Outcome:
         """Examine and store one submission. `journal(outcome)` may give the wire exchange to journal
-        in the same transaction (its submission id filled in)."""
-        received_at = self.clock.now()
+        in the same transaction (its submission id filled in). `received_at`: the receipt instant the
+        wire gateway gave it (when it arrived, plus any injected latency), never later than now; without
+        one, now — so the portal's own queueing before this call does not count against the hospital."""
+        now = self.clock.now()
+        received_at = min(received_at, now) if received_at is not None else now
         creds = form.credentials
         kind = _kind_of(form.loai_hs)
         expectations_for = (creds.facility_code, kind) if kind else None
@@ -155,7 +191,12 @@ class Portal:
             )
             verdict = replace(verdict, findings=auth_findings + verdict.findings)
         ma_gd = _ma_gd(verdict, form.credentials.facility_code) if verdict.result is SubmitResult.OK else ""
-        submission, document = _rows(verdict, form, received_at, ma_gd)
+        digest = (
+            hashlib.sha256(verdict.file).hexdigest()
+            if verdict.file
+            else file_digest(form.file_b64, self.policy.max_file_bytes)  # refused before it was decoded
+        )
+        submission, document = _rows(verdict, form, received_at, ma_gd, digest)
         if document is not None:
             if (document.facility_code, document.doc_type) != expectations_for:  # not the ones read up front
                 pending = self.repo.pending_expectations(document.facility_code, document.doc_type)
@@ -166,17 +207,14 @@ class Portal:
         if journal is not None:
 
             def row(submission_id: int) -> store.JournalEntry | None:
-                exchange = journal(Outcome(submission_id, verdict, ma_gd, received_at))
+                exchange = journal(Outcome(submission_id, verdict, ma_gd, received_at, file_sha256=digest))
                 entry = self.gate.entry(exchange) if exchange is not None else None
                 written.extend([entry] if entry is not None else [])
                 return entry
 
-        keep = self.gate.journal_max_entries
-        submission_id = self.repo.record_submission(
-            submission, document, row, keep, self.settings.unauthenticated_max_submissions
-        )
+        submission_id = self.repo.record_submission(submission, document, row, self.gate.retention)
         journal_id = written[0].id if written else None
-        return Outcome(submission_id, verdict, ma_gd, received_at, journal_id)
+        return Outcome(submission_id, verdict, ma_gd, received_at, journal_id, digest)
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
         """Set the document's issue instant, deadline and ON_TIME / LATE (Decree 63/2024 Art. 25.1)."""
@@ -231,7 +269,7 @@ def _ma_gd(verdict: Verdict, facility_code: str) -> str:
 
 
 def _rows(
-    verdict: Verdict, form: SubmissionForm, received_at: datetime, ma_gd: str
+    verdict: Verdict, form: SubmissionForm, received_at: datetime, ma_gd: str, digest: str | None
 ) -> tuple[store.Submission, store.Document | None]:
     naive = received_at.replace(tzinfo=None)
     submission = store.Submission(
@@ -242,7 +280,7 @@ def _rows(
         result=verdict.result.value,
         ma_gd=ma_gd or None,
         file=verdict.file,
-        file_sha256=hashlib.sha256(verdict.file).hexdigest() if verdict.file else None,
+        file_sha256=digest if verdict.file else None,
         file_size=verdict.file_size,
         document_code=(verdict.document_code or "")[:64] or None,
         explain=verdict.explain()[:512],

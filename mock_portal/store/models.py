@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -208,7 +209,11 @@ class JournalEntry(Base):
     """One request to the wire API as the portal saw it: for the harness, the dashboard and load tests."""
 
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_facility", "facility_code"), Index("ix_journal_at", "at"))
+    __table_args__ = (
+        Index("ix_journal_facility", "facility_code"),
+        Index("ix_journal_at", "at"),
+        Index("ix_journal_identity", "workspace_id", "authenticated", "id"),
+    )
     id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     at: Mapped[datetime]
@@ -227,6 +232,12 @@ class JournalEntry(Base):
     faults: Mapped[list[str]] = mapped_column(JSON)
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     duration_ms: Mapped[float]
+    authenticated: Mapped[bool] = mapped_column(default=True, server_default=true())
+    """Whether the request proved to be its account (a right password, a token the portal issued to the
+    workspace): only those meet the workspace's faults and quotas; the others are journalled apart
+    (their own retention, not listed by default) so that nobody naming an account can flood its evidence."""
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 (hex) of the decoded file of a submission, when it decodes: ties every attempt to its file."""
 
 
 class Expectation(Base):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -61,6 +64,21 @@ class Meta(Base):
     value: Mapped[int]
 
 
+class Identity(StrEnum):
+    """Which journal rows a reader wants: those of requests that proved to be their account, the others
+    (anyone may name an account), or both."""
+
+    AUTHENTICATED = "authenticated"
+    UNAUTHENTICATED = "unauthenticated"
+    ALL = "all"
+
+
+def _authenticated_is(value: bool) -> Any:
+    """`authenticated = true|false`, a comparison the index `ix_journal_identity` serves (`IS` is not one
+    on PostgreSQL)."""
+    return JournalEntry.authenticated == (true() if value else false())
+
+
 @dataclass(frozen=True)
 class JournalFilter:
     facility: str | None = None
@@ -69,8 +87,11 @@ class JournalFilter:
     since: datetime | None = None
     """Sandbox time, naive UTC."""
     after_id: int | None = None
+    identity: Identity = Identity.ALL
 
     def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.identity is not Identity.ALL:
+            query = query.where(_authenticated_is(self.identity is Identity.AUTHENTICATED))
         if self.facility:
             query = query.where(JournalEntry.facility_code == self.facility)
         if self.operation:
@@ -82,6 +103,30 @@ class JournalFilter:
         if self.after_id:
             query = query.where(JournalEntry.id > min(self.after_id, MAX_ROW_ID))
         return query
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many of a workspace's newest rows are kept (0 keeps all). Journal rows are counted apart by
+    `authenticated`, so a flood of requests that merely name an account trims only its own kind and never
+    pushes the account's own evidence out."""
+
+    journal: int = 0
+    unauthenticated_journal: int = 0
+    unauthenticated_submissions: int = 0
+    """Submissions refused for their credentials (result 401)."""
+
+
+@dataclass(frozen=True)
+class WireAccount:
+    """What the wire path reads about the account a request names, in one query."""
+
+    workspace: str
+    row: Workspace | None
+    """The workspace's row (None for `default` in a database built before workspaces)."""
+    account: Account
+    token_workspace: str | None
+    """The workspace of the account the request's token was issued to (None: no such token)."""
 
 
 class StoreError(Exception):
@@ -158,8 +203,15 @@ _PENDING = (  # expectations of a facility and document type no document has cla
     )
     .order_by(Expectation.id)
 )
-_WORKSPACE_OF_ACCOUNT = (
-    select(Account.workspace_id.label("account_workspace"), *Workspace.__table__.columns)
+_TOKEN_OWNER = Account.__table__.alias("token_owner")
+_TOKEN_WORKSPACE = (  # an alias: the outer query's `accounts` must not correlate into it
+    select(_TOKEN_OWNER.c.workspace_id)
+    .join(Token, Token.username == _TOKEN_OWNER.c.username)
+    .where(Token.access_token == bindparam("access_token"))
+    .scalar_subquery()
+)
+_WIRE_ACCOUNT = (
+    select(*Account.__table__.columns, *Workspace.__table__.columns, _TOKEN_WORKSPACE.label("token_workspace"))
     .outerjoin(Workspace, Workspace.id == Account.workspace_id)
     .where(Account.username == bindparam("username"))
 )
@@ -389,19 +441,21 @@ class Repository:
         with self._sessions() as s:
             return self._own(s.get(Account, username))
 
-    def workspace_of_account(self, username: str) -> tuple[str, Workspace | None] | None:
-        """The workspace id of a wire account (account names are unique across workspaces) and its row
-        (None for `default` in a database built before workspaces), in one read for the wire path."""
+    def wire_account(self, username: str, access_token: str = "") -> WireAccount | None:
+        """The wire account `username` names (account names are unique across workspaces), its workspace
+        and, for `access_token`, the workspace of the account that token was issued to: one read for the
+        wire path, whatever the workspace. None when no account has that name."""
         if not username or len(username) > 64:
             return None
+        token = access_token if len(access_token) <= 128 else ""
         with self.engine.connect() as c:
-            found = c.execute(_WORKSPACE_OF_ACCOUNT, {"username": username}).first()
+            found = c.execute(_WIRE_ACCOUNT, {"username": username, "access_token": token}).first()
         if found is None:
             return None
         row = found._mapping
-        columns = Workspace.__table__.columns.keys()
-        workspace = Workspace(**{name: row[name] for name in columns}) if row["id"] is not None else None
-        return row["account_workspace"], workspace
+        account = Account(**{c.key: row[c.key] for c in Account.__table__.columns})
+        workspace = Workspace(**{c.key: row[c.key] for c in Workspace.__table__.columns}) if row["id"] else None
+        return WireAccount(account.workspace_id, workspace, account, row["token_workspace"])
 
     def set_account_locked(self, facility_code: str, locked: bool) -> None:
         with self.session() as s:
@@ -585,15 +639,22 @@ class Repository:
         raise StoreError(f"counter {key} could not be incremented")
 
     # journal
-    def add_journal(self, entry: JournalEntry, keep: int) -> int:
-        """Append an entry; every 256th write trims the journal to the newest `keep` entries."""
+    def add_journal(self, entry: JournalEntry, retention: Retention) -> int:
+        """Append an entry; every 256th write trims the journal to its `retention`."""
         entry.workspace_id = self.workspace
         with self.session() as s:
             s.add(entry)
             s.flush()
             if entry.id % 256 == 0:
-                self._trim(s, JournalEntry, keep)
+                self._trim_journal(s, retention)
         return entry.id
+
+    def _trim_journal(self, s: Session | Connection, retention: Retention) -> None:
+        """Both kinds of rows, each to its own bound: checking both every 256th write (whichever kind it
+        was) keeps each within its bound + 256, however rare one kind is."""
+        for authenticated, keep in ((True, retention.journal), (False, retention.unauthenticated_journal)):
+            if keep > 0:
+                self._trim(s, JournalEntry, keep, _authenticated_is(authenticated))
 
     def journal(
         self, filters: JournalFilter, *, limit: int | None = None, oldest_first: bool = False
@@ -614,14 +675,13 @@ class Repository:
         submission: Submission,
         document: Document | None,
         journal: Callable[[int], JournalEntry | None] | None = None,
-        keep: int = 0,
-        keep_unauthenticated: int = 0,
+        retention: Retention = Retention(),  # noqa: B008 - frozen
     ) -> int:
         """Store a submission and, when accepted, its document, its outbox row and its claim on an
         expectation, atomically; returns the submission id. `journal(submission_id)` may give the
         journal row of the exchange, written in the same transaction (trimmed as in `add_journal`).
         Submissions refused for their credentials (result 401: anyone can send them, nothing was
-        examined) are kept up to the newest `keep_unauthenticated` (0: all)."""
+        examined) are kept up to the newest `retention.unauthenticated_submissions` (0: all)."""
         submission.workspace_id = self.workspace
         with self._writing() as c:
             _insert(c, submission)
@@ -644,7 +704,8 @@ class Repository:
                 entry.workspace_id = self.workspace
                 _insert(c, entry)
                 if entry.id % 256 == 0:
-                    self._trim(c, JournalEntry, keep)
+                    self._trim_journal(c, retention)
+            keep_unauthenticated = retention.unauthenticated_submissions
             if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
                 self._trim(c, Submission, keep_unauthenticated, Submission.result == UNAUTHENTICATED)
         return submission.id

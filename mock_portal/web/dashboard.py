@@ -169,7 +169,8 @@ def facilities() -> str:
 
 def _journal(after: int | None) -> tuple[list[dict[str, Any]], str | None]:
     try:
-        return _body(control.list_journal(after=after, limit=JOURNAL_PAGE)), None
+        # every row, the unauthenticated ones marked: a vendor whose password is wrong must see its refusals
+        return _body(control.list_journal(after=after, limit=JOURNAL_PAGE, identity="all")), None
     except PortalError as exc:
         return [], f"{exc.detail_vi} ({exc.detail_en})"
 
