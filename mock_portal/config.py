@@ -79,8 +79,9 @@ class Settings:
     32 KiB form found holds the loop ~8 ms), 0 on PostgreSQL (its round trips, maybe to another host, would
     hold the loop); 0: the examination and the database always on threads."""
     login_max_failures: int = 10
-    """Failed logins (token or dashboard) per username / client within `login_window_seconds` before
-    further attempts are refused (wire: maKetQua 403; dashboard: 429); 0 switches the throttle off."""
+    """Failed logins within `login_window_seconds` before further attempts are refused — per username and
+    client address on the wire (maKetQua 403: an outsider's guesses never lock the hospital out), per
+    client and claimed workspace on the dashboard (429); 0 switches the throttle off."""
     login_window_seconds: int = 300
     """The sliding window of the login throttle."""
     workspace_max_facilities: int = 100

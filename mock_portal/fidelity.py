@@ -147,7 +147,7 @@ WIRE: tuple[Behaviour, ...] = (
     ),
     _refused(
         "wire.login_throttle",
-        "repeated failed logins for one username within a time window",
+        "repeated failed logins for one username from one client address within a time window",
         "unknown: the sandbox answers the portal's 'account locked' (403) while the window lasts",
         Evidence(A, "OWASP authentication guidance", f"no password oracle; {INTEGRITY}", REFUSE),
         "TOKEN_THROTTLED",
