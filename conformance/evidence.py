@@ -7,7 +7,11 @@ all three, so a vendor can send its evidence and have it re-judged (`conformance
 entries, submissions and expectations are kept in the sandbox API's own JSON shapes.
 
 JSON lines: one object per line with a `kind` — `meta`, `clock`, `scenario`, `order`, `journal`,
-`submission`, `expectation` — and the record's fields.
+`submission`, `expectation`, `unauthenticated` — and the record's fields.
+
+The journal holds only exchanges that proved to be the account they name; those that did not (a wrong
+password, an unknown token: the hospital's or anyone's, since anyone can name an account) are kept
+apart in `unauthenticated`, never evidence of what the hospital did, only of what it did not.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +119,8 @@ class Bundle:
     journal: tuple[Json, ...] = ()
     submissions: tuple[Json, ...] = ()
     expectations: tuple[Json, ...] = ()
+    unauthenticated: tuple[Json, ...] = ()
+    """Wire exchanges naming the run's facilities that did not prove to be their account (see above)."""
 
     # --- what is there -----------------------------------------------------------------------
     def provides(self, need: str) -> bool:
@@ -248,9 +254,7 @@ class Bundle:
         return base64.b64decode(encoded) if encoded else None
 
     def with_orders(self, orders: Iterable[Order]) -> Bundle:
-        return Bundle(
-            self.meta, self.clock, self.scenarios, tuple(orders), self.journal, self.submissions, self.expectations
-        )
+        return replace(self, orders=tuple(orders))
 
 
 # --- persistence ---------------------------------------------------------------------------------
@@ -263,6 +267,7 @@ def dump(bundle: Bundle, path: Path) -> Path:
     lines += [{"kind": "journal", **e} for e in bundle.journal]
     lines += [{"kind": "submission", **s} for s in bundle.submissions]
     lines += [{"kind": "expectation", **x} for x in bundle.expectations]
+    lines += [{"kind": "unauthenticated", **e} for e in bundle.unauthenticated]
     with path.open("w", encoding="utf-8") as out:
         for line in lines:
             out.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
@@ -272,7 +277,7 @@ def dump(bundle: Bundle, path: Path) -> Path:
 def load(path: Path) -> Bundle:
     """Read a JSON-lines evidence file written by `dump` (or by hand, in the same shapes)."""
     parts: dict[str, list[Json]] = {
-        k: [] for k in ("meta", "clock", "scenario", "order", "journal", "submission", "expectation")
+        k: [] for k in ("meta", "clock", "scenario", "order", "journal", "submission", "expectation", "unauthenticated")
     }
     for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not text.strip():
@@ -291,6 +296,7 @@ def load(path: Path) -> Bundle:
         journal=tuple(parts["journal"]),
         submissions=tuple(parts["submission"]),
         expectations=tuple(parts["expectation"]),
+        unauthenticated=tuple(parts["unauthenticated"]),
     )
 
 

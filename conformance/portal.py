@@ -163,13 +163,15 @@ class SandboxAdmin:
         entries = self._call("GET", "/sandbox/journal", params={"limit": 1}).json()
         return int(entries[0]["id"]) if entries else 0
 
-    def journal(self, facility: str, after: int = 0) -> list[Json]:
-        """Every entry of `facility` with an id above `after`, oldest first (pages of 1000)."""
+    def journal(self, facility: str, after: int = 0, identity: str = "authenticated") -> list[Json]:
+        """Every entry of `facility` with an id above `after`, oldest first (pages of 1000): those of requests
+        that proved to be their account (the portal's default), or `identity` unauthenticated / all."""
         found: dict[int, Json] = {}
+        params: Json = {"facility": facility, "limit": 1000}
+        if identity != "authenticated":
+            params["identity"] = identity
         while True:
-            page = self._call(
-                "GET", "/sandbox/journal", params={"facility": facility, "after": after, "limit": 1000}
-            ).json()
+            page = self._call("GET", "/sandbox/journal", params={**params, "after": after}).json()
             fresh = [e for e in page if e["id"] not in found]
             if not fresh:
                 break

@@ -58,6 +58,8 @@ QUIET_SECONDS = 20.0
 """At the end of a run, a hospital that made no request for this long while orders of the run are
 unsettled has stopped sending them (it gave up, or holds them): the run ends. Above the reference
 hospital's longest pause (its backoff cap plus its requeue pause)."""
+UNAUTHENTICATED_KEPT = 200
+"""The newest unauthenticated exchanges naming a facility that the evidence keeps (anyone can send them)."""
 REFUSAL_POLLS = 4
 """Read the scenario's journal (final refusals, a decided outcome) every this many polls: once a second."""
 FINAL = frozenset({"205", "1001"})
@@ -482,9 +484,11 @@ class Runner:
         done = sorted(done, key=lambda item: (order.get(item[0].scenario, len(order)), item[0].attempt))
         records, orders = [r for r, _ in done], [o for _, os in done for o in os]
         journal: dict[int, Json] = {}
+        unauthenticated: list[Json] = []
         for facility in sorted({r.facility for r in records}):
             after = min(r.journal_after for r in records if r.facility == facility)
             journal.update((e["id"], e) for e in self.admin.journal(facility, after))
+            unauthenticated += self.admin.journal(facility, after, "unauthenticated")[-UNAUTHENTICATED_KEPT:]
         submission_ids = sorted({e["submission_id"] for e in journal.values() if e.get("submission_id")})
         expectations = [self.admin.expectation(o.expectation_id) for o in orders if o.expectation_id is not None]
         meta = {
@@ -508,6 +512,7 @@ class Runner:
             journal=tuple(sorted(journal.values(), key=lambda e: e["id"])),
             submissions=tuple(self.admin.submission(i) for i in submission_ids),
             expectations=tuple(expectations),
+            unauthenticated=tuple(unauthenticated),
         )
 
 

@@ -480,3 +480,16 @@ def test_the_late_reply_original_stored_after_its_resend_is_no_resend_of_a_refus
     )
     bundle = Bundle(scenarios=(scenario("refused", "refusal"),), journal=journal, submissions=(resend, held))
     assert judge("API-006", bundle)[0] is Verdict.PASS
+
+
+def test_token_requests_with_a_wrong_password_fail_api_001_only_when_no_token_was_ever_issued() -> None:
+    """Anyone can name an account: refused token requests are kept apart from the hospital's evidence, and
+    count only when the hospital itself never got a token (its password is wrong)."""
+    outsider = tuple(entry(500 + i, "token", "401", username="79101_BV") for i in range(3))
+    hospital = (entry(1, "token", "200"), entry(2, "submit", "200"))
+    flooded = Bundle(scenarios=(scenario("issue", "base"),), journal=hospital, unauthenticated=outsider)
+    assert judge("API-001", flooded)[0] is Verdict.PASS
+    locked_out = Bundle(scenarios=(scenario("issue", "base"),), unauthenticated=outsider)
+    verdict, message = judge("API-001", locked_out)
+    assert verdict is Verdict.FAIL and "no token was ever issued: 3 token request(s) naming 79101_BV" in message
+    assert judge("API-001", Bundle(scenarios=(scenario("issue", "base"),)))[0] is Verdict.SKIP

@@ -53,12 +53,16 @@ def _entry_finding(scenario: ScenarioRecord, entry: Json, text: str) -> Finding:
     title="Token taken with the account and the uppercase-hex MD5 password",
     basis=ANNEX + " §I token/take",
     area="api",
-    needs=("journal",),
+    needs=(),  # the journal, or the refused requests kept apart from it (`Bundle.unauthenticated`)
 )
 def token_taken(bundle: Bundle) -> Outcome:
+    """Judged on the exchanges that proved to be the account (the password matched): one refused for
+    what the password cannot fix (402 another facility, 403 locked, a strict-mode refusal) fails. Token
+    requests with a wrong password are not the hospital's evidence — anyone can send them, naming any
+    account — so they fail the case only when the hospital never got a token at all."""
+    if not bundle.journal and not bundle.unauthenticated:
+        raise SkipCase(bundle.missing_reason("journal"))
     tokens = _all_entries(bundle, "token")
-    if not tokens:
-        raise SkipCase("the hospital never called /api/token/take")
     refused = [
         _entry_finding(
             s, e, "token refused (401 wrong account/password — MD5 uppercase hex? 402 wrong facility, 403 locked)"
@@ -70,6 +74,19 @@ def token_taken(bundle: Bundle) -> Outcome:
     if refused:
         return failed(refused, journal=ids)
     if not any(e["outcome"] == "200" for _, e in tokens):
+        attempts = [e for e in bundle.unauthenticated if e["operation"] == "token"]
+        if attempts:
+            names = ", ".join(sorted({str(e.get("username")) for e in attempts})[:3])
+            return failed(
+                [
+                    Finding(
+                        f"no token was ever issued: {len(attempts)} token request(s) naming {names} were refused "
+                        "(maKetQua 401: unknown account or wrong password — the uppercase-hex MD5 of the password?)"
+                    )
+                ]
+            )
+        if not tokens:
+            raise SkipCase("the hospital never called /api/token/take")
         raise SkipCase("no token request got through (every one was answered by an injected fault)")
     return passed(f"{len(tokens)} token request(s), none refused for credentials", journal=ids)
 

@@ -1,0 +1,122 @@
+"""A run's verdict and evidence belong to the hospital alone: an outsider naming its accounts changes
+neither, and a run leaves nothing behind once its clock goes back (real HTTP, reference hospitals)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+from conformance.cases import load_cases
+from conformance.harness import Facility, provision, reference_lanes
+from conformance.portal import SandboxAdmin, restoring, start_local_portal
+from conformance.runner import Lane, Runner
+
+CASES = load_cases()
+OUTSIDER_LOAI_HS = "99"
+"""The outsider's submissions carry a loaiHs no hospital sends, so the journal shows whose a row is."""
+
+
+@contextmanager
+def outsider(base_url: str, facilities: list[Facility]) -> Iterator[Counter[str]]:
+    """Floods, from another loopback address, the wire API with requests that name the run's accounts:
+    submissions with a made-up token and logins with a wrong password, ~10 a second for each facility."""
+    stop, sent = threading.Event(), Counter[str]()
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    file = base64.b64encode(b"<HSDLGCS><GIAYCHUNGSINH/></HSDLGCS>").decode()
+
+    def flood() -> None:
+        with httpx.Client(base_url=base_url, transport=transport, timeout=10.0) as client:
+            while not stop.wait(0.1):
+                for facility in facilities:
+                    form = {"maCskcb": facility.code, "token": "x", "id_token": "x", "username": facility.username,
+                            "password": "0" * 32, "loaiHs": OUTSIDER_LOAI_HS, "fileBase64Str": file}  # fmt: skip
+                    sent[str(client.post("/api/hososuckhoe/guiGiayToDienTu", data=form).json()["MaKetQua"])] += 1
+                    login = {"username": facility.username, "password": "F" * 32}
+                    sent["token " + str(client.post("/api/token/take", data=login).json()["maKetQua"])] += 1
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        yield sent
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+
+
+def hospital_exchanges(lane: Lane) -> list[dict]:
+    """Every HTTP request the reference hospital behind `lane` made, as it recorded them."""
+    status = httpx.get(lane.trigger.url, timeout=10).json()  # type: ignore[attr-defined]
+    return [exchange for order in status["orders"] for exchange in order["exchanges"]]
+
+
+def test_an_outsider_naming_the_run_s_accounts_changes_no_verdict_and_no_evidence(tmp_path: Path) -> None:
+    """Faults, budgets and the journal are decided after the credentials: the outsider gets the portal's
+    refusals (401) and none of the faults meant for the hospital, and none of its requests is evidence."""
+    portal = start_local_portal(tmp_path)
+    admin = SandboxAdmin(portal.base_url, portal.admin_token)
+    specs = [CASES.get(i) for i in ("API-001", "API-005", "API-007", "API-014", "DL-001")]
+    lanes, facilities, material, hospitals = reference_lanes(portal.base_url, tmp_path, 4, variant=None,
+                                                             clock_rate=600.0)  # fmt: skip
+    try:
+        provision(admin, facilities, material)
+        with outsider(portal.base_url, facilities) as sent:
+            finished = Runner(admin, lanes, rate=600.0, seed=5, scenario_timeout=60.0).run(specs)
+        journals = {lane.facility: admin.journal(lane.facility) for lane in lanes}
+        strangers = {lane.facility: admin.journal(lane.facility, identity="unauthenticated") for lane in lanes}
+        recorded = {lane.facility: hospital_exchanges(lane) for lane in lanes}
+    finally:
+        hospitals.stop()
+        admin.close()
+        portal.stop()
+    verdicts = {r.case_id: r.verdict.value for r in finished.results}
+    assert finished.exit_code == 0 and set(verdicts.values()) == {"pass"}, [r.message for r in finished.results]
+    # the outsider was heard, and refused (its logins throttled per address after a few failures: 403)
+    assert (
+        sent["401"] > 100
+        and sent["token 401"] + sent["token 403"] > 100
+        and set(sent) <= {"401", "token 401", "token 403"}
+    ), sent
+    for facility, entries in journals.items():
+        assert len(entries) == len(recorded[facility]), facility  # the hospital's requests, all and only
+        assert not any(e.get("loai_hs") == OUTSIDER_LOAI_HS for e in entries)
+        assert all(e["authenticated"] for e in entries)
+        assert strangers[facility] and all(not e["authenticated"] and not e["faults"] for e in strangers[facility])
+    retry = next(r for r in finished.bundle.scenarios if r.name == "retry")
+    outcomes = Counter(e["outcome"] for e in journals[retry.facility] if e["faults"])
+    assert outcomes == {"500": 1, "HTTP-503": 2, "RESET": 2}  # the whole fault plan met the hospital
+
+
+def test_a_run_ends_with_no_order_in_flight_and_leaves_no_trace(tmp_path: Path) -> None:
+    """The overload scenario ends once its request budget is decided, its order still due. The run waits
+    until the hospital has sent it before the clock goes back: afterwards nothing reaches the facility."""
+    portal = start_local_portal(tmp_path)
+    admin = SandboxAdmin(portal.base_url, portal.admin_token)
+    lanes, facilities, material, hospitals = reference_lanes(portal.base_url, tmp_path, 1, variant=None,
+                                                             clock_rate=600.0)  # fmt: skip
+    facility = facilities[0].code
+    try:
+        with restoring(admin, (facility,)):
+            provision(admin, facilities, material)
+            finished = Runner(admin, lanes, rate=600.0, seed=7, scenario_timeout=60.0).run([CASES.get("API-014")])
+        orders = httpx.get(lanes[0].trigger.url, timeout=10).json()["orders"]  # type: ignore[attr-defined]
+        before = admin.journal(facility)
+        period = {"period": f"{date.today().year}-H{1 + (date.today().month > 6)}"}
+        report = admin.http.get("/sandbox/reports/semiannual", params=period).json()["facilities"]
+        threading.Event().wait(15.0)  # longer than the hospital's pause before it retries an order it gave up
+        after = admin.journal(facility)
+        report_after = admin.http.get("/sandbox/reports/semiannual", params=period).json()["facilities"]
+    finally:
+        hospitals.stop()
+        admin.close()
+        portal.stop()
+    assert finished.exit_code == 0, [r.message for r in finished.results]
+    assert [o["state"] for o in orders] == ["sent"], orders  # delivered before the clock went back
+    assert after == before and report_after == report
+    assert not any("in flight" in note or "neither accepted" in note for note in finished.bundle.meta["notes"])
