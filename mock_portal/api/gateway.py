@@ -111,13 +111,13 @@ class _Exchange:
             log.exception("wire gateway: no identity decided")
             at = self.portal.clock.at(self.real_at)
             decided = _Decided(at, Decision(), None, False, at)
-        decision, at = decided.decision, decided.at
+        decision = decided.decision
         gone = False
         if decision.latency_ms:
             await asyncio.sleep(decision.latency_ms / 1000)
             gone = await self._client_gone()
         exchange = Exchange(
-            at=at,
+            at=decided.at,
             real_at=self.real_at,
             facility_code=facility,
             username=form.get("username", ""),
@@ -131,7 +131,8 @@ class _Exchange:
         )
         if decided.busy is not None:  # over a workspace quota: the real portal's busy answer (the overload guard's)
             explain = [(b"x-sandbox-explain", header_safe(f"WORKSPACE_BUSY: {decided.busy}").encode())]
-            payload = json.dumps(submit_reply(SubmitResult.SERVER_ERROR, "", at), separators=(",", ":")).encode()
+            busy = submit_reply(SubmitResult.SERVER_ERROR, "", decided.received_at)
+            payload = json.dumps(busy, separators=(",", ":")).encode()
             exchange = await self._with_file(exchange, body)
             await self._journal(replace(exchange, outcome=SubmitResult.SERVER_ERROR.value, http_status=200))
             await _send(self.send, 200, [(b"content-type", b"application/json"), *explain], payload)
@@ -143,7 +144,7 @@ class _Exchange:
             await self._journal(replace(exchange, outcome="RESET"))
             return DROPPED
         if fault is not None:
-            status, headers, payload, outcome = self._fault_reply(fault, at, decision)
+            status, headers, payload, outcome = self._fault_reply(fault, decided.received_at, decision)
             await self._journal(replace(exchange, outcome=outcome, http_status=status))
             await _send(self.send, status, headers, payload)
             return None
@@ -259,7 +260,7 @@ class _Exchange:
         return None
 
     def _fault_reply(
-        self, fault: Fault, at: Any, decision: Decision
+        self, fault: Fault, received_at: datetime, decision: Decision
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str]:
         explain = [(b"x-sandbox-explain", header_safe(f"FAULT {', '.join(decision.applied)}").encode())]
         if fault.effect is Effect.HTTP_ERROR:
@@ -276,7 +277,7 @@ class _Exchange:
         if self.operation == "token":
             body: dict[str, Any] = {"maKetQua": code, "APIKey": None}
         else:
-            body = {**submit_reply(SubmitResult.SERVER_ERROR, "", at), "MaKetQua": code}
+            body = {**submit_reply(SubmitResult.SERVER_ERROR, "", received_at), "MaKetQua": code}
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         return 200, [(b"content-type", b"application/json"), *explain], payload, code
 

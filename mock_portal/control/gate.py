@@ -29,6 +29,7 @@ class Exchange:
     """One wire request as the journal keeps it."""
 
     at: datetime
+    """The sandbox instant the request arrived at (the gateway's clock state applied to `real_at`)."""
     real_at: datetime
     facility_code: str
     username: str
