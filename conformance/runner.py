@@ -54,6 +54,8 @@ __all__ = ["Lane", "Runner", "judge", "needed_tags"]
 POLL = 0.25
 MAX_ATTEMPTS = 3
 """How often a scenario runs in all when its timing verdicts stay inside the resolution."""
+SETTLE_SECONDS = 45.0
+"""The longest a run waits at its end for orders in flight (a hospital that never stops sending one)."""
 QUIET_SECONDS = 20.0
 """At the end of a run, a hospital that made no request for this long while orders of the run are
 unsettled has stopped sending them (it gave up, or holds them): the run ends. Above the reference
@@ -442,13 +444,13 @@ class Runner:
     def _settle(self, done: list[tuple[ScenarioRecord, list[Order]]]) -> None:
         """Before the run collects its evidence (and later gives the clock back), wait until the hospital
         has no order of the run in flight: each order it took is accepted or refused for good, or it has
-        made no request for `QUIET_SECONDS` (it stopped sending them), at most one scenario timeout. An
+        made no request for `QUIET_SECONDS` (it stopped sending them), at most `SETTLE_SECONDS`. An
         order sent after the clock went back would be judged by another clock and stay in the facility's
         history; what is still unsettled at the end is said in the run's notes."""
         orders = [o for _, os in done for o in os if o.taken]
         facilities = sorted({record.facility for record, _ in done})
         after = min((record.journal_after for record, _ in done), default=0)
-        limit, quiet_since, last = time.monotonic() + self.scenario_timeout, time.monotonic(), 0
+        limit, quiet_since, last = time.monotonic() + min(self.scenario_timeout, SETTLE_SECONDS), time.monotonic(), 0
         while True:
             entries = [e for f in facilities for e in self.admin.journal(f, after)]
             answers = _answers(entries)

@@ -366,6 +366,35 @@ def test_retry_refused_variant_resends_the_same_file_three_times(
     assert len({e["document_code"] for e in submits}) == 1
 
 
+def test_resend_acked_variant_sends_the_acknowledged_file_again_when_the_order_comes_again(
+    admin: httpx.Client, site: Site, portal: LiveServer, tmp_path: Path
+) -> None:
+    """Repeated while still queued: one more send after the acknowledgement; repeated once sent: queued again.
+    Both times the very bytes the portal acknowledged (what API-011 names a resend after MaKetQua 200)."""
+    hospital = hospital_for(site, portal, tmp_path, variant=Variant.RESEND_ACKED)
+    early, late = order_for(site), order_for(site)
+    queue_orders(hospital, early, late)
+    hospital.queue.repeat(early["request_id"])
+    hospital.drain()
+    hospital.queue.repeat(late["request_id"])
+    assert status(hospital)[late["request_id"]]["state"] == "queued"
+    hospital.drain()
+    submits = journal(admin, site, operation="submit")
+    for order in (early, late):
+        mine = [e for e in submits if e["document_code"] == order["data"]["MA_GCS"]]
+        assert [e["outcome"] for e in mine] == ["200", "200"] and len({e["file_sha256"] for e in mine}) == 1
+    assert {o["state"] for o in status(hospital).values()} == {"sent"}
+
+
+def test_a_certificate_signed_again_gets_a_later_signing_time(site: Site, portal: LiveServer, tmp_path: Path) -> None:
+    """Two signings in the same second would be the same bytes: a signer's clock only moves forward."""
+    hospital = hospital_for(site, portal, tmp_path, clock_rate=1.0)
+    order = parse_order(order_for(site))
+    taken = datetime.now(UTC)
+    first, second = hospital.sign(order, taken), hospital.sign(order, taken)
+    assert first != second and b"<SigningTime>" in first
+
+
 # --- the queue ------------------------------------------------------------------------------------
 
 
@@ -547,4 +576,5 @@ def test_public_api_is_pinned() -> None:
         "plain-password",
         "data-drift",
         "no-reply-sent",
+        "resend-acked",
     ]
