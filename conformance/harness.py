@@ -246,6 +246,8 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
             admin = stack.enter_context(portal_admin(options.portal, token, workdir))
             if options.reference and options.portal is not None:  # a shared portal: a workspace of its own
                 admin = stack.enter_context(own_workspace(admin, "conformance run", keep=options.keep_workspace))
+            # the portal outlives the run (the vendor's, or a workspace kept): what the hospital still sends lands there
+            lasting = options.portal is not None and (admin.workspace is None or options.keep_workspace)
             hospitals = None
             if options.reference:
                 count = len(scenarios_for(needed_tags(specs)))
@@ -276,6 +278,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                         trigger_description=options.description,
                         scenario_timeout=options.timeout,
                         order_portal=options.order_portal or options.reference,
+                        settle=lasting,
                     )
                     return runner.run(specs)
             finally:

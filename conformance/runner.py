@@ -130,6 +130,7 @@ class Runner:
         scenario_timeout: float = 150.0,
         trigger_description: str = "",
         order_portal: bool = False,
+        settle: bool = True,
     ) -> None:
         if not lanes:
             raise ValueError("at least one lane (facility + trigger) is needed")
@@ -145,6 +146,9 @@ class Runner:
         self.trigger_description = trigger_description or lanes[0].trigger.description
         self.listeners = list(listeners)
         self.order_portal = order_portal
+        self.settle = settle
+        """Wait at the end until no order is in flight (`_settle`): where the portal outlives the run. A portal
+        or a workspace of the run's own is thrown away with whatever the hospital still sends."""
         self.run_id = f"c{self.seed}-{uuid.uuid4().hex[:6]}"
         self._lock = threading.Lock()
         self._clock: list[Json] = []
@@ -447,6 +451,8 @@ class Runner:
         made no request for `QUIET_SECONDS` (it stopped sending them), at most `SETTLE_SECONDS`. An
         order sent after the clock went back would be judged by another clock and stay in the facility's
         history; what is still unsettled at the end is said in the run's notes."""
+        if not self.settle:
+            return
         orders = [o for _, os in done for o in os if o.taken]
         facilities = sorted({record.facility for record, _ in done})
         after = min((record.journal_after for record, _ in done), default=0)

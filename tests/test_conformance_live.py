@@ -39,14 +39,12 @@ def test_reference_hospital_passes_every_case(tmp_path: Path, capsys: pytest.Cap
     assert verdicts(report, "pass") == {c["id"] for c in report["cases"]}, out
     assert report["summary"]["portal_compatible"]["verdict"] == report["summary"]["strict_clean"]["verdict"] == "pass"
     assert report["duration_s"] < 120
-    # the overload portal is busy for the whole 240 working minutes, so its order is late by design (no DL case
-    # judges it; the run waits for it before the clock goes back); a scenario that ran again (a lateness inside
-    # the machine's timing resolution) is judged on its last run
+    # the overload portal is busy for the whole 240 working minutes, so its order is late by design, and its scenario
+    # ends once the budget is decided (no DL case judges it); a scenario that ran again (a lateness inside the
+    # machine's timing resolution) is judged on its last run
     again = {s["plan"] for s in report["scenarios"] if s["attempt"] > 1}
     judged = [row for row in report["timeline"] if row["scenario"] not in again | {"overload"}]
     assert len(judged) >= 12 and all(row["status"] == "ON_TIME" for row in judged), report["timeline"]
-    overload = [row for row in report["timeline"] if row["scenario"] == "overload"]
-    assert overload and all(row["accepted_at"] for row in overload)  # delivered before the clock went back
     # the saved evidence re-judges to the same verdicts
     assert main(["replay", str(tmp_path / "evidence.jsonl"), "--report-dir", str(tmp_path / "replay")]) == 0
     replayed = json.loads((tmp_path / "replay" / "report.json").read_text())
