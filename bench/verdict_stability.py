@@ -57,6 +57,7 @@ class Outcome:
     verdict: str
     first_failed: str | None
     reruns: list[str]
+    should_failed: list[str]
     resolution: dict[str, Any]
     seconds: float
     tail: str
@@ -72,6 +73,7 @@ class Outcome:
         worst = self.resolution
         timing = f"{worst.get('minutes', 0):.1f} min at {worst.get('rate', 0):g}× ({worst.get('scenario', '-')})"
         again = f", ran again: {', '.join(self.reruns)}" if self.reruns else ""
+        again += f", SHOULD failed: {', '.join(self.should_failed)}" if self.should_failed else ""
         return (
             f"{self.kind:<12} #{self.number:<2} {'ok ' if self.ok else 'BAD'} {self.verdict:<12} "
             f"first failed {self.first_failed or '-':<8} resolution {timing}{again}  ({self.seconds:.0f} s)"
@@ -115,7 +117,7 @@ def one_run(server: Server, kind: str, number: int, workdir: Path) -> Outcome:
         report = json.loads((out / "report.json").read_text())
     except (OSError, ValueError):
         tail = (done.stdout + done.stderr)[-1500:]
-        return Outcome(kind, number, done.returncode, "no report", None, [], {}, seconds, tail)
+        return Outcome(kind, number, done.returncode, "no report", None, [], [], {}, seconds, tail)
     blocking = next((c for c in report["cases"] if c["level"] == "MUST" and c["verdict"] in ("fail", "error")), None)
     timing = report.get("timing") or []
     worst = max(timing, key=lambda t: t["minutes"], default={})
@@ -127,6 +129,7 @@ def one_run(server: Server, kind: str, number: int, workdir: Path) -> Outcome:
         report["summary"]["verdict"],
         blocking["id"] if blocking else None,
         reruns,
+        report["summary"]["should_failed"],
         worst,
         seconds,
         (done.stdout + done.stderr)[-1500:],
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": len(mine),
             "as_expected": sum(o.ok for o in mine),
             "ran_again": sum(bool(o.reruns) for o in mine),
+            "should_failed": sorted({case for o in mine for case in o.should_failed}),
             "resolution_minutes": {"min": min(resolutions), "max": max(resolutions)},
         }
     summary["seconds"] = round(time.monotonic() - began, 1)

@@ -9,8 +9,9 @@ it knows no output format.
 Timing: a probe measures the machine while scenarios run (`conformance.timing`), so every scenario
 has a timing resolution. A case whose verdict lies inside it is INCONCLUSIVE; the scenarios behind
 it run again at half the clock rate (not below the scenario's `min_rate`), at most `MAX_ATTEMPTS`
-times in all, and the cases are judged again on all the evidence. A run ends clean: it waits
-(bounded) until the hospital has no order of the run in flight before the clock goes back.
+times in all, and the cases are judged again on all the evidence. A run ends clean: where the portal
+outlives it, it waits (bounded) until the hospital has no order of the run in flight before the clock
+goes back.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class Runner:
         started = time.monotonic()
         plans = scenarios_for(needed_tags(specs))
         self._read_calendar()
-        self.start = self.start or start_instant(datetime.now(UTC).date(), self.calendar)
+        start = self.start = self.start or start_instant(datetime.now(UTC).date(), self.calendar)
         self.emit(
             RunStarted(
                 "run",
@@ -193,7 +194,7 @@ class Runner:
         )
         places = {p.name: i for i, p in enumerate(plans)}
         with self._probe:
-            done = self._side_by_side(plans)
+            done = self._side_by_side(plans, start)
             self._settle(done)
             bundle = self.collect(done, order=places)
             results = judge(specs, bundle)
@@ -218,16 +219,15 @@ class Runner:
         self.emit(finished)
         return finished
 
-    def _side_by_side(self, plans: list[Scenario]) -> list[tuple[ScenarioRecord, list[Order]]]:
+    def _side_by_side(self, plans: list[Scenario], start: datetime) -> list[tuple[ScenarioRecord, list[Order]]]:
         """Each lane runs its share of the scenarios; lanes run at once, on the one sandbox clock. Every
-        lane's first scenario is prepared before the clock is set to the run's start, so all start there."""
+        lane's first scenario is prepared before the clock is set to the run's `start`, so all start there."""
         done: list[tuple[ScenarioRecord, list[Order]]] = []
         errors: list[BaseException] = []
         count = len(self.lanes)
         shares = [(lane, plans[i::count]) for i, lane in enumerate(self.lanes)]
-        assert self.start is not None
-        first = {lane.facility: self._prepare(lane, mine[0], self.start, self.rate) for lane, mine in shares if mine}
-        self._set_clock(self.start, self.rate, "clock set")
+        first = {lane.facility: self._prepare(lane, mine[0], start, self.rate) for lane, mine in shares if mine}
+        self._set_clock(start, self.rate, "clock set")
 
         def drive(lane: Lane, mine: list[Scenario]) -> None:
             try:
