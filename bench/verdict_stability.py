@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from ingest import Server, running_server
 from conformance.cases import load_cases
 from conformance.selftest import Target, specs_for
 from fixtures.hospital.worker import Variant
+from fixtures.hostile import busy_cores
 
 TARGETS = {
     "reference": Target(None, None, ("refusal", "retry", "relogin", "outage", "too-large", "lost-reply", "overload",
@@ -78,26 +76,6 @@ class Outcome:
             f"{self.kind:<12} #{self.number:<2} {'ok ' if self.ok else 'BAD'} {self.verdict:<12} "
             f"first failed {self.first_failed or '-':<8} resolution {timing}{again}  ({self.seconds:.0f} s)"
         )
-
-
-def spin() -> None:
-    while True:
-        pass
-
-
-@contextmanager
-def burning(count: int) -> Iterator[None]:
-    """`count` processes that keep a core busy each, at normal priority, until the block ends."""
-    burners = [multiprocessing.Process(target=spin, daemon=True) for _ in range(count)]
-    for burner in burners:
-        burner.start()
-    try:
-        yield
-    finally:
-        for burner in burners:
-            burner.terminate()
-        for burner in burners:
-            burner.join()
 
 
 def one_run(server: Server, kind: str, number: int, workdir: Path) -> Outcome:
@@ -149,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="verdict-stability-") as tmp:
         workdir = Path(tmp)
-        with running_server(workdir, 1, f"sqlite:///{workdir / 'portal.sqlite3'}") as server, burning(args.burners):
+        with running_server(workdir, 1, f"sqlite:///{workdir / 'portal.sqlite3'}") as server, busy_cores(args.burners):
             print(f"{len(jobs)} runs, {args.parallel} at a time, {args.burners} CPU burner(s)", flush=True)
             with ThreadPoolExecutor(max_workers=args.parallel) as pool:
                 for outcome in pool.map(lambda job: one_run(server, job[0], job[1], workdir), jobs):

@@ -8,12 +8,9 @@ sandbox clock 600× faster than real time, so a full run takes well under a minu
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -21,6 +18,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from conformance.cli import main
+from fixtures.hostile import busy_cores
 from fixtures.pki import TestPKI, write_pki
 from tests.live import start_server
 
@@ -79,25 +77,6 @@ def test_each_broken_variant_fails_exactly_its_cases(
     assert code == (1 if broken & must else 0)
 
 
-def _spin() -> None:
-    while True:
-        pass
-
-
-@contextmanager
-def cpu_busy() -> Iterator[None]:
-    """A loaded machine: a process spinning on every core while the block runs."""
-    burners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 2)]
-    for burner in burners:
-        burner.start()
-    try:
-        yield
-    finally:
-        for burner in burners:
-            burner.terminate()
-            burner.join()
-
-
 def test_retries_without_backoff_fail_api_008_on_a_loaded_machine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -105,7 +84,7 @@ def test_retries_without_backoff_fail_api_008_on_a_loaded_machine(
     next, less the noise the run measured, a client that retries 20 ms after each failure shows no backoff
     (measured start to start, the requests' own duration made it look like one)."""
     storm = ("--variant", "retry-storm", "--only", "API-008", "--clock-rate", "1200")
-    with cpu_busy():
+    with busy_cores():
         code, report, out = run(capsys, tmp_path, *storm)
     assert verdicts(report, "fail") == {"API-008"}, out
     [case] = report["cases"]

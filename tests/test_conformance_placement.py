@@ -102,8 +102,10 @@ def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(tmp_path:
         results[label] = next(r for r in finished.results if r.case_id == "DL-002")
     assert [r.verdict for r in results.values()] == [Verdict.FAIL, Verdict.FAIL], results
     stories = [
-        sorted((f.message.split("(", 1)[1].split(",", 1)[0], any(w in f.message for w in ("LATE", "OVERDUE")))
-               for f in r.evidence.findings)  # fmt: skip
+        sorted(
+            (f.message.split("(", 1)[1].split(",", 1)[0], any(w in f.message for w in ("LATE", "OVERDUE")))
+            for f in r.evidence.findings
+        )  # fmt: skip
         for r in results.values()
     ]
     assert stories[0] == stories[1] and ("gcs_twins", True) in stories[0], stories
