@@ -3,6 +3,7 @@
 mock-portal serve [--host H] [--port P] [--workers N] [--demo]
 mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--workspace ID]
                    [--format csv|json|html] [--out FILE]
+mock-portal attestation-key (show | rotate) [--json]
 """
 
 from __future__ import annotations
@@ -102,6 +103,30 @@ def _fidelity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attestation_key(args: argparse.Namespace) -> int:
+    """The deployment's attestation keys from the database named by PORTAL_DATABASE_URL (no server
+    needed; running servers sign with the new key from their next attestation on)."""
+    import json
+
+    from mock_portal.app import build_portal
+    from mock_portal.attestation import keys
+
+    repo = build_portal(Settings.from_env()).repo
+    if args.action == "rotate":
+        new, retired = keys.rotate(repo)
+        print(f"new active key {new.id}" + (f"; {retired.id} retired (still published)" if retired else ""))
+    published = [key.to_dict() for key in keys.published(repo)]
+    if args.json:
+        print(json.dumps(published, indent=2))
+        return 0
+    for key in published:
+        until = key["valid_until"] or "now"
+        print(f"{key['id']}  {key['algorithm']}  {key['status']:<7}  {key['valid_from']} → {until}")
+        if key["status"] == "active":
+            print(str(key["public_pem"]).rstrip())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mock-portal", description="Mock HIAP portal for GCS/GBT data")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--format", choices=["csv", "json", "html"], default="csv")
     report.add_argument("--out", help="file to write (default: standard output)")
     report.set_defaults(func=_report)
+    attestation = commands.add_parser(
+        "attestation-key", help="the portal's key that signs conformance runs: show it, or rotate it"
+    )
+    attestation.add_argument("action", choices=["show", "rotate"], help="rotate: new key; the old one is retired")
+    attestation.add_argument("--json", action="store_true", help="print every key as GET /sandbox/attestation-keys")
+    attestation.set_defaults(func=_attestation_key)
     table = commands.add_parser("fidelity", help="the graded behaviours as Markdown (docs/fidelity.md)")
     table.add_argument("--write", metavar="FILE", help="write to FILE (e.g. docs/fidelity.md) instead of stdout")
     table.set_defaults(func=_fidelity)

@@ -7,15 +7,14 @@ from typing import Any
 
 from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, empty, reply
-from mock_portal.api.views import document_view, iso
 from mock_portal.control.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
 from mock_portal.control.faults import FaultPlanError, parse_plan
 from mock_portal.control.gate import plan_key
 from mock_portal.portal import expectations as expect
 from mock_portal.portal import facilities as ops
+from mock_portal.portal.records import document_view, iso, journal_view
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound
-from mock_portal.store import JournalEntry
 from mock_portal.store.repository import Identity, JournalFilter
 
 Json = dict[str, Any]
@@ -184,31 +183,6 @@ def _journal_filter(
     return JournalFilter(facility, operation, outcome, when, after, Identity(identity))
 
 
-def _entry(entry: JournalEntry) -> Json:
-    return {
-        "id": entry.id,
-        "at": iso(entry.at),
-        "real_at": iso(entry.real_at),
-        "facility": entry.facility_code,
-        "username": entry.username,
-        "operation": entry.operation,
-        "outcome": entry.outcome,
-        "http_status": entry.http_status,
-        "ma_gd": entry.ma_gd,
-        "submission_id": entry.submission_id,
-        "document_code": entry.document_code,
-        "loai_hs": entry.loai_hs,
-        "faults": entry.faults,
-        "findings": [f["code"] for f in entry.findings],
-        "graded_findings": [
-            {"code": f["code"], "grade": f.get("grade"), "source": f.get("source")} for f in entry.findings
-        ],
-        "duration_ms": entry.duration_ms,
-        "authenticated": entry.authenticated,
-        "file_sha256": entry.file_sha256,
-    }
-
-
 def list_journal(
     facility: str | None = None,
     operation: str | None = None,
@@ -222,7 +196,7 @@ def list_journal(
     filters = _journal_filter(facility, operation, outcome, since, after, identity)
     # polling with `after` pages forward (oldest first), so a burst larger than `limit` is not skipped
     entries = _portal().repo.journal(filters, limit=limit, oldest_first=after is not None)
-    return reply([_entry(e) for e in entries])
+    return reply([journal_view(e) for e in entries])
 
 
 def count_journal(

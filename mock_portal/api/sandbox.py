@@ -10,10 +10,10 @@ from flask import Response
 from mock_portal import fidelity, store
 from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, empty, reply
-from mock_portal.api.views import document_view, iso
 from mock_portal.documents import list_rules as domain_rules
 from mock_portal.portal import facilities as ops
 from mock_portal.portal import workspaces
+from mock_portal.portal.records import document_view, iso, submission_summary, submission_view
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import NotFound
 
@@ -50,22 +50,6 @@ def _facility(portal: Portal, row: store.Facility) -> Reply:
         "created_at": iso(row.created_at),
         "accounts": [{"username": a.username, "locked": a.locked} for a in portal.repo.accounts_of(row.code)],
         "certificates": [_certificate(c) for c in portal.repo.certificates_of(row.code)],
-    }
-
-
-def _summary(row: store.Submission) -> Reply:
-    return {
-        "id": row.id,
-        "received_at": iso(row.received_at),
-        "facility": row.facility_code,
-        "username": row.username,
-        "loai_hs": row.loai_hs,
-        "result": row.result,
-        "ma_gd": row.ma_gd,
-        "document_code": row.document_code,
-        "file_size": row.file_size,
-        "file_sha256": row.file_sha256,
-        "explain": row.explain,
     }
 
 
@@ -161,7 +145,7 @@ def list_submissions(
     facility: str | None = None, result: str | None = None, limit: int = 50, before: int | None = None
 ) -> Reply:
     rows = _portal().repo.list_submissions(facility=facility, result=result, limit=limit, before_id=before)
-    return reply([_summary(row) for row in rows])
+    return reply([submission_summary(row) for row in rows])
 
 
 def _require_submission(portal: Portal, submission_id: int) -> store.Submission:
@@ -174,15 +158,7 @@ def _require_submission(portal: Portal, submission_id: int) -> store.Submission:
 def get_submission(id: int) -> Reply:  # noqa: A002 - the spec's parameter name
     portal = _portal()
     row = _require_submission(portal, id)
-    document = portal.repo.document_of_submission(row.id)
-    return reply(
-        {
-            **_summary(row),
-            "findings": row.findings,
-            "signature": row.signature_report,
-            "document": document_view(document) if document else None,
-        }
-    )
+    return reply(submission_view(row, portal.repo.document_of_submission(row.id)))
 
 
 def get_submission_file(id: int) -> Response:  # noqa: A002 - the spec's parameter name

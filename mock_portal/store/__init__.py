@@ -5,6 +5,7 @@ from mock_portal.store.ipss import Application, SharedDocument
 from mock_portal.store.models import (
     DEFAULT_WORKSPACE,
     Account,
+    AttestationKey,
     Base,
     CertificateAuthority,
     Document,
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_WORKSPACE",
     "Account",
     "Application",
+    "AttestationKey",
     "Base",
     "CertificateAuthority",
     "Document",

@@ -262,3 +262,22 @@ class SharedSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(default=1)
+
+
+class AttestationKey(Base):
+    """The portal's own Ed25519 key that signs run attestations: one per deployment, not per workspace.
+
+    Kept in the database so every worker and host agrees and a backup carries it. At most one key is
+    `active` (the unique column holds True for it and NULL for every retired key); a retired key keeps
+    its public half, published with its validity period so older bundles still verify, and loses its
+    private half, so it can sign nothing more."""
+
+    __tablename__ = "attestation_keys"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The key id: the first 16 hex digits of the SHA-256 of the public key's DER SubjectPublicKeyInfo."""
+    public_pem: Mapped[str]
+    private_pem: Mapped[str | None]
+    """PKCS#8 PEM, unencrypted (whoever reads the database can sign); None once retired."""
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    active: Mapped[bool | None] = mapped_column(unique=True)

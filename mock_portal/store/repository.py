@@ -39,6 +39,7 @@ from mock_portal.store import migrate
 from mock_portal.store.models import (
     DEFAULT_WORKSPACE,
     Account,
+    AttestationKey,
     Base,
     CertificateAuthority,
     Document,
@@ -823,3 +824,31 @@ class Repository:
     def list_workspaces(self) -> Sequence[Workspace]:
         with self._sessions() as s:
             return s.scalars(select(Workspace).order_by(Workspace.created_at, Workspace.id)).all()
+
+    # the portal's attestation keys: the deployment's, not a workspace's
+    def attestation_keys(self) -> Sequence[AttestationKey]:
+        """Every key, the oldest first (the active one last)."""
+        with self._sessions() as s:
+            return s.scalars(select(AttestationKey).order_by(AttestationKey.created_at, AttestationKey.id)).all()
+
+    def active_attestation_key(self) -> AttestationKey | None:
+        with self._sessions() as s:
+            return s.scalars(select(AttestationKey).where(AttestationKey.active.is_(True))).first()
+
+    def add_attestation_key(self, key: AttestationKey, *, retire_at: datetime | None = None) -> bool:
+        """Make `key` the active one; with `retire_at`, first retire the active key then (its private half
+        erased), in the same transaction. False when another process made a key active first (the unique
+        `active` column refused this one)."""
+        try:
+            with self.session() as s:
+                if retire_at is not None:
+                    s.execute(
+                        update(AttestationKey)
+                        .where(AttestationKey.active.is_(True))
+                        .values(active=None, retired_at=retire_at, private_pem=None)
+                    )
+                    s.flush()
+                s.add(key)
+        except IntegrityError:
+            return False
+        return True

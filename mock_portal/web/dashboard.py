@@ -31,7 +31,7 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from mock_portal.api import control, sandbox
+from mock_portal.api import attestation, control, sandbox
 from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.errors import SPEC
 from mock_portal.api.reports import build_report, download
@@ -164,7 +164,12 @@ def home() -> Any:
 @bp.get("/facilities")
 @login_required
 def facilities() -> str:
-    return render_template("facilities.html", facilities=_body(sandbox.list_facilities()), page="facilities")
+    return render_template(
+        "facilities.html",
+        facilities=_body(sandbox.list_facilities()),
+        attestation_keys=_body(attestation.list_attestation_keys()),
+        page="facilities",
+    )
 
 
 def _journal(after: int | None) -> tuple[list[dict[str, Any]], str | None]:
