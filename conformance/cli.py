@@ -8,7 +8,7 @@
     conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
     conformance selftest [--variants NAMES] [--seed N] [--json]
     conformance coverage [--json]
-    conformance verify BUNDLE_DIR [--key PUBLIC.pem]
+    conformance verify BUNDLE_DIR [--portal-key KEY.pem | --portal URL]
 
 `check` judges files offline with the portal's own checks (exit 1 when any file would be refused);
 `run` drives a hospital system through its trigger against the sandbox portal and judges the cases;
@@ -28,7 +28,7 @@ from conformance import EXIT_USAGE, SUITE_VERSION, UsageError, tool_version
 from conformance import evidence as ev
 from conformance.cases import load_cases
 from conformance.events import Listener, RunFinished, RunStarted
-from conformance.offline import FileVerdict, check_file, read_input, trust_from_files
+from conformance.offline import OFFLINE_AREAS, FileVerdict, check_file, read_input, trust_from_files
 from conformance.registry import CaseSpec
 from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
@@ -144,7 +144,7 @@ def _check(args: argparse.Namespace) -> int:
         if not args.trust:
             print("\nnote: no --trust CA given, so no certificate chain can be found")
     if args.cases or args.report_dir:
-        specs = [s for s in load_cases().all() if s.area in ("documents", "signature")]
+        specs = [s for s in load_cases().all() if s.area in OFFLINE_AREAS]
         bundle = ev.from_file_verdicts(results)
         _judge_bundle(bundle, specs, _listeners(args.report_dir, quiet=not args.cases or args.json), "check")
     return 0 if all(r.verdict.result is SubmitResult.OK for r in results) else 1
@@ -213,20 +213,29 @@ def _run(args: argparse.Namespace) -> int:
     if args.report_dir:
         print(
             f"reports in {args.report_dir}: junit.xml, report.json, report.html, evidence.jsonl, fault_plans.json, "
-            f"versions.json, signed manifest.json (conformance verify {args.report_dir})"
+            f"versions.json, manifest.json and the portal's attestation (conformance verify {args.report_dir})"
         )
     return finished.exit_code
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from conformance.certificate import verify
+    from conformance.certificate import keys_from_pem, keys_from_portal, verify
 
-    pinned = read_input(args.key, "--key") if args.key else None
-    problems = verify(args.bundle, pinned)
-    for problem in problems:
-        print(f"  {problem}")
-    print(f"{args.bundle}: " + ("NOT VERIFIED" if problems else "verified: intact, signed, and re-judges the same"))
-    return 1 if problems else 0
+    if args.portal_key:
+        pinned = keys_from_pem(read_input(args.portal_key, "--portal-key"), str(args.portal_key))
+    else:
+        pinned = keys_from_portal(args.portal) if args.portal else None
+    found = verify(args.bundle, pinned)
+    for problem in found.problems:
+        print(f"  FAIL  {problem}")
+    for note in found.notes:
+        print(f"  note  {note}")
+    if found.problems:
+        print(f"{args.bundle}: NOT VERIFIED ({len(found.problems)} problem(s))")
+        return 1
+    who = "attested by the pinned portal key" if pinned else "the signer's key NOT PINNED"
+    print(f"{args.bundle}: verified: intact, complete, re-judges the same; {who}")
+    return 0
 
 
 def _coverage(args: argparse.Namespace) -> int:
@@ -365,10 +374,21 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     verifying = commands.add_parser(
-        "verify", help="check a report bundle: digests, signature, and that its evidence re-judges the same"
+        "verify",
+        help="check a report bundle: the portal's attestation, every file, every case, and that it re-judges the same",
+        description="Exit 1, naming each problem, when a file was added, removed or changed, a case is missing or "
+        "extra, the summary does not follow from the verdicts, the verdicts or evidence differ from what the portal "
+        "attested, or the evidence does not re-judge the same. Without --portal-key or --portal the signer's key is "
+        "not pinned: the bundle is checked, but nothing proves which portal observed the run.",
     )
     verifying.add_argument("bundle", type=Path, metavar="BUNDLE_DIR", help="a --report-dir of run/replay/check")
-    verifying.add_argument("--key", type=Path, help="the public key the bundle must be signed with (PEM)")
+    pin = verifying.add_mutually_exclusive_group()
+    pin.add_argument(
+        "--portal-key", type=Path, metavar="KEY.pem", help="the portal's attestation public key(s) to trust (PEM)"
+    )
+    pin.add_argument(
+        "--portal", metavar="URL", help="trust the keys this portal publishes (GET /sandbox/attestation-keys)"
+    )
     verifying.set_defaults(func=_verify)
 
     covered = commands.add_parser("coverage", help="obligations (decree, dispatch, circulars, profile) → cases")

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance import EXIT_INCONCLUSIVE
 from conformance.evidence import Bundle, Order, ScenarioRecord
 from conformance.model import CaseResult
+
+if TYPE_CHECKING:
+    from conformance.attestation import SignedAttestation
 
 __all__ = [
     "CaseFinished",
@@ -21,6 +24,7 @@ __all__ = [
     "RunStarted",
     "ScenarioFinished",
     "ScenarioStarted",
+    "Witness",
     "exit_code",
 ]
 
@@ -59,12 +63,21 @@ class CaseFinished:
     result: CaseResult
 
 
+class Witness(Protocol):
+    """Who can attest the run's bundle: the portal that served it (`conformance.attestation.PortalWitness`).
+    The file reporter hands it the bundle's manifest once written."""
+
+    def attest(self, manifest: bytes) -> SignedAttestation: ...
+
+
 @dataclass(frozen=True)
 class RunFinished:
     results: tuple[CaseResult, ...]
     bundle: Bundle
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    witness: Witness | None = None
+    """The portal that observed the run, to attest its bundle (None: offline, replayed, or no portal)."""
 
     @property
     def exit_code(self) -> int:

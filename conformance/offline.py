@@ -21,6 +21,8 @@ from mock_portal.signature.trust import TrustError, TrustStore, load_certificate
 from mock_portal.signature.verify import SignaturePolicy
 
 ROOTS = {t.root_tag: t for t in DocumentType}
+OFFLINE_AREAS = ("documents", "signature")
+"""The areas `conformance check` judges: what a file alone shows, with no portal and no exchange."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ __all__ = [
     "PortalState",
     "SandboxAdmin",
     "free_port",
+    "published_keys",
     "restoring",
     "start_local_portal",
 ]
@@ -179,11 +180,24 @@ class SandboxAdmin:
             after = max(e["id"] for e in fresh)
         return sorted(found.values(), key=lambda e: e["id"])
 
+    # attestation (mock_portal.attestation)
+    def attest(self, claim: Json) -> Json:
+        """The portal's signed statement of what it observed of the run and the verdicts claimed for it."""
+        return self._call("POST", "/sandbox/attestations", json=claim).json()
+
     def submission(self, submission_id: int) -> Json:
         detail = self._call("GET", f"/sandbox/submissions/{submission_id}").json()
         file = self.http.get(f"/sandbox/submissions/{submission_id}/file")
         detail["file_b64"] = base64.b64encode(file.content).decode() if file.status_code == 200 else None
         return detail
+
+
+def published_keys(base_url: str) -> list[Json]:
+    """The portal's attestation keys, active and retired (`GET /sandbox/attestation-keys`: no key needed)."""
+    reply = httpx.get(f"{base_url.rstrip('/')}/sandbox/attestation-keys", timeout=30.0)
+    if reply.status_code != 200:
+        raise PortalError(f"GET /sandbox/attestation-keys → {reply.status_code}: {reply.text[:300]}")
+    return list(reply.json())
 
 
 @dataclass

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conformance import SUITE_VERSION, tool_version
+from conformance.attestation import PortalWitness
 from conformance.events import CaseFinished, Listener, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.evidence import Bundle, Json, Order, ScenarioRecord
 from conformance.model import CaseResult, Verdict
@@ -215,7 +216,8 @@ class Runner:
         bundle = replace(bundle, clock=tuple(self._clock))
         for result in results:
             self.emit(CaseFinished(result))
-        finished = RunFinished(tuple(results), bundle, time.monotonic() - started)
+        witness = PortalWitness(self.admin, bundle, tuple(results))
+        finished = RunFinished(tuple(results), bundle, time.monotonic() - started, witness=witness)
         self.emit(finished)
         return finished
 

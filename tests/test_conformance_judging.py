@@ -14,8 +14,8 @@ import pytest
 from conformance.cases import load_cases
 from conformance.evidence import Bundle, Order, ScenarioRecord, dump, load
 from conformance.model import Level, Verdict
+from conformance.outcome import summary
 from conformance.registry import CaseSpec
-from conformance.report.common import summary
 from mock_portal.results.grades import Grade
 
 CASES = load_cases()

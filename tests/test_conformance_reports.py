@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from conformance import SUITE_VERSION
 from conformance.events import RunFinished
 from conformance.evidence import Bundle
 from conformance.model import Verdict
@@ -24,7 +25,7 @@ def finished() -> RunFinished:
         meta={
             "mode": "run",
             "seed": 5,
-            "suite_version": "1.0",
+            "suite_version": SUITE_VERSION,
             "tool_version": "0.1.0",
             "portal": "http://127.0.0.1:1",
         },
@@ -102,7 +103,7 @@ def test_root_cause_first_groups_the_consequences() -> None:
     """A late sender fails DL-001; the flow cases that skip for want of its certificates ("see DL-001")
     and a failure judging the same order are listed under it, not beside it."""
     from conformance.model import CaseResult, Evidence, Level
-    from conformance.report.common import root_causes
+    from conformance.outcome import root_causes
 
     def result(case_id: str, verdict: Verdict, message: str, requests: tuple[str, ...] = ()) -> CaseResult:
         return CaseResult(case_id, case_id, "x", Level.MUST, "b", verdict, message, Evidence(request_ids=requests))
@@ -130,7 +131,11 @@ def test_reports_lead_with_the_root_cause(reports: Path) -> None:
     assert "root_cause_1" in names
 
 
-def test_bundle_verifies_and_catches_a_change_or_a_rewritten_verdict(reports: Path, tmp_path: Path) -> None:
+def test_an_unattested_bundle_verifies_as_such_and_catches_a_change_or_a_rewritten_verdict(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No portal observed this bundle: it is sealed with a key made for it, verifies intact and says it is not
+    attested; a pinned portal key refuses it (portal-attested bundles: tests/test_attestation.py)."""
     import shutil
 
     from conformance.certificate import seal, verify
@@ -142,18 +147,23 @@ def test_bundle_verifies_and_catches_a_change_or_a_rewritten_verdict(reports: Pa
     assert {"manifest.json", "manifest.sig", "manifest.pub.pem", "fault_plans.json", "versions.json"} <= {
         p.name for p in bundle.iterdir()
     }
-    assert verify(bundle) == []
-    assert main(["verify", str(bundle), "--key", str(bundle / "manifest.pub.pem")]) == 0
+    found = verify(bundle)
+    assert found.problems == () and "NOT ATTESTED BY A PORTAL" in found.notes[0]
+    assert main(["verify", str(bundle)]) == 0
+    assert "not attested by a portal" in json.loads((bundle / "manifest.json").read_text())["signer"]
+    pem = bundle / "manifest.pub.pem"
+    shutil.copy(pem, tmp_path / "some.pem")
+    assert main(["verify", str(bundle), "--portal-key", str(tmp_path / "some.pem")]) == 1
+    assert "the pinned portal key cannot vouch for it" in capsys.readouterr().out
     # a verdict rewritten by hand: the digest no longer matches
     report = json.loads((bundle / "report.json").read_text())
     case = next(c for c in report["cases"] if c["verdict"] == "fail")
     case["verdict"] = "pass"
     (bundle / "report.json").write_text(json.dumps(report))
-    assert any("report.json: changed" in p for p in verify(bundle))
+    assert any("report.json: changed" in p for p in verify(bundle).problems)
     # ... and sealed again with a new key: intact and signed, but it does not re-judge the same
     seal(bundle, load(bundle / "evidence.jsonl"))
-    assert verify(bundle) == [f"{case['id']}: report.json says pass, the evidence judges fail"]
-    assert verify(bundle, (reports / "manifest.pub.pem").read_bytes())[0].startswith("signed with another key")
+    assert f"{case['id']}: report.json says pass, the evidence judges fail" in verify(bundle).problems
     assert main(["verify", str(bundle)]) == 1
 
 

@@ -16,7 +16,7 @@ from conformance.cases import load_cases
 from conformance.events import RunFinished
 from conformance.evidence import Bundle, Order, ScenarioRecord
 from conformance.model import Verdict
-from conformance.report.common import summary
+from conformance.outcome import summary
 from conformance.report.junit import write_junit
 from conformance.runner import Lane, Runner
 from conformance.scenarios import SCENARIOS

@@ -16,8 +16,8 @@ import pytest
 from conformance.cases import load_cases
 from conformance.evidence import Bundle
 from conformance.model import Verdict
+from conformance.outcome import summary
 from conformance.portal import SandboxAdmin
-from conformance.report.common import summary
 from fixtures.certificates import scenario
 from fixtures.pki import TestPKI
 from fixtures.signer import sign_document

@@ -1,8 +1,8 @@
 """Reporters: separate consumers of the runner's events (text, JUnit XML, JSON, one HTML page).
 
 `FileReports(directory)` writes `junit.xml`, `report.json`, `report.html` and `evidence.jsonl`
-(for `conformance replay`) when the run finishes, and seals them into a signed bundle
-(`conformance.certificate`, checked by `conformance verify`); `TextReporter` prints progress as it happens.
+(for `conformance replay`) when the run finishes, and seals them into a bundle the portal that served the
+run attests (`conformance.certificate`, checked by `conformance verify`); `TextReporter` prints progress as it happens.
 """
 
 from __future__ import annotations
@@ -39,4 +39,4 @@ class FileReports:
                 write_html(event, self.directory / "report.html"),
                 dump(event.bundle, self.directory / "evidence.jsonl"),
             ]
-            self.written.append(seal(self.directory, event.bundle))
+            self.written.append(seal(self.directory, event.bundle, event.witness))

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from conformance.events import RunFinished
 from conformance.evidence import Json
 from conformance.model import CaseResult
+from conformance.outcome import summary
 from conformance.registry import AREAS
-from conformance.report.common import case_evidence, reproduce, summary, timeline, timing
+from conformance.report.common import case_evidence, reproduce, timeline, timing
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CSS = """

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.events import RunFinished
-from conformance.report.common import case_evidence, reproduce, summary, timeline, timing
+from conformance.outcome import summary
+from conformance.report.common import case_evidence, reproduce, timeline, timing
 
 KEYS = (
     "suite_version",

@@ -13,8 +13,9 @@ from xml.etree import ElementTree as ET
 
 from conformance.events import RunFinished
 from conformance.model import Verdict
+from conformance.outcome import summary
 from conformance.registry import AREAS
-from conformance.report.common import reproduce, summary
+from conformance.report.common import reproduce
 
 
 def write_junit(finished: RunFinished, path: Path) -> Path:

@@ -7,7 +7,8 @@ from typing import TextIO
 
 from conformance.events import CaseFinished, Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.model import Verdict
-from conformance.report.common import summary, timing
+from conformance.outcome import summary
+from conformance.report.common import timing
 
 MARK = {
     Verdict.PASS: "PASS ",
