@@ -24,6 +24,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conformance import SUITE_VERSION, tool_version
+
 if TYPE_CHECKING:
     from conformance.offline import FileVerdict
 
@@ -318,4 +320,5 @@ def from_file_verdicts(verdicts: list[FileVerdict]) -> Bundle:
                 "file_b64": base64.b64encode(verdict.file).decode() if verdict.file else None,
             }
         )
-    return Bundle(meta={"mode": "check"}, submissions=tuple(submissions))
+    meta = {"mode": "check", "suite_version": SUITE_VERSION, "tool_version": tool_version()}
+    return Bundle(meta=meta, submissions=tuple(submissions))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance.cli import main
 from fixtures.pki import TestPKI, cert_pem, crl_pem
@@ -85,6 +87,17 @@ def test_cases_are_judged_on_the_files(
     assert verdicts["SIG-004"] == "fail" and verdicts["GCS-DOC-003"] == "pass"
     assert verdicts["GBT-DOC-001"] == "skip"
     assert "FAIL  SIG-004" in text
+    # no portal observed an offline check: its bundle verifies as not attested, and a pinned portal key refuses it
+    assert main(["verify", str(out)]) == 0
+    assert "NOT ATTESTED BY A PORTAL" in capsys.readouterr().out
+    key = tmp_path / "portal.pem"
+    key.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert main(["verify", str(out), "--portal-key", str(key)]) == 1
+    assert "not attested by a portal: signed with a key made for the bundle" in capsys.readouterr().out
 
 
 @pytest.fixture()
