@@ -208,6 +208,7 @@ PUBLIC = {
     ("GET", "/sandbox/health"),
     ("GET", "/sandbox/rules"),
     ("GET", "/sandbox/fidelity"),
+    ("GET", "/sandbox/attestation-keys"),
 }
 """Nothing of a workspace in them (health counts the default workspace's submissions)."""
 OPERATOR_ONLY = {
@@ -230,6 +231,7 @@ ON_B_RESOURCE: dict[tuple[str, str], Any] = {
     ("GET", "/sandbox/submissions/{id}/file"): None,
     ("GET", "/sandbox/documents/{code}"): None,
     ("GET", "/sandbox/expectations/{id}"): None,
+    ("POST", "/sandbox/attestations"): "attestation",
     ("GET", "/ipss/v1/birth-certificates/{ma_gcs}"): None,
     ("GET", "/ipss/v1/death-certificates/{ma_gbt}"): None,
 }
@@ -314,6 +316,10 @@ def test_a_key_reaches_nothing_of_another_workspace_on_any_route(
             client = a.ipss if path.startswith("/ipss/") else a.api
             if body == "pem":
                 response = client.post(url, content=cert_pem(only_b.credential.cert), headers=PEM)
+            elif body == "attestation":  # B's facility and journal, attested for A: refused
+                ranges = [{"code": only_b.code, "journal_after": 0, "journal_until": 2**62}]
+                claim = {"run_id": "r", "suite_version": "1", "facilities": ranges, "cases": [], "summary": {}}
+                response = client.post(url, json={**claim, "manifest_sha256": "0" * 64})
             else:
                 response = client.request(method, url, json=body)
             problem(response, 404)
