@@ -116,6 +116,15 @@ def test_an_untouched_bundle_verifies_against_the_published_key(
     assert statement["claimed"]["manifest_sha256"] == manifest
 
 
+def test_the_dashboard_shows_the_portal_key(portal: LiveServer, sealed: Path) -> None:
+    signer = json.loads((sealed / "attestation.json").read_bytes())["key_id"]
+    with httpx.Client(base_url=portal.base_url, follow_redirects=True) as ui:
+        assert ui.post("/sandbox/ui/login", data={"token": portal.admin_token}).status_code == 200
+        page = ui.get("/sandbox/ui/facilities").text
+    key = next(k for k in published(portal) if k["id"] == signer)
+    assert f'id="attestation-key-{signer}"' in page and key["public_pem"].splitlines()[1] in page
+
+
 def _drop_case(bundle: Path) -> None:
     edit_report(bundle, lambda r: r.update(cases=[c for c in r["cases"] if c["id"] != "SIG-003"]))
 
