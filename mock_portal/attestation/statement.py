@@ -112,4 +112,12 @@ def attest(portal: Portal, claim: RunClaim) -> Attestation:
         "observed": observed,
         "claimed": {"cases": list(claim.cases), "summary": claim.summary, "manifest_sha256": claim.manifest_sha256},
     }
-    return Attestation(statement, key.sign(canonical(statement)))
+    try:
+        data = canonical(statement)
+    except UnicodeEncodeError as exc:  # JSON may carry a lone surrogate; UTF-8 (and so a signature) cannot
+        raise InvalidInput(
+            "ATTESTATION_TEXT_INVALID",
+            "Yêu cầu chứa văn bản không phải Unicode hợp lệ (ký tự thay thế đơn lẻ)",
+            "The claim holds text that is not valid Unicode (a lone surrogate): it has no UTF-8 form to sign",
+        ) from exc
+    return Attestation(statement, key.sign(data))
