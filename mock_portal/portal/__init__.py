@@ -5,6 +5,7 @@ tokens and submissions; `auth` judges credentials and tokens; `intake` examines 
 (envelope, XML, schema, rules, signature) into a verdict; `codes` are the real portal's result codes.
 Above the core sit the sandbox's own services on a `Portal`: `facilities` (accounts, certificates,
 CAs, CRLs) and `expectations` (certificates the conformance harness announced); `workspaces` (tenants: keys,
-roles, quotas). May import `config` and every domain package below it (`results`, `documents`,
+roles, quotas); `records`, the JSON shapes the sandbox API serves stored records in (the attestation digests
+the same shapes). May import `config` and every domain package below it (`results`, `documents`,
 `signature`, `control`, `deadline`, `store`, `fidelity`).
 """
