@@ -270,7 +270,8 @@ def test_one_workspace_cannot_get_another_workspace_journal_attested(portal: Liv
         assert beta.post("/sandbox/facilities", json=own).status_code == 201
         betas = beta.post("/sandbox/attestations", json=claim).json()["statement"]
         alphas = alpha.post("/sandbox/attestations", json=claim).json()["statement"]
-        unsignable = alpha.post("/sandbox/attestations", json={**claim, "run_id": "\ud800"})  # no UTF-8 form
+        lone = json.dumps({**claim, "run_id": "\ud800"})  # escaped in the JSON text: a string with no UTF-8 form
+        unsignable = alpha.post("/sandbox/attestations", content=lone, headers={"Content-Type": "application/json"})
         assert unsignable.status_code == 400 and unsignable.json()["code"] == "ATTESTATION_TEXT_INVALID"
     assert betas["workspace"] != alphas["workspace"] and betas["key_id"] == alphas["key_id"]
     assert betas["observed"]["journal"] == [] and len(alphas["observed"]["journal"]) == 1
