@@ -65,6 +65,8 @@ def _render(result: FileVerdict) -> str:
     verdict = result.verdict
     status = "ACCEPTED" if verdict.result is SubmitResult.OK else f"REFUSED (MaKetQua {verdict.result.value})"
     lines = [f"{result.path}: {status}  facility {result.facility_code or '?'}  ({result.strictness} mode)"]
+    if verdict.result is not SubmitResult.OK:
+        lines.append(f"  cause: {verdict.explain()}")  # the portal's X-Sandbox-Explain, word for word
     if verdict.signature is not None:
         sig = verdict.signature
         sub = f" / {sig.sub_indication.value}" if sig.sub_indication else ""

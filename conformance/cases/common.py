@@ -100,12 +100,14 @@ def judge_checks(bundle: Bundle, names: tuple[str, ...], what: str) -> Outcome:
     judged = [s for s in files(bundle, None) if s.get("signature")]
     if not judged:
         raise SkipCase("no file carried a signature report (refused before the signature was examined)")
-    problems, evaluated = [], []
+    problems, evaluated, not_run = [], [], []
     for submission in judged:
         for check in submission["signature"].get("checks", []):
             if check["name"] not in names:
                 continue
-            if check["outcome"] == "PASSED":
+            if check["outcome"] == "SKIPPED":
+                not_run.append(f"{check['name']}: {check['message_en']}")
+            elif check["outcome"] == "PASSED":
                 evaluated.append(submission["id"])
             elif check["outcome"] in FAILING:
                 evaluated.append(submission["id"])
@@ -119,5 +121,6 @@ def judge_checks(bundle: Bundle, names: tuple[str, ...], what: str) -> Outcome:
     if problems:
         return failed(problems, submissions=evaluated)
     if not evaluated:
-        raise SkipCase(f"{', '.join(names)} not evaluated on any file (an earlier signature check failed, or no CRL)")
+        why = not_run[0] if not_run else f"{', '.join(names)}: no report holds it"
+        raise SkipCase(f"not evaluated on any file; {why}")  # e.g. "Not checked: SIG_CERT_UNTRUSTED stopped the chain"
     return passed(f"{len(set(evaluated))} file(s): {what}", submissions=sorted(set(evaluated)))

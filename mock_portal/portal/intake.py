@@ -28,7 +28,7 @@ from mock_portal.documents import (
 )
 from mock_portal.fidelity import grade
 from mock_portal.portal.codes import SubmitResult
-from mock_portal.results.findings import Finding, Severity, has_errors
+from mock_portal.results.findings import Finding, Severity, first_error, has_errors
 from mock_portal.results.grades import Strictness
 from mock_portal.signature import crypto
 from mock_portal.signature.trust import TrustStore
@@ -55,10 +55,11 @@ class Verdict:
         return self.fields.get(self.doc_type.code_field) or None
 
     def explain(self) -> str:
-        """One line for `X-Sandbox-Explain`: the first error, or what was accepted (and its warnings)."""
-        for finding in self.findings:
-            if finding.severity is Severity.ERROR:
-                return f"{finding.code}: {finding.message_en}"
+        """One line for `X-Sandbox-Explain`: the first error (`first_error`: the cause), or what was
+        accepted (and its warnings)."""
+        cause = first_error(self.findings)
+        if cause is not None:
+            return f"{cause.code}: {cause.message_en}"
         warnings = [f.code for f in self.findings if f.severity is Severity.WARNING]
         noted = f"; {len(warnings)} warning(s): {', '.join(warnings)}" if warnings else ""
         if self.result is SubmitResult.OK:

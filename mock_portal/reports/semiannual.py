@@ -40,6 +40,7 @@ from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import WorkingCalendar
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import InvalidInput
+from mock_portal.results.findings import Finding, first_error
 
 __all__ = [
     "COLUMNS",
@@ -313,10 +314,9 @@ def _finish(row: Row, minutes: Sequence[float], reasons: Counter[str]) -> None:
 
 
 def _reason(result: str, findings: Iterable[dict[str, Any]] | None) -> str:
-    for finding in findings or ():
-        if finding.get("severity") == "error" and finding.get("code"):
-            return str(finding["code"])
-    return f"MaKetQua {result}"
+    """The stored submission's cause (`first_error`, as its X-Sandbox-Explain named it), else its MaKetQua."""
+    cause = first_error(Finding.from_dict(f) for f in findings or ())
+    return cause.code if cause is not None else f"MaKetQua {result}"
 
 
 # rendering ------------------------------------------------------------------------------------------

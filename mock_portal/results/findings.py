@@ -6,6 +6,7 @@ its problems as `Finding`s; the HTTP layer only renders them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -47,3 +48,11 @@ class Finding:
 
 def has_errors(findings: list[Finding] | tuple[Finding, ...]) -> bool:
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+def first_error(findings: Iterable[Finding]) -> Finding | None:
+    """The headline of a refusal: the first error in the order the examination reported them, which is
+    the order of causes (parsing, structure, schema, signature in `CheckName` order, rules). Every
+    surface that names one reason (X-Sandbox-Explain, the journal, the dashboard, `conformance check`,
+    the six-monthly report) takes it from here and never re-sorts."""
+    return next((f for f in findings if f.severity is Severity.ERROR), None)

@@ -72,6 +72,13 @@ def skipped(
     return check(name, Outcome.SKIPPED, f"Bỏ qua: {why_vi}.", f"Skipped: {why_en}.")
 
 
+def stopped_by(name: CheckName, cause: CheckName, why_vi: str, why_en: str) -> CheckResult:
+    """A check that could not run because an earlier one failed: it names that finding's code (also as
+    `detail`), so a vendor reads "not checked: SIG_CERT_UNTRUSTED stopped the chain" next to the cause."""
+    code = cause.finding_code
+    return check(name, Outcome.SKIPPED, f"Không kiểm tra: {code} {why_vi}.", f"Not checked: {code} {why_en}.", code)
+
+
 class SignatureFormatError(ValueError):
     """The Signature element is not well-formed XMLDSig (missing parts, bad base64)."""
 

@@ -38,8 +38,15 @@ class SubIndication(StrEnum):
     HASH_FAILURE = "HASH_FAILURE"
     SIG_CRYPTO_FAILURE = "SIG_CRYPTO_FAILURE"
     REVOKED = "REVOKED"
+    """Revoked, and the signer's own SigningTime is at or after the revocation (or there is none)."""
+    REVOKED_NO_POE = "REVOKED_NO_POE"
+    """Revoked after the SigningTime the signer claims: a claim is no proof of existence (POE) before it."""
     EXPIRED = "EXPIRED"
+    """The signer's own SigningTime lies after the certificate's notAfter."""
     NOT_YET_VALID = "NOT_YET_VALID"
+    """The signer's own SigningTime lies before the certificate's notBefore."""
+    OUT_OF_BOUNDS_NO_POE = "OUT_OF_BOUNDS_NO_POE"
+    """Outside its validity at receipt (the portal's own instant), with no proof it was signed inside it."""
     SIGNED_DATA_NOT_FOUND = "SIGNED_DATA_NOT_FOUND"
     CRYPTO_CONSTRAINTS_FAILURE = "CRYPTO_CONSTRAINTS_FAILURE"
     NO_CERTIFICATE_CHAIN_FOUND = "NO_CERTIFICATE_CHAIN_FOUND"
@@ -74,7 +81,13 @@ class Outcome(StrEnum):
 
 
 class CheckName(StrEnum):
-    """The checks, in the order they run; the value is the stable name used in reports and findings."""
+    """The checks, in the order they run; the value is the stable name used in reports and findings.
+
+    This order is also the order of causes, the one every surface shows (`SignatureReport.failed_checks`):
+    each check judges only what the checks before it established (the certificate checks run on the
+    chain found), so the first that fails is the cause and a later one cannot run without its
+    predecessors or fails because of them.
+    """
 
     SIGNATURE_PRESENT = "signature_present"
     PROFILE_RECOGNISED = "profile_recognised"

@@ -19,8 +19,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509 import verification
 
 __all__ = [
     "ChainResult",
@@ -36,6 +36,8 @@ __all__ = [
 
 MEMO_ENTRIES = 1024
 """Most remembered chain and revocation results per trust store (then it starts over)."""
+MAX_PATH = 8
+"""Most certificates in a path (leaf and intermediates) before the search gives up."""
 
 
 class TrustError(ValueError):
@@ -114,11 +116,12 @@ class TrustStore:
         object.__setattr__(self, "registrations", MappingProxyType(frozen))
 
     def build_chain(self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...] = ()) -> ChainResult:
-        """Find a path from `leaf` to a configured CA, ignoring validity periods and key usage.
+        """Find a path from `leaf` to a configured CA by names and signatures, at no instant.
 
-        Validity is judged separately (at SigningTime and at receipt) and key usage too, so the path
-        is built at an instant inside the leaf's validity with a policy that does not require the
-        end-entity extensions: each failure then has its own check and message.
+        Why not `cryptography.x509.verification`: it judges every certificate at one instant, so a
+        leaf that expired (or a CA certificate renewed since) leaves no instant where the whole path
+        is valid and the answer is "no chain" instead of "expired". Validity (at SigningTime and at
+        receipt), revocation and key usage are judged afterwards on the path found, each its own check.
         """
         key = ("chain", leaf, tuple(intermediates))
         return self._remember(key, lambda: self._build_chain(leaf, intermediates))  # type: ignore[return-value]
@@ -134,22 +137,22 @@ class TrustStore:
     def _build_chain(self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...]) -> ChainResult:
         if not self.cas:
             return ChainResult(False, reason="no CA configured")
-        at = _inside(leaf)
-        try:
-            builder = (
-                verification.PolicyBuilder()
-                .store(verification.Store(list(self.cas)))
-                .time(at)
-                .extension_policies(
-                    ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-                    ee_policy=verification.ExtensionPolicy.permit_all(),
+        path = [leaf]
+        while len(path) <= MAX_PATH:
+            below = len(path) - 1  # CA certificates between the next issuer and the leaf
+            anchor = next((ca for ca in self.cas if _issued_by(path[-1], ca, below)), None)
+            if anchor is not None:
+                return ChainResult(True, chain=(*path, anchor))
+            step = next((c for c in intermediates if c not in path and _issued_by(path[-1], c, below)), None)
+            if step is None:
+                stuck = path[-1]
+                return ChainResult(
+                    False,
+                    reason=f"no configured CA (nor a CA certificate sent with it) issued "
+                    f"{stuck.subject.rfc4514_string()}; its issuer is {stuck.issuer.rfc4514_string()}",
                 )
-            )
-            verifier = builder.build_client_verifier()
-            result = verifier.verify(leaf, list(intermediates))
-        except (verification.VerificationError, ValueError) as exc:
-            return ChainResult(False, reason=str(exc))
-        return ChainResult(True, chain=tuple(result.chain))
+            path.append(step)
+        return ChainResult(False, reason=f"no path to a configured CA within {MAX_PATH} certificates")
 
     @staticmethod
     def validity_at(cert: x509.Certificate, instant: datetime) -> str | None:
@@ -204,6 +207,23 @@ def _utc(instant: datetime) -> datetime:
     return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
-def _inside(cert: x509.Certificate) -> datetime:
-    """An instant inside the leaf's validity (its midpoint), for path building only."""
-    return cert.not_valid_before_utc + (cert.not_valid_after_utc - cert.not_valid_before_utc) / 2
+def _issued_by(child: x509.Certificate, issuer: x509.Certificate, below: int) -> bool:
+    """`issuer` is a CA certificate allowed to sign certificates (BasicConstraints cA, KeyUsage keyCertSign
+    when present, a path length that admits the `below` CA certificates under it) whose name is the
+    child's issuer and whose key signed it. No instant is judged here."""
+    try:
+        basic = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not basic.ca or (basic.path_length is not None and below > basic.path_length):
+        return False
+    try:
+        if not issuer.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        child.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

@@ -37,6 +37,7 @@ from mock_portal.signature.checks import (
     passed,
     recognise_profile,
     skipped,
+    stopped_by,
 )
 from mock_portal.signature.crypto import certificate_of, parse_signing_time, verify_crypto
 from mock_portal.signature.model import (
@@ -84,10 +85,12 @@ class SignatureReport:
         return next(c for c in self.checks if c.name is name)
 
     def failed_checks(self) -> tuple[CheckResult, ...]:
+        """The failed (or indeterminate) checks, cause first (`CheckName` order): the first is the
+        verdict's sub-indication and the first SIG_* finding every surface headlines."""
         return tuple(c for c in self.checks if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE))
 
     def findings(self) -> list[Finding]:
-        """One SIG_* finding per failed (or indeterminate) check."""
+        """One SIG_* finding per failed (or indeterminate) check, in `failed_checks` order."""
         return [
             Finding(
                 code=c.name.finding_code,
@@ -170,9 +173,10 @@ def _verify(
     checks += [crypto.digest_check if digests.outcome is Outcome.PASSED and crypto.digest_check else digests]
     checks.append(crypto.signature_check)
     signed_data, signing_time = _signed_parts(crypto.signed, profile, data_tag)
-    checks.append(_signing_time_check(profile, signing_time, bool(crypto.signed), received_at, policy))
+    signing = _signing_time_check(profile, signing_time, bool(crypto.signed), received_at, policy)
+    checks.append(signing)
     leaf, intermediates = certificate_of(parsed)
-    checks += trust_checks(leaf, intermediates, trust, facility_code, signing_time, received_at, policy)
+    checks += trust_checks(leaf, intermediates, trust, facility_code, signing, signing_time, received_at, policy)
     ok = all(c.outcome in (Outcome.PASSED, Outcome.SKIPPED) for c in checks)
     return _finish(checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed_data if ok else None)
 
@@ -255,14 +259,19 @@ def _finish(
     signing_time: datetime | None = None,
     signed_data: etree._Element | None = None,
 ) -> SignatureReport:
-    """Fill the checks that did not run with SKIPPED and derive the indication from the first failure."""
+    """Fill the checks that did not run (naming the failure that stopped them), put every check in cause
+    order (`CheckName`) and derive the indication from the first failure: the one cause every surface
+    headlines. ETSI's "a TOTAL_FAILED outranks an INDETERMINATE" holds by that order: the cryptographic
+    checks come before the certificate's."""
     ran = {c.name for c in checks}
-    full = tuple(checks) + tuple(skipped(n) for n in CheckName if n not in ran)
+    missing = [n for n in CheckName if n not in ran]
+    full = tuple(checks)
+    if missing:  # the verification stops early only after a failed check
+        stopper = next(c.name for c in checks if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE))
+        full += tuple(stopped_by(n, stopper, "đã dừng việc kiểm tra", "stopped the verification") for n in missing)
     full = tuple(sorted(full, key=lambda c: list(CheckName).index(c.name)))
     failures = [c for c in full if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE)]
-    # ETSI: a TOTAL_FAILED cause outranks an INDETERMINATE one; otherwise the first failure in check order.
-    decisive = [c for c in failures if c.sub_indication and c.sub_indication.indication is Indication.TOTAL_FAILED]
-    first = (decisive or failures or [None])[0]
+    first = failures[0] if failures else None
     sub = first.sub_indication if first else None
     indication = Indication.TOTAL_PASSED if first is None else (sub.indication if sub else Indication.TOTAL_FAILED)
     return SignatureReport(
