@@ -33,6 +33,7 @@ from conformance.registry import CaseSpec
 from conformance.runner import Lane, Runner, needed_tags
 from conformance.scenarios import scenarios_for
 from conformance.trigger import CommandTrigger, HttpTrigger, Trigger
+from fixtures.hospital.worker import SIGNING, Signing, Variant
 from fixtures.pki import TestPKI, cert_pem, crl_pem, write_pki
 
 __all__ = [
@@ -157,11 +158,17 @@ def reference_lanes(
     pki = TestPKI.create(
         {f.code: f"Bệnh viện tham chiếu {f.code}" for f in facilities}, now=datetime.now(UTC).replace(microsecond=0)
     )
-    files = write_pki(pki, workdir / "pki", [f.code for f in facilities])
+    signing = SIGNING.get(Variant(variant), Signing()) if variant else Signing()
+    files = write_pki(pki, workdir / "pki", [f.code for f in facilities], variant=signing.certificate)
     material = Provisioning(
         ca_pems=(cert_pem(*pki.ca_certs),),
         crl_pems=(crl_pem(pki.crl()),),
-        certificates={f.code: files[f"{f.code}.cert.pem"].read_bytes() for f in facilities},
+        certificates={
+            f.code: files[f"{f.code}.cert.pem"].read_bytes()
+            if signing.registered
+            else cert_pem(pki.issue_facility_cert(f.code).cert)  # the certificate before the rotation
+            for f in facilities
+        },
     )
     hospitals, started = ReferenceHospitals(), []
     try:

@@ -77,6 +77,12 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.LATE_SENDER, "DL-001"),
     Target(Variant.FIFO, "DL-004", ("backlog",)),
     Target(Variant.DATA_DRIFT, "FLOW-005"),
+    Target(Variant.EXPIRED_CERT, "SIG-006"),
+    Target(Variant.NOT_YET_VALID_CERT, "SIG-006"),
+    Target(Variant.REVOKED_CERT, "SIG-007"),
+    Target(Variant.KEY_USAGE_CERT, "SIG-008"),
+    Target(Variant.UNREGISTERED_CERT, "SIG-009"),
+    Target(Variant.SELF_MADE_CA, "SIG-005"),
 )
 
 
