@@ -133,6 +133,16 @@ def test_signature_case_fails_on_a_failed_check_and_skips_when_not_evaluated() -
     assert verdict is Verdict.SKIP and "not evaluated" in message
 
 
+def test_a_signature_case_skipped_names_the_finding_that_stopped_its_check() -> None:
+    untrusted = submission(1, checks={"certificate_chain_trusted": "INDETERMINATE"})
+    stopped = "Not checked: SIG_CERT_UNTRUSTED stopped the chain: no trusted issuer to look up a CRL for."
+    untrusted["signature"]["checks"].append(
+        {"name": "certificate_not_revoked", "outcome": "SKIPPED", "message_en": stopped, "sub_indication": None}
+    )
+    verdict, message = judge("SIG-007", Bundle(submissions=(untrusted,)))
+    assert verdict is Verdict.SKIP and message.endswith(f"certificate_not_revoked: {stopped}"), message
+
+
 def test_live_only_cases_skip_on_offline_evidence() -> None:
     verdict, message = judge("API-005", Bundle(submissions=(submission(1),)))
     assert verdict is Verdict.SKIP
