@@ -577,4 +577,10 @@ def test_public_api_is_pinned() -> None:
         "data-drift",
         "no-reply-sent",
         "resend-acked",
+        "expired-cert",
+        "not-yet-valid-cert",
+        "revoked-cert",
+        "key-usage-cert",
+        "unregistered-cert",
+        "self-made-ca",
     ]
