@@ -315,9 +315,15 @@ SIGNATURE: tuple[Behaviour, ...] = (
     ),
     _refused(
         "signature.certificate",
-        "certificate untrusted, expired, not yet valid, revoked, wrong key usage",
+        "certificate untrusted, expired, not yet valid, revoked, wrong key usage (the path to a trusted CA "
+        "is found at no instant, then each of its certificates is judged at SigningTime and at receipt)",
         "unknown in detail; a signature is valid only with a valid certificate",
-        Evidence(C, "Law on E-transactions 2023; Decree 63/2024", INTEGRITY, REFUSE),
+        Evidence(
+            C,
+            "Law on E-transactions 2023; Decree 63/2024; RFC 5280 §6.1 (path validity at one time)",
+            INTEGRITY,
+            REFUSE,
+        ),
         "SIG_CERT_UNTRUSTED",
         "SIG_CERT_INVALID_AT_SIGNING_TIME",
         "SIG_CERT_INVALID_AT_RECEIPT",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fixtures.pki import CertVariant, TestPKI, cert_pem
+from fixtures.pki import CertVariant, Credential, TestPKI, _build, _name, cert_pem
 from mock_portal.signature.trust import (
     RevocationStatus,
     TrustError,
@@ -37,6 +37,24 @@ def test_chain_through_intermediate(pki: TestPKI) -> None:
 def test_chain_is_judged_apart_from_validity_and_usage(pki: TestPKI, variant: CertVariant) -> None:
     cred = pki.issue_facility_cert("79001", variant)
     assert _store(pki).build_chain(cred.cert, cred.chain).ok
+
+
+def test_chain_is_found_at_no_instant(pki: TestPKI) -> None:
+    """A 2024 certificate still chains to its CA's certificate renewed in 2025 (same name, same key):
+    judged at one instant, as `cryptography`'s verifier does, the path would not exist (issue 23)."""
+    renewed = pki.renewed_root(datetime(2025, 3, 1, tzinfo=UTC))
+    old = pki.issue_facility_cert(
+        "79001", not_before=datetime(2024, 1, 1, tzinfo=UTC), not_after=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    found = TrustStore(cas=(renewed,)).build_chain(old.cert, old.chain)
+    assert found.ok and found.chain == (old.cert, pki.intermediate.cert, renewed)  # type: ignore[union-attr]
+
+
+def test_a_ca_named_like_the_trusted_one_with_another_key_issues_nothing(pki: TestPKI) -> None:
+    impostor = Credential(pki.untrusted_root.key, pki.root.cert)  # signs under the trusted root's name
+    cert = _build(_name("x", "x"), pki.untrusted_root.key.public_key(), impostor, pki.now, pki.now, 7, ca=False)
+    refused = _store(pki).build_chain(cert)
+    assert not refused.ok and "VN Sandbox Test Root CA" in refused.reason
 
 
 def test_untrusted_ca_and_empty_store(pki: TestPKI) -> None:
