@@ -239,6 +239,27 @@ def test_signing_time_too_old(env: Env) -> None:
     too_old = report.check(CheckName.SIGNING_TIME_VALID)
     assert too_old.outcome is Outcome.FAILED
     assert "more than 7 days before receipt" in too_old.message_en and "hơn 7 ngày" in too_old.message_vi
+    at_signing = report.check(CheckName.VALID_AT_SIGNING_TIME)  # not judged at a SigningTime refused
+    assert (at_signing.outcome, at_signing.detail) == (Outcome.SKIPPED, "SIG_SIGNING_TIME_INVALID")
+    assert at_signing.message_en.startswith("Not checked: SIG_SIGNING_TIME_INVALID left no SigningTime")
+
+
+@pytest.mark.parametrize(
+    ("broken", "stopper"),
+    [("tampered", "SIG_DIGEST_MISMATCH"), ("wrong-c14n", "SIG_VALUE_INVALID"), ("structure", "SIG_PROFILE_UNKNOWN")],
+)
+def test_a_check_that_could_not_run_names_the_finding_that_stopped_it(env: Env, broken: str, stopper: str) -> None:
+    xml = {
+        "tampered": lambda: tamper_field(env.sign(), "HOTEN_NND", "Lê Văn C"),
+        "wrong-c14n": lambda: env.sign(c14n_variant=C14nVariant.WITHOUT_INHERITED_NAMESPACES),
+        "structure": lambda: env.sign(profile="enveloped"),
+    }[broken]()
+    policy = dataclasses.replace(SignaturePolicy(), accept_enveloped=broken != "structure")
+    report = env.verify(xml, policy=policy)
+    assert report.findings()[0].code == stopper
+    stopped = report.check(CheckName.SIGNING_TIME_VALID)
+    assert (stopped.outcome, stopped.detail) == (Outcome.SKIPPED, stopper)
+    assert stopped.message_en.startswith(f"Not checked: {stopper} ")
 
 
 def test_unregistered_certificate(env: Env) -> None:

@@ -173,7 +173,11 @@ def _verify(
     checks += [crypto.digest_check if digests.outcome is Outcome.PASSED and crypto.digest_check else digests]
     checks.append(crypto.signature_check)
     signed_data, signing_time = _signed_parts(crypto.signed, profile, data_tag)
-    signing = _signing_time_check(profile, signing_time, bool(crypto.signed), received_at, policy)
+    unverified_by = None
+    if not crypto.signed:  # the failed digest or SignatureValue check stops the SigningTime check
+        failed = (c.name for c in checks[-2:] if c.outcome is Outcome.FAILED)
+        unverified_by = next(failed, CheckName.SIGNATURE_VALUE_VALID)
+    signing = _signing_time_check(profile, signing_time, unverified_by, received_at, policy)
     checks.append(signing)
     leaf, intermediates = certificate_of(parsed)
     checks += trust_checks(leaf, intermediates, trust, facility_code, signing, signing_time, received_at, policy)
@@ -196,16 +200,17 @@ def _signed_parts(
 def _signing_time_check(
     profile: str,
     signing_time: datetime | None,
-    verified: bool,
+    unverified_by: CheckName | None,
     received_at: datetime,
     policy: SignaturePolicy,
 ) -> CheckResult:
     name = CheckName.SIGNING_TIME_VALID
-    if not verified:
-        return skipped(
+    if unverified_by is not None:
+        return stopped_by(
             name,
-            "chữ ký không hợp lệ nên không thể tin SigningTime",
-            "the signature is not valid, so SigningTime cannot be trusted",
+            unverified_by,
+            "khiến SigningTime không đáng tin (chữ ký không hợp lệ)",
+            "left SigningTime unverified (the signature is not valid)",
         )
     if profile == ENVELOPED_PROFILE:
         return skipped(name, "hồ sơ ký enveloped không có SigningTime", "the enveloped profile carries no SigningTime")
