@@ -266,8 +266,9 @@ def _finish(
 ) -> SignatureReport:
     """Fill the checks that did not run (naming the failure that stopped them), put every check in cause
     order (`CheckName`) and derive the indication from the first failure: the one cause every surface
-    headlines. ETSI's "a TOTAL_FAILED outranks an INDETERMINATE" holds by that order: the cryptographic
-    checks come before the certificate's."""
+    headlines. No "a TOTAL_FAILED outranks an INDETERMINATE" re-ranking: the cryptographic failures already
+    come before the certificate's, and a sub-indication naming another check than the first finding is the
+    mixed message issue 23 measured (EXPIRED beside a headline "untrusted")."""
     ran = {c.name for c in checks}
     missing = [n for n in CheckName if n not in ran]
     full = tuple(checks)
