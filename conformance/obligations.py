@@ -39,12 +39,18 @@ OBLIGATIONS: tuple[Obligation, ...] = (
     Obligation(
         "DEC-4",
         DECREE,
-        "Data sent outside working hours still counts from the issue (weekends, holidays, Tết)",
-        why_unchecked="the scenarios run in working time on purpose (placement); the calendar itself is the "
-        "portal's tested deadline module, not a hospital behaviour",
+        "A certificate issued outside working hours (night, weekend, holiday) is due 4 working hours after the "
+        "next working time: held no later",
+        ("DL-006",),
     ),
+    Obligation("DEC-5", DECREE, "A certificate past its deadline is still sent: late, never dropped", ("DL-005",)),
     Obligation("PL02-1", ANNEX, "Token with the account and the uppercase-hex MD5 password", ("API-001", "API-010")),
-    Obligation("PL02-2", ANNEX, "The token is reused until it expires; no login storm", ("API-004", "API-013")),
+    Obligation(
+        "PL02-2",
+        ANNEX,
+        "The token is reused until it expires (expires_in), then renewed; no login storm",
+        ("API-004", "API-013", "API-016"),
+    ),
     Obligation("PL02-3", ANNEX, "The seven form fields of guiGiayToDienTu", ("API-002",)),
     Obligation("PL02-4", ANNEX, "loaiHs 61 for HSDLGCS, 60 for HSDLGBT", ("API-003",)),
     Obligation("PL02-5", ANNEX, "MaKetQua 401: log in again and resend", ("API-005",)),

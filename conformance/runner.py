@@ -430,14 +430,16 @@ class Runner:
         rate: float = DEFAULT_RATE,
         timeout: float | None = None,
     ) -> None:
-        """Until every expected document arrived, is overdue or was refused for good, the outcome is
-        decided, or time is up (fail fast: a scenario does not wait out a deadline already lost)."""
+        """Until every expected document arrived, is overdue (for a scenario whose orders are overdue when
+        sent, `Scenario.awaits_arrival`: arrived) or was refused for good, the outcome is decided, or time is
+        up (fail fast: a scenario does not wait out a deadline already lost)."""
         expected = {o.expectation_id: o for o in orders if o.expectation_id is not None and o.taken}
         pending = set(expected)
+        waiting = ("PENDING", "OVERDUE") if plan is not None and plan.awaits_arrival else ("PENDING",)
         limit = min(began + (timeout or self.scenario_timeout), decided or float("inf"))
         polls = 0
         while pending and time.monotonic() < limit:
-            pending = {i for i in pending if self.admin.expectation(i)["status"] == "PENDING"}  # type: ignore[arg-type]
+            pending = {i for i in pending if self.admin.expectation(i)["status"] in waiting}  # type: ignore[arg-type]
             polls += 1
             if pending and facility and polls % REFUSAL_POLLS == 0:
                 entries = self.admin.journal(facility, after)

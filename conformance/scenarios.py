@@ -92,6 +92,8 @@ class Scenario:
     decided_after: float | None = None
     """Sandbox minutes after which the outcome is decided: the scenario ends then even if documents are
     still due (fail fast: the overload scenario's verdict is its request budget, not the delivery)."""
+    awaits_arrival: bool = False
+    """Its orders are overdue when sent: wait until they arrive (or `decided_after`), not until their deadline."""
     min_rate: float = MIN_RATE
     """The slowest clock rate the runner runs it again at (see `MIN_RATE`)."""
 
@@ -113,6 +115,14 @@ DROPPED = "lost"
 """The dropped scenario's drop_after_commit fault: the file is stored, the reply never leaves."""
 LATE = LATE_FAULT
 """The late-reply scenario's latency fault (the once-only cases excuse a resend after it)."""
+TOKEN_MINUTES = 60
+"""The token scenario's token lifetime: its injected 401 comes long before the token expires by any clock (so
+a hospital that renews only by its own clock must still log in again), its last order long after."""
+OVERDUE_MINUTES = 60
+"""The overdue scenario's orders are due this many clock minutes before the harness sends them."""
+NIGHT_OFFSETS = (-600, -840)
+"""Minutes before the night scenario's start (the first working minute of a day) its orders are issued: 22:00
+and 18:00 the day before on the default calendar, outside working hours on every usual calendar."""
 LATE_REPLY_SECONDS = 20.0
 """How long (real seconds) the late-reply scenario holds its first submission: longer than a client
 timeout of 15 s (the reference hospital's), shorter than 30 s; both behaviours are correct."""
@@ -166,11 +176,18 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "token",
-        "Tokens live 5 minutes and the first submission is answered MaKetQua 401",
+        f"Tokens live {TOKEN_MINUTES} minutes; the first submission is answered MaKetQua 401 although its token is "
+        f"valid by any clock (revoked early); a later order reuses the token, the last comes after it expired",
         ("relogin",),
-        (OrderPlan("gcs_normal"), OrderPlan("gbt_normal", issued_offset=20, delay=2.0)),
+        (
+            OrderPlan("gcs_normal"),
+            OrderPlan("gbt_normal", issued_offset=20, delay=2.0),
+            OrderPlan(
+                "gbt_inpatient", issued_offset=TOKEN_MINUTES + 90, delay=(TOKEN_MINUTES + 90) * 60 / DEFAULT_RATE
+            ),
+        ),
         faults=lambda start, _rate, _calendar: [_submit("portal_error", 1, code="401")],
-        token_ttl_minutes=5,
+        token_ttl_minutes=TOKEN_MINUTES,
     ),
     Scenario(
         "outage",
@@ -263,6 +280,29 @@ def _budget_blown(entries: list[Json], rate: float) -> bool:
 def _slow(_start: datetime, rate: float, _calendar: WorkingCalendar) -> list[Json]:
     ms = min(SLOW_MINUTES * 60_000 / rate, 60_000.0)
     return [{"name": "slow", "effect": "latency", "latency": {"ms": ms}, "operations": ["submit"]}]
+
+
+SCENARIOS += (
+    Scenario(
+        "overdue",
+        f"Two orders whose deadline passed {OVERDUE_MINUTES} minutes before they are sent (the system was down, "
+        "the paper was found late): each must still be sent, late",
+        ("overdue",),
+        tuple(OrderPlan(story, deadline_in=-OVERDUE_MINUTES) for story in ("gcs_normal", "gbt_normal")),
+        awaits_arrival=True,
+        decided_after=120,
+    ),
+    Scenario(
+        "night",
+        "Two certificates issued outside working hours (the evening and the night before), ordered at the start "
+        "of the working day: their 4 working hours count from then",
+        ("night",),
+        tuple(
+            OrderPlan(story, issued_offset=offset)
+            for story, offset in zip(("gcs_normal", "gbt_normal"), NIGHT_OFFSETS, strict=True)
+        ),
+    ),
+)
 
 
 # overload comes last: it ends once its budget is decided, with its order still due, and on a single

@@ -47,7 +47,18 @@ class Target:
     """Run with `--only <expected>` (and so only the scenarios that case needs)."""
 
 
-SCENARIOS = ("refusal", "retry", "relogin", "outage", "too-large", "lost-reply", "overload", "backlog")
+SCENARIOS = (
+    "refusal",
+    "retry",
+    "relogin",
+    "outage",
+    "too-large",
+    "lost-reply",
+    "overload",
+    "backlog",
+    "overdue",
+    "night",
+)
 """The tags of every scenario beyond the fault-free base one."""
 
 EXPECTED: tuple[Target, ...] = (
@@ -83,6 +94,12 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.KEY_USAGE_CERT, "SIG-008"),
     Target(Variant.UNREGISTERED_CERT, "SIG-009"),
     Target(Variant.SELF_MADE_CA, "SIG-005"),
+    Target(Variant.RELOGIN_BY_CLOCK, "API-005", ("relogin",)),
+    Target(Variant.IGNORE_EXPIRY, "API-016", ("relogin",)),
+    Target(Variant.DROP_OVERDUE, "DL-005", ("overdue",)),
+    Target(Variant.NIGHT_NEXT_DAY, "DL-006", ("night",)),
+    Target(Variant.UTC_WORKDAY, "DL-001"),
+    Target(Variant.RACING_WORKERS, "API-011"),
 )
 
 

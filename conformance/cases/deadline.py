@@ -76,8 +76,9 @@ def _judge(bundle: Bundle, orders: list[Order], where: str) -> Outcome:
     return _verdict(bundle, orders, ok=f"{len(orders)} certificate(s) accepted within 4 working hours {where}")
 
 
-SPECIAL = ("outage", "backlog", "overload", "late-reply")
-"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004), that end before delivery
+SPECIAL = ("outage", "backlog", "overload", "late-reply", "overdue", "night")
+"""Scenarios whose deadlines their own cases judge (DL-002/003, DL-004, DL-005: late by design, DL-006), that
+end before delivery
 (overload, judged by its request budget), or whose delay is real time (late-reply: a reply held 20 real
 seconds is 200 sandbox minutes at 600×, 400 at 1200×, so a hospital that rightly waits for it would be
 late by the clock rate, not by a defect; API-015 judges that its certificate arrives): DL-001 leaves
@@ -229,3 +230,55 @@ def backlog_on_time(bundle: Bundle) -> Outcome:
 def _document(bundle: Bundle, order: Order) -> Json | None:
     expectation = bundle.expectation(order.expectation_id)
     return (expectation or {}).get("document")
+
+
+@case(
+    id="DL-005",
+    grade=Grade.ADVISORY,
+    title="A certificate past its deadline is still sent: late, never dropped",
+    basis=DECREE,
+    area="deadline",
+    needs=("orders", "expectations", "scenario:overdue"),
+)
+def sent_when_overdue(bundle: Bundle) -> Outcome:
+    """MUST: Art. 25.1 says when the data must be at the portal, not that it may be dropped afterwards. A
+    system that drops what it can no longer send on time loses a birth or death from the national record,
+    silently, which is worse than a late record. Judged on the overdue scenario's orders: each must arrive
+    (its lateness is the point of the scenario, not a failure)."""
+    orders = _delivered(bundle, tag="overdue")
+    if not orders:
+        raise SkipCase("no order of the overdue scenario was meant to be delivered")
+    problems = []
+    for order in orders:
+        expectation = bundle.expectation(order.expectation_id) or {}
+        if order.taken and expectation.get("status") == "ARRIVED":
+            continue
+        why = (
+            "the trigger did not take it"
+            if not order.taken
+            else "never accepted: a certificate past its deadline must still be sent"
+        )
+        problems.append(
+            Finding(
+                f"{order.code} ({order.story}, issued {order.issued_at}, due {_deadline(bundle, order)}): {why}",
+                request_ids=(order.request_id,),
+            )
+        )
+    requests = [o.request_id for o in orders]
+    if problems:
+        return failed(problems, requests=requests)
+    return passed(f"{len(orders)} overdue certificate(s) still sent and accepted", requests=requests)
+
+
+@case(
+    id="DL-006",
+    grade=Grade.ADVISORY,
+    title="A certificate issued outside working hours is accepted within 4 working hours of the next working time",
+    basis=DECREE + " (working hours)",
+    area="deadline",
+    needs=("orders", "expectations", "scenario:night"),
+)
+def on_time_after_night(bundle: Bundle) -> Outcome:
+    """The 4 working hours of a certificate issued in the evening, at night or on a day off start with the next
+    working time: a system may hold it until then, not later."""
+    return _judge(bundle, _delivered(bundle, tag="night"), "when issued outside working hours")

@@ -1,4 +1,5 @@
-"""Pressure cases (API-013, API-014): how hard the hospital leans on the portal — logins and retries.
+"""Pressure cases (API-013, API-014, API-016): how hard the hospital leans on the portal — logins, retries, and
+sends on a token the portal has already retired.
 
 Judged from the journal like the other API cases; kept apart so the catalogue lists them after the
 once-only cases (modules register in import order).
@@ -10,6 +11,7 @@ from conformance.cases.api import ANNEX, BUSY, _entry_finding, _when
 from conformance.evidence import Bundle, Json
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.timing import resolution
 from mock_portal.results.grades import Grade
 
 BUDGET_BURST = 10
@@ -20,6 +22,8 @@ bounded number of attempts stays far below (about 12 in 24 s, against a budget o
 interval of 0.2 s or a 20 ms storm exceed it several times over."""
 NEEDLESS_LOGINS = 2
 """More needless logins than this in one run is a token storm (API-013)."""
+EXPIRED = "AUTH_TOKEN_EXPIRED"
+"""The portal's finding on a submission whose token had expired (its own 401, not an injected one)."""
 
 
 @case(
@@ -94,3 +98,39 @@ def request_budget(bundle: Bundle) -> Outcome:
     if not judged:
         raise SkipCase("no request met the busy portal")
     return failed(problems, journal=ids) if problems else passed("within the request budget while busy", journal=ids)
+
+
+@case(
+    id="API-016",
+    grade=Grade.RECONSTRUCTED,
+    title="A token is renewed once its expires_in has passed: no submission sent on a dead token",
+    basis=ANNEX + " §I expires_in",
+    area="api",
+    needs=("journal", "scenario:relogin"),
+)
+def renewed_on_expiry(bundle: Bundle) -> Outcome:
+    """MUST: `expires_in` is the token's contract. A system that waits for the portal's 401 to notice makes
+    the first send after every expiry a refused submission, and counts on a 401 that a strained portal may
+    answer with a 5xx instead. Judged on the relogin scenarios, whose last order comes long after the token
+    expired: a send the portal refused for an expired token fails when the last token taken had expired by
+    more than the scenario's timing resolution (the hospital's reading of the portal's clock may lag so much)."""
+    problems, ids = [], []
+    for scenario in bundle.scenarios_tagged("relogin"):
+        slack, taken = resolution(bundle, scenario).minutes, None
+        for entry in bundle.journal_of(scenario):
+            if entry["operation"] == "token" and entry["outcome"] == "200":
+                taken = _when(entry)
+            elif entry["operation"] == "submit" and taken is not None:
+                ids.append(entry["id"])
+                dead = (_when(entry) - taken).total_seconds() / 60 - scenario.token_ttl_minutes
+                if EXPIRED in entry["findings"] and dead > slack:
+                    problems.append(
+                        _entry_finding(
+                            scenario, entry, f"sent on a token expired {dead:.0f} min before: expires_in ignored"
+                        )
+                    )
+    if not ids:
+        raise SkipCase("no submission followed a token in a relogin scenario")
+    if problems:
+        return failed(problems, journal=ids)
+    return passed(f"{len(ids)} submission(s), none on a token past its expires_in", journal=ids)
