@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 REFERENCE_PROVINCE = "79"
+START_SECONDS = 30.0
+START_SECONDS_EACH = 4.0
+"""How long the reference hospitals of a run may take to answer: at least START_SECONDS, and this much per
+hospital, as they all start at once and each imports the portal's modules (1.2 s of one core, measured)."""
 DEFAULT_FACILITY = "79001"
 
 
@@ -191,7 +195,9 @@ def reference_lanes(
                 hospitals.processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))  # noqa: S603
             started.append((facility, port, log))
         for (_facility, port, log), process in zip(started, hospitals.processes, strict=True):
-            wait_until_up(f"http://127.0.0.1:{port}/health", process, log, 30.0)
+            wait_until_up(
+                f"http://127.0.0.1:{port}/health", process, log, max(START_SECONDS, START_SECONDS_EACH * count)
+            )
     except BaseException:
         hospitals.stop()
         raise

@@ -105,7 +105,7 @@ OBLIGATIONS: tuple[Obligation, ...] = (
         "WIRE-1",
         WIRE,
         "Explicit client timeouts; a request answered late or not at all is resent (a stored one once only)",
-        ("API-007", "API-011", "API-015"),
+        ("API-007", "API-011", "API-015", "API-017"),
     ),
 )
 

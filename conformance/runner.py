@@ -36,7 +36,6 @@ from conformance.registry import CaseSpec
 from conformance.scenarios import (
     DEFAULT_RATE,
     LATE,
-    LATE_REPLY_SECONDS,
     SCENARIOS,
     OrderPlan,
     Scenario,
@@ -406,13 +405,14 @@ class Runner:
         return replace(order, expectation_id=int(expectation["id"]))
 
     def _await_held(self, fault_plan: dict[str, Any], facility: str, after: int, began: float, timeout: float) -> None:
-        """A held request (the late-reply hold) lands in the journal only when its hold ends, counted from
-        when it arrived, not from when the scenario began: on a slow machine it can come after
+        """A held request (the late-reply and hung-reply holds) lands in the journal only when its hold ends,
+        counted from when it arrived, not from when the scenario began: on a slow machine it can come after
         `lasts_at_least`, and must not fall into the next scenario's slice. A request held now lands within
         one hold; none may have come at all (a hospital that never sent)."""
-        if not any(fault.get("name") == LATE for fault in fault_plan.get("faults", [])):
+        holds = [float(f["latency"]["ms"]) / 1000 for f in fault_plan.get("faults", []) if f.get("name") == LATE]
+        if not holds:
             return
-        until = min(time.monotonic() + LATE_REPLY_SECONDS, began + timeout)
+        until = min(time.monotonic() + max(holds), began + timeout)
         while time.monotonic() < until:
             if any(LATE in (entry.get("faults") or ()) for entry in self.admin.journal(facility, after)):
                 return

@@ -123,6 +123,9 @@ OVERDUE_MINUTES = 60
 NIGHT_OFFSETS = (-600, -840)
 """Minutes before the night scenario's start (the first working minute of a day) its orders are issued: 22:00
 and 18:00 the day before on the default calendar, outside working hours on every usual calendar."""
+HUNG_SECONDS = 35.0
+"""How long (real seconds) the hung-reply scenario holds its first submission: beyond any sane client timeout
+(10–30 s are usual), so a hospital still waiting when it ends has none."""
 LATE_REPLY_SECONDS = 20.0
 """How long (real seconds) the late-reply scenario holds its first submission: longer than a client
 timeout of 15 s (the reference hospital's), shorter than 30 s; both behaviours are correct."""
@@ -143,6 +146,17 @@ def _submit(effect: str, first_n: int, **extra: Any) -> Json:
         "first_n": first_n,
         "operations": ["submit"],
         **extra,
+    }
+
+
+def _held(seconds: float) -> Json:
+    """The first submission held `seconds` real seconds, then stored and answered (`LATE`)."""
+    return {
+        "name": LATE,
+        "effect": "latency",
+        "latency": {"ms": seconds * 1000},
+        "first_n": 1,
+        "operations": ["submit"],
     }
 
 
@@ -231,17 +245,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         "one that waits gets the reply and must not",
         ("lost-reply", "late-reply"),
         (OrderPlan("gbt_normal"), OrderPlan("gcs_normal", delay=1.0)),
-        faults=lambda start, _rate, _calendar: [
-            {
-                "name": LATE,
-                "effect": "latency",
-                "latency": {"ms": LATE_REPLY_SECONDS * 1000},
-                "first_n": 1,
-                "operations": ["submit"],
-            }
-        ],
+        faults=lambda start, _rate, _calendar: [_held(LATE_REPLY_SECONDS)],
         token_ttl_minutes=480,  # the held request is checked when it is processed: a token must outlive the hold
         lasts_at_least=LATE_REPLY_SECONDS + 2.0,
+    ),
+    Scenario(
+        "hung-reply",
+        f"The portal holds the first submission {HUNG_SECONDS:.0f} real seconds before it stores it and replies: a "
+        "hospital with a client timeout has given up by then and resent",
+        ("late-reply", "hung-reply"),
+        (OrderPlan("gcs_normal"),),
+        faults=lambda start, _rate, _calendar: [_held(HUNG_SECONDS)],
+        token_ttl_minutes=480,
+        lasts_at_least=HUNG_SECONDS + 2.0,
     ),
 )
 

@@ -100,6 +100,7 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.NIGHT_NEXT_DAY, "DL-006", ("night",)),
     Target(Variant.UTC_WORKDAY, "DL-001"),
     Target(Variant.RACING_WORKERS, "API-011"),
+    Target(Variant.NO_TIMEOUT, "API-017", ("hung-reply",)),
 )
 
 

@@ -503,3 +503,66 @@ def test_token_requests_with_a_wrong_password_fail_api_001_only_when_no_token_wa
     verdict, message = judge("API-001", locked_out)
     assert verdict is Verdict.FAIL and "no token was ever issued: 3 token request(s) naming 79101_BV" in message
     assert judge("API-001", Bundle(scenarios=(scenario("issue", "base"),)))[0] is Verdict.SKIP
+
+
+def sandbox(minutes: float) -> str:
+    """A sandbox instant `minutes` after T0."""
+    return (datetime.fromisoformat(T0) + timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "findings", "verdict"),
+    [
+        (50, [], Verdict.PASS),  # within the token's 60 minutes
+        (150, ["AUTH_TOKEN_EXPIRED"], Verdict.FAIL),  # 90 minutes after it expired: expires_in ignored
+        (61, ["AUTH_TOKEN_EXPIRED"], Verdict.PASS),  # a minute over: inside the run's timing resolution
+    ],
+    ids=["valid", "long-dead", "just-expired"],
+)
+def test_a_send_on_a_token_past_its_expires_in_fails_api_016(
+    sent_at: float, findings: list[str], verdict: Verdict
+) -> None:
+    record = replace(scenario("token", "relogin"), rate=600.0, timing={"scheduling": 0.1})
+    journal = (
+        entry(1, "token", "200", at=sandbox(0)),
+        entry(2, "submit", "401", at=sandbox(sent_at), findings=findings),
+    )
+    result, message = judge("API-016", Bundle(scenarios=(record,), journal=journal))
+    assert result is verdict and ("expires_in ignored" in message) is (verdict is Verdict.FAIL), message
+
+
+def _tagged_orders(tag: str, *statuses: str) -> Bundle:
+    orders = tuple(replace(order(f"r{i}", expectation_id=i), scenario=tag) for i in range(1, len(statuses) + 1))
+    expectations = tuple(expectation(i, status, deadline_status="LATE") for i, status in enumerate(statuses, 1))
+    return Bundle(scenarios=(scenario(tag),), orders=orders, expectations=expectations)
+
+
+def test_an_overdue_certificate_must_still_arrive_late_is_no_failure() -> None:
+    assert judge("DL-005", _tagged_orders("overdue", "ARRIVED", "ARRIVED"))[0] is Verdict.PASS
+    verdict, message = judge("DL-005", _tagged_orders("overdue", "ARRIVED", "OVERDUE"))
+    assert verdict is Verdict.FAIL and "past its deadline must still be sent" in message
+    assert judge("DL-001", _tagged_orders("overdue", "ARRIVED"))[0] is Verdict.SKIP  # late by design: not DL-001's
+
+
+def test_a_night_certificate_is_judged_by_dl_006_not_dl_001() -> None:
+    held = _tagged_orders("night", "OVERDUE")
+    verdict, message = judge("DL-006", held)
+    assert verdict is Verdict.FAIL and "OVERDUE" in message
+    assert judge("DL-001", held)[0] is Verdict.SKIP
+
+
+@pytest.mark.parametrize(
+    ("hold_ms", "faults", "verdict"),
+    [
+        (35_000, ["late", "client-gone"], Verdict.PASS),
+        (35_000, ["late"], Verdict.FAIL),  # still waiting when the 35 s hold ended
+        (20_000, ["late"], Verdict.SKIP),  # the late-reply hold: waiting 20 s is allowed
+    ],
+    ids=["gave-up", "waited", "short-hold"],
+)
+def test_a_reply_held_over_30_s_must_have_been_given_up_on(hold_ms: float, faults: list[str], verdict: Verdict) -> None:
+    plan = {"faults": [{"name": "late", "effect": "latency", "latency": {"ms": hold_ms}}]}
+    record = ScenarioRecord("hung-reply", "h", "79101", ("late-reply", "hung-reply"), plan, 0, 10_000)
+    journal = (entry(1, "token", "200"), entry(2, "submit", "200", faults=faults))
+    result, message = judge("API-017", Bundle(scenarios=(record,), journal=journal))
+    assert result is verdict and ("no client timeout" in message) is (verdict is Verdict.FAIL), message

@@ -1,5 +1,6 @@
 """Once-only cases: each order is accepted exactly once (API-011), the same request_id is one order
-(API-012), and a send whose reply was lost is resent until acknowledged (API-015: at least once).
+(API-012), a send whose reply was lost is resent until acknowledged (API-015: at least once), and a reply
+that does not come is given up on (API-017: a client timeout, without which nothing is ever resent).
 
 Judged per certificate (`conformance.substance.certificate_key`), over every submission of the run's
 facilities: a duplicate acceptance makes two records of one birth or death at the portal, which the
@@ -11,7 +12,7 @@ and those it held so long (`common.LATE_REPLY_MS`, `common.LATE_FAULT`) that the
 
 from __future__ import annotations
 
-from conformance.cases.common import lost_replies, unread_replies
+from conformance.cases.common import CLIENT_GONE, LATE_FAULT, lost_replies, unread_replies
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -173,3 +174,50 @@ def resent_after_lost_reply(bundle: Bundle) -> Outcome:
     if problems:
         return failed(problems, requests=requests)
     return passed(f"{len(orders)} certificate(s) acknowledged despite lost or late replies", requests=requests)
+
+
+MAX_CLIENT_WAIT = 30.0
+"""Real seconds past which a hospital must have given up waiting for one reply (10–30 s are usual timeouts)."""
+
+
+@case(
+    id="API-017",
+    grade=Grade.ADVISORY,
+    title=f"Explicit client timeout: a reply held over {MAX_CLIENT_WAIT:.0f} s is given up on, not waited for",
+    basis=ANNEX + " §4 (no reply: not received); wire contract (explicit client timeouts)",
+    area="api",
+    needs=("journal", "scenario:hung-reply"),
+)
+def client_timeout(bundle: Bundle) -> Outcome:
+    """MUST: a client without a timeout hangs on a portal that never answers (a stuck load balancer, a
+    half-open connection), and every certificate queued behind it waits with it. Judged on the exchanges the
+    hung-reply scenario held longer than MAX_CLIENT_WAIT: the portal marks one whose client hung up before
+    the reply (`CLIENT_GONE`); one without the mark had a client still waiting when the hold ended."""
+    held = [
+        (entry, hold)
+        for record in bundle.scenarios_tagged("hung-reply")
+        for hold in _holds(record.fault_plan)
+        if hold > MAX_CLIENT_WAIT
+        for entry in bundle.journal_of(record, "submit")
+        if LATE_FAULT in (entry.get("faults") or ())
+    ]
+    if not held:
+        raise SkipCase(f"no submission was held over {MAX_CLIENT_WAIT:.0f} s (the hung-reply scenario)")
+    problems = [
+        Finding(
+            f"{e['facility']} #{e['id']} (submit {e.get('document_code') or ''} → {e['outcome']}): the hospital waited "
+            f"the whole {hold:.0f} s hold for the reply: no client timeout",
+            journal_ids=(e["id"],),
+        )
+        for e, hold in held
+        if CLIENT_GONE not in e["faults"]
+    ]
+    ids = [e["id"] for e, _ in held]
+    if problems:
+        return failed(problems, journal=ids)
+    return passed(f"{len(held)} reply(ies) held over {MAX_CLIENT_WAIT:.0f} s, each given up on", journal=ids)
+
+
+def _holds(fault_plan: Json) -> list[float]:
+    """The real seconds each held-reply fault (`LATE_FAULT`) of a plan holds a submission."""
+    return [float(f["latency"]["ms"]) / 1000 for f in fault_plan.get("faults", []) if f.get("name") == LATE_FAULT]
