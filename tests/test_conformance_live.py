@@ -41,10 +41,12 @@ def test_reference_hospital_passes_every_case(tmp_path: Path, capsys: pytest.Cap
     assert report["summary"]["portal_compatible"]["verdict"] == report["summary"]["strict_clean"]["verdict"] == "pass"
     assert report["duration_s"] < 120
     # the overload portal is busy for the whole 240 working minutes, so its order is late by design, and its scenario
-    # ends once the budget is decided (no DL case judges it); a scenario that ran again (a lateness inside the
-    # machine's timing resolution) is judged on its last run
+    # ends once the budget is decided (no DL case judges it); the overdue scenario's orders are past their deadline
+    # when ordered (DL-005 wants them sent, late); a scenario that ran again (a lateness inside the machine's timing
+    # resolution) is judged on its last run
     again = {s["plan"] for s in report["scenarios"] if s["attempt"] > 1}
-    judged = [row for row in report["timeline"] if row["scenario"] not in again | {"overload"}]
+    judged = [row for row in report["timeline"] if row["scenario"] not in again | {"overload", "overdue"}]
+    assert {row["status"] for row in report["timeline"] if row["scenario"] == "overdue"} == {"LATE"}
     assert len(judged) >= 12 and all(row["status"] == "ON_TIME" for row in judged), report["timeline"]
     # the saved evidence re-judges to the same verdicts
     assert main(["replay", str(tmp_path / "evidence.jsonl"), "--report-dir", str(tmp_path / "replay")]) == 0

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -463,6 +464,58 @@ def test_late_sender_default_delay_passes_the_deadline_at_the_clock_rate(
     assert hold == pytest.approx(queued.taken_at.timestamp() + (240 + 60) * 60 / 600)
 
 
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+SUNDAY_NIGHT = datetime(2026, 12, 13, 22, 0, tzinfo=VN)
+MONDAY = datetime(2026, 12, 14, tzinfo=VN)
+
+
+@pytest.mark.parametrize(
+    ("variant", "issued", "released"),
+    [
+        (Variant.NIGHT_NEXT_DAY, SUNDAY_NIGHT, MONDAY.replace(hour=17)),  # the end of the next working day
+        (Variant.NIGHT_NEXT_DAY, MONDAY.replace(hour=9), None),  # issued in working time: sent at once
+        (Variant.UTC_WORKDAY, MONDAY.replace(hour=9), MONDAY.replace(hour=15)),  # 02:00 UTC: "night" until 08:00 UTC
+        (Variant.UTC_WORKDAY, MONDAY.replace(hour=16), None),  # 09:00 UTC: working time on the server's clock too
+    ],
+    ids=["night-next-day", "next-day-by-day", "utc-morning", "utc-afternoon"],
+)
+def test_night_holding_variants_release_at_their_wrong_hour(
+    site: Site, portal: LiveServer, tmp_path: Path, variant: Variant, issued: datetime, released: datetime | None
+) -> None:
+    """Held from the order's issue instant on its clock (no `portal` object: issued_at at `clock_rate`)."""
+    hospital = hospital_for(site, portal, tmp_path, variant=variant, clock_rate=600.0)
+    queue_orders(hospital, {**order_for(site), "issued_at": issued.isoformat()})
+    queued = hospital.queue.next_due()
+    assert queued is not None
+    hold = hospital._hold_until(queued)
+    expected = None if released is None else queued.taken_at.timestamp() + (released - issued).total_seconds() / 600
+    assert hold == (None if expected is None else pytest.approx(expected))
+
+
+def test_drop_overdue_never_sends_an_order_past_its_deadline(
+    admin: httpx.Client, site: Site, portal: LiveServer, tmp_path: Path
+) -> None:
+    """Past its deadline by the portal's clock, which the order's `portal` object gives (its issued_at cannot)."""
+    hospital = hospital_for(site, portal, tmp_path, variant=Variant.DROP_OVERDUE)
+    now = {"base_url": portal.base_url, "clock_rate": 1.0, "sandbox_time": datetime.now(UTC).isoformat()}
+    late, due = {**order_for(site, ago=timedelta(days=10)), "portal": now}, order_for(site)
+    queue_orders(hospital, late, due)
+    hospital.drain()
+    states = status(hospital)
+    assert states[late["request_id"]]["state"] == "refused" and states[due["request_id"]]["state"] == "sent"
+    assert [e["outcome"] for e in journal(admin, site, operation="submit")] == ["200"]
+
+
+def test_racing_workers_send_one_order_twice(
+    admin: httpx.Client, site: Site, portal: LiveServer, tmp_path: Path
+) -> None:
+    hospital = hospital_for(site, portal, tmp_path, variant=Variant.RACING_WORKERS)
+    queue_orders(hospital, order_for(site))
+    hospital.drain()
+    sent = journal(admin, site, operation="submit")
+    assert [e["outcome"] for e in sent] == ["200", "200"] and sent[0]["file_sha256"] != sent[1]["file_sha256"]
+
+
 # --- broken signatures and codes ------------------------------------------------------------------
 
 
@@ -583,4 +636,11 @@ def test_public_api_is_pinned() -> None:
         "key-usage-cert",
         "unregistered-cert",
         "self-made-ca",
+        "relogin-by-clock",
+        "ignore-expiry",
+        "drop-overdue",
+        "night-next-day",
+        "utc-workday",
+        "no-timeout",
+        "racing-workers",
     ]
