@@ -101,6 +101,7 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.UTC_WORKDAY, "DL-001"),
     Target(Variant.RACING_WORKERS, "API-011"),
     Target(Variant.NO_TIMEOUT, "API-017", ("hung-reply",)),
+    Target(Variant.RECEIPT_AS_UTC, "API-013"),
 )
 
 

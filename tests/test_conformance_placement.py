@@ -178,6 +178,30 @@ def test_placement_follows_the_calendar_it_is_given() -> None:
     assert urgent(HCMC) != urgent(CALENDAR)  # 12:02 is past hcmc's 11:30: its deadline counts the lunch it skips
 
 
+@pytest.mark.parametrize("calendar", [CALENDAR, HCMC], ids=["default", "hcmc-0730"])
+@pytest.mark.parametrize("slot", [datetime(2026, 3, 9, 8, 0, tzinfo=VN), datetime(2026, 3, 11, 8, 0, tzinfo=VN)])
+def test_night_orders_are_issued_after_hours_and_due_4_working_hours_after_the_slot(
+    calendar: WorkingCalendar, slot: datetime
+) -> None:
+    """The night scenario on a Monday (Sunday evening and night) or a Wednesday (Tuesday's), on either calendar."""
+    night, slot = next(s for s in SCENARIOS if s.name == "night"), next_slot(slot - timedelta(minutes=1), calendar)
+    built = build_orders(night, facility="79101", start=slot, run_id="r", serials=itertools.count(1), seed=1)
+    for _, order in built:
+        issued = datetime.fromisoformat(order.issued_at)
+        assert calendar.working_minutes_between(issued, slot) == 0
+        assert calendar.add_working_minutes(issued, 240) == calendar.add_working_minutes(slot, 240)
+
+
+def test_the_token_scenarios_401_meets_a_live_token_and_its_last_order_a_dead_one() -> None:
+    """The injected 401 answers the first send, long inside the token's lifetime by any clock; the last order
+    comes long after that token expired (API-016 judges it beyond the timing resolution)."""
+    token = next(s for s in SCENARIOS if s.name == "token")
+    assert token.token_ttl_minutes is not None and token.token_ttl_minutes >= 60
+    monday = datetime(2026, 3, 9, 8, 0, tzinfo=VN)
+    assert [f["first_n"] for f in token.faults(monday, 600.0, CALENDAR) if f["code"] == "401"] == [1]
+    assert max(o.issued_offset for o in token.orders) - token.token_ttl_minutes >= 60
+
+
 class OlderPortal(SandboxAdmin):
     """A portal from before the clock reply published its calendar (real HTTP, the key taken away)."""
 

@@ -642,5 +642,6 @@ def test_public_api_is_pinned() -> None:
         "night-next-day",
         "utc-workday",
         "no-timeout",
+        "receipt-as-utc",
         "racing-workers",
     ]
