@@ -32,8 +32,8 @@ from conformance.harness import Facility, Provisioning, provision
 from conformance.offline import check_file, trust_from_files
 from conformance.portal import SandboxAdmin
 from fixtures.certificates import build_xml, scenario
-from fixtures.demo import load_credential
 from fixtures.keystore import write_keystore_pki
+from fixtures.pki import load_credential
 from fixtures.signer import sign_document, tamper_field
 from mock_portal.documents import DocumentType
 from mock_portal.portal.codes import SubmitResult
