@@ -46,8 +46,8 @@ def test_catalogue_covers_every_area_with_bases_and_levels() -> None:
     ("selection", "expected"),
     [
         ({"ids": ["SIG-003"]}, ["SIG-003"]),
-        ({"ids": ["DL-*"]}, ["DL-001", "DL-002", "DL-003", "DL-004"]),
-        ({"areas": ["deadline"]}, ["DL-001", "DL-002", "DL-003", "DL-004"]),
+        ({"ids": ["DL-*"]}, ["DL-001", "DL-002", "DL-003", "DL-004", "DL-005", "DL-006"]),
+        ({"areas": ["deadline"]}, ["DL-001", "DL-002", "DL-003", "DL-004", "DL-005", "DL-006"]),
         ({"ids": ["API-*"], "basis": "1001"}, ["API-009"]),
     ],
     ids=["by-id", "by-prefix", "by-area", "by-basis"],
