@@ -191,7 +191,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "token",
         f"Tokens live {TOKEN_MINUTES} minutes; the first submission is answered MaKetQua 401 although its token is "
-        f"valid by any clock (revoked early); a later order reuses the token, the last comes after it expired",
+        "valid by any clock (revoked early); a later order reuses the token, the last comes after it expired",
         ("relogin",),
         (
             OrderPlan("gcs_normal"),
