@@ -30,7 +30,17 @@ from conformance.model import CaseResult
 from conformance.registry import CaseSpec
 from fixtures.hospital.worker import Variant
 
-__all__ = ["EXPECTED", "Row", "Target", "kill_matrix", "render", "run_selftest", "same_message", "specs_for"]
+__all__ = [
+    "EXPECTED",
+    "Row",
+    "Target",
+    "kill_matrix",
+    "kills",
+    "render",
+    "run_selftest",
+    "same_message",
+    "specs_for",
+]
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,26 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.KEY_USAGE_CERT, "SIG-008"),
     Target(Variant.UNREGISTERED_CERT, "SIG-009"),
     Target(Variant.SELF_MADE_CA, "SIG-005"),
+    Target(Variant.WINDOWS_1258, "GCS-DOC-001"),
+    Target(Variant.DMY_DATES, "GCS-DOC-003"),
+    Target(Variant.GBT_SECONDS, "GBT-DOC-003"),
+    Target(Variant.UNPADDED_CODE, "GCS-DOC-005"),
+    Target(Variant.GBT_CODE_KIND, "GBT-DOC-005"),
+    Target(Variant.HEAD_OFFICE_CODE, "GCS-DOC-007"),
+    Target(Variant.GBT_HEAD_OFFICE, "GBT-DOC-007"),
+    Target(Variant.NFD_TEXT, "FLOW-005"),
+    Target(Variant.TWINS_SO_CON, "FLOW-001"),
+    Target(Variant.NO_ADMISSION, "FLOW-004"),
+    Target(Variant.PRETTY_PRINT, "SIG-004"),
+    Target(Variant.COUNTERSIGN, "SIG-001"),
+    Target(Variant.SIGNING_TIME_LOCALE, "SIG-010"),
+    Target(Variant.NO_ID_TOKEN, "API-002"),
 )
+
+
+def kills(targets: Iterable[Target] = EXPECTED) -> list[tuple[str, str]]:
+    """Each variant with the case that must fail first on it: what `conformance coverage` maps to obligations."""
+    return [(str(t.variant), t.expected) for t in targets if t.variant is not None and t.expected is not None]
 
 
 def same_message(full: str, only: str) -> bool:
