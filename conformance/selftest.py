@@ -121,9 +121,9 @@ def same_message(full: str, only: str) -> bool:
     return _masked(full) == _masked(only)
 
 
-VOLATILE = re.compile(r"[0-9A-F]{8}(-[0-9A-F]{4}){3}-[0-9A-F]{12}|[0-9A-Fa-f]*\d[0-9A-Fa-f.]*")
-"""What differs between two runs of one behaviour: GUIDs (in a MaGD), numbers, and hex with a digit in it
-(a run's id in a request_id)."""
+VOLATILE = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]*\d[0-9A-Fa-f.]*")
+"""What differs between two runs of one behaviour: GUIDs (in a MaGD, in a data element's Id), numbers, and
+hex with a digit in it (a run's id in a request_id)."""
 
 
 def _masked(message: str) -> str:
