@@ -279,7 +279,8 @@ def _selftest(args: argparse.Namespace) -> int:
 
     def progress(row: selftest.Row) -> None:
         if not args.json:
-            print(f"  {row.name}: {row.first_failed or 'certified'} ({row.seconds:.0f} s)", flush=True)
+            shown = "ERROR (the run did not finish)" if row.error else row.first_failed or "certified"
+            print(f"  {row.name}: {shown} ({row.seconds:.0f} s)", flush=True)
 
     rows = selftest.run_selftest(
         targets, seed=args.seed, rate=args.clock_rate, timeout=args.timeout, workers=args.workers, progress=progress
