@@ -76,7 +76,7 @@ contract: $(STAMP)
 	$(BIN)/python -m tests.contract_cli --max-examples $(CONTRACT_EXAMPLES)
 
 # The conformance suite against its correct reference hospital and every built-in broken variant: the
-# kill matrix (variant -> first failed MUST case -> expected?); ~4-5 min on 2 cores.
+# kill matrix (variant -> first failed MUST case -> expected?); ~17 min on 2 cores.
 selftest: $(STAMP)
 	$(BIN)/conformance selftest
 

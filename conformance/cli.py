@@ -36,6 +36,7 @@ from mock_portal.portal.codes import SubmitResult
 from mock_portal.results.grades import Strictness
 
 DEFAULT_FACILITY = "79001"
+NO_VARIANT = "no selftest variant is meant to fail its cases first (yet)"
 TRIGGER_HELP = """\
 the trigger contract (conformance/trigger.schema.json, docs/vendor-guide.md):
   --trigger-cmd CMD   run once per order, WITHOUT a shell: CMD is split like a POSIX shell would
@@ -242,8 +243,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _coverage(args: argparse.Namespace) -> int:
     from conformance.obligations import coverage
+    from conformance.selftest import kills
 
-    found = coverage(load_cases().ids())
+    found = coverage(load_cases().ids(), kills())
     if args.json:
         print(json.dumps(found, ensure_ascii=False, indent=2))
         return 0
@@ -253,10 +255,14 @@ def _coverage(args: argparse.Namespace) -> int:
             source = item["source"]
             print(f"\n[{source}]")
         checked = ", ".join(item["cases"]) or f"NOT CHECKED — {item['why_unchecked']}"
-        print(f"  {item['id']:<8} {item['text']}\n  {'':<8} → {checked}")
+        broken = ", ".join(item["variants"])
+        why = "no case checks it" if not item["cases"] else item["why_unprotected"] or NO_VARIANT
+        shown = f"broken by {broken}" if broken else f"UNPROTECTED — {why}"
+        print(f"  {item['id']:<8} {item['text']}\n  {'':<8} → {checked}\n  {'':<8} ✗ {shown}")
     print(
         f"\n{len(found['obligations'])} obligations, {len(found['unchecked'])} checked by no case "
-        f"({', '.join(found['unchecked']) or 'none'}); cases mapped to no obligation: "
+        f"({', '.join(found['unchecked']) or 'none'}), {len(found['unprotected'])} broken by no selftest variant "
+        f"(UNPROTECTED: {', '.join(found['unprotected']) or 'none'}); cases mapped to no obligation: "
         f"{', '.join(found['unmapped_cases']) or 'none'}"
     )
     return 0
@@ -273,7 +279,8 @@ def _selftest(args: argparse.Namespace) -> int:
 
     def progress(row: selftest.Row) -> None:
         if not args.json:
-            print(f"  {row.name}: {row.first_failed or 'certified'} ({row.seconds:.0f} s)", flush=True)
+            shown = "ERROR (the run did not finish)" if row.error else row.first_failed or "certified"
+            print(f"  {row.name}: {shown} ({row.seconds:.0f} s)", flush=True)
 
     rows = selftest.run_selftest(
         targets, seed=args.seed, rate=args.clock_rate, timeout=args.timeout, workers=args.workers, progress=progress
@@ -393,7 +400,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     verifying.set_defaults(func=_verify)
 
-    covered = commands.add_parser("coverage", help="obligations (decree, dispatch, circulars, profile) → cases")
+    covered = commands.add_parser(
+        "coverage",
+        help="obligations (decree, dispatch, circulars, profile) → cases, and the selftest variants that break them",
+    )
     covered.add_argument("--json", action="store_true")
     covered.set_defaults(func=_coverage)
 

@@ -1,13 +1,18 @@
-"""What a hospital system is obliged to do, and which cases check it (`conformance coverage`).
+"""What a hospital system is obliged to do, which cases check it, and which broken variants prove they do
+(`conformance coverage`).
 
 Each obligation names its source (Decree 63/2024 Art. 25.1, Dispatch 4410 PL02, Circulars 22/2025 and
 25/2025, the signature profile, the trigger contract) and the cases that check it; an obligation with
 no case is listed with the reason no case can check it, so a reader sees the holes as well as the
-coverage.
+coverage. A case is only as good as a bug it has been seen to catch: `coverage` also names the
+self-test variants (`conformance selftest`) that break each obligation — a variant breaks the
+obligations whose cases include the one it must fail first — and lists an obligation no variant breaks
+as unprotected, with the reason where one is recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ GBT = "Circular 25/2025 (GBT Mẫu 05)"
 PROFILE = "signature profile (docs/signature-profile.md)"
 WIRE = "wire contract (openapi.yaml, docs/vendor-guide.md)"
 TRIGGER = "trigger contract (conformance/trigger.schema.json)"
+SHOULD = "its case is a SHOULD case (strict-clean), and a variant is judged by the first MUST case it fails"
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class Obligation:
     cases: tuple[str, ...] = ()
     why_unchecked: str = ""
     """For an obligation no case checks: why (not visible on the wire, outside the sandbox, …)."""
+    why_unprotected: str = ""
+    """For an obligation whose cases no self-test variant is meant to fail first: why, when left so on purpose."""
 
 
 OBLIGATIONS: tuple[Obligation, ...] = (
@@ -74,7 +82,9 @@ OBLIGATIONS: tuple[Obligation, ...] = (
     ),
     Obligation("GCS-2", GCS, "MA_GCS well formed, own facility, issue year", ("GCS-DOC-005",)),
     Obligation("GCS-3", GCS, "Cross-field rules and filing under the right facility", ("GCS-DOC-006", "GCS-DOC-007")),
-    Obligation("GCS-4", GCS, "Clean under strict (no deviation between sources)", ("GCS-DOC-008",)),
+    Obligation(
+        "GCS-4", GCS, "Clean under strict (no deviation between sources)", ("GCS-DOC-008",), why_unprotected=SHOULD
+    ),
     Obligation("GCS-5", GCS, "Twins, reissue and surrogacy stories", ("FLOW-001", "FLOW-002", "FLOW-003")),
     Obligation(
         "GBT-1",
@@ -84,7 +94,9 @@ OBLIGATIONS: tuple[Obligation, ...] = (
     ),
     Obligation("GBT-2", GBT, "MA_GBT well formed, own facility, issue year", ("GBT-DOC-005",)),
     Obligation("GBT-3", GBT, "Cross-field rules and filing under the right facility", ("GBT-DOC-006", "GBT-DOC-007")),
-    Obligation("GBT-4", GBT, "Clean under strict (no deviation between sources)", ("GBT-DOC-008",)),
+    Obligation(
+        "GBT-4", GBT, "Clean under strict (no deviation between sources)", ("GBT-DOC-008",), why_unprotected=SHOULD
+    ),
     Obligation("GBT-5", GBT, "An inpatient death carries admission time and record", ("FLOW-004",)),
     Obligation("SIG-A", PROFILE, "Signature present, recognised profile, covering the data", ("SIG-001", "SIG-002")),
     Obligation("SIG-B", PROFILE, "SHA-2 algorithms; digests and value valid", ("SIG-003", "SIG-004")),
@@ -110,10 +122,17 @@ OBLIGATIONS: tuple[Obligation, ...] = (
 )
 
 
-def coverage(case_ids: list[str]) -> dict[str, Any]:
-    """Obligations with their cases, the obligations no case checks, and cases mapped to no obligation."""
+def coverage(case_ids: list[str], kills: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Obligations with their cases and the variants that break them, the obligations no case checks, those
+    no variant breaks, and cases mapped to no obligation. `kills` pairs each self-test variant with the case
+    that must fail first on it (`conformance.selftest.kills`)."""
     known = set(case_ids)
     mapped = {case for o in OBLIGATIONS for case in o.cases}
+    pairs = list(kills)
+
+    def variants(o: Obligation) -> list[str]:
+        return list(dict.fromkeys(variant for variant, case in pairs if case in o.cases and case in known))
+
     return {
         "obligations": [
             {
@@ -122,10 +141,13 @@ def coverage(case_ids: list[str]) -> dict[str, Any]:
                 "text": o.text,
                 "cases": [c for c in o.cases if c in known],
                 "why_unchecked": o.why_unchecked,
+                "variants": variants(o),
+                "why_unprotected": o.why_unprotected or o.why_unchecked,
             }
             for o in OBLIGATIONS
         ],
         "unchecked": [o.id for o in OBLIGATIONS if not o.cases],
+        "unprotected": [o.id for o in OBLIGATIONS if not variants(o)],
         "unmapped_cases": [c for c in case_ids if c not in mapped],
         "unknown_cases": sorted(mapped - known),
     }

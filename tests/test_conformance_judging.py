@@ -4,6 +4,7 @@ error when a check crashes — and the same verdicts after a save/replay round t
 from __future__ import annotations
 
 import base64
+import unicodedata
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -340,6 +341,23 @@ def test_flow_case_compares_what_arrived_with_what_was_ordered() -> None:
     assert judge("FLOW-003", bundle)[0] is Verdict.SKIP
 
 
+def test_flow_group_cases_ask_for_presence_and_flow_005_for_the_exact_text() -> None:
+    """One defect, one case: a group that arrived in another Unicode form is present (FLOW-003 passes) and
+    not the data ordered (FLOW-005 fails, naming the form, since both print alike); an empty one fails FLOW-003."""
+    ordered = {"HOTEN_MTH": "NGUYỄN THỊ LAN", "NOI_CU_TRU_MTH": "Phường Bến Nghé"}
+    orders = (order("r1", story="gcs_surrogacy", **ordered),)
+    decomposed = {"MA_GCS": "00001.GCS.79101.26", "CAP_LAN_DAU": "1"} | {
+        k: unicodedata.normalize("NFD", v) for k, v in ordered.items()
+    }
+    bundle = Bundle(orders=orders, expectations=(expectation(1, "ARRIVED", decomposed),))
+    assert judge("FLOW-003", bundle)[0] is Verdict.PASS
+    verdict, message = judge("FLOW-005", bundle)
+    assert verdict is Verdict.FAIL and "HOTEN_MTH in decomposed Unicode (NFD" in message
+    emptied = Bundle(orders=orders, expectations=(expectation(1, "ARRIVED", {**decomposed, "HOTEN_MTH": ""}),))
+    verdict, message = judge("FLOW-003", emptied)
+    assert verdict is Verdict.FAIL and "HOTEN_MTH missing or empty" in message
+
+
 def test_a_crashing_check_is_an_error_not_a_failure() -> None:
     def broken(bundle: Bundle) -> None:
         raise KeyError("oops")
@@ -371,6 +389,15 @@ def _warned(sid: int, *codes: str) -> dict:
         {"code": c, "severity": "warning", "message_en": f"{c} noted", "path": None, "grade": "OBSERVED"} for c in codes
     ]
     return accepted
+
+
+def test_a_code_not_of_the_legal_form_fails_doc_005_even_when_the_portal_only_warned() -> None:
+    """The code is the key the paper is looked up by: a malformed one fails, a warned year (R10) does not."""
+    verdict, message = judge("GCS-DOC-005", Bundle(submissions=(_warned(1, "RULE_CODE_FORMAT"),)))
+    assert verdict is Verdict.FAIL and "RULE_CODE_FORMAT" in message
+    assert judge("GCS-DOC-005", Bundle(submissions=(_warned(1, "RULE_CODE_YEAR", "RULE_CODE_FACILITY"),)))[0] is (
+        Verdict.PASS
+    )
 
 
 def test_a_portal_warning_is_portal_compatible_but_not_strict_clean() -> None:

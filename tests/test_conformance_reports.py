@@ -174,3 +174,34 @@ def test_coverage_maps_every_case_and_names_the_unchecked_obligations() -> None:
     assert found["unmapped_cases"] == [] and found["unknown_cases"] == []
     assert found["unchecked"] and all(o["why_unchecked"] for o in found["obligations"] if o["id"] in found["unchecked"])
     assert any("Decree 63/2024" in o["source"] and "DL-004" in o["cases"] for o in found["obligations"])
+
+
+def test_coverage_names_the_variants_that_break_each_obligation_and_the_unprotected_ones() -> None:
+    """A variant breaks every obligation whose cases hold the case it must fail first; an obligation no
+    variant breaks is unprotected, with the reason recorded for it."""
+    from conformance.obligations import OBLIGATIONS, coverage
+
+    found = coverage(CASES.ids(), [("plain-password", "API-001"), ("sha1", "SIG-003"), ("sha1", "SIG-003")])
+    by_id = {o["id"]: o for o in found["obligations"]}
+    assert by_id["PL02-1"]["variants"] == ["plain-password"] and by_id["SIG-B"]["variants"] == ["sha1"]
+    assert found["unprotected"] == [o.id for o in OBLIGATIONS if o.id not in ("PL02-1", "SIG-B")]
+    assert "SHOULD" in by_id["GCS-4"]["why_unprotected"] and by_id["SIG-E"]["why_unprotected"]
+    assert coverage(CASES.ids(), [("ghost", "NO-SUCH-CASE")])["unprotected"] == [o.id for o in OBLIGATIONS]
+
+
+def test_coverage_command_shows_the_selftest_kill_matrix_per_obligation(capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance import selftest
+    from conformance.cli import main
+
+    assert main(["coverage"]) == 0
+    text = capsys.readouterr().out
+    assert main(["coverage", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    protected = [o for o in found["obligations"] if o["variants"]]
+    variants = {str(t.variant) for t in selftest.EXPECTED if t.variant is not None}
+    assert protected and {v for o in protected for v in o["variants"]} == variants
+    for o in found["obligations"]:
+        line = re.search(rf"^  {re.escape(o['id'])} .*\n.*\n +✗ (.*)$", text, re.MULTILINE)
+        assert line is not None, o["id"]
+        assert line[1].startswith("UNPROTECTED" if o["id"] in found["unprotected"] else "broken by")
+    assert f"{len(found['unprotected'])} broken by no selftest variant (UNPROTECTED: " in text

@@ -189,3 +189,6 @@ def test_two_failure_messages_say_the_same_when_only_numbers_differ() -> None:
     only = full.replace("81234", "80417").replace("12", "7").replace(" (+3 more)", "")
     assert same_message(full, only)
     assert not same_message(full, "00001.GCS.79101.26 accepted 2 times: MaGD ? (submission 1)")
+    digest = "submission 1: Digest mismatch for Reference '#Object-CHUKYDONVI-Id-{}'"
+    ids = ("5e286b46-faec-4d1b-879a-5ec7fde2c1db", "b6e03f44-fe43-4874-9afc-5cd4ddff0a11")
+    assert same_message(digest.format(ids[0]), digest.format(ids[1]))  # a data element's Id: a lowercase GUID

@@ -72,8 +72,16 @@ def files(bundle: Bundle, doc_type: str | None) -> list[Json]:
     return found
 
 
-def judge_findings(bundle: Bundle, doc_type: str | None, matches: Callable[[str], bool], what: str) -> Outcome:
-    """FAIL on any error finding whose code `matches`, naming file, code, path and message."""
+def judge_findings(
+    bundle: Bundle,
+    doc_type: str | None,
+    matches: Callable[[str], bool],
+    what: str,
+    *,
+    even_warned: Callable[[str], bool] = lambda _code: False,
+) -> Outcome:
+    """FAIL on any error finding whose code `matches`, naming file, code, path and message; and on a
+    warning whose code is `even_warned` (what the portal takes but leaves the record broken)."""
     judged = files(bundle, doc_type)
     problems = [
         Finding(
@@ -82,7 +90,7 @@ def judge_findings(bundle: Bundle, doc_type: str | None, matches: Callable[[str]
         )
         for s in judged
         for f in s.get("findings") or []
-        if f.get("severity") == "error" and matches(f["code"])
+        if (f.get("severity") == "error" and matches(f["code"])) or even_warned(f["code"])
     ]
     ids = [s["id"] for s in judged]
     if problems:

@@ -153,6 +153,17 @@ def _by_codes(doc_type: str, codes: tuple[str, ...], what: str) -> Check:
     return lambda bundle: judge_findings(bundle, doc_type, codes_in(codes), what)
 
 
+def _code_form(doc_type: str, code_field: str) -> Check:
+    """The code rules' refusals, and a code not of the legal form even where the portal only warns: the
+    code is printed on the paper and is the key the civil registry finds the data by (Circular 22/2025
+    Annex I), so a code of another form is a record nobody can look up. The year stays a refusal only
+    (R10 derives it from the accounting year; the portal takes that, a decision of docs/fidelity.md)."""
+    what = f"{code_field} well formed, own facility, issue year"
+    return lambda bundle: judge_findings(
+        bundle, doc_type, codes_in(CODE_RULES), what, even_warned=codes_in(("RULE_CODE_FORMAT",))
+    )
+
+
 def _schema(doc_type: str) -> Check:
     return lambda bundle: judge_findings(bundle, doc_type, lambda c: c.startswith("SCHEMA_"), "valid against the XSD")
 
@@ -192,7 +203,7 @@ def _table(doc_type: str) -> list[DocCase]:
         DocCase(
             "005",
             f"{code_field} is XXXXX.{doc_type}.ZZZZZ.YY with the submitting facility and the issue year",
-            _by_codes(doc_type, CODE_RULES, f"{code_field} well formed, own facility, issue year"),
+            _code_form(doc_type, code_field),
             Grade.ADVISORY,
         ),
         DocCase(

@@ -8,6 +8,8 @@ so one broken behaviour fails the case that names it, not every case downstream 
 
 from __future__ import annotations
 
+import unicodedata
+
 from conformance.evidence import Bundle, Json, Order
 from conformance.model import Finding
 from conformance.registry import Outcome, SkipCase, case, failed, passed
@@ -93,7 +95,9 @@ def reissue(bundle: Bundle) -> Outcome:
     return _outcome(problems, orders, "the reissue kept MA_GCS with CAP_LAN_DAU=0")
 
 
-def _same_fields(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], what: str) -> Outcome:
+def _fields_present(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], what: str) -> Outcome:
+    """Every field of the story's group that the order fills arrived filled. Whether it arrived with exactly
+    the ordered value is FLOW-005's question, so one defect fails the case that names it."""
     orders = _story(bundle, story)
     found, problems = _arrived(bundle, orders)
     for order, fields in found:
@@ -101,11 +105,11 @@ def _same_fields(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], w
         if not wanted:
             problems.append(Finding(f"{order.code}: the order itself has no {what}", request_ids=(order.request_id,)))
         problems += [
-            Finding(f"{order.code}: {k}={fields.get(k)!r}, ordered {v!r}", request_ids=(order.request_id,))
+            Finding(f"{order.code}: {k} missing or empty, ordered {v!r}", request_ids=(order.request_id,))
             for k, v in wanted.items()
-            if fields.get(k) != v
+            if not fields.get(k)
         ]
-    return _outcome(problems, orders, f"{what} arrived as ordered")
+    return _outcome(problems, orders, f"{what} arrived")
 
 
 @case(
@@ -117,7 +121,9 @@ def _same_fields(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], w
     needs=NEEDS,
 )
 def surrogacy(bundle: Bundle) -> Outcome:
-    return _same_fields(bundle, "gcs_surrogacy", ("_MTH",), "surrogate mother (_MTH) and her husband (_CHA_MTH) groups")
+    return _fields_present(
+        bundle, "gcs_surrogacy", ("_MTH",), "surrogate mother (_MTH) and her husband (_CHA_MTH) groups"
+    )
 
 
 @case(
@@ -129,7 +135,7 @@ def surrogacy(bundle: Bundle) -> Outcome:
     needs=NEEDS,
 )
 def inpatient(bundle: Bundle) -> Outcome:
-    return _same_fields(bundle, "gbt_inpatient", ("NGAYGIO_VV", "MA_HSBA"), "admission time and medical record")
+    return _fields_present(bundle, "gbt_inpatient", ("NGAYGIO_VV", "MA_HSBA"), "admission time and medical record")
 
 
 @case(
@@ -151,7 +157,7 @@ def data_as_ordered(bundle: Bundle) -> Outcome:
             continue
         diff = sorted(k for k, v in order.data.items() if (fields.get(k) or "") != v)
         if diff:
-            shown = ", ".join(f"{k}={fields.get(k)!r} (ordered {order.data[k]!r})" for k in diff[:4])
+            shown = ", ".join(_difference(k, fields.get(k) or "", order.data[k]) for k in diff[:4])
             problems.append(Finding(f"{order.code}: {shown}", request_ids=(order.request_id,)))
     ordered = {o.code for o in bundle.orders}
     facilities = {s.facility for s in bundle.scenarios}
@@ -166,3 +172,11 @@ def data_as_ordered(bundle: Bundle) -> Outcome:
     if not problems and not any(_fields(bundle, o) for o in orders):
         raise SkipCase("no ordered certificate arrived, so no data to compare (see DL-001)")
     return _outcome(problems, orders, "every accepted certificate carries exactly the ordered data")
+
+
+def _difference(name: str, arrived: str, ordered: str) -> str:
+    """One field that did not arrive as ordered; text that differs only in its Unicode form looks the same
+    when printed, so the message names the form instead."""
+    if unicodedata.normalize("NFC", arrived) == ordered:
+        return f"{name} in decomposed Unicode (NFD: combining marks), ordered in NFC ({ordered!r})"
+    return f"{name}={arrived!r} (ordered {ordered!r})"
