@@ -42,7 +42,14 @@ class Obligation:
 
 OBLIGATIONS: tuple[Obligation, ...] = (
     Obligation("DEC-1", DECREE, "Birth and death data at the portal within 4 working hours of issue", ("DL-001",)),
-    Obligation("DEC-2", DECREE, "The 4 working hours hold through a portal outage", ("DL-002",)),
+    Obligation(
+        "DEC-2",
+        DECREE,
+        "The 4 working hours hold through a portal outage",
+        ("DL-002",),
+        why_unprotected="a hospital that gives up in an outage fails API-007 first; one late only because of "
+        "the outage (a circuit breaker that stays open long after the portal is back) is not a variant yet",
+    ),
     Obligation("DEC-3", DECREE, "A backlog is sent so no deadline that could be met is missed", ("DL-003", "DL-004")),
     Obligation(
         "DEC-4",
