@@ -119,7 +119,6 @@ EXPECTED: tuple[Target, ...] = (
     Target(Variant.SIGNING_TIME_LOCALE, "SIG-010"),
     Target(Variant.NO_ID_TOKEN, "API-002"),
     Target(Variant.RELOGIN_BY_CLOCK, "API-005", ("relogin",)),
-    Target(Variant.IGNORE_EXPIRY, "API-016", ("relogin",)),
     Target(Variant.DROP_OVERDUE, "DL-005", ("overdue",)),
     Target(Variant.NIGHT_NEXT_DAY, "DL-006", ("night",)),
     Target(Variant.UTC_WORKDAY, "DL-001"),

@@ -651,7 +651,6 @@ def test_public_api_is_pinned() -> None:
         "signing-time-locale",
         "no-id-token",
         "relogin-by-clock",
-        "ignore-expiry",
         "drop-overdue",
         "night-next-day",
         "utc-workday",

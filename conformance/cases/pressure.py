@@ -10,7 +10,7 @@ from __future__ import annotations
 from conformance.cases.api import ANNEX, BUSY, _entry_finding, _when
 from conformance.evidence import Bundle, Json
 from conformance.model import Finding
-from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.registry import Level, Outcome, SkipCase, case, failed, passed
 from conformance.timing import resolution
 from mock_portal.results.grades import Grade
 
@@ -105,15 +105,18 @@ def request_budget(bundle: Bundle) -> Outcome:
     grade=Grade.RECONSTRUCTED,
     title="A token is renewed once its expires_in has passed: no submission sent on a dead token",
     basis=ANNEX + " §I expires_in",
+    level=Level.SHOULD,
     area="api",
     needs=("journal", "scenario:relogin"),
 )
 def renewed_on_expiry(bundle: Bundle) -> Outcome:
-    """MUST: `expires_in` is the token's contract. A system that waits for the portal's 401 to notice makes
-    the first send after every expiry a refused submission, and counts on a 401 that a strained portal may
-    answer with a 5xx instead. Judged on the relogin scenarios, whose last order comes long after the token
-    expired: a send the portal refused for an expired token fails when the last token taken had expired by
-    more than the scenario's timing resolution (the hospital's reading of the portal's clock may lag so much)."""
+    """SHOULD, not MUST: a system that keeps its token until the portal's 401 and then logs in again and
+    resends (API-005) gets every certificate through the real portal — the C# and Java examples in
+    `examples/` do so — but makes the first send after every expiry a refused submission and counts on a
+    401 that a strained portal may answer with a 5xx instead. `expires_in` is the token's contract. Judged
+    on the relogin scenarios, whose last order comes long after the token expired: a send the portal
+    refused for an expired token fails when the last token taken had expired by more than the scenario's
+    timing resolution (the hospital's reading of the portal's clock may lag so much)."""
     problems, ids = [], []
     for scenario in bundle.scenarios_tagged("relogin"):
         slack, taken = resolution(bundle, scenario).minutes, None
