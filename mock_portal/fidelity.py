@@ -152,6 +152,13 @@ WIRE: tuple[Behaviour, ...] = (
         Evidence(A, "OWASP authentication guidance", f"no password oracle; {INTEGRITY}", REFUSE),
         "TOKEN_THROTTLED",
     ),
+    _refused(
+        "wire.password_throttle",
+        "a submission's unknown passwords from one client address beyond its budget of scrypt checks",
+        "unknown: the sandbox answers the portal's MaKetQua 401 without checking the password",
+        Evidence(A, "OWASP authentication guidance", f"no password oracle, no CPU on demand; {INTEGRITY}", REFUSE),
+        "AUTH_PASSWORD_THROTTLED",
+    ),
     _b(
         "wire.unknown_fields",
         "extra form fields (e.g. fileHsBase64)",

@@ -17,6 +17,7 @@ callable returns a value (its documented error path); `mock-portal serve` always
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -37,7 +38,7 @@ from mock_portal.control.faults import Decision, Effect, Fault
 from mock_portal.control.gate import Exchange, JournalSlot
 from mock_portal.portal import workspaces
 from mock_portal.portal.codes import SubmitResult, TokenResult
-from mock_portal.portal.intake import FileIdentity, IntakePolicy, file_digest, identify
+from mock_portal.portal.intake import FileIdentity, IntakePolicy, file_digest, identify, light
 from mock_portal.portal.service import Portal
 from mock_portal.store.repository import CLOCK
 
@@ -98,10 +99,17 @@ class _Exchange:
             # answers (1001 / 413) from what it is given, and the reply is journalled here (unread, so
             # no account is proven: journalled apart)
             return await self._pass_on(body, Decision(), {}, complete=False)
+        form = await blocking.run(functools.partial(_form, with_file=True), body, inline=len(body) <= INLINE_FORM_BYTES)
+        file_b64 = form.pop(FILE_FIELD, "")  # not kept while the request is held
         limit = self.portal.settings.inline_limit
-        self.inline = limit > 0 and len(body) <= limit  # else up to ~7 MB (or always): on threads
-        blocking.mark_inline(self.scope, self.inline and self.operation == "submit")  # a token pays scrypt
-        form = await blocking.run(_form, body, inline=len(body) <= INLINE_FORM_BYTES)
+        # small and, for a submission, a file whose pre-scan finds little work; else (up to ~7 MB, or
+        # always) on threads
+        self.inline = (
+            limit > 0
+            and len(body) <= limit
+            and (self.operation != "submit" or light(file_b64, self.portal.policy.max_file_bytes))
+        )
+        del file_b64
         facility = _facility_of(form)
         # a token request's identity is its password: scrypt, never on the event loop
         inline = self.inline and self.operation == "submit"
@@ -161,6 +169,8 @@ class _Exchange:
         self.portal = self.portal.workspace(identity.workspace, identity.generation)
         state = self.scope.setdefault("state", {})
         state[WORKSPACE_PORTAL], state[WIRE_LOGIN] = self.portal, identity.login
+        # the handler runs inline only when checking the password costs no scrypt
+        blocking.mark_inline(self.scope, self.inline and self.operation == "submit" and identity.password_known)
         gate = self.portal.gate
         found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)] if identity.authenticated else [CLOCK])
         self.portal.clock.refresh_from(found.get(CLOCK))

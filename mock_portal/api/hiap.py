@@ -97,7 +97,10 @@ async def send_document(body: dict[str, Any] | None = None) -> Reply:
     try:
         journal = _journal_row(slot) if slot is not None else None
         received_at = slot.received_at if slot is not None else None  # when it arrived at the gateway
-        outcome = await blocking.run(portal.submit, _submission_form(form), journal, received_at, inline=inline)
+        client = context.scope.get("client")
+        outcome = await blocking.run(
+            portal.submit, _submission_form(form), journal, received_at, str(client[0]) if client else "", inline=inline
+        )
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}

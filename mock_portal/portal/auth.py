@@ -8,20 +8,34 @@ the account's (`AUTH_FACILITY_MISMATCH`, accepted by the real portal: R2).
 
 The portal never stores the MD5 (an unsalted MD5 is as good as the password to anyone who reads the
 database): it stores a salted scrypt hash of its uppercase form (`hash_password_md5`) and checks a
-received MD5 with `password_matches`. A verified pair is cached per process, so a hospital's every
-submission does not pay scrypt's ~60 ms. `LoginThrottle` limits failed logins per username and client
+received MD5 with `password_matches`. `LoginThrottle` limits failed logins per username and client
 address (and per dashboard client) in a time window. Pure domain: no HTTP here.
+
+Why a wrong password cannot be made expensive at will: scrypt costs ~50-100 ms of CPU, so a sender with
+any valid token could otherwise spend a core of the portal's per wrong password it sends. So:
+
+- only *verified-good* (stored hash, MD5) pairs are cached, per process and bounded (`_GOOD_PAIRS`): a
+  hospital's every submission after its first pays nothing, `known_password` tells the wire gateway so
+  without hashing (it serves only such submissions on the event loop: scrypt never runs there), and a
+  flood of wrong passwords cannot push the good pairs out;
+- a submission's unknown password spends one of its sender's (client address's) scrypt checks
+  (`SenderBudget`, a token bucket per process: `SENDER_CHECKS` at once, one more every
+  `SENDER_REFILL_SECONDS`; a right password gives its check back); over budget it is refused unhashed
+  with the portal's own MaKetQua 401 (`AUTH_PASSWORD_THROTTLED`) — the trade-off: senders behind one
+  proxy share its budget;
+- at most `SCRYPT_AT_ONCE` scrypt runs at once per process (`_SCRYPT_SLOTS`), so however many
+  addresses send, they cannot occupy every core (the others wait on a thread, not on the event loop).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,29 +60,138 @@ def hash_password_md5(md5_hex: str, salt: bytes | None = None) -> str:
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${key.hex()}"
 
 
+SCRYPT_AT_ONCE = 1
+"""Scrypt runs at once per process (`_SCRYPT_SLOTS`): with N server processes at most N cores hash."""
+_SCRYPT_SLOTS = threading.BoundedSemaphore(SCRYPT_AT_ONCE)
+
+
 def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(secret.encode("ascii", "replace"), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 2**20)
+    with _SCRYPT_SLOTS:
+        return hashlib.scrypt(secret.encode("ascii", "replace"), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 2**20)
 
 
-@functools.lru_cache(maxsize=4096)
+class _GoodPairs:
+    """Verified-good (stored hash, uppercase MD5) pairs, bounded, the least recently used dropped first.
+    Only good pairs: wrong guesses cannot evict a hospital's (a hash changes with every password change,
+    so a stale entry can never match)."""
+
+    def __init__(self, max_pairs: int = 4096) -> None:
+        self.max_pairs = max_pairs
+        self._pairs: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, pair: tuple[str, str]) -> bool:
+        with self._lock:
+            if pair not in self._pairs:
+                return False
+            self._pairs.move_to_end(pair)
+            return True
+
+    def add(self, pair: tuple[str, str]) -> None:
+        with self._lock:
+            self._pairs[pair] = None
+            while len(self._pairs) > self.max_pairs:
+                self._pairs.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pairs.clear()
+
+
+_GOOD_PAIRS = _GoodPairs()
+
+
 def _verified(stored: str, candidate: str) -> bool:
-    """Whether `candidate` (uppercase MD5 hex) hashes to `stored`; cached, bounded (a hash changes with
-    every password change, so a stale entry can never match)."""
+    """Whether `candidate` (uppercase MD5 hex) hashes to `stored`; a good pair is remembered."""
+    if (stored, candidate) in _GOOD_PAIRS:
+        return True
     try:
         scheme, n, r, p, salt, key = stored.split("$")
         if scheme != "scrypt":
             return False
-        return hmac.compare_digest(_scrypt(candidate, bytes.fromhex(salt), int(n), int(r), int(p)), bytes.fromhex(key))
+        good = hmac.compare_digest(_scrypt(candidate, bytes.fromhex(salt), int(n), int(r), int(p)), bytes.fromhex(key))
     except (ValueError, OverflowError):
         return False
+    if good:
+        _GOOD_PAIRS.add((stored, candidate))
+    return good
 
 
 def password_matches(account: Account, received_md5: str) -> bool:
     """Whether the MD5 a client sent is the account's password; letter case does not matter here (the
     MD5 is compared upper-cased: whether lower case is acceptable is a fidelity decision made elsewhere)."""
-    if not received_md5 or len(received_md5) > 128:
-        return False
-    return _verified(account.password_hash, received_md5.upper())
+    return _plausible(received_md5) and _verified(account.password_hash, received_md5.upper())
+
+
+def _plausible(received_md5: str) -> bool:
+    """Worth hashing at all: something, and not a megabyte of it."""
+    return 0 < len(received_md5) <= 128
+
+
+def known_password(account: Account, received_md5: str) -> bool:
+    """Whether this MD5 was verified as the account's password in this process already: a dictionary
+    look-up, never scrypt (what the wire gateway may decide on the event loop)."""
+    return (account.password_hash, received_md5.upper()) in _GOOD_PAIRS
+
+
+SENDER_CHECKS = 10
+"""Scrypt checks of unknown passwords one sender may spend at once (per process)."""
+SENDER_REFILL_SECONDS = 2.0
+"""One more check per this many seconds: a sender's wrong passwords cost at most ~5 % of a core."""
+
+
+class SenderBudget:
+    """Scrypt checks of unknown passwords per sender (a client address): a token bucket of `checks`,
+    refilled by one every `refill_seconds`, per process and bounded (`max_senders`, the least recently
+    seen dropped first; a dropped sender starts full again, which costs at most `checks`)."""
+
+    def __init__(
+        self, checks: int = SENDER_CHECKS, refill_seconds: float = SENDER_REFILL_SECONDS, max_senders: int = 10_000
+    ) -> None:
+        self.checks, self.refill, self.max_senders = checks, refill_seconds, max_senders
+        self._left: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """sender -> (checks left, when counted)"""
+        self._lock = threading.Lock()
+
+    def spend(self, sender: str, now: float | None = None) -> bool:
+        """Take one check for `sender`; False (nothing taken) when none is left."""
+        return self._add(sender, -1.0, now)
+
+    def give_back(self, sender: str, now: float | None = None) -> None:
+        """Return a check: the password it paid for was right (a hospital on a cold cache)."""
+        self._add(sender, 1.0, now)
+
+    def _add(self, sender: str, change: float, now: float | None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            left, at = self._left.get(sender, (float(self.checks), now))
+            left = min(float(self.checks), left + (now - at) / self.refill)
+            if left + change < 0:
+                return False
+            self._left[sender] = (min(float(self.checks), left + change), now)
+            self._left.move_to_end(sender)
+            while len(self._left) > self.max_senders:
+                self._left.popitem(last=False)
+            return True
+
+
+def budgeted_password_check(budget: SenderBudget | None, sender: str) -> Callable[[Account, str], bool | None]:
+    """A submission's password check for `judge_credentials`: a known-good pair costs nothing; an unknown
+    one spends one of `sender`'s checks (`SenderBudget`) and gets None, unhashed, when none is left."""
+
+    def check(account: Account, received_md5: str) -> bool | None:
+        if not _plausible(received_md5):
+            return False
+        if known_password(account, received_md5):
+            return True
+        if budget is not None and not budget.spend(sender):
+            return None
+        matches = password_matches(account, received_md5)
+        if matches and budget is not None:
+            budget.give_back(sender)
+        return matches
+
+    return check
 
 
 def md5_case(code: str, received_md5: str) -> Finding | None:
@@ -303,14 +426,16 @@ def judge_credentials(
     now: datetime,
     strictness: Strictness = Strictness.STRICT,
     facility_known: bool = True,
+    password_check: Callable[[Account, str], bool | None] = password_matches,
 ) -> tuple[Account | None, tuple[Finding, ...]]:
     """`check_credentials` over rows the caller already read (`token` by access token, `account` by
     username), so a submission reads them with its other per-request data in one session.
 
     Returns the account (None when refused) and the graded findings: one error when refused, else
     the deviations the mode accepts as warnings (lowercase MD5, another facility's maCskcb — which
-    must still name a facility the portal knows: `facility_known`)."""
-    account, refusal = _judge(creds, token, account, now=now)
+    must still name a facility the portal knows: `facility_known`). `password_check`: the wire's
+    `budgeted_password_check` (None: not checked, the sender is over its budget)."""
+    account, refusal = _judge(creds, token, account, now=now, password_check=password_check)
     if refusal is None and account is not None and creds.facility_code != account.facility_code and not facility_known:
         refusal = _auth(
             "AUTH_FACILITY_UNKNOWN",
@@ -344,7 +469,12 @@ def deviations(creds: Credentials, account: Account) -> list[Finding]:
 
 
 def _judge(
-    creds: Credentials, token: Token | None, account: Account | None, *, now: datetime
+    creds: Credentials,
+    token: Token | None,
+    account: Account | None,
+    *,
+    now: datetime,
+    password_check: Callable[[Account, str], bool | None],
 ) -> tuple[Account | None, Finding | None]:
     """The refusals every mode makes."""
     missing = [
@@ -382,7 +512,14 @@ def _judge(
             "Token đã hết hạn, hãy lấy token mới",
             f"Token expired at {token.expires_at.isoformat()}Z; take a new one",
         )
-    if account is None or not password_matches(account, creds.password_md5):
+    matches = password_check(account, creds.password_md5) if account is not None else False
+    if matches is None:
+        return None, _auth(
+            "AUTH_PASSWORD_THROTTLED",
+            "Quá nhiều mật khẩu sai từ địa chỉ này; hãy thử lại sau",
+            "Too many wrong passwords from this address: not checked; try again later",
+        )
+    if not matches:
         return None, _auth(
             "AUTH_BAD_CREDENTIALS",
             "Sai tài khoản hoặc mật khẩu (MD5 của mật khẩu)",

@@ -25,7 +25,9 @@ from mock_portal.portal.auth import (
     Credentials,
     LoginThrottle,
     PasswordCheck,
+    SenderBudget,
     TokenGrant,
+    budgeted_password_check,
     judge_credentials,
     take_token,
 )
@@ -87,6 +89,7 @@ class Portal:
         self._trust: tuple[int, TrustStore] | None = None
         prepare()  # the XSDs, before any request or thread
         self.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+        self.password_budget = SenderBudget()
         self._root = self
         self._workspaces: dict[str, tuple[str, Portal]] = {}
         self._workspaces_lock = threading.Lock()
@@ -157,11 +160,13 @@ class Portal:
         form: SubmissionForm,
         journal: Callable[[Outcome], Exchange | None] | None = None,
         received_at: datetime | None = None,
+        sender: str = "",
     ) -> Outcome:
         """Examine and store one submission. `journal(outcome)` may give the wire exchange to journal
         in the same transaction (its submission id filled in). `received_at`: the receipt instant the
         wire gateway gave it (when it arrived, plus any injected latency), never later than now; without
-        one, now — so the portal's own queueing before this call does not count against the hospital."""
+        one, now — so the portal's own queueing before this call does not count against the hospital.
+        `sender`: the client address, whose budget an unknown password's scrypt spends (`SenderBudget`)."""
         now = self.clock.now()
         received_at = min(received_at, now) if received_at is not None else now
         creds = form.credentials
@@ -174,7 +179,13 @@ class Portal:
         elsewhere = account is not None and account.facility_code != creds.facility_code
         known = not elsewhere or self.repo.get_facility(creds.facility_code) is not None
         sender, auth_findings = judge_credentials(
-            creds, token, account, now=received_at, strictness=strictness, facility_known=known
+            creds,
+            token,
+            account,
+            now=received_at,
+            strictness=strictness,
+            facility_known=known,
+            password_check=budgeted_password_check(self.password_budget, sender),
         )
         if sender is None:
             verdict = Verdict(SubmitResult.AUTH_ERROR, auth_findings, file_size=len(form.file_b64))

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from mock_portal import store
-from mock_portal.portal.auth import PasswordCheck, check_login
+from mock_portal.portal.auth import PasswordCheck, check_login, known_password
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound, PortalError
 
@@ -230,6 +230,9 @@ class WireIdentity:
     authenticated: bool
     login: PasswordCheck | None = None
     """A token request's password check, for `Portal.take_token` (scrypt once per request)."""
+    password_known: bool = False
+    """A submission's password is one this process verified already (`auth.known_password`): checking it
+    again costs no scrypt, so the submission may be served on the event loop."""
 
     @property
     def generation(self) -> str:
@@ -247,7 +250,8 @@ def wire_identity(portal: Portal, operation: str, form: dict[str, str], client: 
     if found is None:
         return WireIdentity(DEFAULT, None, False)
     if operation == "submit":
-        return WireIdentity(found.workspace, found.row, found.token_workspace == found.workspace)
+        known = known_password(found.account, form.get("password", ""))
+        return WireIdentity(found.workspace, found.row, found.token_workspace == found.workspace, password_known=known)
     login = check_login(
         found.account, username, form.get("password", ""), client=client, throttle=portal.login_throttle
     )
