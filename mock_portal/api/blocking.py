@@ -3,17 +3,26 @@
 A certificate-sized submission takes a few milliseconds of CPU. Handed to a thread, it pays two
 hand-offs (a futex wake-up and a context switch each way) and, with several in flight, the threads'
 contention for the GIL; on a 2-core machine they made a submission cost 25-40 % more CPU
-(bench/README.md, `bench/stack.py`). So the wire gateway marks a small request to be served
-inline (`Settings.inline_limit`: SQLite only, by default) — one at a time per server process, like a
-synchronous worker — and everything bigger, or slow by nature (a token's scrypt), goes to a thread,
-at most `WIRE_THREADS` at once per process.
+(bench/README.md, `bench/stack.py`). So the wire gateway marks a submission to be served inline —
+one at a time per server process, like a synchronous worker — when it needs little work, decided by
+the work, not the size alone: its body is within `Settings.inline_limit` (SQLite only, by default),
+its file passes a pre-scan of byte counts (`portal.intake.light`: elements, attributes, character
+references, signature references, certificates: 4,200 empty elements fit in a 22 KB file, whose
+examination alone took a median 38 ms of CPU here, max 110 ms) and its password is one the process verified already (`auth.known_password`: no scrypt).
+The gateway marks the scope in one place (`_Exchange._decide`), after both tests. Everything else —
+bigger, heavier, an unknown password, a token's scrypt — goes to a thread, at most `WIRE_THREADS` at
+once per process.
 
-What inline work costs the others of its process: the loop waits while it runs — a few ms, the
-commit's fsync included (~0.3 ms here), ~8 ms for the worst 32 KiB form found — and while its write waits
-for the SQLite write gate: normally another submission's commit, but a sandbox reset or workspace
-deletion holds the gate for as long as it deletes (as it held every writer before), and during that
-time the inline process answers nothing. On PostgreSQL the default is threads: its round trips, maybe
-to another host, would hold the loop.
+What inline work costs the others of its process: the loop waits while it runs, and while its write
+waits for the SQLite write gate: normally another submission's commit, but a sandbox reset or
+workspace deletion holds the gate for as long as it deletes (as it held every writer before), and
+during that time the inline process answers nothing. Measured by `bench/inline_worst.py` (the worst
+forms that still go inline, each handled 30 times in the in-process stack; 2-core VM shared with other
+work, load average 2.8-3.9): a certificate's GCS held the loop for a median 6.1 ms of CPU (max 7.7); the
+worst inline forms — 17 KB of text in one field, 147 comments, 256 character references — a median
+of 8.5-9.8 ms (max 13.4 ms). Wall times on that busy machine were about twice that (max 51 ms, the
+process descheduled). The 4,200-element form now goes to a thread. On PostgreSQL the default is
+threads: its round trips, maybe to another host, would hold the loop.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from anyio.lowlevel import RunVar
 from starlette.types import Scope
 
 INLINE = "wire_inline"
-"""Scope state key: True when the gateway found the request small enough to serve on the event loop."""
+"""Scope state key: True when the gateway found the request light enough to serve on the event loop."""
 WIRE_THREADS = 10
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
 """One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
