@@ -8,20 +8,31 @@ the issue names are measured by bench/abuse.py (`make bench-abuse`, bench/README
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
 import signal
 import socket
+import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from fixtures.hostile import held_open, slow_uploads, stalled_upload, with_attributes
 from fixtures.pki import TestPKI
+from mock_portal import store
+from mock_portal.app import create_asgi
+from mock_portal.config import Settings
+from mock_portal.documents.parsing import DocumentError, parse_xml
+from mock_portal.portal import auth
+from mock_portal.portal.service import Portal
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 from tests.wire import explain, sample
@@ -267,3 +278,99 @@ def test_workers_killed_again_and_again_are_restarted(portal: LiveServer, hospit
         time.sleep(0.6)  # a kill every ~2.5 s: at most one in each 2-second window
     assert portal.process.poll() is None
     assert hospital.client.send("GCS", sample(hospital)).ma_ket_qua == "200"
+
+
+# Issue 24: CPU off the event loop ---------------------------------------------------------------------
+def _in_process(tmp_path: Path) -> tuple[object, store.Account, dict[str, str]]:
+    """The app `mock-portal serve` runs, in this process, over a database with one account and a valid
+    token of it; the account, and its submission form (the right password, no file yet)."""
+    url = f"sqlite:///{tmp_path / 'p.sqlite3'}"
+    repo = store.Repository(store.create_engine_for(url))
+    repo.create_schema()
+    password = auth.md5_upper("pw")
+    account = store.Account(username="48301_BV", facility_code="48301", password_hash=auth.hash_password_md5(password))
+    repo.add_facility(store.Facility(code="48301", name="BV", created_at=datetime(2026, 1, 1)), account)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    token = store.Token(access_token="access", id_token="id", username="48301_BV", issued_at=now)
+    token.expires_at = now + timedelta(hours=1)
+    repo.add_token(token)
+    form = {"maCskcb": "48301", "token": "access", "id_token": "id", "username": "48301_BV", "password": password}
+    return create_asgi(Settings(database_url=url, admin_token="in-process")), account, {**form, "loaiHs": "61"}
+
+
+def _post_in_process(app: object, forms: list[dict[str, str]]) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            return [await client.post(SUBMIT, data=form) for form in forms]
+
+    return asyncio.run(go())
+
+
+def test_a_wrong_password_is_never_hashed_on_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid token with a wrong password once ran scrypt (~60 ms) inline; only a password the process
+    verified already (no scrypt) may be judged on the event loop."""
+    app, _account, form = _in_process(tmp_path)
+    threads: list[str] = []
+    real = auth._scrypt
+    monkeypatch.setattr(auth, "_scrypt", lambda *a: threads.append(threading.current_thread().name) or real(*a))
+    file = {"fileBase64Str": base64.b64encode(b"<HSDLGCS/>").decode()}
+    wrong, right = {**form, **file, "password": auth.md5_upper("guess")}, {**form, **file}
+    replies = _post_in_process(app, [wrong, right, right])
+    assert [r.json()["MaKetQua"] for r in replies] == ["401", "205", "205"]
+    assert replies[0].headers["x-sandbox-findings"] == "AUTH_BAD_CREDENTIALS"
+    assert len(threads) == 2, "each password hashed once: the right one is remembered"
+    assert threading.current_thread().name not in threads  # asyncio.run's loop runs on this thread
+
+
+def test_unknown_passwords_spend_the_sender_s_budget_then_go_unhashed(portal: LiveServer, hospital: Hospital) -> None:
+    """Over its budget of scrypt checks a sender's wrong passwords get the portal's 401 without hashing;
+    the owner, from another address, keeps access."""
+    form = hospital.client.form("61", sample(hospital))
+    wrong = {**form, "password": auth.md5_upper("guess")}
+    elsewhere = httpx.HTTPTransport(local_address="127.0.0.2")  # one connection: one worker, one budget
+    with httpx.Client(base_url=portal.base_url, transport=elsewhere, timeout=30) as attacker:
+        findings = []
+        while "AUTH_PASSWORD_THROTTLED" not in findings and len(findings) <= 2 * auth.SENDER_CHECKS:
+            reply = attacker.post(SUBMIT, data=wrong)
+            assert reply.json()["MaKetQua"] == "401"
+            findings.append(reply.headers["x-sandbox-findings"])
+    assert findings[: auth.SENDER_CHECKS] == ["AUTH_BAD_CREDENTIALS"] * auth.SENDER_CHECKS
+    assert findings[-1] == "AUTH_PASSWORD_THROTTLED"
+    assert hospital.client.send("GCS", sample(hospital)).ma_ket_qua == "200"
+
+
+def test_only_a_file_that_needs_little_work_is_examined_inline(
+    hospital: Hospital, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4,200 empty elements fit in 22 KB, under the inline byte limit, and cost ~40 ms to examine: the
+    gateway's pre-scan sends them to a thread; a certificate's GCS stays on the event loop."""
+    app, account, form = _in_process(tmp_path)
+    assert auth.password_matches(account, form["password"])  # verified once, as by the token request
+    threads: list[str] = []
+    monkeypatch.setattr(Portal, "submit", lambda *a: threads.append(threading.current_thread().name) or 1 / 0)
+    hostile = sample(hospital).replace(b"</GIAYCHUNGSINH>", b"<x/>" * 4200 + b"</GIAYCHUNGSINH>", 1)
+    forms = [{**form, "fileBase64Str": base64.b64encode(xml).decode()} for xml in (sample(hospital), hostile)]
+    assert len(urlencode(forms[1])) <= Settings(database_url="sqlite://").inline_limit
+    assert {r.json()["MaKetQua"] for r in _post_in_process(app, forms)} == {"500"}  # the patched submit failed
+    assert threads[0] == threading.current_thread().name != threads[1]
+
+
+def test_a_million_empty_elements_are_refused_without_walking_them(admin: httpx.Client, hospital: Hospital) -> None:
+    """The element count stops at the limit plus one: 5 MiB of empty elements (1.3 M) once each got a
+    Python proxy before the count refused them (1.1-1.3 s of CPU in the parser here; libxml2's parse
+    takes 0.2 s). 4 MiB here: the base64 of `<x/>` has a '+' to escape in every 16 characters, and the
+    form of 5 MiB of them is over the body cap."""
+    hostile = b"<HSDLGCS>" + b"<x/>" * (4 * MIB // 4 - 8) + b"</HSDLGCS>"
+    tracemalloc.start()
+    try:
+        with pytest.raises(DocumentError) as refused:
+            parse_xml(hostile)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.finding.code == "XML_TOO_MANY_ELEMENTS"
+    assert peak < 8 * MIB, "Python objects for 5,001 nodes, not for 1.3 M"
+    reply = hospital.client.send("GCS", hostile)
+    assert reply.ma_ket_qua == "205"
+    assert [f["code"] for f in explain(admin, reply)["findings"]] == ["XML_TOO_MANY_ELEMENTS"]

@@ -289,7 +289,7 @@ def test_the_gateway_s_password_check_is_used_for_exactly_its_credentials(
     calls: list[str] = []
     real = auth._scrypt
     monkeypatch.setattr(auth, "_scrypt", lambda *a: calls.append(a[0]) or real(*a))
-    auth._verified.cache_clear()
+    auth._GOOD_PAIRS.clear()
     now, ttl = datetime(2026, 1, 1).astimezone(), timedelta(hours=1)
     wrong = md5_upper("guess")
     refused = take_token(

@@ -8,10 +8,11 @@ one at a time per server process, like a synchronous worker — when it needs li
 the work, not the size alone: its body is within `Settings.inline_limit` (SQLite only, by default),
 its file passes a pre-scan of byte counts (`portal.intake.light`: elements, attributes, character
 references, signature references, certificates: 4,200 empty elements fit in a 22 KB file, whose
-examination alone took a median 38 ms of CPU here, max 110 ms) and its password is one the process verified already (`auth.known_password`: no scrypt).
-The gateway marks the scope in one place (`_Exchange._decide`), after both tests. Everything else —
-bigger, heavier, an unknown password, a token's scrypt — goes to a thread, at most `WIRE_THREADS` at
-once per process.
+examination alone took a median 38 ms of CPU here, max 110 ms) and judging its password costs no
+scrypt (`WireIdentity.scrypt_free`: a pair the process verified already, or no account to check it
+against). The gateway marks the scope in one place (`_Exchange._decide`), after both tests. Everything
+else — bigger, heavier, an unknown password, a token's scrypt — goes to a thread, at most
+`WIRE_THREADS` at once per process.
 
 What inline work costs the others of its process: the loop waits while it runs, and while its write
 waits for the SQLite write gate: normally another submission's commit, but a sandbox reset or

@@ -170,7 +170,7 @@ class _Exchange:
         state = self.scope.setdefault("state", {})
         state[WORKSPACE_PORTAL], state[WIRE_LOGIN] = self.portal, identity.login
         # the handler runs inline only when checking the password costs no scrypt
-        blocking.mark_inline(self.scope, self.inline and self.operation == "submit" and identity.password_known)
+        blocking.mark_inline(self.scope, self.inline and self.operation == "submit" and identity.scrypt_free)
         gate = self.portal.gate
         found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)] if identity.authenticated else [CLOCK])
         self.portal.clock.refresh_from(found.get(CLOCK))

@@ -230,9 +230,9 @@ class WireIdentity:
     authenticated: bool
     login: PasswordCheck | None = None
     """A token request's password check, for `Portal.take_token` (scrypt once per request)."""
-    password_known: bool = False
-    """A submission's password is one this process verified already (`auth.known_password`): checking it
-    again costs no scrypt, so the submission may be served on the event loop."""
+    scrypt_free: bool = False
+    """Judging the request's password costs no scrypt: no account to check it against, or a pair this
+    process verified already (`auth.known_password`); only then may a submission run on the event loop."""
 
     @property
     def generation(self) -> str:
@@ -248,10 +248,10 @@ def wire_identity(portal: Portal, operation: str, form: dict[str, str], client: 
     token = form.get("token", "") if operation == "submit" else ""
     found = portal.repo.wire_account(username, token)
     if found is None:
-        return WireIdentity(DEFAULT, None, False)
+        return WireIdentity(DEFAULT, None, False, scrypt_free=True)
     if operation == "submit":
         known = known_password(found.account, form.get("password", ""))
-        return WireIdentity(found.workspace, found.row, found.token_workspace == found.workspace, password_known=known)
+        return WireIdentity(found.workspace, found.row, found.token_workspace == found.workspace, scrypt_free=known)
     login = check_login(
         found.account, username, form.get("password", ""), client=client, throttle=portal.login_throttle
     )
