@@ -134,10 +134,10 @@ def known_password(account: Account, received_md5: str) -> bool:
     return (account.password_hash, received_md5.upper()) in _GOOD_PAIRS
 
 
-SENDER_CHECKS = 10
+SENDER_CHECKS = 4
 """Scrypt checks of unknown passwords one sender may spend at once (per process)."""
-SENDER_REFILL_SECONDS = 2.0
-"""One more check per this many seconds: a sender's wrong passwords cost at most ~5 % of a core."""
+SENDER_REFILL_SECONDS = 5.0
+"""One more check per this many seconds: a sender's wrong passwords cost at most ~2 % of a core."""
 
 
 class SenderBudget:
