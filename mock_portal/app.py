@@ -76,20 +76,21 @@ def create_wire_app(settings: Settings, portal: Portal) -> connexion.AsyncApp:
     """The wire operations of `openapi.yaml` (token, submit) as a Connexion AsyncApp: the same
     validators, error handlers and body cap as the FlaskApp, no WSGI hand-off, no Swagger UI."""
     app = connexion.AsyncApp(__name__, swagger_ui_options=SwaggerUIOptions(swagger_ui=False))
-    app.add_api(_wire_spec(), **_api_options(settings))
+    app.add_api(_wire_spec(), **_api_options(settings, wire=True))
     app.add_middleware(PortalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, portal=portal)
     register_error_handlers(app)
     return app
 
 
-def _api_options(settings: Settings) -> dict[str, Any]:
-    """How both apps serve the spec: lenient parameters, no response validation, compact JSON."""
+def _api_options(settings: Settings, *, wire: bool = False) -> dict[str, Any]:
+    """How both apps serve the spec: lenient parameters, no response validation, compact JSON (`wire`: lone
+    surrogates in JSON are the handlers' to read, `validators.validator_map`)."""
     allow_form_fields_up_to(settings.max_body_bytes)
     return {
         "strict_validation": False,
         "validate_responses": False,
         "jsonifier": Jsonifier(json, separators=(",", ":"), ensure_ascii=False),
-        "validator_map": validator_map(settings.max_body_bytes),
+        "validator_map": validator_map(settings.max_body_bytes, wire=wire),
     }
 
 

@@ -11,30 +11,44 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
+import itertools
+import json
 import os
+import re
 import signal
 import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from fixtures.certificates import build_xml
 from fixtures.hostile import held_open, slow_uploads, stalled_upload, with_attributes
-from fixtures.pki import TestPKI
+from fixtures.pki import Credential, TestPKI
+from fixtures.samples import sample_fields
+from fixtures.signer import sign_document
 from mock_portal import store
+from mock_portal.api.errors import HTTP_METHODS
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
+from mock_portal.documents import DocumentType
 from mock_portal.documents.parsing import DocumentError, parse_xml
 from mock_portal.portal import auth
 from mock_portal.portal.service import Portal
 from tests.conftest import Hospital, provision, trust_root
-from tests.live import LiveServer, start_server
+from tests.live import IPSS_KEY, LiveServer, start_server
 from tests.wire import explain, sample
 
 SUBMIT = "/api/hososuckhoe/guiGiayToDienTu"
@@ -374,3 +388,220 @@ def test_a_million_empty_elements_are_refused_without_walking_them(admin: httpx.
     reply = hospital.client.send("GCS", hostile)
     assert reply.ma_ket_qua == "205"
     assert [f["code"] for f in explain(admin, reply)["findings"]] == ["XML_TOO_MANY_ELEMENTS"]
+
+
+# Issue 24: no 5xx for any input ---------------------------------------------------------------------
+RSA_ENCRYPTION = bytes.fromhex("2a864886f70d010101")
+"""The DER of the OID 1.2.840.113549.1.1.1 (rsaEncryption), the algorithm of the test PKI's RSA keys."""
+
+
+def _resigned(hospital: Hospital, credential: Credential, signing_time: str) -> bytes:
+    """A GCS of `hospital` signed by `credential` with SigningTime written exactly as `signing_time` (a
+    strftime format without directives is itself)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    fields = sample_fields(
+        DocumentType.GCS, facility_code=hospital.code, serial=next(_resigned_serials), issued_at=now, seed=0
+    )
+    xml = build_xml(DocumentType.GCS, fields)
+    return sign_document(xml, credential.key, credential.cert, signing_time=now, signing_time_format=signing_time)
+
+
+_resigned_serials = itertools.count(24_000)
+
+
+def _with_certificate_der(xml: bytes, der: bytes) -> bytes:
+    return re.sub(
+        rb"<X509Certificate>[^<]*</X509Certificate>",
+        b"<X509Certificate>" + base64.b64encode(der) + b"</X509Certificate>",
+        xml,
+        count=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        pytest.param(
+            lambda h, pki: re.sub(rb"<SignatureValue>[^<]*</SignatureValue>", b"<SignatureValue/>", sample(h)),
+            "SIG_VALUE_INVALID",
+            id="empty-SignatureValue",
+        ),
+        pytest.param(
+            lambda h, pki: re.sub(
+                rb"<SignatureValue>[^<]*</SignatureValue>", b"<SignatureValue> </SignatureValue>", sample(h)
+            ),
+            "SIG_VALUE_INVALID",
+            id="blank-SignatureValue",
+        ),
+        pytest.param(
+            lambda h, pki: _with_certificate_der(
+                sample(h),
+                h.credential.cert.public_bytes(Encoding.DER).replace(RSA_ENCRYPTION, RSA_ENCRYPTION[:-1] + b"\x63"),
+            ),
+            "SIG_PROFILE_UNKNOWN",
+            id="unknown-key-algorithm",
+        ),
+        *(
+            pytest.param(
+                lambda h, pki, when=when: _resigned(h, pki.untrusted_root, when), "SIG_SIGNING_TIME_INVALID", id=when
+            )
+            for when in ("0001-01-01T00:00:00", "0001-01-01T05:00:00", "9999-12-31T23:59:59-14:00")
+        ),
+    ],
+)
+def test_permanently_bad_signatures_are_205_with_their_finding(
+    admin: httpx.Client,
+    hospital: Hospital,
+    pki: TestPKI,
+    make: Callable[[Hospital, TestPKI], bytes],
+    code: str,
+) -> None:
+    """Never the transient MaKetQua 500 (a correct hospital would retry it for ever): 205, stored, explained."""
+    reply = hospital.client.send("GCS", make(hospital, pki))
+    assert reply.ma_ket_qua == "205", reply.explain
+    assert reply.explain.startswith(f"{code}:")
+    assert explain(admin, reply)["findings"][0]["code"] == code
+
+
+@pytest.mark.parametrize("path", ["/api/token/take", SUBMIT])
+def test_a_lone_surrogate_on_the_wire_gets_the_portals_answer(
+    portal: LiveServer, admin: httpx.Client, path: str
+) -> None:
+    body = b'{"username":"\\ud800","password":"x"}'
+    reply = httpx.post(f"{portal.base_url}{path}", content=body, headers={"Content-Type": "application/json"})
+    newest = admin.get("/sandbox/journal", params={"identity": "unauthenticated", "limit": 1}).json()[0]
+    assert newest["username"] == "\ufffd"  # read as the replacement character, journalled apart
+    if path == SUBMIT:  # the submission takes forms only: JSON is the wire's 415, whatever it holds
+        assert reply.status_code == 415 and reply.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+        return
+    assert reply.status_code == 200 and reply.json() == {"maKetQua": "401", "APIKey": None}
+    assert newest["outcome"] == "401"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/sandbox/workspaces", {"id": "ws-24", "name": "\ud800"}),
+        ("POST", "/sandbox/facilities", {"code": "79924", "name": "\ud800", "username": "79924_BV", "password": "x"}),
+        ("POST", "/sandbox/facilities", {"code": "79924", "name": "x", "username": "79924_BV", "password": "\udfff"}),
+        ("PUT", "/sandbox/faults", {"faults": [{"name": "a\udc80", "effect": "http_error", "status": 503}]}),
+    ],
+)
+def test_a_lone_surrogate_in_a_sandbox_body_is_a_400_problem(
+    admin: httpx.Client, method: str, path: str, body: dict[str, Any]
+) -> None:
+    reply = admin.request(method, path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400 and reply.headers["content-type"] == "application/problem+json"
+    problem = reply.json()
+    assert problem["code"] == "JSON_TEXT_INVALID" and problem["detail_vi"] and problem["detail_en"]
+
+
+def test_a_json_body_without_content_type_is_a_415_problem(portal: LiveServer) -> None:
+    request = httpx.Request(
+        "PUT",
+        f"{portal.base_url}/sandbox/clock",
+        content=b'{"rate": 1}',
+        headers={"Authorization": f"Bearer {portal.admin_token}"},
+    )
+    assert "content-type" not in request.headers
+    reply = httpx.Client().send(request)
+    assert reply.status_code == 415 and reply.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+SPEC = yaml.safe_load((Path(__file__).parents[1] / "mock_portal" / "openapi.yaml").read_text(encoding="utf-8"))
+OPERATIONS = sorted(
+    ((path, method) for path, item in SPEC["paths"].items() for method in item if method in HTTP_METHODS),
+    key=lambda operation: operation == ("/sandbox/reset", "post"),  # the reset wipes the data: last
+)
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "\ud800",
+            "a\udfffb",
+            "\x00",
+            "",
+            "0001-01-01T00:00:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59-14:00",
+            "9999-12-31T23:59:59.999999+23:59",
+            "99999-01-01T00:00:00Z",
+            "1e400",
+            "NaN",
+            "../../etc/passwd",
+            "%ED%A0%80",
+            "A" * 5000,
+        ]
+    ),
+    st.text(st.characters(codec=None, categories=["Cs", "Cc", "Lo", "So"]), max_size=6),
+)
+HOSTILE_JSON = st.one_of(
+    HOSTILE_TEXT, st.sampled_from([2**64, -(2**63) - 1, 1e308, -0.5, [], {}, None, True, ["\ud800"]])
+)
+
+
+def _resolved(node: Any) -> Any:
+    """`node` with its `$ref` (one level, as openapi.yaml uses them) followed."""
+    while isinstance(node, dict) and "$ref" in node:
+        node = functools.reduce(lambda part, key: part[key], node["$ref"].removeprefix("#/").split("/"), SPEC)
+    return node
+
+
+def _plain(schema: dict[str, Any]) -> Any:
+    """A value the spec itself offers for a property (its example, default or first enum value), so that a
+    hostile value can sit beside valid ones and get past the schema to the handler."""
+    return schema.get("example", schema.get("default", (schema.get("enum") or [""])[0]))
+
+
+def _raw(text: str) -> bytes:
+    """What a client puts on the wire for `text`, lone surrogates included (as WTF-8: not UTF-8)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+@pytest.fixture(scope="module")
+def submit_form(hospital: Hospital) -> dict[str, str]:
+    return hospital.client.form("61", sample(hospital))
+
+
+@settings(max_examples=6, derandomize=True, deadline=None, database=None)
+@given(data=st.data())
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
+def test_no_operation_answers_a_5xx_to_hostile_input(
+    portal: LiveServer, submit_form: dict[str, str], path: str, method: str, data: st.DataObject
+) -> None:
+    """Every operation of openapi.yaml, every parameter and body property hostile (lone surrogates, controls,
+    dates at the ends of the calendar, numbers out of range), or the wire's own valid values: no 5xx; a
+    refusal on the sandbox API is problem+json with a bilingual detail, the wire answers as the portal."""
+    operation = SPEC["paths"][path][method]
+    parameters = [_resolved(p) for p in (*SPEC["paths"][path].get("parameters", []), *operation.get("parameters", []))]
+    values = {p["name"]: data.draw(HOSTILE_TEXT, label=p["name"]) for p in parameters}
+    url = re.sub(r"\{(\w+)\}", lambda m: quote(_raw(values[m[1]]), safe=""), path)
+    query = urlencode({p["name"]: _raw(values[p["name"]]) for p in parameters if p["in"] == "query"})
+    headers = {"Authorization": f"Bearer {portal.admin_token}", "X-API-Key": IPSS_KEY}
+    content = b""
+    media = next(iter(operation.get("requestBody", {}).get("content", {})), None)
+    if media is not None:
+        schema = _resolved(operation["requestBody"]["content"][media].get("schema", {}))
+        fields = {name: submit_form.get(name, "") for name in schema.get("properties", {})}
+        if media == "application/json":
+            plain = {name: _plain(_resolved(prop)) for name, prop in schema.get("properties", {}).items()}
+            body = {name: data.draw(st.one_of(st.just(plain[name]), HOSTILE_JSON), label=name) for name in fields}
+            content = json.dumps(body).encode()
+        elif media == "application/x-www-form-urlencoded":
+            form = {
+                name: data.draw(st.one_of(st.just(value), HOSTILE_TEXT), label=name) for name, value in fields.items()
+            }
+            content = urlencode({name: _raw(value) for name, value in form.items()}).encode()
+        else:
+            content = _raw(data.draw(HOSTILE_TEXT, label="body"))
+        if data.draw(st.booleans(), label="with Content-Type"):
+            headers["Content-Type"] = media
+    reply = httpx.request(
+        method.upper(), f"{portal.base_url}{url}{'?' + query if query else ''}", content=content, headers=headers
+    )
+    assert reply.status_code < 500, (reply.status_code, reply.text[:500])
+    if path.startswith("/api/") and reply.status_code == 200:
+        assert ("maKetQua" if path.endswith("/take") else "MaKetQua") in reply.json()
+    elif reply.status_code >= 400:
+        assert reply.headers["content-type"] == "application/problem+json", reply.text[:500]
+        problem = reply.json()
+        assert problem["code"] and problem["detail_vi"] and problem["detail_en"], problem

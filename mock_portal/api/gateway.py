@@ -33,6 +33,7 @@ from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
+from mock_portal.api.validators import without_lone_surrogates
 from mock_portal.control.clock import system_now
 from mock_portal.control.faults import Decision, Effect, Fault
 from mock_portal.control.gate import Exchange, JournalSlot
@@ -298,14 +299,16 @@ class _Exchange:
 
 def _form(body: bytes, *, with_file: bool = False) -> dict[str, str]:
     """The fields the gateway needs (username, token, password, maCskcb, loaiHs), from a form or a JSON body
-    (token/take); the file too when asked (it is not kept while a request is held)."""
+    (token/take; a lone surrogate read as U+FFFD, as the handler reads it); the file too when asked (it is not
+    kept while a request is held)."""
     try:
         text = body.decode("utf-8")
         if text.lstrip().startswith("{"):
             data = json.loads(text)
             if not isinstance(data, dict):
                 return {}
-            return {str(k): str(v) for k, v in data.items() if with_file or k != FILE_FIELD}
+            fields = ((without_lone_surrogates(str(k)), without_lone_surrogates(str(v))) for k, v in data.items())
+            return {k: v for k, v in fields if with_file or k != FILE_FIELD}
         parsed = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return {}

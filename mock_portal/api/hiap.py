@@ -23,6 +23,7 @@ from connexion import context, request
 from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
 from mock_portal.api.render import Reply, reply
+from mock_portal.api.validators import without_lone_surrogates
 from mock_portal.control.clock import vn_local
 from mock_portal.control.gate import Exchange, JournalSlot
 from mock_portal.portal.auth import Credentials, PasswordCheck, json_body_note
@@ -42,8 +43,12 @@ def _portal() -> Portal:
 
 
 def _fields(body: Any) -> dict[str, str]:
-    """The form fields; a body Connexion could not read as a form (no content type) has none."""
-    return {key: str(value) for key, value in body.items()} if isinstance(body, dict) else {}
+    """The form fields; a body Connexion could not read as a form (no content type) has none. A lone
+    surrogate of a JSON string (no account name or password has one; no database can store it) reads as
+    U+FFFD, as bytes of a form that are not UTF-8 do: the request then gets the portal's own answer."""
+    if not isinstance(body, dict):
+        return {}
+    return {without_lone_surrogates(str(key)): without_lone_surrogates(str(value)) for key, value in body.items()}
 
 
 async def take_token(body: dict[str, Any] | None = None) -> Reply:

@@ -6,6 +6,11 @@
 * JSON: Python's `json` takes `NaN`/`Infinity` (not JSON, RFC 8259), turns `1e400` into infinity and
   overflows its stack on deep nesting (`RecursionError`, a 500). All are refused as 400
   REQUEST_INVALID, as is nesting deeper than `MAX_JSON_DEPTH` (no sandbox body needs more than 4).
+  A string with a lone surrogate (`"\\ud800"`: valid JSON, not Unicode text; no database or header can
+  hold it, a 500 once) is 400 JSON_TEXT_INVALID on the sandbox API; the wire reads it as U+FFFD
+  (`without_lone_surrogates`), as it reads bytes of a form that are not UTF-8, so the portal's own answer
+  follows. A JSON body without a Content-Type is 415 (Connexion validated it as JSON, then handed the
+  handler bytes: a 500 once).
 """
 
 from __future__ import annotations
@@ -13,15 +18,28 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from typing import Any
 
 import starlette.requests
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.validators import VALIDATOR_MAP, FormDataValidator, JSONRequestBodyValidator, MultiPartFormDataValidator
+from starlette.datastructures import Headers
 from starlette.formparsers import FormParser, MultiPartParser
+from starlette.types import Receive, Scope
+
+from mock_portal.results.errors import InvalidInput
 
 MAX_JSON_DEPTH = 32
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A surrogate code point left in a decoded string: JSON's `\\ud800` unpaired (a pair decodes to one
+character)."""
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate read as U+FFFD, the replacement character."""
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -61,14 +79,32 @@ def _depth(value: Any) -> int:
 
 
 class StrictJSONValidator(JSONRequestBodyValidator):
+    refuse_lone_surrogates = True
+    """False on the wire, whose handlers read lone surrogates as U+FFFD."""
+
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        """A body sent without a Content-Type is refused: Connexion guesses JSON and validates it, but the
+        handler would get it as bytes."""
+        headers = Headers(scope=scope)
+        if "content-type" not in headers and headers.get("content-length", "0") not in ("", "0"):
+            raise UnsupportedMediaTypeProblem(detail="No Content-Type: send the JSON body as application/json")
+        return await super().wrap_receive(receive, scope=scope)
+
     async def _parse(self, stream: Any, scope: Any) -> Any:
         body = b"".join([message async for message in stream]).decode(self._encoding)
         if not body:
             return None
         try:
-            return parse_json(body)
+            value = parse_json(body)
         except ValueError as exc:
             raise BadRequestProblem(detail=str(exc)) from exc
+        if self.refuse_lone_surrogates and LONE_SURROGATE.search(json.dumps(value, ensure_ascii=False)):
+            raise InvalidInput(
+                "JSON_TEXT_INVALID",
+                "Một chuỗi JSON chứa ký tự surrogate đơn lẻ (ví dụ \\ud800): không phải văn bản Unicode hợp lệ",
+                "A JSON string holds a lone surrogate (such as \\ud800): not valid Unicode text",
+            )
+        return value
 
 
 def allow_form_fields_up_to(limit: int) -> None:
@@ -79,8 +115,11 @@ def allow_form_fields_up_to(limit: int) -> None:
     defaults["max_part_size"] = max(defaults["max_part_size"], limit)
 
 
-def validator_map(max_field_bytes: int) -> dict[str, Any]:
-    """Connexion's default validators with the limits above."""
+def validator_map(max_field_bytes: int, *, wire: bool = False) -> dict[str, Any]:
+    """Connexion's default validators with the limits above; `wire`: lone surrogates are the handlers' to read."""
+
+    class JSON(StrictJSONValidator):
+        refuse_lone_surrogates = not wire
 
     class Form(FormDataValidator):
         @property
@@ -94,7 +133,7 @@ def validator_map(max_field_bytes: int) -> dict[str, Any]:
 
     body = MediaTypeDict(
         {
-            "*/*json": StrictJSONValidator,
+            "*/*json": JSON,
             "application/x-www-form-urlencoded": Form,
             "multipart/form-data": MultiPartForm,
         }

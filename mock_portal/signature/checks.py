@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from lxml import etree
 
 from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
@@ -169,7 +170,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     for node in sig.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS):
         try:
             certs.append(_certificate(_b64(node.text, "X509Certificate")))
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise SignatureFormatError(f"X509Certificate cannot be read: {exc}") from exc
     if not certs:
         raise SignatureFormatError("KeyInfo/X509Data/X509Certificate is missing")
@@ -190,8 +191,13 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
 @functools.lru_cache(maxsize=256)
 def _certificate(der: bytes) -> x509.Certificate:
     """The certificate of these DER bytes, loaded once per process: a hospital sends the same one with
-    every document, and the loaded object keeps its parsed extensions for the trust checks."""
-    return x509.load_der_x509_certificate(der)
+    every document, and the loaded object keeps its parsed extensions for the trust checks. What the
+    library parses lazily (names, extensions, the public key) is read here, so that a certificate it cannot
+    parse, or whose key has an unknown algorithm, is malformed (ValueError, UnsupportedAlgorithm) rather
+    than a crash of a later check."""
+    cert = x509.load_der_x509_certificate(der)
+    _ = (cert.subject, cert.issuer, cert.extensions, cert.public_key())
+    return cert
 
 
 def _leaf_first(certs: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:

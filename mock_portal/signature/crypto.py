@@ -77,6 +77,16 @@ def verify_crypto(root: etree._Element, parsed: ParsedSignature, policy: Signatu
         default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0,
     )
     name = CheckName.SIGNATURE_VALUE_VALID
+    if not parsed.signature_value:  # signxml fails on it with a TypeError: refused here, as the file's fault
+        empty = check(
+            name,
+            Outcome.FAILED,
+            "SignatureValue rỗng: không có giá trị chữ ký để kiểm tra.",
+            "SignatureValue is empty: there is no signature value to verify.",
+            "empty",
+            SubIndication.FORMAT_FAILURE,
+        )
+        return CryptoOutcome(empty, None, ())
     try:
         results = _PortalVerifier().verify(
             root, x509_cert=parsed.certificates[0], expect_config=config, id_attribute="Id"
