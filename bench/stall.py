@@ -20,7 +20,8 @@ scheduled instant to the reply (so queueing in the client is not hidden). The at
   with ~4,200 empty elements inside GIAYCHUNGSINH (~22 KB), served on the worker's event loop.
 - `many-elements`: an authenticated ~5 MiB file of empty elements (refused with XML_TOO_MANY_ELEMENTS).
 - `reset`: another workspace (created through `POST /sandbox/workspaces`) gets `--reset-rows` journal
-  rows first (tiny authenticated submissions, 8 at a time; the prefill's time is printed), then one
+  rows first (tiny authenticated submissions, 8 at a time, each answered by a fault plan's portal
+  error at the gateway; the prefill's time is printed), then one
   `POST /sandbox/reset` in that workspace a third into the window (one attacker, whatever N).
 
 Per row: health p50/p99 and its statuses; valid submissions p50/p99, their count and the set of
@@ -269,7 +270,9 @@ async def legit_window(
 
 # --------------------------------------------------------------------------- the reset workspace
 def reset_workspace(server: Server) -> tuple[str, str, HiapClient]:
-    """A new workspace without a submission quota, with one facility and its token: id, key, client."""
+    """A new workspace without a submission quota, with one facility and its token, and a fault plan that
+    answers every submission at the gateway (a journal row and nothing else: twice as fast to fill as
+    examined submissions, each also a submission row): id, key, client."""
     with server.admin() as operator:
         created = operator.post(
             "/sandbox/workspaces", json={"name": "stall-reset", "quotas": {"max_submissions_per_minute": None}}
@@ -282,14 +285,16 @@ def reset_workspace(server: Server) -> tuple[str, str, HiapClient]:
             "/sandbox/facilities",
             json={"code": RESET_FACILITY, "name": "BV reset", "username": username, "password": "pw"},
         )
+        faults = api.put("/sandbox/faults", json={"faults": [{"effect": "portal_error", "operations": ["submit"]}]})
     facility.raise_for_status()
+    faults.raise_for_status()
     client = HiapClient(server.base_url, facility_code=RESET_FACILITY, username=username, password="pw")
     client.take_token()
     return workspace, key, client
 
 
 def prefill(server: Server, client: HiapClient, rows: int) -> dict[str, Any]:
-    """`rows` tiny authenticated submissions in the workspace (each refused, stored and journalled)."""
+    """`rows` tiny authenticated submissions in the workspace (each answered by the fault, journalled)."""
     body = urlencode(client.form(LOAI_HS["GCS"], b"x")).encode("ascii")
     remaining = iter(range(rows))
     outcomes: Counter[str] = Counter()
