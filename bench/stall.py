@@ -20,9 +20,9 @@ scheduled instant to the reply (so queueing in the client is not hidden). The at
   with ~4,200 empty elements inside GIAYCHUNGSINH (~22 KB), served on the worker's event loop.
 - `many-elements`: an authenticated ~5 MiB file of empty elements (refused with XML_TOO_MANY_ELEMENTS).
 - `reset`: another workspace (created through `POST /sandbox/workspaces`) gets `--reset-rows` journal
-  rows first (tiny authenticated submissions, 8 at a time; `--reset-fill submissions`: each refused
-  as not XML and stored, a submission row too; `journal`: each answered at the gateway by a fault
-  plan's portal error, a journal row only; the prefill's time is printed), then one
+  rows first (tiny authenticated submissions, 8 at a time; `--reset-fill journal`, the default: each
+  answered at the gateway by a fault plan's portal error, a journal row only; `submissions`: each
+  refused as not XML and stored, a submission row too; the prefill's time is printed), then one
   `POST /sandbox/reset` in that workspace a third into the window (one attacker, whatever N).
 
 Per row: health p50/p99 and its statuses; valid submissions p50/p99, their count and the set of
@@ -412,8 +412,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--reset-fill",
         choices=["submissions", "journal"],
-        default="submissions",
-        help="what fills the reset workspace: stored refused submissions, or journal rows only (2x faster)",
+        default="journal",
+        help="what fills the reset workspace: journal rows only, or stored refused submissions (2x slower to send)",
     )
     parser.add_argument("--health-target-ms", type=float, default=100.0, help="health p99 must stay below")
     parser.add_argument("--submit-target-ms", type=float, default=250.0, help="valid submission p99 must stay below")

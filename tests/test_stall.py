@@ -36,7 +36,6 @@ def rows() -> dict[str, dict[str, Any]]:
         "--seconds=2",
         "--attackers=4",
         "--reset-rows=1000",
-        "--reset-fill=journal",
         f"--attacks={','.join(ATTACKS)}",
         f"--health-target-ms={HEALTH_P99_MS}",
         f"--submit-target-ms={SUBMIT_P99_MS}",
