@@ -106,6 +106,12 @@ bench: $(STAMP)
 bench-abuse: $(STAMP)
 	$(BIN)/python bench/abuse.py
 
+# Issue 24: health and valid-submission p50/p99 of a hospital while 4, then 8 connections attack (wrong passwords,
+# the worst inline form, 5 MiB of elements) and another workspace is reset; ~3 min (bench/README.md, "Stall targets").
+.PHONY: bench-stall
+bench-stall: $(STAMP)
+	$(BIN)/python bench/stall.py
+
 # Issue 17: B's latency while workspace A is over its submission quota (bench/README.md, "Workspaces").
 .PHONY: bench-workspaces
 bench-workspaces: $(STAMP)
