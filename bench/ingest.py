@@ -155,7 +155,10 @@ def database(directory: Path, kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_server(directory: Path, workers: int, database_url: str, port: int = 0) -> Iterator[Server]:
+def running_server(directory: Path, workers: int, database_url: str = "", port: int = 0) -> Iterator[Server]:
+    """`mock-portal serve` on a free loopback port over `database_url` (default: a fresh SQLite file in
+    `directory`)."""
+    database_url = database_url or f"sqlite:///{directory / 'portal.sqlite3'}"
     port = port or free_port()
     log = directory / "server.log"
     admin_token = secrets.token_urlsafe(24)

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="verdict-stability-") as tmp:
         workdir = Path(tmp)
-        with running_server(workdir, 1, f"sqlite:///{workdir / 'portal.sqlite3'}") as server, busy_cores(args.burners):
+        with running_server(workdir, 1) as server, busy_cores(args.burners):
             print(f"{len(jobs)} runs, {args.parallel} at a time, {args.burners} CPU burner(s)", flush=True)
             with ThreadPoolExecutor(max_workers=args.parallel) as pool:
                 for outcome in pool.map(lambda job: one_run(server, job[0], job[1], workdir), jobs):

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     pki = TestPKI.create({CODE: "Bệnh viện bench"})
     with tempfile.TemporaryDirectory(prefix="bench-workspaces-") as tmp:
         directory = Path(tmp)
-        with running_server(directory, 2, f"sqlite:///{directory / 'portal.sqlite3'}") as server:
+        with running_server(directory, 2) as server:
             a, a_docs, a_id = open_workspace(server, pki, args.quota)
             b, b_docs, _ = open_workspace(server, pki, None)
             alone, alone_results = timed_sends(b, b_docs[: args.samples])
