@@ -9,6 +9,7 @@ the issue names are measured by bench/abuse.py (`make bench-abuse`, bench/README
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -20,8 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.history import fill
 from fixtures.hostile import held_open, slow_uploads, stalled_upload, with_attributes
 from fixtures.pki import TestPKI
+from mock_portal.store.repository import Repository, create_engine_for
 from tests.conftest import Hospital, provision, trust_root
 from tests.live import LiveServer, start_server
 from tests.wire import explain, sample
@@ -267,3 +270,43 @@ def test_workers_killed_again_and_again_are_restarted(portal: LiveServer, hospit
         time.sleep(0.6)  # a kill every ~2.5 s: at most one in each 2-second window
     assert portal.process.poll() is None
     assert hospital.client.send("GCS", sample(hospital)).ma_ket_qua == "200"
+
+
+# Issue 24: maintenance, throttle, login CSRF ----------------------------------------------------------
+MAINTENANCE_STALL = 1.0  # seconds: one chunk and one submission on a loaded CI machine, far below a whole reset
+
+
+def test_a_big_reset_does_not_stall_another_workspace(
+    portal: LiveServer, admin: httpx.Client, hospital: Hospital
+) -> None:
+    """Another tenant's submissions go on while a workspace with thousands of rows is reset. Before the
+    fix the reset was one transaction holding the write gate throughout (every deleted submission's
+    foreign key checked by a scan of all documents): the other tenant's submission waited for all of it."""
+    assert portal.database is not None
+    keys = {}
+    for workspace in ("big-reset", "bystander"):
+        created = admin.post("/sandbox/workspaces", json={"id": workspace})
+        assert created.status_code == 201, created.text
+        keys[workspace] = created.json()["key"]
+    repo = Repository(create_engine_for(f"sqlite:///{portal.database}"))
+    try:
+        fill(repo.scoped("big-reset"), "79101", submissions=3000, journal=3000, file_bytes=1000)
+        fill(repo.scoped("bystander"), "79102", submissions=3000, journal=0, file_bytes=1000)
+    finally:
+        repo.engine.dispose()
+    xml = sample(hospital)
+    assert hospital.client.send("GCS", xml).ma_ket_qua == "200"  # the token taken, the path warm
+    big = httpx.Client(base_url=portal.base_url, headers={"Authorization": f"Bearer {keys['big-reset']}"}, timeout=60)
+    with big, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        reset = pool.submit(big.post, "/sandbox/reset")
+        slowest = 0.0
+        while not reset.done():
+            sent = time.monotonic()
+            assert hospital.client.send("GCS", xml).ma_ket_qua in {"200", "205"}
+            slowest = max(slowest, time.monotonic() - sent)
+        assert reset.result().status_code == 204
+        took = time.monotonic() - started
+        assert slowest < MAINTENANCE_STALL, (slowest, took)
+        assert big.get("/sandbox/submissions").json() == []
+        assert big.get("/sandbox/journal", params={"identity": "all"}).json() == []

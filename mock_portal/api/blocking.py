@@ -10,9 +10,10 @@ at most `WIRE_THREADS` at once per process.
 
 What inline work costs the others of its process: the loop waits while it runs — a few ms, the
 commit's fsync included (~0.3 ms here), ~8 ms for the worst 32 KiB form found — and while its write waits
-for the SQLite write gate: normally another submission's commit, but a sandbox reset or workspace
-deletion holds the gate for as long as it deletes (as it held every writer before), and during that
-time the inline process answers nothing. On PostgreSQL the default is threads: its round trips, maybe
+for the SQLite write gate: normally another submission's commit, or one chunk of a sandbox reset, a
+workspace deletion or a journal trim (`MAINTENANCE_CHUNKS` in the repository: before issue 24 a reset
+held the gate for as long as it deleted, 1.8 s for 3,000 submissions beside 3,000 of another tenant,
+and the inline process answered nothing meanwhile). On PostgreSQL the default is threads: its round trips, maybe
 to another host, would hold the loop.
 """
 
