@@ -27,7 +27,7 @@ from fixtures.pki import TestPKI
 from mock_portal.portal.auth import md5_upper
 from mock_portal.store.repository import Repository, create_engine_for
 from tests.conftest import Hospital, provision, trust_root
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, dashboard_login, start_server
 from tests.wire import explain, sample
 
 SUBMIT = "/api/hososuckhoe/guiGiayToDienTu"
@@ -337,3 +337,20 @@ def test_forty_wrong_passwords_from_the_owner_s_address_do_not_lock_the_owner_ou
             time.sleep(0.2)
         assert owner == "200", "the owner gets a token: a password already verified, or the next probe"
         assert [take(wrong) for _ in range(5)].count("401") <= 2, "the guesser stays throttled"
+
+
+def test_a_dashboard_login_without_its_csrf_token_logs_nobody_in(portal: LiveServer, admin: httpx.Client) -> None:
+    """Login CSRF: a cross-site form posting the attacker's workspace key would have logged the victim's
+    browser into the attacker's workspace; the login form now carries the token its page set."""
+    created = admin.post("/sandbox/workspaces", json={"id": "login-csrf"})
+    assert created.status_code == 201, created.text
+    attacker_key = created.json()["key"]
+    with httpx.Client(base_url=portal.base_url) as victim:
+        forged = victim.post("/sandbox/ui/login", data={"token": attacker_key})  # no cookie, no token
+        assert forged.status_code == 400 and "CSRF token missing or wrong" in forged.text
+        victim.get("/sandbox/ui/login")  # the page sets the token in the cookie
+        wrong = victim.post("/sandbox/ui/login", data={"token": attacker_key, "csrf": "guessed"})
+        assert wrong.status_code == 400 and "CSRF token missing or wrong" in wrong.text
+        assert victim.get("/sandbox/ui/journal").status_code == 302, "not logged in"
+        assert dashboard_login(victim, portal.admin_token).status_code == 302, "the normal flow works"
+        assert victim.get("/sandbox/ui/journal").status_code == 200
