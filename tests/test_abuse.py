@@ -279,6 +279,7 @@ def test_workers_killed_again_and_again_are_restarted(portal: LiveServer, hospit
 MAINTENANCE_STALL = 1.0  # seconds: one chunk and one submission on a loaded CI machine, far below a whole reset
 
 
+@pytest.mark.sqlite_only  # the rows are written straight into the server's SQLite file
 def test_a_big_reset_does_not_stall_another_workspace(
     portal: LiveServer, admin: httpx.Client, hospital: Hospital
 ) -> None:
