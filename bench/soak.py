@@ -28,6 +28,7 @@ import base64
 import json
 import os
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -141,7 +142,9 @@ class Traffic:
         self._count("json", reply)
 
     async def dashboard_login(self, http: httpx.AsyncClient) -> None:
-        reply = await http.post("/sandbox/ui/login", data={"token": "wrong"})
+        page = await http.get("/sandbox/ui/login")  # its CSRF token, as a browser gets it
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        reply = await http.post("/sandbox/ui/login", data={"token": "wrong", "csrf": found.group(1) if found else ""})
         self._count("login", reply)
 
     async def slow_upload(self, _http: httpx.AsyncClient) -> None:

@@ -80,8 +80,10 @@ class Settings:
     hold the loop); 0: the examination and the database always on threads."""
     login_max_failures: int = 10
     """Failed logins within `login_window_seconds` before further attempts are refused — per username and
-    client address on the wire (maKetQua 403: an outsider's guesses never lock the hospital out), per
-    client and claimed workspace on the dashboard (429); 0 switches the throttle off."""
+    client address on the wire (maKetQua 403; a password the process has verified still passes, and one
+    attempt per `login_window_seconds / login_max_failures` is still checked, so a guesser at the
+    hospital's own address does not lock it out: `LoginThrottle`), per client and claimed workspace on
+    the dashboard (429); 0 switches the throttle off."""
     login_window_seconds: int = 300
     """The sliding window of the login throttle."""
     workspace_max_facilities: int = 100

@@ -148,7 +148,8 @@ WIRE: tuple[Behaviour, ...] = (
     _refused(
         "wire.login_throttle",
         "repeated failed logins for one username from one client address within a time window",
-        "unknown: the sandbox answers the portal's 'account locked' (403) while the window lasts",
+        "unknown: the sandbox answers the portal's 'account locked' (403) while the window lasts, but for a"
+        " password it has verified and one checked attempt per window / failures",
         Evidence(A, "OWASP authentication guidance", f"no password oracle; {INTEGRITY}", REFUSE),
         "TOKEN_THROTTLED",
     ),

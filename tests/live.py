@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -123,3 +124,16 @@ def demo_server(workdir: Path, command: list[str], env: dict[str, str]) -> Itera
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token a dashboard page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def dashboard_login(client: httpx.Client, token: str) -> httpx.Response:
+    """Log in to the dashboard as a browser does: the login page first (its CSRF token), then the form."""
+    page = client.get("/sandbox/ui/login")
+    return client.post("/sandbox/ui/login", data={"token": token, "csrf": csrf_token(page.text)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import itertools
@@ -35,6 +36,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.certificates import build_xml
+from fixtures.history import fill
 from fixtures.hostile import held_open, slow_uploads, stalled_upload, with_attributes
 from fixtures.pki import Credential, TestPKI
 from fixtures.samples import sample_fields
@@ -46,15 +48,18 @@ from mock_portal.config import Settings
 from mock_portal.documents import DocumentType
 from mock_portal.documents.parsing import DocumentError, parse_xml
 from mock_portal.portal import auth
+from mock_portal.portal.auth import md5_upper
 from mock_portal.portal.service import Portal
+from mock_portal.store.repository import Repository, create_engine_for
 from tests.conftest import Hospital, provision, trust_root
-from tests.live import IPSS_KEY, LiveServer, start_server
+from tests.live import IPSS_KEY, LiveServer, dashboard_login, start_server
 from tests.wire import explain, sample
 
 SUBMIT = "/api/hososuckhoe/guiGiayToDienTu"
 MIB = 1024 * 1024
 HEADER_TIMEOUT = BODY_IDLE_TIMEOUT = 2  # seconds, the module server's settings
 STALLED = 10  # seconds: far above what a working portal takes on a loaded CI machine, below "stalled"
+LOGIN_FAILURES, LOGIN_WINDOW = 10, 30  # the default failures, a shorter window: a probe every 3 s
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +69,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         "PORTAL_BODY_IDLE_TIMEOUT_SECONDS": str(BODY_IDLE_TIMEOUT),
         "PORTAL_BODY_TIMEOUT_SECONDS": "30",
         "PORTAL_WORKER_RESTART_WINDOW_SECONDS": "2",
+        "PORTAL_LOGIN_WINDOW_SECONDS": str(LOGIN_WINDOW),
     }
     live = start_server(tmp_path_factory.mktemp("abuse"), workers=2, extra_env=env)
     yield live
@@ -605,3 +611,85 @@ def test_no_operation_answers_a_5xx_to_hostile_input(
         assert reply.headers["content-type"] == "application/problem+json", reply.text[:500]
         problem = reply.json()
         assert problem["code"] and problem["detail_vi"] and problem["detail_en"], problem
+
+
+# Issue 24: maintenance, throttle, login CSRF ----------------------------------------------------------
+MAINTENANCE_STALL = 1.0  # seconds: one chunk and one submission on a loaded CI machine, far below a whole reset
+
+
+@pytest.mark.sqlite_only  # the rows are written straight into the server's SQLite file
+def test_a_big_reset_does_not_stall_another_workspace(
+    portal: LiveServer, admin: httpx.Client, hospital: Hospital
+) -> None:
+    """Another tenant's submissions go on while a workspace with thousands of rows is reset. Before the
+    fix the reset was one transaction holding the write gate throughout (every deleted submission's
+    foreign key checked by a scan of all documents): the other tenant's submission waited for all of it."""
+    assert portal.database is not None
+    keys = {}
+    for workspace in ("big-reset", "bystander"):
+        created = admin.post("/sandbox/workspaces", json={"id": workspace})
+        assert created.status_code == 201, created.text
+        keys[workspace] = created.json()["key"]
+    repo = Repository(create_engine_for(f"sqlite:///{portal.database}"))
+    try:
+        fill(repo.scoped("big-reset"), "79101", submissions=3000, journal=3000, file_bytes=1000)
+        fill(repo.scoped("bystander"), "79102", submissions=3000, journal=0, file_bytes=1000)
+    finally:
+        repo.engine.dispose()
+    xml = sample(hospital)
+    assert hospital.client.send("GCS", xml).ma_ket_qua == "200"  # the token taken, the path warm
+    big = httpx.Client(base_url=portal.base_url, headers={"Authorization": f"Bearer {keys['big-reset']}"}, timeout=60)
+    with big, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        reset = pool.submit(big.post, "/sandbox/reset")
+        slowest = 0.0
+        while not reset.done():
+            sent = time.monotonic()
+            assert hospital.client.send("GCS", xml).ma_ket_qua in {"200", "205"}
+            slowest = max(slowest, time.monotonic() - sent)
+        assert reset.result().status_code == 204
+        took = time.monotonic() - started
+        assert slowest < MAINTENANCE_STALL, (slowest, took)
+        assert big.get("/sandbox/submissions").json() == []
+        assert big.get("/sandbox/journal", params={"identity": "all"}).json() == []
+
+
+def test_forty_wrong_passwords_from_the_owner_s_address_do_not_lock_the_owner_out(
+    portal: LiveServer, admin: httpx.Client, pki: TestPKI
+) -> None:
+    """On loopback the guesser and the owner share an address, so one throttle key: before the fix the
+    owner's right password got 403 TOKEN_THROTTLED for the whole window after the guesser's 20."""
+    site = provision(admin, pki, portal.base_url)
+    right = {"username": site.username, "password": md5_upper(site.password)}
+    wrong = {"username": site.username, "password": md5_upper("guess")}
+    with httpx.Client(base_url=portal.base_url, timeout=30) as wire:
+
+        def take(form: dict[str, str]) -> str:
+            return str(wire.post("/api/token/take", data=form).json()["maKetQua"])
+
+        assert take(right) == "200"  # the hospital logs in as every day
+        guesses = [take(wrong) for _ in range(40)]
+        checked = guesses.count("401")  # the others were refused unchecked: 403
+        assert checked <= 2 * LOGIN_FAILURES + 2 and guesses.count("403") == 40 - checked, guesses
+        deadline = time.monotonic() + 3 * LOGIN_WINDOW / LOGIN_FAILURES  # a probe of each worker, with slack
+        while (owner := take(right)) != "200" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert owner == "200", "the owner gets a token: a password already verified, or the next probe"
+        assert [take(wrong) for _ in range(5)].count("401") <= 2, "the guesser stays throttled"
+
+
+def test_a_dashboard_login_without_its_csrf_token_logs_nobody_in(portal: LiveServer, admin: httpx.Client) -> None:
+    """Login CSRF: a cross-site form posting the attacker's workspace key would have logged the victim's
+    browser into the attacker's workspace; the login form now carries the token its page set."""
+    created = admin.post("/sandbox/workspaces", json={"id": "login-csrf"})
+    assert created.status_code == 201, created.text
+    attacker_key = created.json()["key"]
+    with httpx.Client(base_url=portal.base_url) as victim:
+        forged = victim.post("/sandbox/ui/login", data={"token": attacker_key})  # no cookie, no token
+        assert forged.status_code == 400 and "CSRF token missing or wrong" in forged.text
+        victim.get("/sandbox/ui/login")  # the page sets the token in the cookie
+        wrong = victim.post("/sandbox/ui/login", data={"token": attacker_key, "csrf": "guessed"})
+        assert wrong.status_code == 400 and "CSRF token missing or wrong" in wrong.text
+        assert victim.get("/sandbox/ui/journal").status_code == 302, "not logged in"
+        assert dashboard_login(victim, portal.admin_token).status_code == 302, "the normal flow works"
+        assert victim.get("/sandbox/ui/journal").status_code == 200

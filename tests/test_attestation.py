@@ -28,7 +28,7 @@ from conformance import SUITE_VERSION
 from conformance.cli import main
 from mock_portal import store
 from mock_portal.attestation.canonical import canonical, journal_digest, submission_digest
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, dashboard_login, start_server
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_an_untouched_bundle_verifies_against_the_published_key(
 def test_the_dashboard_shows_the_portal_key(portal: LiveServer, sealed: Path) -> None:
     signer = json.loads((sealed / "attestation.json").read_bytes())["key_id"]
     with httpx.Client(base_url=portal.base_url, follow_redirects=True) as ui:
-        assert ui.post("/sandbox/ui/login", data={"token": portal.admin_token}).status_code == 200
+        assert dashboard_login(ui, portal.admin_token).status_code == 200
         page = ui.get("/sandbox/ui/facilities").text
     key = next(k for k in published(portal) if k["id"] == signer)
     assert f'id="attestation-key-{signer}"' in page and key["public_pem"].splitlines()[1] in page

@@ -26,7 +26,7 @@ from mock_portal.documents import DocumentType
 from mock_portal.documents.sources import R1_GBT_ORDER
 from mock_portal.portal.auth import md5_upper
 from tests.conftest import Hospital, provision
-from tests.live import LiveServer
+from tests.live import LiveServer, dashboard_login
 from tests.wire import Sent, send, send_form
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -347,7 +347,7 @@ def test_dashboard_shows_strictness_and_grades(admin: httpx.Client, trusted: Tes
     sent = send(admin, site, _signed(site, DocumentType.GBT, fields), "GBT")
     assert sent.reply.ma_ket_qua == "205"
     with httpx.Client(base_url=server.base_url, follow_redirects=True) as ui:
-        assert ui.post("/sandbox/ui/login", data={"token": server.admin_token}).status_code == 200
+        assert dashboard_login(ui, server.admin_token).status_code == 200
         facilities = ui.get("/sandbox/ui/facilities").text
         row = facilities[facilities.index(f'id="facility-{site.code}"') :]
         assert re.search(r'class="strictness"><span class="badge bad">strict</span>', row[:2000])

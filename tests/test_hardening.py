@@ -3,7 +3,6 @@ the login throttle, secrets on disk, salted credentials and the retention of una
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from mock_portal.serving import _Supervisor
 from mock_portal.signature.trust import TrustStore
 from mock_portal.signature.verify import CheckName, Outcome, verify_signature
 from tests.conftest import Hospital, provision, trust_root
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, csrf_token, dashboard_login, start_server
 
 THROTTLE = 3
 
@@ -102,7 +101,7 @@ def test_row_ids_beyond_64_bits_are_not_found(admin: httpx.Client) -> None:
 @contextmanager
 def _dashboard(portal: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=portal.base_url, timeout=30) as client:
-        logged_in = client.post("/sandbox/ui/login", data={"token": portal.admin_token})
+        logged_in = dashboard_login(client, portal.admin_token)
         assert logged_in.status_code == 302, logged_in.text
         yield client
 
@@ -110,9 +109,7 @@ def _dashboard(portal: LiveServer) -> Iterator[httpx.Client]:
 def _csrf(client: httpx.Client) -> str:
     page = client.get("/sandbox/ui/clock")
     assert page.status_code == 200
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found
-    return found.group(1)
+    return csrf_token(page.text)
 
 
 @pytest.mark.parametrize(
@@ -178,10 +175,8 @@ def test_failed_logins_are_throttled_with_the_portal_code(
 
 
 def test_dashboard_logins_are_throttled(portal: LiveServer) -> None:
-    statuses = [
-        httpx.post(f"{portal.base_url}/sandbox/ui/login", data={"token": "wrong"}).status_code
-        for _ in range(THROTTLE + 1)
-    ]
+    with httpx.Client(base_url=portal.base_url) as browser:
+        statuses = [dashboard_login(browser, "wrong").status_code for _ in range(THROTTLE + 1)]
     assert statuses == [401] * THROTTLE + [429]
 
 

@@ -25,7 +25,7 @@ from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
 from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType
 from tests.conftest import Hospital, load_crl, provision
-from tests.live import LiveServer, start_server
+from tests.live import LiveServer, dashboard_login, start_server
 
 RENEWED = datetime(2025, 3, 1, tzinfo=UTC)
 PEM = {"Content-Type": "application/x-pem-file"}
@@ -214,7 +214,7 @@ def test_a_check_that_could_not_run_names_what_stopped_it(cause_admin: httpx.Cli
 @pytest.fixture(scope="module")
 def dashboard(portal: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=portal.base_url, follow_redirects=True, timeout=30) as client:
-        assert client.post("/sandbox/ui/login", data={"token": portal.admin_token}).status_code == 200
+        assert dashboard_login(client, portal.admin_token).status_code == 200
         yield client
 
 

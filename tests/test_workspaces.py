@@ -29,7 +29,7 @@ from mock_portal.app import SPEC, build_portal, create_app
 from mock_portal.config import Settings
 from mock_portal.store.repository import JournalFilter, Retention
 from tests.conftest import Hospital, new_facility_code, provision, trust_root
-from tests.live import IPSS_KEY, LiveServer
+from tests.live import IPSS_KEY, LiveServer, dashboard_login
 from tests.wire import sample, send
 
 PEM = {"Content-Type": "application/x-pem-file"}
@@ -406,7 +406,7 @@ DASHBOARD_OTHER = {
 @contextmanager
 def _login(base_url: str, key: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=30.0, follow_redirects=True) as client:
-        page = client.post("/sandbox/ui/login", data={"token": key})
+        page = dashboard_login(client, key)
         assert page.status_code == 200, page.text
         yield client
 

@@ -9,7 +9,8 @@ the account's (`AUTH_FACILITY_MISMATCH`, accepted by the real portal: R2).
 The portal never stores the MD5 (an unsalted MD5 is as good as the password to anyone who reads the
 database): it stores a salted scrypt hash of its uppercase form (`hash_password_md5`) and checks a
 received MD5 with `password_matches`. `LoginThrottle` limits failed logins per username and client
-address (and per dashboard client) in a time window. Pure domain: no HTTP here.
+address (and per dashboard client) in a time window, without locking out an owner who shares the
+guesser's address (`check_login`). Pure domain: no HTTP here.
 
 Why a wrong password cannot be made expensive at will: scrypt costs ~50-100 ms of CPU, so a sender with
 any valid token could otherwise spend a core of the portal's per wrong password it sends. So:
@@ -262,20 +263,31 @@ class LoginThrottle:
     """Failed logins per key (a username from one client address: `wire_login_key`; a dashboard client)
     in a sliding window of real time.
 
-    After `max_failures` failures within `window_seconds` a key is refused until its oldest failure
-    leaves the window, whatever the password: the wire answers the portal's "account locked" (403),
-    which it also gives for names that do not exist, so the throttle reveals nothing. Per process and
-    bounded (`max_keys`, the oldest key dropped first): with N workers an attacker gets at most N x
-    `max_failures` guesses per window and address. `max_failures` 0 switches it off.
+    After `max_failures` failures within `window_seconds` a key is throttled until its oldest failure
+    leaves the window: the wire answers the portal's "account locked" (403), which it also gives for
+    names that do not exist, so the throttle reveals nothing. Per process and bounded (`max_keys`, the
+    oldest key dropped first). `max_failures` 0 switches it off.
 
     Why per address on the wire: keyed by the username alone, anyone who knows an account's name (they
-    are `<MA_CSKCB>_BV`) could lock its hospital out with a few wrong guesses a window. The trade-off: a
-    guesser with many addresses gets `max_failures` guesses per address (each still paying scrypt), and
-    hospitals behind one proxy share its address (a wrong password in one locks the others out)."""
+    are `<MA_CSKCB>_BV`) could lock its hospital out with a few wrong guesses a window. But an attacker
+    may share the owner's address (one proxy, one NAT, the loopback of a hosted sandbox: issue 24, where
+    30 wrong passwords locked `79004_BV` out for 5 minutes), so on the wire a throttled key still lets
+    its owner in (`check_login`): a password this process has already verified for the account passes
+    at once (`known_password`, no scrypt), and any other password gets one real check per `probe_seconds`
+    (`admit`; `window_seconds / max_failures`, 30 s by default), which also re-proves the owner after a
+    restart. A right password does not forgive the key's failures (the next guess from that shared key
+    would start afresh). The trade-off: an attacker keeps `max_failures` guesses per window and address
+    and process, plus one per `probe_seconds` after them — the same long-run rate, `max_failures` per
+    window — each paying scrypt; while it keeps sending, it takes most probes, so an owner this process
+    has not verified yet may wait for a probe it wins (known-good owners never wait); hospitals behind
+    one proxy still share a key."""
 
     def __init__(self, max_failures: int, window_seconds: float, max_keys: int = 10_000) -> None:
         self.max_failures, self.window, self.max_keys = max_failures, window_seconds, max_keys
+        self.probe_seconds = window_seconds / max_failures if max_failures > 0 else 0.0
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._probed: dict[str, float] = {}
+        """Key -> when `admit` last let a throttled key's request through."""
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -290,6 +302,22 @@ class LoginThrottle:
         with self._lock:
             return len(self._recent(key, time.monotonic() if now is None else now)) >= self.max_failures
 
+    def admit(self, key: str, now: float | None = None) -> bool:
+        """Whether a request of `key` may have its password checked now: always under `max_failures`;
+        when throttled, once `probe_seconds` have passed since the key's newest failure and the last
+        request admitted so (only one request a probe: concurrent ones are refused)."""
+        if self.max_failures <= 0:
+            return True
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._recent(key, now)
+            if len(failures) < self.max_failures:
+                return True
+            if now - max(failures[-1], self._probed.get(key, failures[-1])) < self.probe_seconds:
+                return False
+            self._probed[key] = now
+            return True
+
     def failed(self, key: str, now: float | None = None) -> None:
         if self.max_failures <= 0:
             return
@@ -300,11 +328,13 @@ class LoginThrottle:
             self._failures[key] = failures
             self._failures.move_to_end(key)
             while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
+                self._probed.pop(self._failures.popitem(last=False)[0], None)
 
     def succeeded(self, key: str) -> None:
+        """Forget the key's failures (the dashboard's login, whose key names the claimed workspace)."""
         with self._lock:
             self._failures.pop(key, None)
+            self._probed.pop(key, None)
 
 
 def wire_login_key(username: str, client: str) -> str:
@@ -330,9 +360,13 @@ class PasswordCheck:
 def check_login(
     account: Account | None, username: str, password_md5: str, *, client: str, throttle: LoginThrottle | None
 ) -> PasswordCheck | None:
-    """Whether a token request's password is its account's (scrypt, unless cached); None when the throttle
-    refuses the key anyway (`take_token` then refuses it without scrypt)."""
-    if throttle is not None and throttle.blocked(wire_login_key(username, client)):
+    """Whether a token request's password is its account's; None when the throttle refuses the check
+    (`take_token` then refuses the request). A password already verified here passes even a throttled key
+    (`known_password`: the owner sharing an attacker's address); any other is checked with scrypt when the
+    throttle admits it (`LoginThrottle.admit`)."""
+    if account is not None and _plausible(password_md5) and known_password(account, password_md5):
+        return PasswordCheck(username, password_md5, True)
+    if throttle is not None and not throttle.admit(wire_login_key(username, client)):
         return None
     matches = account is not None and password_matches(account, password_md5)
     return PasswordCheck(username, password_md5, matches)
@@ -354,9 +388,12 @@ def take_token(
     """Issue a token, or say why not with the portal's own code. The password is checked first: lock
     state and facility are told only to whoever knows it (else a 402/403 would confirm an account).
     `notes`: deviations of the request itself (e.g. a JSON body), reported with the grant. `client`: the
-    address the request came from (the throttle's key); `checked`: the gateway's check of the password."""
-    key = wire_login_key(username, client)
-    if throttle is not None and throttle.blocked(key):
+    address the request came from (the throttle's key); `checked`: the gateway's check of the password,
+    which already asked the throttle."""
+    account = repo.get_account(username) if len(username) <= 64 else None
+    if checked is None or checked.of(username, password_md5) is None:
+        checked = check_login(account, username, password_md5, client=client, throttle=throttle)
+    if checked is None:
         return _refused(
             TokenResult.LOCKED,
             *notes,
@@ -366,16 +403,10 @@ def take_token(
                 "Too many failed logins for this username from this address; try again later",
             ),
         )
-    account = repo.get_account(username) if len(username) <= 64 else None
-    matches = checked.of(username, password_md5) if checked is not None else None
-    if matches is None:
-        matches = account is not None and password_matches(account, password_md5)
-    if account is None or not matches:
+    if account is None or not checked.matches:
         if throttle is not None:
-            throttle.failed(key)
+            throttle.failed(wire_login_key(username, client))
         return _refused(TokenResult.NO_ACCOUNT, *notes)
-    if throttle is not None:
-        throttle.succeeded(key)
     if username.split("_", 1)[0] != account.facility_code:
         return _refused(TokenResult.WRONG_FACILITY, *notes)
     if account.locked:

@@ -241,9 +241,9 @@ class WireIdentity:
 
 def wire_identity(portal: Portal, operation: str, form: dict[str, str], client: str) -> WireIdentity:
     """A token request proves its account with the right password (scrypt: call it off the event loop;
-    a throttled key is not checked, the handler refuses it anyway); a submission with a token this
-    portal issued to an account of the named account's workspace — valid or expired: a hospital's own
-    expired token is evidence the conformance suite judges. One read either way."""
+    a throttled key is checked only as `check_login` allows, the handler refuses it otherwise); a
+    submission with a token this portal issued to an account of the named account's workspace — valid or
+    expired: a hospital's own expired token is evidence the conformance suite judges. One read either way."""
     username = form.get("username", "")
     token = form.get("token", "") if operation == "submit" else ""
     found = portal.repo.wire_account(username, token)

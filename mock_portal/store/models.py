@@ -171,7 +171,7 @@ class Document(Base):
     """An accepted certificate (GCS or GBT), keyed by its MA_GCS / MA_GBT; reissues are new rows."""
 
     __tablename__ = "documents"
-    __table_args__ = (Index("ix_documents_code", "code"),)
+    __table_args__ = (Index("ix_documents_code", "code"), Index("ix_documents_submission", "submission_id"))
     id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
     workspace_id: Mapped[str] = workspace_column()
     submission_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("submissions.id"))

@@ -94,11 +94,17 @@ def login_required(view: F) -> F:
         if not session.get("admin") or not sessions.is_open(_portal().repo, session.get("sid")):
             session.clear()
             return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else None))
-        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
-            abort(400, "CSRF token missing or wrong; reload the page")
+        if request.method == "POST":
+            _check_csrf()
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def _check_csrf() -> None:
+    """Refuse a form that does not carry the session's CSRF token (a cross-site POST cannot read it)."""
+    if not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
+        abort(400, "CSRF token missing or wrong; reload the page")
 
 
 @bp.after_request
@@ -122,8 +128,14 @@ def _globals() -> dict[str, Any]:
 # login ---------------------------------------------------------------------------------------------
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
+    """The login form carries a CSRF token too, set in the signed (SameSite=Strict) cookie when the page
+    is shown: without it a cross-site POST could log the victim's browser into the attacker's workspace
+    (login CSRF), and the victim would then hand the attacker what it types there."""
     error, status = None, 200
-    if request.method == "POST":
+    if request.method == "GET":
+        session.setdefault("csrf", secrets.token_urlsafe(24))
+    else:
+        _check_csrf()
         root: Portal = current_app.config["PORTAL"]
         client = f"ui:{request.remote_addr}:{workspaces.claimed(request.form.get('token', ''))}"
         blocked = root.login_throttle.blocked(client)
