@@ -5,16 +5,18 @@ under five attacks.
 
 Starts `mock-portal serve --workers 2` (bench/ingest.py's `running_server`: free loopback port, fresh
 SQLite file in a temp dir, default settings), provisions the legit facility 79901 (bench/ingest.py's
-`provision`), pre-signs its valid GCS (`sign_pool`) and takes its token; the attackers send with
-that account and token too (any account holder could). Then, per attack and per attacker count N,
+`provision`), pre-signs its valid GCS (`sign_pool`) and takes its token; the attackers hold an
+account of their own in the same workspace (facility 79902, `attacker_client`: any tenant could) and
+send with its token. Then, per attack and per attacker count N,
 N attacking connections run in a separate process (closed loop: each sends again on its reply)
 while the legit client in this process sends, on a fixed schedule, `GET /sandbox/health` every
 100 ms and `--submit-rate` valid signed GCS a second for `--seconds`; a latency is counted from the
 scheduled instant to the reply (so queueing in the client is not hidden). The attacks:
 
 - `none`: nobody attacks (the baseline; no attackers).
-- `wrong-password`: a ~213-byte submission of the legit account, with its valid token and a random
-  password MD5 each time (the portal checks the password with scrypt).
+- `wrong-password`: a ~213-byte submission of the attackers' account, with its valid token and a
+  random password MD5 each time (the portal checks the password with scrypt), from the legit
+  hospital's own address (loopback).
 - `wrong-password-token`: `/api/token/take` for the legit account with a random password each time.
 - `inline-worst`: a ~32.7 KB form, just under `Settings.inline_limit`, authenticated: a signed GCS
   with ~4,200 empty elements inside GIAYCHUNGSINH (~22 KB), served on the worker's event loop.
@@ -66,7 +68,7 @@ from fixtures.hospital import LOAI_HS, SUBMIT_PATH, TOKEN_PATH, HiapClient
 from fixtures.pki import TestPKI
 from mock_portal.config import Settings
 
-LEGIT, RESET_FACILITY = "79901", "79903"
+LEGIT, ATTACKER, RESET_FACILITY = "79901", "79902", "79903"
 ATTACKS = ("none", "wrong-password", "wrong-password-token", "inline-worst", "many-elements", "reset")
 FLOODS = ("wrong-password", "wrong-password-token", "inline-worst", "many-elements")
 """The attacks run with each attacker count; `none` has no attacker, `reset` is one request."""
@@ -139,11 +141,26 @@ def many_elements(client: HiapClient, file_bytes: int) -> bytes:
     return urlencode(client.form(LOAI_HS["GCS"], xml)).encode("ascii")
 
 
-def attacks(legit: Facility, doc: bytes) -> dict[str, Attack]:
-    """The flooding attacks (`none` and `reset` have no attacking connections)."""
-    tiny = legit.client.form(LOAI_HS["GCS"], b"<a/>")
-    inline = inline_worst(legit.client, doc, SETTINGS.inline_limit)
-    huge = many_elements(legit.client, SETTINGS.max_file_bytes)
+def attacker_client(server: Server) -> HiapClient:
+    """The attackers' own account (no certificate: their files need none to cost the portal work), its
+    token taken."""
+    username = f"{ATTACKER}_BV"
+    with server.admin() as operator:
+        operator.post(
+            "/sandbox/facilities",
+            json={"code": ATTACKER, "name": "BV attacker", "username": username, "password": "pw"},
+        ).raise_for_status()
+    client = HiapClient(server.base_url, facility_code=ATTACKER, username=username, password="pw")
+    client.take_token()
+    return client
+
+
+def attacks(legit: Facility, attacker: HiapClient, doc: bytes) -> dict[str, Attack]:
+    """The flooding attacks (`none` and `reset` have no attacking connections); a token request names the
+    legit account (the lock-out attempt), a submission the attackers' own."""
+    tiny = attacker.form(LOAI_HS["GCS"], b"<a/>")
+    inline = inline_worst(attacker, doc, SETTINGS.inline_limit)
+    huge = many_elements(attacker, SETTINGS.max_file_bytes)
     if len(huge) > SETTINGS.max_body_bytes:
         raise RuntimeError(f"the many-elements body ({len(huge)} bytes) is over the portal's cap")
 
@@ -451,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             for form in forms[:WARM_UP]:  # not measured: both workers' first submissions (XSD, caches)
                 legit.client.send_form(form)
             bodies = iter([urlencode(form).encode("ascii") for form in forms[WARM_UP:]])
-            floods = attacks(legit, docs[0])
+            floods = attacks(legit, attacker_client(server), docs[0])
             summary["bodies"] = {name: len(attack.body()) for name, attack in floods.items()}
             print(f"attack bodies (bytes): {json.dumps(summary['bodies'])}", flush=True)
             for name in args.attacks:

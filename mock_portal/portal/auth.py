@@ -19,11 +19,12 @@ any valid token could otherwise spend a core of the portal's per wrong password 
   hospital's every submission after its first pays nothing, `known_password` tells the wire gateway so
   without hashing (it serves only such submissions on the event loop: scrypt never runs there), and a
   flood of wrong passwords cannot push the good pairs out;
-- a submission's unknown password spends one of its sender's (client address's) scrypt checks
+- a submission's unknown password spends one of the scrypt checks of its client address and account
   (`SenderBudget`, a token bucket per process: `SENDER_CHECKS` at once, one more every
   `SENDER_REFILL_SECONDS`; a right password gives its check back); over budget it is refused unhashed
-  with the portal's own MaKetQua 401 (`AUTH_PASSWORD_THROTTLED`) — the trade-off: senders behind one
-  proxy share its budget;
+  with the portal's own MaKetQua 401 (`AUTH_PASSWORD_THROTTLED`). Only a holder of a valid token of
+  that account reaches the check, so nobody else can spend the owner's budget; the trade-off: someone
+  who has the account's token, from the owner's address, can (and could submit as the owner anyway);
 - at most `SCRYPT_AT_ONCE` scrypt runs at once per process (`_SCRYPT_SLOTS`), so however many
   addresses send, they cannot occupy every core (the others wait on a thread, not on the event loop).
 """
@@ -142,7 +143,7 @@ SENDER_REFILL_SECONDS = 5.0
 
 
 class SenderBudget:
-    """Scrypt checks of unknown passwords per sender (a client address): a token bucket of `checks`,
+    """Scrypt checks of unknown passwords per sender (a client address and an account): a token bucket of `checks`,
     refilled by one every `refill_seconds`, per process and bounded (`max_senders`, the least recently
     seen dropped first; a dropped sender starts full again, which costs at most `checks`)."""
 
@@ -178,18 +179,22 @@ class SenderBudget:
 
 def budgeted_password_check(budget: SenderBudget | None, sender: str) -> Callable[[Account, str], bool | None]:
     """A submission's password check for `judge_credentials`: a known-good pair costs nothing; an unknown
-    one spends one of `sender`'s checks (`SenderBudget`) and gets None, unhashed, when none is left."""
+    one spends one of the checks of `sender` and the account together (`SenderBudget`) and gets None,
+    unhashed, when none is left. The check is reached only with a valid token of that very account
+    (`_judge`), so only a holder of the account's token can spend its budget: another tenant's wrong
+    passwords, even from the owner's address, never refuse the owner."""
 
     def check(account: Account, received_md5: str) -> bool | None:
         if not _plausible(received_md5):
             return False
         if known_password(account, received_md5):
             return True
-        if budget is not None and not budget.spend(sender):
+        key = f"{sender}|{account.username}"
+        if budget is not None and not budget.spend(key):
             return None
         matches = password_matches(account, received_md5)
         if matches and budget is not None:
-            budget.give_back(sender)
+            budget.give_back(key)
         return matches
 
     return check

@@ -166,7 +166,8 @@ class Portal:
         in the same transaction (its submission id filled in). `received_at`: the receipt instant the
         wire gateway gave it (when it arrived, plus any injected latency), never later than now; without
         one, now — so the portal's own queueing before this call does not count against the hospital.
-        `sender`: the client address, whose budget an unknown password's scrypt spends (`SenderBudget`)."""
+        `sender`: the client address: with the account, whose budget an unknown password's scrypt spends
+        (`SenderBudget`)."""
         now = self.clock.now()
         received_at = min(received_at, now) if received_at is not None else now
         creds = form.credentials
