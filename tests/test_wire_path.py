@@ -14,6 +14,7 @@ import pytest
 from flask import Flask, request
 
 from mock_portal.api.blocking import WIRE_THREADS
+from mock_portal.api.validators import OffLoopFormParser
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
 from mock_portal.portal.service import Portal
@@ -129,6 +130,35 @@ def test_big_submissions_and_tokens_go_to_at_most_ten_threads(
     replies = _burst(asgi, "/api/token/take", {"username": "79001_BV", "password": "x"}, 3)
     assert {r.json()["maKetQua"] for r in replies} == {"500"}
     assert threading.current_thread().name not in tokens.threads
+
+
+def test_heavy_submissions_take_turns_and_big_forms_are_parsed_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submission over 64 KiB is heavy: one at a time per process (8 connections of 5 MiB files once
+    kept 8 threads parsing and the loop waiting for the GIL), whatever the inline setting; a small one is
+    not, even with no inline serving (PostgreSQL's default): up to ten at once. Connexion parses the
+    big form off the event loop (`OffLoopFormParser`), the handler's copy too."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", admin_token=ADMIN, wire_inline_bytes=0)
+    app = create_asgi(settings)
+    peak, parsed = _Peak(), []
+    monkeypatch.setattr(Portal, "submit", peak)
+    parse = OffLoopFormParser._parse
+
+    def on_thread(self: OffLoopFormParser, body: bytes) -> object:
+        parsed.append(threading.current_thread().name)
+        return parse(self, body)
+
+    monkeypatch.setattr(OffLoopFormParser, "_parse", on_thread)
+    big = {"username": "79001_BV", "fileBase64Str": "A" * 70_000}
+    assert {r.json()["MaKetQua"] for r in _burst(app, "/api/hososuckhoe/guiGiayToDienTu", big, 6)} == {"500"}
+    assert peak.peak == 1
+    assert len(parsed) == 12 and threading.current_thread().name not in parsed  # validator and handler, 6 each
+    peak = _Peak()
+    monkeypatch.setattr(Portal, "submit", peak)
+    small = {"username": "79001_BV", "fileBase64Str": "A" * 1_000}
+    assert {r.json()["MaKetQua"] for r in _burst(app, "/api/hososuckhoe/guiGiayToDienTu", small, 25)} == {"500"}
+    assert peak.peak == WIRE_THREADS
 
 
 def test_inline_by_default_on_sqlite_only() -> None:

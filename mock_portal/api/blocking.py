@@ -40,8 +40,14 @@ from starlette.types import Scope
 INLINE = "wire_inline"
 """Scope state key: True when the gateway found the request light enough to serve on the event loop."""
 WIRE_THREADS = 10
+HEAVY_AT_ONCE = 1
+"""Heavy submissions (a body over 64 KiB, or a file the pre-scan finds much work in) handled at once per
+process; the rest wait for their turn without using a thread or the CPU. A certificate's submission is
+never heavy, whatever the database: on PostgreSQL (no inline serving) it still runs on up to
+`WIRE_THREADS` threads at once."""
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
 """One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
+_heavy: RunVar[anyio.CapacityLimiter] = RunVar("wire_heavy")
 
 
 def mark_inline(scope: Scope, inline: bool) -> None:
@@ -52,14 +58,25 @@ def is_inline(scope: Scope) -> bool:
     return bool((scope.get("state") or {}).get(INLINE))
 
 
+def _per_loop(var: RunVar[anyio.CapacityLimiter], tokens: int) -> anyio.CapacityLimiter:
+    try:
+        return var.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(tokens)
+        var.set(limiter)
+        return limiter
+
+
+def heavy() -> anyio.CapacityLimiter:
+    """The turn of a heavy submission (`HEAVY_AT_ONCE` per process). Without it, 8
+    connections sending 5 MiB files kept 8 threads of each process parsing and storing at once, and the
+    event loop waited for the GIL behind them: health p99 1.7 s (bench/README.md, "Stall targets")."""
+    return _per_loop(_heavy, HEAVY_AT_ONCE)
+
+
 async def run(function: Callable[..., Any], *args: Any, inline: bool = False) -> Any:
     """`function(*args)` here when `inline`, else on a worker thread (at most `WIRE_THREADS` at once in
     this process). Neither can be cancelled half-way: what a commit acknowledges is never lost."""
     if inline:
         return function(*args)
-    try:
-        limiter = _limiter.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(WIRE_THREADS)
-        _limiter.set(limiter)
-    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+    return await anyio.to_thread.run_sync(function, *args, limiter=_per_loop(_limiter, WIRE_THREADS))

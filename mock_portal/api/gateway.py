@@ -33,7 +33,7 @@ from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
-from mock_portal.api.validators import without_lone_surrogates
+from mock_portal.api.validators import ON_LOOP_FORM_BYTES, without_lone_surrogates
 from mock_portal.control.clock import system_now
 from mock_portal.control.faults import Decision, Effect, Fault
 from mock_portal.control.gate import Exchange, JournalSlot
@@ -46,9 +46,6 @@ from mock_portal.store.repository import CLOCK
 log = logging.getLogger(__name__)
 OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
 DROPPED = "connection closed without a reply (sandbox fault)"
-INLINE_FORM_BYTES = 64 * 1024
-"""Forms up to this size are parsed on the event loop (~0.1 ms for a certificate's), whatever the database:
-parsing costs less than a thread hand-off; bigger ones go to a thread."""
 MAX_FORM_FIELDS = 64
 """The wire's forms have seven fields; one with tens of thousands (`a=&a=&…`, ~14 ms to parse on the event
 loop) is read as having none here (the handler refuses it)."""
@@ -92,7 +89,7 @@ class _Exchange:
         self.scope, self.receive, self.send, self.operation = scope, receive, send, operation
         self.started = time.perf_counter()
         self.real_at = system_now()
-        self.inline = False
+        self.inline = self.heavy = False
 
     async def run(self) -> str | None:
         body, complete = await self._read_body()
@@ -100,17 +97,15 @@ class _Exchange:
             # answers (1001 / 413) from what it is given, and the reply is journalled here (unread, so
             # no account is proven: journalled apart)
             return await self._pass_on(body, Decision(), {}, complete=False)
-        form = await blocking.run(functools.partial(_form, with_file=True), body, inline=len(body) <= INLINE_FORM_BYTES)
+        small = len(body) <= ON_LOOP_FORM_BYTES
+        form = await blocking.run(functools.partial(_form, with_file=True), body, inline=small)
         file_b64 = form.pop(FILE_FIELD, "")  # not kept while the request is held
-        limit = self.portal.settings.inline_limit
-        # small and, for a submission, a file whose pre-scan finds little work; else (up to ~7 MB, or
-        # always) on threads
-        self.inline = (
-            limit > 0
-            and len(body) <= limit
-            and (self.operation != "submit" or light(file_b64, self.portal.policy.max_file_bytes))
-        )
+        # heavy: a submission over 64 KiB, or one whose file's pre-scan finds much work; one at a time
+        # per process. Inline: small and not heavy; else (up to ~7 MB, or always) on threads
+        self.heavy = self.operation == "submit" and not (small and light(file_b64, self.portal.policy.max_file_bytes))
         del file_b64
+        limit = self.portal.settings.inline_limit
+        self.inline = limit > 0 and len(body) <= limit and not self.heavy
         facility = _facility_of(form)
         # a token request's identity is its password: scrypt, never on the event loop
         inline = self.inline and self.operation == "submit"
@@ -157,6 +152,9 @@ class _Exchange:
             await self._journal(replace(exchange, outcome=outcome, http_status=status))
             await _send(self.send, status, headers, payload)
             return None
+        if self.heavy:
+            async with blocking.heavy():
+                return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
         return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
 
     def _decide(self, facility: str, form: dict[str, str]) -> _Decided:

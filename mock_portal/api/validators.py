@@ -25,10 +25,12 @@ import starlette.requests
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.validators import VALIDATOR_MAP, FormDataValidator, JSONRequestBodyValidator, MultiPartFormDataValidator
-from starlette.datastructures import Headers
+from starlette import formparsers
+from starlette.datastructures import FormData, Headers
 from starlette.formparsers import FormParser, MultiPartParser
 from starlette.types import Receive, Scope
 
+from mock_portal.api import blocking
 from mock_portal.results.errors import InvalidInput
 
 MAX_JSON_DEPTH = 32
@@ -38,8 +40,9 @@ character)."""
 
 
 def without_lone_surrogates(text: str) -> str:
-    """`text` with each lone surrogate read as U+FFFD, the replacement character."""
-    return LONE_SURROGATE.sub("\ufffd", text)
+    """`text` with each lone surrogate read as U+FFFD, the replacement character. ASCII (a file's base64)
+    is returned as it is: `isascii` takes ~1 ms for 7 MB, the pattern's scan ~47 ms, on the event loop."""
+    return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -107,12 +110,45 @@ class StrictJSONValidator(JSONRequestBodyValidator):
         return value
 
 
+ON_LOOP_FORM_BYTES = 64 * 1024
+"""Forms up to this size are parsed on the event loop (~0.1 ms for a certificate's), whatever the
+database: parsing costs less than a thread hand-off; bigger ones go to a thread (here and in the wire
+gateway)."""
+
+
+class OffLoopFormParser(FormParser):
+    """Starlette's form parser (the same python-multipart parser and callbacks) over the whole body at
+    once, on a worker thread when it is big: Starlette's own parses on the event loop, ~50 ms for a
+    7 MB form, and Connexion parses a wire form twice (its validator, then the handler's body), so 8
+    connections sending 5 MiB files held each loop for ~100 ms a request (bench/README.md, "Stall
+    targets")."""
+
+    async def parse(self) -> FormData:
+        body = b"".join([chunk async for chunk in self.stream])
+        return await blocking.run(self._parse, body, inline=len(body) <= ON_LOOP_FORM_BYTES)
+
+    def _parse(self, body: bytes) -> FormData:
+        parser = formparsers.multipart.QuerystringParser(
+            {
+                "on_field_start": self.on_field_start,
+                "on_field_name": self.on_field_name,
+                "on_field_data": self.on_field_data,
+                "on_field_end": self.on_field_end,
+            }
+        )
+        parser.write(body)
+        parser.finalize()
+        return FormData(self._items)
+
+
 def allow_form_fields_up_to(limit: int) -> None:
     """The handlers read the form again through Starlette's `Request.form()`, which Connexion calls
-    without arguments: its default field limit is raised to the body cap as well. It only ever grows
-    (several apps in one process, e.g. the tests)."""
+    without arguments: its default field limit is raised to the body cap as well (it only ever grows:
+    several apps in one process, e.g. the tests), and it parses with `OffLoopFormParser` (Starlette
+    looks the class up in `starlette.requests` at each parse)."""
     defaults = starlette.requests.Request.form.__kwdefaults__
     defaults["max_part_size"] = max(defaults["max_part_size"], limit)
+    starlette.requests.FormParser = OffLoopFormParser  # type: ignore[misc]
 
 
 def validator_map(max_field_bytes: int, *, wire: bool = False) -> dict[str, Any]:
@@ -124,7 +160,7 @@ def validator_map(max_field_bytes: int, *, wire: bool = False) -> dict[str, Any]
     class Form(FormDataValidator):
         @property
         def _form_parser_cls(self) -> Any:
-            return functools.partial(FormParser, max_part_size=max_field_bytes)
+            return functools.partial(OffLoopFormParser, max_part_size=max_field_bytes)
 
     class MultiPartForm(MultiPartFormDataValidator):
         @property
