@@ -25,6 +25,14 @@ other work, load average 2.8-3.9): a certificate's GCS held the loop for a media
 median of 8.5-9.8 ms (max 13.4 ms). Wall times on that busy machine were about twice that (max 51 ms,
 the process descheduled). The 4,200-element form now goes to a thread. On PostgreSQL the default is
 threads: its round trips, maybe to another host, would hold the loop.
+
+Heavy submissions — a body over 64 KiB, or a file the pre-scan finds much work in — take turns
+(`heavy`): one at a time per process, and after each (its reply sent) the turn rests as long as the
+submission took (`HEAVY_REST`), so heavy work gets at most half of a core per process whatever is sent;
+their senders wait, the loop and the inline submissions keep the rest. `bench/stall.py` (2-core VM, 4
+and 8 connections sending 5 MiB of empty elements): health p99 1.7 s and valid-submission p99 0.95 s
+with every heavy one on its own thread; 136-188 ms and 134-411 ms with turns but no rest; 50-60 ms and
+59-140 ms with both (bench/README.md, "Stall targets").
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ HEAVY_AT_ONCE = 1
 process; the rest wait for their turn without using a thread or the CPU. A certificate's submission is
 never heavy, whatever the database: on PostgreSQL (no inline serving) it still runs on up to
 `WIRE_THREADS` threads at once."""
+HEAVY_REST = 1.0
+"""After each heavy submission (its reply sent) the turn stays taken, asleep, this many times as long as
+it took: heavy work gets at most half of a core per process, and the loops and inline submissions the
+rest, however many heavy ones are sent at once."""
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
 """One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
 _heavy: RunVar[anyio.CapacityLimiter] = RunVar("wire_heavy")

@@ -154,7 +154,11 @@ class _Exchange:
             return None
         if self.heavy:
             async with blocking.heavy():
-                return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
+                started = time.perf_counter()
+                try:
+                    return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
+                finally:  # the reply has left: the next heavy one waits as long again (see blocking.heavy)
+                    await asyncio.sleep((time.perf_counter() - started) * blocking.HEAVY_REST)
         return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
 
     def _decide(self, facility: str, form: dict[str, str]) -> _Decided:
