@@ -13,7 +13,7 @@ import httpx
 import pytest
 from flask import Flask, request
 
-from mock_portal.api.blocking import WIRE_THREADS
+from mock_portal.api.blocking import HEAVY_REST, WIRE_THREADS
 from mock_portal.api.validators import OffLoopFormParser
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
@@ -151,8 +151,10 @@ def test_heavy_submissions_take_turns_and_big_forms_are_parsed_off_the_loop(
 
     monkeypatch.setattr(OffLoopFormParser, "_parse", on_thread)
     big = {"username": "79001_BV", "fileBase64Str": "A" * 70_000}
+    started = time.monotonic()
     assert {r.json()["MaKetQua"] for r in _burst(app, "/api/hososuckhoe/guiGiayToDienTu", big, 6)} == {"500"}
     assert peak.peak == 1
+    assert time.monotonic() - started >= 5 * 0.05 * (1 + HEAVY_REST)  # each turn rested after its 50 ms
     assert len(parsed) == 12 and threading.current_thread().name not in parsed  # validator and handler, 6 each
     peak = _Peak()
     monkeypatch.setattr(Portal, "submit", peak)
