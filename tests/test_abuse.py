@@ -526,6 +526,15 @@ def test_a_json_body_without_content_type_is_a_415_problem(portal: LiveServer) -
     assert "content-type" not in request.headers
     reply = httpx.Client().send(request)
     assert reply.status_code == 415 and reply.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    chunked = httpx.Request(  # no Content-Length either: the body announced by Transfer-Encoding
+        "PUT",
+        f"{portal.base_url}/sandbox/clock",
+        content=iter([b'{"rate": 1}']),
+        headers={"Authorization": f"Bearer {portal.admin_token}"},
+    )
+    assert chunked.headers["transfer-encoding"] == "chunked" and "content-type" not in chunked.headers
+    reply = httpx.Client().send(chunked)
+    assert reply.status_code == 415 and reply.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
 
 
 SPEC = yaml.safe_load((Path(__file__).parents[1] / "mock_portal" / "openapi.yaml").read_text(encoding="utf-8"))
@@ -709,8 +718,9 @@ def test_a_dashboard_login_without_its_csrf_token_logs_nobody_in(portal: LiveSer
     assert created.status_code == 201, created.text
     attacker_key = created.json()["key"]
     with httpx.Client(base_url=portal.base_url) as victim:
-        forged = victim.post("/sandbox/ui/login", data={"token": attacker_key})  # no cookie, no token
-        assert forged.status_code == 400 and "CSRF token missing or wrong" in forged.text
+        for csrf in ({}, {"csrf": "-"}, {"csrf": ""}):  # no cookie: no token to match, whatever is sent
+            forged = victim.post("/sandbox/ui/login", data={"token": attacker_key, **csrf})
+            assert forged.status_code == 400 and "CSRF token missing or wrong" in forged.text, csrf
         victim.get("/sandbox/ui/login")  # the page sets the token in the cookie
         wrong = victim.post("/sandbox/ui/login", data={"token": attacker_key, "csrf": "guessed"})
         assert wrong.status_code == 400 and "CSRF token missing or wrong" in wrong.text

@@ -26,13 +26,17 @@ median of 8.5-9.8 ms (max 13.4 ms). Wall times on that busy machine were about t
 the process descheduled). The 4,200-element form now goes to a thread. On PostgreSQL the default is
 threads: its round trips, maybe to another host, would hold the loop.
 
-Heavy submissions — a body over 64 KiB, or a file the pre-scan finds much work in — take turns
-(`heavy`): one at a time per process, and after each (its reply sent) the turn rests as long as the
-submission took (`HEAVY_REST`), so heavy work gets at most half of a core per process whatever is sent;
-their senders wait, the loop and the inline submissions keep the rest. `bench/stall.py` (2-core VM, 4
-and 8 connections sending 5 MiB of empty elements): health p99 1.7 s and valid-submission p99 0.95 s
-with every heavy one on its own thread; 136-188 ms and 134-411 ms with turns but no rest; 50-60 ms and
-59-140 ms with both (bench/README.md, "Stall targets").
+Heavy requests — a body over 64 KiB (a submission's or a token request's), or a file the pre-scan finds
+much work in — take turns (`heavy`): one at a time per process, and after each (its reply sent) the
+turn rests as long as it took (`HEAVY_REST`, at most `MAX_REST`), so the turns' work gets about half of
+a core per process whatever is sent (the gateway's own form parse of a big body, on a thread before the
+turn, is not counted in it); their senders wait, the loop and the inline submissions keep the rest.
+The turns are one queue per process, first come first served, for every tenant and for senders no
+account vouches for: a flood of heavy requests delays another tenant's heavy (multi-MB) submissions by
+the queue's length times twice a turn, never its certificate-sized ones. `bench/stall.py` (2-core VM,
+4 and 8 connections sending 5 MiB of empty elements, health p99): 1.7 s with every heavy one on its own
+thread; 136-188 ms with turns but no rest; 50-112 ms with both over four runs, valid-submission p99
+59-369 ms (bench/README.md, "Stall targets").
 """
 
 from __future__ import annotations
@@ -49,14 +53,17 @@ INLINE = "wire_inline"
 """Scope state key: True when the gateway found the request light enough to serve on the event loop."""
 WIRE_THREADS = 10
 HEAVY_AT_ONCE = 1
-"""Heavy submissions (a body over 64 KiB, or a file the pre-scan finds much work in) handled at once per
-process; the rest wait for their turn without using a thread or the CPU. A certificate's submission is
-never heavy, whatever the database: on PostgreSQL (no inline serving) it still runs on up to
-`WIRE_THREADS` threads at once."""
+"""Heavy requests (see above) handled at once per process; the rest wait for their turn without using
+a thread or the CPU. A certificate's submission (a signed GCS: 153 '<', 26 '=', no '&') is not heavy,
+whatever the database: on PostgreSQL (no inline serving) it still runs on up to `WIRE_THREADS` threads
+at once; one writing every Vietnamese letter as a character reference (over 256 '&') is."""
 HEAVY_REST = 1.0
-"""After each heavy submission (its reply sent) the turn stays taken, asleep, this many times as long as
-it took: heavy work gets at most half of a core per process, and the loops and inline submissions the
-rest, however many heavy ones are sent at once."""
+"""After each heavy request (its reply sent) the turn stays taken, asleep, this many times as long as it
+took (wall time, at most `MAX_REST`): the turns' work gets about half of a core per process, and the
+loops and inline submissions the rest, however many heavy ones are sent at once."""
+MAX_REST = 2.0
+"""Seconds: the longest rest, so that a turn slowed by others (the write gate, the GIL) does not slow
+the queue twice as long."""
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
 """One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
 _heavy: RunVar[anyio.CapacityLimiter] = RunVar("wire_heavy")
@@ -80,7 +87,7 @@ def _per_loop(var: RunVar[anyio.CapacityLimiter], tokens: int) -> anyio.Capacity
 
 
 def heavy() -> anyio.CapacityLimiter:
-    """The turn of a heavy submission (`HEAVY_AT_ONCE` per process). Without it, 8
+    """The turn of a heavy request (`HEAVY_AT_ONCE` per process). Without it, 8
     connections sending 5 MiB files kept 8 threads of each process parsing and storing at once, and the
     event loop waited for the GIL behind them: health p99 1.7 s (bench/README.md, "Stall targets")."""
     return _per_loop(_heavy, HEAVY_AT_ONCE)

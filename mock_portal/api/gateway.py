@@ -33,7 +33,7 @@ from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
 from mock_portal.api.hiap import header_safe, submit_reply
 from mock_portal.api.middleware import OVERSIZE
-from mock_portal.api.validators import ON_LOOP_FORM_BYTES, without_lone_surrogates
+from mock_portal.api.validators import ON_LOOP_BODY_BYTES, without_lone_surrogates
 from mock_portal.control.clock import system_now
 from mock_portal.control.faults import Decision, Effect, Fault
 from mock_portal.control.gate import Exchange, JournalSlot
@@ -97,12 +97,13 @@ class _Exchange:
             # answers (1001 / 413) from what it is given, and the reply is journalled here (unread, so
             # no account is proven: journalled apart)
             return await self._pass_on(body, Decision(), {}, complete=False)
-        small = len(body) <= ON_LOOP_FORM_BYTES
+        small = len(body) <= ON_LOOP_BODY_BYTES
         form = await blocking.run(functools.partial(_form, with_file=True), body, inline=small)
         file_b64 = form.pop(FILE_FIELD, "")  # not kept while the request is held
-        # heavy: a submission over 64 KiB, or one whose file's pre-scan finds much work; one at a time
-        # per process. Inline: small and not heavy; else (up to ~7 MB, or always) on threads
-        self.heavy = self.operation == "submit" and not (small and light(file_b64, self.portal.policy.max_file_bytes))
+        # heavy: a body over 64 KiB (a token request's too), or a file whose pre-scan finds much work; one
+        # at a time per process. Inline: small and not heavy; else (up to ~7 MB, or always) on threads
+        busy_file = self.operation == "submit" and not light(file_b64, self.portal.policy.max_file_bytes)
+        self.heavy = not small or busy_file
         del file_b64
         limit = self.portal.settings.inline_limit
         self.inline = limit > 0 and len(body) <= limit and not self.heavy
@@ -154,11 +155,13 @@ class _Exchange:
             return None
         if self.heavy:
             async with blocking.heavy():
+                if await self._client_gone():  # it hung up while waiting for its turn: the reply reaches nobody
+                    exchange = replace(exchange, faults=(*exchange.faults, CLIENT_GONE))
                 started = time.perf_counter()
                 try:
                     return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
                 finally:  # the reply has left: the next heavy one waits as long again (see blocking.heavy)
-                    await asyncio.sleep((time.perf_counter() - started) * blocking.HEAVY_REST)
+                    await asyncio.sleep(min((time.perf_counter() - started) * blocking.HEAVY_REST, blocking.MAX_REST))
         return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
 
     def _decide(self, facility: str, form: dict[str, str]) -> _Decided:

@@ -170,7 +170,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     for node in sig.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS):
         try:
             certs.append(_certificate(_b64(node.text, "X509Certificate")))
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
             raise SignatureFormatError(f"X509Certificate cannot be read: {exc}") from exc
     if not certs:
         raise SignatureFormatError("KeyInfo/X509Data/X509Certificate is missing")

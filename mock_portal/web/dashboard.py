@@ -103,7 +103,8 @@ def login_required(view: F) -> F:
 
 def _check_csrf() -> None:
     """Refuse a form that does not carry the session's CSRF token (a cross-site POST cannot read it)."""
-    if not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
+    expected = session.get("csrf")  # none without the session cookie (a cross-site POST sends none)
+    if not expected or not hmac.compare_digest(request.form.get("csrf", ""), expected):
         abort(400, "CSRF token missing or wrong; reload the page")
 
 
