@@ -5,6 +5,7 @@ FlaskApp. In-process through the whole ASGI stack `mock-portal serve` runs (guar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ import httpx
 import pytest
 from flask import Flask, request
 
-from mock_portal.api.blocking import HEAVY_REST, WIRE_THREADS
+from mock_portal.api.blocking import HEAVY_REST, LOGIN_THREADS, WIRE_THREADS
 from mock_portal.api.validators import OffLoopFormParser
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
+from mock_portal.portal import workspaces
 from mock_portal.portal.service import Portal
 
 ADMIN = "wire-path-admin"
@@ -161,6 +163,23 @@ def test_heavy_submissions_take_turns_and_big_forms_are_parsed_off_the_loop(
     small = {"username": "79001_BV", "fileBase64Str": "A" * 1_000}
     assert {r.json()["MaKetQua"] for r in _burst(app, "/api/hososuckhoe/guiGiayToDienTu", small, 25)} == {"500"}
     assert peak.peak == WIRE_THREADS
+
+
+def test_token_password_checks_have_a_thread_of_their_own(asgi: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token request's identity (its password: scrypt) is decided on `LOGIN_THREADS` threads, not on the
+    ten every submission needs: a flood of wrong passwords for many accounts queues there, on the loop."""
+    decided, identity = _Peak(), workspaces.wire_identity
+
+    def counted(*args: object) -> object:
+        with contextlib.suppress(RuntimeError):
+            decided()
+        return identity(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspaces, "wire_identity", counted)
+    replies = _burst(asgi, "/api/token/take", {"username": "79001_BV", "password": "x"}, 6)
+    assert {r.json()["maKetQua"] for r in replies} == {"401"}
+    assert decided.peak == LOGIN_THREADS == 1
+    assert threading.current_thread().name not in decided.threads
 
 
 def test_inline_by_default_on_sqlite_only() -> None:

@@ -67,6 +67,9 @@ the queue twice as long."""
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("wire_threads")
 """One limiter per event loop (anyio's own default thread limiter is kept the same way)."""
 _heavy: RunVar[anyio.CapacityLimiter] = RunVar("wire_heavy")
+LOGIN_THREADS = 1
+"""Threads for token requests' password checks per process (scrypt: one at a time anyway)."""
+_login: RunVar[anyio.CapacityLimiter] = RunVar("wire_login")
 
 
 def mark_inline(scope: Scope, inline: bool) -> None:
@@ -93,9 +96,13 @@ def heavy() -> anyio.CapacityLimiter:
     return _per_loop(_heavy, HEAVY_AT_ONCE)
 
 
-async def run(function: Callable[..., Any], *args: Any, inline: bool = False) -> Any:
-    """`function(*args)` here when `inline`, else on a worker thread (at most `WIRE_THREADS` at once in
-    this process). Neither can be cancelled half-way: what a commit acknowledges is never lost."""
+async def run(function: Callable[..., Any], *args: Any, inline: bool = False, login: bool = False) -> Any:
+    """`function(*args)` here when `inline`, else on a worker thread: at most `WIRE_THREADS` at once in
+    this process, or, for a token request's password check (`login`), `LOGIN_THREADS` of their own — so
+    token requests queue on the loop, not on the threads every submission needs (scrypt runs one at a
+    time per process: a flood of wrong passwords for many accounts once held all ten threads waiting for
+    it). Neither can be cancelled half-way: what a commit acknowledges is never lost."""
     if inline:
         return function(*args)
-    return await anyio.to_thread.run_sync(function, *args, limiter=_per_loop(_limiter, WIRE_THREADS))
+    limiter = _per_loop(_login, LOGIN_THREADS) if login else _per_loop(_limiter, WIRE_THREADS)
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)

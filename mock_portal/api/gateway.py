@@ -111,7 +111,9 @@ class _Exchange:
         # a token request's identity is its password: scrypt, never on the event loop
         inline = self.inline and self.operation == "submit"
         try:
-            decided: _Decided = await blocking.run(self._decide, facility, form, inline=inline)
+            decided: _Decided = await blocking.run(
+                self._decide, facility, form, inline=inline, login=self.operation == "token"
+            )
         except Exception:  # the database failed under us: nothing proven, no fault; the handler answers (500)
             log.exception("wire gateway: no identity decided")
             at = self.portal.clock.at(self.real_at)

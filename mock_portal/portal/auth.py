@@ -26,7 +26,8 @@ any valid token could otherwise spend a core of the portal's per wrong password 
   that account reaches the check, so nobody else can spend the owner's budget; the trade-off: someone
   who has the account's token, from the owner's address, can (and could submit as the owner anyway);
 - at most `SCRYPT_AT_ONCE` scrypt runs at once per process (`_SCRYPT_SLOTS`), so however many
-  addresses send, they cannot occupy every core (the others wait on a thread, not on the event loop).
+  addresses send, they cannot occupy every core (the others wait: a token request queued on the event
+  loop for the wire's one login thread, `api/blocking.py`; a submission's on its thread).
 """
 
 from __future__ import annotations
