@@ -272,7 +272,7 @@ def test_one_workspace_cannot_get_another_workspace_journal_attested(portal: Liv
         alphas = alpha.post("/sandbox/attestations", json=claim).json()["statement"]
         lone = json.dumps({**claim, "run_id": "\ud800"})  # escaped in the JSON text: a string with no UTF-8 form
         unsignable = alpha.post("/sandbox/attestations", content=lone, headers={"Content-Type": "application/json"})
-        assert unsignable.status_code == 400 and unsignable.json()["code"] == "ATTESTATION_TEXT_INVALID"
+        assert unsignable.status_code == 400 and unsignable.json()["code"] == "JSON_TEXT_INVALID"
     assert betas["workspace"] != alphas["workspace"] and betas["key_id"] == alphas["key_id"]
     assert betas["observed"]["journal"] == [] and len(alphas["observed"]["journal"]) == 1
 
