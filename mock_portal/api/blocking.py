@@ -35,7 +35,7 @@ The turns are one queue per process, first come first served, for every tenant a
 account vouches for: a flood of heavy requests delays another tenant's heavy (multi-MB) submissions by
 the queue's length times twice a turn, never its certificate-sized ones. `bench/stall.py` (2-core VM,
 4 and 8 connections sending 5 MiB of empty elements, health p99): 1.7 s with every heavy one on its own
-thread; 136-188 ms with turns but no rest; 50-112 ms with both over four runs, valid-submission p99
+thread; 136-188 ms with turns but no rest; 50-112 ms with both over six runs, valid-submission p99
 59-369 ms (bench/README.md, "Stall targets").
 """
 
