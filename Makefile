@@ -66,8 +66,8 @@ serve: $(SERVE_STAMP)
 
 test: $(STAMP) xmlsec1 chromium postgresql
 	$(BIN)/ruff check mock_portal fixtures conformance tests bench load
-	$(BIN)/pytest -q
-	$(BIN)/pytest -q --db postgresql $(PG_TESTS)
+	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q --durations=10 --db postgresql $(PG_TESTS)
 
 # Schemathesis' CLI as a QA team runs it: every check, all phases, against a served portal seeded with
 # real data (tests/contract_cli.py); any failure or error fails. ~1-2 min with the default examples.
