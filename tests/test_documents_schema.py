@@ -8,8 +8,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from lxml import etree
 
 from fixtures.certificates import SCENARIOS, build_xml, scenario
+from fixtures.pki import TestPKI
+from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType, check_structure, fields_of, parse_xml, validate_schema
 from mock_portal.documents.doctypes import GBT_FIELDS, GCS_FIELDS
 from mock_portal.documents.xsdgen import render_xsd, xsd_path
@@ -252,3 +255,59 @@ def test_the_first_schema_compiles_of_a_fresh_process_may_run_at_once() -> None:
             [sys.executable, "-c", FIRST_COMPILES], capture_output=True, text=True, timeout=60, check=True
         )
         assert run.stdout.strip() == str([0] * 16), run.stdout + run.stderr
+
+
+# Issue 25: SCHEMA_ORDER names the element that moved, not its neighbours ----------------------------------
+
+
+def _moved_to(data: bytes, doc_type: DocumentType, name: str, index: int) -> etree._Element:
+    root = parse_xml(data)
+    element = root.find(f"{doc_type.data_tag}/{name}")
+    element.getparent().insert(index, element)  # lxml moves it
+    return root
+
+
+def _order_findings(doc_type: DocumentType, root: etree._Element, mode: Strictness) -> list[tuple[str, Severity]]:
+    return [(f.path, f.severity) for f in validate_schema(doc_type, root, mode) if f.code == "SCHEMA_ORDER"]
+
+
+def test_a_field_moved_far_gets_one_finding_naming_it(pki: TestPKI) -> None:
+    """The vendor's example: HOTEN_NND moved to second place in a signed GCS gave five findings naming
+    MA_BN, MA_CT, SO_SERI, MA_BHXH_NND and MA_THE_NND; now one names HOTEN_NND, in both modes as before."""
+    sample = signed_sample(GCS, pki.issue_facility_cert("79001"), facility_code="79001")
+    root = _moved_to(sample, GCS, "HOTEN_NND", 1)
+    for mode, severity in ((Strictness.PORTAL, Severity.WARNING), (Strictness.STRICT, Severity.ERROR)):
+        (finding,) = validate_schema(GCS, root, mode)
+        assert (finding.code, finding.path, finding.severity) == ("SCHEMA_ORDER", GCS.path("HOTEN_NND"), severity)
+    assert finding.message_en.startswith(
+        "<HOTEN_NND> is after <MA_GCS>; the documented order (PL02) puts it after <MA_THE_NND>"
+    )
+    assert "<HOTEN_NND> đứng sau <MA_GCS>" in finding.message_vi and "sau <MA_THE_NND>" in finding.message_vi
+    assert (finding.received, finding.expected) == ("after MA_GCS", "after MA_THE_NND")
+
+
+def test_a_field_moved_to_the_top_is_placed_among_the_fields_that_stay() -> None:
+    fields = _BASE[GBT]
+    root = _moved_to(_xml(GBT, fields), GBT, "BENH_ICD10_TEN", 0)
+    (finding,) = validate_schema(GBT, root, Strictness.PORTAL)
+    assert finding.path == GBT.path("BENH_ICD10_TEN")
+    assert finding.message_en.startswith(
+        f"<BENH_ICD10_TEN> is before <MA_GBT>; the documented order (PL02) puts it after <{list(fields)[-2]}>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "severity"), [(Strictness.PORTAL, Severity.WARNING), (Strictness.STRICT, Severity.ERROR)]
+)
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_order_findings_are_the_fewest_moves(doc_type: DocumentType, mode: Strictness, severity: Severity) -> None:
+    fields = _BASE[doc_type]
+    names = list(fields)
+    swapped = _swap(names[3], names[4])(fields)
+    reversed_ = {name: fields[name] for name in reversed(names)}
+    assert _order_findings(doc_type, parse_xml(_xml(doc_type, fields)), mode) == []
+    # of two swapped neighbours, the second moved
+    assert _order_findings(doc_type, parse_xml(_xml(doc_type, swapped)), mode) == [(doc_type.path(names[3]), severity)]
+    assert _order_findings(doc_type, parse_xml(_xml(doc_type, reversed_)), mode) == [
+        (doc_type.path(name), severity) for name in reversed(names[:-1])
+    ]
