@@ -6,6 +6,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -15,6 +17,7 @@ from fixtures.pki import TestPKI
 from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType, check_structure, fields_of, parse_xml, validate_schema
 from mock_portal.documents.doctypes import GBT_FIELDS, GCS_FIELDS
+from mock_portal.documents.sources import R1_GBT_ORDER
 from mock_portal.documents.xsdgen import render_xsd, xsd_path
 from mock_portal.results.findings import Severity
 from mock_portal.results.grades import Strictness
@@ -311,3 +314,68 @@ def test_order_findings_are_the_fewest_moves(doc_type: DocumentType, mode: Stric
     assert _order_findings(doc_type, parse_xml(_xml(doc_type, reversed_)), mode) == [
         (doc_type.path(name), severity) for name in reversed(names[:-1])
     ]
+
+
+# Issue 25: an ordered XSD (xs:sequence) for code generators beside the order-free ones ------------------
+
+XS = "{http://www.w3.org/2001/XMLSchema}"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def _ordered_schema(doc_type: DocumentType) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(xsd_path(doc_type, ordered=True))))
+
+
+def _fields_group(xsd: etree._ElementTree, doc_type: DocumentType) -> etree._Element:
+    (group,) = xsd.find(f"{XS}complexType[@name='{doc_type.data_tag}Type']").iterchildren(f"{XS}all", f"{XS}sequence")
+    return group
+
+
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_ordered_xsd_is_the_strict_xsd_with_its_fields_in_order(doc_type: DocumentType) -> None:
+    """Same elements, types, facets and minOccurs as the order-free `<ROOT>.xsd`, element by element, and
+    nothing else differs but `xs:all` → `xs:sequence`; the checked-in file is the generator's output."""
+    assert xsd_path(doc_type, ordered=True).read_text(encoding="utf-8") == render_xsd(doc_type, ordered=True)
+    free, ordered = (etree.parse(str(xsd_path(doc_type, ordered=flag))) for flag in (False, True))
+    free_group, ordered_group = _fields_group(free, doc_type), _fields_group(ordered, doc_type)
+    assert ordered_group.tag == f"{XS}sequence" and free_group.tag == f"{XS}all"
+    assert [e.get("name") for e in ordered_group] == list(doc_type.field_names)
+    by_name = [{e.get("name"): etree.tostring(e) for e in group} for group in (free_group, ordered_group)]
+    assert by_name[0] == by_name[1]
+    for group in (free_group, ordered_group):
+        group.tag, group[:] = f"{XS}all", []
+    assert etree.tostring(free, method="c14n", with_comments=False) == etree.tostring(
+        ordered, method="c14n", with_comments=False
+    )
+
+
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_ordered_xsd_refuses_exactly_what_the_order_check_finds(doc_type: DocumentType) -> None:
+    """Its order is the one SCHEMA_ORDER checks: the documented order passes both, and swapping any two
+    neighbouring fields is refused by the ordered XSD and named by the check."""
+    fields = _BASE[doc_type]
+    names = list(fields)
+    assert _ordered_schema(doc_type).validate(parse_xml(_xml(doc_type, fields)))
+    for first, second in zip(names, names[1:], strict=False):
+        root = parse_xml(_xml(doc_type, _swap(first, second)(fields)))
+        assert not _ordered_schema(doc_type).validate(root), (first, second)
+        assert _order_findings(doc_type, root, Strictness.STRICT) == [(doc_type.path(first), Severity.ERROR)]
+
+
+def test_ordered_xsd_validates_every_sample_the_fixtures_make(pki: TestPKI) -> None:
+    credential = pki.issue_facility_cert("79001")
+    samples = [(doc_type, _xml(doc_type, fields)) for _, doc_type, fields in CERTS]
+    samples += [
+        (doc_type, signed_sample(doc_type, credential, facility_code="79001", profile=profile))
+        for doc_type in DocumentType
+        for profile in ("two-reference", "enveloped")
+    ]
+    samples.append((GCS, (ROOT / "examples" / "signing" / "gcs-unsigned.xml").read_bytes()))
+    for doc_type, data in samples:
+        assert _ordered_schema(doc_type).validate(parse_xml(data)), _ordered_schema(doc_type).error_log
+    moved = _moved_to(samples[-1][1], GCS, "HOTEN_NND", 1)  # the issue's example
+    r1 = parse_xml(_xml(GBT, {name: _BASE[GBT][name] for name in R1_GBT_ORDER}))
+    for doc_type, root in ((GCS, moved), (GBT, r1)):
+        assert not _ordered_schema(doc_type).validate(root)
+        assert validate_schema(doc_type, root, Strictness.PORTAL)[0].code == "SCHEMA_ORDER"
