@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -379,3 +380,15 @@ def test_ordered_xsd_validates_every_sample_the_fixtures_make(pki: TestPKI) -> N
     for doc_type, root in ((GCS, moved), (GBT, r1)):
         assert not _ordered_schema(doc_type).validate(root)
         assert validate_schema(doc_type, root, Strictness.PORTAL)[0].code == "SCHEMA_ORDER"
+
+
+def test_every_published_xsd_is_linked_and_documented() -> None:
+    """The trigger schema links the validating and the ordered XSDs; docs/documents.md says what each is for."""
+    links = json.loads((ROOT / "conformance" / "trigger.schema.json").read_text(encoding="utf-8"))["xsd"]
+    schema_dir = ROOT / "conformance"
+    for doc_type in DocumentType:
+        assert (schema_dir / links[doc_type.name]).resolve() == xsd_path(doc_type).resolve()
+        assert (schema_dir / links["ordered"][doc_type.name]).resolve() == xsd_path(doc_type, ordered=True).resolve()
+    section = (ROOT / "docs" / "documents.md").read_text(encoding="utf-8").split("## Which XSD for what", 1)[1]
+    for path in xsd_path(GCS).parent.glob("*.xsd"):
+        assert f"`{path.name}`" in section, path.name
