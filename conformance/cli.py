@@ -57,8 +57,9 @@ the trigger contract (conformance/trigger.schema.json, docs/vendor-guide.md):
   "sandbox_time"} (optional in the schema; off by default, as older systems refuse unknown keys).
   A send that gets no reply (connection closed, timeout) must be resent until acknowledged
   (API-015); the resend of a file the portal had stored is no duplicate (API-011).
-  Build the XML from `data` with the elements in the order of the published XSD
-  (mock_portal/documents/xsd, linked from trigger.schema.json: "xsd").
+  Build the XML from `data` with the elements in the order of the ordered XSD
+  (mock_portal/documents/xsd/HSDLGCS.ordered.xsd, HSDLGBT.ordered.xsd: xs:sequence, for code
+  generators; linked from trigger.schema.json: "xsd"); HSDLGCS.xsd / HSDLGBT.xsd validate.
 """
 
 

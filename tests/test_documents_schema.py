@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from fixtures.certificates import SCENARIOS, build_xml, scenario
+from fixtures.pki import TestPKI
+from fixtures.samples import signed_sample
 from mock_portal.documents import DocumentType, check_structure, fields_of, parse_xml, validate_schema
 from mock_portal.documents.doctypes import GBT_FIELDS, GCS_FIELDS
+from mock_portal.documents.sources import R1_GBT_ORDER
 from mock_portal.documents.xsdgen import render_xsd, xsd_path
 from mock_portal.results.findings import Severity
 from mock_portal.results.grades import Strictness
@@ -252,3 +259,136 @@ def test_the_first_schema_compiles_of_a_fresh_process_may_run_at_once() -> None:
             [sys.executable, "-c", FIRST_COMPILES], capture_output=True, text=True, timeout=60, check=True
         )
         assert run.stdout.strip() == str([0] * 16), run.stdout + run.stderr
+
+
+# Issue 25: SCHEMA_ORDER names the element that moved, not its neighbours ----------------------------------
+
+
+def _moved_to(data: bytes, doc_type: DocumentType, name: str, index: int) -> etree._Element:
+    root = parse_xml(data)
+    element = root.find(f"{doc_type.data_tag}/{name}")
+    element.getparent().insert(index, element)  # lxml moves it
+    return root
+
+
+def _order_findings(doc_type: DocumentType, root: etree._Element, mode: Strictness) -> list[tuple[str, Severity]]:
+    return [(f.path, f.severity) for f in validate_schema(doc_type, root, mode) if f.code == "SCHEMA_ORDER"]
+
+
+def test_a_field_moved_far_gets_one_finding_naming_it(pki: TestPKI) -> None:
+    """The vendor's example: HOTEN_NND moved to second place in a signed GCS gave five findings naming
+    MA_BN, MA_CT, SO_SERI, MA_BHXH_NND and MA_THE_NND; now one names HOTEN_NND, in both modes as before."""
+    sample = signed_sample(GCS, pki.issue_facility_cert("79001"), facility_code="79001")
+    root = _moved_to(sample, GCS, "HOTEN_NND", 1)
+    for mode, severity in ((Strictness.PORTAL, Severity.WARNING), (Strictness.STRICT, Severity.ERROR)):
+        (finding,) = validate_schema(GCS, root, mode)
+        assert (finding.code, finding.path, finding.severity) == ("SCHEMA_ORDER", GCS.path("HOTEN_NND"), severity)
+    assert finding.message_en.startswith(
+        "<HOTEN_NND> is after <MA_GCS>; the documented order (PL02) puts it after <MA_THE_NND>"
+    )
+    assert "<HOTEN_NND> đứng sau <MA_GCS>" in finding.message_vi and "sau <MA_THE_NND>" in finding.message_vi
+    assert (finding.received, finding.expected) == ("after MA_GCS", "after MA_THE_NND")
+
+
+def test_a_field_moved_to_the_top_is_placed_among_the_fields_that_stay() -> None:
+    fields = _BASE[GBT]
+    root = _moved_to(_xml(GBT, fields), GBT, "BENH_ICD10_TEN", 0)
+    (finding,) = validate_schema(GBT, root, Strictness.PORTAL)
+    assert finding.path == GBT.path("BENH_ICD10_TEN")
+    assert finding.message_en.startswith(
+        f"<BENH_ICD10_TEN> is before <MA_GBT>; the documented order (PL02) puts it after <{list(fields)[-2]}>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "severity"), [(Strictness.PORTAL, Severity.WARNING), (Strictness.STRICT, Severity.ERROR)]
+)
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_order_findings_are_the_fewest_moves(doc_type: DocumentType, mode: Strictness, severity: Severity) -> None:
+    fields = _BASE[doc_type]
+    names = list(fields)
+    swapped = _swap(names[3], names[4])(fields)
+    reversed_ = {name: fields[name] for name in reversed(names)}
+    assert _order_findings(doc_type, parse_xml(_xml(doc_type, fields)), mode) == []
+    # of two swapped neighbours, the second moved
+    assert _order_findings(doc_type, parse_xml(_xml(doc_type, swapped)), mode) == [(doc_type.path(names[3]), severity)]
+    assert _order_findings(doc_type, parse_xml(_xml(doc_type, reversed_)), mode) == [
+        (doc_type.path(name), severity) for name in reversed(names[:-1])
+    ]
+
+
+# Issue 25: an ordered XSD (xs:sequence) for code generators beside the order-free ones ------------------
+
+XS = "{http://www.w3.org/2001/XMLSchema}"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def _ordered_schema(doc_type: DocumentType) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(xsd_path(doc_type, ordered=True))))
+
+
+def _fields_group(xsd: etree._ElementTree, doc_type: DocumentType) -> etree._Element:
+    (group,) = xsd.find(f"{XS}complexType[@name='{doc_type.data_tag}Type']").iterchildren(f"{XS}all", f"{XS}sequence")
+    return group
+
+
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_ordered_xsd_is_the_strict_xsd_with_its_fields_in_order(doc_type: DocumentType) -> None:
+    """Same elements, types, facets and minOccurs as the order-free `<ROOT>.xsd`, element by element, and
+    nothing else differs but `xs:all` → `xs:sequence`; the checked-in file is the generator's output."""
+    assert xsd_path(doc_type, ordered=True).read_text(encoding="utf-8") == render_xsd(doc_type, ordered=True)
+    free, ordered = (etree.parse(str(xsd_path(doc_type, ordered=flag))) for flag in (False, True))
+    free_group, ordered_group = _fields_group(free, doc_type), _fields_group(ordered, doc_type)
+    assert ordered_group.tag == f"{XS}sequence" and free_group.tag == f"{XS}all"
+    assert [e.get("name") for e in ordered_group] == list(doc_type.field_names)
+    by_name = [{e.get("name"): etree.tostring(e) for e in group} for group in (free_group, ordered_group)]
+    assert by_name[0] == by_name[1]
+    for group in (free_group, ordered_group):
+        group.tag, group[:] = f"{XS}all", []
+    assert etree.tostring(free, method="c14n", with_comments=False) == etree.tostring(
+        ordered, method="c14n", with_comments=False
+    )
+
+
+@pytest.mark.parametrize("doc_type", list(DocumentType), ids=lambda d: d.name)
+def test_ordered_xsd_refuses_exactly_what_the_order_check_finds(doc_type: DocumentType) -> None:
+    """Its order is the one SCHEMA_ORDER checks: the documented order passes both, and swapping any two
+    neighbouring fields is refused by the ordered XSD and named by the check."""
+    fields = _BASE[doc_type]
+    names = list(fields)
+    assert _ordered_schema(doc_type).validate(parse_xml(_xml(doc_type, fields)))
+    for first, second in zip(names, names[1:], strict=False):
+        root = parse_xml(_xml(doc_type, _swap(first, second)(fields)))
+        assert not _ordered_schema(doc_type).validate(root), (first, second)
+        assert _order_findings(doc_type, root, Strictness.STRICT) == [(doc_type.path(first), Severity.ERROR)]
+
+
+def test_ordered_xsd_validates_every_sample_the_fixtures_make(pki: TestPKI) -> None:
+    credential = pki.issue_facility_cert("79001")
+    samples = [(doc_type, _xml(doc_type, fields)) for _, doc_type, fields in CERTS]
+    samples += [
+        (doc_type, signed_sample(doc_type, credential, facility_code="79001", profile=profile))
+        for doc_type in DocumentType
+        for profile in ("two-reference", "enveloped")
+    ]
+    samples.append((GCS, (ROOT / "examples" / "signing" / "gcs-unsigned.xml").read_bytes()))
+    for doc_type, data in samples:
+        assert _ordered_schema(doc_type).validate(parse_xml(data)), _ordered_schema(doc_type).error_log
+    moved = _moved_to(samples[-1][1], GCS, "HOTEN_NND", 1)  # the issue's example
+    r1 = parse_xml(_xml(GBT, {name: _BASE[GBT][name] for name in R1_GBT_ORDER}))
+    for doc_type, root in ((GCS, moved), (GBT, r1)):
+        assert not _ordered_schema(doc_type).validate(root)
+        assert validate_schema(doc_type, root, Strictness.PORTAL)[0].code == "SCHEMA_ORDER"
+
+
+def test_every_published_xsd_is_linked_and_documented() -> None:
+    """The trigger schema links the validating and the ordered XSDs; docs/documents.md says what each is for."""
+    links = json.loads((ROOT / "conformance" / "trigger.schema.json").read_text(encoding="utf-8"))["xsd"]
+    schema_dir = ROOT / "conformance"
+    for doc_type in DocumentType:
+        assert (schema_dir / links[doc_type.name]).resolve() == xsd_path(doc_type).resolve()
+        assert (schema_dir / links["ordered"][doc_type.name]).resolve() == xsd_path(doc_type, ordered=True).resolve()
+    section = (ROOT / "docs" / "documents.md").read_text(encoding="utf-8").split("## Which XSD for what", 1)[1]
+    for path in xsd_path(GCS).parent.glob("*.xsd"):
+        assert f"`{path.name}`" in section, path.name

@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from fixtures.certificates import INVALID_KINDS
+from fixtures.certificates import INVALID_KINDS, build_xml
 from fixtures.pki import TestPKI
-from fixtures.samples import SIGNATURE_KINDS
+from fixtures.samples import SIGNATURE_KINDS, sample_fields
+from fixtures.signer import sign_document
+from mock_portal.documents import DocumentType
 from tests.conftest import Hospital, load_crl, provision
 from tests.live import LiveServer
 from tests.wire import Sent, sample, send, send_form
@@ -338,3 +340,28 @@ def test_a_body_without_content_type_is_answered_by_the_portal(server: LiveServe
     reply = httpx.post(f"{server.base_url}/api/hososuckhoe/guiGiayToDienTu", content=b"garbage")
     assert reply.status_code == 200 and reply.json()["MaKetQua"] == "401"
     assert reply.headers["x-sandbox-explain"].startswith("AUTH_FIELDS_MISSING")
+
+
+# Issue 25: a field moved far is one SCHEMA_ORDER finding naming it ------------------------------------
+
+
+@pytest.mark.parametrize("hospital", ["portal"], indirect=True)
+def test_a_field_moved_far_is_one_order_finding_naming_it(admin: httpx.Client, hospital: Hospital) -> None:
+    """The vendor's file: HOTEN_NND second and signed so. It got five SCHEMA_ORDER warnings naming the
+    fields it jumped over (MA_BN … MA_THE_NND); one names HOTEN_NND (strict mode: tests/test_documents_schema.py)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    fields = sample_fields(DocumentType.GCS, facility_code=hospital.code, serial=1, issued_at=now, seed=25)
+    names = [name for name in fields if name != "HOTEN_NND"]
+    names.insert(1, "HOTEN_NND")
+    xml = build_xml(DocumentType.GCS, {name: fields[name] for name in names})
+    credential = hospital.credential
+    sent = send(
+        admin, hospital, sign_document(xml, credential.key, credential.cert, signing_time=now, chain=credential.chain)
+    )
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+    assert sent.reply.explain.endswith("; 1 warning(s): SCHEMA_ORDER")
+    (order,) = [f for f in sent.submission["findings"] if f["code"] == "SCHEMA_ORDER"]
+    assert (order["path"], order["severity"]) == (DocumentType.GCS.path("HOTEN_NND"), "warning")
+    assert (
+        order["message_en"] == "<HOTEN_NND> is after <MA_GCS>; the documented order (PL02) puts it after <MA_THE_NND>"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left, bisect_right
 from dataclasses import replace
 from functools import cache
 
@@ -216,7 +217,10 @@ def _missing(doc_type: DocumentType, root: etree._Element, *, portal: bool) -> l
 
 
 def check_order(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
-    """Fields out of the PL02 order, one finding each (an R1-ordered GBT is named as such)."""
+    """One finding per field that moved out of the PL02 order, naming that field (an R1-ordered GBT is
+    named as such). The fields of a longest run already in order stay where they are; the others are the
+    fewest moves that restore the order, so one field moved far yields one finding, not one per
+    neighbour it jumped over."""
     data = root.find(doc_type.data_tag)
     if data is None:
         return []
@@ -227,22 +231,43 @@ def check_order(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
         if doc_type is DocumentType.GBT and _sorted_by(names, _R1_RANK)
         else ""
     )
-    findings, latest = [], ""
-    for name in names:
-        if latest and rank[name] < rank[latest]:
-            findings.append(
-                _error(
-                    "SCHEMA_ORDER",
-                    f"<{name}> đứng sau <{latest}>; thứ tự PL02 đặt nó trước{note}",
-                    f"<{name}> comes after <{latest}>; the PL02 order puts it before{note}",
-                    path=doc_type.path(name),
-                    expected=f"{name} before {latest}",
-                    received=f"{latest}, {name}",
-                )
-            )
-        else:
-            latest = name
-    return findings
+    kept = _kept([rank[name] for name in names])
+    staying = [names[i] for i in sorted(kept)]
+    return [_moved(doc_type, names, i, staying, note) for i in range(len(names)) if i not in kept]
+
+
+def _kept(ranks: list[int]) -> set[int]:
+    """The indices of a longest non-decreasing subsequence of `ranks`, in O(n log n). Of several, the one
+    that keeps the earliest elements of the document: of two swapped neighbours, the second moved."""
+    starts = [0] * len(ranks)  # the length of the longest such subsequence starting at each index
+    tails: list[int] = []  # tails[k]: the highest rank that starts one of length k + 1, negated
+    for i in reversed(range(len(ranks))):
+        k = bisect_right(tails, -ranks[i])
+        tails[k : k + 1] = [-ranks[i]]
+        starts[i] = k + 1
+    kept, need, last = set(), len(tails), -1
+    for i, (r, start) in enumerate(zip(ranks, starts, strict=True)):
+        if start == need and r >= last:
+            kept.add(i)
+            need, last = need - 1, r
+    return kept
+
+
+def _moved(doc_type: DocumentType, names: list[str], i: int, staying: list[str], note: str) -> Finding:
+    """The finding for the moved field `names[i]`: where it is, and where the PL02 order puts it among the
+    fields that stay (a moved field always has a neighbour and at least one field stays)."""
+    name, rank = names[i], _rank(doc_type)
+    place = bisect_left(staying, rank[name], key=rank.__getitem__)
+    at = ("đứng sau", "after", names[i - 1]) if i else ("đứng trước", "before", names[1])
+    to = ("sau", "after", staying[place - 1]) if place else ("trước", "before", staying[0])
+    return _error(
+        "SCHEMA_ORDER",
+        f"<{name}> {at[0]} <{at[2]}>; thứ tự quy định (PL02) đặt nó {to[0]} <{to[2]}>{note}",
+        f"<{name}> is {at[1]} <{at[2]}>; the documented order (PL02) puts it {to[1]} <{to[2]}>{note}",
+        path=doc_type.path(name),
+        expected=f"{to[1]} {to[2]}",
+        received=f"{at[1]} {at[2]}",
+    )
 
 
 _R1_RANK = {name: i for i, name in enumerate(R1_GBT_ORDER)}
