@@ -357,7 +357,7 @@ EXPLAIN_VI = {
 WRONG_VARIANTS = (_NO_INHERITED, _SPURIOUS)
 EXPLAIN_EN = {
     _NO_INHERITED: "your signer canonicalised {what} without the namespaces in scope "
-    "(inherited xmlns:xsd, xmlns:xsi) — inclusive C14N must keep them",
+    "(inherited xmlns:xsd, xmlns:xsi): inclusive C14N must keep them",
     _SPURIOUS: 'your signer canonicalised {what} with a spurious xmlns="" (lxml\'s in-place subtree C14N)',
 }
 
