@@ -136,7 +136,7 @@ def _journal_row(slot: JournalSlot) -> Callable[[Outcome], Exchange]:
             http_status=200,
             ma_gd=outcome.ma_gd or None,
             submission_id=outcome.submission_id,
-            document_code=headers["X-Sandbox-Document"] or None,
+            document_code=header_text(headers["X-Sandbox-Document"]) or None,
             file_sha256=outcome.file_sha256,
             findings=tuple(filter(None, headers["X-Sandbox-Findings"].split(","))),
             duration_ms=(time.perf_counter() - slot.started) * 1000,
