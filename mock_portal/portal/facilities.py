@@ -106,13 +106,13 @@ class Registered(Generic[T]):
     warnings: tuple[Finding, ...]
 
 
-def validity_warnings(portal: Portal, cert: x509.Certificate) -> tuple[Finding, ...]:
-    """CERT_NOT_VALID_NOW when the certificate is outside its validity on the workspace's sandbox clock.
+def validity_warnings(cert: x509.Certificate, now: datetime) -> tuple[Finding, ...]:
+    """CERT_NOT_VALID_NOW when the certificate is outside its validity at `now`, the workspace's sandbox
+    instant of the registration (not the wall clock: a rehearsal may run months ahead).
 
     Registration still succeeds: nothing shows the real portal's "Danh mục chứng thư số" refuses such a
     certificate, and each document signed with it is judged at its own SigningTime and receipt. The
     warning saves a vendor from learning it only from refused documents."""
-    now = portal.clock.now()
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if start <= now <= end:
         return ()
@@ -125,10 +125,10 @@ def validity_warnings(portal: Portal, cert: x509.Certificate) -> tuple[Finding, 
         Finding(
             "CERT_NOT_VALID_NOW",
             Severity.WARNING,
-            f"Đã đăng ký, nhưng chứng thư số {vi} theo đồng hồ sandbox ({now.isoformat()}): tài liệu ký bằng nó"
-            " sẽ bị từ chối nếu không còn hiệu lực lúc ký hoặc lúc tiếp nhận.",
-            f"Registered, but the certificate {en} on the sandbox clock ({now.isoformat()}): documents signed"
-            " with it are refused unless it is valid at their SigningTime and at receipt.",
+            f"Đã đăng ký, nhưng chứng thư số {vi} theo đồng hồ sandbox ({now.isoformat()}): tài liệu có nó trong"
+            " chuỗi chứng thư sẽ bị từ chối nếu nó không còn hiệu lực lúc ký hoặc lúc tiếp nhận.",
+            f"Registered, but the certificate {en} on the sandbox clock ({now.isoformat()}): documents whose"
+            " chain holds it are refused unless it is valid at their SigningTime and at receipt.",
             expected=period,
             received=now.isoformat(),
         ),
@@ -137,7 +137,7 @@ def validity_warnings(portal: Portal, cert: x509.Certificate) -> tuple[Finding, 
 
 def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> Registered[store.RegisteredCertificate]:
     require_facility(portal, facility_code)
-    cert = load_certificate(pem)
+    cert, now = load_certificate(pem), portal.clock.now()
     row = store.RegisteredCertificate(
         facility_code=facility_code,
         fingerprint=fingerprint(cert),
@@ -146,10 +146,10 @@ def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> Regi
         not_before=_naive(cert.not_valid_before_utc),
         not_after=_naive(cert.not_valid_after_utc),
         pem=pem.decode("ascii", "replace"),
-        registered_at=_naive(portal.clock.now()),
+        registered_at=_naive(now),
     )
     try:
-        return Registered(portal.repo.register_certificate(row), validity_warnings(portal, cert))
+        return Registered(portal.repo.register_certificate(row), validity_warnings(cert, now))
     except store.repository.AlreadyExists as exc:
         raise Conflict(
             "CERTIFICATE_EXISTS",
@@ -182,14 +182,15 @@ def add_ca(portal: Portal, pem: bytes) -> Registered[store.CertificateAuthority]
             "Chứng thư số này không phải của CA (BasicConstraints ca=true)",
             "This certificate is not a CA certificate (BasicConstraints ca=true is required)",
         )
+    now = portal.clock.now()
     row = store.CertificateAuthority(
         fingerprint=fingerprint(cert),
         subject=cert.subject.rfc4514_string(),
         pem=pem.decode("ascii", "replace"),
-        added_at=_naive(portal.clock.now()),
+        added_at=_naive(now),
     )
     try:
-        return Registered(portal.repo.add_ca(row), validity_warnings(portal, cert))
+        return Registered(portal.repo.add_ca(row), validity_warnings(cert, now))
     except store.repository.AlreadyExists as exc:
         raise Conflict("CA_EXISTS", "CA đã có trong kho tin cậy", "This CA is already trusted") from exc
 
