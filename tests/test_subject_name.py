@@ -7,6 +7,7 @@ X509SubjectName is then rewritten: the signature itself stays valid (TOTAL_PASSE
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from cryptography import x509
 
 from fixtures.pki import TestPKI
+from mock_portal.signature.names import same_name
 from tests.conftest import Hospital, provision
 from tests.live import LiveServer
 from tests.wire import Sent, sample, send
@@ -67,3 +69,27 @@ def test_x509_subject_name(admin: httpx.Client, trusted: TestPKI, facility: Hosp
         assert sent.error_codes[0] == CODE and sent.reply.explain == f"{CODE}: {finding['message_en']}"
     else:
         assert sent.reply.ma_ket_qua == "200" and finding["severity"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("written", "same"),
+    [
+        ("CN=Bệnh viện Từ Dũ,UID=CSKCB:79001,O=Bệnh viện Từ Dũ,C=VN", True),  # RFC 4514, Java, OpenSSL RFC2253
+        ("cn=BỆNH VIỆN TỪ DŨ; uid=CSKCB:79001; o=Bệnh  viện Từ Dũ; c=vn", True),  # case, spacing, ';'
+        ("C = VN, O = Bệnh viện Từ Dũ, UID = CSKCB:79001, CN = Bệnh viện Từ Dũ", True),  # OpenSSL's default
+        (
+            'CN="Bệnh viện Từ Dũ",0.9.2342.19200300.100.1.1=#0c0b43534b43423a3739303031,O=B\\E1\\BB\\87'
+            + "nh viện Từ Dũ,C=VN",
+            True,
+        ),
+        ("CN=Bệnh viện Từ Dũ,UID=CSKCB:79002,O=Bệnh viện Từ Dũ,C=VN", False),  # another facility's UID
+        ("CN=Bệnh viện Từ Dũ,O=Bệnh viện Từ Dũ,C=VN", False),  # an RDN short
+        ("UID=CSKCB:79001,CN=Bệnh viện Từ Dũ,O=Bệnh viện Từ Dũ,C=VN", False),  # RDNs out of order
+        ("Bệnh viện Từ Dũ", False),
+        ("XX=1,CN=Bệnh viện Từ Dũ", False),
+    ],
+)
+def test_subject_names_are_compared_as_distinguished_names(pki: TestPKI, written: str, same: bool) -> None:
+    cert = pki.issue_facility_cert("79001").cert
+    assert same_name(written, cert.subject) is same
+    assert same_name(unicodedata.normalize("NFD", written), cert.subject) is same
