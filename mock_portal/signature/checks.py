@@ -226,10 +226,10 @@ def check_subject_name(parsed: ParsedSignature) -> tuple[Finding, ...]:
     checks judge: a finding of its own, outside the signature's checks and indication, that `fidelity`
     grades (a warning in `portal` mode)."""
     leaf = parsed.certificates[0]
-    subject = leaf.subject.rfc4514_string()
     written = [n for n in parsed.subject_names if n.strip()]
     if any(same_name(n, leaf.subject) for n in written):
         return ()
+    subject = leaf.subject.rfc4514_string()
     if written:
         received = written[0]
         vi = f"X509SubjectName '{received}' không phải tên chủ thể của chứng thư ký ({subject})."
