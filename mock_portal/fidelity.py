@@ -345,6 +345,17 @@ SIGNATURE: tuple[Behaviour, ...] = (
         Evidence(R, "R14 (HIAP upgrade); R2", INTEGRITY, REFUSE),
         "SIG_CERT_NOT_REGISTERED",
     ),
+    _b(
+        "signature.subject_name",
+        "KeyInfo/X509Data without an X509SubjectName naming the signing certificate's subject (missing, empty,"
+        " or another name; compared as distinguished names, RFC 4514)",
+        "R8's accepted profile carries X509SubjectName + X509Certificate; no refusal of a file without it is"
+        " reported, and the trust checks judge the certificate itself",
+        Evidence(OBS, "R8", "every known accepted signature carries it; its absence is not known to be refused", WARN),
+        "accept, warning SIG_X509_SUBJECT_NAME",
+        "refuse: MaKetQua 205",
+        "SIG_X509_SUBJECT_NAME",
+    ),
     _refused(
         "signature.signing_time",
         "SigningTime missing, malformed or after receipt",

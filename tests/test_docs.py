@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from lxml import etree
 
 from fixtures.demo import ensure_pki
+from mock_portal.signature.names import same_name
+from mock_portal.signature.xmldsig import DS_NS
 from tests.markdown_blocks import blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +48,12 @@ def test_xmlsec1_recipe_signs_a_file_the_portal_accepts(checkout: Path) -> None:
     done = _run(checkout, ["bash", "-euo", "pipefail"], recipe.code.replace("/tmp/", f"{checkout}/"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ACCEPTED" in done.stdout and "TOTAL_PASSED (two-reference)" in done.stdout
+    # Issue 25: the recipe fills X509SubjectName (xmlsec1 leaves an empty one empty) with the certificate's subject
+    assert "SIG_X509_SUBJECT_NAME" not in done.stdout, done.stdout
+    signed = etree.parse(str(checkout / "gcs-xmlsec.xml"))
+    [name] = signed.findall(f".//{{{DS_NS}}}X509SubjectName")
+    cert = x509.load_pem_x509_certificate((checkout / "var" / "demo" / "79001.cert.pem").read_bytes())
+    assert name.text and same_name(name.text, cert.subject), name.text
 
 
 def test_python_recipe_signs_a_file_the_portal_accepts(checkout: Path) -> None:

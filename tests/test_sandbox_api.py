@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
 import httpx
 import pytest
+from cryptography import x509
 
 from fixtures.pki import TestPKI, cert_pem, crl_der
 from mock_portal.deadline.working_time import WorkingCalendar, load_calendar
@@ -207,3 +211,66 @@ def test_the_clock_reply_publishes_the_configured_calendar_in_every_workspace(
             assert reply.status_code == 200 and WorkingCalendar.from_mapping(reply.json()["calendar"]) == hcmc
     finally:
         live.stop()
+
+
+# Issue 25: registering a certificate outside its validity (on the sandbox clock) warns, 201 all the same
+@pytest.fixture()
+def workspace(admin: httpx.Client, server: LiveServer) -> Iterator[httpx.Client]:
+    """A workspace of its own: its sandbox clock may be moved without touching the other tests."""
+    name = f"i25-cert-{new_facility_code()}"
+    created = admin.post("/sandbox/workspaces", json={"id": name})
+    assert created.status_code == 201, created.text
+    headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+        yield client
+    admin.delete(f"/sandbox/workspaces/{name}")
+
+
+def _register(client: httpx.Client, pki: TestPKI, variant: str) -> tuple[x509.Certificate, dict]:
+    code = new_facility_code()
+    body = {"code": code, "name": f"BV {code}", "username": f"{code}_BV", "password": "pw"}
+    assert client.post("/sandbox/facilities", json=body).status_code == 201
+    cert = pki.issue_facility_cert(code, variant).cert
+    reply = client.post(f"/sandbox/facilities/{code}/certificates", content=cert_pem(cert), headers=PEM)
+    assert reply.status_code == 201, reply.text
+    return cert, reply.json()
+
+
+def _not_valid_now(reply: dict, cert: x509.Certificate, now: str | None = None) -> dict:
+    [warning] = reply["warnings"]
+    assert warning["code"] == "CERT_NOT_VALID_NOW" and warning["severity"] == "warning"
+    assert warning["message_vi"] and warning["message_en"].isascii()
+    period = f"{cert.not_valid_before_utc.isoformat()} .. {cert.not_valid_after_utc.isoformat()}"
+    assert warning["expected"] == period
+    if now is not None:
+        assert datetime.fromisoformat(warning["received"]) == datetime.fromisoformat(now)
+    return warning
+
+
+@pytest.mark.parametrize(("variant", "says"), [("expired", "expired at"), ("not-yet-valid", "not valid yet")])
+def test_a_certificate_outside_its_validity_is_registered_with_a_warning(
+    workspace: httpx.Client, pki: TestPKI, variant: str, says: str
+) -> None:
+    cert, reply = _register(workspace, pki, variant)
+    assert says in _not_valid_now(reply, cert)["message_en"]
+    listed = workspace.get(f"/sandbox/facilities/{reply['facility']}").json()["certificates"]
+    assert [c["fingerprint"] for c in listed] == [reply["fingerprint"]]
+
+
+def test_a_valid_certificate_and_ca_are_registered_without_warning(workspace: httpx.Client, pki: TestPKI) -> None:
+    assert _register(workspace, pki, "valid")[1]["warnings"] == []
+    added = workspace.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
+    assert added.status_code == 201 and added.json()["warnings"] == []
+
+
+def test_validity_at_registration_is_judged_on_the_sandbox_clock(workspace: httpx.Client, pki: TestPKI) -> None:
+    """A certificate valid by the wall clock is expired at the workspace's sandbox instant, and so is a CA."""
+    later = (pki.now + timedelta(days=400)).isoformat()
+    assert workspace.put("/sandbox/clock", json={"now": later, "rate": 0}).status_code == 200
+    cert, reply = _register(workspace, pki, "valid")
+    assert "expired at" in _not_valid_now(reply, cert, later)["message_en"]
+    much_later = (pki.now + timedelta(days=4000)).isoformat()
+    assert workspace.put("/sandbox/clock", json={"now": much_later, "rate": 0}).status_code == 200
+    added = workspace.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
+    assert added.status_code == 201
+    _not_valid_now(added.json(), pki.root.cert, much_later)

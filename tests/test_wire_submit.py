@@ -6,15 +6,23 @@ a specific finding, and is never stored as accepted.
 
 from __future__ import annotations
 
+import ast
 import base64
+import itertools
 import re
+import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+import mock_portal
 from fixtures.certificates import INVALID_KINDS, build_xml
+from fixtures.hospital.wire import LOAI_HS, SUBMIT_PATH
 from fixtures.pki import TestPKI
 from fixtures.samples import SIGNATURE_KINDS, sample_fields
 from fixtures.signer import sign_document
@@ -365,3 +373,69 @@ def test_a_field_moved_far_is_one_order_finding_naming_it(admin: httpx.Client, h
     assert (
         order["message_en"] == "<HOTEN_NND> is after <MA_GCS>; the documented order (PL02) puts it after <MA_THE_NND>"
     )
+
+
+# Issue 25: X-Sandbox-Explain is ASCII and says what the JSON says (non-ASCII percent-encoded as UTF-8)
+def _english_templates() -> Iterator[tuple[str, int, str]]:
+    """Every English message template in mock_portal: an `en=` / `message_en=` / `why_en=` / `detail_en=`
+    argument, the argument after a Vietnamese one (the bilingual pairs), and the `*_EN` tables."""
+
+    def vietnamese(node: ast.AST) -> bool:
+        return any(not c.isascii() and unicodedata.category(c).startswith("L") for c in _constants(node))
+
+    for path in sorted(Path(mock_portal.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found: list[ast.AST] = []
+            if isinstance(node, ast.Call):
+                found += [k.value for k in node.keywords if k.arg in {"en", "message_en", "why_en", "detail_en"}]
+                found += [after for before, after in itertools.pairwise(node.args) if vietnamese(before)]
+            elif isinstance(node, ast.Assign) and any(getattr(t, "id", "").endswith("_EN") for t in node.targets):
+                found.append(node.value)
+            yield from ((path.name, n.lineno, _constants(n)) for n in found)
+
+
+def _constants(node: ast.AST) -> str:
+    return "".join(n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+
+
+def test_every_english_message_template_is_ascii_but_for_the_vietnamese_words_it_quotes() -> None:
+    """Headers carry the English messages: typographic dashes, quotes and ellipses read as '?' in a header.
+    Vietnamese words a message quotes (a form's wording, 'Không cân') are data, percent-encoded there."""
+    templates = list(_english_templates())
+    assert len(templates) > 100, "the scan finds the catalogue"
+    typographic = [
+        (name, line, text)
+        for name, line, text in templates
+        if any(not c.isascii() and not unicodedata.category(c).startswith(("L", "M")) for c in text)
+    ]
+    assert typographic == []
+
+
+def _raw_explain(reply: httpx.Response) -> str:
+    [raw] = [value for name, value in reply.headers.raw if name.lower() == b"x-sandbox-explain"]
+    assert raw.isascii() and raw.decode("ascii").isprintable(), raw
+    return unquote(raw.decode("ascii"))
+
+
+@pytest.mark.parametrize("kind", ["vietnamese", "wrong_c14n"])
+def test_x_sandbox_explain_is_ascii_and_decodes_to_the_json_explanation(
+    admin: httpx.Client, trusted: TestPKI, server: LiveServer, kind: str
+) -> None:
+    """A strict facility's refusal whose cause quotes a Vietnamese value the document carries (an unknown
+    ethnicity code 'Tà'), and the signature cause whose message had a typographic dash (now ASCII)."""
+    hospital = provision(admin, trusted, server.base_url, strictness="strict")
+    if kind == "vietnamese":
+        now = datetime.now(UTC).replace(microsecond=0)
+        fields = sample_fields(DocumentType.GCS, facility_code=hospital.code, serial=1, issued_at=now, seed=25)
+        fields["MA_DANTOC_MTH"] = "Tà"
+        cred = hospital.credential
+        xml = sign_document(build_xml(DocumentType.GCS, fields), cred.key, cred.cert, signing_time=now)
+    else:
+        xml = sample(hospital, invalid=kind)
+    reply = hospital.client.http.post(SUBMIT_PATH, data=hospital.client.form(LOAI_HS["GCS"], xml))
+    assert reply.json()["MaKetQua"] == "205"
+    stored = admin.get(f"/sandbox/submissions/{reply.headers['x-sandbox-submission']}").json()
+    cause = next(f for f in stored["findings"] if f["severity"] == "error")
+    assert _raw_explain(reply) == stored["explain"] == f"{cause['code']}: {cause['message_en']}"
+    assert ("'Tà'" if kind == "vietnamese" else "xmlns:xsi): inclusive C14N") in stored["explain"]
+    assert hospital.client.send_form(hospital.client.form(LOAI_HS["GCS"], xml)).explain == stored["explain"]

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
-from mock_portal.api.hiap import header_safe, submit_reply
+from mock_portal.api.hiap import header_safe, header_text, submit_reply
 from mock_portal.api.middleware import OVERSIZE
 from mock_portal.api.validators import ON_LOOP_BODY_BYTES, without_lone_surrogates
 from mock_portal.control.clock import system_now
@@ -363,7 +363,7 @@ def _explain_faults(headers: list[tuple[bytes, bytes]], applied: tuple[str, ...]
     prefix = f"FAULT {', '.join(applied)}; "
     out = [(k, v) for k, v in headers if k.lower() != b"x-sandbox-explain"]
     current = next((v.decode("latin-1") for k, v in headers if k.lower() == b"x-sandbox-explain"), "")
-    out.append((b"x-sandbox-explain", header_safe(prefix + current).encode()))
+    out.append((b"x-sandbox-explain", header_safe(prefix + header_text(current)).encode()))
     return out
 
 
@@ -389,7 +389,7 @@ def _with_reply(
         http_status=status,
         ma_gd=body.get("MaGD") or None,
         submission_id=int(submission) if submission and submission.isdigit() else None,
-        document_code=named.get(b"x-sandbox-document") or exchange.document_code,
+        document_code=header_text(named.get(b"x-sandbox-document", "")) or exchange.document_code,
         findings=findings,
     )
 

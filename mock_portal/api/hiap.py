@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 from connexion import context, request
 
@@ -34,6 +35,8 @@ from mock_portal.results.findings import Finding
 log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters a header value must not carry (httptools refuses them and drops the connection)."""
+HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+"""What `header_safe` writes as it is: printable ASCII but the escape character."""
 
 
 def _portal() -> Portal:
@@ -133,7 +136,7 @@ def _journal_row(slot: JournalSlot) -> Callable[[Outcome], Exchange]:
             http_status=200,
             ma_gd=outcome.ma_gd or None,
             submission_id=outcome.submission_id,
-            document_code=headers["X-Sandbox-Document"] or None,
+            document_code=header_text(headers["X-Sandbox-Document"]) or None,
             file_sha256=outcome.file_sha256,
             findings=tuple(filter(None, headers["X-Sandbox-Findings"].split(","))),
             duration_ms=(time.perf_counter() - slot.started) * 1000,
@@ -166,8 +169,18 @@ def submit_reply(result: SubmitResult, ma_gd: str, received_at: datetime) -> dic
 
 
 def header_safe(text: str, limit: int = 300) -> str:
-    """HTTP header values are Latin-1: keep ASCII, drop the rest, cap the length."""
-    return CONTROL.sub(" ", text.encode("ascii", "replace").decode("ascii"))[:limit]
+    """An ASCII header value that says what `text` (cut to `limit` characters) says: clients decode a header
+    as Latin-1 or ASCII, so a typographic dash or a Vietnamese name sent raw arrives mangled ('?').
+
+    Every character outside printable ASCII, and `%` itself, is percent-encoded as its UTF-8 bytes (the
+    encoding of RFC 8187's ext-value), so `urllib.parse.unquote` / `decodeURIComponent` gives back the text
+    exactly; control characters become spaces (httptools refuses them and drops the connection)."""
+    return quote(CONTROL.sub(" ", text[:limit]), safe=HEADER_SAFE, errors="replace")
+
+
+def header_text(value: str) -> str:
+    """The text a `header_safe` value says."""
+    return unquote(value)
 
 
 def _headers(outcome: Outcome) -> dict[str, str]:

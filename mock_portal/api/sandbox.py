@@ -16,6 +16,7 @@ from mock_portal.portal import workspaces
 from mock_portal.portal.records import document_view, iso, submission_summary, submission_view
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import NotFound
+from mock_portal.results.findings import Finding
 
 Json = dict[str, Any]
 
@@ -110,8 +111,14 @@ def set_strictness(code: str, body: Json) -> Reply:
     return get_facility(code)
 
 
+def _with_warnings(view: Json, warnings: tuple[Finding, ...]) -> Json:
+    """A registration's reply carries what the sandbox warns about, as findings (empty when nothing)."""
+    return {**view, "warnings": [w.to_dict() for w in warnings]}
+
+
 def register_certificate(code: str, body: Any) -> Reply:
-    return reply(_certificate(ops.register_certificate(_portal(), code, _bytes(body))), 201)
+    done = ops.register_certificate(_portal(), code, _bytes(body))
+    return reply(_with_warnings(_certificate(done.row), done.warnings), 201)
 
 
 def unregister_certificate(code: str, fingerprint: str) -> tuple[str, int]:
@@ -124,7 +131,8 @@ def list_cas() -> Reply:
 
 
 def add_ca(body: Any) -> Reply:
-    return reply(_authority(ops.add_ca(_portal(), _bytes(body))), 201)
+    done = ops.add_ca(_portal(), _bytes(body))
+    return reply(_with_warnings(_authority(done.row), done.warnings), 201)
 
 
 def add_crl(body: Any) -> Reply:

@@ -117,14 +117,14 @@ class WorkingCalendar:
         previous_end = 0
         for start, end in self.windows:
             if not 0 <= start < end <= DAY_MINUTES:
-                raise ValueError(f"window {_hhmm(start)}–{_hhmm(end)} must have 00:00 <= start < end <= 24:00")
+                raise ValueError(f"window {_hhmm(start)}-{_hhmm(end)} must have 00:00 <= start < end <= 24:00")
             if start < previous_end:
                 raise ValueError(f"windows must be sorted and must not overlap (at {_hhmm(start)})")
             previous_end = end
         if not self.weekdays and not self.extra_working_days:
             raise ValueError("a calendar needs working weekdays or extra working days: this one never works")
         if not self.weekdays <= frozenset(range(7)):
-            raise ValueError(f"weekdays must be 0 (Monday) … 6 (Sunday), got {sorted(self.weekdays)}")
+            raise ValueError(f"weekdays must be 0 (Monday) ... 6 (Sunday), got {sorted(self.weekdays)}")
         if self.holidays not in ("VN", "none"):
             raise ValueError(f'holidays must be "VN" or "none", got {self.holidays!r}')
         both = self.extra_days_off & self.extra_working_days
@@ -160,7 +160,7 @@ class WorkingCalendar:
             if "weekdays" in data:
                 days = _expect(data["weekdays"], list, "weekdays")
                 if not all(isinstance(d, int) and not isinstance(d, bool) for d in days):
-                    raise ValueError(f"weekdays must be integers 0 (Monday) … 6 (Sunday), got {days!r}")
+                    raise ValueError(f"weekdays must be integers 0 (Monday) ... 6 (Sunday), got {days!r}")
                 kwargs["weekdays"] = frozenset(days)
             if "holidays" in data:
                 name = _expect(data["holidays"], str, "holidays")

@@ -62,7 +62,7 @@ def icd10_format(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Is
         yield Issue(
             "BENH_ICD10_ID",
             "BENH_ICD10_ID không đúng dạng mã ICD-10 (chữ cái + 2 số, tuỳ chọn '.' + 1–4 số).",
-            "BENH_ICD10_ID is not an ICD-10 code (letter + 2 digits, optionally '.' + 1–4 digits).",
-            expected="A00 | A00.0 … A00.0000",
+            "BENH_ICD10_ID is not an ICD-10 code (letter + 2 digits, optionally '.' + 1-4 digits).",
+            expected="A00 | A00.0 ... A00.0000",
             received=value,
         )

@@ -61,7 +61,7 @@ def valid_cccd(fields: Mapping[str, str], person: Person) -> str | None:
     BOTH,
     ("SO_CCCD_*", "SO_GIAYTO"),
     "Khi LOAI_GIAYTO = 1, số CCCD gồm 12 chữ số, 3 số đầu là mã tỉnh đăng ký khai sinh (001–096).",
-    "When LOAI_GIAYTO = 1 the CCCD has 12 digits, the first 3 a province-of-registration code (001–096).",
+    "When LOAI_GIAYTO = 1 the CCCD has 12 digits, the first 3 a province-of-registration code (001-096).",
 )
 def cccd_format(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
     for person in PEOPLE[doc_type]:
@@ -71,7 +71,7 @@ def cccd_format(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Iss
                 person.number_field,
                 f"{person.number_field} không phải số CCCD hợp lệ (12 chữ số, 3 số đầu là mã tỉnh).",
                 f"{person.number_field} is not a valid CCCD (12 digits, first 3 a province code).",
-                expected="12 digits, 001–096 prefix",
+                expected="12 digits, 001-096 prefix",
                 received=number,
             )
 
@@ -82,7 +82,7 @@ def cccd_format(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Iss
     BOTH,
     ("SO_CCCD_*", "SO_GIAYTO"),
     "Số thứ 4 (thế kỷ) và số 5–6 của CCCD khớp năm sinh.",
-    "CCCD digit 4 (century) and digits 5–6 match the year of birth.",
+    "CCCD digit 4 (century) and digits 5-6 match the year of birth.",
 )
 def cccd_birth_year(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
     for person in PEOPLE[doc_type]:
@@ -153,7 +153,7 @@ def bhxh_format(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Iss
     BOTH,
     ("MA_THE_NND", "MA_THE_MTH", "MA_THE_TAM", "MA_THE"),
     "Mã thẻ BHYT gồm 15 ký tự: 2 chữ nhóm đối tượng, 1 số quyền lợi (1–5), 2 số tỉnh, 10 số BHXH.",
-    "The BHYT card has 15 chars: 2 group letters, 1 benefit digit (1–5), 2 province digits, 10-digit BHXH.",
+    "The BHYT card has 15 chars: 2 group letters, 1 benefit digit (1-5), 2 province digits, 10-digit BHXH.",
 )
 def bhyt_format(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
     for card_field, _ in CARD_FIELDS[doc_type]:
@@ -209,7 +209,7 @@ def _coded(
     BOTH,
     ("MA_DANTOC*",),
     "Mã dân tộc thuộc danh mục QĐ 121-TCTK (01–55, 56 không xác định).",
-    "Ethnicity codes come from the QĐ 121-TCTK list (01–55, 56 undetermined).",
+    "Ethnicity codes come from the QD 121-TCTK list (01-55, 56 undetermined).",
 )
 def ethnicity_code(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
     yield from _coded(doc_type, fields, "ethnicity", codes.ethnicities(), ("dân tộc", "ethnicity"))
@@ -233,7 +233,7 @@ def nationality_code(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -
     BOTH,
     ("MATINH_*",),
     "Mã tỉnh gồm 2 số theo danh mục TT 07/2016 PL1 / QĐ 124/2004.",
-    "Province codes are 2 digits from the TT 07/2016 PL1 / QĐ 124/2004 list.",
+    "Province codes are 2 digits from the TT 07/2016 PL1 / QD 124/2004 list.",
 )
 def province_code(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
     yield from _coded(doc_type, fields, "province", codes.provinces(), ("tỉnh", "province"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -18,12 +19,16 @@ from mock_portal.portal import workspaces
 from mock_portal.portal.auth import hash_password_md5, md5_upper
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound
+from mock_portal.results.findings import Finding, Severity
 from mock_portal.results.grades import Strictness
 
 FACILITY_CODE = re.compile(r"[0-9]{5}")
 USERNAME_SUFFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,57}")
 """What follows `<MA_CSKCB>_` in an account name: the portal reads the facility from the prefix, so an
 account named otherwise (`../..`, a NUL byte, another facility's code) could never log in."""
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,46 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> store.RegisteredCertificate:
+@dataclass(frozen=True)
+class Registered(Generic[T]):
+    """What registering trust material stored, and what the sandbox warns about it (registered all the same)."""
+
+    row: T
+    warnings: tuple[Finding, ...]
+
+
+def validity_warnings(cert: x509.Certificate, now: datetime) -> tuple[Finding, ...]:
+    """CERT_NOT_VALID_NOW when the certificate is outside its validity at `now`, the workspace's sandbox
+    instant of the registration (not the wall clock: a rehearsal may run months ahead).
+
+    Registration still succeeds: nothing shows the real portal's "Danh mục chứng thư số" refuses such a
+    certificate, and each document signed with it is judged at its own SigningTime and receipt. The
+    warning saves a vendor from learning it only from refused documents."""
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if start <= now <= end:
+        return ()
+    period = f"{start.isoformat()} .. {end.isoformat()}"
+    if now > end:
+        vi, en = f"đã hết hạn lúc {end.isoformat()}", f"expired at {end.isoformat()}"
+    else:
+        vi, en = f"chưa có hiệu lực (từ {start.isoformat()})", f"is not valid yet (from {start.isoformat()})"
+    return (
+        Finding(
+            "CERT_NOT_VALID_NOW",
+            Severity.WARNING,
+            f"Đã đăng ký, nhưng chứng thư số {vi} theo đồng hồ sandbox ({now.isoformat()}): tài liệu có nó trong"
+            " chuỗi chứng thư sẽ bị từ chối nếu nó không còn hiệu lực lúc ký hoặc lúc tiếp nhận.",
+            f"Registered, but the certificate {en} on the sandbox clock ({now.isoformat()}): documents whose"
+            " chain holds it are refused unless it is valid at their SigningTime and at receipt.",
+            expected=period,
+            received=now.isoformat(),
+        ),
+    )
+
+
+def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> Registered[store.RegisteredCertificate]:
     require_facility(portal, facility_code)
-    cert = load_certificate(pem)
+    cert, now = load_certificate(pem), portal.clock.now()
     row = store.RegisteredCertificate(
         facility_code=facility_code,
         fingerprint=fingerprint(cert),
@@ -104,10 +146,10 @@ def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> stor
         not_before=_naive(cert.not_valid_before_utc),
         not_after=_naive(cert.not_valid_after_utc),
         pem=pem.decode("ascii", "replace"),
-        registered_at=_naive(portal.clock.now()),
+        registered_at=_naive(now),
     )
     try:
-        return portal.repo.register_certificate(row)
+        return Registered(portal.repo.register_certificate(row), validity_warnings(cert, now))
     except store.repository.AlreadyExists as exc:
         raise Conflict(
             "CERTIFICATE_EXISTS",
@@ -128,7 +170,7 @@ def unregister_certificate(portal: Portal, facility_code: str, fp: str) -> None:
         ) from exc
 
 
-def add_ca(portal: Portal, pem: bytes) -> store.CertificateAuthority:
+def add_ca(portal: Portal, pem: bytes) -> Registered[store.CertificateAuthority]:
     cert = load_certificate(pem)
     try:
         basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -140,14 +182,15 @@ def add_ca(portal: Portal, pem: bytes) -> store.CertificateAuthority:
             "Chứng thư số này không phải của CA (BasicConstraints ca=true)",
             "This certificate is not a CA certificate (BasicConstraints ca=true is required)",
         )
+    now = portal.clock.now()
     row = store.CertificateAuthority(
         fingerprint=fingerprint(cert),
         subject=cert.subject.rfc4514_string(),
         pem=pem.decode("ascii", "replace"),
-        added_at=_naive(portal.clock.now()),
+        added_at=_naive(now),
     )
     try:
-        return portal.repo.add_ca(row)
+        return Registered(portal.repo.add_ca(row), validity_warnings(cert, now))
     except store.repository.AlreadyExists as exc:
         raise Conflict("CA_EXISTS", "CA đã có trong kho tin cậy", "This CA is already trusted") from exc
 

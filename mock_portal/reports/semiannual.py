@@ -118,7 +118,7 @@ def parse_period(period: str | None = None, date_from: str | None = None, date_t
     if last < first:
         raise _bad("Ngày to trước ngày from", "to is before from")
     if first.year < MIN_YEAR or last.year > MAX_YEAR:
-        raise _bad(f"Năm phải trong {MIN_YEAR}–{MAX_YEAR}", f"Years must lie in {MIN_YEAR}–{MAX_YEAR}")
+        raise _bad(f"Năm phải trong {MIN_YEAR}–{MAX_YEAR}", f"Years must lie in {MIN_YEAR}-{MAX_YEAR}")
     return Period(f"{first.isoformat()}..{last.isoformat()}", first, last)
 
 

@@ -17,7 +17,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from lxml import etree
 
+from mock_portal.results.findings import Finding, Severity
 from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.names import same_name
 from mock_portal.signature.xmldsig import (
     C14N_10,
     DS_NS,
@@ -38,6 +40,7 @@ __all__ = [
     "check_digests",
     "check_no_unsigned_data",
     "check_references",
+    "check_subject_name",
     "locate_signature",
     "parse_signature",
     "recognise_profile",
@@ -104,6 +107,8 @@ class ParsedSignature:
     references: tuple[Reference, ...]
     signature_value: bytes
     certificates: tuple[x509.Certificate, ...]
+    subject_names: tuple[str, ...] = ()
+    """The texts of KeyInfo/X509Data/X509SubjectName ("" for an empty one)."""
 
 
 def locate_signature(root: etree._Element) -> tuple[CheckResult, etree._Element | None]:
@@ -185,6 +190,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
         references=tuple(refs),
         signature_value=_b64(value.text, "SignatureValue"),
         certificates=_leaf_first(certs),
+        subject_names=tuple(n.text or "" for n in sig.findall("ds:KeyInfo/ds:X509Data/ds:X509SubjectName", _NS)),
     )
 
 
@@ -207,6 +213,36 @@ def _leaf_first(certs: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
     leaves = [c for c in certs if c.subject not in issuers]
     leaf = leaves[0] if leaves else certs[0]
     return (leaf, *(c for c in certs if c is not leaf))
+
+
+SUBJECT_NAME = "SIG_X509_SUBJECT_NAME"
+_SUBJECT_PATH = "/*/CHUKYDONVI/Signature/KeyInfo/X509Data/X509SubjectName"
+
+
+def check_subject_name(parsed: ParsedSignature) -> tuple[Finding, ...]:
+    """SIG_X509_SUBJECT_NAME when no X509SubjectName names the signing certificate's subject (missing, empty,
+    or another name, compared as distinguished names). The profile's KeyInfo carries it (R8), but
+    nothing shows the real portal refuses a file without it, and the certificate itself is what the trust
+    checks judge: a finding of its own, outside the signature's checks and indication, that `fidelity`
+    grades (a warning in `portal` mode)."""
+    leaf = parsed.certificates[0]
+    written = [n for n in parsed.subject_names if n.strip()]
+    if any(same_name(n, leaf.subject) for n in written):
+        return ()
+    subject = leaf.subject.rfc4514_string()
+    if written:
+        received = written[0]
+        vi = f"X509SubjectName '{received}' không phải tên chủ thể của chứng thư ký ({subject})."
+        en = f"X509SubjectName '{received}' is not the signing certificate's subject ({subject})."
+    elif parsed.subject_names:
+        received = ""
+        vi = f"X509SubjectName để trống: ghi tên chủ thể của chứng thư ký ({subject}, RFC 4514)."
+        en = f"X509SubjectName is empty: write the signing certificate's subject ({subject}, RFC 4514)."
+    else:
+        received = None
+        vi = f"KeyInfo/X509Data thiếu X509SubjectName: ghi tên chủ thể của chứng thư ký ({subject}, RFC 4514)."
+        en = f"KeyInfo/X509Data has no X509SubjectName: add the signing certificate's subject ({subject}, RFC 4514)."
+    return (Finding(SUBJECT_NAME, Severity.ERROR, vi, en, _SUBJECT_PATH, expected=subject, received=received),)
 
 
 def recognise_profile(parsed: ParsedSignature, policy: SignaturePolicy) -> tuple[CheckResult, str | None]:
@@ -357,7 +393,7 @@ EXPLAIN_VI = {
 WRONG_VARIANTS = (_NO_INHERITED, _SPURIOUS)
 EXPLAIN_EN = {
     _NO_INHERITED: "your signer canonicalised {what} without the namespaces in scope "
-    "(inherited xmlns:xsd, xmlns:xsi) — inclusive C14N must keep them",
+    "(inherited xmlns:xsd, xmlns:xsi): inclusive C14N must keep them",
     _SPURIOUS: 'your signer canonicalised {what} with a spurious xmlns="" (lxml\'s in-place subtree C14N)',
 }
 

@@ -32,6 +32,7 @@ from mock_portal.signature.checks import (
     check_digests,
     check_no_unsigned_data,
     check_references,
+    check_subject_name,
     locate_signature,
     parse_signature,
     passed,
@@ -76,6 +77,9 @@ class SignatureReport:
     signing_time: datetime | None = None
     certificate: CertificateSummary | None = None
     signed_data: etree._Element | None = None
+    notes: tuple[Finding, ...] = ()
+    """Findings on the signature's form that are no check of its validity (SIG_X509_SUBJECT_NAME): they
+    never change the indication; `fidelity` grades them."""
 
     @property
     def passed(self) -> bool:
@@ -90,7 +94,7 @@ class SignatureReport:
         return tuple(c for c in self.checks if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE))
 
     def findings(self) -> list[Finding]:
-        """One SIG_* finding per failed (or indeterminate) check, in `failed_checks` order."""
+        """One SIG_* finding per failed (or indeterminate) check, in `failed_checks` order, then the notes."""
         return [
             Finding(
                 code=c.name.finding_code,
@@ -101,7 +105,7 @@ class SignatureReport:
                 received=c.detail,
             )
             for c in self.failed_checks()
-        ]
+        ] + list(self.notes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,12 +166,13 @@ def _verify(
         return _finish(checks, None)
     result, profile = recognise_profile(parsed, policy)
     checks += [result, check_algorithms(parsed, policy)]
+    notes = check_subject_name(parsed)
     if profile is None or any(c.outcome is Outcome.FAILED for c in checks):
-        return _finish(checks, profile, cert=parsed.certificates[0])
+        return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
     refs, target = check_references(root, parsed, profile, data_tag)
     checks += [refs, check_no_unsigned_data(root, parsed, data_tag, target)]
     if refs.outcome is Outcome.FAILED:
-        return _finish(checks, profile, cert=parsed.certificates[0])
+        return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
     digests = check_digests(root, parsed, profile)
     crypto = verify_crypto(root, parsed, policy)
     checks += [crypto.digest_check if digests.outcome is Outcome.PASSED and crypto.digest_check else digests]
@@ -182,7 +187,8 @@ def _verify(
     leaf, intermediates = certificate_of(parsed)
     checks += trust_checks(leaf, intermediates, trust, facility_code, signing, signing_time, received_at, policy)
     ok = all(c.outcome in (Outcome.PASSED, Outcome.SKIPPED) for c in checks)
-    return _finish(checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed_data if ok else None)
+    signed = signed_data if ok else None
+    return _finish(checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed, notes=notes)
 
 
 def _signed_parts(
@@ -263,6 +269,7 @@ def _finish(
     cert: x509.Certificate | None = None,
     signing_time: datetime | None = None,
     signed_data: etree._Element | None = None,
+    notes: tuple[Finding, ...] = (),
 ) -> SignatureReport:
     """Fill the checks that did not run (naming the failure that stopped them), put every check in cause
     order (`CheckName`) and derive the indication from the first failure: the one cause every surface
@@ -288,4 +295,5 @@ def _finish(
         signing_time=signing_time,
         certificate=_summary(cert) if cert is not None else None,
         signed_data=signed_data if first is None else None,
+        notes=notes,
     )
