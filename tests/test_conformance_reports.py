@@ -205,3 +205,70 @@ def test_coverage_command_shows_the_selftest_kill_matrix_per_obligation(capsys: 
         assert line is not None, o["id"]
         assert line[1].startswith("UNPROTECTED" if o["id"] in found["unprotected"] else "broken by")
     assert f"{len(found['unprotected'])} broken by no selftest variant (UNPROTECTED: " in text
+
+
+# Issue 25: each result line of the summary says what failed, and strict-clean judges only its own cases
+
+
+def _case(case_id: str, verdict: Verdict, *, level: str = "MUST", result: str = "portal"):  # noqa: ANN202
+    from conformance.model import CaseResult, Level
+
+    return CaseResult(case_id, case_id, "api", Level(level), "b", verdict, f"{case_id} said so", result=result)
+
+
+STRICT_PASS = _case("GCS-DOC-008", Verdict.PASS, level="SHOULD", result="strict")
+STRICT_FAIL = _case("API-010", Verdict.FAIL, level="SHOULD", result="strict")
+
+
+@pytest.mark.parametrize(
+    ("results", "portal", "strict"),
+    [
+        # a late certificate (a MUST failure) is nothing strict mode refuses: strict-clean keeps its own verdict
+        (
+            [_case("DL-001", Verdict.FAIL), STRICT_PASS],
+            ("fail", "MUST case(s) failed: DL-001"),
+            ("pass", "GCS-DOC-008 passed"),
+        ),
+        (
+            [_case("API-011", Verdict.FAIL), _case("SIG-003", Verdict.ERROR), STRICT_FAIL],
+            ("fail", "MUST case(s) failed: API-011; not judged (harness error): SIG-003"),
+            ("fail", "strict case(s) failed: API-010"),
+        ),
+        ([_case("API-001", Verdict.PASS), STRICT_FAIL], ("pass", "no MUST case failed"), ("fail", "failed: API-010")),
+        (
+            [
+                _case("DL-001", Verdict.INCONCLUSIVE),
+                _case("GCS-DOC-008", Verdict.SKIP, level="SHOULD", result="strict"),
+            ],
+            ("inconclusive", "DL-001 could not be settled"),
+            ("skip", "not judged: GCS-DOC-008 skipped"),
+        ),
+        ([_case("DL-001", Verdict.FAIL)], ("fail", "failed: DL-001"), ("skip", "no case that counts towards it")),
+    ],
+)
+def test_the_two_results_say_what_failed_and_never_contradict_their_verdict(
+    results: list, portal: tuple[str, str], strict: tuple[str, str]
+) -> None:
+    import io
+
+    from conformance.outcome import summary
+    from conformance.report import TextReporter
+
+    info = summary(results)
+    for key, (verdict, said) in (("portal_compatible", portal), ("strict_clean", strict)):
+        assert info[key]["verdict"] == verdict and said in info[key]["statement"], info[key]
+    # strict-clean fails only when one of its own (SHOULD) cases did, never for a MUST failure alone
+    errors = {r.case_id for r in results if r.verdict is Verdict.ERROR}
+    assert set(info["strict_clean"]["failed"]) <= set(info["should_failed"]) | errors
+    assert (info["strict_clean"]["verdict"] == "fail") == bool(info["strict_clean"]["failed"])
+    out = io.StringIO()
+    TextReporter(out)(RunFinished(tuple(results), Bundle(), 1.0))
+    lines = {
+        line.split(":")[0].strip(): line
+        for line in out.getvalue().splitlines()
+        if "(MUST)" in line or "(SHOULD)" in line
+    }
+    assert f"{portal[0].upper()} — {info['portal_compatible']['statement']}" in lines["portal-compatible (MUST)"]
+    assert f"{strict[0].upper()} — {info['strict_clean']['statement']}" in lines["strict-clean (SHOULD)"]
+    for line in lines.values():  # a FAIL line never goes on to state what passing would mean
+        assert "FAIL" not in line or ("would accept every document" not in line and "nothing strict" not in line)

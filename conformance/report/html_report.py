@@ -265,7 +265,8 @@ def _parts(parts: dict[str, float]) -> str:
 def _two_results(info: dict[str, Any]) -> str:
     rows = "".join(
         f'<tr id="{key}"><th>{name} ({info[key]["level"]})</th><td>{_verdict(info[key]["verdict"])}</td>'
-        f"<td>{escape(info[key]['meaning'])}</td><td>{escape(', '.join(info[key]['failed']) or '—')}</td></tr>"
+        f'<td>{escape(info[key]["statement"])}<br><span class="muted">judges {escape(info[key]["meaning"])}</span>'
+        "</td></tr>"
         for key, name in (("portal_compatible", "Portal-compatible"), ("strict_clean", "Strict-clean"))
     )
     return f"<table>{rows}</table>"
