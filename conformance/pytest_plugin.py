@@ -23,7 +23,7 @@ from conformance.harness import DEFAULT_FACILITY, LiveOptions, run_live
 from conformance.model import CaseResult, Level, Verdict
 from conformance.registry import CaseSpec
 from conformance.report import FileReports
-from conformance.report.common import reproduce
+from conformance.report.common import details, reproduce
 
 OPTIONS = (
     ("trigger-cmd", "command that takes one order as JSON on stdin (exit 0 = taken)", str),
@@ -127,7 +127,7 @@ class CaseItem(pytest.Item):
         if result.verdict is Verdict.FAIL:
             if result.level is Level.SHOULD:
                 pytest.xfail(f"SHOULD: {result.message}")
-            lines = [result.message, *(f.message for f in result.evidence.findings)]
+            lines = [result.message, *details(result)]
             lines += ["reproduce with:", *reproduce(result, self.live.finished.bundle)]
             raise CaseFailed("\n".join(lines))
 

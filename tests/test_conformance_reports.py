@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from conformance.events import RunFinished
 from conformance.evidence import Bundle
 from conformance.model import Verdict
 from conformance.report import FileReports
+from conformance.report.common import reproduce
 from conformance.report.json_report import KEYS
 from conformance.runner import judge
 from tests.test_conformance_judging import CASES, entry, expectation, order, scenario, submission
@@ -272,3 +274,58 @@ def test_the_two_results_say_what_failed_and_never_contradict_their_verdict(
     assert f"{strict[0].upper()} — {info['strict_clean']['statement']}" in lines["strict-clean (SHOULD)"]
     for line in lines.values():  # a FAIL line never goes on to state what passing would mean
         assert "FAIL" not in line or ("would accept every document" not in line and "nothing strict" not in line)
+
+
+# Issue 25: "reproduce with" lists only what the findings name, and each message is said once
+
+
+def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_path: Path) -> None:
+    """DL-001 judges three certificates and one is late: its commands fetch that expectation alone, and the
+    junit.xml and report.html of the case do not repeat its message."""
+    codes = {f"r{i}": f"0000{i}.GCS.79101.26" for i in (1, 2, 3)}
+    bundle = Bundle(
+        meta={"mode": "run", "suite_version": SUITE_VERSION, "portal": "http://127.0.0.1:1"},
+        scenarios=(scenario("issue", "base"),),
+        orders=tuple(order(r, expectation_id=i, MA_GCS=codes[r]) for i, r in enumerate(codes, 27)),
+        expectations=(expectation(27, "OVERDUE"), expectation(28, "ARRIVED"), expectation(29, "ARRIVED")),
+        journal=(entry(1, "submit", "200", submission_id=28), entry(2, "submit", "200", submission_id=29)),
+        submissions=(submission(28), submission(29)),
+    )
+    results = judge(CASES.select(ids=["DL-001"]), bundle)
+    [late] = results
+    assert late.verdict is Verdict.FAIL and set(late.evidence.request_ids) == {"r1", "r2", "r3"}
+    commands = "\n".join(reproduce(late, bundle))
+    assert "/sandbox/expectations/27" in commands, commands
+    assert "/sandbox/expectations/28" not in commands and "/sandbox/expectations/29" not in commands, commands
+    FileReports(tmp_path)(RunFinished(tuple(results), bundle, 1.0))
+    failure = ET.parse(tmp_path / "junit.xml").getroot().find(".//failure")
+    assert failure.get("message") == late.message and late.message not in failure.text, failure.text
+    row = (
+        (tmp_path / "report.html").read_text().rsplit("<b>DL-001</b>", 1)[1]
+    )  # the case's row (the root cause is above)
+    assert row.count(html.escape(late.message, quote=False)) == 1  # the headline, not the findings list again
+
+
+def test_details_say_each_finding_once_and_not_the_headline_again() -> None:
+    from conformance.model import Finding
+    from conformance.registry import failed
+    from conformance.report.common import culprits, details
+
+    outcome = failed(
+        [Finding("a late", request_ids=("r1",)), Finding("a late", request_ids=("r1",)), Finding("b refused")]
+    )
+    result = _case("DL-001", Verdict.FAIL)
+    result = type(result)(**{**result.__dict__, "message": outcome.message, "evidence": outcome.evidence})
+    assert result.message == "a late (+2 more)"
+    assert details(result) == ["b refused"]
+    assert culprits(result).request_ids == ("r1",)
+
+
+def test_flow_findings_name_the_orders_they_are_about() -> None:
+    """Twins sharing a code and a wrong SO_CON name their orders (r1, r2), not only the case's whole evidence."""
+    twins = (order("r1", story="gcs_twins", expectation_id=1), order("r2", story="gcs_twins", expectation_id=2))
+    same = {"MA_GCS": "00001.GCS.79101.26", "SO_CON": "1"}
+    bundle = Bundle(orders=twins, expectations=(expectation(1, "ARRIVED", same), expectation(2, "ARRIVED", same)))
+    [result] = judge(CASES.select(ids=["FLOW-001"]), bundle)
+    assert result.verdict is Verdict.FAIL and len(result.evidence.findings) == 3
+    assert all(f.request_ids for f in result.evidence.findings), result.evidence.findings
