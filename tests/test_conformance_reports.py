@@ -279,9 +279,8 @@ def test_the_two_results_say_what_failed_and_never_contradict_their_verdict(
 # Issue 25: "reproduce with" lists only what the findings name, and each message is said once
 
 
-def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_path: Path) -> None:
-    """DL-001 judges three certificates and one is late: its commands fetch that expectation alone, and the
-    junit.xml and report.html of the case do not repeat its message."""
+def _one_late_of_three() -> Bundle:
+    """Three certificates DL-001 judges (expectations 27, 28, 29): only the first (27, order r1) is late."""
     codes = {f"r{i}": f"0000{i}.GCS.79101.26" for i in (1, 2, 3)}
     bundle = Bundle(
         meta={"mode": "run", "suite_version": SUITE_VERSION, "portal": "http://127.0.0.1:1"},
@@ -291,6 +290,13 @@ def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_pat
         journal=(entry(1, "submit", "200", submission_id=28), entry(2, "submit", "200", submission_id=29)),
         submissions=(submission(28), submission(29)),
     )
+    return bundle
+
+
+def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_path: Path) -> None:
+    """DL-001 judges three certificates and one is late: its commands fetch that expectation alone, and the
+    junit.xml and report.html of the case do not repeat its message."""
+    bundle = _one_late_of_three()
     results = judge(CASES.select(ids=["DL-001"]), bundle)
     [late] = results
     assert late.verdict is Verdict.FAIL and set(late.evidence.request_ids) == {"r1", "r2", "r3"}
@@ -329,3 +335,32 @@ def test_flow_findings_name_the_orders_they_are_about() -> None:
     [result] = judge(CASES.select(ids=["FLOW-001"]), bundle)
     assert result.verdict is Verdict.FAIL and len(result.evidence.findings) == 3
     assert all(f.request_ids for f in result.evidence.findings), result.evidence.findings
+
+
+# Issue 25: the pytest plugin's JUnit items have the classname `conformance.<area>`, as the suite's junit.xml
+
+
+def test_pytest_plugin_items_have_the_area_as_classname_and_say_each_message_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plugin's items in pytest's own --junitxml (the live run replaced by judging constructed evidence)."""
+    import conformance.pytest_plugin as plugin
+
+    bundle = _one_late_of_three()
+    monkeypatch.setattr(
+        plugin, "run_live", lambda _options, specs, _listeners: RunFinished(tuple(judge(specs, bundle)), bundle, 0.1)
+    )
+    (tmp_path / "test_smoke.py").write_text("def test_smoke():\n    pass\n")
+    junit = tmp_path / "junit.xml"
+    argv = ["-q", str(tmp_path / "test_smoke.py"), f"--junitxml={junit}", "--conformance-only", "GCS-DOC-001,DL-001"]
+    assert pytest.main([*argv, "--conformance-trigger-cmd", "true", "--conformance-portal", "http://127.0.0.1:1"]) == 1
+    capsys.readouterr()
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert {n: c.get("classname") for n, c in cases.items()} == {
+        "test_smoke": "test_smoke",
+        "GCS-DOC-001": "conformance.documents",
+        "DL-001": "conformance.deadline",
+    }
+    late = next(r for r in judge(CASES.select(ids=["DL-001"]), bundle))
+    failure = cases["DL-001"].find("failure")
+    assert failure.text.count(late.message) == 1 and "/sandbox/expectations/28" not in failure.text, failure.text
