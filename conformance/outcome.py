@@ -43,9 +43,9 @@ def _named(results: list[CaseResult], verdict: Verdict) -> str:
 
 def _what_failed(bad: list[CaseResult]) -> str:
     """Which cases make a result FAIL, a harness error told apart from a failure of the hospital."""
-    parts = [f"failed: {_named(bad, Verdict.FAIL)}" if _named(bad, Verdict.FAIL) else ""]
-    parts.append(f"not judged (harness error): {_named(bad, Verdict.ERROR)}" if _named(bad, Verdict.ERROR) else "")
-    return "; ".join(p for p in parts if p)
+    failures, errors = _named(bad, Verdict.FAIL), _named(bad, Verdict.ERROR)
+    parts = (failures and f"failed: {failures}", errors and f"not judged (harness error): {errors}")
+    return "; ".join(part for part in parts if part)
 
 
 def _portal_compatible(results: tuple[CaseResult, ...] | list[CaseResult], verdict: str) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def _strict_clean(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[st
     return {
         "verdict": verdict,
         "level": "SHOULD",
-        "meaning": "whether strict mode would refuse anything the hospital sent: safe against any tightening of the "
-        "portal",
+        "meaning": "whether strict mode would refuse anything the hospital sent (clean: safe against any tightening "
+        "of the portal)",
         "statement": statement,
         "failed": [r.case_id for r in bad],
     }
