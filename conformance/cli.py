@@ -2,7 +2,8 @@
 
     conformance list [--json]
     conformance check FILE... [--facility CODE] [--trust CA.pem] [--crl CRL] [--json] [--cases] [--report-dir DIR]
-    conformance run (--trigger-cmd CMD | --trigger-url URL | --reference [--variant NAME]) [--portal URL]
+    conformance run (--trigger-cmd CMD | --trigger-url URL | --reference [--variant NAME] [--port-range LOW-HIGH])
+                    [--portal URL]
                     [--admin-token T] [--facility CODE --username U --password P] [--cert CERT.pem]
                     [--trust CA.pem] [--crl CRL.pem] [--clock-rate 600] [--only IDS] [--report-dir DIR] [--seed N]
     conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
@@ -192,6 +193,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from conformance.harness import LiveOptions, run_live
+    from conformance.portal import PortRange
 
     options = LiveOptions(
         trigger_cmd=args.trigger_cmd,
@@ -212,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:
         reuse_facility=args.reuse_facility,
         keep_workspace=args.keep_workspace,
         order_portal=args.order_portal,
+        port_range=PortRange.parse(args.port_range) if args.port_range else None,
     )
     finished = run_live(options, _selected(args.only), _listeners(args.report_dir))
     if args.report_dir:
@@ -340,6 +343,13 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--trigger-url", metavar="URL", help="URL that takes one order as a JSON POST (2xx = taken)")
     who.add_argument("--reference", action="store_true", help="start the reference hospital and certify it")
     run.add_argument("--variant", help="with --reference: a deliberately broken variant (no-retry, sha1, …)")
+    run.add_argument(
+        "--port-range",
+        metavar="LOW-HIGH",
+        help="with --reference: every port the run listens on (its own portal, one reference hospital per "
+        "scenario facility, all on 127.0.0.1) is a free one of LOW-HIGH, e.g. 20000-20100 (default: ports "
+        "the kernel picks); a range too small or with no free port left stops the run (exit 2)",
+    )
     run.add_argument(
         "--portal",
         help="base URL of the portal your hospital system sends to (required with --trigger-*; "

@@ -22,8 +22,9 @@ from conformance import UsageError
 from conformance.events import Listener, RunFinished
 from conformance.offline import certificates_from, read_input
 from conformance.portal import (
+    PortRange,
+    Ports,
     SandboxAdmin,
-    free_port,
     own_workspace,
     restoring,
     start_local_portal,
@@ -95,11 +96,11 @@ def provision(admin: SandboxAdmin, facilities: list[Facility], material: Provisi
 
 
 @contextlib.contextmanager
-def portal_admin(url: str | None, admin_token: str | None, workdir: Path) -> Iterator[SandboxAdmin]:
-    """The given portal, or one started here for the run (stopped afterwards)."""
+def portal_admin(url: str | None, admin_token: str | None, workdir: Path, ports: Ports) -> Iterator[SandboxAdmin]:
+    """The given portal, or one started here for the run on a port of `ports` (stopped afterwards)."""
     local = None
     if url is None:
-        local = start_local_portal(workdir)
+        local = start_local_portal(workdir, port=ports.take("the portal"))
         url, admin_token = local.base_url, local.admin_token
     if not admin_token:
         raise UsageError("--admin-token (or PORTAL_ADMIN_TOKEN) is needed with --portal")
@@ -153,10 +154,13 @@ def reference_lanes(
     clock_rate: float,
     account: str = "BV",
     hospital_args: tuple[str, ...] = (),
+    ports: Ports | None = None,
 ) -> tuple[list[Lane], list[Facility], Provisioning, ReferenceHospitals]:
-    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger. Their
-    accounts are `<code>_<account>` (account names are unique across a portal's workspaces);
-    `hospital_args` are more `python -m fixtures.hospital serve` options, e.g. `--late-seconds`."""
+    """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger on a port of
+    `ports` (default: ones the kernel picks). Their accounts are `<code>_<account>` (account names are unique
+    across a portal's workspaces); `hospital_args` are more `python -m fixtures.hospital serve` options, e.g.
+    `--late-seconds`."""
+    ports = ports or Ports()
     codes = [f"{REFERENCE_PROVINCE}{101 + i:03d}" for i in range(count)]
     facilities = [Facility(code, f"{code}_{account}", "ref-pass") for code in codes]
     pki = TestPKI.create(
@@ -177,7 +181,7 @@ def reference_lanes(
     hospitals, started = ReferenceHospitals(), []
     try:
         for facility in facilities:
-            port = free_port()
+            port = ports.take(f"the reference hospital of facility {facility.code}")
             state = workdir / f"hospital-{facility.code}"
             state.mkdir(parents=True, exist_ok=True)
             command = [
@@ -236,12 +240,32 @@ class LiveOptions:
     end unless this is set."""
     order_portal: bool = False
     """Add the optional `portal` object to every order (always for the reference hospital)."""
+    port_range: PortRange | None = None
+    """With `reference`: the ports the run's own portal and hospitals listen on (default: the kernel's choice)."""
 
     @property
     def description(self) -> str:
         if self.reference:
             return f"reference hospital{' (variant ' + self.variant + ')' if self.variant else ''}"
         return make_trigger(self.trigger_cmd, self.trigger_url).description
+
+
+def _port_range(options: LiveOptions, hospitals: int) -> PortRange | None:
+    """The run's port range, refused when it cannot be used: with a vendor trigger (the run listens on no
+    port) or when it holds fewer ports than the run's own portal and reference hospitals need."""
+    allowed = options.port_range
+    if allowed is None:
+        return None
+    if not options.reference:
+        raise UsageError("--port-range needs --reference: a run with a vendor trigger listens on no port of its own")
+    needed = hospitals + (options.portal is None)
+    if len(allowed) < needed:
+        portal = " the portal and" if options.portal is None else ""
+        raise UsageError(
+            f"--port-range {allowed} holds {len(allowed)} port(s); this run needs {needed}:{portal} "
+            f"{hospitals} reference hospital(s), one per scenario facility of the cases selected"
+        )
+    return allowed
 
 
 def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listener]) -> RunFinished:
@@ -252,18 +276,19 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
             "a vendor trigger needs --portal URL: the portal your hospital system sends to "
             "(start one with `make serve`); only --reference starts a portal of its own"
         )
+    count = len(scenarios_for(needed_tags(specs))) if options.reference else 0
+    ports = Ports(_port_range(options, count))
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         workdir = Path(tmp)
         token = options.admin_token or os.environ.get("PORTAL_ADMIN_TOKEN")
         with contextlib.ExitStack() as stack:
-            admin = stack.enter_context(portal_admin(options.portal, token, workdir))
+            admin = stack.enter_context(portal_admin(options.portal, token, workdir, ports))
             if options.reference and options.portal is not None:  # a shared portal: a workspace of its own
                 admin = stack.enter_context(own_workspace(admin, "conformance run", keep=options.keep_workspace))
             # the portal outlives the run (the vendor's, or a workspace kept): what the hospital still sends lands there
             lasting = options.portal is not None and (admin.workspace is None or options.keep_workspace)
-            hospitals = None
+            hospitals, description = None, options.description
             if options.reference:
-                count = len(scenarios_for(needed_tags(specs)))
                 lanes, facilities, material, hospitals = reference_lanes(
                     admin.base_url,
                     workdir,
@@ -271,7 +296,9 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                     variant=options.variant,
                     clock_rate=options.clock_rate,
                     account=admin.workspace or "BV",
+                    ports=ports,
                 )
+                description += f" ({', '.join(lane.trigger.description for lane in lanes)})"
             else:
                 trigger = make_trigger(options.trigger_cmd, options.trigger_url)
                 facility = Facility(options.facility, options.username or f"{options.facility}_BV", options.password)
@@ -288,7 +315,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                         listeners=listeners,
                         rate=options.clock_rate,
                         seed=options.seed,
-                        trigger_description=options.description,
+                        trigger_description=description,
                         scenario_timeout=options.timeout,
                         order_portal=options.order_portal or options.reference,
                         settle=lasting,

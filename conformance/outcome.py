@@ -21,23 +21,12 @@ def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any
     counts = Counter(r.verdict.value for r in results)
     blocking = [r.case_id for r in results if r.blocking]
     undecided = [r.case_id for r in results if r.undecided]
-    not_strict = [r.case_id for r in results if r.result == "strict" and r.verdict in (Verdict.FAIL, Verdict.ERROR)]
     verdict = "fail" if blocking else "inconclusive" if undecided else "pass"
     return {
         "verdict": verdict,
         "headline": HEADLINES[verdict],
-        "portal_compatible": {
-            "verdict": verdict,
-            "level": "MUST",
-            "meaning": "the real portal would accept every document and file it under the right facility",
-            "failed": blocking,
-        },
-        "strict_clean": {
-            "verdict": "fail" if blocking or not_strict else verdict,
-            "level": "SHOULD",
-            "meaning": "nothing strict mode would refuse: safe against any tightening of the portal",
-            "failed": blocking + not_strict,
-        },
+        "portal_compatible": _portal_compatible(results, verdict),
+        "strict_clean": _strict_clean(results),
         "counts": {v.value: counts.get(v.value, 0) for v in Verdict},
         "total": len(results),
         "must_failed": blocking,
@@ -45,6 +34,64 @@ def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any
         "should_failed": [r.case_id for r in results if r.verdict is Verdict.FAIL and not r.blocking],
         "exit_code": exit_code(results),
         "root_causes": root_causes(results),
+    }
+
+
+def _named(results: list[CaseResult], verdict: Verdict) -> str:
+    return ", ".join(r.case_id for r in results if r.verdict is verdict)
+
+
+def _what_failed(bad: list[CaseResult]) -> str:
+    """Which cases make a result FAIL, a harness error told apart from a failure of the hospital."""
+    failures, errors = _named(bad, Verdict.FAIL), _named(bad, Verdict.ERROR)
+    parts = (failures and f"failed: {failures}", errors and f"not judged (harness error): {errors}")
+    return "; ".join(part for part in parts if part)
+
+
+def _portal_compatible(results: tuple[CaseResult, ...] | list[CaseResult], verdict: str) -> dict[str, Any]:
+    """The MUST cases' result; `statement` says in words what its verdict rests on (the cases, by ID)."""
+    blocking = [r for r in results if r.blocking]
+    if blocking:
+        statement = f"MUST case(s) {_what_failed(blocking)}"
+    elif verdict == "inconclusive":
+        statement = (
+            f"no MUST case failed, but {', '.join(r.case_id for r in results if r.undecided)} could not be settled "
+            "on this machine's timing"
+        )
+    else:
+        statement = "no MUST case failed: the real portal would accept every document, filed under the right facility"
+    return {
+        "verdict": verdict,
+        "level": "MUST",
+        "meaning": "whether the real portal would accept every document and file it under the right facility",
+        "statement": statement,
+        "failed": [r.case_id for r in blocking],
+    }
+
+
+def _strict_clean(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any]:
+    """The result of the cases that count towards strict-clean (`result="strict"`: would `strict` mode refuse
+    anything the hospital sent?), and of those only: a MUST failure is portal-compatible's, not this one's.
+    `skip` when none of them was judged (none selected, or each skipped for want of evidence)."""
+    covered = [r for r in results if r.result == "strict"]
+    bad = [r for r in covered if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+    judged = [r for r in covered if r.verdict is Verdict.PASS]
+    if bad:
+        verdict, statement = "fail", f"strict case(s) {_what_failed(bad)}"
+    elif judged:
+        verdict = "pass"
+        statement = f"nothing strict mode would refuse ({', '.join(r.case_id for r in judged)} passed)"
+    elif covered:
+        verdict, statement = "skip", f"not judged: {', '.join(r.case_id for r in covered)} skipped"
+    else:
+        verdict, statement = "skip", "not judged: no case that counts towards it was selected"
+    return {
+        "verdict": verdict,
+        "level": "SHOULD",
+        "meaning": "whether strict mode would refuse anything the hospital sent (clean: safe against any tightening "
+        "of the portal)",
+        "statement": statement,
+        "failed": [r.case_id for r in bad],
     }
 
 

@@ -25,10 +25,14 @@ from typing import Any
 
 import httpx
 
+from conformance import UsageError
+
 __all__ = [
     "LocalPortal",
+    "PortRange",
     "PortalError",
     "PortalState",
+    "Ports",
     "SandboxAdmin",
     "free_port",
     "published_keys",
@@ -50,6 +54,65 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:`port` now (a probe as strict as the servers' own bind)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """The loopback ports a run may listen on (`--port-range LOW-HIGH`), for a CI runner or a firewall
+    that allows only those."""
+
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, text: str) -> PortRange:
+        low, dash, high = text.strip().partition("-")
+        if not (dash and low.strip().isdigit() and high.strip().isdigit()):
+            raise UsageError(f"--port-range {text!r}: give LOW-HIGH, e.g. 20000-20100")
+        found = cls(int(low), int(high))
+        if not 1 <= found.low <= found.high <= 65535:
+            raise UsageError(f"--port-range {text!r}: ports lie in 1-65535, LOW first")
+        return found
+
+    def __len__(self) -> int:
+        return self.high - self.low + 1
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+class Ports:
+    """Hands out the ports a run's own servers listen on, each once: ones the kernel picks, or, given a
+    `PortRange`, the free ones of that range in order."""
+
+    def __init__(self, allowed: PortRange | None = None) -> None:
+        self.allowed = allowed
+        self.given: list[int] = []
+
+    def take(self, what: str) -> int:
+        """A free port for `what` (the portal, a hospital); UsageError when the range has none left."""
+        if self.allowed is None:
+            port = free_port()
+        else:
+            free = (p for p in range(self.allowed.low, self.allowed.high + 1) if p not in self.given and _bindable(p))
+            port = next(free, 0)
+            if not port:
+                raise UsageError(
+                    f"--port-range {self.allowed}: no free port left for {what} (this run took "
+                    f"{', '.join(map(str, self.given)) or 'none'}; every other port of the range is in use)"
+                )
+        self.given.append(port)
+        return port
 
 
 class SandboxAdmin:
@@ -280,7 +343,7 @@ def own_workspace(admin: SandboxAdmin, name: str, *, keep: bool = False) -> Iter
 
 @dataclass
 class LocalPortal:
-    """A `mock-portal serve` process the harness started for itself on a free loopback port."""
+    """A `mock-portal serve` process the harness started for itself on a loopback port."""
 
     base_url: str
     admin_token: str
@@ -295,9 +358,10 @@ class LocalPortal:
             self.process.kill()
 
 
-def start_local_portal(directory: Path, *, timeout: float = 30.0) -> LocalPortal:
-    """Start a portal with its own SQLite database in `directory`; wait until it answers."""
-    port, token = free_port(), secrets.token_urlsafe(16)
+def start_local_portal(directory: Path, *, timeout: float = 30.0, port: int | None = None) -> LocalPortal:
+    """Start a portal with its own SQLite database in `directory` on `port` (default: one the kernel picks);
+    wait until it answers."""
+    port, token = port or free_port(), secrets.token_urlsafe(16)
     env = {
         **os.environ,
         "PORTAL_DATABASE_URL": f"sqlite:///{directory / 'portal.sqlite3'}",

@@ -8,7 +8,8 @@ as well registers it twice, which pytest refuses ("Plugin already registered").
 Inert unless `--conformance-trigger-cmd` or `--conformance-trigger-url` is given. Then one item per
 case ID is added to the session; the live run happens once, on the first item, and every item
 reports its own case: MUST failures fail, SHOULD failures are xfail, skipped cases skip, a harness
-error is an error. Each item carries the case's ID, level, basis, grade and result as JUnit properties.
+error is an error. Each item carries the case's ID, level, basis, grade and result as JUnit properties, and
+the classname `conformance.<area>` (documents, signature, api, deadline, flows), as in the suite's junit.xml.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from conformance.harness import DEFAULT_FACILITY, LiveOptions, run_live
 from conformance.model import CaseResult, Level, Verdict
 from conformance.registry import CaseSpec
 from conformance.report import FileReports
-from conformance.report.common import reproduce
+from conformance.report.common import details, reproduce
 
 OPTIONS = (
     ("trigger-cmd", "command that takes one order as JSON on stdin (exit 0 = taken)", str),
@@ -127,7 +128,7 @@ class CaseItem(pytest.Item):
         if result.verdict is Verdict.FAIL:
             if result.level is Level.SHOULD:
                 pytest.xfail(f"SHOULD: {result.message}")
-            lines = [result.message, *(f.message for f in result.evidence.findings)]
+            lines = [result.message, *details(result)]
             lines += ["reproduce with:", *reproduce(result, self.live.finished.bundle)]
             raise CaseFailed("\n".join(lines))
 
@@ -147,4 +148,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     ids = [part.strip() for part in (_option(config, "only") or "").split(",") if part.strip()]
     specs = registry.select(ids=ids)
     live = LiveSession(config, specs)
-    items.extend(CaseItem.from_parent(session, name=spec.id, spec=spec, live=live) for spec in specs)
+    # the node ID `conformance.<area>::<ID>` gives JUnit the classname `conformance.<area>` (as in our junit.xml)
+    items.extend(
+        CaseItem.from_parent(session, name=spec.id, nodeid=f"conformance.{spec.area}::{spec.id}", spec=spec, live=live)
+        for spec in specs
+    )

@@ -7,8 +7,10 @@ sandbox clock 600× faster than real time, so a full run takes well under a minu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -18,6 +20,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from conformance.cli import main
+from conformance.evidence import load
 from fixtures.hostile import busy_cores
 from fixtures.pki import TestPKI, write_pki
 from tests.live import start_server
@@ -152,3 +155,70 @@ def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(tmp_pat
     assert not any(c.find("failure") is not None or c.find("skipped") is not None for c in cases)
     flow = next(c for c in cases if c.get("name") == "FLOW-001")
     assert {p.get("name") for p in flow.findall("properties/property")} == {"id", "level", "basis", "grade", "result"}
+
+
+# Issue 25: `conformance run --reference --port-range` puts every port the run listens on in the range given
+
+
+def _free_range(size: int) -> tuple[int, int]:
+    """`size` consecutive loopback ports nothing listens on now (a window after one the kernel picked)."""
+    import socket
+
+    from conformance.portal import free_port
+
+    for _ in range(20):
+        low = min(free_port(), 65535 - size)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(low, low + size):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return low, low + size - 1
+    raise AssertionError(f"no {size} consecutive free ports")
+
+
+def test_a_reference_run_listens_only_on_ports_of_the_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The portal and the hospital the run starts serve on ports of `--port-range`: the hospital took its
+    orders there and the portal journalled its sends there."""
+    low, high = _free_range(4)
+    code, report, out = run(capsys, tmp_path, "--only", "API-001", "--port-range", f"{low}-{high}")
+    assert code == 0, out
+    ports = [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)", f"{report['portal']} {report['trigger']}")]
+    assert len(ports) == 2 and len(set(ports)) == 2 and all(low <= p <= high for p in ports), report["trigger"]
+    assert report["trigger"].endswith(f"(HTTP POST http://127.0.0.1:{ports[1]}/orders)")
+    bundle = load(tmp_path / "evidence.jsonl")
+    assert bundle.orders and all(o.taken for o in bundle.orders), "the hospital on its port of the range took them"
+    assert any(e["operation"] == "submit" for e in bundle.journal), "the portal on its port of the range was sent to"
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("20100-20000", "ports lie in 1-65535, LOW first"),
+        ("20000", "give LOW-HIGH"),
+        ("a-b", "give LOW-HIGH"),
+        ("0-10", "ports lie in 1-65535"),
+        ("20000-20000", "holds 1 port(s); this run needs 2: the portal and 1 reference hospital(s)"),
+    ],
+)
+def test_a_port_range_that_cannot_serve_is_a_usage_error(
+    given: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--reference", "--only", "API-001", "--port-range", given]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+
+
+def test_a_port_range_whose_ports_are_taken_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    low, high = _free_range(2)
+    with contextlib.ExitStack() as stack:
+        for port in (low, high):
+            stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+        assert main(["run", "--reference", "--only", "API-001", "--port-range", f"{low}-{high}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--port-range {low}-{high}: no free port left for the portal" in err, err
+    assert main(["run", "--trigger-url", "http://127.0.0.1:9/", "--portal", "http://x", "--port-range", "1-2"]) == 2
+    assert "--port-range needs --reference" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from conformance.events import RunFinished
 from conformance.evidence import Bundle
 from conformance.model import Verdict
 from conformance.report import FileReports
+from conformance.report.common import reproduce
 from conformance.report.json_report import KEYS
 from conformance.runner import judge
 from tests.test_conformance_judging import CASES, entry, expectation, order, scenario, submission
@@ -205,3 +207,160 @@ def test_coverage_command_shows_the_selftest_kill_matrix_per_obligation(capsys: 
         assert line is not None, o["id"]
         assert line[1].startswith("UNPROTECTED" if o["id"] in found["unprotected"] else "broken by")
     assert f"{len(found['unprotected'])} broken by no selftest variant (UNPROTECTED: " in text
+
+
+# Issue 25: each result line of the summary says what failed, and strict-clean judges only its own cases
+
+
+def _case(case_id: str, verdict: Verdict, *, level: str = "MUST", result: str = "portal"):  # noqa: ANN202
+    from conformance.model import CaseResult, Level
+
+    return CaseResult(case_id, case_id, "api", Level(level), "b", verdict, f"{case_id} said so", result=result)
+
+
+STRICT_PASS = _case("GCS-DOC-008", Verdict.PASS, level="SHOULD", result="strict")
+STRICT_FAIL = _case("API-010", Verdict.FAIL, level="SHOULD", result="strict")
+
+
+@pytest.mark.parametrize(
+    ("results", "portal", "strict"),
+    [
+        # a late certificate (a MUST failure) is nothing strict mode refuses: strict-clean keeps its own verdict
+        (
+            [_case("DL-001", Verdict.FAIL), STRICT_PASS],
+            ("fail", "MUST case(s) failed: DL-001"),
+            ("pass", "GCS-DOC-008 passed"),
+        ),
+        (
+            [_case("API-011", Verdict.FAIL), _case("SIG-003", Verdict.ERROR), STRICT_FAIL],
+            ("fail", "MUST case(s) failed: API-011; not judged (harness error): SIG-003"),
+            ("fail", "strict case(s) failed: API-010"),
+        ),
+        ([_case("API-001", Verdict.PASS), STRICT_FAIL], ("pass", "no MUST case failed"), ("fail", "failed: API-010")),
+        (
+            [
+                _case("DL-001", Verdict.INCONCLUSIVE),
+                _case("GCS-DOC-008", Verdict.SKIP, level="SHOULD", result="strict"),
+            ],
+            ("inconclusive", "DL-001 could not be settled"),
+            ("skip", "not judged: GCS-DOC-008 skipped"),
+        ),
+        ([_case("DL-001", Verdict.FAIL)], ("fail", "failed: DL-001"), ("skip", "no case that counts towards it")),
+    ],
+)
+def test_the_two_results_say_what_failed_and_never_contradict_their_verdict(
+    results: list, portal: tuple[str, str], strict: tuple[str, str]
+) -> None:
+    import io
+
+    from conformance.outcome import summary
+    from conformance.report import TextReporter
+
+    info = summary(results)
+    for key, (verdict, said) in (("portal_compatible", portal), ("strict_clean", strict)):
+        assert info[key]["verdict"] == verdict and said in info[key]["statement"], info[key]
+    # strict-clean fails only when one of its own (SHOULD) cases did, never for a MUST failure alone
+    errors = {r.case_id for r in results if r.verdict is Verdict.ERROR}
+    assert set(info["strict_clean"]["failed"]) <= set(info["should_failed"]) | errors
+    assert (info["strict_clean"]["verdict"] == "fail") == bool(info["strict_clean"]["failed"])
+    out = io.StringIO()
+    TextReporter(out)(RunFinished(tuple(results), Bundle(), 1.0))
+    lines = {
+        line.split(":")[0].strip(): line
+        for line in out.getvalue().splitlines()
+        if "(MUST)" in line or "(SHOULD)" in line
+    }
+    assert f"{portal[0].upper()} — {info['portal_compatible']['statement']}" in lines["portal-compatible (MUST)"]
+    assert f"{strict[0].upper()} — {info['strict_clean']['statement']}" in lines["strict-clean (SHOULD)"]
+    for line in lines.values():  # a FAIL line never goes on to state what passing would mean
+        assert "FAIL" not in line or ("would accept every document" not in line and "nothing strict" not in line)
+
+
+# Issue 25: "reproduce with" lists only what the findings name, and each message is said once
+
+
+def _one_late_of_three() -> Bundle:
+    """Three certificates DL-001 judges (expectations 27, 28, 29): only the first (27, order r1) is late."""
+    codes = {f"r{i}": f"0000{i}.GCS.79101.26" for i in (1, 2, 3)}
+    bundle = Bundle(
+        meta={"mode": "run", "suite_version": SUITE_VERSION, "portal": "http://127.0.0.1:1"},
+        scenarios=(scenario("issue", "base"),),
+        orders=tuple(order(r, expectation_id=i, MA_GCS=codes[r]) for i, r in enumerate(codes, 27)),
+        expectations=(expectation(27, "OVERDUE"), expectation(28, "ARRIVED"), expectation(29, "ARRIVED")),
+        journal=(entry(1, "submit", "200", submission_id=28), entry(2, "submit", "200", submission_id=29)),
+        submissions=(submission(28), submission(29)),
+    )
+    return bundle
+
+
+def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_path: Path) -> None:
+    """DL-001 judges three certificates and one is late: its commands fetch that expectation alone, and the
+    junit.xml and report.html of the case do not repeat its message."""
+    bundle = _one_late_of_three()
+    results = judge(CASES.select(ids=["DL-001"]), bundle)
+    [late] = results
+    assert late.verdict is Verdict.FAIL and set(late.evidence.request_ids) == {"r1", "r2", "r3"}
+    commands = "\n".join(reproduce(late, bundle))
+    assert "/sandbox/expectations/27" in commands, commands
+    assert "/sandbox/expectations/28" not in commands and "/sandbox/expectations/29" not in commands, commands
+    FileReports(tmp_path)(RunFinished(tuple(results), bundle, 1.0))
+    failure = ET.parse(tmp_path / "junit.xml").getroot().find(".//failure")
+    assert failure.get("message") == late.message and late.message not in failure.text, failure.text
+    row = (
+        (tmp_path / "report.html").read_text().rsplit("<b>DL-001</b>", 1)[1]
+    )  # the case's row (the root cause is above)
+    assert row.count(html.escape(late.message, quote=False)) == 1  # the headline, not the findings list again
+
+
+def test_details_say_each_finding_once_and_not_the_headline_again() -> None:
+    from conformance.model import Finding
+    from conformance.registry import failed
+    from conformance.report.common import culprits, details
+
+    outcome = failed(
+        [Finding("a late", request_ids=("r1",)), Finding("a late", request_ids=("r1",)), Finding("b refused")]
+    )
+    result = _case("DL-001", Verdict.FAIL)
+    result = type(result)(**{**result.__dict__, "message": outcome.message, "evidence": outcome.evidence})
+    assert result.message == "a late (+2 more)"
+    assert details(result) == ["b refused"]
+    assert culprits(result).request_ids == ("r1",)
+
+
+def test_flow_findings_name_the_orders_they_are_about() -> None:
+    """Twins sharing a code and a wrong SO_CON name their orders (r1, r2), not only the case's whole evidence."""
+    twins = (order("r1", story="gcs_twins", expectation_id=1), order("r2", story="gcs_twins", expectation_id=2))
+    same = {"MA_GCS": "00001.GCS.79101.26", "SO_CON": "1"}
+    bundle = Bundle(orders=twins, expectations=(expectation(1, "ARRIVED", same), expectation(2, "ARRIVED", same)))
+    [result] = judge(CASES.select(ids=["FLOW-001"]), bundle)
+    assert result.verdict is Verdict.FAIL and len(result.evidence.findings) == 3
+    assert all(f.request_ids for f in result.evidence.findings), result.evidence.findings
+
+
+# Issue 25: the pytest plugin's JUnit items have the classname `conformance.<area>`, as the suite's junit.xml
+
+
+def test_pytest_plugin_items_have_the_area_as_classname_and_say_each_message_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plugin's items in pytest's own --junitxml (the live run replaced by judging constructed evidence)."""
+    import conformance.pytest_plugin as plugin
+
+    bundle = _one_late_of_three()
+    monkeypatch.setattr(
+        plugin, "run_live", lambda _options, specs, _listeners: RunFinished(tuple(judge(specs, bundle)), bundle, 0.1)
+    )
+    (tmp_path / "test_smoke.py").write_text("def test_smoke():\n    pass\n")
+    junit = tmp_path / "junit.xml"
+    argv = ["-q", str(tmp_path / "test_smoke.py"), f"--junitxml={junit}", "--conformance-only", "GCS-DOC-001,DL-001"]
+    assert pytest.main([*argv, "--conformance-trigger-cmd", "true", "--conformance-portal", "http://127.0.0.1:1"]) == 1
+    capsys.readouterr()
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert {n: c.get("classname") for n, c in cases.items()} == {
+        "test_smoke": "test_smoke",
+        "GCS-DOC-001": "conformance.documents",
+        "DL-001": "conformance.deadline",
+    }
+    late = next(r for r in judge(CASES.select(ids=["DL-001"]), bundle))
+    failure = cases["DL-001"].find("failure")
+    assert failure.text.count(late.message) == 1 and "/sandbox/expectations/28" not in failure.text, failure.text

@@ -63,9 +63,11 @@ def twins(bundle: Bundle) -> Outcome:
     found, problems = _arrived(bundle, orders)
     codes = [fields["MA_GCS"] for _, fields in found]
     if len(found) == len(orders) and len(set(codes)) != len(codes):
-        problems.append(Finding(f"twins share MA_GCS {codes}"))
+        problems.append(Finding(f"twins share MA_GCS {codes}", request_ids=tuple(o.request_id for o, _ in found)))
     problems += [
-        Finding(f"{f['MA_GCS']}: SO_CON={f.get('SO_CON')!r}, expected '2'") for _, f in found if f.get("SO_CON") != "2"
+        Finding(f"{f['MA_GCS']}: SO_CON={f.get('SO_CON')!r}, expected '2'", request_ids=(o.request_id,))
+        for o, f in found
+        if f.get("SO_CON") != "2"
     ]
     return _outcome(problems, orders, f"{len(found)} twin certificates, distinct MA_GCS, SO_CON=2")
 
@@ -83,7 +85,7 @@ def reissue(bundle: Bundle) -> Outcome:
     found, problems = _arrived(bundle, orders)
     again = [(o, f) for o, f in found if o.data.get("CAP_LAN_DAU") == "0"]
     if not problems and not again:
-        problems.append(Finding("no reissue arrived"))
+        problems.append(Finding("no reissue arrived", request_ids=tuple(o.request_id for o in orders)))
     for order, fields in again:
         if fields.get("MA_GCS") != order.code or fields.get("CAP_LAN_DAU") != "0":
             problems.append(

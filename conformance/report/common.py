@@ -4,7 +4,7 @@ summary is the run's outcome as data: `conformance.outcome`)."""
 from __future__ import annotations
 
 from conformance.evidence import Bundle, Json
-from conformance.model import CaseResult, Verdict
+from conformance.model import CaseResult, Evidence, Verdict
 from conformance.timing import resolution
 
 ADMIN = '-H "Authorization: Bearer $PORTAL_ADMIN_TOKEN"'
@@ -25,12 +25,8 @@ def _submission_view(submission: Json) -> Json:
     return {k: v for k, v in submission.items() if k != "file_b64"}
 
 
-def case_evidence(result: CaseResult, bundle: Bundle) -> Json:
-    """The journal entries, submissions and orders a case judged, in full."""
-    ev = result.evidence
-    journal = [e for e in bundle.journal if e["id"] in set(ev.journal_ids)]
-    submissions = [_submission_view(s) for s in bundle.submissions if s["id"] in set(ev.submission_ids)]
-    orders = [
+def _orders(bundle: Bundle, request_ids: tuple[str, ...]) -> list[Json]:
+    return [
         {
             "request_id": o.request_id,
             "type": o.type,
@@ -41,25 +37,67 @@ def case_evidence(result: CaseResult, bundle: Bundle) -> Json:
             "expectation_id": o.expectation_id,
         }
         for o in bundle.orders
-        if o.request_id in set(ev.request_ids)
+        if o.request_id in set(request_ids)
     ]
-    expectations = [x for x in bundle.expectations if x["id"] in {o["expectation_id"] for o in orders}]
+
+
+def _expectations(bundle: Bundle, orders: list[Json]) -> list[Json]:
+    return [x for x in bundle.expectations if x["id"] in {o["expectation_id"] for o in orders}]
+
+
+def case_evidence(result: CaseResult, bundle: Bundle) -> Json:
+    """The journal entries, submissions and orders a case judged, in full."""
+    ev = result.evidence
+    journal = [e for e in bundle.journal if e["id"] in set(ev.journal_ids)]
+    submissions = [_submission_view(s) for s in bundle.submissions if s["id"] in set(ev.submission_ids)]
+    orders = _orders(bundle, ev.request_ids)
     return {
         "findings": [f.to_dict() for f in ev.findings],
         "journal": journal,
         "submissions": submissions,
         "orders": orders,
-        "expectations": expectations,
+        "expectations": _expectations(bundle, orders),
     }
 
 
+def culprits(result: CaseResult) -> Evidence:
+    """The exchanges, submissions and orders the case's findings name: what made it fail, not everything it
+    judged (that, when no finding names any)."""
+    named = tuple(f for f in result.evidence.findings if f.journal_ids or f.submission_ids or f.request_ids)
+    if not named:
+        return result.evidence
+    return Evidence(
+        tuple(sorted({i for f in named for i in f.journal_ids})),
+        tuple(sorted({i for f in named for i in f.submission_ids})),
+        tuple(sorted({i for f in named for i in f.request_ids})),
+        named,
+    )
+
+
+def details(result: CaseResult) -> list[str]:
+    """The findings' messages, each once, less the one the case's message already states (`failed`: the first
+    finding, with "(+N more)" when there are others)."""
+    findings = result.evidence.findings
+    said = {result.message}
+    if findings and result.message.removesuffix(f" (+{len(findings) - 1} more)") == findings[0].message:
+        said.add(findings[0].message)
+    lines = []
+    for finding in findings:
+        if finding.message not in said:
+            said.add(finding.message)
+            lines.append(finding.message)
+    return lines
+
+
 def reproduce(result: CaseResult, bundle: Bundle) -> list[str]:
-    """Shell commands that show a failure again: the exchange rebuilt as curl, and a replay of the case."""
+    """Shell commands that show a failure again: the exchanges its findings name rebuilt as curl, and a replay
+    of the case."""
     if result.verdict not in (Verdict.FAIL, Verdict.ERROR):
         return []
     portal = bundle.meta.get("portal") or "$PORTAL"
+    cause = culprits(result)
     lines = []
-    for submission_id in result.evidence.submission_ids[:3]:
+    for submission_id in cause.submission_ids[:3]:
         submission = bundle.submission(submission_id) or {}
         lines += [
             f"curl -s {ADMIN} {portal}/sandbox/submissions/{submission_id}",
@@ -69,14 +107,14 @@ def reproduce(result: CaseResult, bundle: Bundle) -> list[str]:
             f" -d loaiHs={submission.get('loai_hs', '61')}"
             f' --data-urlencode fileBase64Str="$(base64 -w0 sub{submission_id}.xml)"',
         ]
-    journal_ids = result.evidence.journal_ids
+    journal_ids = cause.journal_ids
     if journal_ids:
         facilities = sorted({e["facility"] for e in bundle.journal if e["id"] in set(journal_ids)})
         for facility in facilities:
             lines.append(
                 f"curl -s {ADMIN} '{portal}/sandbox/journal?facility={facility}&after={min(journal_ids) - 1}&limit=50'"
             )
-    for expectation in case_evidence(result, bundle)["expectations"][:3]:
+    for expectation in _expectations(bundle, _orders(bundle, cause.request_ids))[:3]:
         lines.append(f"curl -s {ADMIN} {portal}/sandbox/expectations/{expectation['id']}")
     lines.append(f"conformance replay evidence.jsonl --only {result.case_id}")
     return lines

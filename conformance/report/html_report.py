@@ -19,7 +19,7 @@ from conformance.evidence import Json
 from conformance.model import CaseResult
 from conformance.outcome import summary
 from conformance.registry import AREAS
-from conformance.report.common import case_evidence, reproduce, timeline, timing
+from conformance.report.common import case_evidence, details, reproduce, timeline, timing
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CSS = """
@@ -116,7 +116,7 @@ def _compact(kind: str, item: Json) -> Json:
 def _case_row(result: CaseResult, finished: RunFinished) -> str:
     evidence = case_evidence(result, finished.bundle)
     commands = reproduce(result, finished.bundle)
-    findings = "".join(f"<li>{escape(f['message'])}</li>" for f in evidence["findings"])
+    findings = "".join(f"<li>{escape(line)}</li>" for line in details(result))
     body = [f"<p>{escape(result.message)}</p>"]
     if findings:
         body.append(f"<ul>{findings}</ul>")
@@ -265,7 +265,8 @@ def _parts(parts: dict[str, float]) -> str:
 def _two_results(info: dict[str, Any]) -> str:
     rows = "".join(
         f'<tr id="{key}"><th>{name} ({info[key]["level"]})</th><td>{_verdict(info[key]["verdict"])}</td>'
-        f"<td>{escape(info[key]['meaning'])}</td><td>{escape(', '.join(info[key]['failed']) or '—')}</td></tr>"
+        f'<td>{escape(info[key]["statement"])}<br><span class="muted">judges {escape(info[key]["meaning"])}</span>'
+        "</td></tr>"
         for key, name in (("portal_compatible", "Portal-compatible"), ("strict_clean", "Strict-clean"))
     )
     return f"<table>{rows}</table>"

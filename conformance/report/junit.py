@@ -15,7 +15,7 @@ from conformance.events import RunFinished
 from conformance.model import Verdict
 from conformance.outcome import summary
 from conformance.registry import AREAS
-from conformance.report.common import reproduce
+from conformance.report.common import details, reproduce
 
 
 def write_junit(finished: RunFinished, path: Path) -> Path:
@@ -63,15 +63,15 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
                 facts += (("caused_by", caused_by[result.case_id]),)
             for name, value in facts:
                 ET.SubElement(properties, "property", name=name, value=value)
-            details = "\n".join([*(f.message for f in result.evidence.findings), *reproduce(result, finished.bundle)])
+            body = "\n".join([*details(result), *reproduce(result, finished.bundle)])
             if result.verdict is Verdict.FAIL:
-                ET.SubElement(item, "failure", message=result.message, type=result.level.value).text = details
+                ET.SubElement(item, "failure", message=result.message, type=result.level.value).text = body
             elif result.verdict is Verdict.ERROR:
-                ET.SubElement(item, "error", message=result.message, type="HarnessError").text = details
+                ET.SubElement(item, "error", message=result.message, type="HarnessError").text = body
             elif result.verdict in (Verdict.SKIP, Verdict.OMIT):
                 ET.SubElement(item, "skipped", message=result.message)
             elif result.verdict is Verdict.INCONCLUSIVE:
-                ET.SubElement(item, "skipped", message=result.message, type="inconclusive").text = details
+                ET.SubElement(item, "skipped", message=result.message, type="inconclusive").text = body
     ET.indent(suites)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
     return path

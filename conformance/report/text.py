@@ -62,7 +62,7 @@ class TextReporter:
             self._print(f"\n{info['headline']}: {counts} in {event.seconds:.1f} s")
             for key, name in (("portal_compatible", "portal-compatible"), ("strict_clean", "strict-clean")):
                 part = info[key]
-                self._print(f"  {name} ({part['level']}): {part['verdict'].upper()} — {part['meaning']}")
+                self._print(f"  {name} ({part['level']}): {part['verdict'].upper()} — {part['statement']}")
             for group in info["root_causes"]:
                 then = ", ".join(f"{c['case']} ({c['verdict']})" for c in group["consequences"])
                 self._print(f"  ROOT CAUSE {group['case']} ({group['level']}): {group['message']}")
