@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -321,6 +324,7 @@ def test_every_page_looks_right_to_a_person(
         "dashboard.journal": ["journal"],
         "dashboard.facilities": ["facilities"],
         "dashboard.deadlines": ["deadlines"],
+        "dashboard.deadline_documents": ["deadlines/documents", "deadlines/documents?status=bad"],
         "dashboard.clock": ["clock"],
         "dashboard.report": ["report", "report?period=2025-H3"],
         "dashboard.submission": [f"submissions/{sent.submission_id}", "submissions/999999"],
@@ -344,3 +348,83 @@ def test_every_page_looks_right_to_a_person(
         assert not problems, "\n".join(problems)
     finally:
         viewer.close()
+
+
+# Issue 25: times in Vietnam time, and the deadline of each document
+VN_SHOWN = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? \(UTC\+7\)$")
+
+
+def assert_vietnam_times(page: object, selector: str) -> int:
+    """Every <time> under `selector` shows Vietnam time and keeps the UTC instant in `datetime`."""
+    times = page.locator(f"{selector} time")
+    for i in range(times.count()):
+        instant, shown = times.nth(i).get_attribute("datetime"), times.nth(i).inner_text()
+        assert instant.endswith("Z") and VN_SHOWN.match(shown), (instant, shown)
+        local = datetime.fromisoformat(instant).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert shown.startswith(local.strftime("%Y-%m-%d %H:%M")), (instant, shown)
+    return times.count()
+
+
+def test_times_are_shown_in_vietnam_time(page: object, portal: LiveServer, site: Hospital) -> None:
+    sent = site.client.send("GCS", sample(site))
+    page.goto(f"{portal.base_url}/sandbox/ui/submissions/{sent.submission_id}")
+    assert assert_vietnam_times(page, "#deadline") == 3  # issued, deadline, accepted
+    assert "Z" not in page.locator("#deadline").inner_text()
+    page.goto(f"{portal.base_url}/sandbox/ui/journal")
+    assert assert_vietnam_times(page, "#journal-rows") >= 1
+
+
+def test_the_deadline_of_each_document(
+    page: object, portal: LiveServer, ui_admin: httpx.Client, pki: TestPKI, tmp_path: Path
+) -> None:
+    own = provision(ui_admin, pki, portal.base_url)
+    codes = []
+    for _ in range(3):
+        reply = own.client.send("GCS", sample(own))
+        assert reply.ma_ket_qua == "200"
+        codes.append(ui_admin.get(f"/sandbox/submissions/{reply.submission_id}").json()["document_code"])
+    expectation = {"type": "GCS", "facility": own.code, "issued_at": "2025-03-03T08:00:00+07:00"}
+    assert (
+        ui_admin.post("/sandbox/expectations", json={**expectation, "match": {"MA_GCS": "CHO-0001"}}).status_code == 201
+    )
+    base = f"{portal.base_url}/sandbox/ui/deadlines/documents"
+
+    page.goto(f"{portal.base_url}/sandbox/ui/deadlines")
+    page.click(f"#deadlines-{own.code} a")  # a facility's row opens its documents
+    page.wait_for_url(f"**/deadlines/documents?facility={own.code}")
+    awaited = page.locator("#documents-awaited tr.document")
+    assert awaited.count() == 1 and "CHO-0001" in awaited.inner_text()
+    assert awaited.locator("td.status").inner_text().startswith("OVERDUE")
+    accepted = page.locator("#documents-accepted tr.document")
+    assert [accepted.nth(i).locator("code").first.inner_text() for i in range(3)] == codes[::-1]  # newest first
+    assert all(accepted.nth(i).locator("td.status").inner_text() == "ON_TIME" for i in range(3))
+    assert assert_vietnam_times(page, "#documents-accepted") == 9
+    shot(page, tmp_path, "documents")
+
+    page.goto(f"{base}?facility={own.code}&status=overdue")
+    assert page.locator("#documents-awaited tr.document").count() == 1
+    assert page.locator("#documents-accepted tr.document").count() == 0
+    page.goto(f"{base}?facility={own.code}&status=ON_TIME&limit=2")  # a page of two, then the rest
+    assert page.locator("#documents-awaited").count() == 0
+    assert page.locator("#documents-accepted tr.document").count() == 2
+    page.click("#documents-older")
+    assert (
+        page.locator("#documents-accepted tr.document").count() == 1 and page.locator("#documents-older").count() == 0
+    )
+    assert codes[0] in page.locator("#documents-accepted").inner_text()
+
+    hostile = [
+        "facility=<script>alert(1)</script>",
+        "facility=7900",
+        "status=ON_TIME' OR 1=1--",
+        "status=%00",
+        "before=-1",
+        "before=1e999",
+        "before=" + "9" * 40,
+        "limit=0",
+        "limit=100000",
+        "limit=abc",
+    ]
+    for query in hostile:
+        reply = page.goto(f"{base}?{query}")
+        assert reply.status == 400 and page.locator("#documents-error").is_visible(), query
