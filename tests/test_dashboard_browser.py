@@ -115,6 +115,7 @@ def shot(page: object, folder: Path, name: str) -> Path:
         "journal/rows",
         "facilities",
         "deadlines",
+        "deadlines/documents",
         "clock",
         "report",
         "report/download?period=2025-H1&format=csv",
