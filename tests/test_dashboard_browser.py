@@ -278,7 +278,8 @@ LOOKS = """() => {
   }
   // 3. the text of every chart lies inside its drawing
   for (const svg of document.querySelectorAll("svg")) {
-    const box = svg.viewBox.baseVal;
+    const box = svg.viewBox.baseVal && svg.viewBox.baseVal.width ? svg.viewBox.baseVal
+      : { x: 0, y: 0, width: svg.width.baseVal.value, height: svg.height.baseVal.value };
     for (const text of svg.querySelectorAll("text")) {
       const b = text.getBBox();
       if (b.x < box.x - 0.5 || b.y < box.y - 0.5 || b.x + b.width > box.x + box.width + 0.5 ||

@@ -160,9 +160,7 @@ def deadline_book(
         )
     more = len(documents) > limit
     documents = documents[:limit]
-    return DeadlineBook(
-        awaited, [_accepted(row) for row in documents], documents[-1].id if more and documents else None
-    )
+    return DeadlineBook(awaited, [_accepted(row) for row in documents], documents[-1].id if more else None)
 
 
 def _awaited(row: store.Expectation, now: datetime) -> DeadlineLine:

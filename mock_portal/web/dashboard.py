@@ -293,6 +293,7 @@ def _documents_page(book: expectations.DeadlineBook | None, older: str | None = 
 
 
 def _positive(text: str | None, name: str) -> int | None:
+    """A query parameter's digits as a number (the domain checks its range), None when absent."""
     if not text:
         return None
     if not text.isascii() or not text.isdigit() or len(text) > 19:
