@@ -374,6 +374,8 @@ def test_times_are_shown_in_vietnam_time(page: object, portal: LiveServer, site:
     assert "Z" not in page.locator("#deadline").inner_text()
     page.goto(f"{portal.base_url}/sandbox/ui/journal")
     assert assert_vietnam_times(page, "#journal-rows") >= 1
+    page.goto(f"{portal.base_url}/sandbox/ui/report")
+    assert assert_vietnam_times(page, "section.report") == 1  # generated at
 
 
 def test_the_deadline_of_each_document(

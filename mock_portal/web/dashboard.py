@@ -10,7 +10,7 @@ import json
 import math
 import secrets
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +30,6 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
-from markupsafe import Markup, escape
 
 from mock_portal.api import attestation, control, sandbox
 from mock_portal.api.context import WORKSPACE_PORTAL
@@ -41,7 +40,7 @@ from mock_portal.portal import expectations, workspaces
 from mock_portal.portal.service import Portal
 from mock_portal.reports import formats, semiannual
 from mock_portal.reports.charts import Segment, StackedBar, stacked_bars
-from mock_portal.reports.page import REPORT_CSS, render_report_section
+from mock_portal.reports.page import REPORT_CSS, render_report_section, vn_time
 from mock_portal.results.errors import InvalidInput, PortalError
 from mock_portal.web import sessions
 
@@ -127,18 +126,7 @@ def _globals() -> dict[str, Any]:
     }
 
 
-@bp.app_template_filter("vn_time")
-def vn_time(value: str | None, seconds: bool = False) -> Markup:
-    """An RFC 3339 instant as a person in Vietnam reads it, the instant itself kept for machines:
-    `<time datetime="2026-12-07T05:00:00Z">2026-12-07 12:00 (UTC+7)</time>`."""
-    if not value:
-        return Markup("–")
-    try:
-        local = datetime.fromisoformat(value).astimezone(semiannual.VN_TZ)
-    except (TypeError, ValueError):
-        return Markup(escape(value))
-    shown = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-    return Markup('<time datetime="{}">{} (UTC+7)</time>').format(value, shown)
+bp.add_app_template_filter(vn_time, "vn_time")
 
 
 # login ---------------------------------------------------------------------------------------------
