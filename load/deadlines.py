@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape
 
 from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import DEADLINE_MINUTES, WorkingCalendar, deadline_for
+from mock_portal.reports.charts import Key, legend
 
 __all__ = ["DeadlineBook", "DeadlineRecord", "Status", "Thresholds", "Verdicts", "judge_thresholds", "render_svg"]
 
@@ -218,18 +219,35 @@ _COLOURS = {
     Status.PENDING: "#9e9e9e",
     Status.REFUSED: "#ef6c00",
 }
+_HOLLOW = (Status.PENDING, Status.OVERDUE)
+"""Undelivered at the end of the run: their minutes run up to the end, not to an acceptance."""
+_MEANING = {
+    Status.ON_TIME: "accepted on time",
+    Status.LATE: "accepted late",
+    Status.OVERDUE: "undelivered at end, past the deadline",
+    Status.PENDING: "undelivered at end, deadline ahead",
+    Status.REFUSED: "refused",
+}
+
+
+def _dot(status: Status, x: float, y: float, r: float) -> str:
+    """A circle's attributes: filled when the certificate was accepted or refused, hollow when undelivered."""
+    colour = _COLOURS[status]
+    fill = "none" if status in _HOLLOW else colour
+    return f'cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{colour}"'
 
 
 def render_svg(records: list[DeadlineRecord], limit: float = DEADLINE_MINUTES, width: int = 900) -> str:
     """Issue instant (x, sandbox time) against issue → acceptance in working minutes (y), with the
-    limit as a red line; hollow marks are pending/overdue (minutes up to the end of the run)."""
-    height, left, right, top, bottom = 420, 70, 20, 30, 50
+    limit as a red line; hollow marks are pending/overdue (minutes up to the end of the run); a legend
+    names every kind of mark drawn."""
+    left, right, top, plot_h = 70, 20, 30, 340
     points = [r for r in records if r.working_minutes is not None]
     issued = [datetime.fromisoformat(r.issued_at).timestamp() for r in points]
     x0, x1 = (min(issued), max(issued)) if issued else (0.0, 1.0)
     x1 = x1 if x1 > x0 else x0 + 1
     y_max = max([limit * 1.25, *(r.working_minutes or 0 for r in points)])
-    plot_w, plot_h = width - left - right, height - top - bottom
+    plot_w, axis_y = width - left - right, top + plot_h
 
     def sx(t: float) -> float:
         return left + (t - x0) / (x1 - x0) * plot_w
@@ -238,8 +256,6 @@ def render_svg(records: list[DeadlineRecord], limit: float = DEADLINE_MINUTES, w
         return top + plot_h - m / y_max * plot_h
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-        f'font-size="11">',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#bbb"/>',
         f'<text x="{left}" y="18" font-size="13">Issue → acceptance (working minutes) against the '
         f"{limit:g}-minute deadline: {len(records)} certificates</text>",
@@ -248,24 +264,38 @@ def render_svg(records: list[DeadlineRecord], limit: float = DEADLINE_MINUTES, w
         m = y_max * i / 4
         parts.append(f'<text x="{left - 6}" y="{sy(m) + 4:.1f}" text-anchor="end">{m:.0f}</text>')
     parts.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(limit):.1f}" y2="{sy(limit):.1f}" stroke="#c62828" '
-        f'stroke-dasharray="6 3"/><text x="{left + plot_w - 4}" y="{sy(limit) - 4:.1f}" text-anchor="end" '
-        f'fill="#c62828">deadline {limit:g}</text>'
+        f'<line class="mark-deadline" x1="{left}" x2="{left + plot_w}" y1="{sy(limit):.1f}" y2="{sy(limit):.1f}" '
+        f'stroke="#c62828" stroke-dasharray="6 3"/><text x="{left + plot_w - 4}" y="{sy(limit) - 4:.1f}" '
+        f'text-anchor="end" fill="#c62828">deadline {limit:g}</text>'
     )
     for t, label in ((x0, "first issue"), (x1, "last issue")):
         stamp = escape(datetime.fromtimestamp(t, VN_TZ).strftime("%a %d/%m %H:%M") if issued else "")
         anchor = "start" if t == x0 else "end"
-        parts.append(f'<text x="{sx(t):.1f}" y="{height - 30}" text-anchor="{anchor}">{label} {stamp}</text>')
+        parts.append(f'<text x="{sx(t):.1f}" y="{axis_y + 20}" text-anchor="{anchor}">{label} {stamp}</text>')
     parts.append(
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 10}" text-anchor="middle">'
+        f'<text x="{left + plot_w / 2:.0f}" y="{axis_y + 40}" text-anchor="middle">'
         "issued at (sandbox time, Vietnam)</text>"
     )
     for r, t in zip(points, issued, strict=True):
-        colour = _COLOURS[r.status]
-        fill = "none" if r.status in (Status.PENDING, Status.OVERDUE) else colour
         parts.append(
-            f'<circle cx="{sx(t):.1f}" cy="{sy(r.working_minutes or 0):.1f}" r="2.5" fill="{fill}" stroke="{colour}">'
+            f'<circle class="mark-{r.status.value}" {_dot(r.status, sx(t), sy(r.working_minutes or 0), 2.5)}>'
             f"<title>{escape(r.code)} {r.status.value} {r.working_minutes}</title></circle>"
         )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    drawn = {r.status for r in points}
+    keys = [
+        Key(s.value, _MEANING[s], lambda x, y, s=s: f"<circle {_dot(s, x + 5, y + 5, 4)}/>")
+        for s in Status
+        if s in drawn
+    ]
+    deadline = Key("deadline", f"deadline ({limit:g} working minutes)", _deadline_swatch)
+    below, height = legend([*keys, deadline], x=left, y=axis_y + 50, width=width - right)
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
+        f'viewBox="0 0 {width} {height:.0f}" font-family="sans-serif" font-size="11">'
+    )
+    return "\n".join([head, *parts, below, "</svg>"])
+
+
+def _deadline_swatch(x: float, y: float) -> str:
+    line = f'x1="{x:.1f}" x2="{x + 10:.1f}" y1="{y + 5:.1f}" y2="{y + 5:.1f}"'
+    return f'<line {line} stroke="#c62828" stroke-dasharray="3 2"/>'

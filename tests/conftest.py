@@ -146,13 +146,14 @@ def provision(
     register: bool = True,
     strictness: str | None = None,
     username: str | None = None,
+    name: str | None = None,
 ) -> Hospital:
     code = code or new_facility_code()
     password = f"pw-{code}"
     username = username or f"{code}_BV"
     created = admin.post(
         "/sandbox/facilities",
-        json={"code": code, "name": f"Bệnh viện {code}", "username": username, "password": password},
+        json={"code": code, "name": name or f"Bệnh viện {code}", "username": username, "password": password},
     )
     assert created.status_code == 201, created.text
     if strictness is not None:

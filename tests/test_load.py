@@ -262,7 +262,7 @@ def test_book_summary_thresholds_and_picture(tmp_path: Path) -> None:
     assert empty.exit_code == 1 and "no certificate was issued" in empty.failures[0]
     json_path, svg_path = worker.write(tmp_path / "out" / "deadline")
     assert json.loads(json_path.read_text())["summary"]["late"] == 1
-    assert svg_path.read_text().count("<circle") == 3
+    assert svg_path.read_text().count('<circle class="mark-') == 3
     assert render_svg([]).startswith("<svg")
 
 

@@ -306,7 +306,7 @@ def test_html_is_one_self_contained_page_with_charts(report_admin: httpx.Client,
     reply = report_admin.get(REPORT, params={"period": "2025-H1", "format": "html"})
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
     page = reply.text
-    assert page.count("<svg") == 2 and 'class="seg-late"' in page and 'class="seg-refused"' in page
+    assert page.count("<svg") == 2 and 'class="mark-late"' in page and 'class="mark-refused"' in page
     assert "Số GCS đã cấp" in page and "Bệnh viện 79701" in page and "SIG_DIGEST_MISMATCH" in page
     external = re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", page)
     assert not external, "nothing loaded from elsewhere"

@@ -389,6 +389,7 @@ DASHBOARD_PAGES = {
     "/sandbox/ui/journal",
     "/sandbox/ui/journal/rows",
     "/sandbox/ui/deadlines",
+    "/sandbox/ui/deadlines/documents",
     "/sandbox/ui/clock",
     "/sandbox/ui/report",
     "/sandbox/ui/report/download",
@@ -427,6 +428,7 @@ def test_the_dashboard_shows_the_workspace_and_nothing_of_another(
         assert mine["document"]["code"] in journal and f"#{mine['id']}<" in journal
         assert f"#{theirs['id']}<" not in journal
         assert a.hospital.username in ui.get("/sandbox/ui/facilities").text
+        assert mine["document"]["code"] in ui.get("/sandbox/ui/deadlines/documents").text  # issue 25: scoped reads
         assert re.search(rf'id="workspace"[^>]*>Workspace: <strong>{a.id}</strong>', journal)
         assert ui.get(f"/sandbox/ui/submissions/{theirs['id']}").status_code == 404
         csrf = re.search(r'name="csrf" value="([^"]+)"', journal)

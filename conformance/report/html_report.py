@@ -20,6 +20,7 @@ from conformance.model import CaseResult
 from conformance.outcome import summary
 from conformance.registry import AREAS
 from conformance.report.common import case_evidence, details, reproduce, timeline, timing
+from mock_portal.reports.charts import Key, clip, legend, text_width
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CSS = """
@@ -44,8 +45,22 @@ def _parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+_ON_TIME, _LATE, _WINDOW, _DEADLINE = "#2e7d32", "#c62828", "#cfd8dc", "#455a64"
+_TIMELINE_KEYS = (
+    Key(
+        "window", "issue → deadline", lambda x, y: f'<rect x="{x}" y="{y + 2}" width="10" height="6" fill="{_WINDOW}"/>'
+    ),
+    Key("deadline", "deadline", lambda x, y: f'<rect x="{x + 4}" y="{y}" width="2" height="10" fill="{_DEADLINE}"/>'),
+    Key("ON_TIME", "accepted on time", lambda x, y: f'<circle cx="{x + 5}" cy="{y + 5}" r="5" fill="{_ON_TIME}"/>'),
+    Key("LATE", "accepted late", lambda x, y: f'<circle cx="{x + 5}" cy="{y + 5}" r="5" fill="{_LATE}"/>'),
+    Key("missing", "not accepted (status at the right)", lambda x, y: f'<text x="{x}" y="{y + 9}" fill="red">!</text>'),
+)
+"""What each mark of the timeline means: one legend entry per `mark-<kind>` it can draw."""
+
+
 def timeline_svg(rows: list[Json], width: int = 1000) -> str:
-    """Each expected certificate: a bar from issue to deadline, a dot at acceptance (green on time, red late)."""
+    """Each expected certificate: a bar from issue to deadline, a dot at acceptance (green on time, red
+    late), the status written at the right when nothing was accepted; a legend below."""
     if not rows:
         return '<p class="muted">No expected certificate in this run.</p>'
     points = [t for r in rows for t in (_parse(r["issued_at"]), _parse(r["deadline"]), _parse(r["accepted_at"])) if t]
@@ -56,39 +71,53 @@ def timeline_svg(rows: list[Json], width: int = 1000) -> str:
     def x(moment: datetime) -> float:
         return left + (moment - low).total_seconds() / span * (width - left - right)
 
-    height = 40 + row_h * len(rows)
-    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="issue to acceptance timeline">']
     first, last = escape(f"{low.astimezone(VN_TZ):%a %d/%m %H:%M}"), escape(f"{high.astimezone(VN_TZ):%a %d/%m %H:%M}")
-    parts.append(f'<text x="{left}" y="14" font-size="11">{first} (Vietnam time)</text>')
-    parts.append(f'<text x="{width - right}" y="14" font-size="11" text-anchor="end">{last}</text>')
+    parts = [
+        f'<text x="{left}" y="14" font-size="11">{first} (Vietnam time)</text>',
+        f'<text x="{width - right}" y="14" font-size="11" text-anchor="end">{last}</text>',
+    ]
+    drawn: set[str] = set()
     for index, row in enumerate(rows):
         y = 30 + index * row_h
         issued, deadline, accepted = _parse(row["issued_at"]), _parse(row["deadline"]), _parse(row["accepted_at"])
-        label = f'{escape(row["code"])} <tspan fill="#777">{escape(row["scenario"])}</tspan>'
-        parts.append(f'<text x="4" y="{y + 12}" font-size="11">{label}</text>')
+        scenario = clip(row["scenario"], 11, left - 12 - text_width(row["code"] + " ", 11))
+        label = f'{escape(row["code"])} <tspan fill="#777">{escape(scenario)}</tspan>'
+        parts.append(f'<text x="4" y="{y + 12}" font-size="11"><title>{escape(row["scenario"])}</title>{label}</text>')
         if issued and deadline:
             tip = f"issued {escape(row['issued_at'])} → deadline {escape(row['deadline'])}"
             start, end = x(issued), x(deadline)
+            drawn.update(("window", "deadline"))
             parts.append(
-                f'<rect x="{start:.1f}" y="{y + 4}" width="{max(end - start, 1):.1f}" height="10" fill="#cfd8dc">'
-                f"<title>{tip}</title></rect>"
+                f'<rect class="mark-window" x="{start:.1f}" y="{y + 4}" width="{max(end - start, 1):.1f}" height="10" '
+                f'fill="{_WINDOW}"><title>{tip}</title></rect>'
             )
             parts.append(
-                f'<line x1="{end:.1f}" x2="{end:.1f}" y1="{y}" y2="{y + 18}" stroke="#455a64" stroke-width="2"/>'
+                f'<line class="mark-deadline" x1="{end:.1f}" x2="{end:.1f}" y1="{y}" y2="{y + 18}" '
+                f'stroke="{_DEADLINE}" stroke-width="2"/>'
             )
         status = escape(row["status"])
         if accepted:
-            colour = "#2e7d32" if row["status"] == "ON_TIME" else "#c62828"
+            kind = "ON_TIME" if row["status"] == "ON_TIME" else "LATE"
+            drawn.add(kind)
             tip = f"accepted {escape(row['accepted_at'])} ({status})"
             parts.append(
-                f'<circle cx="{x(accepted):.1f}" cy="{y + 9}" r="5" fill="{colour}"><title>{tip}</title></circle>'
+                f'<circle class="mark-{kind}" cx="{x(accepted):.1f}" cy="{y + 9}" r="5" '
+                f'fill="{_ON_TIME if kind == "ON_TIME" else _LATE}"><title>{tip}</title></circle>'
             )
         else:
+            drawn.add("missing")
             parts.append(
-                f'<text x="{width - right}" y="{y + 12}" font-size="11" text-anchor="end" fill="red">{status}</text>'
+                f'<text class="mark-missing" x="{width - right}" y="{y + 12}" font-size="11" text-anchor="end" '
+                f'fill="red">{status}</text>'
             )
-    parts.append("</svg>")
-    return "".join(parts)
+    keys, height = legend(
+        [k for k in _TIMELINE_KEYS if k.kind in drawn], x=left, y=30 + len(rows) * row_h + 6, width=width - right
+    )
+    head = (
+        f'<svg width="{width}" height="{height:.0f}" viewBox="0 0 {width} {height:.0f}" role="img" '
+        'aria-label="issue to acceptance timeline">'
+    )
+    return head + "".join(parts) + keys + "</svg>"
 
 
 def _compact(kind: str, item: Json) -> Json:

@@ -6,20 +6,39 @@ way without the report importing the dashboard.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from mock_portal.reports.charts import Segment, StackedBar, stacked_bars
-from mock_portal.reports.semiannual import COLUMNS, DOC_TYPES, Report
+from mock_portal.reports.semiannual import COLUMNS, DOC_TYPES, VN_TZ, Report
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_CSS = Markup((TEMPLATES / "report.css").read_text(encoding="utf-8"))  # noqa: S704 - our own file
 """Colours, type, tables and charts: inlined into the standalone page and into every dashboard page."""
 
+
+def vn_time(value: str | datetime | None, seconds: bool = False) -> Markup:
+    """An instant (RFC 3339 text or aware datetime) as a person in Vietnam reads it, the UTC instant kept
+    for machines: `<time datetime="2026-12-07T05:00:00Z">2026-12-07 12:00 (UTC+7)</time>` (a Jinja filter
+    of the report and of the dashboard)."""
+    if not value:
+        return Markup("–")
+    try:
+        instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        utc = instant.astimezone(UTC)
+    except (TypeError, ValueError):
+        return Markup(escape(value))
+    shown = utc.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    machine = utc.isoformat().replace("+00:00", "Z")
+    return Markup('<time datetime="{}">{} (UTC+7)</time>').format(machine, shown)
+
+
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+_env.filters["vn_time"] = vn_time
 
 
 def report_context(report: Report) -> dict[str, Any]:

@@ -859,6 +859,35 @@ class Repository:
             query = select(Document).where(self._mine(Document), Document.code == code)
             return s.scalars(query.order_by(Document.id)).all()
 
+    def list_documents(
+        self, *, facility: str | None, deadline_status: str | None, limit: int, before_id: int | None
+    ) -> Sequence[Document]:
+        """Accepted documents, newest first, a page of `limit` below `before_id` (the dashboard's deadline view)."""
+        query = select(Document).where(self._mine(Document)).order_by(Document.id.desc()).limit(limit)
+        if facility:
+            query = query.where(Document.facility_code == facility)
+        if deadline_status:
+            query = query.where(Document.deadline_status == deadline_status)
+        if before_id:
+            query = query.where(Document.id < min(before_id, MAX_ROW_ID))
+        with self._sessions() as s:
+            return s.scalars(query).all()
+
+    def awaited_expectations(
+        self, *, facility: str | None, due_before: datetime | None, due_after: datetime | None, limit: int
+    ) -> Sequence[Expectation]:
+        """Expectations no document has met yet, newest first; `due_before` / `due_after` (naive UTC)
+        bound their deadline, so a caller can ask for the overdue or the still pending ones."""
+        query = select(Expectation).where(self._mine(Expectation), Expectation.document_id.is_(None))
+        if facility:
+            query = query.where(Expectation.facility_code == facility)
+        if due_before is not None:
+            query = query.where(Expectation.deadline < due_before)
+        if due_after is not None:
+            query = query.where(Expectation.deadline >= due_after)
+        with self._sessions() as s:
+            return s.scalars(query.order_by(Expectation.id.desc()).limit(limit)).all()
+
     def count_documents(self) -> int:
         with self._sessions() as s:
             return s.scalar(select(func.count()).select_from(Document).where(self._mine(Document))) or 0

@@ -36,11 +36,11 @@ from mock_portal.api.context import WORKSPACE_PORTAL
 from mock_portal.api.errors import SPEC
 from mock_portal.api.reports import build_report, download
 from mock_portal.api.validators import parse_json
-from mock_portal.portal import workspaces
+from mock_portal.portal import expectations, workspaces
 from mock_portal.portal.service import Portal
 from mock_portal.reports import formats, semiannual
 from mock_portal.reports.charts import Segment, StackedBar, stacked_bars
-from mock_portal.reports.page import REPORT_CSS, render_report_section
+from mock_portal.reports.page import REPORT_CSS, render_report_section, vn_time
 from mock_portal.results.errors import InvalidInput, PortalError
 from mock_portal.web import sessions
 
@@ -124,6 +124,9 @@ def _globals() -> dict[str, Any]:
         "report_css": REPORT_CSS,
         "workspace": session.get("workspace"),
     }
+
+
+bp.add_app_template_filter(vn_time, "vn_time")
 
 
 # login ---------------------------------------------------------------------------------------------
@@ -236,6 +239,54 @@ def deadlines() -> str:
             )
     chart = stacked_bars(bars, title="Tiếp nhận đúng hạn / trễ hạn theo cơ sở (accepted on time / late)")
     return render_template("deadlines.html", report=report, chart=chart, page="deadlines")
+
+
+@bp.get("/deadlines/documents")
+@login_required
+def deadline_documents() -> Any:
+    """Each certificate's deadline (of one facility, of one status), a page at a time."""
+    args = request.args
+    facility, status = args.get("facility") or None, (args.get("status") or "").upper() or None
+    try:
+        before, limit = _positive(args.get("before"), "before"), _positive(args.get("limit"), "limit")
+        book = expectations.deadline_book(
+            _portal(),
+            facility=facility,
+            status=status,
+            before=before,
+            limit=expectations.PAGE if limit is None else limit,
+        )
+    except PortalError as exc:
+        return _documents_page(None, error=f"{exc.detail_vi} ({exc.detail_en})"), 400
+    older = url_for("dashboard.deadline_documents", before=book.next_before, **_filters()) if book.next_before else None
+    return _documents_page(book, older=older)
+
+
+def _filters() -> dict[str, str]:
+    """The filters of the documents page as given, for its form and its next-page link."""
+    return {name: request.args[name] for name in ("facility", "status", "limit") if request.args.get(name)}
+
+
+def _documents_page(book: expectations.DeadlineBook | None, older: str | None = None, error: str | None = None) -> str:
+    return render_template(
+        "documents.html",
+        book=book,
+        older=older,
+        error=error,
+        facilities=_body(sandbox.list_facilities()),
+        statuses=expectations.STATUSES,
+        filters=_filters(),
+        page="deadlines",
+    )
+
+
+def _positive(text: str | None, name: str) -> int | None:
+    """A query parameter's digits as a number (the domain checks its range), None when absent."""
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise InvalidInput("NUMBER_INVALID", f"{name} phải là số nguyên dương", f"{name} must be a positive integer")
+    return int(text)
 
 
 # clock and faults -----------------------------------------------------------------------------------
