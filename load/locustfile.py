@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.runners
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -47,8 +48,9 @@ from conformance.portal import PortalState, SandboxAdmin  # noqa: E402
 from load.deadlines import Thresholds, judge_thresholds  # noqa: E402
 from load.personas import HospitalUser, IpssReaderUser, IssuingDeskUser  # noqa: E402
 from load.portal_io import Kit, SandboxTime, provision, set_clock  # noqa: E402
-from load.run import DEADLINE, KIT_MESSAGE, RECORDS_KEY, STATE, opt  # noqa: E402
+from load.run import DEADLINE, KIT_MESSAGE, RECORDS_KEY, SAMPLES_KEY, STATE, opt  # noqa: E402
 from load.shapes import SHAPES, DeadlineShape  # noqa: E402
+from load.summary import GeneratorCpu, Relogins, summary_level  # noqa: E402
 from mock_portal.deadline.working_time import load_calendar  # noqa: E402
 
 __all__ = ["DeadlineShape", "HospitalUser", "IpssReaderUser", "IssuingDeskUser"]
@@ -124,15 +126,19 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         runner.register_message(KIT_MESSAGE, lambda msg, **_: _take_kit(environment, msg.data))
     if isinstance(runner, MasterRunner):
-        environment.events.worker_report.add_listener(
-            lambda client_id, data, **_: STATE.book.extend(data.get(RECORDS_KEY, []))
-        )
+        environment.events.worker_report.add_listener(lambda client_id, data, **_: _take_report(data))
     else:
         environment.events.report_to_master.add_listener(lambda client_id, data, **_: _report(data))
 
 
 def _report(data: dict[str, Any]) -> None:
     data[RECORDS_KEY] = STATE.book.drain()
+    data[SAMPLES_KEY] = STATE.failures.drain()
+
+
+def _take_report(data: dict[str, Any]) -> None:
+    STATE.book.extend(data.get(RECORDS_KEY, []))
+    STATE.failures.extend(data.get(SAMPLES_KEY, {}))
 
 
 def _admin(environment: Environment) -> SandboxAdmin:
@@ -250,26 +256,37 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     verdicts = judge_thresholds(
         thresholds, issued=summary["issued"], late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95
     )
+    relogins = Relogins.from_stats(environment.stats.entries)
+    cpu = GeneratorCpu.of(environment.runner, locust.runners.CPU_WARNING_THRESHOLD)  # read now: a test may lower it
     extra = {
         "http": {"requests": http.num_requests, "failures": http.num_failures, "fail_ratio": http.fail_ratio},
         "http_p95_ms": p95,
+        "token_expiry": relogins.to_dict(),
+        "load_generator": cpu.to_dict(),
+        "failure_samples": STATE.failures.to_list(),
         "thresholds": {k: v for k, v in vars(thresholds).items()},
         "threshold_failures": list(verdicts.failures),
     }
     prefix = Path(opt(environment, "deadline_report", "load-deadline"))
     json_path, svg_path = STATE.book.write(prefix, extra)
-    log.warning(
-        "deadlines: %d issued, %d accepted, %d late/overdue, p95 %s working min; HTTP p95 %s ms, fail ratio %.4f "
-        "-> %s, %s",
+    log.log(
+        summary_level(verdicts.failures, summary["late"]),
+        "deadlines: %d issued, %d accepted, %d late/overdue, p95 %s working min; HTTP p95 %s ms, fail ratio %.4f; "
+        "%d token(s) expired, %d re-login(s), %d failed -> %s, %s",
         summary["issued"],
         summary["accepted"],
         summary["late"],
         summary["working_minutes"]["p95"],
         p95,
         http.fail_ratio,
+        relogins.expired,
+        relogins.attempts - relogins.failed,
+        relogins.failed,
         json_path,
         svg_path,
     )
+    if warning := cpu.warning():
+        log.warning(warning)
     for failure in verdicts.failures:
         log.error("threshold violated: %s", failure)
     environment.process_exit_code = verdicts.exit_code
