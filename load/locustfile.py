@@ -21,11 +21,13 @@ Personas (one abstract base, one subclass each):
 Deadline metrics are Locust request events of type DEADLINE (response time = working minutes; a
 late or overdue certificate is a failure), so they reach the web UI, CSV and HTML reports. At the
 end the master writes `<--deadline-report>.json` and `.svg`, and sets the exit code from
-`--max-late`, `--max-fail-ratio` (HTTP requests only) and `--p95-ms` (HTTP only).
+`--max-late`, `--max-fail-ratio` (HTTP requests only) and `--p95-ms` (HTTP only). The summary also
+counts expired tokens and re-logins (not failures), samples the detail of each grouped failure, and
+says when the load generator's own CPU saturated (load/summary.py).
 
 Master/worker: the master provisions and sends the kit to the workers (custom message); custom
 options reach the workers with the spawn message; workers report their deadline records with their
-stats (`report_to_master`).
+stats (`report_to_master`), with their samples of failure detail.
 """
 
 from __future__ import annotations
@@ -245,6 +247,11 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     _close_workspace(environment)
     if environment.process_exit_code == 2:
         return
+    environment.process_exit_code = _summarize(environment)
+
+
+def _summarize(environment: Environment) -> int:
+    """Write `<--deadline-report>.json` and `.svg`, log the summary, and return the exit code."""
     summary = STATE.book.summary()
     http = _http_total(environment)
     thresholds = Thresholds(
@@ -257,7 +264,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         thresholds, issued=summary["issued"], late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95
     )
     relogins = Relogins.from_stats(environment.stats.entries)
-    cpu = GeneratorCpu.of(environment.runner, locust.runners.CPU_WARNING_THRESHOLD)  # read now: a test may lower it
+    cpu = GeneratorCpu.of(environment.runner, locust.runners.CPU_WARNING_THRESHOLD)  # the one Locust compared with
     extra = {
         "http": {"requests": http.num_requests, "failures": http.num_failures, "fail_ratio": http.fail_ratio},
         "http_p95_ms": p95,
@@ -267,29 +274,19 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         "thresholds": {k: v for k, v in vars(thresholds).items()},
         "threshold_failures": list(verdicts.failures),
     }
-    prefix = Path(opt(environment, "deadline_report", "load-deadline"))
-    json_path, svg_path = STATE.book.write(prefix, extra)
+    paths = STATE.book.write(Path(opt(environment, "deadline_report", "load-deadline")), extra)
     log.log(
         summary_level(verdicts.failures, summary["late"]),
         "deadlines: %d issued, %d accepted, %d late/overdue, p95 %s working min; HTTP p95 %s ms, fail ratio %.4f; "
         "%d token(s) expired, %d re-login(s), %d failed -> %s, %s",
-        summary["issued"],
-        summary["accepted"],
-        summary["late"],
-        summary["working_minutes"]["p95"],
-        p95,
-        http.fail_ratio,
-        relogins.expired,
-        relogins.attempts - relogins.failed,
-        relogins.failed,
-        json_path,
-        svg_path,
+        *(summary["issued"], summary["accepted"], summary["late"], summary["working_minutes"]["p95"]),
+        *(p95, http.fail_ratio, relogins.expired, relogins.succeeded, relogins.failed, *paths),
     )
     if warning := cpu.warning():
         log.warning(warning)
     for failure in verdicts.failures:
         log.error("threshold violated: %s", failure)
-    environment.process_exit_code = verdicts.exit_code
+    return verdicts.exit_code
 
 
 def _http_total(environment: Environment) -> StatsEntry:

@@ -114,8 +114,12 @@ class Relogins:
             relogin.num_failures if relogin else 0,
         )
 
+    @property
+    def succeeded(self) -> int:
+        return self.attempts - self.failed
+
     def to_dict(self) -> dict[str, int]:
-        return {"tokens_expired": self.expired, "relogins": self.attempts - self.failed, "relogins_failed": self.failed}
+        return {"tokens_expired": self.expired, "relogins": self.succeeded, "relogins_failed": self.failed}
 
 
 @dataclass(frozen=True)
