@@ -94,7 +94,7 @@ class LocustWire:
         explain = resp.headers.get("X-Sandbox-Explain") or ""
         code = body.get("maKetQua" if token else "MaKetQua")
         if outcome is Outcome.ACCEPTED:
-            self.relogin = self.relogin and not token
+            self.relogin = self.relogin and not token  # a token taken: the re-login is done
             resp.success()
         elif outcome is Outcome.AUTH and cause_of(explain).endswith(EXPIRED_CODE):
             self.relogin = True
@@ -103,7 +103,7 @@ class LocustWire:
         else:
             submission = resp.headers.get("X-Sandbox-Submission") or "-"
             detail = (
-                f"HTTP {resp.status_code} code {code} MaGD {body.get('MaGD', '-')} submission {submission}: {explain}"
+                f"HTTP {resp.status_code} code {code} MaGD {body.get('MaGD') or '-'} submission {submission}: {explain}"
             )
             report_failure(resp, self.samples, failure_text(outcome.value, resp.status_code, code, explain), detail)
 

@@ -76,8 +76,9 @@ class FailureSamples:
             if len(self.samples) >= self.max_errors:
                 return
             kept = self.samples[error] = []
+        detail = detail[:300]
         if len(kept) < self.per_error and detail not in kept:
-            kept.append(detail[:300])
+            kept.append(detail)
 
     def extend(self, samples: Mapping[str, list[str]]) -> None:
         """Take a worker's samples (the master's summary holds every node's)."""
