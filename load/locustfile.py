@@ -21,11 +21,13 @@ Personas (one abstract base, one subclass each):
 Deadline metrics are Locust request events of type DEADLINE (response time = working minutes; a
 late or overdue certificate is a failure), so they reach the web UI, CSV and HTML reports. At the
 end the master writes `<--deadline-report>.json` and `.svg`, and sets the exit code from
-`--max-late`, `--max-fail-ratio` (HTTP requests only) and `--p95-ms` (HTTP only).
+`--max-late`, `--max-fail-ratio` (HTTP requests only) and `--p95-ms` (HTTP only). The summary also
+counts expired tokens and re-logins (not failures), samples the detail of each grouped failure, and
+says when the load generator's own CPU saturated (load/summary.py).
 
 Master/worker: the master provisions and sends the kit to the workers (custom message); custom
 options reach the workers with the spawn message; workers report their deadline records with their
-stats (`report_to_master`).
+stats (`report_to_master`), with their samples of failure detail.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.runners
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -47,8 +50,9 @@ from conformance.portal import PortalState, SandboxAdmin  # noqa: E402
 from load.deadlines import Thresholds, judge_thresholds  # noqa: E402
 from load.personas import HospitalUser, IpssReaderUser, IssuingDeskUser  # noqa: E402
 from load.portal_io import Kit, SandboxTime, provision, set_clock  # noqa: E402
-from load.run import DEADLINE, KIT_MESSAGE, RECORDS_KEY, STATE, opt  # noqa: E402
+from load.run import DEADLINE, KIT_MESSAGE, RECORDS_KEY, SAMPLES_KEY, STATE, opt  # noqa: E402
 from load.shapes import SHAPES, DeadlineShape  # noqa: E402
+from load.summary import GeneratorCpu, Relogins, summary_level  # noqa: E402
 from mock_portal.deadline.working_time import load_calendar  # noqa: E402
 
 __all__ = ["DeadlineShape", "HospitalUser", "IpssReaderUser", "IssuingDeskUser"]
@@ -124,15 +128,19 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         runner.register_message(KIT_MESSAGE, lambda msg, **_: _take_kit(environment, msg.data))
     if isinstance(runner, MasterRunner):
-        environment.events.worker_report.add_listener(
-            lambda client_id, data, **_: STATE.book.extend(data.get(RECORDS_KEY, []))
-        )
+        environment.events.worker_report.add_listener(lambda client_id, data, **_: _take_report(data))
     else:
         environment.events.report_to_master.add_listener(lambda client_id, data, **_: _report(data))
 
 
 def _report(data: dict[str, Any]) -> None:
     data[RECORDS_KEY] = STATE.book.drain()
+    data[SAMPLES_KEY] = STATE.failures.drain()
+
+
+def _take_report(data: dict[str, Any]) -> None:
+    STATE.book.extend(data.get(RECORDS_KEY, []))
+    STATE.failures.extend(data.get(SAMPLES_KEY, {}))
 
 
 def _admin(environment: Environment) -> SandboxAdmin:
@@ -239,6 +247,11 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     _close_workspace(environment)
     if environment.process_exit_code == 2:
         return
+    environment.process_exit_code = _summarize(environment)
+
+
+def _summarize(environment: Environment) -> int:
+    """Write `<--deadline-report>.json` and `.svg`, log the summary, and return the exit code."""
     summary = STATE.book.summary()
     http = _http_total(environment)
     thresholds = Thresholds(
@@ -250,29 +263,30 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     verdicts = judge_thresholds(
         thresholds, issued=summary["issued"], late=summary["late"], fail_ratio=http.fail_ratio, p95_ms=p95
     )
+    relogins = Relogins.from_stats(environment.stats.entries)
+    cpu = GeneratorCpu.of(environment.runner, locust.runners.CPU_WARNING_THRESHOLD)  # the one Locust compared with
     extra = {
         "http": {"requests": http.num_requests, "failures": http.num_failures, "fail_ratio": http.fail_ratio},
         "http_p95_ms": p95,
+        "token_expiry": relogins.to_dict(),
+        "load_generator": cpu.to_dict(),
+        "failure_samples": STATE.failures.to_list(),
         "thresholds": {k: v for k, v in vars(thresholds).items()},
         "threshold_failures": list(verdicts.failures),
     }
-    prefix = Path(opt(environment, "deadline_report", "load-deadline"))
-    json_path, svg_path = STATE.book.write(prefix, extra)
-    log.warning(
-        "deadlines: %d issued, %d accepted, %d late/overdue, p95 %s working min; HTTP p95 %s ms, fail ratio %.4f "
-        "-> %s, %s",
-        summary["issued"],
-        summary["accepted"],
-        summary["late"],
-        summary["working_minutes"]["p95"],
-        p95,
-        http.fail_ratio,
-        json_path,
-        svg_path,
+    paths = STATE.book.write(Path(opt(environment, "deadline_report", "load-deadline")), extra)
+    log.log(
+        summary_level(verdicts.failures, summary["late"]),
+        "deadlines: %d issued, %d accepted, %d late/overdue, p95 %s working min; HTTP p95 %s ms, fail ratio %.4f; "
+        "%d token(s) expired, %d re-login(s), %d failed -> %s, %s",
+        *(summary["issued"], summary["accepted"], summary["late"], summary["working_minutes"]["p95"]),
+        *(p95, http.fail_ratio, relogins.expired, relogins.succeeded, relogins.failed, *paths),
     )
+    if warning := cpu.warning():
+        log.warning(warning)
     for failure in verdicts.failures:
         log.error("threshold violated: %s", failure)
-    environment.process_exit_code = verdicts.exit_code
+    return verdicts.exit_code
 
 
 def _http_total(environment: Environment) -> StatsEntry:

@@ -19,7 +19,7 @@ from fixtures.hospital.session import Outcome, PortalSession, RetryPolicy
 from fixtures.pki import Credential
 from fixtures.signer import sign_document
 from load.deadlines import DeadlineRecord
-from load.portal_io import Kit, LocustWire, SandboxTime
+from load.portal_io import Kit, LocustWire, SandboxTime, report_failure
 from load.run import STATE, deadline_event, opt
 from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import DEADLINE_MINUTES, deadline_for
@@ -76,7 +76,7 @@ class HospitalUser(PortalUser):
             username=self.facility.username,
             password=self.facility.password,
             clock_rate=max(self.clock.rate, 1e-9),
-            http=LocustWire(self.client),  # type: ignore[arg-type]
+            http=LocustWire(self.client, STATE.failures),  # type: ignore[arg-type]
         )
         self.backlog: deque[_Issued] = deque()
         self.rng = random.Random(self.index)
@@ -232,7 +232,7 @@ class IssuingDeskUser(PortalUser):
             self.opt("trigger_url"), json=order, name="trigger: POST order", catch_response=True
         ) as r:
             if not 200 <= r.status_code < 300:
-                r.failure(f"order not taken: HTTP {r.status_code} {r.text[:120] if r.text else ''}")
+                report_failure(r, STATE.failures, f"order not taken: HTTP {r.status_code}", r.text or "")
                 return
         self.pending[expectation_id] = (doc_type, code, issued)
 

@@ -3,7 +3,9 @@
 * `LocustWire` lets the reference hospital's `PortalSession` (fixtures.hospital.session: token
   reuse, 401 handling, reply classification) send through a Locust `FastHttpSession`, so every
   wire request shows in Locust's statistics and a 200 that carries a refusal is marked as a failure
-  (`catch_response`). Transport errors become the `httpx.TransportError`s the session expects.
+  (`catch_response`) under a text Locust can group, its detail kept in `FailureSamples`
+  (load/summary.py); an expired token and the re-login after it have names of their own.
+  Transport errors become the `httpx.TransportError`s the session expects.
 * `Kit` is what the master provisions once (facilities, accounts, a test CA, one signing
   certificate per facility) and hands to its workers as plain JSON.
 * `SandboxTime` estimates the portal's sandbox clock from one reading of `GET /sandbox/clock`.
@@ -28,12 +30,13 @@ from cryptography.hazmat.primitives import serialization
 
 from conformance.portal import SandboxAdmin
 from conformance.scenarios import start_instant
-from fixtures.hospital.session import classify_submit, classify_token
+from fixtures.hospital.session import Outcome, classify_submit, classify_token
 from fixtures.hospital.wire import TOKEN_PATH
 from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
+from load.summary import EXPIRED_CODE, EXPIRED_NAME, RELOGIN_NAME, FailureSamples, cause_of, failure_text
 from mock_portal.deadline.working_time import WorkingCalendar
 
-__all__ = ["FacilityKit", "Kit", "LocustWire", "SandboxTime", "provision"]
+__all__ = ["FacilityKit", "Kit", "LocustWire", "SandboxTime", "provision", "report_failure"]
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -58,32 +61,57 @@ class _Reply:
 class LocustWire:
     """An `httpx.Client` stand-in over a Locust FastHttpSession, for `PortalSession(http=...)`."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, samples: FailureSamples) -> None:
         self.client = client
+        self.samples = samples
+        self.relogin = False
+        """The last submission's token had expired: token requests are re-logins until one succeeds."""
 
     def close(self) -> None:
         """The Locust user owns the connection pool."""
 
     def post(self, path: str, data: Mapping[str, str]) -> _Reply:
         token = path == TOKEN_PATH
-        with self.client.post(path, data=urlencode(data), headers=FORM, catch_response=True) as resp:
+        name = RELOGIN_NAME if token and self.relogin else None
+        with self.client.post(path, data=urlencode(data), headers=FORM, name=name, catch_response=True) as resp:
             error = getattr(resp, "error", None)
             if not resp.status_code:  # a status (503 included) is a reply, even when FastHttp set `error`
-                resp.failure(f"no reply: {type(error).__name__ if error else 'connection closed'}")
                 failure: Exception | None = _transport_error(error)
+                report_failure(
+                    resp, self.samples, f"no reply: {type(error).__name__ if error else 'connection closed'}", failure
+                )
             else:
                 failure = None
-                body = _json(resp.content)
-                outcome = (classify_token if token else classify_submit)(resp.status_code, body)
-                if outcome.value == "ACCEPTED":
-                    resp.success()
-                else:
-                    code = (body or {}).get("maKetQua" if token else "MaKetQua")
-                    explain = resp.headers.get("X-Sandbox-Explain") or ""
-                    resp.failure(f"{outcome.value}: HTTP {resp.status_code} code {code} {explain}"[:200])
+                self._judge(resp, token)
         if failure is not None:
             raise failure
         return _Reply(resp.status_code, dict(resp.headers.items()), resp.content)
+
+    def _judge(self, resp: Any, token: bool) -> None:
+        """Success, an expected expiry (a success of its own name), or a failure Locust can group."""
+        body = _json(resp.content) or {}
+        outcome = (classify_token if token else classify_submit)(resp.status_code, body)
+        explain = resp.headers.get("X-Sandbox-Explain") or ""
+        code = body.get("maKetQua" if token else "MaKetQua")
+        if outcome is Outcome.ACCEPTED:
+            self.relogin = self.relogin and not token  # a token taken: the re-login is done
+            resp.success()
+        elif outcome is Outcome.AUTH and cause_of(explain).endswith(EXPIRED_CODE):
+            self.relogin = True
+            resp.request_meta["name"] = EXPIRED_NAME
+            resp.success()
+        else:
+            submission = resp.headers.get("X-Sandbox-Submission") or "-"
+            detail = (
+                f"HTTP {resp.status_code} code {code} MaGD {body.get('MaGD') or '-'} submission {submission}: {explain}"
+            )
+            report_failure(resp, self.samples, failure_text(outcome.value, resp.status_code, code, explain), detail)
+
+
+def report_failure(resp: Any, samples: FailureSamples, text: str, detail: object) -> None:
+    """Mark a Locust response failed with a groupable `text`; its per-request `detail` goes to the samples."""
+    resp.failure(text)
+    samples.add(text, str(detail))
 
 
 def _json(content: bytes | None) -> dict[str, Any] | None:

@@ -15,14 +15,26 @@ from locust.env import Environment
 from conformance.portal import PortalState
 from load.deadlines import DeadlineBook, DeadlineRecord
 from load.portal_io import Kit, SandboxTime
+from load.summary import FailureSamples
 from mock_portal.deadline.working_time import WorkingCalendar
 
-__all__ = ["DEADLINE", "KIT_MESSAGE", "RECORDS_KEY", "STATE", "LateDelivery", "RunState", "deadline_event", "opt"]
+__all__ = [
+    "DEADLINE",
+    "KIT_MESSAGE",
+    "RECORDS_KEY",
+    "SAMPLES_KEY",
+    "STATE",
+    "LateDelivery",
+    "RunState",
+    "deadline_event",
+    "opt",
+]
 
 DEADLINE = "DEADLINE"
 """request_type of the deadline pseudo-requests (excluded from HTTP thresholds)."""
 KIT_MESSAGE = "load:kit"
 RECORDS_KEY = "load_deadline_records"
+SAMPLES_KEY = "load_failure_samples"
 
 
 class LateDelivery(Exception):
@@ -37,6 +49,8 @@ class RunState:
     time: SandboxTime | None = None
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     book: DeadlineBook = field(default_factory=DeadlineBook)
+    failures: FailureSamples = field(default_factory=FailureSamples)
+    """The detail of the failures Locust's error table groups (workers hand theirs to the master)."""
     saved: PortalState | None = None
     """The portal's clock and fault plans before the run changed them (master only), restored at the end."""
     users: itertools.count[int] = field(default_factory=itertools.count)
@@ -66,6 +80,6 @@ def deadline_event(environment: Environment, record: DeadlineRecord) -> None:
         name=name,
         response_time=record.working_minutes,
         response_length=0,
-        exception=LateDelivery(f"{record.code} {record.status.value}") if record.late else None,
+        exception=LateDelivery(record.status.value) if record.late else None,  # one error row per status
         context={"facility": record.facility},
     )

@@ -8,19 +8,33 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from fixtures.pki import TestPKI, cert_pem, key_pem
 from load.deadlines import DeadlineBook, DeadlineRecord, Status, Thresholds, judge_thresholds, render_svg
+from load.summary import (
+    EXPIRED_NAME,
+    RELOGIN_NAME,
+    FailureSamples,
+    GeneratorCpu,
+    Relogins,
+    cause_of,
+    failure_text,
+    summary_level,
+)
 from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import WorkingCalendar
 from tests.live import IPSS_KEY, LiveServer, free_port, start_server
@@ -106,6 +120,8 @@ def test_late_sender_and_impossible_p95_fail_the_run(portal: LiveServer, tmp_pat
     assert "--max-late 0" in failures and "--p95-ms 1" in failures
     late_rows = [row for (kind, _), row in stats(tmp_path).items() if kind == "DEADLINE"]
     assert sum(int(row["Failure Count"]) for row in late_rows) > 0
+    errors = run.stderr.partition("Error report")[2]  # (issue 25) one row per status, not per certificate
+    assert "LateDelivery('LATE')" in errors and not re.search(r"\d{5}\.G(CS|BT)\.", errors), errors
 
 
 def test_issuing_desk_drives_the_reference_hospital_through_the_trigger(portal: LiveServer, tmp_path: Path) -> None:
@@ -326,3 +342,102 @@ def test_a_run_opens_a_workspace_of_its_own_and_deletes_it_unless_kept(portal: L
         assert admin.get("/sandbox/journal/count").json()["count"] == journal_before  # nothing in default
         assert admin.get("/sandbox/clock").json()["mode"] == "real"
         assert admin.delete(f"/sandbox/workspaces/{opened[1]}").status_code == 204
+
+
+# Issue 25: Locust's error table groups failures, expected re-logins are no failures, the generator's CPU
+
+
+def test_expired_tokens_are_re_logins_not_failures_and_a_saturated_generator_is_named(
+    portal: LiveServer, tmp_path: Path
+) -> None:
+    """Once the hospitals are sending, the run's sandbox clock jumps 61 minutes: every token they hold
+    (60 minutes) has expired at the portal, not yet by their own reading of its clock. Each expiry was a
+    failure and an error row of its own ("Token expired at <instant>"). Locust's CPU monitor, made to
+    fire by a second locustfile, flags the run as one whose generator saturated."""
+    with portal.admin() as operator:
+        created = operator.post("/sandbox/workspaces", json={"name": "load tokens"}).json()
+    key = created["key"]
+    jump = threading.Thread(target=_advance_once_submitting, args=(portal.base_url, key), daemon=True)
+    try:
+        jump.start()
+        run = locust(
+            portal,
+            tmp_path,
+            *("--headless", "-u", "2", "-r", "2", "-t", "3s", "--clock-rate", "600", "--issue-rate", "60"),
+            *("--facilities", "1", "-f", f"{LOCUST[-1]},{ROOT / 'tests' / 'load_cpu_saturated.py'}"),
+            token=key,
+        )
+        jump.join(timeout=5)
+    finally:
+        with portal.admin() as operator:
+            operator.delete(f"/sandbox/workspaces/{created['id']}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    errors = run.stderr.partition("Error report")[2]  # Locust's final table (its CSV is written once a second)
+    assert "AUTH_TOKEN_EXPIRED" not in errors and not re.search(r"\d{4}-\d\d-\d\dT", errors), errors
+    report = summary(tmp_path)  # counted from Locust's rows of the expired submissions and the re-logins
+    assert report["token_expiry"]["tokens_expired"] > 0, report["token_expiry"]
+    assert report["token_expiry"]["relogins"] > 0 and report["token_expiry"]["relogins_failed"] == 0
+    assert report["http"]["failures"] == 0 and report["summary"]["accepted"] > 0
+    assert report["load_generator"]["cpu_saturated"] is True
+    assert re.search(r"/INFO/load: deadlines: .* token\(s\) expired", run.stderr), run.stderr[-3000:]
+    assert re.search(r"/WARNING/load: the load generator's CPU was above -1 % \(this process\)", run.stderr)
+
+
+def _advance_once_submitting(base_url: str, key: str) -> None:
+    """Advance the workspace's clock by 61 minutes once two submissions are in its journal."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=5) as admin:
+        for _ in range(300):
+            if admin.get("/sandbox/journal/count", params={"operation": "submit"}).json()["count"] >= 2:
+                admin.post("/sandbox/clock/advance", json={"minutes": 61}).raise_for_status()
+                return
+            time.sleep(0.05)
+
+
+def test_failure_texts_carry_no_per_request_value_and_keep_a_bounded_sample() -> None:
+    explain = "AUTH_TOKEN_EXPIRED: Token expired at 2026-03-09T01:00:00Z; take a new one"
+    assert failure_text("AUTH", 200, "401", explain) == "AUTH: HTTP 200 code 401 AUTH_TOKEN_EXPIRED"
+    assert cause_of("FAULT outage, slow; SIG_DIGEST_MISMATCH: Reference #x digest differs") == (
+        "FAULT outage, slow; SIG_DIGEST_MISMATCH"
+    )
+    assert cause_of("FAULT load-outage") == "FAULT load-outage"
+    assert cause_of("free text: 2026-03-09") == "" and cause_of(None) == ""
+    samples = FailureSamples(per_error=2, max_errors=2)
+    for n in range(5):
+        samples.add("A", f"detail {n}")
+    samples.add("B", "b")
+    samples.add("C", "c")  # a third text: counted by Locust, not sampled
+    worker = FailureSamples()
+    worker.extend(samples.drain())
+    assert samples.to_list() == [] and worker.to_list() == [
+        {"error": "A", "examples": ["detail 0", "detail 1"]},
+        {"error": "B", "examples": ["b"]},
+    ]
+
+
+def test_re_logins_are_counted_from_locust_statistics() -> None:
+    entry = SimpleNamespace
+    entries = {
+        (EXPIRED_NAME, "POST"): entry(num_requests=7, num_failures=0),
+        (RELOGIN_NAME, "POST"): entry(num_requests=8, num_failures=2),
+        (SUBMIT, "POST"): entry(num_requests=50, num_failures=1),
+    }
+    assert Relogins.from_stats(entries).to_dict() == {"tokens_expired": 7, "relogins": 6, "relogins_failed": 2}
+    assert Relogins.from_stats({}).to_dict() == {"tokens_expired": 0, "relogins": 0, "relogins_failed": 0}
+
+
+@pytest.mark.parametrize(
+    ("runner", "where"),
+    [
+        (SimpleNamespace(cpu_warning_emitted=False), None),
+        (SimpleNamespace(cpu_warning_emitted=True), "(this process)"),
+        (SimpleNamespace(cpu_warning_emitted=False, worker_cpu_warning_emitted=True), "(a worker)"),
+    ],
+    ids=["cool", "local", "worker"],
+)
+def test_a_saturated_generator_is_named_in_the_summary(runner: SimpleNamespace, where: str | None) -> None:
+    cpu = GeneratorCpu.of(runner, 90)
+    assert cpu.to_dict()["cpu_saturated"] is (where is not None)
+    warning = cpu.warning()
+    assert warning is None if where is None else warning.startswith(f"the load generator's CPU was above 90 % {where}")
+    assert summary_level((), late=0) == logging.INFO
+    assert summary_level(("late",), late=1) == summary_level((), late=1) == logging.WARNING
