@@ -19,6 +19,7 @@ from mock_portal.documents import DocumentType, parse_xml, validate_schema
 from mock_portal.fidelity import with_field_tables
 from mock_portal.results.findings import Severity
 from mock_portal.results.grades import Strictness
+from tests import contract_cli
 from tests.markdown_blocks import blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,3 +183,14 @@ def test_the_missing_column_is_what_the_schema_check_answers(doc_type: DocumentT
         for data in (absent, empty):
             got = tuple(_answer(doc_type, data, name, mode) for mode in (Strictness.PORTAL, Strictness.STRICT))
             assert got == ANSWERS[cell], (name, cell, got)
+
+
+# Issue 25: item 16, the README's Schemathesis command is the one `make contract` runs
+
+
+def test_the_readme_runs_schemathesis_with_the_hooks_as_make_contract_does() -> None:
+    block = next(b.code for b in blocks(ROOT / "README.md") if "SCHEMATHESIS_HOOKS" in b.code)
+    command = " ".join(block.replace("\\\n", " ").split())
+    assert "SCHEMATHESIS_HOOKS=tests.contract_hooks" in command and "CONTRACT_SEED=seed.json" in command
+    assert f"--exclude-path-regex '{contract_cli.GLOBAL_STATE}'" in command
+    assert "--checks all --phases examples,coverage,fuzzing,stateful" in command
