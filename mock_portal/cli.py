@@ -95,6 +95,10 @@ def _report(args: argparse.Namespace) -> int:
 def _fidelity(args: argparse.Namespace) -> int:
     from mock_portal import fidelity
 
+    if args.fields:
+        page = Path(args.fields)
+        page.write_text(fidelity.with_field_tables(page.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
     text = fidelity.render_markdown()
     if args.write:
         Path(args.write).write_text(text, encoding="utf-8")
@@ -154,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     attestation.set_defaults(func=_attestation_key)
     table = commands.add_parser("fidelity", help="the graded behaviours as Markdown (docs/fidelity.md)")
     table.add_argument("--write", metavar="FILE", help="write to FILE (e.g. docs/fidelity.md) instead of stdout")
+    table.add_argument(
+        "--fields", metavar="FILE", help="rewrite the field tables in FILE (docs/documents.md): what each mode answers"
+    )
     table.set_defaults(func=_fidelity)
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -23,8 +23,6 @@ schemathesis.openapi.format("x509-pem", st.sampled_from(SEED["cert_pems"] + SEED
 schemathesis.openapi.format("x509-ca-pem", st.sampled_from(SEED["ca_pems"]))
 schemathesis.openapi.format("x509-crl-pem", st.just(SEED["crl_pem"]))
 schemathesis.openapi.media_type("application/pkix-crl", st.just(base64.b64decode(SEED["crl_der"])))
-# `application/x-pem-file` (what hospital tooling sends) is PEM text, as the contract says: send it as text.
-schemathesis.serializer.alias("application/x-pem-file", "text/plain")
 
 
 def _realistic_bodies(label: str) -> list[Any]:

@@ -4,8 +4,8 @@ against the live portal — facility, token, a signed document sent, then the su
 the journal and the certificate IPSS holds — parsing every reply with the models it generated.
 
 The PEM uploads are the one part done with plain httpx: openapi-python-client serialises request bodies
-only as JSON, forms, multipart or binary, and the contract's PEM bodies are text (`application/x-pem-file`,
-`text/plain`), as the portal's users send them.
+only as JSON, forms, multipart or binary, and the contract's PEM bodies are text (`text/plain`; the portal
+reads `application/x-pem-file` as it), as the portal's users send them.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,11 +37,13 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hypothesis import strategies as st
+from schemathesis.core.parameters import ParameterLocation
 
 from fixtures.hospital import LOAI_HS
 from fixtures.pki import TestPKI, cert_pem, crl_der, crl_pem
@@ -364,7 +367,15 @@ def _register_formats(world: World) -> None:
     schemathesis.openapi.format("x509-ca-pem", st.sampled_from([pem.decode("ascii") for pem in world.ca_pems]))
     schemathesis.openapi.format("x509-crl-pem", st.just(world.crls[0].decode("ascii")))
     schemathesis.openapi.media_type("application/pkix-crl", st.just(world.crls[1]))
-    schemathesis.serializer.alias("application/x-pem-file", "text/plain")  # PEM is text
+
+
+def _no_crl_in_a_negative_body(case: Case) -> None:
+    """A negative body sent as `application/pkix-crl` still comes from the media type's strategy, a real CRL
+    the portal rightly takes: Schemathesis uses a custom media type strategy in negative mode too. Such a
+    body is made what the case says it is, bytes that are no CRL."""
+    body = case.meta.components.get(ParameterLocation.BODY) if case.meta else None
+    if case.media_type == "application/pkix-crl" and body is not None and body.mode.is_negative:
+        case.body = b"not a CRL"
 
 
 @pytest.fixture(scope="module")
@@ -378,6 +389,7 @@ def shared_schema(server: LiveServer, world: World) -> Iterator[Any]:
     def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
         if case.method.upper() == "POST" and case.operation.path == "/sandbox/facilities":
             _own_province(case)
+        _no_crl_in_a_negative_body(case)
 
     schemathesis.hook(before_call)
     yield schema
@@ -431,3 +443,47 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
     """schemathesis 4.32's lazy loader reads `item._nodeid`, which pytest 9.2 renamed; give it one."""
     if not hasattr(request.node, "_nodeid"):
         request.node._nodeid = request.node.nodeid
+
+
+# Issue 25: item 16, a plain Schemathesis run (no hooks) can serialise every operation; PEM is a whole block
+
+CONTRACT = Path(__file__).resolve().parents[1] / "mock_portal" / "openapi.yaml"
+
+
+def test_a_plain_schemathesis_serialises_every_operation() -> None:
+    """`application/x-pem-file` bodies gave a plain `schemathesis run` 'No supported serializers' errors: every
+    example and generated body of every operation is now sent as a media type Schemathesis knows."""
+    schema = schemathesis.openapi.from_path(CONTRACT)
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.get_request_payload_content_types():
+            continue  # nothing to serialise
+        for strategy in [*operation.get_strategies_from_examples(), operation.as_strategy()]:
+
+            @hypothesis.settings(
+                max_examples=2, database=None, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+            )
+            @hypothesis.given(strategy)
+            def serialise(case: Case) -> None:
+                case.as_transport_kwargs(base_url="http://127.0.0.1")
+
+            try:
+                serialise()
+            except schemathesis.errors.SerializationNotPossible as exc:
+                failures.append(f"{operation.label}: {exc}")
+    assert failures == []
+
+
+def test_a_bare_pem_header_is_outside_the_contract() -> None:
+    """A bare `-----BEGIN CERTIFICATE-----` matched the old pattern, so a plain run counted its 400 as a
+    schema-valid request rejected; the pattern now asks for a whole block, as a real PEM file has."""
+    schemas = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))["components"]["schemas"]
+    pki = TestPKI.create({"79001": "Bệnh viện Từ Dũ"}, now=datetime.now(UTC))
+    real = {"CertificatePem": cert_pem(pki.root.cert), "CaCertificatePem": cert_pem(pki.root.cert)}
+    real["CrlPem"] = crl_pem(pki.crl())
+    for name, pem in real.items():
+        pattern = schemas[name]["pattern"]
+        header = pem.decode().splitlines()[0]
+        assert re.search(pattern, pem.decode()) and re.search(pattern, pem.decode().replace("\n", "\r\n")), name
+        assert not re.search(pattern, header) and not re.search(pattern, header + "\n" + pem.decode().splitlines()[-1])

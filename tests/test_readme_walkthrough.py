@@ -2,8 +2,9 @@
 one bash session, against a portal served by `mock-portal serve --demo`, then every link to the portal.
 
 The server and the commands run in a scratch directory that holds links to `.venv`, `examples/` and
-`load/` (so `var/demo/` and the database are the test's own); `127.0.0.1:8080` becomes the test's
-port and `/tmp/` its scratch directory, so parallel runs do not meet.
+`load/` (so `var/demo/` and the database are the test's own) and to the sources and `pyproject.toml`, so
+the CI block's `pip install -e "$R"` installs the sandbox into the CI job's own venv as in a checkout;
+`127.0.0.1:8080` becomes the test's port and `/tmp/` its scratch directory, so parallel runs do not meet.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     """A scratch checkout (links to the venv and the data the README uses) and the demo portal on a free port."""
     work = tmp_path_factory.mktemp("readme")
     (work / ".venv").symlink_to(Path(sys.prefix))
-    for name in ("examples", "load"):
+    for name in ("examples", "load", "mock_portal", "fixtures", "conformance", "pyproject.toml", "README.md"):
         (work / name).symlink_to(ROOT / name)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")} | {"PORTAL_PORT": str(port)}
@@ -67,10 +68,15 @@ def test_readme_commands_run_end_to_end(served: tuple[str, Path]) -> None:
     assert "SIG_DIGEST_MISMATCH" in out
     # controlling time: a sample made at sandbox time arrives on time against its expectation
     assert re.search(r'"status":\s*"ARRIVED"', out) and "ON_TIME" in out, out[-3000:]
+    # (issue 25) the deadline's paths the README names: document.deadline of a submission, a list of documents
+    assert re.search(r"\{'issued_at': '[^']+', 'source': '\w+', 'deadline': '[^']+', 'status': 'ON_TIME'", out), out
+    assert "['ON_TIME']" in out
     # the fault example drops one reply and the walk-through goes on
     assert "no reply: the document was stored" in out and "FAULT slow" in out
     assert "REPORT_PERIOD_INVALID" in out and "drained: 1 order(s) handled" in out
-    # the CI example: pytest through the plugin (no -p), one case, passed
+    # the CI example: its own venv (the sandbox and pytest only), pytest through the plugin (no -p), one case, passed
+    ci_venv = scratch / "his-ci" / "venv"
+    assert (ci_venv / "bin" / "pytest").is_file() and not (ci_venv / "bin" / "locust").exists()
     junit = ET.parse(scratch / "his-ci" / "conformance.xml").getroot()
     cases = junit.findall(".//testcase")
     assert [c.get("name") for c in cases] == ["API-001"]

@@ -1,4 +1,5 @@
-"""ASGI middleware: hands the portal to the security layer and caps request bodies.
+"""ASGI middleware: hands the portal to the security layer, caps request bodies and reads
+`application/x-pem-file` as the contract's `text/plain`.
 
 The body cap is applied while the body streams in, so an oversize upload is never held in memory.
 On the wire submission path the real portal's answer to an oversize file is MaKetQua 1001 (HTTP 200).
@@ -37,6 +38,8 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["portal"] = self.portal
+        if scope.get("path", "").startswith("/sandbox/"):
+            scope["headers"] = pem_as_text(scope.get("headers", []))
         if _unroutable_path(scope.get("path", "")):
             await _unroutable(scope, send, self.portal)
             return
@@ -69,6 +72,21 @@ class PortalMiddleware:
         except BodyTooLarge:
             if not started:
                 await too_large(scope, send, received, self.portal)
+
+
+PEM_FILE = b"application/x-pem-file"
+
+
+def pem_as_text(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`application/x-pem-file`, what PEM tooling and existing clients send, read as `text/plain`: the
+    contract lists only `text/plain` for PEM bodies, a media type generic tools (Schemathesis, generated
+    clients) can send, and Connexion refuses a media type the operation does not list (415)."""
+    return [
+        (name, b"text/plain" + value[len(PEM_FILE) :])
+        if name == b"content-type" and value[: len(PEM_FILE)].lower() == PEM_FILE
+        else (name, value)
+        for name, value in headers
+    ]
 
 
 def content_length(scope: Scope) -> int | None:

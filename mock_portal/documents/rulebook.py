@@ -8,6 +8,7 @@ XPath, so a rule can never report under someone else's code.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,9 +17,13 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from ..results.findings import Finding, Severity
-from .doctypes import DocumentType
+from .doctypes import DocumentType, FieldSpec
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DATE_KINDS = ("date", "birthdate", "datetime12", "datetime14")
+"""The field kinds (doctypes.KIND_PATTERNS) whose values are dates or times."""
+DATE_FIELDS = "*date fields*"
+"""A rule's `fields` entry for every field of a kind in DATE_KINDS."""
 BOTH = frozenset(DocumentType)
 GCS = frozenset({DocumentType.GCS})
 GBT = frozenset({DocumentType.GBT})
@@ -80,6 +85,12 @@ class Rule:
     @property
     def name(self) -> str:
         return self.check.__name__
+
+    def reads(self, spec: FieldSpec) -> bool:
+        """Does the rule judge this field? `fields` names fields, globs (`MATINH_*`) or `*date fields*`."""
+        if DATE_FIELDS in self.fields and spec.kind in DATE_KINDS:
+            return True
+        return any(fnmatch.fnmatchcase(spec.name, pattern) for pattern in self.fields)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready description, for the control API and the docs."""

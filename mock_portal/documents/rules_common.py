@@ -8,9 +8,21 @@ from datetime import date, datetime
 
 from ..results.findings import Severity
 from .doctypes import DocumentType
-from .rulebook import BOTH, GBT, Fields, Issue, Issues, RuleContext, as_date, read_time, rule, text
+from .rulebook import (
+    BOTH,
+    DATE_FIELDS,
+    DATE_KINDS,
+    GBT,
+    Fields,
+    Issue,
+    Issues,
+    RuleContext,
+    as_date,
+    read_time,
+    rule,
+    text,
+)
 
-_DATE_KINDS = ("date", "birthdate", "datetime12", "datetime14")
 _DATE_FORMATS = {
     "date": "yyyyMMdd",
     "birthdate": "yyyy | yyyyMMdd",
@@ -106,14 +118,14 @@ def code_year(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issue
     "RULE_DATE_INVALID",
     Severity.ERROR,
     BOTH,
-    ("*date fields*",),
+    (DATE_FIELDS,),
     "Mọi trường ngày/giờ là ngày giờ có thật theo đúng định dạng.",
     "Every date/time field is a real calendar date/time in its format.",
 )
 def real_dates(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
     for spec in doc_type.fields:
         value = text(fields, spec.name)
-        if spec.kind in _DATE_KINDS and value and read_time(spec.kind, value) is None:
+        if spec.kind in DATE_KINDS and value and read_time(spec.kind, value) is None:
             yield Issue(
                 spec.name,
                 f"{spec.name} không phải ngày/giờ hợp lệ dạng {_DATE_FORMATS[spec.kind]}.",
