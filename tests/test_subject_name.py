@@ -7,14 +7,24 @@ X509SubjectName is then rewritten: the signature itself stays valid (TOTAL_PASSE
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import NameOID
+from lxml import etree
 
+from fixtures.certificates import build_xml
 from fixtures.pki import TestPKI
+from fixtures.samples import sample_fields
+from fixtures.signer import sign_document
+from mock_portal.documents import DocumentType
+from mock_portal.signature.checks import ParsedSignature, check_subject_name, locate_signature, parse_signature
 from mock_portal.signature.names import same_name
 from tests.conftest import Hospital, provision
 from tests.live import LiveServer
@@ -93,3 +103,48 @@ def test_subject_names_are_compared_as_distinguished_names(pki: TestPKI, written
     cert = pki.issue_facility_cert("79001").cert
     assert same_name(written, cert.subject) is same
     assert same_name(unicodedata.normalize("NFD", written), cert.subject) is same
+
+
+# Issue 25: a huge X509SubjectName is judged without parsing it and quoted clipped; .NET's other keywords
+def _parsed(pki: TestPKI) -> ParsedSignature:
+    """A reference signature, signed in-process, as the examination parses it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    cred = pki.issue_facility_cert("79001")
+    fields = sample_fields(DocumentType.GCS, facility_code="79001", serial=1, issued_at=now, seed=25)
+    xml = sign_document(build_xml(DocumentType.GCS, fields), cred.key, cred.cert, signing_time=now)
+    _, sig = locate_signature(etree.fromstring(xml))
+    assert sig is not None
+    return parse_signature(sig)
+
+
+def test_a_megabyte_subject_name_is_another_name_at_once_and_quoted_clipped(pki: TestPKI) -> None:
+    """A 1 MB name took ~1.3 s of CPU to parse, and was quoted three times in the stored finding."""
+    parsed = replace(_parsed(pki), subject_names=("CN=a," * 200_000,))
+    started = time.process_time()
+    [finding] = check_subject_name(parsed)
+    assert time.process_time() - started < 0.05
+    assert finding.received == "CN=a," * 40 and finding.expected == parsed.certificates[0].subject.rfc4514_string()
+    assert len(finding.message_en) < 600 and len(finding.message_vi) < 600
+
+
+@pytest.mark.parametrize(
+    ("written", "same"),
+    [
+        ('CN=Bệnh viện Từ Dũ, PostalCode=700000, OID.2.5.4.97=VNVN-79001, O=Sở Y tế \\"TP.HCM\\", C=VN', True),
+        ('CN=Bệnh viện Từ Dũ, OID.2.5.4.17=700000, OID.2.5.4.97=VNVN-79001, O="Sở Y tế ""TP.HCM""", C=VN', True),
+        ('CN=Bệnh viện Từ Dũ,postalCode=700000,organizationIdentifier=VNVN-79001,O=Sở Y tế \\"TP.HCM\\",C=VN', True),
+        ('CN=Bệnh viện Từ Dũ, PostalCode=700001, OID.2.5.4.97=VNVN-79001, O="Sở Y tế ""TP.HCM""", C=VN', False),
+    ],
+)
+def test_dotnet_keywords_and_doubled_quotes(written: str, same: bool) -> None:
+    """.NET writes postalCode `PostalCode=` and doubles a quote inside a quoted value."""
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'Sở Y tế "TP.HCM"'),
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, "VNVN-79001"),
+            x509.NameAttribute(NameOID.POSTAL_CODE, "700000"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Bệnh viện Từ Dũ"),
+        ]
+    )
+    assert same_name(written, name) is same

@@ -19,7 +19,7 @@ from lxml import etree
 
 from mock_portal.results.findings import Finding, Severity
 from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
-from mock_portal.signature.names import same_name
+from mock_portal.signature.names import NAME_CHARS, same_name
 from mock_portal.signature.xmldsig import (
     C14N_10,
     DS_NS,
@@ -217,6 +217,10 @@ def _leaf_first(certs: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
 
 SUBJECT_NAME = "SIG_X509_SUBJECT_NAME"
 _SUBJECT_PATH = "/*/CHUKYDONVI/Signature/KeyInfo/X509Data/X509SubjectName"
+_QUOTED_CHARS = 200
+"""How much of a name a finding quotes (`received`, the messages), as parsing findings quote a URI: the
+file holds the whole, and a megabyte quoted three times would be stored, and journalled, as three. The
+certificate's subject is `expected` whole (up to `NAME_CHARS`: a real one), to copy into the file."""
 
 
 def check_subject_name(parsed: ParsedSignature) -> tuple[Finding, ...]:
@@ -224,14 +228,15 @@ def check_subject_name(parsed: ParsedSignature) -> tuple[Finding, ...]:
     or another name, compared as distinguished names). The profile's KeyInfo carries it (R8), but
     nothing shows the real portal refuses a file without it, and the certificate itself is what the trust
     checks judge: a finding of its own, outside the signature's checks and indication, that `fidelity`
-    grades (a warning in `portal` mode)."""
+    grades (a warning in `portal` mode). A name longer than `NAME_CHARS` is another name, unparsed."""
     leaf = parsed.certificates[0]
     written = [n for n in parsed.subject_names if n.strip()]
     if any(same_name(n, leaf.subject) for n in written):
         return ()
-    subject = leaf.subject.rfc4514_string()
+    expected = leaf.subject.rfc4514_string()[:NAME_CHARS]
+    subject = expected[:_QUOTED_CHARS]
     if written:
-        received = written[0]
+        received = written[0][:_QUOTED_CHARS]
         vi = f"X509SubjectName '{received}' không phải tên chủ thể của chứng thư ký ({subject})."
         en = f"X509SubjectName '{received}' is not the signing certificate's subject ({subject})."
     elif parsed.subject_names:
@@ -242,7 +247,7 @@ def check_subject_name(parsed: ParsedSignature) -> tuple[Finding, ...]:
         received = None
         vi = f"KeyInfo/X509Data thiếu X509SubjectName: ghi tên chủ thể của chứng thư ký ({subject}, RFC 4514)."
         en = f"KeyInfo/X509Data has no X509SubjectName: add the signing certificate's subject ({subject}, RFC 4514)."
-    return (Finding(SUBJECT_NAME, Severity.ERROR, vi, en, _SUBJECT_PATH, expected=subject, received=received),)
+    return (Finding(SUBJECT_NAME, Severity.ERROR, vi, en, _SUBJECT_PATH, expected=expected, received=received),)
 
 
 def recognise_profile(parsed: ParsedSignature, policy: SignaturePolicy) -> tuple[CheckResult, str | None]:

@@ -14,12 +14,12 @@ import re
 import unicodedata
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-__all__ = ["same_name"]
+__all__ = ["NAME_CHARS", "same_name"]
 
 Rdn = frozenset[tuple[str, str]]
-_KEYWORDS = {
+_KEYWORDS = {attr.replace("_", ""): oid for attr, oid in vars(NameOID).items() if isinstance(oid, ObjectIdentifier)} | {
     "CN": NameOID.COMMON_NAME,
     "L": NameOID.LOCALITY_NAME,
     "ST": NameOID.STATE_OR_PROVINCE_NAME,
@@ -32,14 +32,19 @@ _KEYWORDS = {
     "UID": NameOID.USER_ID,
     "E": NameOID.EMAIL_ADDRESS,
     "EMAIL": NameOID.EMAIL_ADDRESS,
-    "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
-    "SERIALNUMBER": NameOID.SERIAL_NUMBER,
     "T": NameOID.TITLE,
-    "TITLE": NameOID.TITLE,
     "SN": NameOID.SURNAME,
     "G": NameOID.GIVEN_NAME,
-    "GIVENNAME": NameOID.GIVEN_NAME,
 }
+"""Upper-cased keyword -> OID. `NameOID`'s own names without their underscores are the attributes' long
+names (POSTAL_CODE: postalCode, which .NET writes `PostalCode=`; ORGANIZATION_IDENTIFIER,
+BUSINESS_CATEGORY and the rest); then RFC 4514's short keywords and those of .NET and OpenSSL."""
+NAME_CHARS = 8192
+"""The longest X509SubjectName read as a name; a longer one names no certificate and is not parsed (it
+would cost a second of CPU per few megabytes). RFC 5280's upper bounds (Appendix A) for what a subject
+carries, CN 64 + O 64 + OU 64 + L 128 + ST 128 + C 2 + serialNumber 64 + title 64 + emailAddress 255
++ postalCode 16, sum to 849 characters; RFC 4514's hex escapes write a Vietnamese letter in up to 9
+(`\\E1\\BB\\87`): 849 x 9 = 7641 < 8192."""
 _DOTTED = re.compile(r"(?:OID\.)?([0-9]+(?:\.[0-9]+)+)", re.IGNORECASE)
 _BER_STRINGS = {0x0C, 0x13, 0x14, 0x16, 0x1A}
 """UTF8String, PrintableString, TeletexString, IA5String, VisibleString: a `#hex` value of these is text."""
@@ -72,10 +77,11 @@ def _split(text: str, separators: str) -> list[str]:
 
 
 def _unescape(raw: str) -> str:
-    """RFC 4514 escapes (`\\,` and `\\C3\\A1`, UTF-8 bytes), a quoted value, a `#hex` BER string."""
+    """RFC 4514 escapes (`\\,` and `\\C3\\A1`, UTF-8 bytes), a quoted value (where .NET doubles a quote
+    inside: `O="A ""B"" C"` is `A "B" C`), a `#hex` BER string."""
     value = raw.strip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1]
+        value = value[1:-1].replace('""', '"')
     if value.startswith("#"):
         return _ber_text(value[1:])
     out, index = bytearray(), 0
@@ -138,6 +144,9 @@ def _rdns_of(name: x509.Name) -> tuple[Rdn, ...]:
 
 def same_name(text: str, name: x509.Name) -> bool:
     """Does the string DN `text` name `name`? Written in RFC 4514 order or in the certificate's own
-    (X.500) order, as OpenSSL's default `-subject` output and some Windows tools write it."""
+    (X.500) order, as OpenSSL's default `-subject` output and some Windows tools write it. Longer than
+    `NAME_CHARS`, it names no certificate."""
+    if len(text) > NAME_CHARS:
+        return False
     parsed, rdns = _parse_dn(text), _rdns_of(name)
     return parsed is not None and parsed in (rdns, rdns[::-1])
