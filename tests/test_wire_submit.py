@@ -439,3 +439,24 @@ def test_x_sandbox_explain_is_ascii_and_decodes_to_the_json_explanation(
     assert _raw_explain(reply) == stored["explain"] == f"{cause['code']}: {cause['message_en']}"
     assert ("'Tà'" if kind == "vietnamese" else "xmlns:xsi): inclusive C14N") in stored["explain"]
     assert hospital.client.send_form(hospital.client.form(LOAI_HS["GCS"], xml)).explain == stored["explain"]
+
+
+# Issue 25: X-Sandbox-Explain and the stored `explain` are cut at one length (a long cause decodes whole)
+def test_a_long_explanation_decodes_to_the_whole_stored_explain(
+    admin: httpx.Client, trusted: TestPKI, server: LiveServer
+) -> None:
+    """A strict refusal for another X509SubjectName quotes it and the certificate's subject: ~320 characters,
+    past the header's old 300 while the store kept 512."""
+    hospital = provision(admin, trusted, server.base_url, strictness="strict")
+    other = "CN=Bệnh viện Đa khoa Khu vực Miền núi phía Bắc tỉnh Lào Cai,OU=Phòng Kế hoạch Tổng hợp,"
+    other += "O=Sở Y tế tỉnh Lào Cai,STREET=Số 1 đường Hoàng Liên,L=Thành phố Lào Cai,ST=Lào Cai,C=VN"
+    xml = re.sub(
+        rb"<X509SubjectName>[^<]*</X509SubjectName>",
+        f"<X509SubjectName>{other}</X509SubjectName>".encode(),
+        sample(hospital),
+    )
+    reply = hospital.client.http.post(SUBMIT_PATH, data=hospital.client.form(LOAI_HS["GCS"], xml))
+    stored = admin.get(f"/sandbox/submissions/{reply.headers['x-sandbox-submission']}").json()
+    assert reply.json()["MaKetQua"] == "205" and stored["explain"].startswith("SIG_X509_SUBJECT_NAME: ")
+    assert len(stored["explain"]) > 300 and other in stored["explain"]
+    assert _raw_explain(reply) == stored["explain"]

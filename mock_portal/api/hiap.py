@@ -30,7 +30,7 @@ from mock_portal.control.gate import Exchange, JournalSlot
 from mock_portal.portal.auth import Credentials, PasswordCheck, json_body_note
 from mock_portal.portal.codes import SubmitResult, TokenResult
 from mock_portal.portal.service import Outcome, Portal, SubmissionForm
-from mock_portal.results.findings import Finding
+from mock_portal.results.findings import EXPLAIN_CHARS, Finding
 
 log = logging.getLogger(__name__)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -168,7 +168,7 @@ def submit_reply(result: SubmitResult, ma_gd: str, received_at: datetime) -> dic
     }
 
 
-def header_safe(text: str, limit: int = 300) -> str:
+def header_safe(text: str, limit: int = EXPLAIN_CHARS) -> str:
     """An ASCII header value that says what `text` (cut to `limit` characters) says: clients decode a header
     as Latin-1 or ASCII, so a typographic dash or a Vietnamese name sent raw arrives mangled ('?').
 

@@ -33,7 +33,7 @@ from mock_portal.portal.auth import (
 )
 from mock_portal.portal.codes import SubmitResult
 from mock_portal.portal.intake import IntakePolicy, Verdict, examine, file_digest, prepare
-from mock_portal.results.findings import Finding
+from mock_portal.results.findings import EXPLAIN_CHARS, Finding
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
 from mock_portal.signature.verify import SignaturePolicy
@@ -295,7 +295,7 @@ def _rows(
         file_sha256=digest if verdict.file else None,
         file_size=verdict.file_size,
         document_code=(verdict.document_code or "")[:64] or None,
-        explain=verdict.explain()[:512],
+        explain=verdict.explain()[:EXPLAIN_CHARS],
         findings=[f.to_dict() for f in verdict.findings],
         signature_report=verdict.signature.to_dict() if verdict.signature else None,
     )

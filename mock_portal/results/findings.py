@@ -50,6 +50,11 @@ def has_errors(findings: list[Finding] | tuple[Finding, ...]) -> bool:
     return any(f.severity is Severity.ERROR for f in findings)
 
 
+EXPLAIN_CHARS = 512
+"""The longest explanation line: a submission's stored `explain` and the `X-Sandbox-Explain` header cut at
+this one length, so decoding the header gives exactly the stored text (a cause quoting two names, ~350)."""
+
+
 def first_error(findings: Iterable[Finding]) -> Finding | None:
     """The headline of a refusal: the first error in the order the examination reported them, which is
     the order of causes (parsing, structure, schema, signature in `CheckName` order, rules). Every

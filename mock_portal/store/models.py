@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from mock_portal.results.findings import EXPLAIN_CHARS
+
 
 class Base(DeclarativeBase):
     pass
@@ -162,7 +164,7 @@ class Submission(Base):
     file_sha256: Mapped[str | None] = mapped_column(String(64))
     file_size: Mapped[int]
     document_code: Mapped[str | None] = mapped_column(String(64))
-    explain: Mapped[str] = mapped_column(String(512))
+    explain: Mapped[str] = mapped_column(String(EXPLAIN_CHARS))
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     signature_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
