@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from lxml import etree
 
 from conformance.cases import load_cases
 from fixtures.certificates import build_xml, scenario
-from fixtures.demo import ensure_pki
+from fixtures.demo import DEMO, ensure_pki
 from mock_portal.documents import DocumentType, parse_xml, validate_schema
 from mock_portal.fidelity import with_field_tables
 from mock_portal.results.findings import Severity
@@ -34,11 +35,12 @@ OUTSIDE = re.compile("|".join(re.escape(a + b) for a, b in NOTEBOOK))
 
 
 @pytest.fixture()
-def checkout(tmp_path: Path) -> Path:
-    """A scratch directory laid out like the repository root after `make serve` (venv, examples, var/demo)."""
+def checkout(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A scratch directory laid out like the repository root after `make serve` (venv, examples, var/demo);
+    an indirect parameter names the demo facility (its certificate's subject) instead."""
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     (tmp_path / "examples").symlink_to(ROOT / "examples")
-    ensure_pki(tmp_path / "var" / "demo")
+    ensure_pki(tmp_path / "var" / "demo", getattr(request, "param", DEMO))
     return tmp_path
 
 
@@ -50,6 +52,13 @@ def _run(checkout: Path, command: list[str], script: str) -> subprocess.Complete
 
 
 @pytest.mark.skipif(shutil.which("xmlsec1") is None, reason="xmlsec1 is not installed (make xmlsec1)")
+@pytest.mark.parametrize(
+    "checkout",
+    # Issue 25: a subject with RFC 4514's `\,`, and `&` and `<` (XML escapes; sed's replacement reads `&`, `\`)
+    [DEMO, replace(DEMO, name="Bệnh viện A, B & <C>")],
+    ids=["demo", "escapes"],
+    indirect=True,
+)
 def test_xmlsec1_recipe_signs_a_file_the_portal_accepts(checkout: Path) -> None:
     recipe = next(b for b in blocks(PROFILE) if b.lang == "sh" and "xmlsec1 --sign" in b.code)
     done = _run(checkout, ["bash", "-euo", "pipefail"], recipe.code.replace("/tmp/", f"{checkout}/"))
