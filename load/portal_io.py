@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from conformance.portal import SandboxAdmin, warning_text
 from conformance.scenarios import start_instant
 from fixtures.hospital.session import Outcome, classify_submit, classify_token
-from fixtures.hospital.wire import TOKEN_PATH
+from fixtures.hospital.wire import TOKEN_PATH, explain_of
 from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
 from load.summary import EXPIRED_CODE, EXPIRED_NAME, RELOGIN_NAME, FailureSamples, cause_of, failure_text
 from mock_portal.deadline.working_time import WorkingCalendar
@@ -94,7 +94,7 @@ class LocustWire:
         """Success, an expected expiry (a success of its own name), or a failure Locust can group."""
         body = _json(resp.content) or {}
         outcome = (classify_token if token else classify_submit)(resp.status_code, body)
-        explain = resp.headers.get("X-Sandbox-Explain") or ""
+        explain = explain_of(resp) or ""  # decoded before the samples cut it: no `%C3%A1`, no split escape
         code = body.get("maKetQua" if token else "MaKetQua")
         if outcome is Outcome.ACCEPTED:
             self.relogin = self.relogin and not token  # a token taken: the re-login is done
