@@ -29,6 +29,7 @@ from conformance.portal import (
     restoring,
     start_local_portal,
     wait_until_up,
+    warning_text,
 )
 from conformance.registry import CaseSpec
 from conformance.runner import Lane, Runner, needed_tags
@@ -73,9 +74,13 @@ class Provisioning:
     """Signing certificate PEM per facility code ("Danh mục chứng thư số")."""
 
 
-def provision(admin: SandboxAdmin, facilities: list[Facility], material: Provisioning, *, reuse: bool = False) -> None:
-    """Trust, facilities and certificates. An existing facility whose account differs from the one given
-    is refused (a correct hospital would fail API-001 for it) unless `reuse` says to run on it anyway."""
+def provision(
+    admin: SandboxAdmin, facilities: list[Facility], material: Provisioning, *, reuse: bool = False
+) -> list[str]:
+    """Trust, facilities and certificates; the portal's warnings about the material, as run notes (a
+    certificate not valid now is registered, but the portal's signature check would refuse what it signs).
+    An existing facility whose account differs from the one given is refused (a correct hospital would
+    fail API-001 for it) unless `reuse` says to run on it anyway."""
     for facility in facilities:
         created = admin.ensure_facility(facility.code, facility.username, facility.password)
         if created or reuse:
@@ -86,13 +91,14 @@ def provision(admin: SandboxAdmin, facilities: list[Facility], material: Provisi
                 f"facility {facility.code} already exists on the portal with other credentials: {why}. Give its "
                 "--username and --password, pick another --facility, or pass --reuse-facility to run on it anyway"
             )
-    for pem in material.ca_pems:
-        admin.trust_ca(pem)
+    notes = [warning_text("trusted CA", w) for pem in material.ca_pems for w in admin.trust_ca(pem)]
     for pem in material.crl_pems:
         admin.load_crl(pem)
     for facility in facilities:
         if facility.code in material.certificates:
-            admin.register_certificate(facility.code, material.certificates[facility.code])
+            warnings = admin.register_certificate(facility.code, material.certificates[facility.code])
+            notes += [warning_text(f"the certificate of facility {facility.code}", w) for w in warnings]
+    return notes
 
 
 @contextlib.contextmanager
@@ -308,7 +314,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
             try:
                 # the vendor's portal gets its clock and fault plans back, also after a failure or Ctrl-C
                 with restoring(admin, tuple(f.code for f in facilities)):
-                    provision(admin, facilities, material, reuse=options.reuse_facility)
+                    notes = provision(admin, facilities, material, reuse=options.reuse_facility)
                     runner = Runner(
                         admin,
                         lanes,
@@ -320,6 +326,7 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                         order_portal=options.order_portal or options.reference,
                         settle=lasting,
                     )
+                    runner.notes += notes
                     return runner.run(specs)
             finally:
                 if hospitals is not None:

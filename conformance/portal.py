@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -46,6 +47,18 @@ Json = dict[str, Any]
 PEM = {"Content-Type": "application/x-pem-file"}
 
 
+def _warnings(reply: httpx.Response) -> list[Json]:
+    """The findings a 201 registration reply warns of: a certificate the hospital signs with would be refused
+    by the portal's signature check, and the vendor should hear so before the run (none from a 409, where
+    nothing was registered, or from a portal too old to warn)."""
+    return list(reply.json().get("warnings") or ()) if reply.status_code == 201 else []
+
+
+def warning_text(what: str, finding: Json) -> str:
+    """One line for a user about a warning of the portal's (`what`: the material it is about)."""
+    return f"{what}: {finding.get('code')}: {finding.get('message_en')}"
+
+
 class PortalError(RuntimeError):
     """The portal refused a control call the harness needs; the message carries its problem detail."""
 
@@ -76,10 +89,11 @@ class PortRange:
 
     @classmethod
     def parse(cls, text: str) -> PortRange:
-        low, dash, high = text.strip().partition("-")
-        if not (dash and low.strip().isdigit() and high.strip().isdigit()):
+        # ASCII digits only: `str.isdigit` also takes superscript and fullwidth digits, which `int` refuses or reads
+        given = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", text, re.ASCII)
+        if given is None:
             raise UsageError(f"--port-range {text!r}: give LOW-HIGH, e.g. 20000-20100")
-        found = cls(int(low), int(high))
+        found = cls(int(given[1]), int(given[2]))
         if not 1 <= found.low <= found.high <= 65535:
             raise UsageError(f"--port-range {text!r}: ports lie in 1-65535, LOW first")
         return found
@@ -154,14 +168,17 @@ class SandboxAdmin:
         seen = reply.json().get("maKetQua") if reply.status_code == 200 else f"HTTP {reply.status_code}"
         return None if seen == "200" else f"the password given does not log in as {username} (maKetQua {seen})"
 
-    def trust_ca(self, pem: bytes) -> None:
-        self._call("POST", "/sandbox/trust/cas", content=pem, headers=PEM, ok=(201, 409))
+    def trust_ca(self, pem: bytes) -> list[Json]:
+        """What the portal warns about the CA (`CERT_NOT_VALID_NOW`: trusted all the same); see `_warnings`."""
+        return _warnings(self._call("POST", "/sandbox/trust/cas", content=pem, headers=PEM, ok=(201, 409)))
 
     def load_crl(self, pem: bytes) -> None:
         self._call("POST", "/sandbox/trust/crls", content=pem, headers=PEM)
 
-    def register_certificate(self, code: str, pem: bytes) -> None:
-        self._call("POST", f"/sandbox/facilities/{code}/certificates", content=pem, headers=PEM, ok=(201, 409))
+    def register_certificate(self, code: str, pem: bytes) -> list[Json]:
+        """What the portal warns about the certificate (`CERT_NOT_VALID_NOW`: registered all the same)."""
+        path = f"/sandbox/facilities/{code}/certificates"
+        return _warnings(self._call("POST", path, content=pem, headers=PEM, ok=(201, 409)))
 
     # workspaces (docs/ARCHITECTURE.md, Workspaces)
     def whoami(self) -> Json:

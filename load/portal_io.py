@@ -16,6 +16,7 @@ No Locust import here (it is passed in), so this module stays importable by test
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Mapping
@@ -28,13 +29,15 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from conformance.portal import SandboxAdmin
+from conformance.portal import SandboxAdmin, warning_text
 from conformance.scenarios import start_instant
 from fixtures.hospital.session import Outcome, classify_submit, classify_token
-from fixtures.hospital.wire import TOKEN_PATH
+from fixtures.hospital.wire import TOKEN_PATH, explain_of
 from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
 from load.summary import EXPIRED_CODE, EXPIRED_NAME, RELOGIN_NAME, FailureSamples, cause_of, failure_text
 from mock_portal.deadline.working_time import WorkingCalendar
+
+log = logging.getLogger("load")
 
 __all__ = ["FacilityKit", "Kit", "LocustWire", "SandboxTime", "provision", "report_failure"]
 
@@ -91,7 +94,7 @@ class LocustWire:
         """Success, an expected expiry (a success of its own name), or a failure Locust can group."""
         body = _json(resp.content) or {}
         outcome = (classify_token if token else classify_submit)(resp.status_code, body)
-        explain = resp.headers.get("X-Sandbox-Explain") or ""
+        explain = explain_of(resp) or ""  # decoded before the samples cut it: no `%C3%A1`, no split escape
         code = body.get("maKetQua" if token else "MaKetQua")
         if outcome is Outcome.ACCEPTED:
             self.relogin = self.relogin and not token  # a token taken: the re-login is done
@@ -201,17 +204,24 @@ def provision(admin: SandboxAdmin, codes: list[str], account: str = "BV", worksp
     """Create each facility and its account `<code>_<account>` (idempotent; account names are unique
     across a portal's workspaces), trust a fresh test CA, register one signing certificate per facility."""
     pki = TestPKI.create({code: f"Bệnh viện tải {code}" for code in codes})
-    admin.trust_ca(cert_pem(pki.root.cert))
+    _warn("the load kit's CA", admin.trust_ca(cert_pem(pki.root.cert)))
     kits = []
     for code in codes:
         username, password = f"{code}_{account}", f"load-{code}"
         admin.ensure_facility(code, username, password)
         credential = pki.issue_facility_cert(code)
-        admin.register_certificate(code, cert_pem(credential.cert))
+        _warn(f"the certificate of facility {code}", admin.register_certificate(code, cert_pem(credential.cert)))
         kits.append(
             FacilityKit(code, username, password, key_pem(credential.key).decode(), cert_pem(credential.cert).decode())
         )
     return Kit(tuple(kits), workspace_key)
+
+
+def _warn(what: str, warnings: list[dict[str, Any]]) -> None:
+    """The portal's warnings about the kit's material (a sandbox clock moved past the certificates' validity:
+    every submission would be refused) in the log, where the operator of the run reads."""
+    for warning in warnings:
+        log.warning("%s", warning_text(what, warning))
 
 
 def set_clock(admin: SandboxAdmin, rate: float, start: str, calendar: WorkingCalendar) -> None:

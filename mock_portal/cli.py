@@ -97,7 +97,14 @@ def _fidelity(args: argparse.Namespace) -> int:
 
     if args.fields:
         page = Path(args.fields)
-        page.write_text(fidelity.with_field_tables(page.read_text(encoding="utf-8")), encoding="utf-8")
+        try:  # a file that cannot be read or has no tables to fill is the user's mistake: say so, no traceback
+            page.write_text(fidelity.with_field_tables(page.read_text(encoding="utf-8")), encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else exc
+            print(
+                f"mock-portal fidelity --fields {page}: {why} (give docs/documents.md, which has them)", file=sys.stderr
+            )
+            return 2
         return 0
     text = fidelity.render_markdown()
     if args.write:

@@ -222,3 +222,13 @@ def test_a_port_range_whose_ports_are_taken_is_a_usage_error(capsys: pytest.Capt
     assert f"--port-range {low}-{high}: no free port left for the portal" in err, err
     assert main(["run", "--trigger-url", "http://127.0.0.1:9/", "--portal", "http://x", "--port-range", "1-2"]) == 2
     assert "--port-range needs --reference" in capsys.readouterr().err
+
+
+# Issue 25: `--port-range` takes ASCII digits only (superscript digits made a traceback, fullwidth ones passed)
+
+
+@pytest.mark.parametrize("given", ["²-³", "１-２", "1 - ²"])
+def test_a_port_range_of_non_ascii_digits_is_a_usage_error(given: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--reference", "--only", "API-001", "--port-range", given]) == 2
+    err = capsys.readouterr().err
+    assert f"--port-range {given!r}: give LOW-HIGH" in err and "Traceback" not in err, err

@@ -432,3 +432,13 @@ def test_the_deadline_of_each_document(
     for query in hostile:
         reply = page.goto(f"{base}?{query}")
         assert reply.status == 400 and page.locator("#documents-error").is_visible(), query
+
+
+# Issue 25: the documents page's facility filter is five digits and nothing after (a line break was let through)
+
+
+def test_a_facility_filter_ending_in_a_line_break_is_refused_on_the_documents_page(
+    page: object, portal: LiveServer
+) -> None:
+    reply = page.goto(f"{portal.base_url}/sandbox/ui/deadlines/documents?facility=79001%0A")
+    assert reply.status == 400 and "5 digits" in page.locator("#documents-error").inner_text()

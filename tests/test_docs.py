@@ -213,3 +213,21 @@ def test_the_readme_runs_schemathesis_with_the_hooks_as_make_contract_does() -> 
     assert "SCHEMATHESIS_HOOKS=tests.contract_hooks" in command and "CONTRACT_SEED=seed.json" in command
     assert f"--exclude-path-regex '{contract_cli.GLOBAL_STATE}'" in command
     assert "--checks all --phases examples,coverage,fuzzing,stateful" in command
+
+
+# Issue 25: `mock-portal fidelity --fields FILE` on a file without the field tables is a usage error, not a traceback
+
+
+def test_fidelity_fields_on_a_file_without_the_tables_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mock_portal.cli import main
+
+    page = tmp_path / "notes.md"
+    page.write_text("# Notes\n\nno tables here\n", encoding="utf-8")
+    assert main(["fidelity", "--fields", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert f"--fields {page}: no " in err and "field table markers" in err, err
+    assert page.read_text(encoding="utf-8") == "# Notes\n\nno tables here\n", "the file is left as it was"
+    assert main(["fidelity", "--fields", str(tmp_path / "absent.md")]) == 2
+    assert "absent.md: No such file or directory" in capsys.readouterr().err

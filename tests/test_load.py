@@ -441,3 +441,26 @@ def test_a_saturated_generator_is_named_in_the_summary(runner: SimpleNamespace, 
     assert warning is None if where is None else warning.startswith(f"the load generator's CPU was above 90 % {where}")
     assert summary_level((), late=0) == logging.INFO
     assert summary_level(("late",), late=1) == summary_level((), late=1) == logging.WARNING
+
+
+# Issue 25: the kit decodes X-Sandbox-Explain (percent-encoded outside printable ASCII) before sampling it
+
+
+def test_a_failure_sample_carries_the_decoded_explain_line() -> None:
+    from load.portal_io import LocustWire
+    from mock_portal.api.hiap import header_safe
+
+    said = "SIG_CERT_UNTRUSTED: Chứng thư số không được tin cậy — 100% " + "á" * 300
+    resp = SimpleNamespace(
+        status_code=200,
+        headers={"X-Sandbox-Explain": header_safe(said, limit=1000)},
+        content=json.dumps({"MaKetQua": "205", "MaGD": None}).encode(),
+        request_meta={},
+        failure=lambda text: None,
+    )
+    samples = FailureSamples()
+    LocustWire(None, samples)._judge(resp, token=False)
+    [entry] = samples.to_list()
+    [detail] = entry["examples"]
+    assert said[:200] in detail and "%C3" not in detail and "%25" not in detail, detail
+    assert entry["error"].endswith("SIG_CERT_UNTRUSTED"), entry

@@ -274,3 +274,36 @@ def test_validity_at_registration_is_judged_on_the_sandbox_clock(workspace: http
     added = workspace.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=PEM)
     assert added.status_code == 201
     _not_valid_now(added.json(), pki.root.cert, much_later)
+
+
+# Issue 25: only an exact `application/x-pem-file` is read as `text/plain`, and only on the three PEM uploads
+
+
+@pytest.mark.parametrize("content_type", ["Application/X-PEM-File", "application/x-pem-file; charset=utf-8"])
+def test_a_pem_file_media_type_in_any_case_or_with_a_charset_is_read_as_text(
+    workspace: httpx.Client, pki: TestPKI, content_type: str
+) -> None:
+    code = new_facility_code()
+    body = {"code": code, "name": f"BV {code}", "username": f"{code}_BV", "password": "pw"}
+    assert workspace.post("/sandbox/facilities", json=body).status_code == 201
+    pem = cert_pem(pki.issue_facility_cert(code).cert)
+    headers = {"Content-Type": content_type}
+    assert workspace.post(f"/sandbox/facilities/{code}/certificates", content=pem, headers=headers).status_code == 201
+    added = workspace.post("/sandbox/trust/cas", content=cert_pem(pki.root.cert), headers=headers)
+    assert added.status_code == 201, added.text
+
+
+def test_a_415_names_the_media_type_the_client_sent(workspace: httpx.Client, pki: TestPKI) -> None:
+    """`application/x-pem-filexyz` is not the PEM media type; on an operation that takes no PEM body,
+    `application/x-pem-file` is refused as itself, not as a `text/plain` the client never sent."""
+    code = new_facility_code()
+    body = {"code": code, "name": f"BV {code}", "username": f"{code}_BV", "password": "pw"}
+    assert workspace.post("/sandbox/facilities", json=body).status_code == 201
+    pem = cert_pem(pki.issue_facility_cert(code).cert)
+    odd = {"Content-Type": "application/x-pem-filexyz"}
+    refused = workspace.post(f"/sandbox/facilities/{code}/certificates", content=pem, headers=odd)
+    assert refused.status_code == 415 and "application/x-pem-filexyz" in refused.text, refused.text
+    assert "text/plain" not in refused.json()["detail"].split("expected")[0], refused.text
+    json_as_pem = workspace.post("/sandbox/facilities", content=b'{"code": "1"}', headers=PEM)
+    assert json_as_pem.status_code == 415 and "application/x-pem-file" in json_as_pem.text, json_as_pem.text
+    assert "text/plain" not in json_as_pem.text, json_as_pem.text

@@ -8,6 +8,7 @@ On the wire submission path the real portal's answer to an oversize file is MaKe
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,7 +39,7 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["portal"] = self.portal
-        if scope.get("path", "").startswith("/sandbox/"):
+        if scope.get("method") == "POST" and PEM_UPLOAD.fullmatch(scope.get("path", "")):
             scope["headers"] = pem_as_text(scope.get("headers", []))
         if _unroutable_path(scope.get("path", "")):
             await _unroutable(scope, send, self.portal)
@@ -75,18 +76,22 @@ class PortalMiddleware:
 
 
 PEM_FILE = b"application/x-pem-file"
+PEM_UPLOAD = re.compile(r"/sandbox/(facilities/[^/]+/certificates|trust/cas|trust/crls)")
+"""The operations whose body is a PEM file (their `POST`): the only ones `application/x-pem-file` is read
+as `text/plain` on; elsewhere it is the media type the client sent, and Connexion's 415 names it."""
 
 
 def pem_as_text(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """`application/x-pem-file`, what PEM tooling and existing clients send, read as `text/plain`: the
     contract lists only `text/plain` for PEM bodies, a media type generic tools (Schemathesis, generated
-    clients) can send, and Connexion refuses a media type the operation does not list (415)."""
-    return [
-        (name, b"text/plain" + value[len(PEM_FILE) :])
-        if name == b"content-type" and value[: len(PEM_FILE)].lower() == PEM_FILE
-        else (name, value)
-        for name, value in headers
-    ]
+    clients) can send, and Connexion refuses a media type the operation does not list (415). Only that
+    exact media type (any case, parameters such as `charset` kept): `application/x-pem-filexyz` stays as sent."""
+    return [(name, _pem_as_text(value) if name == b"content-type" else value) for name, value in headers]
+
+
+def _pem_as_text(value: bytes) -> bytes:
+    media_type, semicolon, parameters = value.partition(b";")
+    return b"text/plain" + semicolon + parameters if media_type.strip().lower() == PEM_FILE else value
 
 
 def content_length(scope: Scope) -> int | None:

@@ -95,7 +95,7 @@ def status(portal: Portal, expectation: store.Expectation) -> dict[str, Any]:
 STATUSES = ("ON_TIME", "LATE", "PENDING", "OVERDUE")
 """ON_TIME / LATE: an accepted document; PENDING / OVERDUE: an expectation no document has met yet."""
 PAGE, MAX_PAGE = 50, 200
-_FACILITY = re.compile(r"^[0-9]{5}$")
+_FACILITY = re.compile(r"[0-9]{5}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def deadline_book(
 ) -> DeadlineBook:
     """The certificates of the workspace (of one facility) with their deadlines, read through the
     repository's scoped reads; a `status` shows only the lines that have it. Bad filters are InvalidInput."""
-    if facility and not _FACILITY.match(facility):
+    if facility and not _FACILITY.fullmatch(facility):
         raise InvalidInput("FACILITY_INVALID", "Mã CSKCB gồm 5 chữ số", "A facility code is 5 digits")
     if status and status not in STATUSES:
         raise InvalidInput(
