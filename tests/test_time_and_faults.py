@@ -306,4 +306,3 @@ def test_expectation_sets_the_issue_instant_and_a_late_arrival_is_counted(
     accounting = arrived["document"]["deadline"]
     assert accounting["source"] == "expectation" and accounting["status"] == "LATE"
     assert accounting["working_minutes_late"] == 180 + 90  # 14:00–17:00, then 08:00–09:30
-
