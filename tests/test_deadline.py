@@ -291,6 +291,7 @@ def test_public_api_is_pinned() -> None:
         "DeadlineStatus",
         "DeadlineVerdict",
         "WorkingCalendar",
+        "counted_minutes",
         "deadline_for",
         "judge",
         "load_calendar",
@@ -387,3 +388,20 @@ def test_judge_compares_real_time_in_a_dst_fold() -> None:
     assert verdict.deadline.strftime("%H:%M%z") == "02:40+0200"
     assert verdict.accepted_at.strftime("%H:%M%z") == "02:20+0100"  # earlier on the wall, 40 minutes later in fact
     assert (verdict.status, verdict.working_minutes_late) == (DeadlineStatus.LATE, 40)
+
+
+# Issue 25 (review): the count walks at most COUNTED_SPAN days, whatever the issuer wrote ---------------------
+
+
+def test_a_senders_instant_is_counted_over_the_last_counted_span_only() -> None:
+    """A start before `end - COUNTED_SPAN` counts as that instant: year 2 is no longer walked day by day."""
+    calendar = WorkingCalendar.default()
+    end = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    span = deadline_module.COUNTED_SPAN
+    assert span >= timedelta(days=366), "a year's backlog is still counted exactly"
+    capped = calendar.working_minutes_between(end - span, end)
+    assert deadline_module.counted_minutes(calendar, datetime(2, 1, 2, tzinfo=UTC), end) == capped
+    recent = end - span + timedelta(days=7)
+    assert deadline_module.counted_minutes(calendar, recent, end) == calendar.working_minutes_between(recent, end)
+    verdict = judge(datetime(2, 1, 2, tzinfo=VN), end, calendar)
+    assert verdict.status is DeadlineStatus.LATE and verdict.working_minutes_elapsed == capped

@@ -309,9 +309,9 @@ def test_503_is_reported_as_503_and_the_portal_gets_its_fault_plan_back(portal: 
                 token=key,
             )
             assert run.returncode in (0, 1), run.stderr[-3000:]
-            with (tmp_path / "run_failures.csv").open(encoding="utf-8") as handle:
-                errors = [row["Error"] for row in csv.DictReader(handle) if row["Name"] == SUBMIT]
-            assert errors and any("HTTP 503" in e for e in errors) and not any("no reply" in e for e in errors), errors
+            # Locust's final error table: its CSV is written once a second and missed the last rows under load
+            errors = run.stderr.partition("Error report")[2]
+            assert "HTTP 503" in errors and "no reply" not in errors, run.stderr[-3000:]
             assert admin.get("/sandbox/faults").json()["plan"]["faults"] == plan["faults"]
             assert admin.get("/sandbox/clock").json()["mode"] == "real"
         finally:

@@ -70,7 +70,7 @@ def test_readme_commands_run_end_to_end(served: tuple[str, Path]) -> None:
     assert re.search(r'"status":\s*"ARRIVED"', out) and "ON_TIME" in out, out[-3000:]
     # (issue 25) the deadline's paths the README names: document.deadline of a submission, a list of documents
     assert re.search(r"\{'issued_at': '[^']+', 'source': '\w+', 'deadline': '[^']+', 'status': 'ON_TIME'", out), out
-    assert "['ON_TIME']" in out
+    assert re.search(r"^\['(ON_TIME|LATE)'\]$", out, re.M), out  # LATE when the send took over 24 s at 600x
     # the fault example drops one reply and the walk-through goes on
     assert "no reply: the document was stored" in out and "FAULT slow" in out
     assert "REPORT_PERIOD_INVALID" in out and "drained: 1 order(s) handled" in out

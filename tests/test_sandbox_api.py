@@ -132,6 +132,7 @@ def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: T
             site = provision(admin, pki, live.base_url, code=new_facility_code("01"))
             down = {"faults": [{"name": "old", "effect": "http_error", "status": 503}]}
             assert admin.put("/sandbox/faults", json=down).status_code == 200
+            assert admin.put(f"/sandbox/facilities/{site.code}/faults", json=down).status_code == 200
             token = {"username": site.username, "password": site.client.password_md5}  # faults meet accounts only
             assert httpx.post(f"{live.base_url}/api/token/take", data=token).status_code == 503
             assert admin.put("/sandbox/clock", json={"now": "2026-03-09T08:00:00+07:00", "rate": 0}).status_code == 200
@@ -139,10 +140,17 @@ def test_reset_empties_a_server(tmp_path_factory: pytest.TempPathFactory, pki: T
             assert admin.get("/sandbox/facilities").json() == []
             assert admin.get("/sandbox/trust/cas").json() == []
             assert admin.get("/sandbox/clock").json()["mode"] == "real"
+            emptied = admin.get("/sandbox/faults")  # empty after a reset, not "deleted" (404)
+            assert emptied.status_code == 200 and emptied.json()["plan"]["faults"] == [], emptied.text
             # a new plan after the reset is not mistaken for the cached one of the same version
             slow = {"faults": [{"name": "new", "effect": "latency", "latency": {"ms": 1}}]}
             assert admin.put("/sandbox/faults", json=slow).status_code == 200
             again = provision(admin, pki, live.base_url, code=site.code)
+            own = admin.get(f"/sandbox/facilities/{site.code}/faults")  # the re-created facility's plan is empty
+            assert own.status_code == 200 and own.json()["plan"]["faults"] == [], own.text
+            assert admin.delete(f"/sandbox/facilities/{site.code}/faults").status_code == 204
+            gone = admin.get(f"/sandbox/facilities/{site.code}/faults")
+            assert gone.status_code == 404 and gone.json()["code"] == "FAULT_PLAN_NOT_SET"
             taken = httpx.post(
                 f"{live.base_url}/api/token/take",
                 data={"username": again.username, "password": again.client.password_md5},

@@ -21,8 +21,10 @@ import httpx
 import pytest
 
 from conformance.cli import main as conformance_main
+from fixtures.certificates import build_xml
 from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
-from fixtures.samples import signed_sample
+from fixtures.samples import sample_fields, signed_sample
+from fixtures.signer import sign_document
 from mock_portal.documents import DocumentType
 from tests.conftest import Hospital, load_crl, provision
 from tests.live import LiveServer, dashboard_login, start_server
@@ -278,3 +280,28 @@ def test_the_cause_is_the_six_monthly_refusal_reason(
     assert report.status_code == 200, report.text
     [row] = [f for f in report.json()["facilities"] if f["code"] == sent[name].hospital.code]
     assert row["GCS"]["refused_by_reason"] == {CAUSES[name].code: 1}
+
+
+# Issue 25: the dashboard shows an out-of-range SigningTime as written, it never fails on it ---------------
+
+
+@pytest.mark.parametrize("written", ["0001-01-01T00:00:00", "9999-12-31T23:59:59"])
+def test_a_signing_time_at_the_end_of_the_calendar_is_shown_as_written(
+    cause_admin: httpx.Client, portal: LiveServer, pki: TestPKI, dashboard: httpx.Client, written: str
+) -> None:
+    """A SigningTime of year 1 or 9999 read in UTC+7 overflows when turned to UTC or Vietnam time."""
+    site = provision(cause_admin, pki, portal.base_url)
+    fields = sample_fields(DocumentType.GCS, facility_code=site.code, serial=1, issued_at=pki.now, seed=0)
+    xml = sign_document(
+        build_xml(DocumentType.GCS, fields),
+        site.credential.key,
+        site.credential.cert,
+        signing_time=pki.now,
+        signing_time_format=written,
+    )
+    site.client.take_token()
+    reply = site.client.send("GCS", xml)
+    assert reply.submission_id, reply
+    page = dashboard.get(f"/sandbox/ui/submissions/{reply.submission_id}")
+    assert page.status_code == 200, page.text[:500]
+    assert written in page.text

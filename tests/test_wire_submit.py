@@ -460,3 +460,26 @@ def test_a_long_explanation_decodes_to_the_whole_stored_explain(
     assert reply.json()["MaKetQua"] == "205" and stored["explain"].startswith("SIG_X509_SUBJECT_NAME: ")
     assert len(stored["explain"]) > 300 and other in stored["explain"]
     assert _raw_explain(reply) == stored["explain"]
+
+
+# Issue 25 (review): an issue date at the calendar's ends is accepted and counted in bounded time -----------
+
+
+@pytest.mark.parametrize(("issued", "deadline"), [("00010101", None), ("00020102", "LATE"), ("99991231", "ON_TIME")])
+def test_an_issue_date_at_the_ends_of_the_calendar_is_accounted_without_an_error(
+    admin: httpx.Client, hospital: Hospital, issued: str, deadline: str | None
+) -> None:
+    """Without SigningTime (the enveloped profile) the deadline counts from NGAY_CT in Vietnam time:
+    0001-01-01 00:00 UTC+7 is no UTC instant (it answered MaKetQua 500 SERVER_ERROR: OverflowError), and
+    year 2 was counted day by day to today (20 s of CPU); both are now a document without a deadline or a
+    LATE one, counted over the last `COUNTED_SPAN`."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    fields = sample_fields(DocumentType.GCS, facility_code=hospital.code, serial=25_001, issued_at=now, seed=0)
+    fields["NGAY_CT"] = issued
+    xml = build_xml(DocumentType.GCS, fields)
+    credential = hospital.credential
+    signed = sign_document(xml, credential.key, credential.cert, signing_time=now, profile="enveloped")
+    sent = send(admin, hospital, signed)
+    assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
+    document = sent.submission["document"]
+    assert (document["deadline"] or {}).get("status") == deadline, document["deadline"]

@@ -102,8 +102,9 @@ def reset_clock() -> Reply:
 
 
 # faults
-NO_PLAN: Json = {}
-"""What deleting a facility's plan stores: a new version (fault counters restart) that holds no plan."""
+NO_PLAN: Json = {"deleted": True}
+"""What deleting a facility's plan stores: a new version (fault counters restart) that holds no plan. Not
+`{}`: a reset empties every shared setting to `{}`, and a plan reset is empty, not deleted."""
 
 
 def _plan_reply(portal: Portal, facility: str | None) -> Reply:
@@ -116,7 +117,7 @@ def _plan_reply(portal: Portal, facility: str | None) -> Reply:
             f"Kế hoạch lỗi riêng của cơ sở {facility} đã bị xoá; đặt lại bằng PUT",
             f"The fault plan of facility {facility} was deleted; PUT one to set it again",
         )
-    plan = found[1] if found else {"faults": []}
+    plan = {"faults": [], **found[1]} if found else {"faults": []}
     return reply({"scope": facility or "all", "version": found[0] if found else 0, "plan": plan})
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "DeadlineStatus",
     "DeadlineVerdict",
     "WorkingCalendar",
+    "counted_minutes",
     "deadline_for",
     "judge",
     "load_calendar",
@@ -63,6 +64,10 @@ CALENDAR_DIR = Path(__file__).parent / "calendars"
 DAY_MINUTES = 24 * 60
 MAX_IDLE_DAYS = 400
 """Days scanned without any working time before a calendar is declared empty (Tết is ~9)."""
+COUNTED_SPAN = timedelta(days=400)
+"""`counted_minutes` counts at most this span before its end: the count walks day by day (~20 µs a day
+uncached), and a document issued in year 2 (its NGAY_CT is the issuer's to write) cost 20 s of CPU. Over a
+year and a month, so the lateness of a year's backlog is still exact."""
 _FILE_KEYS = frozenset({"timezone", "windows", "weekdays", "holidays", "extra_days_off", "extra_working_days"})
 _HHMM = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
 
@@ -226,20 +231,9 @@ class WorkingCalendar:
         tz = self.tz
         return [(s.astimezone(tz), e.astimezone(tz)) for s, e in self._utc_windows(d)]
 
-    def _utc_windows(self, d: date) -> list[tuple[datetime, datetime]]:
+    def _utc_windows(self, d: date) -> tuple[tuple[datetime, datetime], ...]:
         """Windows in UTC: differences of aware datetimes in one zone are wall-clock, wrong across DST."""
-        if not self.is_working_day(d):
-            return []
-        tz = self.tz
-        out: list[tuple[datetime, datetime]] = []
-        for start, end in self.windows:
-            s = _local(d, start, tz).astimezone(UTC)
-            e = _local(d, end, tz).astimezone(UTC)
-            if out:  # around a DST gap a wall time maps to an instant inside the previous window
-                s = max(s, out[-1][1])
-            if e > s:  # a window swallowed by a DST gap simply vanishes
-                out.append((s, e))
-        return out
+        return _utc_windows(self, d)
 
     def add_working_minutes(self, instant: datetime, minutes: float) -> datetime:
         """The earliest instant by which `minutes` working minutes have elapsed since `instant`.
@@ -272,7 +266,8 @@ class WorkingCalendar:
             day += timedelta(days=1)
 
     def working_minutes_between(self, start: datetime, end: datetime) -> float:
-        """Working minutes in [start, end); 0.0 when end <= start."""
+        """Working minutes in [start, end); 0.0 when end <= start. It walks every day between: for
+        instants a sender wrote, count with `counted_minutes`."""
         start, end = _utc(start), _utc(end)
         if end <= start:
             return 0.0
@@ -334,9 +329,16 @@ def judge(
         deadline=deadline,
         accepted_at=accepted,
         status=DeadlineStatus.LATE if late else DeadlineStatus.ON_TIME,
-        working_minutes_late=math.ceil(calendar.working_minutes_between(deadline, accepted)) if late else 0,
-        working_minutes_elapsed=calendar.working_minutes_between(issued_at, accepted),
+        working_minutes_late=math.ceil(counted_minutes(calendar, deadline, accepted)) if late else 0,
+        working_minutes_elapsed=counted_minutes(calendar, issued_at, accepted),
     )
+
+
+def counted_minutes(calendar: WorkingCalendar, start: datetime, end: datetime) -> float:
+    """Working minutes in [start, end), counted over the last `COUNTED_SPAN` at most (a lower bound for an
+    older start): what a document's issue instant is worth, whatever year its sender wrote."""
+    end = _utc(end)
+    return calendar.working_minutes_between(max(_utc(start), end - COUNTED_SPAN), end)
 
 
 def load_calendar(name_or_path: str) -> WorkingCalendar:
@@ -358,6 +360,24 @@ def load_calendar(name_or_path: str) -> WorkingCalendar:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2048)
+def _utc_windows(calendar: WorkingCalendar, d: date) -> tuple[tuple[datetime, datetime], ...]:
+    """`calendar`'s windows of day `d` in UTC, kept for the last 2,048 (calendar, day) pairs: counting the
+    `COUNTED_SPAN` before an acceptance walks the same ~400 days for every document (~20 µs a day uncached)."""
+    if not calendar.is_working_day(d):
+        return ()
+    tz = calendar.tz
+    out: list[tuple[datetime, datetime]] = []
+    for start, end in calendar.windows:
+        s = _local(d, start, tz).astimezone(UTC)
+        e = _local(d, end, tz).astimezone(UTC)
+        if out:  # around a DST gap a wall time maps to an instant inside the previous window
+            s = max(s, out[-1][1])
+        if e > s:  # a window swallowed by a DST gap simply vanishes
+            out.append((s, e))
+    return tuple(out)
 
 
 def _utc(instant: datetime) -> datetime:

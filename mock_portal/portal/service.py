@@ -237,7 +237,10 @@ class Portal:
         if instant is None:
             return
         accepted = document.accepted_at.replace(tzinfo=UTC)
-        verdict = judge(instant.at, accepted, self.calendar, self.settings.deadline_working_minutes)
+        try:
+            verdict = judge(instant.at, accepted, self.calendar, self.settings.deadline_working_minutes)
+        except OverflowError:  # issued on 0001-01-01 (UTC+7 is year 0) or a deadline after 9999: none counted
+            return
         document.issue_instant = _naive(instant.at)
         document.issue_source = instant.source
         document.deadline = _naive(verdict.deadline)

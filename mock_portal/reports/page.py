@@ -30,9 +30,10 @@ def vn_time(value: str | datetime | None, seconds: bool = False) -> Markup:
     try:
         instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
         utc = instant.astimezone(UTC)
-    except (TypeError, ValueError):
+        local = utc.astimezone(VN_TZ)
+    except (TypeError, ValueError, OverflowError):  # a signer's SigningTime of year 1 or 9999 is shown as written
         return Markup(escape(value))
-    shown = utc.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    shown = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     machine = utc.isoformat().replace("+00:00", "Z")
     return Markup('<time datetime="{}">{} (UTC+7)</time>').format(machine, shown)
 

@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from mock_portal import store
 from mock_portal.control.clock import VN_TZ
-from mock_portal.deadline.working_time import WorkingCalendar
+from mock_portal.deadline.working_time import WorkingCalendar, counted_minutes
 from mock_portal.portal.service import Portal
 from mock_portal.results.errors import InvalidInput
 from mock_portal.results.findings import Finding, first_error
@@ -267,8 +267,8 @@ def build(
         row.reissues += not document.first_issue
         if document.issue_instant is not None:
             minutes[key].append(
-                calendar.working_minutes_between(
-                    document.issue_instant.replace(tzinfo=UTC), document.accepted_at.replace(tzinfo=UTC)
+                counted_minutes(
+                    calendar, document.issue_instant.replace(tzinfo=UTC), document.accepted_at.replace(tzinfo=UTC)
                 )
             )
 
