@@ -27,6 +27,8 @@ from fixtures.pki import TestPKI
 from fixtures.samples import SIGNATURE_KINDS, sample_fields
 from fixtures.signer import sign_document
 from mock_portal.documents import DocumentType
+from mock_portal.results.findings import EXPLAIN_CHARS
+from mock_portal.store.models import Submission
 from tests.conftest import Hospital, load_crl, provision
 from tests.live import LiveServer
 from tests.wire import Sent, sample, send, send_form
@@ -483,3 +485,8 @@ def test_an_issue_date_at_the_ends_of_the_calendar_is_accounted_without_an_error
     assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
     document = sent.submission["document"]
     assert (document["deadline"] or {}).get("status") == deadline, document["deadline"]
+
+
+def test_the_stored_explain_column_holds_exactly_what_the_header_carries() -> None:
+    """The store imports no domain package, so its column length is written out: it must be the cut's."""
+    assert Submission.__table__.c.explain.type.length == EXPLAIN_CHARS

@@ -19,8 +19,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from mock_portal.results.findings import EXPLAIN_CHARS
-
 
 class Base(DeclarativeBase):
     pass
@@ -164,7 +162,7 @@ class Submission(Base):
     file_sha256: Mapped[str | None] = mapped_column(String(64))
     file_size: Mapped[int]
     document_code: Mapped[str | None] = mapped_column(String(64))
-    explain: Mapped[str] = mapped_column(String(EXPLAIN_CHARS))
+    explain: Mapped[str] = mapped_column(String(512))  # results.findings.EXPLAIN_CHARS (the store imports no domain)
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     signature_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
