@@ -356,11 +356,10 @@ def test_pytest_plugin_items_have_the_area_as_classname_and_say_each_message_onc
     assert pytest.main([*argv, "--conformance-trigger-cmd", "true", "--conformance-portal", "http://127.0.0.1:1"]) == 1
     capsys.readouterr()
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
-    assert {n: c.get("classname") for n, c in cases.items()} == {
-        "test_smoke": "test_smoke",
+    assert {n: c.get("classname") for n, c in cases.items() if n != "test_smoke"} == {
         "GCS-DOC-001": "conformance.documents",
         "DL-001": "conformance.deadline",
-    }
+    }  # test_smoke's classname is its path from the rootdir, which depends on where the suite runs
     late = next(r for r in judge(CASES.select(ids=["DL-001"]), bundle))
     failure = cases["DL-001"].find("failure")
     assert failure.text.count(late.message) == 1 and "/sandbox/expectations/28" not in failure.text, failure.text
