@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -174,6 +174,8 @@ def postgres_url(url: str) -> str:
 UNAUTHENTICATED = "401"
 """The result of a submission refused for its credentials before any examination."""
 
+_Paged = TypeVar("_Paged", Submission, Document)
+"""The rows listed a page at a time, newest first."""
 
 MAX_ROW_ID = 2**63 - 1
 """Row ids are signed 64-bit integers (SQLite, PostgreSQL BIGINT); the drivers raise on larger ones."""
@@ -837,15 +839,7 @@ class Repository:
     def list_submissions(
         self, *, facility: str | None, result: str | None, limit: int, before_id: int | None
     ) -> Sequence[Submission]:
-        query = select(Submission).where(self._mine(Submission)).order_by(Submission.id.desc()).limit(limit)
-        if facility:
-            query = query.where(Submission.facility_code == facility)
-        if result:
-            query = query.where(Submission.result == result)
-        if before_id:
-            query = query.where(Submission.id < min(before_id, MAX_ROW_ID))
-        with self._sessions() as s:
-            return s.scalars(query).all()
+        return self._newest_page(Submission, limit, before_id, facility_code=facility, result=result)
 
     def count_submissions(self, *, result: str | None = None) -> int:
         query = select(func.count()).select_from(Submission).where(self._mine(Submission))
@@ -863,13 +857,19 @@ class Repository:
         self, *, facility: str | None, deadline_status: str | None, limit: int, before_id: int | None
     ) -> Sequence[Document]:
         """Accepted documents, newest first, a page of `limit` below `before_id` (the dashboard's deadline view)."""
-        query = select(Document).where(self._mine(Document)).order_by(Document.id.desc()).limit(limit)
-        if facility:
-            query = query.where(Document.facility_code == facility)
-        if deadline_status:
-            query = query.where(Document.deadline_status == deadline_status)
+        return self._newest_page(Document, limit, before_id, facility_code=facility, deadline_status=deadline_status)
+
+    def _newest_page(
+        self, model: type[_Paged], limit: int, before_id: int | None, **equal: str | None
+    ) -> Sequence[_Paged]:
+        """This workspace's rows of `model`, newest first, `limit` below `before_id`, each named column equal
+        to its value when one is given (the paged lists of the API and the dashboard)."""
+        query = select(model).where(self._mine(model)).order_by(model.id.desc()).limit(limit)
+        for column, value in equal.items():
+            if value:
+                query = query.where(getattr(model, column) == value)
         if before_id:
-            query = query.where(Document.id < min(before_id, MAX_ROW_ID))
+            query = query.where(model.id < min(before_id, MAX_ROW_ID))
         with self._sessions() as s:
             return s.scalars(query).all()
 
