@@ -38,8 +38,9 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from ingest import Facility, Server, percentile, provision, running_server, sign_pool
+from ingest import Facility, percentile, provision, running_server, sign_pool
 
+from conformance.portal import LocalPortal
 from fixtures.hostile import held_open, one_code_history, slow_uploads, with_attributes
 from fixtures.pki import TestPKI
 from mock_portal.ipss import registration as ipss
@@ -53,7 +54,7 @@ def _timed(call: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def under_slow_uploads(server: Server, facility: Facility, doc: bytes, args: argparse.Namespace) -> dict[str, Any]:
+def under_slow_uploads(server: LocalPortal, facility: Facility, doc: bytes, args: argparse.Namespace) -> dict[str, Any]:
     with server.admin() as admin:
         baseline = [_timed(lambda: admin.get("/sandbox/health"))[1] for _ in range(5)]
         with slow_uploads(server.base_url, args.stall_path, args.uploads) as socks:
@@ -80,7 +81,9 @@ def under_slow_uploads(server: Server, facility: Facility, doc: bytes, args: arg
     }
 
 
-def hostile_document(server: Server, facility: Facility, docs: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+def hostile_document(
+    server: LocalPortal, facility: Facility, docs: list[bytes], args: argparse.Namespace
+) -> dict[str, Any]:
     seconds: list[float] = []
     results: set[str] = set()
     findings: set[str] = set()

@@ -21,15 +21,13 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,15 +36,15 @@ from urllib.parse import urlencode
 import aiohttp
 import httpx
 
+from conformance.portal import LocalPortal, start_local_portal
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH, HiapClient
 from fixtures.pki import Credential, TestPKI, cert_pem
 from fixtures.samples import signed_sample
 from mock_portal.config import Settings
-from mock_portal.documents import DocumentType, ParseLimits
-from mock_portal.portal.codes import SubmitResult
+from mock_portal.documents import DocumentType
 from mock_portal.portal.intake import IntakePolicy, examine_xml
+from mock_portal.results.codes import SubmitResult
 from mock_portal.signature.trust import TrustStore, fingerprint, load_certificates
-from mock_portal.signature.verify import SignaturePolicy
 
 HOST = "127.0.0.1"
 FACILITY = "79901"
@@ -55,56 +53,25 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- server lifecycle
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def processes(server: LocalPortal) -> list[int]:
+    """The server process and its descendants (uvicorn supervisor, workers, helpers)."""
+    found, frontier = [server.process.pid], [server.process.pid]
+    while frontier:
+        pid = frontier.pop()
+        for kid in _children(pid):
+            found.append(kid)
+            frontier.append(kid)
+    return found
 
 
-@dataclass
-class Server:
-    base_url: str
-    admin_token: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    worker_count: int
+def worker_pids(server: LocalPortal) -> list[int]:
+    """The uvicorn worker processes: spawned children running `spawn_main` (not the resource tracker).
 
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url, timeout=30.0, headers={"Authorization": f"Bearer {self.admin_token}"}
-        )
-
-    def processes(self) -> list[int]:
-        """The server process and its descendants (uvicorn supervisor, workers, helpers)."""
-        found, frontier = [self.process.pid], [self.process.pid]
-        while frontier:
-            pid = frontier.pop()
-            for kid in _children(pid):
-                found.append(kid)
-                frontier.append(kid)
-        return found
-
-    def workers(self) -> list[int]:
-        """The uvicorn worker processes: spawned children running `spawn_main` (not the resource tracker).
-
-        With one worker uvicorn serves from the started process itself.
-        """
-        if self.worker_count == 1:
-            return [self.process.pid]
-        return [pid for pid in self.processes()[1:] if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
-
-    def stop(self) -> None:
-        """SIGTERM the server's process group (uvicorn shuts its workers down), SIGKILL if it lingers."""
-        if self.process.poll() is not None:
-            return
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+    With one worker uvicorn serves from the started process itself.
+    """
+    if server.workers == 1:
+        return [server.process.pid]
+    return [pid for pid in processes(server)[1:] if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
 
 
 def _read(path: str) -> bytes:
@@ -155,42 +122,17 @@ def database(directory: Path, kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_server(directory: Path, workers: int, database_url: str = "", port: int = 0) -> Iterator[Server]:
-    """`mock-portal serve` on a free loopback port over `database_url` (default: a fresh SQLite file in
-    `directory`)."""
-    database_url = database_url or f"sqlite:///{directory / 'portal.sqlite3'}"
-    port = port or free_port()
-    log = directory / "server.log"
-    admin_token = secrets.token_urlsafe(24)
-    env = {
-        **os.environ,
-        "PORTAL_HOST": HOST,
-        "PORTAL_PORT": str(port),
-        "PORTAL_DATABASE_URL": database_url,
-        "PORTAL_ADMIN_TOKEN": admin_token,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "mock_portal.cli",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(f"http://{HOST}:{port}", admin_token, process, log, workers)
+def running_server(directory: Path, workers: int, database_url: str = "", port: int = 0) -> Iterator[LocalPortal]:
+    """`mock-portal serve` (conformance/portal.py's starter) on a free loopback port over `database_url`
+    (default: a fresh SQLite file in `directory`), once every worker is up; its log's tail on failure."""
+    server = start_local_portal(
+        directory, port=port or None, host=HOST, workers=workers, database_url=database_url or None, timeout=60
+    )
     try:
-        _wait_ready(server, workers)
+        _wait_workers(server)
         yield server
     except Exception:
-        tail = log.read_text(errors="replace")[-3000:]
+        tail = server.log.read_text(errors="replace")[-3000:]
         if tail:
             print(f"--- server log (tail) ---\n{tail}", file=sys.stderr)
         raise
@@ -198,19 +140,12 @@ def running_server(directory: Path, workers: int, database_url: str = "", port: 
         server.stop()
 
 
-def _wait_ready(server: Server, workers: int) -> None:
+def _wait_workers(server: LocalPortal) -> None:
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError("the portal exited during start-up")
-        try:
-            ready = httpx.get(f"{server.base_url}/sandbox/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            ready = False
-        if ready and len(server.workers()) >= workers:
-            return
+    while len(worker_pids(server)) < server.workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.workers} workers did not start within 60 s")
         time.sleep(0.1)
-    raise RuntimeError("the portal did not answer /sandbox/health within 60 s")
 
 
 # --------------------------------------------------------------------------- provisioning and documents
@@ -222,7 +157,7 @@ class Facility:
     client: HiapClient
 
 
-def provision(server: Server, pki: TestPKI, code: str) -> Facility:
+def provision(server: LocalPortal, pki: TestPKI, code: str) -> Facility:
     password = secrets.token_urlsafe(12)
     username = f"{code}_BV"
     credential = pki.issue_facility_cert(code)
@@ -401,7 +336,7 @@ def run_load(
     return asyncio.run(main())
 
 
-def stored_accepted(server: Server, code: str) -> tuple[set[str], int]:
+def stored_accepted(server: LocalPortal, code: str) -> tuple[set[str], int]:
     """MaGD of every stored MaKetQua 200 of the facility (paged), and the health endpoint's total."""
     stored: set[str] = set()
     before: int | None = None
@@ -459,18 +394,6 @@ TABLES = ("submissions", "documents")
 
 
 # --------------------------------------------------------------------------- in-process reference
-def intake_policy(settings: Settings) -> IntakePolicy:
-    """The policy exactly as `mock_portal.portal.service.Portal.__init__` builds it."""
-    return IntakePolicy(
-        max_file_bytes=settings.max_file_bytes,
-        parse_limits=ParseLimits(max_bytes=settings.max_file_bytes, max_depth=settings.max_xml_depth),
-        signature=SignaturePolicy(
-            clock_skew=timedelta(minutes=settings.signing_time_skew_minutes),
-            require_crl=settings.require_crl,
-        ),
-    )
-
-
 def trust_store(ca_pem: bytes, code: str, credential: Credential) -> TrustStore:
     """The trust store as `mock_portal.portal.service._trust_store` builds it from the database rows."""
     return TrustStore(
@@ -483,7 +406,7 @@ def trust_store(ca_pem: bytes, code: str, credential: Credential) -> TrustStore:
 def inprocess_rate(docs: list[bytes], facility: Facility, seconds: float) -> tuple[float, int]:
     """examine_xml calls per second on one pinned core, over the same documents; every one must pass."""
     settings = Settings()
-    policy, trust = intake_policy(settings), trust_store(facility.ca_pem, facility.code, facility.credential)
+    policy, trust = IntakePolicy.of(settings), trust_store(facility.ca_pem, facility.code, facility.credential)
     previous = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(previous)})
     try:
@@ -607,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             prefill(Path(tmp) / "portal.sqlite3", args.prefill)
             print(f"prefilled {args.prefill} accepted documents in {time.perf_counter() - t0:.1f} s", flush=True)
         bodies = [urlencode(facility.client.form(LOAI_HS["GCS"], doc)).encode("ascii") for doc in docs]
-        workers = srv.workers()
+        workers = worker_pids(srv)
         cpu_before = {pid: cpu_seconds(pid) for pid in workers}
         warm, load = run_load(
             srv.base_url,
@@ -621,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_cpu = [cpu_seconds(pid) - cpu_before[pid] for pid in workers]
         server_cpu = sum(worker_cpu)
         stored, health_total = stored_accepted(srv, facility.code)
-        rss = {pid: vm_hwm_mb(pid) for pid in srv.processes()}
+        rss = {pid: vm_hwm_mb(pid) for pid in processes(srv)}
         worker_rss = [rss[pid] for pid in workers]
     # the server is stopped here: the in-process measurement gets a quiet core
     acked = warm.ma_gd | load.ma_gd

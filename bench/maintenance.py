@@ -51,7 +51,7 @@ def _instrument(holds: list[float], thread: list[int]) -> None:
 
 
 def _entry() -> JournalEntry:
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     return JournalEntry(
         at=now, real_at=now, facility_code="79002", username="79002_BV", operation="submit", outcome="200",
         faults=[], findings=[], duration_ms=1.0,

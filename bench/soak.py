@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from ingest import Facility, Server, provision, running_server, sign_pool, stored_accepted
+from ingest import Facility, provision, running_server, sign_pool, stored_accepted, worker_pids
 
+from conformance.portal import LocalPortal
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH, TOKEN_PATH
 from fixtures.pki import TestPKI
 from fixtures.samples import signed_sample
@@ -63,7 +64,9 @@ class Tally:
 class Traffic:
     """One kind of request per call, picked at random with fixed weights."""
 
-    def __init__(self, server: Server, facility: Facility, pool: list[bytes], invalid: bytes, tally: Tally) -> None:
+    def __init__(
+        self, server: LocalPortal, facility: Facility, pool: list[bytes], invalid: bytes, tally: Tally
+    ) -> None:
         self.server, self.facility, self.pool, self.invalid, self.tally = server, facility, pool, invalid, tally
         self.next_doc = 0
         self.form_base = facility.client.form(LOAI_HS["GCS"], b"x")
@@ -159,9 +162,9 @@ class Traffic:
         self._count("health", await http.get("/sandbox/health"))
 
 
-def _worker_rss_mb(server: Server) -> float:
+def _worker_rss_mb(server: LocalPortal) -> float:
     largest = 0.0
-    for pid in server.workers():
+    for pid in worker_pids(server):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -171,9 +174,9 @@ def _worker_rss_mb(server: Server) -> float:
     return largest
 
 
-def _killer(server: Server, tally: Tally, every: float, stop: threading.Event, started: float) -> None:
+def _killer(server: LocalPortal, tally: Tally, every: float, stop: threading.Event, started: float) -> None:
     while not stop.wait(random.uniform(0.5 * every, 1.5 * every)):
-        workers = server.workers()
+        workers = worker_pids(server)
         if workers:
             victim = random.choice(workers)
             try:
@@ -184,7 +187,7 @@ def _killer(server: Server, tally: Tally, every: float, stop: threading.Event, s
                 pass
 
 
-def _sampler(server: Server, tally: Tally, stop: threading.Event, started: float) -> None:
+def _sampler(server: LocalPortal, tally: Tally, stop: threading.Event, started: float) -> None:
     while not stop.wait(5):
         tally.rss.append((time.monotonic() - started, _worker_rss_mb(server)))
 
@@ -200,7 +203,7 @@ async def _drive(traffic: Traffic, base_url: str, seconds: float, concurrency: i
     await asyncio.gather(*(client() for _ in range(concurrency)))
 
 
-def ipss_feed(server: Server) -> Counter[str]:
+def ipss_feed(server: LocalPortal) -> Counter[str]:
     seen: Counter[str] = Counter()
     after = 0
     with httpx.Client(base_url=server.base_url, headers={"X-API-Key": IPSS_KEY}, timeout=30) as http:
@@ -214,7 +217,7 @@ def ipss_feed(server: Server) -> Counter[str]:
             after = body["next_after"]
 
 
-def _wait_shared(server: Server, timeout: float = 120) -> int:
+def _wait_shared(server: LocalPortal, timeout: float = 120) -> int:
     deadline = time.monotonic() + timeout
     with server.admin() as admin:
         while time.monotonic() < deadline:

@@ -62,8 +62,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 import httpx
-from ingest import FORM_TYPE, Facility, Server, cpu_seconds, percentile, provision, running_server, sign_pool
+from ingest import FORM_TYPE, Facility, cpu_seconds, percentile, provision, running_server, sign_pool, worker_pids
 
+from conformance.portal import LocalPortal
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH, TOKEN_PATH, HiapClient
 from fixtures.pki import TestPKI
 from mock_portal.config import Settings
@@ -141,7 +142,7 @@ def many_elements(client: HiapClient, file_bytes: int) -> bytes:
     return urlencode(client.form(LOAI_HS["GCS"], xml)).encode("ascii")
 
 
-def attacker_client(server: Server) -> HiapClient:
+def attacker_client(server: LocalPortal) -> HiapClient:
     """The attackers' own account (no certificate: their files need none to cost the portal work), its
     token taken."""
     username = f"{ATTACKER}_BV"
@@ -287,7 +288,7 @@ async def legit_window(
 
 
 # --------------------------------------------------------------------------- the reset workspace
-def reset_workspace(server: Server, fill: str) -> tuple[str, str, HiapClient]:
+def reset_workspace(server: LocalPortal, fill: str) -> tuple[str, str, HiapClient]:
     """A new workspace without a submission quota, with one facility and its token: id, key, client. For
     the `journal` fill, with a fault plan that answers every submission at the gateway: a journal row and
     nothing else, twice as fast to send as examined submissions (each a submission row too)."""
@@ -312,7 +313,7 @@ def reset_workspace(server: Server, fill: str) -> tuple[str, str, HiapClient]:
     return workspace, key, client
 
 
-def prefill(server: Server, client: HiapClient, rows: int) -> dict[str, Any]:
+def prefill(server: LocalPortal, client: HiapClient, rows: int) -> dict[str, Any]:
     """`rows` tiny authenticated submissions in the workspace (each journalled; refused and stored, or
     answered by the fault plan)."""
     body = urlencode(client.form(LOAI_HS["GCS"], b"x")).encode("ascii")
@@ -344,7 +345,7 @@ def workspace_rows(database: Path, workspace: str) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- one row
 def measure(
-    server: Server,
+    server: LocalPortal,
     bodies: Iterator[bytes],
     args: argparse.Namespace,
     attack: Attack | None,
@@ -352,7 +353,7 @@ def measure(
     reset: Reset | None = None,
 ) -> dict[str, Any]:
     """One window: the legit client's measurements with `attackers` connections of `attack` (or none)."""
-    workers = server.workers()
+    workers = worker_pids(server)
     context = multiprocessing.get_context("fork")
     started, stop, results = context.Event(), context.Event(), context.Queue()
     process = None

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import Server, running_server
+from ingest import running_server
 
 from conformance.cases import load_cases
+from conformance.portal import LocalPortal
 from conformance.selftest import Target, specs_for
 from fixtures.hospital.worker import Variant
 from fixtures.hostile import busy_cores
@@ -78,7 +79,7 @@ class Outcome:
         )
 
 
-def one_run(server: Server, kind: str, number: int, workdir: Path) -> Outcome:
+def one_run(server: LocalPortal, kind: str, number: int, workdir: Path) -> Outcome:
     target = TARGETS[kind]
     out = workdir / f"{kind}-{number}"
     command = [

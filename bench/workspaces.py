@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import Server, percentile, running_server, sign_pool
+from ingest import percentile, running_server, sign_pool
 
+from conformance.portal import LocalPortal
 from fixtures.hospital.wire import HiapClient
 from fixtures.pki import TestPKI, cert_pem
 
@@ -36,7 +37,7 @@ CODE = "79917"
 PEM = {"Content-Type": "application/x-pem-file"}
 
 
-def open_workspace(server: Server, pki: TestPKI, quota: int | None) -> tuple[HiapClient, list[bytes], str]:
+def open_workspace(server: LocalPortal, pki: TestPKI, quota: int | None) -> tuple[HiapClient, list[bytes], str]:
     with server.admin() as operator:
         created = operator.post(
             "/sandbox/workspaces", json={"name": "bench", "quotas": {"max_submissions_per_minute": quota}}

@@ -19,7 +19,7 @@ from typing import Any
 from conformance.evidence import Bundle, Json
 from conformance.model import CaseResult
 from conformance.outcome import summary
-from conformance.portal import PortalError, SandboxAdmin, published_keys
+from conformance.portal import PortalCallError, SandboxAdmin, published_keys
 from mock_portal.attestation.canonical import (
     canonical,
     file_digest,
@@ -135,7 +135,9 @@ class PortalWitness:
         published = {k["id"]: k for k in published_keys(self.admin.base_url)}
         key = published.get(statement.get("key_id"))
         if key is None or not signature_valid(key["public_pem"].encode(), canonical(statement), signature):
-            raise PortalError(f"the portal's attestation does not verify under its published key {reply.get('key_id')}")
+            raise PortalCallError(
+                f"the portal's attestation does not verify under its published key {reply.get('key_id')}"
+            )
         for problem in evidence_problems(statement, self.bundle):
             log.warning("attestation: %s", problem)
         return SignedAttestation(statement, signature, key["public_pem"].encode())

@@ -39,10 +39,10 @@ from conformance.attestation import evidence_problems
 from conformance.cases import load_cases
 from conformance.events import Witness
 from conformance.evidence import Bundle, load
-from conformance.model import CaseResult, Verdict
+from conformance.model import CaseResult, CaseVerdict
 from conformance.offline import OFFLINE_AREAS
 from conformance.outcome import summary
-from conformance.portal import PortalError, published_keys
+from conformance.portal import PortalCallError, published_keys
 from conformance.registry import CaseSpec
 from conformance.runner import judge
 from mock_portal.attestation.canonical import FORMAT, canonical, key_id, signature_valid
@@ -104,7 +104,7 @@ def seal(directory: Path, bundle: Bundle, witness: Witness | None = None) -> Pat
         manifest = _manifest(directory, bundle, "the portal's attestation key")
         try:
             attestation = witness.attest(manifest)
-        except (PortalError, httpx.HTTPError) as exc:
+        except (PortalCallError, httpx.HTTPError) as exc:
             why = f"the portal did not attest it: {exc}"
         else:
             (directory / ATTESTATION).write_bytes(attestation.data)
@@ -160,7 +160,7 @@ def keys_from_portal(url: str) -> tuple[PinnedKey, ...]:
     """The keys a portal publishes (`GET /sandbox/attestation-keys`), retired ones with their validity."""
     try:
         found = published_keys(url)
-    except (PortalError, httpx.HTTPError, ValueError) as exc:
+    except (PortalCallError, httpx.HTTPError, ValueError) as exc:
         raise UsageError(f"--portal {url}: cannot read its attestation keys ({exc})") from exc
     return tuple(
         PinnedKey(k["public_pem"].encode(), f"{url} (key {k['id']})", k.get("valid_from"), k.get("valid_until"))
@@ -294,11 +294,11 @@ def _summary(report: dict[str, Any], expected: list[CaseSpec]) -> list[str]:
             specs[c["id"]].area,
             specs[c["id"]].level,
             "",
-            Verdict(c["verdict"]),
+            CaseVerdict(c["verdict"]),
             result=specs[c["id"]].result,
         )
         for c in report.get("cases", [])
-        if c.get("id") in specs and c.get("verdict") in set(Verdict)
+        if c.get("id") in specs and c.get("verdict") in set(CaseVerdict)
     ]
     computed, stated = summary(results), report.get("summary") or {}
     wrong = [k for k in computed if k not in SUMMARY_EXEMPT and stated.get(k) != computed[k]]

@@ -7,7 +7,7 @@
                     [--admin-token T] [--facility CODE --username U --password P] [--cert CERT.pem]
                     [--trust CA.pem] [--crl CRL.pem] [--clock-rate 600] [--only IDS] [--report-dir DIR] [--seed N]
     conformance replay EVIDENCE.jsonl [--only IDS] [--report-dir DIR]
-    conformance selftest [--variants NAMES] [--seed N] [--json]
+    conformance selftest [--variants NAMES] [--seed N] [--json] [--portal URL --admin-token T]
     conformance coverage [--json]
     conformance verify BUNDLE_DIR [--portal-key KEY.pem | --portal URL]
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,13 +29,14 @@ from pathlib import Path
 from conformance import EXIT_USAGE, SUITE_VERSION, UsageError, tool_version
 from conformance import evidence as ev
 from conformance.cases import load_cases
-from conformance.events import Listener, RunFinished, RunStarted
-from conformance.offline import OFFLINE_AREAS, FileVerdict, check_file, read_input, trust_from_files
+from conformance.events import Event, Listener, RunFinished, RunStarted
+from conformance.offline import OFFLINE_AREAS, FileVerdict, check_file, read_input
 from conformance.registry import CaseSpec
 from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
-from mock_portal.portal.codes import SubmitResult
+from mock_portal.results.codes import SubmitResult
 from mock_portal.results.grades import Strictness
+from mock_portal.signature.trust import TrustFileError, trust_from_files
 
 DEFAULT_FACILITY = "79001"
 NO_VARIANT = "no selftest variant is meant to fail its cases first (yet)"
@@ -125,9 +127,9 @@ def _judge_bundle(bundle: ev.Bundle, specs: list[CaseSpec], listeners: list[List
         tuple(s.id for s in specs),
     )
 
-    def emit(event: object) -> None:
+    def emit(event: Event) -> None:
         for listener in listeners:
-            listener(event)  # type: ignore[arg-type]
+            listener(event)
 
     emit(start)
     results = judge(specs, bundle, emit)
@@ -226,8 +228,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from conformance.certificate import keys_from_pem, keys_from_portal, verify
+    from conformance.certificate import PinnedKey, keys_from_pem, keys_from_portal, verify
 
+    pinned: tuple[PinnedKey, ...] | None
     if args.portal_key:
         pinned = keys_from_pem(read_input(args.portal_key, "--portal-key"), str(args.portal_key))
     else:
@@ -280,14 +283,25 @@ def _selftest(args: argparse.Namespace) -> int:
     ]
     if not targets:
         raise UsageError(f"--variants: none of {args.variants!r} is a built-in variant (or 'reference')")
+    admin_token = args.admin_token or os.environ.get("PORTAL_ADMIN_TOKEN") if args.portal else None
+    if args.portal and not admin_token:
+        raise UsageError("--admin-token (or PORTAL_ADMIN_TOKEN) is needed with --portal")
+    if args.admin_token and not args.portal:
+        raise UsageError("--admin-token is for the portal --portal names (without it each run starts its own)")
 
-    def progress(row: selftest.Row) -> None:
+    def progress(row: selftest.MatrixRow) -> None:
         if not args.json:
             shown = "ERROR (the run did not finish)" if row.error else row.first_failed or "certified"
             print(f"  {row.name}: {shown} ({row.seconds:.0f} s)", flush=True)
 
     rows = selftest.run_selftest(
-        targets, seed=args.seed, rate=args.clock_rate, timeout=args.timeout, workers=args.workers, progress=progress
+        targets,
+        seed=args.seed,
+        rate=args.clock_rate,
+        timeout=args.timeout,
+        workers=args.workers,
+        progress=progress,
+        portal=selftest.PortalAccess(args.portal, admin_token),
     )
     if args.json:
         print(json.dumps(selftest.kill_matrix(rows), ensure_ascii=False, indent=2))
@@ -429,7 +443,18 @@ def _parser() -> argparse.ArgumentParser:
     selftest.add_argument("--seed", type=int, default=7, help="seed of the generated data and fault plans")
     selftest.add_argument("--clock-rate", type=float, default=600.0, help="sandbox clock speed")
     selftest.add_argument("--timeout", type=float, default=60.0, help="real seconds a scenario may wait")
-    selftest.add_argument("--workers", type=int, default=2, help="runs side by side (each with its own portal)")
+    selftest.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="runs side by side (each with its own portal, or workspace with --portal)",
+    )
+    selftest.add_argument(
+        "--portal",
+        metavar="URL",
+        help="run on this portal, each run in a workspace of its own (default: each run starts a portal of its own)",
+    )
+    selftest.add_argument("--admin-token", help="with --portal: its admin token (default: $PORTAL_ADMIN_TOKEN)")
     selftest.add_argument("--json", action="store_true", help="print the kill matrix as JSON")
     selftest.set_defaults(func=_selftest)
 
@@ -447,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "variant", None) and not getattr(args, "reference", False):
             raise UsageError("--variant needs --reference")
         return int(args.func(args))
-    except UsageError as exc:
+    except (UsageError, TrustFileError) as exc:  # a --trust/--crl/--cert file names itself
         print(f"conformance {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

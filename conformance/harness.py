@@ -13,14 +13,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from conformance import UsageError
 from conformance.events import Listener, RunFinished
-from conformance.offline import certificates_from, read_input
+from conformance.offline import read_input
 from conformance.portal import (
     PortRange,
     Ports,
@@ -37,9 +37,10 @@ from conformance.scenarios import scenarios_for
 from conformance.trigger import CommandTrigger, HttpTrigger, Trigger
 from fixtures.hospital.worker import SIGNING, Signing, Variant
 from fixtures.pki import TestPKI, cert_pem, crl_pem, write_pki
+from mock_portal.signature.trust import certificates_from
 
 __all__ = [
-    "Facility",
+    "FacilityUnderTest",
     "LiveOptions",
     "Provisioning",
     "portal_admin",
@@ -58,7 +59,9 @@ DEFAULT_FACILITY = "79001"
 
 
 @dataclass(frozen=True)
-class Facility:
+class FacilityUnderTest:
+    """The facility a run submits as, and its wire account (not the portal's stored `Facility` row)."""
+
     code: str
     username: str
     password: str
@@ -75,7 +78,7 @@ class Provisioning:
 
 
 def provision(
-    admin: SandboxAdmin, facilities: list[Facility], material: Provisioning, *, reuse: bool = False
+    admin: SandboxAdmin, facilities: list[FacilityUnderTest], material: Provisioning, *, reuse: bool = False
 ) -> list[str]:
     """Trust, facilities and certificates; the portal's warnings about the material, as run notes (a
     certificate not valid now is registered, but the portal's signature check would refuse what it signs).
@@ -120,8 +123,8 @@ def portal_admin(url: str | None, admin_token: str | None, workdir: Path, ports:
 
 
 def vendor_lanes(
-    trigger: Trigger, facility: Facility, cert: Path | None, trust: list[Path], crls: list[Path]
-) -> tuple[list[Lane], list[Facility], Provisioning]:
+    trigger: Trigger, facility: FacilityUnderTest, cert: Path | None, trust: list[Path], crls: list[Path]
+) -> tuple[list[Lane], list[FacilityUnderTest], Provisioning]:
     """One facility, the vendor's own trigger, certificate and CA: scenarios run one after the other."""
     for path in trust:
         certificates_from(path, "--trust")
@@ -161,14 +164,14 @@ def reference_lanes(
     account: str = "BV",
     hospital_args: tuple[str, ...] = (),
     ports: Ports | None = None,
-) -> tuple[list[Lane], list[Facility], Provisioning, ReferenceHospitals]:
+) -> tuple[list[Lane], list[FacilityUnderTest], Provisioning, ReferenceHospitals]:
     """A test PKI, `count` facilities and a reference hospital serving each over an HTTP trigger on a port of
     `ports` (default: ones the kernel picks). Their accounts are `<code>_<account>` (account names are unique
     across a portal's workspaces); `hospital_args` are more `python -m fixtures.hospital serve` options, e.g.
     `--late-seconds`."""
     ports = ports or Ports()
     codes = [f"{REFERENCE_PROVINCE}{101 + i:03d}" for i in range(count)]
-    facilities = [Facility(code, f"{code}_{account}", "ref-pass") for code in codes]
+    facilities = [FacilityUnderTest(code, f"{code}_{account}", "ref-pass") for code in codes]
     pki = TestPKI.create(
         {f.code: f"Bệnh viện tham chiếu {f.code}" for f in facilities}, now=datetime.now(UTC).replace(microsecond=0)
     )
@@ -216,9 +219,11 @@ def reference_lanes(
 
 
 def make_trigger(command: str | None, url: str | None) -> Trigger:
-    if (command is None) == (url is None):
-        raise UsageError("give exactly one of --trigger-cmd and --trigger-url (or --reference)")
-    return CommandTrigger(command) if command else HttpTrigger(url)  # type: ignore[arg-type]
+    if command is not None and url is None:
+        return CommandTrigger(command)
+    if url is not None and command is None:
+        return HttpTrigger(url)
+    raise UsageError("give exactly one of --trigger-cmd and --trigger-url (or --reference)")
 
 
 @dataclass(frozen=True)
@@ -274,7 +279,7 @@ def _port_range(options: LiveOptions, hospitals: int) -> PortRange | None:
     return allowed
 
 
-def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listener]) -> RunFinished:
+def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: Sequence[Listener]) -> RunFinished:
     """Start or reach the portal, provision, start the reference hospital if asked, run, clean up."""
     if not options.reference and options.portal is None:
         # a private portal on a random port is one the vendor's system was never pointed at
@@ -307,7 +312,9 @@ def run_live(options: LiveOptions, specs: list[CaseSpec], listeners: list[Listen
                 description += f" ({', '.join(lane.trigger.description for lane in lanes)})"
             else:
                 trigger = make_trigger(options.trigger_cmd, options.trigger_url)
-                facility = Facility(options.facility, options.username or f"{options.facility}_BV", options.password)
+                facility = FacilityUnderTest(
+                    options.facility, options.username or f"{options.facility}_BV", options.password
+                )
                 lanes, facilities, material = vendor_lanes(
                     trigger, facility, options.cert, list(options.trust), list(options.crl)
                 )

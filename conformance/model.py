@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["CaseResult", "Evidence", "Finding", "Level", "Verdict", "roll_up"]
+__all__ = ["CaseEvidence", "CaseFinding", "CaseResult", "CaseVerdict", "Level", "roll_up"]
 
 
-class Verdict(StrEnum):
+class CaseVerdict(StrEnum):
     """The closed verdict set. `error` is a harness bug, never a vendor failure; `inconclusive` is a
     timing verdict the machine could not settle: a lateness or an inversion within the run's timing
     resolution (`conformance.timing`), still there after the scenario ran again at lower clock rates.
@@ -33,12 +33,12 @@ class Verdict(StrEnum):
 
 
 _RANK = {
-    Verdict.OMIT: 0,
-    Verdict.PASS: 1,
-    Verdict.SKIP: 2,
-    Verdict.INCONCLUSIVE: 3,
-    Verdict.FAIL: 4,
-    Verdict.ERROR: 5,
+    CaseVerdict.OMIT: 0,
+    CaseVerdict.PASS: 1,
+    CaseVerdict.SKIP: 2,
+    CaseVerdict.INCONCLUSIVE: 3,
+    CaseVerdict.FAIL: 4,
+    CaseVerdict.ERROR: 5,
 }
 
 
@@ -50,7 +50,7 @@ class Level(StrEnum):
 
 
 @dataclass(frozen=True)
-class Finding:
+class CaseFinding:
     """One reason behind a verdict, tied to the exchanges that show it (journal and submission ids)."""
 
     message: str
@@ -68,13 +68,13 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Evidence:
+class CaseEvidence:
     """What a case looked at: the journal entries and submissions it judged, and what it found."""
 
     journal_ids: tuple[int, ...] = ()
     submission_ids: tuple[int, ...] = ()
     request_ids: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[CaseFinding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,9 +94,9 @@ class CaseResult:
     area: str
     level: Level
     basis: str
-    verdict: Verdict
+    verdict: CaseVerdict
     message: str = ""
-    evidence: Evidence = field(default_factory=Evidence)
+    evidence: CaseEvidence = field(default_factory=CaseEvidence)
     duration_ms: float = 0.0
     grade: str = ""
     """Evidence grade of what the case checks (CONFIRMED, OBSERVED, RECONSTRUCTED, ADVISORY)."""
@@ -106,12 +106,12 @@ class CaseResult:
     @property
     def blocking(self) -> bool:
         """A MUST case that failed (or could not be judged for a harness bug) blocks certification."""
-        return self.level is Level.MUST and self.verdict in (Verdict.FAIL, Verdict.ERROR)
+        return self.level is Level.MUST and self.verdict in (CaseVerdict.FAIL, CaseVerdict.ERROR)
 
     @property
     def undecided(self) -> bool:
         """A MUST case the machine's timing could not settle: no failure, and no certificate either."""
-        return self.level is Level.MUST and self.verdict is Verdict.INCONCLUSIVE
+        return self.level is Level.MUST and self.verdict is CaseVerdict.INCONCLUSIVE
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +129,6 @@ class CaseResult:
         }
 
 
-def roll_up(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
+def roll_up(verdicts: list[CaseVerdict] | tuple[CaseVerdict, ...]) -> CaseVerdict:
     """The verdict of a group: the highest by precedence; an empty group is omitted."""
-    return max(verdicts, key=lambda v: v.rank, default=Verdict.OMIT)
+    return max(verdicts, key=lambda v: v.rank, default=CaseVerdict.OMIT)

@@ -1,23 +1,23 @@
 """Offline judgement of files a hospital system produced: the portal's own checks, no server needed.
 
 Offline there is no "Danh mục chứng thư số", so the signing certificate found in each file is taken
-as registered for the facility; everything else (schema, rules, digests, chain, validity, CRL, key
-usage) is judged exactly as the portal judges it.
+as registered for the facility (`mock_portal.evidence.judge.as_registered`); everything else is judged
+exactly as the portal judges it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-
-from cryptography import x509
 
 from conformance import UsageError
 from mock_portal.documents import DocumentError, DocumentType, ParseLimits, parse_xml
+from mock_portal.evidence.judge import as_registered
 from mock_portal.portal.intake import IntakePolicy, Verdict, examine_xml
 from mock_portal.results.grades import Strictness
-from mock_portal.signature.trust import TrustError, TrustStore, load_certificates, load_crl
+from mock_portal.signature.trust import TrustStore
 from mock_portal.signature.verify import SignaturePolicy
 
 ROOTS = {t.root_tag: t for t in DocumentType}
@@ -41,30 +41,9 @@ def read_input(path: Path, option: str) -> bytes:
         raise UsageError(f"{option} {path}: {exc.strerror or exc}") from exc
 
 
-def certificates_from(path: Path, option: str) -> tuple[x509.Certificate, ...]:
-    """The certificates of a PEM/DER file the user named, or a `UsageError` saying it holds none."""
-    try:
-        return load_certificates(read_input(path, option))
-    except TrustError as exc:
-        raise UsageError(f"{option} {path}: {exc}") from exc
-
-
-def trust_from_files(cas: list[Path], crls: list[Path]) -> TrustStore:
-    def crl(path: Path) -> x509.CertificateRevocationList:
-        try:
-            return load_crl(read_input(path, "--crl"))
-        except TrustError as exc:
-            raise UsageError(f"--crl {path}: {exc}") from exc
-
-    return TrustStore(
-        cas=tuple(cert for path in cas for cert in certificates_from(path, "--trust")),
-        crls=tuple(crl(path) for path in crls),
-    )
-
-
 def doc_type_of(data: bytes, limits: ParseLimits) -> DocumentType | None:
     try:
-        return ROOTS.get(parse_xml(data, limits).tag)
+        return ROOTS.get(str(parse_xml(data, limits).tag))
     except DocumentError:
         return None
 
@@ -84,13 +63,10 @@ def check_file(
     doc_type = doc_type_of(data, policy.parse_limits) or DocumentType.GCS
     facility = facility_code or _facility_in_code(data, doc_type)
     received = now or datetime.now(UTC)
-    common = {"facility_code": facility, "received_at": received, "policy": policy, "strictness": strictness}
-    first = examine_xml(doc_type, data, trust=trust, **common)  # type: ignore[arg-type]
-    certificate = first.signature.certificate if first.signature else None
-    if certificate is None:
-        return FileVerdict(path, first, facility, strictness.value)
-    registered = TrustStore(cas=trust.cas, crls=trust.crls, registrations={facility: frozenset({certificate.sha256})})
-    verdict = examine_xml(doc_type, data, trust=registered, **common)  # type: ignore[arg-type]
+    examine = partial(
+        examine_xml, doc_type, data, facility_code=facility, received_at=received, policy=policy, strictness=strictness
+    )
+    verdict = as_registered(examine, trust, facility)
     return FileVerdict(path, verdict, facility, strictness.value)
 
 

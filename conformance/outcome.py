@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from conformance.events import exit_code
-from conformance.model import CaseResult, Verdict
+from conformance.model import CaseResult, CaseVerdict
 
 __all__ = ["HEADLINES", "root_causes", "summary"]
 
@@ -27,23 +27,23 @@ def summary(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[str, Any
         "headline": HEADLINES[verdict],
         "portal_compatible": _portal_compatible(results, verdict),
         "strict_clean": _strict_clean(results),
-        "counts": {v.value: counts.get(v.value, 0) for v in Verdict},
+        "counts": {v.value: counts.get(v.value, 0) for v in CaseVerdict},
         "total": len(results),
         "must_failed": blocking,
         "must_inconclusive": undecided,
-        "should_failed": [r.case_id for r in results if r.verdict is Verdict.FAIL and not r.blocking],
+        "should_failed": [r.case_id for r in results if r.verdict is CaseVerdict.FAIL and not r.blocking],
         "exit_code": exit_code(results),
         "root_causes": root_causes(results),
     }
 
 
-def _named(results: list[CaseResult], verdict: Verdict) -> str:
+def _named(results: list[CaseResult], verdict: CaseVerdict) -> str:
     return ", ".join(r.case_id for r in results if r.verdict is verdict)
 
 
 def _what_failed(bad: list[CaseResult]) -> str:
     """Which cases make a result FAIL, a harness error told apart from a failure of the hospital."""
-    failures, errors = _named(bad, Verdict.FAIL), _named(bad, Verdict.ERROR)
+    failures, errors = _named(bad, CaseVerdict.FAIL), _named(bad, CaseVerdict.ERROR)
     parts = (failures and f"failed: {failures}", errors and f"not judged (harness error): {errors}")
     return "; ".join(part for part in parts if part)
 
@@ -74,8 +74,8 @@ def _strict_clean(results: tuple[CaseResult, ...] | list[CaseResult]) -> dict[st
     anything the hospital sent?), and of those only: a MUST failure is portal-compatible's, not this one's.
     `skip` when none of them was judged (none selected, or each skipped for want of evidence)."""
     covered = [r for r in results if r.result == "strict"]
-    bad = [r for r in covered if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
-    judged = [r for r in covered if r.verdict is Verdict.PASS]
+    bad = [r for r in covered if r.verdict in (CaseVerdict.FAIL, CaseVerdict.ERROR)]
+    judged = [r for r in covered if r.verdict is CaseVerdict.PASS]
     if bad:
         verdict, statement = "fail", f"strict case(s) {_what_failed(bad)}"
     elif judged:
@@ -105,14 +105,14 @@ def _linked(root: CaseResult, other: CaseResult) -> bool:
         return True
     a, b = root.evidence, other.evidence
     findings = set(a.request_ids) & set(b.request_ids) or set(a.submission_ids) & set(b.submission_ids)
-    return bool(findings) and other.verdict in (Verdict.FAIL, Verdict.ERROR)
+    return bool(findings) and other.verdict in (CaseVerdict.FAIL, CaseVerdict.ERROR)
 
 
 def root_causes(results: tuple[CaseResult, ...] | list[CaseResult]) -> list[dict[str, Any]]:
     """Failures grouped by the case that names their cause: the first failed MUST case (in catalogue
     order) leads, every later failed or skipped case that follows from it is listed under it, and each
     failure that follows from none leads a group of its own. Reports show these first."""
-    bad = [r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+    bad = [r for r in results if r.verdict in (CaseVerdict.FAIL, CaseVerdict.ERROR)]
     roots = sorted(bad, key=lambda r: (not r.blocking, results.index(r)))
     groups: list[tuple[CaseResult, list[CaseResult]]] = []
     placed: set[str] = set()
@@ -123,7 +123,9 @@ def root_causes(results: tuple[CaseResult, ...] | list[CaseResult]) -> list[dict
         followers = [
             r
             for r in results
-            if r.case_id not in placed and r.verdict in (Verdict.FAIL, Verdict.ERROR, Verdict.SKIP) and _linked(root, r)
+            if r.case_id not in placed
+            and r.verdict in (CaseVerdict.FAIL, CaseVerdict.ERROR, CaseVerdict.SKIP)
+            and _linked(root, r)
         ]
         placed.update(r.case_id for r in followers)
         groups.append((root, followers))

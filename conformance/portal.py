@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import logging
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -27,15 +27,16 @@ from typing import Any
 import httpx
 
 from conformance import UsageError
+from fixtures.ports import free_port
+from mock_portal.results.codes import md5_upper
 
 __all__ = [
     "LocalPortal",
     "PortRange",
-    "PortalError",
+    "PortalCallError",
     "PortalState",
     "Ports",
     "SandboxAdmin",
-    "free_port",
     "published_keys",
     "restoring",
     "start_local_portal",
@@ -59,14 +60,9 @@ def warning_text(what: str, finding: Json) -> str:
     return f"{what}: {finding.get('code')}: {finding.get('message_en')}"
 
 
-class PortalError(RuntimeError):
-    """The portal refused a control call the harness needs; the message carries its problem detail."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class PortalCallError(RuntimeError):
+    """A call the harness needs failed at the portal (refused, or its answer unusable); the message carries
+    the portal's problem detail. Not the portal's own `PortalError`, which is what the portal raises."""
 
 
 def _bindable(port: int) -> bool:
@@ -147,8 +143,13 @@ class SandboxAdmin:
     def _call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 204), **kwargs: Any) -> httpx.Response:
         reply = self.http.request(method, path, **kwargs)
         if reply.status_code not in ok:
-            raise PortalError(f"{method} {path} → {reply.status_code}: {reply.text[:300]}")
+            raise PortalCallError(f"{method} {path} → {reply.status_code}: {reply.text[:300]}")
         return reply
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Json:
+        """The JSON object a sandbox call answers with."""
+        body: Json = self._call(method, path, **kwargs).json()
+        return body
 
     # provisioning
     def ensure_facility(self, code: str, username: str, password: str) -> bool:
@@ -163,8 +164,7 @@ class SandboxAdmin:
         accounts = [a.get("username") for a in detail.get("accounts", [])]
         if username not in accounts:
             return f"its account(s) are {', '.join(map(str, accounts)) or 'none'}, not {username}"
-        md5 = hashlib.md5(password.encode()).hexdigest().upper()  # noqa: S324 - the portal's own login scheme
-        reply = self.http.post("/api/token/take", data={"username": username, "password": md5})
+        reply = self.http.post("/api/token/take", data={"username": username, "password": md5_upper(password)})
         seen = reply.json().get("maKetQua") if reply.status_code == 200 else f"HTTP {reply.status_code}"
         return None if seen == "200" else f"the password given does not log in as {username} (maKetQua {seen})"
 
@@ -203,11 +203,11 @@ class SandboxAdmin:
 
     # time and faults
     def clock(self) -> Json:
-        return self._call("GET", "/sandbox/clock").json()
+        return self._json("GET", "/sandbox/clock")
 
     def set_clock(self, now: str | None = None, rate: float | None = None) -> Json:
         body = {k: v for k, v in (("now", now), ("rate", rate)) if v is not None}
-        return self._call("PUT", "/sandbox/clock", json=body).json()
+        return self._json("PUT", "/sandbox/clock", json=body)
 
     def set_faults(self, code: str, plan: Json, *, missing_ok: bool = False) -> None:
         self._call("PUT", f"/sandbox/facilities/{code}/faults", json=plan, ok=(200, 404) if missing_ok else (200,))
@@ -216,7 +216,8 @@ class SandboxAdmin:
         self._call("DELETE", f"/sandbox/facilities/{code}/faults")
 
     def global_faults(self) -> Json:
-        return self._call("GET", "/sandbox/faults").json()["plan"]
+        plan: Json = self._json("GET", "/sandbox/faults")["plan"]
+        return plan
 
     def facility_faults(self, code: str) -> Json | None:
         """The facility's own plan, or None when the facility does not exist (yet)."""
@@ -230,15 +231,15 @@ class SandboxAdmin:
         self._call("DELETE", "/sandbox/faults")
 
     def reset_clock(self) -> Json:
-        return self._call("DELETE", "/sandbox/clock").json()
+        return self._json("DELETE", "/sandbox/clock")
 
     # expectations, journal, submissions
     def expect(self, doc_type: str, facility: str, issued_at: str, match: dict[str, str]) -> Json:
         body = {"type": doc_type, "facility": facility, "issued_at": issued_at, "match": match}
-        return self._call("POST", "/sandbox/expectations", json=body).json()
+        return self._json("POST", "/sandbox/expectations", json=body)
 
     def expectation(self, expectation_id: int) -> Json:
-        return self._call("GET", f"/sandbox/expectations/{expectation_id}").json()
+        return self._json("GET", f"/sandbox/expectations/{expectation_id}")
 
     def last_journal_id(self) -> int:
         entries = self._call("GET", "/sandbox/journal", params={"limit": 1}).json()
@@ -263,10 +264,10 @@ class SandboxAdmin:
     # attestation (mock_portal.attestation)
     def attest(self, claim: Json) -> Json:
         """The portal's signed statement of what it observed of the run and the verdicts claimed for it."""
-        return self._call("POST", "/sandbox/attestations", json=claim).json()
+        return self._json("POST", "/sandbox/attestations", json=claim)
 
     def submission(self, submission_id: int) -> Json:
-        detail = self._call("GET", f"/sandbox/submissions/{submission_id}").json()
+        detail = self._json("GET", f"/sandbox/submissions/{submission_id}")
         file = self.http.get(f"/sandbox/submissions/{submission_id}/file")
         detail["file_b64"] = base64.b64encode(file.content).decode() if file.status_code == 200 else None
         return detail
@@ -276,7 +277,7 @@ def published_keys(base_url: str) -> list[Json]:
     """The portal's attestation keys, active and retired (`GET /sandbox/attestation-keys`: no key needed)."""
     reply = httpx.get(f"{base_url.rstrip('/')}/sandbox/attestation-keys", timeout=30.0)
     if reply.status_code != 200:
-        raise PortalError(f"GET /sandbox/attestation-keys → {reply.status_code}: {reply.text[:300]}")
+        raise PortalCallError(f"GET /sandbox/attestation-keys → {reply.status_code}: {reply.text[:300]}")
     return list(reply.json())
 
 
@@ -322,7 +323,7 @@ class PortalState:
         """`restore`, logging a failure instead of raising: the run's own outcome or error matters more."""
         try:
             self.restore(admin)
-        except (PortalError, httpx.HTTPError) as exc:
+        except (PortalCallError, httpx.HTTPError) as exc:
             log.error("could not restore the portal's clock and fault plans: %s", exc)
             return False
         return True
@@ -360,52 +361,97 @@ def own_workspace(admin: SandboxAdmin, name: str, *, keep: bool = False) -> Iter
 
 @dataclass
 class LocalPortal:
-    """A `mock-portal serve` process the harness started for itself on a loopback port."""
+    """A `mock-portal serve` process started here on a loopback port: the harness's own portal when no
+    `--portal` is given, and every portal the tests and the benches start."""
 
     base_url: str
     admin_token: str
+    database_url: str
+    workers: int
     process: subprocess.Popen[bytes]
     log: Path
 
+    @property
+    def database(self) -> Path | None:
+        """The SQLite file (None on another database)."""
+        prefix = "sqlite:///"
+        return Path(self.database_url.removeprefix(prefix)) if self.database_url.startswith(prefix) else None
+
+    def admin(self) -> httpx.Client:
+        """An HTTP client with the admin bearer token (the caller closes it)."""
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30.0
+        )
+
     def stop(self) -> None:
-        self.process.terminate()
+        """SIGTERM the portal's process group (uvicorn's supervisor and its workers), SIGKILL if it lingers."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
 
 
-def start_local_portal(directory: Path, *, timeout: float = 30.0, port: int | None = None) -> LocalPortal:
-    """Start a portal with its own SQLite database in `directory` on `port` (default: one the kernel picks);
-    wait until it answers."""
-    port, token = port or free_port(), secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "PORTAL_DATABASE_URL": f"sqlite:///{directory / 'portal.sqlite3'}",
+def start_local_portal(
+    directory: Path,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    database_url: str | None = None,
+    admin_token: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> LocalPortal:
+    """Start a portal on `port` of `host` (default: one the kernel picks) over `database_url` (default: a
+    new SQLite file in `directory`, which also holds its log), with `env` added to the environment; wait
+    until `/sandbox/health` answers 200. Its own process group, so `stop` ends its workers too."""
+    port = port or free_port(host)
+    database_url = database_url or f"sqlite:///{directory / 'portal.sqlite3'}"
+    token = admin_token or secrets.token_urlsafe(16)
+    settings = {
+        "PORTAL_DATABASE_URL": database_url,
         "PORTAL_ADMIN_TOKEN": token,
         "PORTAL_PORT": str(port),
-        "PORTAL_HOST": "127.0.0.1",
+        "PORTAL_HOST": host,
     }
     log = directory / "portal.log"
+    command = [sys.executable, "-m", "mock_portal.cli", "serve", "--workers", str(workers), "--log-level", "warning"]
     with log.open("wb") as out:
-        command = [sys.executable, "-m", "mock_portal.cli", "serve", "--log-level", "warning"]
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-    portal = LocalPortal(f"http://127.0.0.1:{port}", token, process, log)
-    wait_until_up(f"{portal.base_url}/sandbox/health", process, log, timeout)
+        process = subprocess.Popen(  # noqa: S603
+            command,
+            env={**os.environ, **settings, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    portal = LocalPortal(f"http://{host}:{port}", token, database_url, workers, process, log)
+    try:
+        wait_until_up(f"{portal.base_url}/sandbox/health", process, log, timeout)
+    except BaseException:
+        portal.stop()
+        raise
     return portal
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Poll `url` until it answers 200; a process that exits or never answers raises with its log."""
+    """Poll `url` until it answers 200; a process that exits or never answers raises with its log. One client
+    for all the polls: `httpx.get` builds an SSL context each time (30 ms of CPU, ~1 s over a portal's start)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited early:\n{log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args!r} exited early:\n{log.read_text(errors='replace')[-2000:]}")
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"{process.args} did not answer at {url}:\n{log.read_text(errors='replace')[-2000:]}")
+    raise RuntimeError(f"{process.args!r} did not answer at {url}:\n{log.read_text(errors='replace')[-2000:]}")

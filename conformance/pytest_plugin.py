@@ -21,7 +21,7 @@ import pytest
 
 from conformance.cases import load_cases
 from conformance.harness import DEFAULT_FACILITY, LiveOptions, run_live
-from conformance.model import CaseResult, Level, Verdict
+from conformance.model import CaseResult, CaseVerdict, Level
 from conformance.registry import CaseSpec
 from conformance.report import FileReports
 from conformance.report.common import details, reproduce
@@ -119,20 +119,20 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         result = self.live.result(self.spec.id)
-        if result.verdict in (Verdict.SKIP, Verdict.OMIT):
+        if result.verdict in (CaseVerdict.SKIP, CaseVerdict.OMIT):
             pytest.skip(result.message)
-        if result.verdict is Verdict.INCONCLUSIVE:
+        if result.verdict is CaseVerdict.INCONCLUSIVE:
             pytest.skip(f"inconclusive (inside the machine's timing resolution): {result.message}")
-        if result.verdict is Verdict.ERROR:
+        if result.verdict is CaseVerdict.ERROR:
             raise RuntimeError(f"harness error: {result.message}")
-        if result.verdict is Verdict.FAIL:
+        if result.verdict is CaseVerdict.FAIL:
             if result.level is Level.SHOULD:
                 pytest.xfail(f"SHOULD: {result.message}")
             lines = [result.message, *details(result)]
             lines += ["reproduce with:", *reproduce(result, self.live.finished.bundle)]
             raise CaseFailed("\n".join(lines))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed):
             return f"{self.spec.id} ({self.spec.level.value}, {self.spec.basis}): {excinfo.value}"
         return str(super().repr_failure(excinfo))

@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conformance.model import CaseResult, Evidence, Finding, Level, Verdict
+from conformance.model import CaseEvidence, CaseFinding, CaseResult, CaseVerdict, Level
 from mock_portal.results.grades import Grade
 
 if TYPE_CHECKING:
     from conformance.evidence import Bundle
 
 __all__ = [
-    "Check",
+    "CaseOutcome",
     "CaseSpec",
+    "Check",
     "DuplicateCase",
-    "Outcome",
     "Registry",
     "SkipCase",
     "case",
     "failed",
     "passed",
     "registry",
+    "verdict_of",
 ]
 
 AREAS = ("documents", "signature", "api", "deadline", "flows")
@@ -50,44 +51,69 @@ class SkipCase(Exception):  # noqa: N818 - a control-flow signal like pytest's S
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CaseOutcome:
     """What a check returns: its verdict, a one-line reason and the evidence it judged."""
 
-    verdict: Verdict
+    verdict: CaseVerdict
     message: str
-    evidence: Evidence = field(default_factory=Evidence)
+    evidence: CaseEvidence = field(default_factory=CaseEvidence)
 
 
 def passed(
     message: str, *, journal: Iterable[int] = (), submissions: Iterable[int] = (), requests: Iterable[str] = ()
-) -> Outcome:
-    return Outcome(Verdict.PASS, message, Evidence(tuple(journal), tuple(submissions), tuple(requests)))
+) -> CaseOutcome:
+    return CaseOutcome(CaseVerdict.PASS, message, CaseEvidence(tuple(journal), tuple(submissions), tuple(requests)))
 
 
 def failed(
-    findings: list[Finding],
+    findings: list[CaseFinding],
     *,
     journal: Iterable[int] = (),
     submissions: Iterable[int] = (),
     requests: Iterable[str] = (),
-    verdict: Verdict = Verdict.FAIL,
-) -> Outcome:
+    verdict: CaseVerdict = CaseVerdict.FAIL,
+) -> CaseOutcome:
     """A failure: the first finding is the headline, each finding carries the exchanges that show it
     (`verdict` INCONCLUSIVE: the same shape for findings the run's timing resolution cannot settle)."""
     journal_ids = set(journal).union(*(f.journal_ids for f in findings))
     submission_ids = set(submissions).union(*(f.submission_ids for f in findings))
     request_ids = set(requests).union(*(f.request_ids for f in findings))
     more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-    return Outcome(
+    return CaseOutcome(
         verdict,
         findings[0].message + more,
-        Evidence(
+        CaseEvidence(
             tuple(sorted(journal_ids)), tuple(sorted(submission_ids)), tuple(sorted(request_ids)), tuple(findings)
         ),
     )
 
 
-Check = Callable[["Bundle"], Outcome]
+def verdict_of(
+    problems: Sequence[CaseFinding],
+    passing: str,
+    *,
+    undecided: Sequence[CaseFinding] = (),
+    journal: Iterable[int] = (),
+    submissions: Iterable[int] = (),
+    requests: Iterable[str] = (),
+) -> CaseOutcome:
+    """The one way a case concludes on what it judged: FAIL on any problem; else INCONCLUSIVE on the
+    findings the run's timing resolution cannot settle (`undecided`); else PASS saying `passing`. The
+    same exchanges are the evidence whichever way it goes."""
+    if problems:
+        return failed(list(problems), journal=journal, submissions=submissions, requests=requests)
+    if undecided:
+        return failed(
+            list(undecided),
+            journal=journal,
+            submissions=submissions,
+            requests=requests,
+            verdict=CaseVerdict.INCONCLUSIVE,
+        )
+    return passed(passing, journal=journal, submissions=submissions, requests=requests)
+
+
+Check = Callable[["Bundle"], CaseOutcome]
 
 
 @dataclass(frozen=True)
@@ -113,10 +139,12 @@ class CaseSpec:
                 raise SkipCase("; ".join(bundle.missing_reason(need) for need in missing))
             outcome = self.check(bundle)
         except SkipCase as skip:
-            outcome = Outcome(Verdict.SKIP, str(skip))
+            outcome = CaseOutcome(CaseVerdict.SKIP, str(skip))
         except Exception as exc:  # noqa: BLE001 - by design: a crashing check is a harness bug, reported as error
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            outcome = Outcome(Verdict.ERROR, f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})")
+            outcome = CaseOutcome(
+                CaseVerdict.ERROR, f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})"
+            )
         return CaseResult(
             case_id=self.id,
             title=self.title,

@@ -32,7 +32,8 @@ from fixtures.hospital.worker import Variant
 
 __all__ = [
     "EXPECTED",
-    "Row",
+    "MatrixRow",
+    "PortalAccess",
     "Target",
     "kill_matrix",
     "kills",
@@ -139,9 +140,11 @@ def same_message(full: str, only: str) -> bool:
     return _masked(full) == _masked(only)
 
 
-VOLATILE = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]*\d[0-9A-Fa-f.]*")
-"""What differs between two runs of one behaviour: GUIDs (in a MaGD, in a data element's Id), numbers, and
-hex with a digit in it (a run's id in a request_id)."""
+VOLATILE = re.compile(
+    r"c\d+-[0-9a-f]{6}|[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]*\d[0-9A-Fa-f.]*"
+)
+"""What differs between two runs of one behaviour: a run's id in a request_id (`c<seed>-<6 hex>`, whose hex
+may hold no digit: `c7-dafcfd`), GUIDs (in a MaGD, in a data element's Id), numbers, and hex with a digit."""
 
 
 def _masked(message: str) -> str:
@@ -149,7 +152,7 @@ def _masked(message: str) -> str:
 
 
 @dataclass(frozen=True)
-class Row:
+class MatrixRow:
     """One line of the kill matrix."""
 
     target: Target
@@ -188,6 +191,14 @@ class Row:
         return f"WRONG MESSAGE: the full run said {self.full_message!r}"
 
 
+@dataclass(frozen=True)
+class PortalAccess:
+    """The portal the self-test runs on (`--portal`, `--admin-token`); none: each run starts its own."""
+
+    url: str | None = None
+    admin_token: str | None = None
+
+
 def with_only(targets: Iterable[Target]) -> list[Target]:
     """`targets`, and after them each variant again with `--only` its case."""
     chosen = list(targets)
@@ -213,11 +224,13 @@ def first_failed(results: Iterable[CaseResult]) -> CaseResult | None:
     return next((r for r in results if r.blocking), None)
 
 
-def _run_one(target: Target, seed: int, rate: float, timeout: float) -> Row:
+def _run_one(target: Target, seed: int, rate: float, timeout: float, portal: PortalAccess) -> MatrixRow:
     started = time.monotonic()
     options = LiveOptions(
         reference=True,
         variant=str(target.variant) if target.variant else None,
+        portal=portal.url,
+        admin_token=portal.admin_token,
         seed=seed if target.seed is None else target.seed,
         clock_rate=rate,
         timeout=timeout,
@@ -225,9 +238,9 @@ def _run_one(target: Target, seed: int, rate: float, timeout: float) -> Row:
     try:
         finished = run_live(options, specs_for(target, load_cases().all()), [])
     except Exception as exc:  # noqa: BLE001 - one broken run is a row in the matrix, not the end of it
-        return Row(target, None, "", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+        return MatrixRow(target, None, "", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
     failing = first_failed(finished.results)
-    return Row(
+    return MatrixRow(
         target,
         failing.case_id if failing else None,
         failing.message if failing else "",
@@ -242,14 +255,17 @@ def run_selftest(
     rate: float = 600.0,
     timeout: float = 60.0,
     workers: int = 2,
-    progress: Callable[[Row], None] | None = None,
-) -> list[Row]:
+    progress: Callable[[MatrixRow], None] | None = None,
+    portal: PortalAccess | None = None,
+) -> list[MatrixRow]:
     """Run every target, and every variant again with `--only` its case (`with_only`); rows in that order,
-    each `--only` row holding its full run's message to compare with."""
+    each `--only` row holding its full run's message to compare with. Each run starts a portal of its own,
+    or, given `portal`, opens a workspace of its own there (no portal start per run)."""
     chosen = with_only(targets)
+    portal = portal or PortalAccess()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_run_one, target, seed, rate, timeout) for target in chosen]
-        rows: list[Row] = []
+        futures = [pool.submit(_run_one, target, seed, rate, timeout, portal) for target in chosen]
+        rows: list[MatrixRow] = []
         for future in futures:
             row = future.result()
             if row.target.only:
@@ -261,7 +277,7 @@ def run_selftest(
     return rows
 
 
-def kill_matrix(rows: list[Row]) -> list[dict[str, object]]:
+def kill_matrix(rows: list[MatrixRow]) -> list[dict[str, object]]:
     """The matrix as data (for --json)."""
     return [
         {
@@ -277,7 +293,7 @@ def kill_matrix(rows: list[Row]) -> list[dict[str, object]]:
     ]
 
 
-def render(rows: list[Row]) -> str:
+def render(rows: list[MatrixRow]) -> str:
     """The kill matrix as text: variant → first failed MUST case → expected?"""
     width = max([22, *(len(row.name) for row in rows)])
     lines = [f"{'variant':<{width}} {'first failed MUST':<18} {'expected':<10} verdict", "-" * (width + 56)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from functools import lru_cache
+from typing import Any
 
 from lxml import etree
 
@@ -38,13 +39,13 @@ def _leaves(encoded: str) -> tuple[tuple[str, str], ...] | None:
     return tuple(leaves)
 
 
-def fields_of(submission: dict) -> dict[str, str]:
+def fields_of(submission: dict[str, Any]) -> dict[str, str]:
     """The data fields of a submission's file by element name (empty when it has no readable file)."""
     leaves = _leaves(submission.get("file_b64") or "") if submission.get("file_b64") else None
     return dict(leaves or ())
 
 
-def substance(submission: dict) -> str | None:
+def substance(submission: dict[str, Any]) -> str | None:
     """SHA-256 of the file's data without its signature; None when the file is absent or unreadable."""
     encoded = submission.get("file_b64")
     leaves = _leaves(encoded) if encoded else None
@@ -54,7 +55,7 @@ def substance(submission: dict) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def certificate_key(submission: dict) -> str | None:
+def certificate_key(submission: dict[str, Any]) -> str | None:
     """MA_GCS (with CAP_LAN_DAU) or MA_GBT of the submission, or None when it names none."""
     code = submission.get("document_code")
     if not code:

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import httpx
 import jsonschema
 
+from fixtures.hospital.wire import tls_context
+
 __all__ = ["CommandTrigger", "HttpTrigger", "OrderInvalid", "Taken", "Trigger", "schema", "validate_order"]
 
 SCHEMA_FILE = Path(__file__).with_name("trigger.schema.json")
@@ -43,7 +45,8 @@ class Trigger(Protocol):
 
 @cache
 def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return loaded
 
 
 def validate_order(order: dict[str, Any]) -> None:
@@ -93,7 +96,7 @@ class HttpTrigger:
     def send(self, order: dict[str, Any]) -> Taken:
         validate_order(order)
         try:
-            reply = httpx.post(self.url, json=order, timeout=self.timeout)
+            reply = httpx.post(self.url, json=order, timeout=self.timeout, verify=tls_context())
         except httpx.HTTPError as exc:
             return Taken(False, f"{type(exc).__name__}: {exc}")
         return Taken(reply.is_success, f"HTTP {reply.status_code}")

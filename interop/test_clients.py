@@ -28,15 +28,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography import x509
 
-from conformance.harness import Facility, Provisioning, provision
-from conformance.offline import check_file, trust_from_files
+from conformance.harness import FacilityUnderTest, Provisioning, provision
+from conformance.offline import check_file
 from conformance.portal import SandboxAdmin
 from fixtures.certificates import build_xml, scenario
 from fixtures.keystore import write_keystore_pki
 from fixtures.pki import load_credential
 from fixtures.signer import sign_document, tamper_field
 from mock_portal.documents import DocumentType
-from mock_portal.portal.codes import SubmitResult
+from mock_portal.results.codes import SubmitResult
+from mock_portal.signature.trust import trust_from_files
 from mock_portal.signature.xmldsig import C14N_10, DS_NS
 from tests.live import LiveServer, start_server
 
@@ -142,7 +143,7 @@ def portal(tmp_path: Path, pki: dict[str, Path]) -> Iterator[LiveServer]:
         crl_pems=(pki["crl.pem"].read_bytes(),),
         certificates={FACILITY: pki[f"{FACILITY}.cert.pem"].read_bytes()},
     )
-    provision(admin, [Facility(FACILITY, USERNAME, PASSWORD)], material)
+    provision(admin, [FacilityUnderTest(FACILITY, USERNAME, PASSWORD)], material)
     admin.close()
     yield live
     live.stop()

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -25,7 +26,7 @@ from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import DEADLINE_MINUTES, WorkingCalendar, deadline_for
 from mock_portal.reports.charts import Key, legend
 
-__all__ = ["DeadlineBook", "DeadlineRecord", "Status", "Thresholds", "Verdicts", "judge_thresholds", "render_svg"]
+__all__ = ["DeadlineLedger", "DeadlineRecord", "Status", "Thresholds", "Verdicts", "judge_thresholds", "render_svg"]
 
 
 class Status(StrEnum):
@@ -107,7 +108,7 @@ class DeadlineRecord:
 
 
 @dataclass
-class DeadlineBook:
+class DeadlineLedger:
     """All records of a run (on the master: merged from the workers' reports)."""
 
     limit_minutes: float = DEADLINE_MINUTES
@@ -237,6 +238,11 @@ def _dot(status: Status, x: float, y: float, r: float) -> str:
     return f'cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{colour}"'
 
 
+def _swatch(status: Status, x: float, y: float) -> str:
+    """The legend's marker of `status` in the 10×10 box at (x, y)."""
+    return f"<circle {_dot(status, x + 5, y + 5, 4)}/>"
+
+
 def render_svg(records: list[DeadlineRecord], limit: float = DEADLINE_MINUTES, width: int = 900) -> str:
     """Issue instant (x, sandbox time) against issue → acceptance in working minutes (y), with the
     limit as a red line; hollow marks are pending/overdue (minutes up to the end of the run); a legend
@@ -282,11 +288,7 @@ def render_svg(records: list[DeadlineRecord], limit: float = DEADLINE_MINUTES, w
             f"<title>{escape(r.code)} {r.status.value} {r.working_minutes}</title></circle>"
         )
     drawn = {r.status for r in points}
-    keys = [
-        Key(s.value, _MEANING[s], lambda x, y, s=s: f"<circle {_dot(s, x + 5, y + 5, 4)}/>")
-        for s in Status
-        if s in drawn
-    ]
+    keys = [Key(s.value, _MEANING[s], partial(_swatch, s)) for s in Status if s in drawn]
     deadline = Key("deadline", f"deadline ({limit:g} working minutes)", _deadline_swatch)
     below, height = legend([*keys, deadline], x=left, y=axis_y + 50, width=width - right)
     head = (

@@ -187,7 +187,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if not opt(environment, "admin_token") or not environment.host:
         log.error("the load kit needs -H and --admin-token (PORTAL_ADMIN_TOKEN) to provision; stopping")
         environment.process_exit_code = 2
-        gevent.spawn_later(0.1, environment.runner.quit)
+        if environment.runner is not None:
+            gevent.spawn_later(0.1, environment.runner.quit)
         return
     base, count = opt(environment, "facility_base", 79500), max(1, opt(environment, "facilities", 4))
     _open_workspace(environment)

@@ -15,7 +15,7 @@ import gevent
 from locust import FastHttpUser, tag, task
 
 from fixtures.certificates import build_xml, scenario
-from fixtures.hospital.session import Outcome, PortalSession, RetryPolicy
+from fixtures.hospital.session import PortalSession, RetryPolicy, SendOutcome
 from fixtures.pki import Credential
 from fixtures.signer import sign_document
 from load.deadlines import DeadlineRecord
@@ -71,12 +71,12 @@ class HospitalUser(PortalUser):
             1 if self.variant == "no-retry" else self.opt("max_attempts", 12),
         )
         self.session = PortalSession(
-            self.host,
+            self.host or "",  # never empty: a run without -H stops at its start (locustfile)
             facility_code=self.facility.code,
             username=self.facility.username,
             password=self.facility.password,
             clock_rate=max(self.clock.rate, 1e-9),
-            http=LocustWire(self.client, STATE.failures),  # type: ignore[arg-type]
+            http=LocustWire(self.client, STATE.failures),  # type: ignore[arg-type]  # an httpx.Client stand-in
         )
         self.backlog: deque[_Issued] = deque()
         self.rng = random.Random(self.index)
@@ -137,12 +137,12 @@ class HospitalUser(PortalUser):
             exchanges = self.session.send(item.doc_type, item.xml)
             attempts += sum(1 for e in exchanges if e.operation == "submit")
             last = exchanges[-1]
-            if last.outcome is Outcome.ACCEPTED:
+            if last.outcome is SendOutcome.ACCEPTED:
                 return _accepted_at(last.received_at), attempts, False
-            if last.outcome is Outcome.AUTH and relogin:
+            if last.outcome is SendOutcome.AUTH and relogin:
                 relogin = False
                 continue
-            if last.outcome in (Outcome.REFUSED, Outcome.TOO_LARGE):
+            if last.outcome in (SendOutcome.REFUSED, SendOutcome.TOO_LARGE):
                 return None, attempts, True
             failures += 1
             if self.policy.exhausted(failures, started, time.monotonic()):
@@ -153,7 +153,9 @@ class HospitalUser(PortalUser):
                 continue
             gevent.sleep(self.policy.delay(failures, self.rng))
 
-    def _record(self, item: _Issued, accepted: Any, *, end: Any = None, attempts: int = 0, refused: bool = False):
+    def _record(
+        self, item: _Issued, accepted: Any, *, end: Any = None, attempts: int = 0, refused: bool = False
+    ) -> None:
         record = DeadlineRecord.judged(
             persona=self.persona,
             doc_type=item.doc_type,

@@ -26,14 +26,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from conformance.portal import SandboxAdmin, warning_text
 from conformance.scenarios import start_instant
-from fixtures.hospital.session import Outcome, classify_submit, classify_token
+from fixtures.hospital.session import SendOutcome, classify_submit, classify_token
 from fixtures.hospital.wire import TOKEN_PATH, explain_of
-from fixtures.pki import Credential, TestPKI, cert_pem, key_pem
+from fixtures.pki import Credential, TestPKI, cert_pem, credential_from_pem, key_pem
 from load.summary import EXPIRED_CODE, EXPIRED_NAME, RELOGIN_NAME, FailureSamples, cause_of, failure_text
 from mock_portal.deadline.working_time import WorkingCalendar
 
@@ -45,7 +43,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class _Headers(dict[str, str]):
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 
@@ -96,10 +94,10 @@ class LocustWire:
         outcome = (classify_token if token else classify_submit)(resp.status_code, body)
         explain = explain_of(resp) or ""  # decoded before the samples cut it: no `%C3%A1`, no split escape
         code = body.get("maKetQua" if token else "MaKetQua")
-        if outcome is Outcome.ACCEPTED:
+        if outcome is SendOutcome.ACCEPTED:
             self.relogin = self.relogin and not token  # a token taken: the re-login is done
             resp.success()
-        elif outcome is Outcome.AUTH and cause_of(explain).endswith(EXPIRED_CODE):
+        elif outcome is SendOutcome.AUTH and cause_of(explain).endswith(EXPIRED_CODE):
             self.relogin = True
             resp.request_meta["name"] = EXPIRED_NAME
             resp.success()
@@ -178,9 +176,7 @@ class FacilityKit:
     cert_pem: str
 
     def credential(self) -> Credential:
-        key = serialization.load_pem_private_key(self.key_pem.encode(), password=None)
-        certs = x509.load_pem_x509_certificates(self.cert_pem.encode())
-        return Credential(key, certs[0], tuple(certs[1:]))  # type: ignore[arg-type]
+        return credential_from_pem(self.key_pem.encode(), self.cert_pem.encode())
 
 
 @dataclass(frozen=True)

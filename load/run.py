@@ -13,7 +13,7 @@ from typing import Any
 from locust.env import Environment
 
 from conformance.portal import PortalState
-from load.deadlines import DeadlineBook, DeadlineRecord
+from load.deadlines import DeadlineLedger, DeadlineRecord
 from load.portal_io import Kit, SandboxTime
 from load.summary import FailureSamples
 from mock_portal.deadline.working_time import WorkingCalendar
@@ -48,7 +48,7 @@ class RunState:
     kit: Kit | None = None
     time: SandboxTime | None = None
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
-    book: DeadlineBook = field(default_factory=DeadlineBook)
+    book: DeadlineLedger = field(default_factory=DeadlineLedger)
     failures: FailureSamples = field(default_factory=FailureSamples)
     """The detail of the failures Locust's error table groups (workers hand theirs to the master)."""
     saved: PortalState | None = None

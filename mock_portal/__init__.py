@@ -1,6 +1,16 @@
 """Mock Health Insurance Assessment Portal (HIAP) for signed GCS/GBT data."""
 
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 
 # connexion imports starlette's TestClient at import time, which warns about httpx; the portal never uses it.
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+
+
+def sandbox_version() -> str:
+    """The installed sandbox's version: `GET /sandbox/health` reports it, and every re-judged report and
+    evidence file names it (a later version may judge otherwise)."""
+    try:
+        return version("vn-civil-cert-sandbox")
+    except PackageNotFoundError:
+        return "0+unknown"

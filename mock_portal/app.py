@@ -20,43 +20,36 @@ from pathlib import Path
 from typing import Any
 
 import connexion
-import yaml
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_portal import store
+from mock_portal.api.context import FIELD_EVIDENCE
 from mock_portal.api.errors import register_error_handlers
 from mock_portal.api.gateway import WireGateway
 from mock_portal.api.guard import RequestGuard
 from mock_portal.api.middleware import PortalMiddleware
-from mock_portal.api.spec_servers import SpecServers
+from mock_portal.api.spec_servers import SpecServers, fresh_spec
 from mock_portal.api.validators import allow_form_fields_up_to, validator_map
 from mock_portal.config import Settings
-from mock_portal.control.clock import SandboxClock
+from mock_portal.evidence.field import loaded_field_evidence
+from mock_portal.evidence.moves import review
 from mock_portal.ipss.sharing import SharingWorker
-from mock_portal.portal.auth import upgrade_legacy_passwords
-from mock_portal.portal.service import Portal
+from mock_portal.portal.service import Portal, build_portal
 from mock_portal.web import register_dashboard
+from mock_portal.wire.reply import WIRE_OPERATIONS
 
 SPEC = Path(__file__).with_name("openapi.yaml")
-WIRE_PATHS = frozenset({"/api/token/take", "/api/hososuckhoe/guiGiayToDienTu"})
 
 
-def build_portal(settings: Settings) -> Portal:
-    repo = store.Repository(store.create_engine_for(settings.database_url))
-    repo.create_schema()
-    upgrade_legacy_passwords(repo)
-    return Portal(settings, repo, SandboxClock(repo))
-
-
-def create_app(settings: Settings | None = None, *, portal: Portal | None = None) -> connexion.FlaskApp:
-    settings = settings or (portal.settings if portal else Settings.from_env())
+def create_app(settings: Settings, *, portal: Portal | None = None) -> connexion.FlaskApp:
     portal = portal or build_portal(settings)
     app = connexion.FlaskApp(__name__, specification_dir=str(SPEC.parent))
-    app.add_api(SPEC.name, **_api_options(settings))
+    app.add_api(fresh_spec(), **_api_options(settings))
     app.app.config["PORTAL"] = portal
+    loaded = loaded_field_evidence(settings)  # once per process; GET /sandbox/fidelity shows its counts
+    app.app.config[FIELD_EVIDENCE] = review(loaded) if loaded else None
     app.add_middleware(PortalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, portal=portal)
     app.add_middleware(SpecServers, position=MiddlewarePosition.BEFORE_SWAGGER)
     register_error_handlers(app)
@@ -95,9 +88,9 @@ def _api_options(settings: Settings, *, wire: bool = False) -> dict[str, Any]:
 
 
 def _wire_spec() -> dict[str, Any]:
-    """`openapi.yaml` with only the wire paths (components kept): a fresh dict, Connexion changes it."""
-    spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
-    spec["paths"] = {path: item for path, item in spec["paths"].items() if path in WIRE_PATHS}
+    """`openapi.yaml` with only the wire paths (components kept)."""
+    spec = fresh_spec()
+    spec["paths"] = {path: item for path, item in spec["paths"].items() if path in WIRE_OPERATIONS}
     return spec
 
 
@@ -109,15 +102,14 @@ class WireRoutes:
         self.wire, self.rest = wire, rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") in WIRE_PATHS:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") in WIRE_OPERATIONS:
             await self.wire(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
 
 
-def create_asgi(settings: Settings | None = None) -> RequestGuard:
+def create_asgi(settings: Settings) -> RequestGuard:
     """The guard (bodies under deadlines and a budget), then the wire gateway, then the Connexion apps."""
-    settings = settings or Settings.from_env()
     portal = build_portal(settings)
     apps = WireRoutes(create_wire_app(settings, portal), create_app(settings, portal=portal))
     return RequestGuard(WireGateway(apps, portal), portal)

@@ -1,16 +1,24 @@
 """Settings of the mock portal, read from `PORTAL_*` environment variables in one place.
 
-One `Settings` object is made at start-up and passed down explicitly; nothing else reads the
-environment.
+One `Settings` object is made at start-up and passed down explicitly (to `mock-portal serve`'s worker
+processes too); nothing else reads the environment. The entry points read it: `mock-portal` once per
+command, `mock_portal/asgi.py` once for `uvicorn mock_portal.asgi:app`. A value that cannot be taken
+stops the start (`SettingsError`) instead of being guessed at: `PORTAL_REQUIRE_CRL=ture` is refused,
+not read as false.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from mock_portal.results.grades import Strictness
 
@@ -96,9 +104,18 @@ class Settings:
     """Crashed workers the supervisor restarts within `worker_restart_window_seconds` before giving up."""
     worker_restart_window_seconds: int = 60
     """The sliding window of the restart budget: crashes older than this are forgotten."""
+    field_evidence: str = ""
+    """Field-evidence files (docs/field-evidence.md) whose counts `GET /sandbox/fidelity` shows per behaviour:
+    one path, or several separated as in PATH (`:`; `;` on Windows); read as each server process starts (and
+    first by `mock-portal serve`), a file that is not one stops the start. Empty: none."""
 
     def __post_init__(self) -> None:
         Strictness.parse(self.strictness)
+
+    @property
+    def field_evidence_files(self) -> tuple[str, ...]:
+        """The files `field_evidence` names."""
+        return tuple(part for part in self.field_evidence.split(os.pathsep) if part.strip())
 
     @property
     def inline_limit(self) -> int:
@@ -113,16 +130,33 @@ class Settings:
         return self.max_file_bytes * 4 // 3 + 64 * 1024
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        /,
+        *,
+        defaults: Mapping[str, object] | None = None,
+        **overrides: object,
+    ) -> Settings:
+        """The settings `env` (the process environment by default) names over `defaults` (the demo's kept
+        secrets), `overrides` (a command's flags) on top; `SettingsError` naming every malformed variable
+        and every `PORTAL_*` name that is no setting (a misspelt one would silently leave its default)."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        values: dict[str, object] = dict(defaults or {})
+        problems = _unknown(env, [f"PORTAL_{f.name.upper()}" for f in fields(cls)])
         for f in fields(cls):
-            raw = env.get(f"PORTAL_{f.name.upper()}")
+            variable = f"PORTAL_{f.name.upper()}"
+            raw = env.get(variable)
             if raw is None or raw == "":
                 continue
-            values[f.name] = _convert(f.type, raw, f.name)
+            try:
+                values[f.name] = _convert(str(f.type), f.name, raw)
+            except ValueError as exc:
+                problems.append(f"{variable}={raw!r}: {exc}")
+        if problems:
+            raise SettingsError(problems)
         values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # each value converted to its field's type above
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite:///"
@@ -131,14 +165,66 @@ class Settings:
         return None
 
 
-def _convert(type_name: object, raw: str, name: str) -> object:
-    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "str")
-    kind = kind.removesuffix(" | None")  # an optional setting, when the environment sets it
+def _unknown(env: Mapping[str, str], known: list[str]) -> list[str]:
+    """One line per `PORTAL_*` variable of `env` that names no setting, with the nearest setting's name."""
+    lines = []
+    for variable in sorted(name for name in env if name.startswith("PORTAL_") and name not in known):
+        near = difflib.get_close_matches(variable, known, n=1, cutoff=0.8)
+        lines.append(f"{variable}: no such setting" + (f" (did you mean {near[0]}?)" if near else ""))
+    return lines
+
+
+class SettingsError(ValueError):
+    """`PORTAL_*` values that cannot be taken; the message has one line per variable: its name, the value
+    and what it accepts."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+"""What a yes/no setting accepts, in any case: the words starlette's `Config` takes, and yes/no, on/off."""
+
+DATABASES = ("sqlite", "postgresql", "postgres")
+
+
+def _port(value: object) -> bool:
+    return isinstance(value, int) and 1 <= value <= 65535
+
+
+def _strictness(value: object) -> bool:
+    return str(value).strip().lower() in set(Strictness)
+
+
+def _database(value: object) -> bool:
     try:
-        if kind == "int":
-            return int(raw)
-        if kind == "bool":
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-    except ValueError as exc:
-        raise ValueError(f"PORTAL_{name.upper()} must be an integer, got {raw!r}") from exc
-    return raw
+        return make_url(str(value)).get_backend_name() in DATABASES
+    except ArgumentError:
+        return False
+
+
+RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "port": (_port, "a TCP port, 1 to 65535"),
+    "strictness": (_strictness, "portal or strict"),
+    "database_url": (_database, "a SQLAlchemy URL: sqlite:///FILE or postgresql://USER@HOST/DB"),
+}
+"""Settings that accept less than their type: the check and what is accepted."""
+
+
+def _convert(kind: str, name: str, raw: str) -> object:
+    """`raw` as a value of the setting `name` of type `kind`; ValueError saying what is accepted."""
+    text = raw.strip()
+    value: object = raw
+    if kind == "bool":
+        if text.lower() not in BOOLEANS:
+            raise ValueError("expected true or false (also 1/0, yes/no, on/off; any case)")
+        value = BOOLEANS[text.lower()]
+    elif kind.removesuffix(" | None") == "int":  # an optional setting, when the environment sets it
+        if not re.fullmatch(r"\d+", text):
+            raise ValueError(f"expected {RULES[name][1] if name in RULES else 'a whole number, 0 or more'}")
+        value = int(text)
+    check, accepted = RULES.get(name, (lambda _: True, ""))
+    if not check(value):
+        raise ValueError(f"expected {accepted}")
+    return value

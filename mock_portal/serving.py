@@ -5,9 +5,10 @@ asyncio accepts every pending connection in one go (up to the backlog) in whiche
 first: a client that opens its keep-alive connections in a burst (a load generator, a hospital
 with a connection pool) ends up with all of them on one worker while the others idle. Here each
 worker binds its own socket with `SO_REUSEPORT`, so the kernel spreads new connections over the
-workers. All workers share the database (SQLite in WAL mode, or PostgreSQL) and the settings from
-the environment; the supervisor restarts a worker that dies and stops them all on SIGINT/SIGTERM.
-Without `SO_REUSEPORT` (not Linux/BSD) uvicorn's supervisor is used.
+workers. All workers share the database (SQLite in WAL mode, or PostgreSQL) and the `Settings` the
+command read: each worker is handed them (pickled by `multiprocessing`), none reads the environment
+again. The supervisor restarts a worker that dies and stops them all on SIGINT/SIGTERM. Without
+`SO_REUSEPORT` (not Linux/BSD/macOS) the workers share one socket bound by the supervisor.
 
 Why not gunicorn's arbiter (with uvicorn workers): it binds in the master and the workers share
 that socket — the imbalance above — and it restarts a dying worker forever or, when one fails
@@ -22,6 +23,7 @@ client trickling a header holds a connection for ever: `header_deadline` closes 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -33,31 +35,42 @@ from collections import deque
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.config import Config
 
 from mock_portal.config import Settings
 
-__all__ = ["cannot_listen", "serve"]
+__all__ = ["cannot_listen", "serve", "server_app"]
 
 log = logging.getLogger("mock_portal.serving")
-APP = "mock_portal.asgi:app"
 
 
-def serve(*, host: str, port: int, workers: int, log_level: str, access_log: bool, app: str = APP) -> int:
+def serve(settings: Settings, *, workers: int, log_level: str, access_log: bool) -> int:
     if workers <= 1:
-        uvicorn.Server(_config(app, log_level, access_log, host=host, port=port)).run()  # exits 3 if it cannot bind
+        server = uvicorn.Server(_config(settings, log_level, access_log, host=settings.host, port=settings.port))
+        server.run()  # exits 3 if it cannot bind
         return 0
-    if not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(app, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
-        return 0
-    return _Supervisor(app, host, port, workers, log_level, access_log).run()
+    return _Supervisor(settings, workers, log_level, access_log).run()
 
 
-def _config(app: str, log_level: str, access_log: bool, **extra: Any) -> Config:
-    """uvicorn's settings, with the header deadline on its HTTP protocol."""
-    config = Config(app, log_level=log_level, access_log=access_log, **extra)
+def server_app(settings: Settings) -> ASGIApp:
+    """The app of one server process. After it is built, its ~138,000 long-lived objects (the contract, the
+    XSDs, the libraries) are moved out of the garbage collector's reach (`gc.freeze`): a full collection over
+    them took ~36 ms on the 2-core VM, holding the GIL and so the event loop, and the element proxies of heavy
+    documents make such collections frequent. `bench/stall.py`, 4 / 8 connections of the heaviest small form:
+    health p99 29-68 ms and valid-submission p99 48-256 ms without, 20-35 ms and 26-39 ms with (two runs each)."""
+    from mock_portal.app import create_asgi  # here, not at the top: a restarted worker binds its socket first
+
+    app = create_asgi(settings)
+    gc.freeze()
+    return app
+
+
+def _config(settings: Settings, log_level: str, access_log: bool, **extra: Any) -> Config:
+    """uvicorn's settings for the app of `settings`, with the header deadline on its HTTP protocol."""
+    config = Config(server_app(settings), log_level=log_level, access_log=access_log, **extra)
     config.load()  # resolves the protocol class uvicorn picked (httptools or h11)
-    config.http_protocol_class = header_deadline(config.http_protocol_class, Settings.from_env().header_timeout_seconds)
+    config.http_protocol_class = header_deadline(config.http_protocol_class, settings.header_timeout_seconds)
     return config
 
 
@@ -70,7 +83,7 @@ def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[as
     request's headers `seconds` after it opened or after its last response, or whose unfinished head
     grows past `MAX_HEADER_BYTES`."""
 
-    class HeaderDeadline(protocol):  # type: ignore[misc, valid-type]
+    class HeaderDeadline(protocol):  # type: ignore[misc, valid-type]  # a base class given at run time
         _deadline: asyncio.TimerHandle | None = None
         _head_bytes = 0
 
@@ -88,7 +101,7 @@ def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[as
             if not self._in_request() and not self.transport.is_closing():
                 self.transport.close()
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm()
 
@@ -128,36 +141,44 @@ def cannot_listen(host: str, port: int) -> str | None:
     return None
 
 
+REUSE_PORT = hasattr(socket, "SO_REUSEPORT")
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if REUSE_PORT:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def _worker(app: str, host: str, port: int, log_level: str, access_log: bool) -> None:
-    """One server process: its own SO_REUSEPORT socket, uvicorn on it until SIGINT/SIGTERM."""
-    sock = _listen(host, port)
-    uvicorn.Server(_config(app, log_level, access_log)).run(sockets=[sock])
+def _worker(settings: Settings, log_level: str, access_log: bool, shared: socket.socket | None) -> None:
+    """One server process: its own SO_REUSEPORT socket (or the supervisor's `shared` one), uvicorn on it
+    until SIGINT/SIGTERM. The socket is bound before the app is imported (0.9 s on the 2-core VM, idle) and
+    built: while a killed worker's replacement starts, connections the kernel gives its socket wait in the
+    backlog, never refused."""
+    sock = shared or _listen(settings.host, settings.port)
+    uvicorn.Server(_config(settings, log_level, access_log)).run(sockets=[sock])
 
 
 class _Supervisor:
-    def __init__(self, app: str, host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
-        self.args: tuple[Any, ...] = (app, host, port, log_level, access_log)
+    def __init__(self, settings: Settings, workers: int, log_level: str, access_log: bool) -> None:
+        self.settings = settings
+        self.args: tuple[Any, ...] = (settings, log_level, access_log)
         self.count = workers
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[multiprocessing.process.BaseProcess] = []
         self.stopping = False
-        settings = Settings.from_env()
         self.budget, self.window = settings.worker_restarts, float(settings.worker_restart_window_seconds)
         self.crashes: deque[float] = deque()
+        self.shared: socket.socket | None = None
 
     def _start_one(self) -> multiprocessing.process.BaseProcess:
-        process = self.context.Process(target=_worker, args=self.args, name="mock-portal-worker")
+        process = self.context.Process(target=_worker, args=(*self.args, self.shared), name="mock-portal-worker")
         process.start()
         return process
 
@@ -173,10 +194,12 @@ class _Supervisor:
 
     def run(self) -> int:
         # the port must be free: fail here, not in N workers
-        busy = cannot_listen(self.args[1], self.args[2])
+        busy = cannot_listen(self.settings.host, self.settings.port)
         if busy:
             print(f"mock portal: {busy}", file=sys.stderr)
             return 1
+        if not REUSE_PORT:
+            self.shared = _listen(self.settings.host, self.settings.port)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         self.processes = [self._start_one() for _ in range(self.count)]

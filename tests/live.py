@@ -2,53 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from conformance.portal import LocalPortal, start_local_portal, wait_until_up
+
 IPSS_KEY = "test-ipss-key"
+ADMIN_TOKEN = "test-admin-token"
 
 new_database_url: Callable[[Path], str] = lambda directory: f"sqlite:///{directory / 'portal.sqlite3'}"  # noqa: E731
 """A fresh database for a portal whose files live in `directory`: SQLite by default; `--db postgresql`
 (tests/conftest.py) makes it a new database on the session's PostgreSQL server."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class LiveServer:
-    base_url: str
-    admin_token: str
-    database: Path | None
-    """The SQLite file (None on PostgreSQL)."""
-    database_url: str
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30.0
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+LiveServer = LocalPortal
+"""A portal a test started (conformance/portal.py's `LocalPortal`: the product's own starter)."""
 
 
 def start_server(
@@ -60,55 +33,15 @@ def start_server(
     host: str = "127.0.0.1",
 ) -> LiveServer:
     """A portal on a free port of `host`, on a new database of the session's backend unless
-    `database_url` names an existing one."""
-    port = free_port()
-    database_url = database_url or new_database_url(directory)
-    database = Path(database_url.removeprefix("sqlite:///")) if database_url.startswith("sqlite:///") else None
-    log = directory / "server.log"
-    admin_token = "test-admin-token"
-    env = {
-        **os.environ,
-        "PORTAL_DATABASE_URL": database_url,
-        "PORTAL_HOST": host,
-        "PORTAL_ADMIN_TOKEN": admin_token,
-        "PORTAL_IPSS_API_KEY": IPSS_KEY,
-        "PORTAL_PORT": str(port),
-        **(extra_env or {}),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "mock_portal.cli",
-        "serve",
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://{host}:{port}", admin_token, database, database_url, log, process)
-    try:
-        wait_healthy(server.base_url, process, log)
-    except RuntimeError:
-        server.stop()
-        raise
-    return server
-
-
-def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
-    """Until `/sandbox/health` answers 200; the server's log in the error when it exits or never answers."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"portal exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/sandbox/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"portal did not start:\n{log.read_text()}")
+    `database_url` names an existing one, with the tests' admin token and IPSS key."""
+    return start_local_portal(
+        directory,
+        host=host,
+        workers=workers,
+        database_url=database_url or new_database_url(directory),
+        admin_token=ADMIN_TOKEN,
+        env={"PORTAL_IPSS_API_KEY": IPSS_KEY, **(extra_env or {})},
+    )
 
 
 @contextmanager
@@ -119,7 +52,7 @@ def demo_server(workdir: Path, command: list[str], env: dict[str, str]) -> Itera
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_healthy(f"http://127.0.0.1:{env['PORTAL_PORT']}", process, log)
+        wait_until_up(f"http://127.0.0.1:{env['PORTAL_PORT']}/sandbox/health", process, log, timeout=30)
         yield f"http://127.0.0.1:{env['PORTAL_PORT']}"
     finally:
         process.terminate()

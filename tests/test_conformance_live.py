@@ -1,8 +1,11 @@
-"""Live runs over real HTTP: the reference hospital passes every case; a broken variant fails exactly
-the cases it breaks; the pytest plugin drives a hospital through the command trigger.
+"""Live runs over real HTTP: a broken variant fails exactly the cases it breaks; the pytest plugin drives a
+hospital through the command trigger. (The reference hospital passing every case is judged on the full run
+of tests/test_attestation.py.)
 
-These start a portal and reference hospital processes (`python -m fixtures.hospital`) and run the
-sandbox clock 600× faster than real time, so a full run takes well under a minute.
+These start reference hospital processes (`python -m fixtures.hospital`) and run the sandbox clock 600× or
+1200× faster than real time. The runs share the module's portal, each in a workspace of its own (`--portal`,
+as tests/test_attestation.py's full run): its clock, faults and data start clean, and no run pays for a portal
+start (issue 26); the port range tests start the run's own portal, as they must.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from conformance.cli import main
 from conformance.evidence import load
 from fixtures.hostile import busy_cores
 from fixtures.pki import TestPKI, write_pki
-from tests.live import start_server
+from tests.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.portal()
 
 
 def run(capsys: pytest.CaptureFixture[str], directory: Path, *argv: str) -> tuple[int, dict, str]:
@@ -33,28 +38,17 @@ def run(capsys: pytest.CaptureFixture[str], directory: Path, *argv: str) -> tupl
     return code, json.loads((directory / "report.json").read_text()), capsys.readouterr().out
 
 
+def on(portal: LiveServer) -> tuple[str, ...]:
+    """`run` options for a run on the module's portal, in a workspace the run opens and deletes."""
+    return ("--portal", portal.base_url, "--admin-token", portal.admin_token)
+
+
 def verdicts(report: dict, verdict: str) -> set[str]:
     return {c["id"] for c in report["cases"] if c["verdict"] == verdict}
 
 
-def test_reference_hospital_passes_every_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, report, out = run(capsys, tmp_path)
-    assert code == 0, out
-    assert verdicts(report, "pass") == {c["id"] for c in report["cases"]}, out
-    assert report["summary"]["portal_compatible"]["verdict"] == report["summary"]["strict_clean"]["verdict"] == "pass"
-    assert report["duration_s"] < 120
-    # the overload portal is busy for the whole 240 working minutes, so its order is late by design, and its scenario
-    # ends once the budget is decided (no DL case judges it); the overdue scenario's orders are past their deadline
-    # when ordered (DL-005 wants them sent, late); a scenario that ran again (a lateness inside the machine's timing
-    # resolution) is judged on its last run
-    again = {s["plan"] for s in report["scenarios"] if s["attempt"] > 1}
-    judged = [row for row in report["timeline"] if row["scenario"] not in again | {"overload", "overdue"}]
-    assert {row["status"] for row in report["timeline"] if row["scenario"] == "overdue"} == {"LATE"}
-    assert len(judged) >= 12 and all(row["status"] == "ON_TIME" for row in judged), report["timeline"]
-    # the saved evidence re-judges to the same verdicts
-    assert main(["replay", str(tmp_path / "evidence.jsonl"), "--report-dir", str(tmp_path / "replay")]) == 0
-    replayed = json.loads((tmp_path / "replay" / "report.json").read_text())
-    assert [(c["id"], c["verdict"]) for c in replayed["cases"]] == [(c["id"], c["verdict"]) for c in report["cases"]]
+# The reference hospital passing every case is judged on tests/test_attestation.py's full run (issue 26: one
+# full run of the suite for both, a run takes over 40 s).
 
 
 BROKEN = [
@@ -71,11 +65,12 @@ BROKEN = [
 
 @pytest.mark.parametrize(("variant", "only", "broken"), BROKEN, ids=[row[0] for row in BROKEN])
 def test_each_broken_variant_fails_exactly_its_cases(
-    variant: str, only: str, broken: set[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    variant: str, only: str, broken: set[str], portal: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each variant breaks one behaviour; the cases it selects (and so the scenarios that run) are
     narrowed with --only, and the clock runs 1200× so a document that never comes is overdue in 12 s."""
-    code, report, out = run(capsys, tmp_path, "--variant", variant, "--only", only, "--clock-rate", "1200")
+    argv = ("--variant", variant, "--only", only, "--clock-rate", "1200", *on(portal))
+    code, report, out = run(capsys, tmp_path, *argv)
     assert verdicts(report, "fail") == broken, out
     assert not verdicts(report, "error"), out
     must = {c["id"] for c in report["cases"] if c["level"] == "MUST"}
@@ -83,17 +78,20 @@ def test_each_broken_variant_fails_exactly_its_cases(
 
 
 def test_retries_without_backoff_fail_api_008_on_a_loaded_machine(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    portal: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Every request waits for a CPU and takes long: measured from the end of one attempt to the start of the
     next, less the noise the run measured, a client that retries 20 ms after each failure shows no backoff
-    (measured start to start, the requests' own duration made it look like one)."""
-    storm = ("--variant", "retry-storm", "--only", "API-008", "--clock-rate", "1200")
+    (measured start to start, the requests' own duration made it look like one). Never a pass: where the
+    machine's delays alone could explain its pauses (CI runs three test processes on two cores besides the
+    spinning ones), INCONCLUSIVE, after running the scenario again."""
+    storm = ("--variant", "retry-storm", "--only", "API-008", "--clock-rate", "1200", *on(portal))
     with busy_cores():
         code, report, out = run(capsys, tmp_path, *storm)
-    assert verdicts(report, "fail") == {"API-008"}, out
     [case] = report["cases"]
-    assert "no backoff" in case["message"] and code == 0  # a SHOULD case: a warning, no refusal
+    assert case["id"] == "API-008" and case["verdict"] in {"fail", "inconclusive"}, out
+    expected = "no backoff" if case["verdict"] == "fail" else "look like one that waits"
+    assert expected in case["message"] and code == 0, out  # a SHOULD case: a warning, no refusal
 
 
 def _plugin_args() -> list[str]:
@@ -102,8 +100,8 @@ def _plugin_args() -> list[str]:
     return [] if installed else ["-p", "conformance.pytest_plugin"]
 
 
-def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(tmp_path: Path) -> None:
-    portal = start_server(tmp_path)
+def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(portal: LiveServer, tmp_path: Path) -> None:
+    """The plugin drives facility 79001 in the module portal's default workspace (the runs work in their own)."""
     pki = TestPKI.create({"79001": "Bệnh viện thử"})
     files = write_pki(pki, tmp_path / "pki", ["79001"])
     state = tmp_path / "hospital"
@@ -139,7 +137,6 @@ def test_pytest_plugin_runs_the_cases_as_items_through_a_command_trigger(tmp_pat
     finally:
         worker.terminate()
         worker.wait(timeout=10)
-        portal.stop()
     assert done.returncode == 0, done.stdout + done.stderr
     status = subprocess.run(
         [sys.executable, "-m", "fixtures.hospital", "status", "--state-dir", str(state)],
@@ -164,7 +161,7 @@ def _free_range(size: int) -> tuple[int, int]:
     """`size` consecutive loopback ports nothing listens on now (a window after one the kernel picked)."""
     import socket
 
-    from conformance.portal import free_port
+    from fixtures.ports import free_port
 
     for _ in range(20):
         low = min(free_port(), 65535 - size)

@@ -15,8 +15,8 @@ from conformance.cases import load_cases
 from conformance.events import RunStarted
 from conformance.evidence import Order
 from conformance.harness import provision, reference_lanes
-from conformance.model import Verdict
-from conformance.portal import PortalError, SandboxAdmin, start_local_portal
+from conformance.model import CaseVerdict
+from conformance.portal import PortalCallError, SandboxAdmin, own_workspace, start_local_portal
 from conformance.report.text import TextReporter
 from conformance.runner import OLD_PORTAL_CALENDAR, Runner
 from conformance.scenarios import (
@@ -30,6 +30,7 @@ from conformance.scenarios import (
 )
 from mock_portal.deadline.working_time import WorkingCalendar, load_calendar
 from mock_portal.portal.auth import md5_upper
+from tests.live import LiveServer
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CALENDAR = WorkingCalendar.default()
@@ -69,38 +70,42 @@ def test_every_slot_is_the_first_working_minute_of_a_working_day() -> None:
     assert next_slot(datetime(2026, 4, 29, 16, 0, tzinfo=VN)).date() == date(2026, 5, 4)  # past 30/4, 1/5, weekend
 
 
-def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(tmp_path: Path) -> None:
+def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(portal: LiveServer, tmp_path: Path) -> None:
     """One facility, scenarios one after the other (a vendor run), a hospital that holds every order until
     an hour of working time after its deadline: from a slot, its outage orders are late, with the same
     findings whether the outage scenario runs alone (`--only DL-002`) or after the issue scenario, and far
-    beyond the run's timing resolution (a lateness inside it would be inconclusive, not a failure)."""
+    beyond the run's timing resolution (a lateness inside it would be inconclusive, not a failure). Each run
+    starts clean in a workspace of its own (its own clock, faults and data) on the session's shared portal, as
+    `conformance run --portal` does: no portal start (issue 26)."""
     cases = load_cases()
     results = {}
-    for label, wanted in (("alone", ["DL-002"]), ("after issue", ["DL-001", "DL-002"])):
-        workdir = tmp_path / label.replace(" ", "-")
-        workdir.mkdir()
-        portal = start_local_portal(workdir)
-        admin = SandboxAdmin(portal.base_url, portal.admin_token)
-        lanes, facilities, material, hospitals = reference_lanes(
-            portal.base_url,
-            workdir,
-            1,
-            variant="late-sender",
-            clock_rate=1200.0,
-        )
-        try:
-            provision(admin, facilities, material)
-            finished = Runner(admin, lanes, rate=1200.0, seed=3, scenario_timeout=40.0, settle=False).run(
-                [cases.get(i) for i in wanted]
-            )
-        finally:
-            hospitals.stop()
-            admin.close()
-            portal.stop()
-        outage = next(r for r in finished.bundle.scenarios if r.name == "outage")
-        assert datetime.fromisoformat(outage.started_at).astimezone(VN).strftime("%H:%M") == "08:00", label
-        results[label] = next(r for r in finished.results if r.case_id == "DL-002")
-    assert [r.verdict for r in results.values()] == [Verdict.FAIL, Verdict.FAIL], results
+    operator = SandboxAdmin(portal.base_url, portal.admin_token)
+    try:
+        for label, wanted in (("alone", ["DL-002"]), ("after issue", ["DL-001", "DL-002"])):
+            workdir = tmp_path / label.replace(" ", "-")
+            workdir.mkdir()
+            with own_workspace(operator, label) as admin:
+                lanes, facilities, material, hospitals = reference_lanes(
+                    portal.base_url,
+                    workdir,
+                    1,
+                    variant="late-sender",
+                    clock_rate=1200.0,
+                    account=str(admin.workspace),
+                )
+                try:
+                    provision(admin, facilities, material)
+                    finished = Runner(admin, lanes, rate=1200.0, seed=3, scenario_timeout=40.0, settle=False).run(
+                        [cases.get(i) for i in wanted]
+                    )
+                finally:
+                    hospitals.stop()
+            outage = next(r for r in finished.bundle.scenarios if r.name == "outage")
+            assert datetime.fromisoformat(outage.started_at).astimezone(VN).strftime("%H:%M") == "08:00", label
+            results[label] = next(r for r in finished.results if r.case_id == "DL-002")
+    finally:
+        operator.close()
+    assert [r.verdict for r in results.values()] == [CaseVerdict.FAIL, CaseVerdict.FAIL], results
     stories = [
         sorted(
             (f.message.split("(", 1)[1].split(",", 1)[0], any(w in f.message for w in ("LATE", "OVERDUE")))
@@ -264,7 +269,7 @@ def test_a_run_reads_the_portals_calendar_and_places_its_scenarios_on_it(
 
         # a calendar the suite cannot read stops the run before any placement, saying why
         garbled = GarbledCalendar(portal.base_url, portal.admin_token)
-        with pytest.raises(PortalError, match="GET /sandbox/clock: the portal's working calendar: window"):
+        with pytest.raises(PortalCallError, match="GET /sandbox/clock: the portal's working calendar: window"):
             Runner(garbled, lanes, rate=1200.0, seed=5)._read_calendar()
         garbled.close()
     finally:
@@ -277,3 +282,16 @@ def test_the_fallback_to_the_default_calendar_is_said_in_the_run_output(capsys: 
     TextReporter()(RunStarted("run", "1", "1", 1, "http://p", "t", ("DL-002",), ("outage",), (OLD_PORTAL_CALENDAR,)))
     out = capsys.readouterr().out
     assert out.count("NOTE: the portal's clock reply has no working calendar") == 1
+
+
+# Issue 26: the slowest tests
+
+
+@pytest.mark.parametrize("rate", [300.0, 600.0, 1200.0])
+def test_the_token_scenarios_orders_go_out_at_their_issue_instants_at_any_clock_rate(rate: float) -> None:
+    """Placed on the sandbox clock, not in real seconds (`Runner._go` sends an order `max(delay, issue offset /
+    rate)` real seconds in): at 1200× the order after the token's death goes out after 7.5 s, not 15."""
+    token = next(s for s in SCENARIOS if s.name == "token")
+    for order in token.orders:
+        sent_after = max(order.delay, order.issued_offset * 60 / rate)
+        assert sent_after * rate / 60 == pytest.approx(order.issued_offset), order

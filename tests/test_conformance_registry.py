@@ -6,7 +6,7 @@ import pytest
 
 import conformance
 from conformance.cases import load_cases
-from conformance.model import Level, Verdict, roll_up
+from conformance.model import CaseVerdict, Level, roll_up
 from conformance.registry import AREAS, CASE_IDS_FILE, CaseSpec, DuplicateCase, Registry, passed
 from mock_portal.results.grades import Grade
 
@@ -62,12 +62,35 @@ def test_selecting_an_unknown_id_raises() -> None:
 
 
 def test_roll_up_precedence() -> None:
-    assert roll_up([Verdict.PASS, Verdict.SKIP, Verdict.OMIT]) is Verdict.SKIP
-    assert roll_up([Verdict.FAIL, Verdict.ERROR]) is Verdict.ERROR
-    assert roll_up([Verdict.PASS, Verdict.FAIL]) is Verdict.FAIL
-    assert roll_up([]) is Verdict.OMIT
+    assert roll_up([CaseVerdict.PASS, CaseVerdict.SKIP, CaseVerdict.OMIT]) is CaseVerdict.SKIP
+    assert roll_up([CaseVerdict.FAIL, CaseVerdict.ERROR]) is CaseVerdict.ERROR
+    assert roll_up([CaseVerdict.PASS, CaseVerdict.FAIL]) is CaseVerdict.FAIL
+    assert roll_up([]) is CaseVerdict.OMIT
 
 
 def test_versions_are_reported() -> None:
     assert conformance.SUITE_VERSION
     assert conformance.tool_version() != ""
+
+
+# Issue 26: a verdict helper for cases
+
+
+def test_verdict_of_concludes_on_problems_then_undecided_then_passes() -> None:
+    """The cases' one way to conclude: FAIL on problems (the first is the headline), INCONCLUSIVE on
+    undecided findings alone, else PASS; the exchanges judged are the evidence whichever way it goes."""
+    from conformance.model import CaseFinding
+    from conformance.registry import verdict_of
+
+    late, near = CaseFinding("late", journal_ids=(7,)), CaseFinding("near", request_ids=("r2",))
+    failing = verdict_of([late, near], "fine", undecided=[near], journal=[3])
+    assert (failing.verdict, failing.message) == (CaseVerdict.FAIL, "late (+1 more)")
+    assert (failing.evidence.journal_ids, failing.evidence.findings) == ((3, 7), (late, near))
+    undecided = verdict_of([], "fine", undecided=[near], requests=["r1"])
+    assert (undecided.verdict, undecided.message, undecided.evidence.request_ids) == (
+        CaseVerdict.INCONCLUSIVE,
+        "near",
+        ("r1", "r2"),
+    )
+    passing = verdict_of([], "fine", submissions=[2, 1])
+    assert (passing.verdict, passing.message, passing.evidence.submission_ids) == (CaseVerdict.PASS, "fine", (2, 1))

@@ -13,7 +13,7 @@ import pytest
 from conformance import SUITE_VERSION
 from conformance.events import RunFinished
 from conformance.evidence import Bundle
-from conformance.model import Verdict
+from conformance.model import CaseVerdict
 from conformance.report import FileReports
 from conformance.report.common import reproduce
 from conformance.report.json_report import KEYS
@@ -55,7 +55,7 @@ def test_junit_parses_and_counts(reports: Path, finished: RunFinished) -> None:
     cases = root.findall(".//testcase")
     assert len(cases) == len(finished.results)
     failures = sum(int(s.get("failures")) for s in root.findall("testsuite"))
-    assert failures == sum(r.verdict is Verdict.FAIL for r in finished.results) > 0
+    assert failures == sum(r.verdict is CaseVerdict.FAIL for r in finished.results) > 0
     assert {s.get("name") for s in root.findall("testsuite")} == {"documents", "signature", "api", "deadline", "flows"}
     failed = next(c for c in cases if c.find("failure") is not None)
     assert failed.find("failure").get("type") in ("MUST", "SHOULD")
@@ -104,18 +104,18 @@ def test_evidence_file_is_written_for_replay(reports: Path, finished: RunFinishe
 def test_root_cause_first_groups_the_consequences() -> None:
     """A late sender fails DL-001; the flow cases that skip for want of its certificates ("see DL-001")
     and a failure judging the same order are listed under it, not beside it."""
-    from conformance.model import CaseResult, Evidence, Level
+    from conformance.model import CaseEvidence, CaseResult, Level
     from conformance.outcome import root_causes
 
-    def result(case_id: str, verdict: Verdict, message: str, requests: tuple[str, ...] = ()) -> CaseResult:
-        return CaseResult(case_id, case_id, "x", Level.MUST, "b", verdict, message, Evidence(request_ids=requests))
+    def result(case_id: str, verdict: CaseVerdict, message: str, requests: tuple[str, ...] = ()) -> CaseResult:
+        return CaseResult(case_id, case_id, "x", Level.MUST, "b", verdict, message, CaseEvidence(request_ids=requests))
 
     results = [
-        result("API-006", Verdict.PASS, "fine"),
-        result("DL-001", Verdict.FAIL, "00001 OVERDUE", ("r1",)),
-        result("FLOW-001", Verdict.SKIP, "none of the 2 twins arrived: see DL-001"),
-        result("FLOW-005", Verdict.FAIL, "r1 data differs", ("r1",)),
-        result("SIG-003", Verdict.FAIL, "SHA-1", ("r9",)),
+        result("API-006", CaseVerdict.PASS, "fine"),
+        result("DL-001", CaseVerdict.FAIL, "00001 OVERDUE", ("r1",)),
+        result("FLOW-001", CaseVerdict.SKIP, "none of the 2 twins arrived: see DL-001"),
+        result("FLOW-005", CaseVerdict.FAIL, "r1 data differs", ("r1",)),
+        result("SIG-003", CaseVerdict.FAIL, "SHA-1", ("r9",)),
     ]
     groups = root_causes(results)
     assert [g["case"] for g in groups] == ["DL-001", "SIG-003"]
@@ -212,14 +212,14 @@ def test_coverage_command_shows_the_selftest_kill_matrix_per_obligation(capsys: 
 # Issue 25: each result line of the summary says what failed, and strict-clean judges only its own cases
 
 
-def _case(case_id: str, verdict: Verdict, *, level: str = "MUST", result: str = "portal"):  # noqa: ANN202
+def _case(case_id: str, verdict: CaseVerdict, *, level: str = "MUST", result: str = "portal"):  # noqa: ANN202
     from conformance.model import CaseResult, Level
 
     return CaseResult(case_id, case_id, "api", Level(level), "b", verdict, f"{case_id} said so", result=result)
 
 
-STRICT_PASS = _case("GCS-DOC-008", Verdict.PASS, level="SHOULD", result="strict")
-STRICT_FAIL = _case("API-010", Verdict.FAIL, level="SHOULD", result="strict")
+STRICT_PASS = _case("GCS-DOC-008", CaseVerdict.PASS, level="SHOULD", result="strict")
+STRICT_FAIL = _case("API-010", CaseVerdict.FAIL, level="SHOULD", result="strict")
 
 
 @pytest.mark.parametrize(
@@ -227,25 +227,29 @@ STRICT_FAIL = _case("API-010", Verdict.FAIL, level="SHOULD", result="strict")
     [
         # a late certificate (a MUST failure) is nothing strict mode refuses: strict-clean keeps its own verdict
         (
-            [_case("DL-001", Verdict.FAIL), STRICT_PASS],
+            [_case("DL-001", CaseVerdict.FAIL), STRICT_PASS],
             ("fail", "MUST case(s) failed: DL-001"),
             ("pass", "GCS-DOC-008 passed"),
         ),
         (
-            [_case("API-011", Verdict.FAIL), _case("SIG-003", Verdict.ERROR), STRICT_FAIL],
+            [_case("API-011", CaseVerdict.FAIL), _case("SIG-003", CaseVerdict.ERROR), STRICT_FAIL],
             ("fail", "MUST case(s) failed: API-011; not judged (harness error): SIG-003"),
             ("fail", "strict case(s) failed: API-010"),
         ),
-        ([_case("API-001", Verdict.PASS), STRICT_FAIL], ("pass", "no MUST case failed"), ("fail", "failed: API-010")),
+        (
+            [_case("API-001", CaseVerdict.PASS), STRICT_FAIL],
+            ("pass", "no MUST case failed"),
+            ("fail", "failed: API-010"),
+        ),
         (
             [
-                _case("DL-001", Verdict.INCONCLUSIVE),
-                _case("GCS-DOC-008", Verdict.SKIP, level="SHOULD", result="strict"),
+                _case("DL-001", CaseVerdict.INCONCLUSIVE),
+                _case("GCS-DOC-008", CaseVerdict.SKIP, level="SHOULD", result="strict"),
             ],
             ("inconclusive", "DL-001 could not be settled"),
             ("skip", "not judged: GCS-DOC-008 skipped"),
         ),
-        ([_case("DL-001", Verdict.FAIL)], ("fail", "failed: DL-001"), ("skip", "no case that counts towards it")),
+        ([_case("DL-001", CaseVerdict.FAIL)], ("fail", "failed: DL-001"), ("skip", "no case that counts towards it")),
     ],
 )
 def test_the_two_results_say_what_failed_and_never_contradict_their_verdict(
@@ -260,7 +264,7 @@ def test_the_two_results_say_what_failed_and_never_contradict_their_verdict(
     for key, (verdict, said) in (("portal_compatible", portal), ("strict_clean", strict)):
         assert info[key]["verdict"] == verdict and said in info[key]["statement"], info[key]
     # strict-clean fails only when one of its own (SHOULD) cases did, never for a MUST failure alone
-    errors = {r.case_id for r in results if r.verdict is Verdict.ERROR}
+    errors = {r.case_id for r in results if r.verdict is CaseVerdict.ERROR}
     assert set(info["strict_clean"]["failed"]) <= set(info["should_failed"]) | errors
     assert (info["strict_clean"]["verdict"] == "fail") == bool(info["strict_clean"]["failed"])
     out = io.StringIO()
@@ -299,7 +303,7 @@ def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_pat
     bundle = _one_late_of_three()
     results = judge(CASES.select(ids=["DL-001"]), bundle)
     [late] = results
-    assert late.verdict is Verdict.FAIL and set(late.evidence.request_ids) == {"r1", "r2", "r3"}
+    assert late.verdict is CaseVerdict.FAIL and set(late.evidence.request_ids) == {"r1", "r2", "r3"}
     commands = "\n".join(reproduce(late, bundle))
     assert "/sandbox/expectations/27" in commands, commands
     assert "/sandbox/expectations/28" not in commands and "/sandbox/expectations/29" not in commands, commands
@@ -313,14 +317,18 @@ def test_reproduce_lists_only_the_late_expectation_and_each_message_once(tmp_pat
 
 
 def test_details_say_each_finding_once_and_not_the_headline_again() -> None:
-    from conformance.model import Finding
+    from conformance.model import CaseFinding
     from conformance.registry import failed
     from conformance.report.common import culprits, details
 
     outcome = failed(
-        [Finding("a late", request_ids=("r1",)), Finding("a late", request_ids=("r1",)), Finding("b refused")]
+        [
+            CaseFinding("a late", request_ids=("r1",)),
+            CaseFinding("a late", request_ids=("r1",)),
+            CaseFinding("b refused"),
+        ]
     )
-    result = _case("DL-001", Verdict.FAIL)
+    result = _case("DL-001", CaseVerdict.FAIL)
     result = type(result)(**{**result.__dict__, "message": outcome.message, "evidence": outcome.evidence})
     assert result.message == "a late (+2 more)"
     assert details(result) == ["b refused"]
@@ -333,7 +341,7 @@ def test_flow_findings_name_the_orders_they_are_about() -> None:
     same = {"MA_GCS": "00001.GCS.79101.26", "SO_CON": "1"}
     bundle = Bundle(orders=twins, expectations=(expectation(1, "ARRIVED", same), expectation(2, "ARRIVED", same)))
     [result] = judge(CASES.select(ids=["FLOW-001"]), bundle)
-    assert result.verdict is Verdict.FAIL and len(result.evidence.findings) == 3
+    assert result.verdict is CaseVerdict.FAIL and len(result.evidence.findings) == 3
     assert all(f.request_ids for f in result.evidence.findings), result.evidence.findings
 
 

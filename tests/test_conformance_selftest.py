@@ -1,11 +1,12 @@
 """`conformance selftest`: which cases each target runs, how a row is judged, and one live variant
-end to end (the whole matrix is `make selftest`, called from CI)."""
+end to end (the whole matrix is `make selftest`, called from CI). The live tests share the module's portal:
+the self-test's runs each open a workspace of their own there (`--portal`), the provisioning test works in
+its default workspace (issue 26: one portal start, not three)."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,14 +14,16 @@ import pytest
 from conformance import UsageError, selftest
 from conformance.cases import load_cases
 from conformance.cli import main
-from conformance.harness import Facility, Provisioning, provision
+from conformance.harness import FacilityUnderTest, Provisioning, provision
 from conformance.portal import SandboxAdmin
 from conformance.scenarios import issued_for_deadline
 from fixtures.hospital.worker import Variant
 from mock_portal.deadline.working_time import WorkingCalendar, deadline_for
-from tests.live import start_server
+from tests.live import LiveServer
 
 CASES = load_cases()
+
+pytestmark = pytest.mark.portal()
 
 
 def test_every_variant_has_a_target_naming_a_must_case() -> None:
@@ -39,7 +42,7 @@ def test_the_correct_hospital_runs_with_three_seeds_and_over_subsets_of_the_scen
     assert len({t.seed for t in every}) == 3
     subsets = [t for t in reference if set(t.tags) < set(selftest.SCENARIOS)]
     assert len(subsets) >= 3 and all(t.tags for t in subsets)
-    names = [selftest.Row(t, None, "", 1.0).name for t in reference]
+    names = [selftest.MatrixRow(t, None, "", 1.0).name for t in reference]
     assert len(set(names)) == len(names) and "reference, only outage" in names
 
 
@@ -63,7 +66,7 @@ def test_a_target_runs_only_the_cases_its_scenarios_feed() -> None:
 def test_a_row_is_ok_only_when_the_named_case_fails_first(
     expected: str | None, first: str | None, ok: bool, verdict: str
 ) -> None:
-    row = selftest.Row(selftest.Target("x" if expected else None, expected), first, "", 1.0)
+    row = selftest.MatrixRow(selftest.Target("x" if expected else None, expected), first, "", 1.0)
     assert (row.ok, row.verdict) == (ok, verdict)
     assert ("problem" in selftest.render([row])) is not ok
 
@@ -77,8 +80,11 @@ def test_the_urgent_order_is_issued_from_the_deadline_arithmetic() -> None:
     assert issued.weekday() == 4  # the previous Friday
 
 
-def test_selftest_runs_a_variant_live_and_prints_the_matrix(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["selftest", "--variants", "no-dedupe", "--json", "--clock-rate", "1200"]) == 0
+def test_selftest_runs_a_variant_live_and_prints_the_matrix(
+    portal: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    on = ["--portal", portal.base_url, "--admin-token", portal.admin_token]
+    assert main(["selftest", "--variants", "no-dedupe", "--json", "--clock-rate", "1200", *on]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["variant"], r["first_failed_must"], r["ok"]) for r in rows] == [
         ("no-dedupe", "API-012", True),
@@ -92,19 +98,37 @@ def test_selftest_refuses_an_unknown_variant(capsys: pytest.CaptureFixture[str])
     assert "nope" in capsys.readouterr().err
 
 
-def test_provisioning_refuses_an_existing_facility_with_other_credentials(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--portal", "http://127.0.0.1:9"], "--admin-token (or PORTAL_ADMIN_TOKEN) is needed with --portal"),
+        (["--admin-token", "t"], "--admin-token is for the portal --portal names"),
+    ],
+    ids=["portal-without-token", "token-without-portal"],
+)
+def test_selftest_refuses_a_portal_without_its_token_before_any_run(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run would stop on the missing token (each row an ERROR, and a summary under them): said once."""
+    monkeypatch.delenv("PORTAL_ADMIN_TOKEN", raising=False)
+    assert main(["selftest", "--variants", "no-dedupe", *argv]) == 2
+    out = capsys.readouterr()
+    assert said in out.err and "no-dedupe" not in out.out
+
+
+def test_provisioning_refuses_an_existing_facility_with_other_credentials(portal: LiveServer) -> None:
     """`make serve`'s demo facility with another password: refused up front, not an API-001 failure later."""
-    portal = start_server(tmp_path)
     admin = SandboxAdmin(portal.base_url, portal.admin_token)
     try:
-        provision(admin, [Facility("79001", "79001_BV", "first-pass")], Provisioning())
+        provision(admin, [FacilityUnderTest("79001", "79001_BV", "first-pass")], Provisioning())
         with pytest.raises(UsageError, match="--reuse-facility") as refused:
-            provision(admin, [Facility("79001", "79001_BV", "other-pass")], Provisioning())
+            provision(admin, [FacilityUnderTest("79001", "79001_BV", "other-pass")], Provisioning())
         assert "does not log in as 79001_BV" in str(refused.value)
         with pytest.raises(UsageError, match="not 79001_X"):
-            provision(admin, [Facility("79001", "79001_X", "first-pass")], Provisioning())
-        provision(admin, [Facility("79001", "79001_BV", "other-pass")], Provisioning(), reuse=True)
-        provision(admin, [Facility("79001", "79001_BV", "first-pass")], Provisioning())  # the same account: fine
+            provision(admin, [FacilityUnderTest("79001", "79001_X", "first-pass")], Provisioning())
+        provision(admin, [FacilityUnderTest("79001", "79001_BV", "other-pass")], Provisioning(), reuse=True)
+        provision(
+            admin, [FacilityUnderTest("79001", "79001_BV", "first-pass")], Provisioning()
+        )  # the same account: fine
     finally:
         admin.close()
-        portal.stop()

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from fixtures.pki import TestPKI
-from tests.conftest import Hospital, provision, trust_root
-from tests.live import LiveServer, start_server
+from tests.conftest import Hospital, provision
+from tests.live import LiveServer
 from tests.wire import sample
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,20 +45,14 @@ if os.environ.get("CI"):
 else:
     sync_api = pytest.importorskip("playwright.sync_api")
 TIMEOUT_MS = 15_000
+# a portal of its own: the pages list every facility, and the tests move the global clock and fault plan
+pytestmark = pytest.mark.portal()
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("dashboard"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def ui_admin(portal: LiveServer, pki: TestPKI) -> Iterator[httpx.Client]:
-    with portal.admin() as admin:
-        trust_root(admin, pki)
-        yield admin
+def ui_admin(admin: httpx.Client, trusted: TestPKI) -> httpx.Client:
+    """The admin client of the module's portal, which trusts the test PKI."""
+    return admin
 
 
 @pytest.fixture(scope="module")

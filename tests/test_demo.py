@@ -13,7 +13,8 @@ import pytest
 
 from fixtures.demo import DEMO
 from fixtures.hospital import HiapClient
-from tests.live import demo_server, free_port
+from fixtures.ports import free_port
+from tests.live import demo_server
 
 
 @pytest.fixture(scope="module")

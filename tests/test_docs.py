@@ -8,8 +8,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -231,3 +233,35 @@ def test_fidelity_fields_on_a_file_without_the_tables_is_a_clear_error(
     assert page.read_text(encoding="utf-8") == "# Notes\n\nno tables here\n", "the file is left as it was"
     assert main(["fidelity", "--fields", str(tmp_path / "absent.md")]) == 2
     assert "absent.md: No such file or directory" in capsys.readouterr().err
+
+
+# Issue 26: a type checker in `make lint`; every `# type: ignore` names its error code and says why
+
+TYPE_IGNORE = re.compile(r"#\s*type:\s*ignore")
+EXPLAINED_IGNORE = re.compile(r"# type: ignore\[[a-z-]+(?:, [a-z-]+)*\]  # \S")
+
+
+def _mypy_config() -> dict[str, Any]:
+    config: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    return config
+
+
+def test_make_lint_runs_mypy_strict_over_the_packages() -> None:
+    config = _mypy_config()
+    assert {"mock_portal", "conformance"} <= set(config["files"]) and config["strict"] is True
+    lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
+    assert lint and "$(BIN)/mypy\n" in lint.group(1), "make lint runs mypy"
+    assert "make lint\n" in (ROOT / ".ci" / "run").read_text(encoding="utf-8"), "CI runs make lint"
+
+
+def test_every_type_ignore_names_its_error_code_and_a_reason() -> None:
+    """mypy reports an ignore that hides nothing (`warn_unused_ignores`); the reader of one that does needs to
+    know which error it hides (`[code]`: nothing else) and why the code is right all the same."""
+    bare = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for package in _mypy_config()["files"]
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if TYPE_IGNORE.search(line) and not EXPLAINED_IGNORE.search(line)
+    ]
+    assert not bare, "`# type: ignore` without `[code]  # reason`:\n" + "\n".join(bare)

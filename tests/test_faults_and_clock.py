@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mock_portal.control.clock import SandboxClock
-from mock_portal.control.faults import Effect, FaultPlanError, RequestInfo, decide, parse_plan
+from mock_portal.faults.plan import Effect, FaultPlanError, RequestInfo, decide, parse_plan
 
 AT = datetime(2026, 3, 9, 2, 0, tzinfo=UTC)
 

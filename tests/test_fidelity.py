@@ -15,7 +15,7 @@ import pytest
 
 from conformance.cases import load_cases
 from conformance.evidence import Bundle
-from conformance.model import Verdict
+from conformance.model import CaseVerdict
 from conformance.outcome import summary
 from conformance.portal import SandboxAdmin
 from fixtures.certificates import scenario
@@ -276,7 +276,7 @@ def test_facility_mismatch(admin: httpx.Client, trusted: TestPKI, server: LiveSe
     assert [e["findings"] for e in journal if e["operation"] == "submit"] == [["AUTH_FACILITY_MISMATCH"]]
     bundle = Bundle(submissions=tuple(portal.submission(e["submission_id"]) for e in journal if e["submission_id"]))
     result = load_cases().get("GBT-DOC-007").judge(bundle)
-    assert result.verdict is Verdict.FAIL and result.blocking, result.message
+    assert result.verdict is CaseVerdict.FAIL and result.blocking, result.message
     assert summary([result])["portal_compatible"]["verdict"] == "fail"
 
 

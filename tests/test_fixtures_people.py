@@ -11,7 +11,7 @@ from fixtures.certificates import DEFAULT_ISSUED_AT, INVALID_KINDS, SCENARIOS, b
 from fixtures.people import FEMALE, MALE, Person, cccd_number, make_faker, make_people
 from mock_portal.documents import DocumentType, codes
 from mock_portal.documents.rules_identity import PEOPLE, valid_cccd
-from mock_portal.documents.rules_identity import Person as IdentitySlot
+from mock_portal.documents.rules_identity import PersonFields as IdentitySlot
 
 PEOPLE_SAMPLE = make_people(seed=7, count=40, on=date(2026, 3, 10))
 

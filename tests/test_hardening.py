@@ -18,45 +18,31 @@ import pytest
 from lxml import etree
 
 from fixtures.demo import ensure_pki
+from fixtures.hospital.wire import tls_context
 from fixtures.pki import TestPKI
 from fixtures.samples import signed_sample
 from mock_portal import store
 from mock_portal.api.guard import RequestGuard
-from mock_portal.app import build_portal
 from mock_portal.config import Settings
 from mock_portal.documents import DocumentError, DocumentType, parse_xml
 from mock_portal.portal.auth import md5_upper, password_matches
+from mock_portal.portal.service import build_portal
 from mock_portal.serving import _Supervisor
 from mock_portal.signature.trust import TrustStore
-from mock_portal.signature.verify import CheckName, Outcome, verify_signature
-from tests.conftest import Hospital, provision, trust_root
-from tests.live import LiveServer, csrf_token, dashboard_login, start_server
+from mock_portal.signature.verify import CheckName, CheckOutcome, verify_signature
+from tests.conftest import Hospital, provision
+from tests.live import LiveServer, csrf_token, dashboard_login
 
 THROTTLE = 3
-
-
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    env = {"PORTAL_LOGIN_MAX_FAILURES": str(THROTTLE), "PORTAL_UNAUTHENTICATED_MAX_SUBMISSIONS": "5"}
-    live = start_server(tmp_path_factory.mktemp("hardening"), extra_env=env)
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(portal: LiveServer) -> Iterator[httpx.Client]:
-    with portal.admin() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def hospital(portal: LiveServer, admin: httpx.Client, pki: TestPKI) -> Hospital:
-    trust_root(admin, pki)
-    return provision(admin, pki, portal.base_url)
+pytestmark = [
+    pytest.mark.portal(env={"PORTAL_LOGIN_MAX_FAILURES": str(THROTTLE), "PORTAL_UNAUTHENTICATED_MAX_SUBMISSIONS": "5"}),
+    pytest.mark.one_hospital,
+]
 
 
 def _take(portal: LiveServer, username: str, password_md5: str) -> str:
-    reply = httpx.post(f"{portal.base_url}/api/token/take", data={"username": username, "password": password_md5})
+    url = f"{portal.base_url}/api/token/take"
+    reply = httpx.post(url, data={"username": username, "password": password_md5}, verify=tls_context())
     assert reply.status_code == 200, reply.text
     return str(reply.json()["maKetQua"])
 
@@ -100,7 +86,7 @@ def test_row_ids_beyond_64_bits_are_not_found(admin: httpx.Client) -> None:
 # the dashboard: one validation path with the API, sessions ------------------------------------------
 @contextmanager
 def _dashboard(portal: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=portal.base_url, timeout=30) as client:
+    with httpx.Client(base_url=portal.base_url, timeout=30, verify=tls_context()) as client:
         logged_in = dashboard_login(client, portal.admin_token)
         assert logged_in.status_code == 302, logged_in.text
         yield client
@@ -183,11 +169,10 @@ def test_dashboard_logins_are_throttled(portal: LiveServer) -> None:
 # storage --------------------------------------------------------------------------------------------
 @pytest.mark.sqlite_only
 def test_unauthenticated_submissions_are_kept_within_a_limit(portal: LiveServer, admin: httpx.Client) -> None:
-    for _ in range(140):
-        reply = httpx.post(
-            f"{portal.base_url}/api/hososuckhoe/guiGiayToDienTu", data={"loaiHs": "61", "fileBase64Str": "PA=="}
-        )
-        assert reply.json()["MaKetQua"] == "401"
+    with httpx.Client(base_url=portal.base_url, verify=tls_context()) as client:
+        for _ in range(140):
+            reply = client.post("/api/hososuckhoe/guiGiayToDienTu", data={"loaiHs": "61", "fileBase64Str": "PA=="})
+            assert reply.json()["MaKetQua"] == "401"
     with sqlite3.connect(portal.database) as db:
         (kept,) = db.execute("SELECT count(*) FROM submissions WHERE result = '401'").fetchone()
     assert kept <= 5 + 64
@@ -241,7 +226,7 @@ def test_secrets_are_created_owner_only(portal: LiveServer, tmp_path: Path) -> N
 
 # the supervisor -------------------------------------------------------------------------------------
 def test_the_restart_budget_is_per_time_window() -> None:
-    supervisor = _Supervisor("app", "127.0.0.1", 0, 2, "warning", False)
+    supervisor = _Supervisor(Settings(), 2, "warning", False)
     supervisor.budget, supervisor.window = 5, 60.0
     week = [hour * 3600.0 for hour in range(0, 24 * 7, 12)]  # a crash every 12 hours for a week
     assert all(supervisor._may_restart(at) for at in week)
@@ -267,8 +252,8 @@ def test_each_reference_is_canonicalised_once(pki: TestPKI, monkeypatch: pytest.
     report = verify_signature(
         root, data_tag="GIAYCHUNGSINH", trust=TrustStore(), facility_code="79001", received_at=datetime.now(UTC)
     )
-    assert report.check(CheckName.DIGESTS_MATCH).outcome is Outcome.PASSED
-    assert report.check(CheckName.SIGNATURE_VALUE_VALID).outcome is Outcome.PASSED
+    assert report.check(CheckName.DIGESTS_MATCH).outcome is CheckOutcome.PASSED
+    assert report.check(CheckName.SIGNATURE_VALUE_VALID).outcome is CheckOutcome.PASSED
     assert len(calls) == 3
 
 

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,42 +22,29 @@ from fixtures.certificates import mutate, scenario
 from fixtures.hospital import (
     Hospital,
     HospitalConfig,
-    OrderInvalid,
     OrderQueue,
-    Outcome,
+    OrderRejected,
     RetryPolicy,
+    SendOutcome,
     Variant,
     classify_submit,
     parse_order,
 )
 from fixtures.pki import TestPKI, cert_pem, key_pem
+from fixtures.ports import free_port
 from mock_portal.deadline.working_time import WorkingCalendar
 from tests.conftest import Hospital as Site
-from tests.conftest import provision, trust_root
-from tests.live import LiveServer, free_port, start_server
+from tests.conftest import provision
+from tests.live import LiveServer
 
 FAST = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=5)
 ROOT = Path(__file__).resolve().parents[1]
 _serials = itertools.count(100)
 
 
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("hospital-portal"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(portal: LiveServer, pki: TestPKI) -> Iterator[httpx.Client]:
-    with portal.admin() as client:
-        trust_root(client, pki)
-        yield client
-
-
 @pytest.fixture()
-def site(admin: httpx.Client, pki: TestPKI, portal: LiveServer) -> Site:
-    return provision(admin, pki, portal.base_url)
+def site(admin: httpx.Client, trusted: TestPKI, portal: LiveServer) -> Site:
+    return provision(admin, trusted, portal.base_url)
 
 
 def order_for(
@@ -189,7 +175,7 @@ def test_command_trigger_order_is_sent_with_exactly_its_data(
 def test_invalid_orders_are_refused_with_a_reason(change: Any, reason: str) -> None:
     order = order_for("79999")
     change(order)
-    with pytest.raises(OrderInvalid, match=reason.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(OrderRejected, match=reason.replace("(", r"\(").replace(")", r"\)")):
         parse_order(order)
 
 
@@ -223,7 +209,7 @@ def test_order_validation_agrees_with_the_json_schema() -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
-        with pytest.raises(OrderInvalid):
+        with pytest.raises(OrderRejected):
             parse_order(bad)
 
 
@@ -284,7 +270,7 @@ def test_expired_token_gives_401_then_one_login_and_one_resend(
 ) -> None:
     hospital = hospital_for(site, portal, tmp_path)
     set_plan(admin, site, token_ttl_minutes=0)
-    assert hospital.session.take_token().outcome is Outcome.ACCEPTED  # a token that is already expired
+    assert hospital.session.take_token().outcome is SendOutcome.ACCEPTED  # a token that is already expired
     set_plan(admin, site)
     queue_orders(hospital, order_for(site))
     hospital.drain()
@@ -551,21 +537,21 @@ def test_broken_document_variants_are_refused_for_their_reason(
 @pytest.mark.parametrize(
     ("status_code", "body", "outcome"),
     [
-        (200, {"MaKetQua": "200"}, Outcome.ACCEPTED),
-        (200, {"MaKetQua": "205"}, Outcome.REFUSED),
-        (200, {"MaKetQua": "401"}, Outcome.AUTH),
-        (200, {"MaKetQua": "500"}, Outcome.RETRY),
-        (200, {"MaKetQua": "1001"}, Outcome.TOO_LARGE),
-        (200, {"MaKetQua": "999"}, Outcome.REFUSED),
-        (200, None, Outcome.RETRY),
-        (502, None, Outcome.RETRY),
-        (429, None, Outcome.RETRY),
-        (404, None, Outcome.REFUSED),
-        (None, None, Outcome.RETRY),
+        (200, {"MaKetQua": "200"}, SendOutcome.ACCEPTED),
+        (200, {"MaKetQua": "205"}, SendOutcome.REFUSED),
+        (200, {"MaKetQua": "401"}, SendOutcome.AUTH),
+        (200, {"MaKetQua": "500"}, SendOutcome.RETRY),
+        (200, {"MaKetQua": "1001"}, SendOutcome.TOO_LARGE),
+        (200, {"MaKetQua": "999"}, SendOutcome.REFUSED),
+        (200, None, SendOutcome.RETRY),
+        (502, None, SendOutcome.RETRY),
+        (429, None, SendOutcome.RETRY),
+        (404, None, SendOutcome.REFUSED),
+        (None, None, SendOutcome.RETRY),
     ],
     ids=["200", "205", "401", "500", "1001", "unknown", "garbage", "http-502", "http-429", "http-404", "no-reply"],
 )
-def test_replies_are_classified(status_code: int | None, body: dict[str, str] | None, outcome: Outcome) -> None:
+def test_replies_are_classified(status_code: int | None, body: dict[str, str] | None, outcome: SendOutcome) -> None:
     assert classify_submit(status_code, body) is outcome
 
 
@@ -584,15 +570,15 @@ def test_public_api_is_pinned() -> None:
             "LOAI_HS",
             "SUBMIT_PATH",
             "TOKEN_PATH",
-            "Exchange",
+            "SessionExchange",
             "HiapClient",
             "Hospital",
             "HospitalConfig",
-            "Order",
-            "OrderInvalid",
+            "HospitalOrder",
+            "OrderRejected",
             "OrderQueue",
             "OrderServer",
-            "Outcome",
+            "SendOutcome",
             "PortalSession",
             "PortalToken",
             "QueuedOrder",
@@ -658,3 +644,14 @@ def test_public_api_is_pinned() -> None:
         "receipt-as-utc",
         "racing-workers",
     ]
+
+
+# Issue 26: the slowest tests
+
+
+def test_the_reference_hospital_starts_without_the_portals_store() -> None:
+    """A conformance run starts one hospital per scenario facility (13 for a full run): each loads the client
+    side only, not SQLAlchemy and Alembic (over half a CPU second each, measured)."""
+    probe = "import json, sys, fixtures.hospital.cli; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert not {"sqlalchemy", "alembic", "connexion", "flask"} & set(json.loads(loaded.stdout)), loaded.stdout

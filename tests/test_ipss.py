@@ -45,6 +45,12 @@ def ipss(server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
+pytestmark = pytest.mark.one_hospital
+"""One facility for the module's tests on the shared portal: each sends documents of its own codes and
+reads only those (their sharing, history, registrations), so a fresh facility each (an RSA key, a scrypt
+token) tested nothing more."""
+
+
 def accepted(admin: httpx.Client, hospital: Hospital, xml: bytes, kind: str = "GCS") -> Sent:
     sent = send(admin, hospital, xml, kind)
     assert sent.reply.ma_ket_qua == "200", sent.submission["findings"]
@@ -340,7 +346,7 @@ def test_document_accepted_without_a_worker_is_shared_once_after_restart(tmp_pat
 
 def _accept(repo: store.Repository, count: int) -> None:
     """Accepted documents as `Portal.submit` stores them (each with its outbox row)."""
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     for n in range(count):
         code = f"79001.GCS.{n:05d}"
         submission = store.Submission(
@@ -460,10 +466,10 @@ def test_public_api_is_pinned() -> None:
     assert sorted(sharing.__all__) == ["BATCH", "SharingWorker", "share_pending"]
     assert sorted(ipss_domain.__all__) == [
         "Current",
-        "Decision",
         "IssueKind",
         "Reason",
-        "Refusal",
+        "RegistrationDecision",
+        "RegistrationRefusal",
         "certificate_history",
         "current_issue",
         "issue_kinds",

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +23,8 @@ import httpx
 import pytest
 
 from fixtures.pki import TestPKI, cert_pem, key_pem
-from load.deadlines import DeadlineBook, DeadlineRecord, Status, Thresholds, judge_thresholds, render_svg
+from fixtures.ports import free_port
+from load.deadlines import DeadlineLedger, DeadlineRecord, Status, Thresholds, judge_thresholds, render_svg
 from load.summary import (
     EXPIRED_NAME,
     RELOGIN_NAME,
@@ -37,19 +37,14 @@ from load.summary import (
 )
 from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import WorkingCalendar
-from tests.live import IPSS_KEY, LiveServer, free_port, start_server
+from tests.live import IPSS_KEY, LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUST = [sys.executable, "-m", "locust", "-f", str(ROOT / "load" / "locustfile.py")]
 SUBMIT = "/api/hososuckhoe/guiGiayToDienTu"
+# a portal of its own: the runs count the default workspace's journal and trust their own CA
+pytestmark = pytest.mark.portal()
 MONDAY_0800 = datetime(2026, 3, 9, 8, 0, tzinfo=VN_TZ)
-
-
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("load-portal"))
-    yield live
-    live.stop()
 
 
 def locust(
@@ -205,12 +200,13 @@ def test_master_and_one_worker_on_loopback(portal: LiveServer, tmp_path: Path) -
 
 
 def _wait_http(url: str) -> None:
-    for _ in range(100):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one SSL context, not one per poll (30 ms of CPU each)
+        for _ in range(100):
+            try:
+                client.get(url)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
     raise AssertionError(f"{url} did not answer")
 
 
@@ -249,7 +245,7 @@ def test_records_are_judged_in_working_minutes(
 
 
 def test_book_summary_thresholds_and_picture(tmp_path: Path) -> None:
-    calendar, book = WorkingCalendar.default(), DeadlineBook()
+    calendar, book = WorkingCalendar.default(), DeadlineLedger()
     for minutes in (10, 100, 300):
         book.add(
             DeadlineRecord.judged(
@@ -262,7 +258,7 @@ def test_book_summary_thresholds_and_picture(tmp_path: Path) -> None:
                 calendar=calendar,
             )
         )
-    worker = DeadlineBook()
+    worker = DeadlineLedger()
     worker.extend(book.drain())
     assert book.records == [] and len(worker.records) == 3
     report = worker.summary()
@@ -448,7 +444,7 @@ def test_a_saturated_generator_is_named_in_the_summary(runner: SimpleNamespace, 
 
 def test_a_failure_sample_carries_the_decoded_explain_line() -> None:
     from load.portal_io import LocustWire
-    from mock_portal.api.hiap import header_safe
+    from mock_portal.wire.reply import header_safe
 
     said = "SIG_CERT_UNTRUSTED: Chứng thư số không được tin cậy — 100% " + "á" * 300
     resp = SimpleNamespace(

@@ -3,7 +3,7 @@ newest revision all end at head, with their rows kept; the migrations build exac
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import import_module
 
 from alembic.autogenerate import compare_metadata
@@ -13,7 +13,9 @@ from sqlalchemy import Connection, inspect, select, text
 from mock_portal import store
 from mock_portal.store import migrate
 
-NOW = datetime(2026, 1, 1, 8, 0)
+NOW = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+STORED_NOW = datetime(2026, 1, 1, 8, 0)
+"""NOW as a time column holds it (naive UTC): for raw SQL, which bypasses the column type."""
 
 
 def _facility(repo: store.Repository, code: str) -> None:
@@ -70,7 +72,7 @@ def test_a_database_at_0002_moves_into_the_default_workspace_with_its_rows_and_k
     with engine.begin() as connection:
         command.upgrade(migrate._config(connection), "0002")
     with engine.begin() as c:
-        c.execute(text("INSERT INTO facilities (code, name, created_at) VALUES ('79001', 'BV', :t)"), {"t": NOW})
+        c.execute(text("INSERT INTO facilities (code, name, created_at) VALUES ('79001', 'BV', :t)"), {"t": STORED_NOW})
         c.execute(
             text(
                 "INSERT INTO accounts (username, facility_code, password_md5, locked, password_hash) "
@@ -82,21 +84,21 @@ def test_a_database_at_0002_moves_into_the_default_workspace_with_its_rows_and_k
                 "INSERT INTO registered_certificates (facility_code, fingerprint, subject, serial, not_before, "
                 "not_after, pem, registered_at) VALUES ('79001', 'ab', 'CN=x', '1', :t, :t, 'pem', :t)"
             ),
-            {"t": NOW},
+            {"t": STORED_NOW},
         )
         c.execute(
             text(
                 "INSERT INTO certificate_authorities (fingerprint, subject, pem, added_at) "
                 "VALUES ('cd', 'CN=r', 'p', :t)"
             ),
-            {"t": NOW},
+            {"t": STORED_NOW},
         )
         c.execute(
             text(
                 "INSERT INTO tokens (access_token, id_token, username, issued_at, expires_at) "
                 "VALUES ('tok', 'id', '79001_BV', :t, :t)"
             ),
-            {"t": NOW},
+            {"t": STORED_NOW},
         )
     repo = store.Repository(engine)
     repo.create_schema()
@@ -127,7 +129,7 @@ def _past_32_bits(connection: Connection, table: str) -> None:
                 f"INSERT INTO {table} (id, real_at, at, facility_code, username, operation, outcome, "
                 "faults, findings, duration_ms) VALUES (:id, :t, :t, '', '', 'x', 'x', '[]', '[]', 0)"
             ),
-            {"id": 2**31 + 5, "t": NOW},
+            {"id": 2**31 + 5, "t": STORED_NOW},
         )
 
 

@@ -21,8 +21,9 @@ import pytest
 
 from conformance.cli import main as conformance_main
 from conformance.portal import SandboxAdmin, restoring
+from fixtures.ports import free_port
 from tests.conftest import Hospital
-from tests.live import LiveServer, free_port, start_server
+from tests.live import LiveServer, start_server
 from tests.wire import sample, send
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,10 +329,13 @@ def test_help_texts_speak_to_users_and_show_backoff_defaults() -> None:
     """(18) help spoke of internal work items ("issue 4, point 4") and hid the backoff defaults."""
     import re
 
-    for command in HELP_COMMANDS:
-        shown = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=60, check=True)
-        assert not re.search(r"\b(issue|point) \d", shown.stdout, re.IGNORECASE), (command, shown.stdout)
-    work = subprocess.run([sys.executable, *HELP_COMMANDS[1]], capture_output=True, text=True, check=True).stdout
+    shown = [
+        subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=60, check=True).stdout
+        for command in HELP_COMMANDS
+    ]  # one start per command: `work --help` is read again below, not run twice
+    for command, text in zip(HELP_COMMANDS, shown, strict=True):
+        assert not re.search(r"\b(issue|point) \d", text, re.IGNORECASE), (command, text)
+    work = shown[1]
     assert "(default: 0.2)" in work and "(default: 5.0)" in work and "(default: 12)" in work
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from conformance.harness import Facility, Provisioning, provision
+from conformance.harness import FacilityUnderTest, Provisioning, provision
 from conformance.portal import SandboxAdmin
 from fixtures.pki import TestPKI, cert_pem
 from load import portal_io
@@ -22,7 +22,7 @@ def test_a_conformance_run_notes_an_expired_certificate_it_registers(server: Liv
     material = Provisioning(ca_pems=(cert_pem(pki.root.cert),), certificates={code: cert_pem(expired)})
     admin = SandboxAdmin(server.base_url, server.admin_token)
     try:
-        notes = provision(admin, [Facility(code, f"{code}_BV", "pw")], material)
+        notes = provision(admin, [FacilityUnderTest(code, f"{code}_BV", "pw")], material)
     finally:
         admin.close()
     [note] = notes

@@ -23,8 +23,8 @@ from mock_portal.results.findings import Severity
 from mock_portal.signature.trust import TrustStore
 from mock_portal.signature.verify import (
     CheckName,
+    CheckOutcome,
     Indication,
-    Outcome,
     SignaturePolicy,
     SignatureReport,
     SubIndication,
@@ -89,7 +89,7 @@ def test_reference_signer_passes(env: Env, profile: str, variant: CertVariant) -
         assert report.signing_time == env.pki.now - timedelta(minutes=10)
     else:
         assert report.signing_time is None
-        assert report.check(CheckName.SIGNING_TIME_VALID).outcome is Outcome.SKIPPED
+        assert report.check(CheckName.SIGNING_TIME_VALID).outcome is CheckOutcome.SKIPPED
 
 
 def test_report_to_dict_is_json_ready(env: Env) -> None:
@@ -219,7 +219,7 @@ def test_bad_signature_is_rejected(
     report = env.verify(make(env))
     assert report.indication is indication
     assert report.sub_indication is sub
-    assert report.check(failed).outcome in (Outcome.FAILED, Outcome.INDETERMINATE)
+    assert report.check(failed).outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE)
     assert report.signed_data is None
     codes = [f.code for f in report.findings()]
     assert failed.finding_code in codes
@@ -237,10 +237,10 @@ def test_signing_time_too_old(env: Env) -> None:
         SubIndication.SIG_CONSTRAINTS_FAILURE,
     )
     too_old = report.check(CheckName.SIGNING_TIME_VALID)
-    assert too_old.outcome is Outcome.FAILED
+    assert too_old.outcome is CheckOutcome.FAILED
     assert "more than 7 days before receipt" in too_old.message_en and "hơn 7 ngày" in too_old.message_vi
     at_signing = report.check(CheckName.VALID_AT_SIGNING_TIME)  # not judged at a SigningTime refused
-    assert (at_signing.outcome, at_signing.detail) == (Outcome.SKIPPED, "SIG_SIGNING_TIME_INVALID")
+    assert (at_signing.outcome, at_signing.detail) == (CheckOutcome.SKIPPED, "SIG_SIGNING_TIME_INVALID")
     assert at_signing.message_en.startswith("Not checked: SIG_SIGNING_TIME_INVALID left no SigningTime")
 
 
@@ -258,7 +258,7 @@ def test_a_check_that_could_not_run_names_the_finding_that_stopped_it(env: Env, 
     report = env.verify(xml, policy=policy)
     assert report.findings()[0].code == stopper
     stopped = report.check(CheckName.SIGNING_TIME_VALID)
-    assert (stopped.outcome, stopped.detail) == (Outcome.SKIPPED, stopper)
+    assert (stopped.outcome, stopped.detail) == (CheckOutcome.SKIPPED, stopper)
     assert stopped.message_en.startswith(f"Not checked: {stopper} ")
 
 
@@ -270,7 +270,7 @@ def test_unregistered_certificate(env: Env) -> None:
         Indication.INDETERMINATE,
         SubIndication.SIG_CONSTRAINTS_FAILURE,
     )
-    assert report.check(CheckName.REGISTERED).outcome is Outcome.FAILED
+    assert report.check(CheckName.REGISTERED).outcome is CheckOutcome.FAILED
     assert [f.code for f in report.findings()] == ["SIG_CERT_NOT_REGISTERED"]
 
 
@@ -281,7 +281,7 @@ def test_other_facilitys_certificate(env: Env) -> None:
     report = env.verify(xml)
     assert report.sub_indication is SubIndication.SIG_CONSTRAINTS_FAILURE
     check = report.check(CheckName.REGISTERED)
-    assert check.outcome is Outcome.FAILED and check.detail == f"registered for {OTHER}"
+    assert check.outcome is CheckOutcome.FAILED and check.detail == f"registered for {OTHER}"
     assert env.verify(xml, facility=OTHER).indication is Indication.TOTAL_PASSED
 
 
@@ -299,7 +299,7 @@ def test_wrong_c14n_signer_is_explained_by_name(env: Env, variant: C14nVariant, 
         SubIndication.SIG_CRYPTO_FAILURE,
     )
     check = report.check(CheckName.SIGNATURE_VALUE_VALID)
-    assert check.outcome is Outcome.FAILED and words in check.message_en and check.detail == variant.value
+    assert check.outcome is CheckOutcome.FAILED and words in check.message_en and check.detail == variant.value
     assert report.signed_data is None
 
 
@@ -307,7 +307,7 @@ def test_enveloped_refused_when_policy_says_so(env: Env) -> None:
     policy = dataclasses.replace(SignaturePolicy(), accept_enveloped=False)
     report = env.verify(env.sign(profile="enveloped"), policy=policy)
     assert report.sub_indication is SubIndication.FORMAT_FAILURE
-    assert report.check(CheckName.PROFILE_RECOGNISED).outcome is Outcome.FAILED
+    assert report.check(CheckName.PROFILE_RECOGNISED).outcome is CheckOutcome.FAILED
 
 
 def test_missing_crl_is_try_later_only_when_required(env: Env) -> None:
@@ -321,7 +321,7 @@ def test_missing_crl_is_try_later_only_when_required(env: Env) -> None:
     }
     lenient = verify_signature(etree.fromstring(xml), **kwargs)  # type: ignore[arg-type]
     assert lenient.indication is Indication.TOTAL_PASSED
-    assert lenient.check(CheckName.NOT_REVOKED).outcome is Outcome.SKIPPED
+    assert lenient.check(CheckName.NOT_REVOKED).outcome is CheckOutcome.SKIPPED
     strict = verify_signature(etree.fromstring(xml), policy=SignaturePolicy(require_crl=True), **kwargs)  # type: ignore[arg-type]
     assert (strict.indication, strict.sub_indication) == (Indication.INDETERMINATE, SubIndication.TRY_LATER)
 
@@ -338,8 +338,8 @@ def test_expired_at_receipt_only(env: Env) -> None:
         received_at=cred.cert.not_valid_after_utc + timedelta(hours=1),
         policy=SignaturePolicy(max_signing_age=timedelta(days=1000)),
     )
-    assert report.check(CheckName.VALID_AT_SIGNING_TIME).outcome is Outcome.PASSED
-    assert report.check(CheckName.VALID_AT_RECEIPT).outcome is Outcome.FAILED
+    assert report.check(CheckName.VALID_AT_SIGNING_TIME).outcome is CheckOutcome.PASSED
+    assert report.check(CheckName.VALID_AT_RECEIPT).outcome is CheckOutcome.FAILED
     # the SigningTime the signer claims is no proof it signed in time: ETSI's OUT_OF_BOUNDS_NO_POE
     assert (report.indication, report.sub_indication) == (Indication.INDETERMINATE, SubIndication.OUT_OF_BOUNDS_NO_POE)
 
@@ -371,7 +371,7 @@ def test_gbt_document(env: Env) -> None:
         Indication.INDETERMINATE,
         SubIndication.SIGNED_DATA_NOT_FOUND,
     )
-    assert wrong_tag.check(CheckName.REFERENCES_COVER_DATA).outcome is Outcome.FAILED
+    assert wrong_tag.check(CheckName.REFERENCES_COVER_DATA).outcome is CheckOutcome.FAILED
 
 
 def test_verify_is_thread_safe(env: Env) -> None:
@@ -388,7 +388,7 @@ def test_public_api_is_pinned() -> None:
     import mock_portal.signature.verify as signature
 
     assert set(signature.__all__) == {
-        "CertificateSummary", "CheckName", "CheckResult", "Indication", "Outcome", "SignaturePolicy",
+        "CertificateSummary", "CheckName", "CheckResult", "Indication", "CheckOutcome", "SignaturePolicy",
         "SignatureReport", "SubIndication", "verify_signature",
     }  # fmt: skip
     assert {"TrustStore", "TrustError", "load_certificates", "load_crl", "fingerprint"} <= set(trust.__all__)

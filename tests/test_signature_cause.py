@@ -27,11 +27,13 @@ from fixtures.samples import sample_fields, signed_sample
 from fixtures.signer import sign_document
 from mock_portal.documents import DocumentType
 from tests.conftest import Hospital, load_crl, provision
-from tests.live import LiveServer, dashboard_login, start_server
+from tests.live import LiveServer, dashboard_login
 
 RENEWED = datetime(2025, 3, 1, tzinfo=UTC)
 PEM = {"Content-Type": "application/x-pem-file"}
 TOTAL_FAILED = {"EXPIRED", "NOT_YET_VALID", "REVOKED"}
+# a portal of its own: it reads the newest journal entries, and trusts a PKI of the module's own
+pytestmark = pytest.mark.portal()
 """The sub-indications of a definite failure: the signer's own SigningTime convicts it."""
 
 
@@ -74,19 +76,6 @@ class Signed:
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("cause"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def cause_admin(portal: LiveServer) -> Iterator[httpx.Client]:
-    with portal.admin() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def pki() -> TestPKI:
     return TestPKI.create(now=datetime.now(UTC).replace(microsecond=0))
 
@@ -113,18 +102,18 @@ def _send(admin: httpx.Client, hospital: Hospital, xml: bytes, at: datetime | No
 
 
 @pytest.fixture(scope="module")
-def sent(cause_admin: httpx.Client, portal: LiveServer, pki: TestPKI) -> dict[str, Signed]:
+def sent(admin: httpx.Client, portal: LiveServer, pki: TestPKI) -> dict[str, Signed]:
     """Every cause sent once, each by a facility of its own."""
-    renewed = cause_admin.post("/sandbox/trust/cas", content=cert_pem(pki.renewed_root(RENEWED)), headers=PEM)
+    renewed = admin.post("/sandbox/trust/cas", content=cert_pem(pki.renewed_root(RENEWED)), headers=PEM)
     assert renewed.status_code == 201, renewed.text
     now = pki.now
 
     def hospital(variant: str = "valid", **validity: datetime) -> tuple[Hospital, Credential]:
-        site = provision(cause_admin, pki, portal.base_url, variant=variant)
+        site = provision(admin, pki, portal.base_url, variant=variant)
         if not validity:
             return site, site.credential
         credential = pki.issue_facility_cert(site.code, variant, **validity)
-        registered = cause_admin.post(
+        registered = admin.post(
             f"/sandbox/facilities/{site.code}/certificates", content=cert_pem(credential.cert), headers=PEM
         )
         assert registered.status_code == 201, registered.text
@@ -155,9 +144,9 @@ def sent(cause_admin: httpx.Client, portal: LiveServer, pki: TestPKI) -> dict[st
         "wrong-key-usage": (hospital("wrong-key-usage"), now, None),
         "unregistered": (rotated(hospital()[0]), now, None),
     }
-    load_crl(cause_admin, pki)  # revokes both "revoked" certificates
+    load_crl(admin, pki)  # revokes both "revoked" certificates
     return {
-        name: _send(cause_admin, site, _sign(site, credential, signing_time), at)
+        name: _send(admin, site, _sign(site, credential, signing_time), at)
         for name, ((site, credential), signing_time, at) in plan.items()
     }
 
@@ -173,37 +162,33 @@ def _error_codes(findings: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(CAUSES))
-def test_the_cause_leads_the_header_and_the_verdict(
-    cause_admin: httpx.Client, sent: dict[str, Signed], name: str
-) -> None:
+def test_the_cause_leads_the_header_and_the_verdict(admin: httpx.Client, sent: dict[str, Signed], name: str) -> None:
     cause, signed = CAUSES[name], sent[name]
     assert signed.explain.startswith(f"{cause.code}: "), signed.explain
     assert cause.words in signed.explain, signed.explain
-    submission = _submission(cause_admin, signed)
+    submission = _submission(admin, signed)
     assert _error_codes(submission["findings"])[0] == cause.code
     assert submission["signature"]["sub_indication"] == cause.sub_indication
     assert submission["explain"] == signed.explain
 
 
 @pytest.mark.parametrize("name", list(CAUSES))
-def test_the_cause_leads_the_journal(cause_admin: httpx.Client, sent: dict[str, Signed], name: str) -> None:
-    entries = cause_admin.get("/sandbox/journal", params={"limit": 200}).json()
+def test_the_cause_leads_the_journal(admin: httpx.Client, sent: dict[str, Signed], name: str) -> None:
+    entries = admin.get("/sandbox/journal", params={"limit": 200}).json()
     [entry] = [e for e in entries if str(e.get("submission_id")) == sent[name].submission_id]
     assert entry["findings"][0] == CAUSES[name].code, entry["findings"]
 
 
-def test_an_expired_leaf_of_a_renewed_ca_is_expired_not_untrusted(
-    cause_admin: httpx.Client, sent: dict[str, Signed]
-) -> None:
+def test_an_expired_leaf_of_a_renewed_ca_is_expired_not_untrusted(admin: httpx.Client, sent: dict[str, Signed]) -> None:
     """Issue 23's measurement: the chain is found whatever the instant, then the certificate is judged."""
-    checks = {c["name"]: c for c in _submission(cause_admin, sent["expired"])["signature"]["checks"]}
+    checks = {c["name"]: c for c in _submission(admin, sent["expired"])["signature"]["checks"]}
     assert checks["certificate_chain_trusted"]["outcome"] == "PASSED"
     assert checks["certificate_valid_at_signing_time"]["outcome"] == "FAILED"
     assert checks["certificate_not_revoked"]["outcome"] == "PASSED"  # the CRL was read for it
 
 
-def test_a_check_that_could_not_run_names_what_stopped_it(cause_admin: httpx.Client, sent: dict[str, Signed]) -> None:
-    checks = {c["name"]: c for c in _submission(cause_admin, sent["untrusted"])["signature"]["checks"]}
+def test_a_check_that_could_not_run_names_what_stopped_it(admin: httpx.Client, sent: dict[str, Signed]) -> None:
+    checks = {c["name"]: c for c in _submission(admin, sent["untrusted"])["signature"]["checks"]}
     revocation = checks["certificate_not_revoked"]
     assert revocation["outcome"] == "SKIPPED"
     assert revocation["message_en"] == (
@@ -270,13 +255,13 @@ def test_offline_takes_the_certificate_as_registered(
 
 @pytest.mark.parametrize("name", list(CAUSES))
 def test_the_cause_is_the_six_monthly_refusal_reason(
-    cause_admin: httpx.Client, sent: dict[str, Signed], pki: TestPKI, name: str
+    admin: httpx.Client, sent: dict[str, Signed], pki: TestPKI, name: str
 ) -> None:
     span = {
         "from": (pki.now - timedelta(days=3)).date().isoformat(),
         "to": (pki.now + timedelta(days=30)).date().isoformat(),
     }
-    report = cause_admin.get("/sandbox/reports/semiannual", params=span)
+    report = admin.get("/sandbox/reports/semiannual", params=span)
     assert report.status_code == 200, report.text
     [row] = [f for f in report.json()["facilities"] if f["code"] == sent[name].hospital.code]
     assert row["GCS"]["refused_by_reason"] == {CAUSES[name].code: 1}
@@ -287,10 +272,10 @@ def test_the_cause_is_the_six_monthly_refusal_reason(
 
 @pytest.mark.parametrize("written", ["0001-01-01T00:00:00", "9999-12-31T23:59:59"])
 def test_a_signing_time_at_the_end_of_the_calendar_is_shown_as_written(
-    cause_admin: httpx.Client, portal: LiveServer, pki: TestPKI, dashboard: httpx.Client, written: str
+    admin: httpx.Client, portal: LiveServer, pki: TestPKI, dashboard: httpx.Client, written: str
 ) -> None:
     """A SigningTime of year 1 or 9999 read in UTC+7 overflows when turned to UTC or Vietnam time."""
-    site = provision(cause_admin, pki, portal.base_url)
+    site = provision(admin, pki, portal.base_url)
     fields = sample_fields(DocumentType.GCS, facility_code=site.code, serial=1, issued_at=pki.now, seed=0)
     xml = sign_document(
         build_xml(DocumentType.GCS, fields),

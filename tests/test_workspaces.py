@@ -25,8 +25,9 @@ import yaml
 from fixtures.hospital.wire import SUBMIT_PATH, TokenRefused
 from fixtures.pki import TestPKI, cert_pem, crl_pem
 from mock_portal import store
-from mock_portal.app import SPEC, build_portal, create_app
+from mock_portal.app import SPEC, create_app
 from mock_portal.config import Settings
+from mock_portal.portal.service import build_portal
 from mock_portal.store.repository import JournalFilter, Retention
 from tests.conftest import Hospital, new_facility_code, provision, trust_root
 from tests.live import IPSS_KEY, LiveServer, dashboard_login
@@ -557,7 +558,7 @@ def test_trimming_one_workspace_journal_leaves_the_others_alone(database_url: st
     repo = store.Repository(store.create_engine_for(database_url))
     repo.create_schema()
     quiet, busy = repo.scoped("quiet"), repo.scoped("busy")
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
 
     def entry() -> store.JournalEntry:
         return store.JournalEntry(
@@ -635,3 +636,50 @@ def test_login_throttles_count_per_claimed_workspace() -> None:
     assert claimed("wsk_team-a_secret") == "team-a"
     assert claimed("wsk_team-b_secret") == "team-b"
     assert claimed("the operator key") == claimed("wsk_Bad_id") == claimed("wsk_a\n_x") == ""
+
+
+# Issue 26: workspace scoping only through the repository ------------------------------------------
+def test_ipss_views_and_reports_of_two_workspaces_with_one_facility_code_stay_apart(database_url: str) -> None:
+    """The IPSS queries and the six-monthly report read through `Repository.query`: workspaces A and B
+    each accept one GCS of the same facility and code; only A shares it. Each counts its own alone."""
+    from mock_portal.control.clock import vn_local
+    from mock_portal.deadline.working_time import WorkingCalendar
+    from mock_portal.reports import semiannual
+    from mock_portal.store import ipss as ipss_store
+
+    root = store.Repository(store.create_engine_for(database_url))
+    root.create_schema()
+    now = datetime.now(UTC).replace(microsecond=0)
+    a, b = root.scoped("scope-a"), root.scoped("scope-b")
+    for repo in (a, b):
+        repo.add_facility(
+            store.Facility(code="79001", name=f"BV {repo.workspace}", created_at=now),
+            store.Account(username=f"79001_{repo.workspace}", facility_code="79001", password_hash="scrypt$x"),
+        )
+        submission = store.Submission(
+            received_at=now, facility_code="79001", username=f"79001_{repo.workspace}", loai_hs="61", result="200",
+            ma_gd="MGD", file=None, file_sha256=None, file_size=0, document_code="C1", explain="", findings=[],
+            signature_report=None,
+        )  # fmt: skip
+        document = store.Document(
+            doc_type="GCS", code="C1", facility_code="79001", ma_gd="MGD", first_issue=True, issue_date="",
+            signing_time=None, accepted_at=now, fields={"MA_GCS": "C1"}, issue_instant=now, deadline=now,
+            deadline_status="ON_TIME",
+        )  # fmt: skip
+        repo.record_submission(submission, document)
+    assert len(ipss_store.pending_entries(a, 10)) == 1 and ipss_store.pending_workspaces(root) == ["scope-a", "scope-b"]
+    assert ipss_store.share_entries(a, [outbox for outbox, _ in ipss_store.pending_entries(a, 10)], now) == 1
+
+    today = vn_local(now).date().isoformat()  # the report's periods are Vietnam dates
+    for repo, shared in ((a, 1), (b, 0)):
+        stats = ipss_store.sharing_stats(repo)
+        assert (stats.pending, stats.shared) == (1 - shared, shared), repo.workspace
+        assert len(ipss_store.pending_entries(repo, 10)) == 1 - shared
+        assert len(ipss_store.feed(repo, 0, 10)) == len(ipss_store.shared_by_code(repo, "GCS", "C1")) == shared
+        assert ipss_store.accepted_count(repo, "GCS", "C1") == 1
+        report = semiannual.build(
+            repo, semiannual.parse_period(date_from=today, date_to=today), WorkingCalendar.always_open(), now=now
+        )
+        assert [f.name for f in report.facilities] == [f"BV {repo.workspace}"]
+        row = report.total["GCS"]
+        assert (row.issued, row.sent, row.accepted, row.on_time, row.shared_ipss) == (1, 1, 1, 1, shared)

@@ -19,7 +19,7 @@ from lxml import etree
 from fixtures.pki import CertVariant, TestPKI, cert_pem, key_pem
 from fixtures.signer import sign_document, tamper_field, unsigned_sample
 from mock_portal.signature.trust import TrustStore
-from mock_portal.signature.verify import CheckName, Indication, Outcome, SubIndication, verify_signature
+from mock_portal.signature.verify import CheckName, CheckOutcome, Indication, SubIndication, verify_signature
 from mock_portal.signature.xmldsig import C14N_10, DS_NS, C14nVariant, SignatureMethod
 
 XMLSEC = shutil.which("xmlsec1")
@@ -158,4 +158,4 @@ def test_xmlsec1_also_rejects_the_wrong_c14n_signers(pki: TestPKI, tmp_path: Pat
         facility_code=FACILITY,
         received_at=pki.now,
     )
-    assert report.check(CheckName.SIGNATURE_VALUE_VALID).outcome is Outcome.FAILED
+    assert report.check(CheckName.SIGNATURE_VALUE_VALID).outcome is CheckOutcome.FAILED

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from conformance.evidence import Bundle, Json
-from conformance.model import Finding
-from conformance.registry import Outcome, SkipCase, failed, passed
+from conformance.model import CaseFinding
+from conformance.registry import CaseOutcome, SkipCase, verdict_of
 
 FAILING = ("FAILED", "INDETERMINATE")
 LATE_FAULT = "late"
@@ -79,12 +79,12 @@ def judge_findings(
     what: str,
     *,
     even_warned: Callable[[str], bool] = lambda _code: False,
-) -> Outcome:
+) -> CaseOutcome:
     """FAIL on any error finding whose code `matches`, naming file, code, path and message; and on a
     warning whose code is `even_warned` (what the portal takes but leaves the record broken)."""
     judged = files(bundle, doc_type)
     problems = [
-        Finding(
+        CaseFinding(
             f"{label(s)}: {f['code']}{' at ' + f['path'] if f.get('path') else ''}: {f.get('message_en', '')}",
             submission_ids=(s["id"],),
         )
@@ -93,9 +93,7 @@ def judge_findings(
         if (f.get("severity") == "error" and matches(f["code"])) or even_warned(f["code"])
     ]
     ids = [s["id"] for s in judged]
-    if problems:
-        return failed(problems, submissions=ids)
-    return passed(f"{len(judged)} file(s): {what}", submissions=ids)
+    return verdict_of(problems, f"{len(judged)} file(s): {what}", submissions=ids)
 
 
 def codes_in(codes: Iterable[str]) -> Callable[[str], bool]:
@@ -103,7 +101,7 @@ def codes_in(codes: Iterable[str]) -> Callable[[str], bool]:
     return lambda code: code in wanted
 
 
-def judge_checks(bundle: Bundle, names: tuple[str, ...], what: str) -> Outcome:
+def judge_checks(bundle: Bundle, names: tuple[str, ...], what: str) -> CaseOutcome:
     """Judge named checks of each file's signature report: FAIL if any failed, SKIP if none was evaluated."""
     judged = [s for s in files(bundle, None) if s.get("signature")]
     if not judged:
@@ -121,14 +119,12 @@ def judge_checks(bundle: Bundle, names: tuple[str, ...], what: str) -> Outcome:
                 evaluated.append(submission["id"])
                 sub = f" [{check['sub_indication']}]" if check.get("sub_indication") else ""
                 problems.append(
-                    Finding(
+                    CaseFinding(
                         f"{label(submission)}: {check['name']}{sub}: {check['message_en']}",
                         submission_ids=(submission["id"],),
                     )
                 )
-    if problems:
-        return failed(problems, submissions=evaluated)
-    if not evaluated:
+    if not evaluated:  # a problem is always of an evaluated file
         why = not_run[0] if not_run else f"{', '.join(names)}: no report holds it"
         raise SkipCase(f"not evaluated on any file; {why}")  # e.g. "Not checked: SIG_CERT_UNTRUSTED stopped the chain"
-    return passed(f"{len(set(evaluated))} file(s): {what}", submissions=sorted(set(evaluated)))
+    return verdict_of(problems, f"{len(set(evaluated))} file(s): {what}", submissions=sorted(set(evaluated)))

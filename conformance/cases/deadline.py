@@ -11,8 +11,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from conformance.evidence import Bundle, Json, Order
-from conformance.model import Finding, Level, Verdict
-from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.model import CaseFinding, Level
+from conformance.registry import CaseOutcome, SkipCase, case, verdict_of
 from conformance.timing import resolution
 from mock_portal.results.grades import Grade
 
@@ -47,14 +47,14 @@ def _status(bundle: Bundle, order: Order) -> tuple[str, str]:
 
 def _verdict(
     bundle: Bundle, orders: list[Order], *, ok: str, because: Callable[[Order], str] = lambda _order: ""
-) -> Outcome:
+) -> CaseOutcome:
     """FAIL on any order late beyond its resolution; INCONCLUSIVE when the only late ones lie inside it
     (those of a scenario that ran again are settled by the later run); else PASS with `ok`."""
     problems, undecided = [], []
     for order in orders:
         state, why = _status(bundle, order)
         record = bundle.record_of(order)
-        finding = Finding(
+        finding = CaseFinding(
             f"{order.code} ({order.story}, issued {order.issued_at}): {why}{because(order)}",
             request_ids=(order.request_id,),
         )
@@ -63,14 +63,10 @@ def _verdict(
         elif state == UNDECIDED and not (record is not None and bundle.superseded(record)):
             undecided.append(finding)
     requests = [o.request_id for o in orders]
-    if problems:
-        return failed(problems, requests=requests)
-    if undecided:
-        return failed(undecided, requests=requests, verdict=Verdict.INCONCLUSIVE)
-    return passed(ok, requests=requests)
+    return verdict_of(problems, ok, undecided=undecided, requests=requests)
 
 
-def _judge(bundle: Bundle, orders: list[Order], where: str) -> Outcome:
+def _judge(bundle: Bundle, orders: list[Order], where: str) -> CaseOutcome:
     if not orders:
         raise SkipCase(f"no order {where} was meant to be delivered")
     return _verdict(bundle, orders, ok=f"{len(orders)} certificate(s) accepted within 4 working hours {where}")
@@ -103,7 +99,7 @@ def _delivered(bundle: Bundle, *, outage: bool = False, tag: str | None = None) 
     area="deadline",
     needs=("orders", "expectations"),
 )
-def on_time(bundle: Bundle) -> Outcome:
+def on_time(bundle: Bundle) -> CaseOutcome:
     return _judge(bundle, _delivered(bundle, outage=False), "under normal conditions")
 
 
@@ -115,7 +111,7 @@ def on_time(bundle: Bundle) -> Outcome:
     area="deadline",
     needs=("orders", "expectations", "scenario:outage"),
 )
-def on_time_despite_outage(bundle: Bundle) -> Outcome:
+def on_time_despite_outage(bundle: Bundle) -> CaseOutcome:
     return _judge(bundle, _delivered(bundle, outage=True), "despite the outage")
 
 
@@ -142,7 +138,7 @@ def _deadline(bundle: Bundle, order: Order) -> str:
     area="deadline",
     needs=("orders", "expectations", "scenario:outage"),
 )
-def earliest_deadline_first(bundle: Bundle) -> Outcome:
+def earliest_deadline_first(bundle: Bundle) -> CaseOutcome:
     """Judged by when the hospital *started* sending each certificate (its first attempt), not by when the
     portal stored it, and only against orders it already held then: the first one it started may be the
     one in flight when the others came; after it, a certificate started while one with an earlier
@@ -168,7 +164,7 @@ def earliest_deadline_first(bundle: Bundle) -> Outcome:
             margin = (began - held).total_seconds() if held else float("inf")
             if other_deadline >= deadline or margin <= 0:
                 continue
-            finding = Finding(
+            finding = CaseFinding(
                 f"{order.code} (deadline {deadline}) was sent before {other.code} (deadline {other_deadline}), "
                 f"which the hospital had held {margin:.1f} s by then",
                 submission_ids=(earlier_id, later_id),
@@ -180,11 +176,9 @@ def earliest_deadline_first(bundle: Bundle) -> Outcome:
                 undecided.append(replace(finding, message=f"{finding.message}: inside {tolerance.describe()}"))
     if len(ids) < 3:
         raise SkipCase("fewer than three backlog documents arrived: no order to judge")
-    if problems:
-        return failed(problems, submissions=ids)
-    if undecided:
-        return failed(undecided, submissions=ids, verdict=Verdict.INCONCLUSIVE)
-    return passed("the backlog was sent in deadline order after the one in flight", submissions=ids)
+    return verdict_of(
+        problems, "the backlog was sent in deadline order after the one in flight", undecided=undecided, submissions=ids
+    )
 
 
 @case(
@@ -195,7 +189,7 @@ def earliest_deadline_first(bundle: Bundle) -> Outcome:
     area="deadline",
     needs=("orders", "expectations", "scenario:backlog"),
 )
-def backlog_on_time(bundle: Bundle) -> Outcome:
+def backlog_on_time(bundle: Bundle) -> CaseOutcome:
     """MUST because the consequence is legal: the backlog scenario is built from the deadline arithmetic
     so that EDF delivers every certificate on time and FIFO delivers the urgent one late (a missed
     Art. 25.1 deadline), so a late one here is a scheduling defect, not bad luck. Lateness inside the
@@ -240,7 +234,7 @@ def _document(bundle: Bundle, order: Order) -> Json | None:
     area="deadline",
     needs=("orders", "expectations", "scenario:overdue"),
 )
-def sent_when_overdue(bundle: Bundle) -> Outcome:
+def sent_when_overdue(bundle: Bundle) -> CaseOutcome:
     """MUST: Art. 25.1 says when the data must be at the portal, not that it may be dropped afterwards. A
     system that drops what it can no longer send on time loses a birth or death from the national record,
     silently, which is worse than a late record. Judged on the overdue scenario's orders: each must arrive
@@ -259,15 +253,13 @@ def sent_when_overdue(bundle: Bundle) -> Outcome:
             else "never accepted: a certificate past its deadline must still be sent"
         )
         problems.append(
-            Finding(
+            CaseFinding(
                 f"{order.code} ({order.story}, issued {order.issued_at}, due {_deadline(bundle, order)}): {why}",
                 request_ids=(order.request_id,),
             )
         )
     requests = [o.request_id for o in orders]
-    if problems:
-        return failed(problems, requests=requests)
-    return passed(f"{len(orders)} overdue certificate(s) still sent and accepted", requests=requests)
+    return verdict_of(problems, f"{len(orders)} overdue certificate(s) still sent and accepted", requests=requests)
 
 
 @case(
@@ -278,7 +270,7 @@ def sent_when_overdue(bundle: Bundle) -> Outcome:
     area="deadline",
     needs=("orders", "expectations", "scenario:night"),
 )
-def on_time_after_night(bundle: Bundle) -> Outcome:
+def on_time_after_night(bundle: Bundle) -> CaseOutcome:
     """The 4 working hours of a certificate issued in the evening, at night or on a day off start with the next
     working time: a system may hold it until then, not later."""
     return _judge(bundle, _delivered(bundle, tag="night"), "when issued outside working hours")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from conformance.cases.common import codes_in, files, judge_findings, label
 from conformance.evidence import Bundle
-from conformance.model import Finding, Level
-from conformance.registry import Check, Outcome, SkipCase, case, failed, passed
+from conformance.model import CaseFinding, Level
+from conformance.registry import CaseOutcome, Check, SkipCase, case, failed, verdict_of
 from mock_portal.fidelity import strict_refuses
 from mock_portal.results.grades import Grade
 
@@ -67,7 +67,7 @@ CROSS_FIELD = (
 FACILITY = ("AUTH_FACILITY_MISMATCH", "AUTH_FACILITY_UNKNOWN", "RULE_CODE_FACILITY", "RULE_FACILITY_MISMATCH")
 
 
-def _bytes_problems(bundle: Bundle, doc_type: str) -> list[Finding]:
+def _bytes_problems(bundle: Bundle, doc_type: str) -> list[CaseFinding]:
     """What the bytes themselves show: a DTD, or text that is not UTF-8 (a BOM: see the strict-clean case)."""
     problems = []
     for submission in files(bundle, doc_type):
@@ -83,12 +83,12 @@ def _bytes_problems(bundle: Bundle, doc_type: str) -> list[Finding]:
             except UnicodeDecodeError as exc:
                 reason = f"is not UTF-8 (byte {exc.start})"
         if reason:
-            problems.append(Finding(f"{label(submission)}: the file {reason}", submission_ids=(submission["id"],)))
+            problems.append(CaseFinding(f"{label(submission)}: the file {reason}", submission_ids=(submission["id"],)))
     return problems
 
 
 def _well_formed(doc_type: str) -> Check:
-    def check(bundle: Bundle) -> Outcome:
+    def check(bundle: Bundle) -> CaseOutcome:
         problems = _bytes_problems(bundle, doc_type)
         if problems:
             return failed(problems)
@@ -101,20 +101,22 @@ def _right_facility(doc_type: str) -> Check:
     """R2: the real portal accepts a maCskcb of another facility and files the document there. Any sign of
     that — whether the portal under test warned or refused — fails: the document would be mis-filed."""
 
-    def check(bundle: Bundle) -> Outcome:
+    def check(bundle: Bundle) -> CaseOutcome:
         judged = [s for s in bundle.hospital_submissions(doc_type) if s.get("findings") is not None]
         if not judged:
             raise SkipCase(f"no {doc_type} file from the hospital reached the portal")
         problems = [
-            Finding(f"{label(s)}: {f['code']} ({f['severity']}): {f.get('message_en', '')}", submission_ids=(s["id"],))
+            CaseFinding(
+                f"{label(s)}: {f['code']} ({f['severity']}): {f.get('message_en', '')}", submission_ids=(s["id"],)
+            )
             for s in judged
             for f in s["findings"]
             if f["code"] in FACILITY
         ]
         ids = [s["id"] for s in judged]
-        if problems:
-            return failed(problems, submissions=ids)
-        return passed(f"{len(judged)} file(s) sent for and filed under the account's own facility", submissions=ids)
+        return verdict_of(
+            problems, f"{len(judged)} file(s) sent for and filed under the account's own facility", submissions=ids
+        )
 
     return check
 
@@ -123,16 +125,16 @@ def _strict_clean(doc_type: str) -> Check:
     """Nothing `strict` mode would refuse: no deviation between the sources even where the real portal
     is lax (order, fields R1 requires, lengths, nationality, year-only birth date, BOM, code year)."""
 
-    def check(bundle: Bundle) -> Outcome:
+    def check(bundle: Bundle) -> CaseOutcome:
         judged = files(bundle, doc_type)
         problems = [
-            Finding(f"{label(s)}: the file starts with a UTF-8 byte order mark", submission_ids=(s["id"],))
+            CaseFinding(f"{label(s)}: the file starts with a UTF-8 byte order mark", submission_ids=(s["id"],))
             for s in judged
             if (bundle.file_of(s) or b"").startswith(b"\xef\xbb\xbf")
             and not any(f["code"] == "XML_BOM" for f in s.get("findings") or [])
         ]
         problems += [
-            Finding(
+            CaseFinding(
                 f"{label(s)}: {f['code']}{' at ' + f['path'] if f.get('path') else ''} ({f.get('grade') or '?'}):"
                 f" {f.get('message_en', '')}",
                 submission_ids=(s["id"],),
@@ -142,9 +144,7 @@ def _strict_clean(doc_type: str) -> Check:
             if strict_refuses(f["code"], f["severity"])
         ]
         ids = [s["id"] for s in judged]
-        if problems:
-            return failed(problems, submissions=ids)
-        return passed(f"{len(judged)} file(s) clean under strict", submissions=ids)
+        return verdict_of(problems, f"{len(judged)} file(s) clean under strict", submissions=ids)
 
     return check
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import unicodedata
 
 from conformance.evidence import Bundle, Json, Order
-from conformance.model import Finding
-from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.model import CaseFinding
+from conformance.registry import CaseOutcome, SkipCase, case, verdict_of
 from mock_portal.results.grades import Grade
 
 GCS = "Circular 22/2025 (GCS)"
@@ -32,12 +32,14 @@ def _fields(bundle: Bundle, order: Order) -> Json | None:
     return (expectation.get("document") or {}).get("fields")
 
 
-def _arrived(bundle: Bundle, orders: list[Order]) -> tuple[list[tuple[Order, Json]], list[Finding]]:
+def _arrived(bundle: Bundle, orders: list[Order]) -> tuple[list[tuple[Order, Json]], list[CaseFinding]]:
     found, missing = [], []
     for order in orders:
         fields = _fields(bundle, order)
         if fields is None:
-            missing.append(Finding(f"{order.code} ({order.story}) was never accepted", request_ids=(order.request_id,)))
+            missing.append(
+                CaseFinding(f"{order.code} ({order.story}) was never accepted", request_ids=(order.request_id,))
+            )
         else:
             found.append((order, fields))
     if not found:
@@ -45,9 +47,9 @@ def _arrived(bundle: Bundle, orders: list[Order]) -> tuple[list[tuple[Order, Jso
     return found, missing
 
 
-def _outcome(problems: list[Finding], orders: list[Order], message: str) -> Outcome:
+def _outcome(problems: list[CaseFinding], orders: list[Order], message: str) -> CaseOutcome:
     requests = [o.request_id for o in orders]
-    return failed(problems, requests=requests) if problems else passed(message, requests=requests)
+    return verdict_of(problems, message, requests=requests)
 
 
 @case(
@@ -58,14 +60,14 @@ def _outcome(problems: list[Finding], orders: list[Order], message: str) -> Outc
     area="flows",
     needs=NEEDS,
 )
-def twins(bundle: Bundle) -> Outcome:
+def twins(bundle: Bundle) -> CaseOutcome:
     orders = _story(bundle, "gcs_twins")
     found, problems = _arrived(bundle, orders)
     codes = [fields["MA_GCS"] for _, fields in found]
     if len(found) == len(orders) and len(set(codes)) != len(codes):
-        problems.append(Finding(f"twins share MA_GCS {codes}", request_ids=tuple(o.request_id for o, _ in found)))
+        problems.append(CaseFinding(f"twins share MA_GCS {codes}", request_ids=tuple(o.request_id for o, _ in found)))
     problems += [
-        Finding(f"{f['MA_GCS']}: SO_CON={f.get('SO_CON')!r}, expected '2'", request_ids=(o.request_id,))
+        CaseFinding(f"{f['MA_GCS']}: SO_CON={f.get('SO_CON')!r}, expected '2'", request_ids=(o.request_id,))
         for o, f in found
         if f.get("SO_CON") != "2"
     ]
@@ -80,16 +82,16 @@ def twins(bundle: Bundle) -> Outcome:
     area="flows",
     needs=NEEDS,
 )
-def reissue(bundle: Bundle) -> Outcome:
+def reissue(bundle: Bundle) -> CaseOutcome:
     orders = _story(bundle, "gcs_reissue")
     found, problems = _arrived(bundle, orders)
     again = [(o, f) for o, f in found if o.data.get("CAP_LAN_DAU") == "0"]
     if not problems and not again:
-        problems.append(Finding("no reissue arrived", request_ids=tuple(o.request_id for o in orders)))
+        problems.append(CaseFinding("no reissue arrived", request_ids=tuple(o.request_id for o in orders)))
     for order, fields in again:
         if fields.get("MA_GCS") != order.code or fields.get("CAP_LAN_DAU") != "0":
             problems.append(
-                Finding(
+                CaseFinding(
                     f"reissue arrived as {fields.get('MA_GCS')} with CAP_LAN_DAU={fields.get('CAP_LAN_DAU')!r}",
                     request_ids=(order.request_id,),
                 )
@@ -97,7 +99,7 @@ def reissue(bundle: Bundle) -> Outcome:
     return _outcome(problems, orders, "the reissue kept MA_GCS with CAP_LAN_DAU=0")
 
 
-def _fields_present(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], what: str) -> Outcome:
+def _fields_present(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...], what: str) -> CaseOutcome:
     """Every field of the story's group that the order fills arrived filled. Whether it arrived with exactly
     the ordered value is FLOW-005's question, so one defect fails the case that names it."""
     orders = _story(bundle, story)
@@ -105,9 +107,11 @@ def _fields_present(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...]
     for order, fields in found:
         wanted = {k: v for k, v in order.data.items() if v and any(k == n or k.endswith(n) for n in prefix_or_names)}
         if not wanted:
-            problems.append(Finding(f"{order.code}: the order itself has no {what}", request_ids=(order.request_id,)))
+            problems.append(
+                CaseFinding(f"{order.code}: the order itself has no {what}", request_ids=(order.request_id,))
+            )
         problems += [
-            Finding(f"{order.code}: {k} missing or empty, ordered {v!r}", request_ids=(order.request_id,))
+            CaseFinding(f"{order.code}: {k} missing or empty, ordered {v!r}", request_ids=(order.request_id,))
             for k, v in wanted.items()
             if not fields.get(k)
         ]
@@ -122,7 +126,7 @@ def _fields_present(bundle: Bundle, story: str, prefix_or_names: tuple[str, ...]
     area="flows",
     needs=NEEDS,
 )
-def surrogacy(bundle: Bundle) -> Outcome:
+def surrogacy(bundle: Bundle) -> CaseOutcome:
     return _fields_present(
         bundle, "gcs_surrogacy", ("_MTH",), "surrogate mother (_MTH) and her husband (_CHA_MTH) groups"
     )
@@ -136,7 +140,7 @@ def surrogacy(bundle: Bundle) -> Outcome:
     area="flows",
     needs=NEEDS,
 )
-def inpatient(bundle: Bundle) -> Outcome:
+def inpatient(bundle: Bundle) -> CaseOutcome:
     return _fields_present(bundle, "gbt_inpatient", ("NGAYGIO_VV", "MA_HSBA"), "admission time and medical record")
 
 
@@ -148,7 +152,7 @@ def inpatient(bundle: Bundle) -> Outcome:
     area="flows",
     needs=NEEDS,
 )
-def data_as_ordered(bundle: Bundle) -> Outcome:
+def data_as_ordered(bundle: Bundle) -> CaseOutcome:
     orders = [o for o in bundle.calm_orders() if o.deliver]
     if not orders:
         raise SkipCase("no order of the fault-free scenario was meant to be delivered")
@@ -160,11 +164,11 @@ def data_as_ordered(bundle: Bundle) -> Outcome:
         diff = sorted(k for k, v in order.data.items() if (fields.get(k) or "") != v)
         if diff:
             shown = ", ".join(_difference(k, fields.get(k) or "", order.data[k]) for k in diff[:4])
-            problems.append(Finding(f"{order.code}: {shown}", request_ids=(order.request_id,)))
+            problems.append(CaseFinding(f"{order.code}: {shown}", request_ids=(order.request_id,)))
     ordered = {o.code for o in bundle.orders}
     facilities = {s.facility for s in bundle.scenarios}
     problems += [
-        Finding(
+        CaseFinding(
             f"submission {s['id']} carries {s['document_code']}, which the harness never ordered",
             submission_ids=(s["id"],),
         )

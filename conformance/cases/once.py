@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from conformance.cases.common import CLIENT_GONE, LATE_FAULT, lost_replies, unread_replies
 from conformance.evidence import Bundle, Json, Order
-from conformance.model import Finding
-from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.model import CaseFinding
+from conformance.registry import CaseOutcome, SkipCase, case, verdict_of
 from conformance.substance import certificate_key
 from mock_portal.results.grades import Grade
 
@@ -51,15 +51,15 @@ def _same_file(first: Json, later: Json) -> bool:
     return bool(first.get("file_sha256")) and first.get("file_sha256") == later.get("file_sha256")
 
 
-def _finding(key: str, accepted: list[Json], extra: str = "") -> Finding:
+def _finding(key: str, accepted: list[Json], extra: str = "") -> CaseFinding:
     magds = ", ".join(f"MaGD {s.get('ma_gd') or '?'} (submission {s['id']})" for s in accepted)
-    return Finding(
+    return CaseFinding(
         f"{key} accepted {len(accepted)} times{extra}: {magds}", submission_ids=tuple(s["id"] for s in accepted)
     )
 
 
-def _resent_after_200(key: str, later: Json, first: Json) -> Finding:
-    return Finding(
+def _resent_after_200(key: str, later: Json, first: Json) -> CaseFinding:
+    return CaseFinding(
         f"{key} resent after MaKetQua 200: submission {later['id']} carries the very file acknowledged as MaGD "
         f"{first.get('ma_gd') or '?'} (submission {first['id']})",
         submission_ids=(first["id"], later["id"]),
@@ -79,7 +79,7 @@ def _repeated(bundle: Bundle) -> dict[tuple[str, str], Order]:
     area="api",
     needs=("orders", "submissions"),
 )
-def accepted_once(bundle: Bundle) -> Outcome:
+def accepted_once(bundle: Bundle) -> CaseOutcome:
     """Every certificate, also those the harness ordered twice: a file sent again after the portal
     acknowledged that very file is a resend after MaKetQua 200, named as such, whatever the order did.
     A second *signing* of a certificate ordered twice is API-012's (the repeated order taken as new)."""
@@ -95,9 +95,7 @@ def accepted_once(bundle: Bundle) -> Outcome:
         elif duplicates and (facility, key) not in repeated:
             problems.append(_finding(key, subs))
     ids = [s["id"] for subs in accepted.values() for s in subs]
-    if problems:
-        return failed(problems, submissions=ids)
-    return passed(f"{len(accepted)} certificate(s), each accepted once", submissions=ids)
+    return verdict_of(problems, f"{len(accepted)} certificate(s), each accepted once", submissions=ids)
 
 
 @case(
@@ -108,7 +106,7 @@ def accepted_once(bundle: Bundle) -> Outcome:
     area="api",
     needs=("orders", "submissions"),
 )
-def request_taken_once(bundle: Bundle) -> Outcome:
+def request_taken_once(bundle: Bundle) -> CaseOutcome:
     """A certificate of an order sent twice, signed and accepted a second time: the hospital took the
     repeated order as a new one. (The same file sent again after its MaKetQua 200 is API-011's.)"""
     repeated = _repeated(bundle)
@@ -124,11 +122,9 @@ def request_taken_once(bundle: Bundle) -> Outcome:
                 _finding(key, subs, f" for request_id {order.request_id} sent {order.sends}x: taken as a new order")
             )
     requests = [o.request_id for o in repeated.values()]
-    if problems:
-        return failed(problems, requests=requests)
-    if not judged:
+    if not judged:  # a problem is always of an accepted order
         raise SkipCase("no order sent twice was accepted at all: see DL-001")
-    return passed(f"{len(repeated)} order(s) sent twice, each accepted once", requests=requests)
+    return verdict_of(problems, f"{len(repeated)} order(s) sent twice, each accepted once", requests=requests)
 
 
 @case(
@@ -139,7 +135,7 @@ def request_taken_once(bundle: Bundle) -> Outcome:
     area="api",
     needs=("orders", "journal", "scenario:lost-reply"),
 )
-def resent_after_lost_reply(bundle: Bundle) -> Outcome:
+def resent_after_lost_reply(bundle: Bundle) -> CaseOutcome:
     """MUST because the consequence is legal and silent: a hospital that takes "no reply" for "sent" loses
     the certificate whenever the connection broke before the portal stored it (a birth or death missing
     from the national record, found only when the family asks for it), and when it was stored, the
@@ -169,11 +165,11 @@ def resent_after_lost_reply(bundle: Bundle) -> Outcome:
             )
         else:
             continue
-        problems.append(Finding(f"{order.code} ({order.story}): {why}", request_ids=(order.request_id,)))
+        problems.append(CaseFinding(f"{order.code} ({order.story}): {why}", request_ids=(order.request_id,)))
     requests = [o.request_id for o in orders]
-    if problems:
-        return failed(problems, requests=requests)
-    return passed(f"{len(orders)} certificate(s) acknowledged despite lost or late replies", requests=requests)
+    return verdict_of(
+        problems, f"{len(orders)} certificate(s) acknowledged despite lost or late replies", requests=requests
+    )
 
 
 MAX_CLIENT_WAIT = 30.0
@@ -188,7 +184,7 @@ MAX_CLIENT_WAIT = 30.0
     area="api",
     needs=("journal", "scenario:hung-reply"),
 )
-def client_timeout(bundle: Bundle) -> Outcome:
+def client_timeout(bundle: Bundle) -> CaseOutcome:
     """MUST: a client without a timeout hangs on a portal that never answers (a stuck load balancer, a
     half-open connection), and every certificate queued behind it waits with it. Judged on the exchanges the
     hung-reply scenario held longer than MAX_CLIENT_WAIT: the portal marks one whose client hung up before
@@ -204,7 +200,7 @@ def client_timeout(bundle: Bundle) -> Outcome:
     if not held:
         raise SkipCase(f"no submission was held over {MAX_CLIENT_WAIT:.0f} s (the hung-reply scenario)")
     problems = [
-        Finding(
+        CaseFinding(
             f"{e['facility']} #{e['id']} (submit {e.get('document_code') or ''} → {e['outcome']}): the hospital waited "
             f"the whole {hold:.0f} s hold for the reply: no client timeout",
             journal_ids=(e["id"],),
@@ -213,9 +209,9 @@ def client_timeout(bundle: Bundle) -> Outcome:
         if CLIENT_GONE not in e["faults"]
     ]
     ids = [e["id"] for e, _ in held]
-    if problems:
-        return failed(problems, journal=ids)
-    return passed(f"{len(held)} reply(ies) held over {MAX_CLIENT_WAIT:.0f} s, each given up on", journal=ids)
+    return verdict_of(
+        problems, f"{len(held)} reply(ies) held over {MAX_CLIENT_WAIT:.0f} s, each given up on", journal=ids
+    )
 
 
 def _holds(fault_plan: Json) -> list[float]:

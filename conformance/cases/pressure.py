@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from conformance.cases.api import ANNEX, BUSY, _entry_finding, _when
 from conformance.evidence import Bundle, Json
-from conformance.model import Finding
-from conformance.registry import Level, Outcome, SkipCase, case, failed, passed
+from conformance.model import CaseFinding, Level
+from conformance.registry import CaseOutcome, SkipCase, case, verdict_of
 from conformance.timing import resolution
 from mock_portal.results.grades import Grade
 
@@ -34,7 +34,7 @@ EXPIRED = "AUTH_TOKEN_EXPIRED"
     area="api",
     needs=("journal",),
 )
-def no_token_storm(bundle: Bundle) -> Outcome:
+def no_token_storm(bundle: Bundle) -> CaseOutcome:
     """MUST (API-004 is the SHOULD on reuse): a login per request doubles the load on a portal that
     answers busy and trips per-account limits, so a storm is refused, a stray extra login is not."""
     needless, ids = [], []
@@ -55,12 +55,12 @@ def no_token_storm(bundle: Bundle) -> Outcome:
                 since_refused = since_refused or entry["outcome"] == "401"
     if not ids:
         raise SkipCase("the hospital never called the wire API")
-    if len(needless) > NEEDLESS_LOGINS:
-        return failed(
-            [Finding(f"token storm: {len(needless)} logins while the last token was still valid"), *needless],
-            journal=ids,
-        )
-    return passed(f"{len(needless)} needless login(s) (at most {NEEDLESS_LOGINS} allowed)", journal=ids)
+    storm = [CaseFinding(f"token storm: {len(needless)} logins while the last token was still valid"), *needless]
+    return verdict_of(
+        storm if len(needless) > NEEDLESS_LOGINS else [],
+        f"{len(needless)} needless login(s) (at most {NEEDLESS_LOGINS} allowed)",
+        journal=ids,
+    )
 
 
 @case(
@@ -71,7 +71,7 @@ def no_token_storm(bundle: Bundle) -> Outcome:
     area="api",
     needs=("journal", "scenario:overload"),
 )
-def request_budget(bundle: Bundle) -> Outcome:
+def request_budget(bundle: Bundle) -> CaseOutcome:
     """MUST: a hospital that hammers a busy portal makes the overload worse for every facility in the
     province; the budget (see BUDGET_BURST) is part of the contract, and the reference stays far below."""
     problems, ids, judged = [], [], 0
@@ -89,7 +89,7 @@ def request_budget(bundle: Bundle) -> Outcome:
         if len(inside) > budget:
             tokens = sum(e["operation"] == "token" for e in inside)
             problems.append(
-                Finding(
+                CaseFinding(
                     f"{scenario.name}: {len(inside)} requests ({tokens} token) in {seconds:.1f} s of busy portal, "
                     f"budget {budget:.0f}: retries without backoff or without a bound",
                     journal_ids=tuple(e["id"] for e in inside[:50]),
@@ -97,7 +97,7 @@ def request_budget(bundle: Bundle) -> Outcome:
             )
     if not judged:
         raise SkipCase("no request met the busy portal")
-    return failed(problems, journal=ids) if problems else passed("within the request budget while busy", journal=ids)
+    return verdict_of(problems, "within the request budget while busy", journal=ids)
 
 
 @case(
@@ -109,7 +109,7 @@ def request_budget(bundle: Bundle) -> Outcome:
     area="api",
     needs=("journal", "scenario:relogin"),
 )
-def renewed_on_expiry(bundle: Bundle) -> Outcome:
+def renewed_on_expiry(bundle: Bundle) -> CaseOutcome:
     """SHOULD, not MUST: a system that keeps its token until the portal's 401 and then logs in again and
     resends (API-005) gets every certificate through the real portal — the C# and Java examples in
     `examples/` do so — but makes the first send after every expiry a refused submission and counts on a
@@ -134,6 +134,4 @@ def renewed_on_expiry(bundle: Bundle) -> Outcome:
                     )
     if not ids:
         raise SkipCase("no submission followed a token in a relogin scenario")
-    if problems:
-        return failed(problems, journal=ids)
-    return passed(f"{len(ids)} submission(s), none on a token past its expires_in", journal=ids)
+    return verdict_of(problems, f"{len(ids)} submission(s), none on a token past its expires_in", journal=ids)

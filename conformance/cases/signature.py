@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from conformance.cases.common import files, judge_checks, label
 from conformance.evidence import Bundle
-from conformance.model import Finding, Level
-from conformance.registry import Outcome, SkipCase, case, failed, passed
+from conformance.model import CaseFinding, Level
+from conformance.registry import CaseOutcome, SkipCase, case, verdict_of
 from mock_portal.results.grades import Grade
 
 PROFILE = "Signature profile (docs/signature-profile.md; CV 4410/BYT-KCB PL02)"
@@ -25,7 +25,7 @@ NEEDS = ("submissions",)
     area="signature",
     needs=NEEDS,
 )
-def signature_placed(bundle: Bundle) -> Outcome:
+def signature_placed(bundle: Bundle) -> CaseOutcome:
     names = ("signature_present", "profile_recognised", "references_cover_data", "no_unsigned_data")
     return judge_checks(bundle, names, "signature in CHUKYDONVI covering the data element")
 
@@ -39,23 +39,19 @@ def signature_placed(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def two_reference_profile(bundle: Bundle) -> Outcome:
+def two_reference_profile(bundle: Bundle) -> CaseOutcome:
     signed = [s for s in files(bundle, None) if (s.get("signature") or {}).get("profile")]
     if not signed:
         raise SkipCase("no file carried a recognised signature profile")
     other = [
-        Finding(
+        CaseFinding(
             f"{label(s)}: profile {s['signature']['profile']!r}, expected 'two-reference'", submission_ids=(s["id"],)
         )
         for s in signed
         if s["signature"]["profile"] != "two-reference"
     ]
     ids = [s["id"] for s in signed]
-    return (
-        failed(other, submissions=ids)
-        if other
-        else passed(f"{len(signed)} file(s) use the two-reference profile", submissions=ids)
-    )
+    return verdict_of(other, f"{len(signed)} file(s) use the two-reference profile", submissions=ids)
 
 
 @case(
@@ -66,7 +62,7 @@ def two_reference_profile(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def algorithms(bundle: Bundle) -> Outcome:
+def algorithms(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("algorithms_allowed",), "SHA-2 signature and digest algorithms")
 
 
@@ -78,7 +74,7 @@ def algorithms(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def digests_and_value(bundle: Bundle) -> Outcome:
+def digests_and_value(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("digests_match", "signature_value_valid"), "digests and signature value valid")
 
 
@@ -90,7 +86,7 @@ def digests_and_value(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def chain(bundle: Bundle) -> Outcome:
+def chain(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("certificate_chain_trusted",), "certificate chains to a trusted CA")
 
 
@@ -102,7 +98,7 @@ def chain(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def validity(bundle: Bundle) -> Outcome:
+def validity(bundle: Bundle) -> CaseOutcome:
     names = ("certificate_valid_at_signing_time", "certificate_valid_at_receipt")
     return judge_checks(bundle, names, "certificate valid at SigningTime and at receipt")
 
@@ -115,7 +111,7 @@ def validity(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def not_revoked(bundle: Bundle) -> Outcome:
+def not_revoked(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("certificate_not_revoked",), "certificate not revoked")
 
 
@@ -127,7 +123,7 @@ def not_revoked(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def key_usage(bundle: Bundle) -> Outcome:
+def key_usage(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("certificate_key_usage",), "key usage allows signing")
 
 
@@ -139,7 +135,7 @@ def key_usage(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def registered(bundle: Bundle) -> Outcome:
+def registered(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("certificate_registered_for_facility",), "certificate registered for the facility")
 
 
@@ -151,5 +147,5 @@ def registered(bundle: Bundle) -> Outcome:
     area="signature",
     needs=NEEDS,
 )
-def signing_time(bundle: Bundle) -> Outcome:
+def signing_time(bundle: Bundle) -> CaseOutcome:
     return judge_checks(bundle, ("signing_time_valid",), "SigningTime present and plausible")

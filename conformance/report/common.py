@@ -4,7 +4,7 @@ summary is the run's outcome as data: `conformance.outcome`)."""
 from __future__ import annotations
 
 from conformance.evidence import Bundle, Json
-from conformance.model import CaseResult, Evidence, Verdict
+from conformance.model import CaseEvidence, CaseResult, CaseVerdict
 from conformance.timing import resolution
 
 ADMIN = '-H "Authorization: Bearer $PORTAL_ADMIN_TOKEN"'
@@ -60,13 +60,13 @@ def case_evidence(result: CaseResult, bundle: Bundle) -> Json:
     }
 
 
-def culprits(result: CaseResult) -> Evidence:
+def culprits(result: CaseResult) -> CaseEvidence:
     """The exchanges, submissions and orders the case's findings name: what made it fail, not everything it
     judged (that, when no finding names any)."""
     named = tuple(f for f in result.evidence.findings if f.journal_ids or f.submission_ids or f.request_ids)
     if not named:
         return result.evidence
-    return Evidence(
+    return CaseEvidence(
         tuple(sorted({i for f in named for i in f.journal_ids})),
         tuple(sorted({i for f in named for i in f.submission_ids})),
         tuple(sorted({i for f in named for i in f.request_ids})),
@@ -92,7 +92,7 @@ def details(result: CaseResult) -> list[str]:
 def reproduce(result: CaseResult, bundle: Bundle) -> list[str]:
     """Shell commands that show a failure again: the exchanges its findings name rebuilt as curl, and a replay
     of the case."""
-    if result.verdict not in (Verdict.FAIL, Verdict.ERROR):
+    if result.verdict not in (CaseVerdict.FAIL, CaseVerdict.ERROR):
         return []
     portal = bundle.meta.get("portal") or "$PORTAL"
     cause = culprits(result)

@@ -12,7 +12,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from conformance.events import RunFinished
-from conformance.model import Verdict
+from conformance.model import CaseVerdict
 from conformance.outcome import summary
 from conformance.registry import AREAS
 from conformance.report.common import details, reproduce
@@ -38,9 +38,11 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
             "testsuite",
             name=area,
             tests=str(len(results)),
-            failures=str(sum(r.verdict is Verdict.FAIL for r in results)),
-            errors=str(sum(r.verdict is Verdict.ERROR for r in results)),
-            skipped=str(sum(r.verdict in (Verdict.SKIP, Verdict.OMIT, Verdict.INCONCLUSIVE) for r in results)),
+            failures=str(sum(r.verdict is CaseVerdict.FAIL for r in results)),
+            errors=str(sum(r.verdict is CaseVerdict.ERROR for r in results)),
+            skipped=str(
+                sum(r.verdict in (CaseVerdict.SKIP, CaseVerdict.OMIT, CaseVerdict.INCONCLUSIVE) for r in results)
+            ),
             time=f"{sum(r.duration_ms for r in results) / 1000:.3f}",
         )
         for result in results:
@@ -52,7 +54,7 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
                 time=f"{result.duration_ms / 1000:.3f}",
             )
             properties = ET.SubElement(item, "properties")
-            facts = (
+            facts: tuple[tuple[str, str], ...] = (
                 ("id", result.case_id),
                 ("level", result.level.value),
                 ("basis", result.basis),
@@ -64,13 +66,13 @@ def write_junit(finished: RunFinished, path: Path) -> Path:
             for name, value in facts:
                 ET.SubElement(properties, "property", name=name, value=value)
             body = "\n".join([*details(result), *reproduce(result, finished.bundle)])
-            if result.verdict is Verdict.FAIL:
+            if result.verdict is CaseVerdict.FAIL:
                 ET.SubElement(item, "failure", message=result.message, type=result.level.value).text = body
-            elif result.verdict is Verdict.ERROR:
+            elif result.verdict is CaseVerdict.ERROR:
                 ET.SubElement(item, "error", message=result.message, type="HarnessError").text = body
-            elif result.verdict in (Verdict.SKIP, Verdict.OMIT):
+            elif result.verdict in (CaseVerdict.SKIP, CaseVerdict.OMIT):
                 ET.SubElement(item, "skipped", message=result.message)
-            elif result.verdict is Verdict.INCONCLUSIVE:
+            elif result.verdict is CaseVerdict.INCONCLUSIVE:
                 ET.SubElement(item, "skipped", message=result.message, type="inconclusive").text = body
     ET.indent(suites)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

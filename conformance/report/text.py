@@ -6,17 +6,17 @@ import sys
 from typing import TextIO
 
 from conformance.events import CaseFinished, Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
-from conformance.model import Verdict
+from conformance.model import CaseVerdict
 from conformance.outcome import summary
 from conformance.report.common import timing
 
 MARK = {
-    Verdict.PASS: "PASS ",
-    Verdict.FAIL: "FAIL ",
-    Verdict.SKIP: "skip ",
-    Verdict.OMIT: "omit ",
-    Verdict.ERROR: "ERROR",
-    Verdict.INCONCLUSIVE: "INCON",
+    CaseVerdict.PASS: "PASS ",
+    CaseVerdict.FAIL: "FAIL ",
+    CaseVerdict.SKIP: "skip ",
+    CaseVerdict.OMIT: "omit ",
+    CaseVerdict.ERROR: "ERROR",
+    CaseVerdict.INCONCLUSIVE: "INCON",
 }
 
 
@@ -49,7 +49,7 @@ class TextReporter:
             line = (
                 f"{MARK[result.verdict]} {result.case_id:<12} {result.level.value:<6} {result.grade:<13} {result.title}"
             )
-            if result.verdict is not Verdict.PASS or self.verbose:
+            if result.verdict is not CaseVerdict.PASS or self.verbose:
                 line += f"\n        {result.message}"
             self._print(line)
         elif isinstance(event, RunFinished):

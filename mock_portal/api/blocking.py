@@ -42,12 +42,15 @@ thread; 136-188 ms with turns but no rest; 50-112 ms with both over six runs, va
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 from starlette.types import Scope
+
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 INLINE = "wire_inline"
 """Scope state key: True when the gateway found the request light enough to serve on the event loop."""
@@ -96,7 +99,7 @@ def heavy() -> anyio.CapacityLimiter:
     return _per_loop(_heavy, HEAVY_AT_ONCE)
 
 
-async def run(function: Callable[..., Any], *args: Any, inline: bool = False, login: bool = False) -> Any:
+async def run(function: Callable[[*Args], T], *args: *Args, inline: bool = False, login: bool = False) -> T:
     """`function(*args)` here when `inline`, else on a worker thread: at most `WIRE_THREADS` at once in
     this process, or, for a token request's password check (`login`), `LOGIN_THREADS` of their own — so
     token requests queue on the loop, not on the threads every submission needs (scrypt runs one at a

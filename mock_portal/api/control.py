@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mock_portal.api.context import request_portal
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.control.clock import MAX_ADVANCE_MINUTES, MAX_ADVANCE_WORKING_MINUTES, ClockState, check_span, vn_local
-from mock_portal.control.faults import FaultPlanError, parse_plan
-from mock_portal.control.gate import plan_key
+from mock_portal.faults.plan import FaultPlanError, parse_plan, plan_key
 from mock_portal.portal import expectations as expect
 from mock_portal.portal import facilities as ops
 from mock_portal.portal.records import document_view, iso, journal_view
@@ -180,7 +179,7 @@ def _journal_filter(
             "Nhật ký đang tắt (PORTAL_JOURNAL_MAX_ENTRIES=0)",
             "The journal is switched off (PORTAL_JOURNAL_MAX_ENTRIES=0): it cannot answer",
         )
-    when = _instant(since, "since").astimezone(UTC).replace(tzinfo=None) if since else None
+    when = _instant(since, "since") if since else None
     return JournalFilter(facility, operation, outcome, when, after, Identity(identity))
 
 

@@ -7,16 +7,15 @@ import functools
 import json
 import logging
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
 from connexion.apps.abstract import AbstractApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
+from mock_portal.api.spec_servers import written_spec
 from mock_portal.results.errors import PortalError
 
 log = logging.getLogger(__name__)
@@ -59,14 +58,13 @@ _PATTERNS: dict[str, tuple[str, str, str]] = {
 }
 _MISMATCH = re.compile(r"^(?P<value>'.*') does not match (?P<pattern>'.*')$", re.DOTALL)
 
-SPEC = Path(__file__).parents[1] / "openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 @functools.cache
 def _spec_methods() -> tuple[tuple[re.Pattern[str], str], ...]:
     """Each path template of the spec as a regex, with the methods it declares (for `Allow`)."""
-    paths = yaml.safe_load(SPEC.read_text(encoding="utf-8"))["paths"]
+    paths = written_spec()["paths"]
     table = []
     for template, item in paths.items():
         regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
@@ -138,7 +136,7 @@ def _pattern_problem(detail: str) -> ConnexionResponse | None:
 
 
 def _connexion_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
+    status = getattr(exc, "status", 0) or getattr(exc, "status_code", 500)
     detail = str(getattr(exc, "detail", "") or getattr(exc, "title", "") or exc)
     if 300 <= status < 400:
         return redirect(status, detail)

@@ -1,14 +1,17 @@
-"""The outermost ASGI layer for the [wire] paths: identity, faults, the sandbox clock and the journal.
+"""The outermost ASGI layer for the [wire] paths: it moves the bytes of a wire exchange.
 
-For each request to `/api/token/take` or `/api/hososuckhoe/guiGiayToDienTu` it reads the body
-(capped), decides first whether the request proves to be the account it names
-(`portal/workspaces.py: wire_identity`), takes up the shared clock and — for an authenticated request
-only — counts its workspace's quotas and asks the gate which faults apply, then either answers for
-the fault (HTTP error, the portal's own error code, a locked account), closes the connection (reset),
-or passes the request on — and, for commit-then-drop, lets the portal store it and swallows the
-reply. A request that does not prove its account gets no fault, counts against no quota and is
-journalled apart (`authenticated` false). Every exchange is journalled before its reply leaves, a
-submission with its file's SHA-256. Other paths pass straight through.
+For each request to a wire path (`wire/reply.py: WIRE_OPERATIONS`) it reads the body (capped), decides
+first whether the request proves to be the account it names (`portal/workspaces.py: wire_identity`),
+takes up the shared clock and — for an authenticated request only — counts its workspace's quotas and
+asks the workspace's fault plans (`faults/plan.py`) what to do. Then it only moves bytes: it waits
+the injected latency, closes the connection (reset), writes the reply a fault or a busy workspace
+answers with (`faults/apply.py`, `portal/exchange.py`), or passes the request on with a
+`WireExchange` handed down (`api/context.py: hand_down`) — and, for commit-then-drop, lets the portal
+store it and swallows the reply. Whoever answers hands its reply back up as data, and the journal row
+is derived from that, never parsed back from the bytes sent (only Connexion's own problem+json, which no
+handler derived, is read). A request that does not prove its account gets no fault, counts against no
+quota and is journalled apart (`authenticated` false). Every exchange is journalled before its reply
+leaves, a submission with its file's SHA-256. Other paths pass straight through.
 
 Closing a connection without any reply relies on uvicorn closing the transport when the ASGI
 callable returns a value (its documented error path); `mock-portal serve` always runs uvicorn.
@@ -30,22 +33,23 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api import blocking
-from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
-from mock_portal.api.hiap import header_safe, header_text, submit_reply
+from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL, hand_down
 from mock_portal.api.middleware import OVERSIZE
 from mock_portal.api.validators import ON_LOOP_BODY_BYTES, without_lone_surrogates
 from mock_portal.control.clock import system_now
-from mock_portal.control.faults import Decision, Effect, Fault
-from mock_portal.control.gate import Exchange, JournalSlot
+from mock_portal.faults.apply import RESET, fault_reply
+from mock_portal.faults.plan import Decision, Effect
 from mock_portal.portal import workspaces
-from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.exchange import WireExchange, journal_row, problem_reply, refused_reply
 from mock_portal.portal.intake import FileIdentity, IntakePolicy, file_digest, identify, light
 from mock_portal.portal.service import Portal
+from mock_portal.results.codes import SubmitResult
 from mock_portal.store.repository import CLOCK
+from mock_portal.wire.journal import Exchange
+from mock_portal.wire.reply import WIRE_OPERATIONS, WireReply
 
 log = logging.getLogger(__name__)
-OPERATIONS = {"/api/token/take": "token", "/api/hososuckhoe/guiGiayToDienTu": "submit"}
-DROPPED = "connection closed without a reply (sandbox fault)"
+CLOSED = "connection closed without a reply (sandbox fault)"
 MAX_FORM_FIELDS = 64
 """The wire's forms have seven fields; one with tens of thousands (`a=&a=&…`, ~14 ms to parse on the event
 loop) is read as having none here (the handler refuses it)."""
@@ -74,7 +78,7 @@ class WireGateway:
         self.portal = portal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> str | None:
-        operation = OPERATIONS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        operation = WIRE_OPERATIONS.get(scope.get("path", "")) if scope["type"] == "http" else None
         if operation is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return None
@@ -136,24 +140,20 @@ class _Exchange:
             loai_hs=form.get("loaiHs"),
             authenticated=decided.authenticated,
         )
+        answer: WireReply | None = None
         if decided.busy is not None:  # over a workspace quota: the real portal's busy answer (the overload guard's)
-            explain = [(b"x-sandbox-explain", header_safe(f"WORKSPACE_BUSY: {decided.busy}").encode())]
-            busy = submit_reply(SubmitResult.SERVER_ERROR, "", decided.received_at)
-            payload = json.dumps(busy, separators=(",", ":")).encode()
+            explain = f"WORKSPACE_BUSY: {decided.busy}"
+            answer = refused_reply("submit", SubmitResult.SERVER_ERROR, explain, decided.received_at)
+        elif decision.terminal is not None and decision.terminal.effect is not Effect.RESET:
+            answer = fault_reply(decision.terminal, self.operation, decided.received_at, decision)
+        if answer is not None or decision.terminal is not None:  # answered here: the handler never sees it
             exchange = await self._with_file(exchange, body)
-            await self._journal(replace(exchange, outcome=SubmitResult.SERVER_ERROR.value, http_status=200))
-            await _send(self.send, 200, [(b"content-type", b"application/json"), *explain], payload)
-            return None
-        fault = decision.terminal
-        if fault is not None:
-            exchange = await self._with_file(exchange, body)
-        if fault is not None and fault.effect is Effect.RESET:
-            await self._journal(replace(exchange, outcome="RESET"))
-            return DROPPED
-        if fault is not None:
-            status, headers, payload, outcome = self._fault_reply(fault, decided.received_at, decision)
-            await self._journal(replace(exchange, outcome=outcome, http_status=status))
-            await _send(self.send, status, headers, payload)
+        if answer is None and decision.terminal is not None:  # a reset: no reply at all
+            await self._journal(replace(exchange, outcome=RESET))
+            return CLOSED
+        if answer is not None:
+            await self._journal(replace(exchange, outcome=answer.outcome, http_status=answer.status))
+            await _send(self.send, answer.status, _headers(answer), _payload(answer))
             return None
         if self.heavy:
             async with blocking.heavy():
@@ -179,14 +179,14 @@ class _Exchange:
         state[WORKSPACE_PORTAL], state[WIRE_LOGIN] = self.portal, identity.login
         # the handler runs inline only when checking the password costs no scrypt
         blocking.mark_inline(self.scope, self.inline and self.operation == "submit" and identity.scrypt_free)
-        gate = self.portal.gate
-        found = self.portal.repo.get_settings([CLOCK, *gate.keys(facility)] if identity.authenticated else [CLOCK])
+        faults = self.portal.faults
+        found = self.portal.repo.get_settings([CLOCK, *faults.keys(facility)] if identity.authenticated else [CLOCK])
         self.portal.clock.refresh_from(found.get(CLOCK))
         at = self.portal.clock.at(self.real_at)
         if not identity.authenticated:
             return _Decided(at, Decision(), None, False, at)
         busy = workspaces.admit_submission(self.portal, identity.row) if self.operation == "submit" else None
-        decision = gate.decide(self.operation, facility, at, found)
+        decision = faults.decide(self.operation, facility, at, found)
         held = timedelta(milliseconds=decision.latency_ms * self.portal.clock.state().rate)
         return _Decided(at, decision, busy, True, at + held)
 
@@ -194,7 +194,7 @@ class _Exchange:
         """A submission the handler never examined (answered here) with its file's SHA-256 and, when `code`,
         its document code (a parse: only for authenticated exchanges answered by a fault, so nobody can
         make the gateway parse files for free): the journal ties every attempt to its file."""
-        if self.operation != "submit" or not self.portal.gate.keeps(exchange.authenticated):
+        if self.operation != "submit" or not self.portal.journal.keeps(exchange.authenticated):
             return exchange
         found = await blocking.run(_identify, body, self.portal.policy, code, inline=self.inline)
         return replace(exchange, file_sha256=found.sha256, document_code=exchange.document_code or found.document_code)
@@ -203,12 +203,14 @@ class _Exchange:
         """Whether the client hung up while its request was held: the portal still stores the file (the
         real one would), but the reply reaches nobody, so the journal marks it for the hospital's judges."""
         with anyio.move_on_after(0.005):
-            return (await self.receive())["type"] == "http.disconnect"
+            message: Message = await self.receive()
+            return bool(message["type"] == "http.disconnect")
         return False
 
     async def _read_body(self) -> tuple[bytes, bool]:
         """The whole body, or the first part of it when it is over the cap (complete=False)."""
-        limit, chunks, size = self.portal.settings.max_body_bytes, [], 0
+        limit, size = self.portal.settings.max_body_bytes, 0
+        chunks: list[bytes] = []
         while True:
             message = await self.receive()
             if message["type"] != "http.request":
@@ -245,19 +247,17 @@ class _Exchange:
         async def capture(message: Message) -> None:
             captured.append(message)
 
-        slot = None
-        if exchange is not None and self.operation == "submit":
-            slot = JournalSlot(exchange, self.started, decision.drop_after_commit, received_at)
-            self.scope.setdefault("state", {})[JournalSlot.SCOPE_KEY] = slot
+        handed = WireExchange(exchange, self.started, decision.applied, decision.drop_after_commit, received_at)
+        hand_down(self.scope, handed)
         await self.gateway.app(self.scope, replay, capture)
         status, headers, payload = _assemble(captured)
-        if status >= 400:
-            headers = _explain_problem(headers, payload)
-        if decision.applied:
-            headers = _explain_faults(headers, decision.applied)
-        if exchange is None:
+        answer = handed.reply
+        if answer is None:  # refused before any handler (Connexion's problem+json), or the app failed
+            answer = problem_reply(status, _problem(payload) if status >= 400 else None).faults_named(decision.applied)
+            headers = [*headers, *_sandbox_headers(answer)]
+        if handed.exchange is None:
             self.portal.clock.now()  # takes up a state gone stale
-            exchange = Exchange(
+            handed.exchange = Exchange(
                 at=self.portal.clock.at(self.real_at),
                 real_at=self.real_at,
                 facility_code=_facility_of(form),
@@ -268,40 +268,18 @@ class _Exchange:
                 duration_ms=0.0,
                 authenticated=False,
             )
-        elif slot is not None and slot.entry_id is None:  # refused before the handler, or it failed
-            exchange = await self._with_file(exchange, body, code=False)
-        if slot is None or slot.entry_id is None:  # else journalled in the transaction that stored it
-            await self._journal(_with_reply(exchange, self.operation, status, headers, payload, decision))
+        elif answer.journal_id is None:  # refused before the handler, or it failed: not journalled yet
+            handed.exchange = await self._with_file(handed.exchange, body, code=False)
+        if answer.journal_id is None:  # else journalled in the transaction that stored it
+            await self._journal(journal_row(handed, answer))
         if decision.drop_after_commit:
-            return DROPPED
+            return CLOSED
         await _send(self.send, status, headers, payload)
         return None
 
-    def _fault_reply(
-        self, fault: Fault, received_at: datetime, decision: Decision
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str]:
-        explain = [(b"x-sandbox-explain", header_safe(f"FAULT {', '.join(decision.applied)}").encode())]
-        if fault.effect is Effect.HTTP_ERROR:
-            text = f"{fault.status} sandbox fault {fault.name}".encode()
-            return (
-                fault.status,
-                [(b"content-type", b"text/plain; charset=utf-8"), *explain],
-                text,
-                f"HTTP-{fault.status}",
-            )
-        code = fault.code
-        if fault.effect is Effect.ACCOUNT_LOCKED:
-            code = TokenResult.LOCKED.value if self.operation == "token" else SubmitResult.AUTH_ERROR.value
-        if self.operation == "token":
-            body: dict[str, Any] = {"maKetQua": code, "APIKey": None}
-        else:
-            body = {**submit_reply(SubmitResult.SERVER_ERROR, "", received_at), "MaKetQua": code}
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return 200, [(b"content-type", b"application/json"), *explain], payload, code
-
     async def _journal(self, exchange: Exchange) -> None:
         done = replace(exchange, duration_ms=(time.perf_counter() - self.started) * 1000)
-        await blocking.run(self.portal.gate.record, done, inline=self.inline)
+        await blocking.run(self.portal.journal.record, done, inline=self.inline)
 
 
 def _form(body: bytes, *, with_file: bool = False) -> dict[str, str]:
@@ -342,56 +320,26 @@ def _assemble(messages: list[Message]) -> tuple[int, list[tuple[bytes, bytes]], 
     return int(start["status"]), headers, body
 
 
-def _explain_problem(headers: list[tuple[bytes, bytes]], payload: bytes) -> list[tuple[bytes, bytes]]:
-    """A wire request refused before the portal saw it (problem+json: bad JSON, wrong media type…) is
-    explained and journalled like the portal's own refusals: X-Sandbox-Explain and its code as a finding."""
-    if any(k.lower() == b"x-sandbox-explain" for k, _ in headers):
-        return headers
+def _problem(payload: bytes) -> Any:
+    """The JSON of a problem+json reply Connexion made (None when it is none)."""
     try:
-        problem = json.loads(payload)
+        return json.loads(payload)
     except ValueError:
-        return headers
-    if not isinstance(problem, dict) or not isinstance(problem.get("code"), str):
-        return headers
-    code = problem["code"]
-    detail = str(problem.get("detail") or problem.get("title") or "").split(" | ", 1)[-1]  # the English half
-    explain = header_safe(f"{code}: {detail}")
-    return [*headers, (b"x-sandbox-explain", explain.encode()), (b"x-sandbox-findings", header_safe(code).encode())]
+        return None
 
 
-def _explain_faults(headers: list[tuple[bytes, bytes]], applied: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
-    prefix = f"FAULT {', '.join(applied)}; "
-    out = [(k, v) for k, v in headers if k.lower() != b"x-sandbox-explain"]
-    current = next((v.decode("latin-1") for k, v in headers if k.lower() == b"x-sandbox-explain"), "")
-    out.append((b"x-sandbox-explain", header_safe(prefix + header_text(current)).encode()))
-    return out
+def _sandbox_headers(answer: WireReply) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in answer.headers]
 
 
-def _with_reply(
-    exchange: Exchange,
-    operation: str,
-    status: int,
-    headers: list[tuple[bytes, bytes]],
-    payload: bytes,
-    decision: Decision,
-) -> Exchange:
-    named = {k.lower(): v.decode("latin-1") for k, v in headers}
-    try:
-        body = json.loads(payload) if status == 200 else {}
-    except ValueError:
-        body = {}
-    code = str(body.get("maKetQua" if operation == "token" else "MaKetQua", f"HTTP-{status}"))
-    submission = named.get(b"x-sandbox-submission")
-    findings = tuple(filter(None, named.get(b"x-sandbox-findings", "").split(",")))
-    return replace(
-        exchange,
-        outcome="DROPPED" if decision.drop_after_commit else code,
-        http_status=status,
-        ma_gd=body.get("MaGD") or None,
-        submission_id=int(submission) if submission and submission.isdigit() else None,
-        document_code=header_text(named.get(b"x-sandbox-document", "")) or exchange.document_code,
-        findings=findings,
-    )
+def _headers(answer: WireReply) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", answer.content_type.encode()), *_sandbox_headers(answer)]
+
+
+def _payload(answer: WireReply) -> bytes:
+    if isinstance(answer.body, str):
+        return answer.body.encode()
+    return json.dumps(answer.body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:

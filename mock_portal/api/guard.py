@@ -22,17 +22,19 @@ for an oversize token request (no such account); elsewhere problem+json 413, 408
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mock_portal.api.errors import problem_body
-from mock_portal.api.hiap import header_safe, submit_reply
-from mock_portal.api.middleware import OVERSIZE, SUBMIT_PATH, TOKEN_PATH, content_length, send_json
-from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.api.middleware import OVERSIZE, content_length, send_json, send_wire
+from mock_portal.portal.exchange import refused_reply
 from mock_portal.portal.service import Portal
+from mock_portal.results.codes import SubmitResult, TokenResult
+from mock_portal.wire.reply import WIRE_OPERATIONS, header_safe
 
 DRAIN_FACTOR = 4
 """An oversize body up to this many times the cap is read to its end (and dropped) before the 1001."""
@@ -75,8 +77,12 @@ class _Hold:
     bytes: int
 
 
+WrappedApp = Callable[[Scope, Receive, Send], Awaitable[Any]]
+"""An ASGI app that may return a value (the wire gateway's way to have uvicorn close a connection)."""
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, portal: Portal) -> None:
+    def __init__(self, app: WrappedApp, portal: Portal) -> None:
         self.app = app
         self.portal = portal
         self.open_bodies = 0
@@ -173,17 +179,18 @@ class RequestGuard:
             drained += len(message.get("body", b""))
 
     async def _refuse(self, scope: Scope, send: Send, refusal: Refusal) -> None:
-        path = scope.get("path", "")
-        explain = (b"x-sandbox-explain", header_safe(f"{refusal.code}: {refusal.en}").encode())
-        if path == SUBMIT_PATH:
-            body: dict[str, Any] = submit_reply(SubmitResult.SERVER_ERROR, "", self.portal.clock.now())
-            await send_json(send, 200, [(b"content-type", b"application/json"), explain], body)
-        elif path == TOKEN_PATH:
-            body = {"maKetQua": TokenResult.SYSTEM_ERROR.value, "APIKey": None}
-            await send_json(send, 200, [(b"content-type", b"application/json"), explain], body)
+        operation = WIRE_OPERATIONS.get(scope.get("path", ""))
+        explain = f"{refusal.code}: {refusal.en}"
+        if operation == "submit":
+            await send_wire(send, refused_reply(operation, SubmitResult.SERVER_ERROR, explain, self.portal.clock.now()))
+        elif operation == "token":
+            await send_wire(send, refused_reply(operation, TokenResult.SYSTEM_ERROR, explain))
         else:
             problem = problem_body(refusal.status, refusal.code, refusal.vi, refusal.en)
-            headers = [(b"content-type", b"application/problem+json"), explain]
+            headers = [
+                (b"content-type", b"application/problem+json"),
+                (b"x-sandbox-explain", header_safe(explain).encode()),
+            ]
             if refusal.status == 503:
                 headers.append((b"retry-after", b"5"))
             await send_json(send, refusal.status, headers, problem)

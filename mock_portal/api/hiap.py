@@ -1,7 +1,8 @@
 """[wire] handlers of the real portal's API: `/api/token/take` and `/api/hososuckhoe/guiGiayToDienTu`.
 
-Replies use the wire's own spelling (`maKetQua` for tokens, `MaKetQua` for submissions) and
-HTTP 200 for business errors, as the real portal does.
+Thin: the form to domain values, the portal's call, then the reply `portal/exchange.py` derived from its
+result (wire spelling, HTTP 200 for business errors, `X-Sandbox-*`), handed back up to the wire gateway
+(`api/context.py: handed_down`) so that it journals what was sent without reading it back.
 
 They are served by Connexion's AsyncApp (`mock_portal.app`), not through Flask: the handler runs on the
 event loop and runs the blocking work (examination, database) there for a small submission, else on a
@@ -11,38 +12,27 @@ thread (`mock_portal.api.blocking`).
 from __future__ import annotations
 
 import logging
-import re
-import time
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
 from typing import Any
-from urllib.parse import quote, unquote
 
 from connexion import context, request
 
 from mock_portal.api import blocking
-from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL
+from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL, handed_down
 from mock_portal.api.render import Reply, reply
 from mock_portal.api.validators import without_lone_surrogates
-from mock_portal.control.clock import vn_local
-from mock_portal.control.gate import Exchange, JournalSlot
 from mock_portal.portal.auth import Credentials, PasswordCheck, json_body_note
-from mock_portal.portal.codes import SubmitResult, TokenResult
-from mock_portal.portal.service import Outcome, Portal, SubmissionForm
-from mock_portal.results.findings import EXPLAIN_CHARS, Finding
+from mock_portal.portal.exchange import server_error_reply, submission_reply, token_reply
+from mock_portal.portal.service import Portal, SubmissionForm
+from mock_portal.wire.reply import WireReply
 
 log = logging.getLogger(__name__)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-"""Characters a header value must not carry (httptools refuses them and drops the connection)."""
-HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-"""What `header_safe` writes as it is: printable ASCII but the escape character."""
 
 
 def _portal() -> Portal:
     """The portal of the account's workspace (the gateway chose it), else the one `PortalMiddleware` set."""
     state = context.scope["state"]
-    return state.get(WORKSPACE_PORTAL) or state["portal"]
+    portal: Portal = state.get(WORKSPACE_PORTAL) or state["portal"]
+    return portal
 
 
 def _fields(body: Any) -> dict[str, str]:
@@ -54,95 +44,60 @@ def _fields(body: Any) -> dict[str, str]:
     return {without_lone_surrogates(str(key)): without_lone_surrogates(str(value)) for key, value in body.items()}
 
 
+def _client() -> str:
+    client = context.scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def _render(wire: WireReply) -> Reply:
+    """The derived reply, handed back up to the gateway (with the faults named) and rendered."""
+    handed = handed_down(context.scope)
+    sent = handed.answered(wire) if handed is not None else wire
+    return reply(sent.body, sent.status, dict(sent.headers))
+
+
 async def take_token(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     notes = (json_body_note(),) if request.mimetype == "application/json" else ()
-    state, client = context.scope["state"], context.scope.get("client")
-    checked = state.get(WIRE_LOGIN)  # the gateway checked the password already (scrypt once)
-    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    checked = context.scope["state"].get(WIRE_LOGIN)  # the gateway checked the password already (scrypt once)
+    portal = _portal()
     try:
         grant = await blocking.run(  # scrypt, ~60 ms, unless the gateway's check applies: on a thread
-            _portal().take_token,
-            username,
-            password,
+            portal.take_token,
+            str(form.get("username", "")),
+            str(form.get("password", "")),
             notes,
-            str(client[0]) if client else "",
+            _client(),
             checked if isinstance(checked, PasswordCheck) else None,
         )
     except Exception as exc:  # the real portal answers any failure of its own with maKetQua 500
         log.exception("token take failed")
-        explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
-        return reply({"maKetQua": TokenResult.SYSTEM_ERROR.value, "APIKey": None}, 200, explain)
-    headers = {
-        "X-Sandbox-Explain": header_safe(grant.explain()),
-        "X-Sandbox-Findings": header_safe(",".join(f.code for f in grant.findings), limit=2000),
-        "X-Sandbox-Grades": grades_header(grant.findings),
-    }
-    if grant.token is None:
-        return reply({"maKetQua": grant.result.value, "APIKey": None}, 200, headers)
-    token = grant.token
-    return reply(
-        {
-            "maKetQua": grant.result.value,
-            "APIKey": {
-                "access_token": token.access_token,
-                "id_token": token.id_token,
-                "token_type": "Bearer",
-                "username": token.username,
-                "expires_in": token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        },
-        200,
-        headers,
-    )
+        return _render(server_error_reply("token", exc))
+    return _render(token_reply(grant))
 
 
 async def send_document(body: dict[str, Any] | None = None) -> Reply:
     form = _fields(body)
     portal = _portal()
-    slot = _journal_slot()
     inline = blocking.is_inline(context.scope)
     try:
-        journal = _journal_row(slot) if slot is not None else None
-        received_at = slot.received_at if slot is not None else None  # when it arrived at the gateway
-        client = context.scope.get("client")
         outcome = await blocking.run(
-            portal.submit, _submission_form(form), journal, received_at, str(client[0]) if client else "", inline=inline
+            portal.submit, _submission_form(form), handed_down(context.scope), _client(), inline=inline
         )
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
-        explain = {"X-Sandbox-Explain": header_safe(f"SERVER_ERROR: {type(exc).__name__}")}
         now = await blocking.run(portal.clock.now, inline=inline)  # may read the database
-        return reply(submit_reply(SubmitResult.SERVER_ERROR, "", now), 200, explain)
-    if slot is not None:
-        slot.entry_id = outcome.journal_id  # committed with the submission: the gateway need not journal
-    return reply(submit_reply(outcome.verdict.result, outcome.ma_gd, outcome.received_at), 200, _headers(outcome))
-
-
-def _journal_slot() -> JournalSlot | None:
-    """The exchange the wire gateway handed down (absent when the app runs without the gateway)."""
-    slot = (context.scope.get("state") or {}).get(JournalSlot.SCOPE_KEY)
-    return slot if isinstance(slot, JournalSlot) else None
-
-
-def _journal_row(slot: JournalSlot) -> Callable[[Outcome], Exchange]:
-    """The journal row exactly as the gateway would derive it from this handler's reply."""
-
-    def build(outcome: Outcome) -> Exchange:
-        headers = _headers(outcome)
-        return replace(
-            slot.exchange,
-            outcome="DROPPED" if slot.dropped else outcome.verdict.result.value,
-            http_status=200,
-            ma_gd=outcome.ma_gd or None,
-            submission_id=outcome.submission_id,
-            document_code=header_text(headers["X-Sandbox-Document"]) or None,
-            file_sha256=outcome.file_sha256,
-            findings=tuple(filter(None, headers["X-Sandbox-Findings"].split(","))),
-            duration_ms=(time.perf_counter() - slot.started) * 1000,
+        return _render(server_error_reply("submit", exc, now))
+    return _render(
+        submission_reply(
+            outcome.verdict,
+            outcome.submission_id,
+            outcome.ma_gd,
+            outcome.received_at,
+            outcome.file_sha256,
+            outcome.journal_id,
         )
-
-    return build
+    )
 
 
 def _submission_form(form: dict[str, str]) -> SubmissionForm:
@@ -158,42 +113,3 @@ def _submission_form(form: dict[str, str]) -> SubmissionForm:
         loai_hs=form.get("loaiHs", ""),
         file_b64=form.get("fileBase64Str", ""),
     )
-
-
-def submit_reply(result: SubmitResult, ma_gd: str, received_at: datetime) -> dict[str, str]:
-    return {
-        "MaKetQua": result.value,
-        "MaGD": ma_gd,
-        "ThoiGianTiepNhan": vn_local(received_at).strftime("%Y%m%d%H%M%S"),
-    }
-
-
-def header_safe(text: str, limit: int = EXPLAIN_CHARS) -> str:
-    """An ASCII header value that says what `text` (cut to `limit` characters) says: clients decode a header
-    as Latin-1 or ASCII, so a typographic dash or a Vietnamese name sent raw arrives mangled ('?').
-
-    Every character outside printable ASCII, and `%` itself, is percent-encoded as its UTF-8 bytes (the
-    encoding of RFC 8187's ext-value), so `urllib.parse.unquote` / `decodeURIComponent` gives back the text
-    exactly; control characters become spaces (httptools refuses them and drops the connection)."""
-    return quote(CONTROL.sub(" ", text[:limit]), safe=HEADER_SAFE, errors="replace")
-
-
-def header_text(value: str) -> str:
-    """The text a `header_safe` value says."""
-    return unquote(value)
-
-
-def _headers(outcome: Outcome) -> dict[str, str]:
-    verdict = outcome.verdict
-    return {
-        "X-Sandbox-Submission": str(outcome.submission_id),
-        "X-Sandbox-Explain": header_safe(verdict.explain()),
-        "X-Sandbox-Findings": header_safe(",".join(f.code for f in verdict.findings), limit=2000),
-        "X-Sandbox-Grades": grades_header(verdict.findings),
-        "X-Sandbox-Document": header_safe(verdict.document_code or ""),
-    }
-
-
-def grades_header(findings: tuple[Finding, ...]) -> str:
-    """`CODE=GRADE:severity`, comma-separated, in the order of X-Sandbox-Findings."""
-    return header_safe(",".join(f"{f.code}={f.grade or '?'}:{f.severity.value}" for f in findings), limit=4000)

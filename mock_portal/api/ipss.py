@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from mock_portal.api.context import request_portal
 from mock_portal.api.errors import problem_body
 from mock_portal.api.render import Reply, reply
 from mock_portal.ipss import registration
+from mock_portal.portal.records import iso
 from mock_portal.portal.service import Portal
 from mock_portal.store import SharedDocument
 from mock_portal.store import ipss as ipss_store
@@ -21,13 +21,6 @@ def _portal() -> Portal:
     return request_portal()
 
 
-def _iso(instant: datetime | None) -> str | None:
-    """Stored times are naive UTC; render them as RFC 3339 with a Z."""
-    if instant is None:
-        return None
-    return instant.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
 def _issue(row: SharedDocument, kind: registration.IssueKind | None = None) -> Json:
     view: Json = {
         "feed_id": row.id,
@@ -37,9 +30,9 @@ def _issue(row: SharedDocument, kind: registration.IssueKind | None = None) -> J
         "ma_gd": row.ma_gd,
         "first_issue": row.first_issue,
         "issue_date": row.issue_date,
-        "signing_time": _iso(row.signing_time),
-        "accepted_at": _iso(row.accepted_at),
-        "shared_at": _iso(row.shared_at),
+        "signing_time": iso(row.signing_time),
+        "accepted_at": iso(row.accepted_at),
+        "shared_at": iso(row.shared_at),
         "lag_ms": row.lag_ms,
         "fields": row.fields,
     }
@@ -71,7 +64,7 @@ def get_feed(after: int = 0, limit: int = 100) -> Reply:
     return reply({"items": [_issue(row) for row in rows], "next_after": rows[-1].id if rows else after})
 
 
-def _decision(decision: registration.Decision, what_vi: str, what_en: str) -> Reply:
+def _decision(decision: registration.RegistrationDecision, what_vi: str, what_en: str) -> Reply:
     application = decision.application
     if decision.accepted and decision.certificate is not None:
         return reply(
@@ -79,7 +72,7 @@ def _decision(decision: registration.Decision, what_vi: str, what_en: str) -> Re
                 "id": application.id,
                 "kind": application.kind,
                 "status": application.status,
-                "created_at": _iso(application.created_at),
+                "created_at": iso(application.created_at),
                 "certificate": _issue(decision.certificate),
             },
             201,

@@ -13,16 +13,16 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mock_portal.api.context import handed_down
 from mock_portal.api.errors import problem_body
-from mock_portal.api.hiap import submit_reply
 from mock_portal.api.security import is_admin
-from mock_portal.portal.codes import SubmitResult, TokenResult
+from mock_portal.portal.exchange import refused_reply
 from mock_portal.portal.service import Portal
+from mock_portal.results.codes import SubmitResult, TokenResult
+from mock_portal.wire.reply import WIRE_OPERATIONS, WireReply
 
-SUBMIT_PATH = "/api/hososuckhoe/guiGiayToDienTu"
 OVERSIZE = "portal.oversize"
 """Scope state key: the outer guard found the body over the cap (its size) and did not keep it."""
-TOKEN_PATH = "/api/token/take"
 
 
 class BodyTooLarge(Exception):
@@ -106,20 +106,11 @@ def content_length(scope: Scope) -> int | None:
 
 
 async def too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None:
-    limit = portal.settings.max_file_bytes
-    if scope.get("path") == SUBMIT_PATH:
-        received = portal.clock.now()
-        body = submit_reply(SubmitResult.FILE_TOO_LARGE, "", received)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"x-sandbox-explain", f"FILE_TOO_LARGE: request body over {limit} bytes".encode()),
-        ]
-        await send_json(send, 200, headers, body)
-        return
-    if scope.get("path") == TOKEN_PATH:  # no account has a name that long: the portal's "no such account"
-        explain = f"BODY_TOO_LARGE: request body over {portal.settings.max_body_bytes} bytes"
-        token_headers = [(b"content-type", b"application/json"), (b"x-sandbox-explain", explain.encode())]
-        await send_json(send, 200, token_headers, {"maKetQua": TokenResult.NO_ACCOUNT.value, "APIKey": None})
+    operation = WIRE_OPERATIONS.get(scope.get("path", ""))
+    if operation is not None:
+        reply = _oversize_reply(operation, portal)
+        handed = handed_down(scope)
+        await send_wire(send, handed.answered(reply) if handed is not None else reply)
         return
     problem = problem_body(
         413,
@@ -129,6 +120,24 @@ async def too_large(scope: Scope, send: Send, size: int, portal: Portal) -> None
         "Payload Too Large",
     )
     await send_json(send, 413, [(b"content-type", b"application/problem+json")], problem)
+
+
+def _oversize_reply(operation: str, portal: Portal) -> WireReply:
+    """The real portal's answer to an oversize file: MaKetQua 1001; no account has a name that long: a token
+    request's is the portal's "no such account"."""
+    if operation == "submit":
+        explain = f"FILE_TOO_LARGE: request body over {portal.settings.max_file_bytes} bytes"
+        return refused_reply(operation, SubmitResult.FILE_TOO_LARGE, explain, portal.clock.now())
+    explain = f"BODY_TOO_LARGE: request body over {portal.settings.max_body_bytes} bytes"
+    return refused_reply(operation, TokenResult.NO_ACCOUNT, explain)
+
+
+async def send_wire(send: Send, reply: WireReply) -> None:
+    """A wire reply the portal answers with before any handler: JSON, and the connection closed."""
+    if not isinstance(reply.body, dict):
+        raise TypeError("a wire reply sent before the handler is JSON")
+    headers = [(b"content-type", b"application/json"), *((k.lower().encode(), v.encode()) for k, v in reply.headers)]
+    await send_json(send, reply.status, headers, reply.body)
 
 
 async def send_json(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: dict[str, Any]) -> None:

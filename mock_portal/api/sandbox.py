@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Response
 
-from mock_portal import fidelity, store
-from mock_portal.api.context import request_portal
+from mock_portal import fidelity, sandbox_version, store
+from mock_portal.api.context import field_evidence, request_portal
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.documents import list_rules as domain_rules
 from mock_portal.portal import facilities as ops
@@ -30,7 +29,7 @@ def _bytes(body: Any) -> bytes:
 
 
 # views
-def _certificate(row: store.RegisteredCertificate) -> Reply:
+def _certificate(row: store.RegisteredCertificate) -> Json:
     return {
         "facility": row.facility_code,
         "fingerprint": row.fingerprint,
@@ -42,7 +41,7 @@ def _certificate(row: store.RegisteredCertificate) -> Reply:
     }
 
 
-def _facility(portal: Portal, row: store.Facility) -> Reply:
+def _facility(portal: Portal, row: store.Facility) -> Json:
     return {
         "code": row.code,
         "name": row.name,
@@ -54,21 +53,17 @@ def _facility(portal: Portal, row: store.Facility) -> Reply:
     }
 
 
-def _authority(row: store.CertificateAuthority) -> Reply:
+def _authority(row: store.CertificateAuthority) -> Json:
     return {"fingerprint": row.fingerprint, "subject": row.subject, "added_at": iso(row.added_at)}
 
 
 # handlers
 def get_health() -> Reply:
     portal = _portal()
-    try:
-        package_version = version("vn-civil-cert-sandbox")
-    except PackageNotFoundError:
-        package_version = "0+unknown"
     return reply(
         {
             "status": "ok",
-            "version": package_version,
+            "version": sandbox_version(),
             "time": portal.clock.now().isoformat(),
             "submissions": portal.repo.count_submissions(),
         }
@@ -196,7 +191,15 @@ def list_rules() -> Reply:
 
 
 def list_behaviours() -> Reply:
-    return reply([b.to_dict() for b in fidelity.registry()])
+    """Every graded behaviour; with field evidence loaded, the counts of the sends that bear on it."""
+    loaded = field_evidence()
+    reviewed = loaded.behaviours if loaded else {}
+
+    def view(behaviour: fidelity.Behaviour) -> Json:
+        found = reviewed.get(behaviour.key)
+        return {**behaviour.to_dict(), "field_evidence": found.to_dict()} if found else behaviour.to_dict()
+
+    return reply([view(b) for b in fidelity.registry()])
 
 
 def reset() -> tuple[str, int]:

@@ -9,6 +9,7 @@ Connexion also serves the spec with every `$ref` inlined, so client generators l
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from pathlib import Path
@@ -24,8 +25,17 @@ SPEC_FILE = Path(__file__).resolve().parents[1] / "openapi.yaml"
 
 @cache
 def written_spec() -> dict[str, Any]:
-    """The contract as written (references kept), parsed once per process."""
-    return yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
+    """The contract as written (references kept), parsed once per process, with libyaml where PyYAML has it
+    (the pure-Python parser took ~0.18 s of CPU, libyaml ~0.02 s). Read it, never change it: `fresh_spec`
+    is the copy to change."""
+    loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    spec: dict[str, Any] = yaml.load(SPEC_FILE.read_text(encoding="utf-8"), Loader=loader)
+    return spec
+
+
+def fresh_spec() -> dict[str, Any]:
+    """A copy of the contract its caller may change (Connexion resolves and rewrites the one it is given)."""
+    return copy.deepcopy(written_spec())
 
 
 class SpecServers:

@@ -25,7 +25,7 @@ import starlette.requests
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.validators import VALIDATOR_MAP, FormDataValidator, JSONRequestBodyValidator, MultiPartFormDataValidator
-from starlette import formparsers
+from python_multipart import QuerystringParser
 from starlette.datastructures import FormData, Headers
 from starlette.formparsers import FormParser, MultiPartParser
 from starlette.types import Receive, Scope
@@ -98,7 +98,8 @@ class StrictJSONValidator(JSONRequestBodyValidator):
         has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
         if "content-type" not in headers and has_body:
             raise UnsupportedMediaTypeProblem(detail="No Content-Type: send the JSON body as application/json")
-        return await super().wrap_receive(receive, scope=scope)
+        wrapped: tuple[Receive, Scope] = await super().wrap_receive(receive, scope=scope)
+        return wrapped
 
     async def _parse(self, stream: Any, scope: Any) -> Any:
         raw = b"".join([message async for message in stream])
@@ -129,7 +130,7 @@ class OffLoopFormParser(FormParser):
         return await blocking.run(self._parse, body, inline=len(body) <= ON_LOOP_BODY_BYTES)
 
     def _parse(self, body: bytes) -> FormData:
-        parser = formparsers.multipart.QuerystringParser(
+        parser = QuerystringParser(
             {
                 "on_field_start": self.on_field_start,
                 "on_field_name": self.on_field_name,
@@ -148,8 +149,9 @@ def allow_form_fields_up_to(limit: int) -> None:
     several apps in one process, e.g. the tests), and it parses with `OffLoopFormParser` (Starlette
     looks the class up in `starlette.requests` at each parse)."""
     defaults = starlette.requests.Request.form.__kwdefaults__
+    assert defaults is not None, "Request.form has keyword-only defaults"
     defaults["max_part_size"] = max(defaults["max_part_size"], limit)
-    starlette.requests.FormParser = OffLoopFormParser  # type: ignore[misc]
+    starlette.requests.FormParser = OffLoopFormParser  # type: ignore[attr-defined]  # not re-exported: patched
 
 
 def validator_map(max_field_bytes: int, *, wire: bool = False) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from mock_portal import store
@@ -22,7 +21,7 @@ def _view(row: store.Workspace) -> Json:
     return {
         "id": row.id,
         "name": row.name,
-        "created_at": row.created_at.replace(tzinfo=UTC).isoformat(),
+        "created_at": row.created_at.isoformat(),
         "quotas": {
             "max_facilities": row.max_facilities,
             "max_submissions_per_minute": row.max_submissions_per_minute,

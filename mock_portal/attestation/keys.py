@@ -56,8 +56,8 @@ class SigningKey:
 
 
 def _now() -> datetime:
-    """Keys live on real time, naive UTC as the store keeps it (the sandbox clock is a rehearsal's)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Keys live on real time (the sandbox clock is a rehearsal's)."""
+    return datetime.now(UTC)
 
 
 def _new_key(now: datetime) -> store.AttestationKey:

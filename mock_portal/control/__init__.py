@@ -1,6 +1,6 @@
-"""The rehearsal controls the portal consults on every request: the sandbox clock and fault plans.
+"""The rehearsal's sandbox clock, consulted on every request.
 
-`clock` is sandbox time (frozen, shifted or accelerated; shared through the store's settings), `faults`
-turns a fault plan into a decision for one request, and `gate` applies that decision at the wire and
-journals the exchange. May import `results`, `store` and `fidelity`; never the portal core, HTTP or Flask.
+`clock` is sandbox time (frozen, shifted or accelerated; its state is shared through the store's
+settings, which its callers read and write). Fault plans are `faults/`'s, the journal `wire/journal.py`'s.
+Imports no other package of the portal; never HTTP or Flask.
 """

@@ -28,7 +28,7 @@ MAX_ADVANCE_WORKING_MINUTES = 525_600
 """The most working minutes one `advance` may add (each costs a walk over the calendar)."""
 
 
-def check_span(value: float, limit: float, name: str) -> float:
+def check_span(value: object, limit: float, name: str) -> float:
     """`value` as a finite number of minutes in [0, limit], or ValueError (NaN, inf, negative, huge)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")

@@ -14,7 +14,8 @@ _DIR = Path(__file__).with_name("codes")
 @cache
 def _load(name: str) -> dict[str, Any]:
     with (_DIR / f"{name}.json").open(encoding="utf-8") as fh:
-        return json.load(fh)
+        table: dict[str, Any] = json.load(fh)
+    return table
 
 
 def _names(name: str) -> MappingProxyType[str, str]:

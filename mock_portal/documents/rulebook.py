@@ -177,9 +177,9 @@ def as_datetime(value: str, length: int) -> datetime | None:
     """yyyyMMddHHmm (12) or yyyyMMddHHmmss (14) as a real local time."""
     if len(value) != length or not _DIGITS.fullmatch(value):
         return None
-    parts = [int(value[i : i + 2]) for i in range(4, length, 2)]
+    year, month, day, hour, minute = (int(value[i:j]) for i, j in ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12)))
     try:
-        return datetime(int(value[:4]), *parts)  # type: ignore[misc]
+        return datetime(year, month, day, hour, minute, int(value[12:14] or 0))
     except ValueError:
         return None
 

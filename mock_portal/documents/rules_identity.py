@@ -19,7 +19,7 @@ _CENTURY = {0: 1900, 1: 1900, 2: 2000, 3: 2000, 4: 2100, 5: 2100, 6: 2200, 7: 22
 
 
 @dataclass(frozen=True)
-class Person:
+class PersonFields:
     """Where one person's identity fields are; `sex` is "1"/"2" or the name of a gender field."""
 
     doc_type_field: str
@@ -30,12 +30,12 @@ class Person:
 
 PEOPLE = {
     DocumentType.GCS: (
-        Person("LOAI_GIAYTO_NND", "SO_CCCD_NND", "NGAYSINH_NND", "2"),
-        Person("LOAI_GIAYTO_MTH", "SO_CCCD_MTH", "NGAYSINH_MTH", "2"),
-        Person("LOAI_GIAYTO_CHA_MTH", "SO_CCCD_CHA_MTH", "NGAYSINH_CHA_MTH", "1"),
-        Person("LOAI_GIAYTO_CHA_NND", "SO_CCCD_CHA_NND", "NGAYSINH_CHA_NND", "1"),
+        PersonFields("LOAI_GIAYTO_NND", "SO_CCCD_NND", "NGAYSINH_NND", "2"),
+        PersonFields("LOAI_GIAYTO_MTH", "SO_CCCD_MTH", "NGAYSINH_MTH", "2"),
+        PersonFields("LOAI_GIAYTO_CHA_MTH", "SO_CCCD_CHA_MTH", "NGAYSINH_CHA_MTH", "1"),
+        PersonFields("LOAI_GIAYTO_CHA_NND", "SO_CCCD_CHA_NND", "NGAYSINH_CHA_NND", "1"),
     ),
-    DocumentType.GBT: (Person("LOAI_GIAYTO", "SO_GIAYTO", "NGAY_SINH", "GIOI_TINH"),),
+    DocumentType.GBT: (PersonFields("LOAI_GIAYTO", "SO_GIAYTO", "NGAY_SINH", "GIOI_TINH"),),
 }
 CARD_FIELDS = {
     DocumentType.GCS: (("MA_THE_NND", "MA_BHXH_NND"), ("MA_THE_MTH", "MA_BHXH_MTH"), ("MA_THE_TAM", None)),
@@ -47,7 +47,7 @@ def _kind_fields(doc_type: DocumentType, kind: str) -> list[str]:
     return [spec.name for spec in doc_type.fields if spec.kind == kind]
 
 
-def valid_cccd(fields: Mapping[str, str], person: Person) -> str | None:
+def valid_cccd(fields: Mapping[str, str], person: PersonFields) -> str | None:
     """The person's CCCD number when the document type says CCCD and the number is well-formed."""
     number = text(fields, person.number_field)
     if text(fields, person.doc_type_field) != "1" or not _CCCD.fullmatch(number):

@@ -48,15 +48,16 @@ def _error(code: str, vi: str, en: str, **extra: str | None) -> Finding:
 
 def check_structure(doc_type: DocumentType, root: etree._Element) -> list[Finding]:
     """The envelope matches `loaiHs`: right root, exactly one data element."""
-    if root.tag != doc_type.root_tag:
+    tag = str(root.tag)  # a parsed element's tag is a str (lxml's stubs allow bytes and QName)
+    if tag != doc_type.root_tag:
         return [
             _error(
                 "XML_ROOT_MISMATCH",
-                f"Phần tử gốc là <{root.tag}> nhưng loaiHs {doc_type.loai_hs} cần <{doc_type.root_tag}>.",
-                f"Root element <{root.tag}>, but loaiHs {doc_type.loai_hs} needs <{doc_type.root_tag}>.",
-                path=f"/{root.tag}",
+                f"Phần tử gốc là <{tag}> nhưng loaiHs {doc_type.loai_hs} cần <{doc_type.root_tag}>.",
+                f"Root element <{tag}>, but loaiHs {doc_type.loai_hs} needs <{doc_type.root_tag}>.",
+                path=f"/{tag}",
                 expected=doc_type.root_tag,
-                received=str(root.tag),
+                received=tag,
             )
         ]
     found = root.findall(doc_type.data_tag)

@@ -16,7 +16,7 @@ import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mock_portal.results.errors import NotFound
 from mock_portal.results.findings import Finding, Severity
@@ -25,10 +25,10 @@ from mock_portal.store import ipss as ipss_store
 
 __all__ = [
     "Current",
-    "Decision",
     "IssueKind",
     "Reason",
-    "Refusal",
+    "RegistrationDecision",
+    "RegistrationRefusal",
     "certificate_history",
     "current_issue",
     "issue_kinds",
@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 _NAMES = {"GCS": ("giấy chứng sinh", "birth certificate"), "GBT": ("giấy báo tử", "death notice")}
+
+NEVER_SIGNED = datetime(1, 1, 1, tzinfo=UTC)
+"""Ranks a copy without a signing time before any with one (stored times are aware, like this one)."""
 
 
 class Reason(enum.Enum):
@@ -62,7 +65,9 @@ class IssueKind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Refusal:
+class RegistrationRefusal:
+    """One reason a registration application is refused."""
+
     reason: Reason
     message_vi: str
     message_en: str
@@ -79,12 +84,12 @@ class Refusal:
 
 
 @dataclass(frozen=True)
-class Decision:
+class RegistrationDecision:
     """A stored application: accepted with the certificate issue it used, or refused with its reasons."""
 
     application: Application
     certificate: SharedDocument | None
-    reasons: tuple[Refusal, ...] = field(default=())
+    reasons: tuple[RegistrationRefusal, ...] = field(default=())
 
     @property
     def accepted(self) -> bool:
@@ -147,7 +152,7 @@ def current_issue(history: Sequence[SharedDocument], kinds: Sequence[IssueKind] 
     candidates = [copy for copy, kind in zip(history, kinds, strict=True) if kind is not IssueKind.RESEND]
 
     def rank(copy: SharedDocument) -> tuple[bool, str, datetime, str]:
-        return (not copy.first_issue, copy.issue_date, copy.signing_time or datetime.min, _content(copy.fields))
+        return (not copy.first_issue, copy.issue_date, copy.signing_time or NEVER_SIGNED, _content(copy.fields))
 
     current = max(candidates, key=rank)
     firsts = [copy for copy, kind in zip(history, kinds, strict=True) if kind is IssueKind.ISSUE]
@@ -165,14 +170,16 @@ def current_issue(history: Sequence[SharedDocument], kinds: Sequence[IssueKind] 
     return Current(current, (finding,))
 
 
-def register_birth(repo: Repository, now: datetime, ma_gcs: str, mother_id_number: str, child_name: str) -> Decision:
+def register_birth(
+    repo: Repository, now: datetime, ma_gcs: str, mother_id_number: str, child_name: str
+) -> RegistrationDecision:
     request = {"ma_gcs": ma_gcs, "mother_id_number": mother_id_number, "child_name": child_name}
     latest, refusals = _latest(repo, "GCS", ma_gcs)
     if latest is not None:
         fields = latest.fields
         if _identity(mother_id_number) != _identity(fields.get("SO_CCCD_NND", "")):
             refusals.append(
-                Refusal(
+                RegistrationRefusal(
                     Reason.MOTHER_ID_MISMATCH,
                     "Số định danh của người mẹ không khớp với SO_CCCD_NND trên giấy chứng sinh",
                     "The mother's identity number does not match SO_CCCD_NND of the birth certificate",
@@ -181,7 +188,7 @@ def register_birth(repo: Repository, now: datetime, ma_gcs: str, mother_id_numbe
             )
         if normalise_name(child_name) != normalise_name(fields.get("TEN_CON", "")):
             refusals.append(
-                Refusal(
+                RegistrationRefusal(
                     Reason.CHILD_NAME_MISMATCH,
                     "Tên của trẻ không khớp với TEN_CON trên giấy chứng sinh",
                     "The child's name does not match TEN_CON of the birth certificate (compared after Unicode "
@@ -192,12 +199,12 @@ def register_birth(repo: Repository, now: datetime, ma_gcs: str, mother_id_numbe
     return _decide(repo, now, "BIRTH", ma_gcs, request, latest, refusals)
 
 
-def register_death(repo: Repository, now: datetime, ma_gbt: str, deceased_id_number: str) -> Decision:
+def register_death(repo: Repository, now: datetime, ma_gbt: str, deceased_id_number: str) -> RegistrationDecision:
     request = {"ma_gbt": ma_gbt, "deceased_id_number": deceased_id_number}
     latest, refusals = _latest(repo, "GBT", ma_gbt)
     if latest is not None and _identity(deceased_id_number) != _identity(latest.fields.get("SO_GIAYTO", "")):
         refusals.append(
-            Refusal(
+            RegistrationRefusal(
                 Reason.DECEASED_ID_MISMATCH,
                 "Số giấy tờ tùy thân của người chết không khớp với SO_GIAYTO trên giấy báo tử",
                 "The deceased's identity number does not match SO_GIAYTO of the death notice",
@@ -207,7 +214,7 @@ def register_death(repo: Repository, now: datetime, ma_gbt: str, deceased_id_num
     return _decide(repo, now, "DEATH", ma_gbt, request, latest, refusals)
 
 
-def _latest(repo: Repository, doc_type: str, code: str) -> tuple[SharedDocument | None, list[Refusal]]:
+def _latest(repo: Repository, doc_type: str, code: str) -> tuple[SharedDocument | None, list[RegistrationRefusal]]:
     """The shared issue in force (the one a registration must match), or why there is none."""
     history = ipss_store.shared_by_code(repo, doc_type, code)
     if history:
@@ -215,15 +222,15 @@ def _latest(repo: Repository, doc_type: str, code: str) -> tuple[SharedDocument 
     return None, [_absent(repo, doc_type, code)]
 
 
-def _absent(repo: Repository, doc_type: str, code: str) -> Refusal:
+def _absent(repo: Repository, doc_type: str, code: str) -> RegistrationRefusal:
     vi, en = _NAMES[doc_type]
     if ipss_store.accepted_count(repo, doc_type, code):
-        return Refusal(
+        return RegistrationRefusal(
             Reason.CERTIFICATE_NOT_SHARED,
             f"Cổng tiếp nhận đã nhận {vi} {code} nhưng chưa chia sẻ sang IPSS; vui lòng thử lại sau",
             f"HIAP accepted the {en} {code} but has not shared it with IPSS yet; try again shortly",
         )
-    return Refusal(
+    return RegistrationRefusal(
         Reason.CERTIFICATE_NOT_FOUND,
         f"Không có {vi} {code} trên hệ thống",
         f"No {en} {code} exists: HIAP never accepted one with that code",
@@ -237,8 +244,8 @@ def _decide(
     code: str,
     request: dict[str, str],
     latest: SharedDocument | None,
-    refusals: list[Refusal],
-) -> Decision:
+    refusals: list[RegistrationRefusal],
+) -> RegistrationDecision:
     application = ipss_store.add_application(
         repo,
         Application(
@@ -248,7 +255,7 @@ def _decide(
             request=request,
             status="REFUSED" if refusals else "ACCEPTED",
             reasons=[r.to_dict() for r in refusals],
-            created_at=now.replace(tzinfo=None),
+            created_at=now,
         ),
     )
-    return Decision(application, latest, tuple(refusals))
+    return RegistrationDecision(application, latest, tuple(refusals))

@@ -43,17 +43,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mock_portal.fidelity import grade
-from mock_portal.portal.codes import TokenResult
+from mock_portal.portal.records import iso
+from mock_portal.results.codes import TokenResult
+from mock_portal.results.codes import md5_upper as md5_upper  # the wire's password form, also said here
 from mock_portal.results.findings import Finding, Severity, has_errors
 from mock_portal.results.grades import Strictness
 from mock_portal.store import Account, Repository, Token
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-
-
-def md5_upper(password: str) -> str:
-    """The password as the portal wants it: MD5 of its UTF-8 bytes, uppercase hex."""
-    return hashlib.md5(password.encode("utf-8")).hexdigest().upper()  # noqa: S324 - the portal's own scheme
 
 
 def hash_password_md5(md5_hex: str, salt: bytes | None = None) -> str:
@@ -425,8 +422,8 @@ def take_token(
         access_token=secrets.token_urlsafe(32),
         id_token=secrets.token_urlsafe(32),
         username=username,
-        issued_at=now.replace(tzinfo=None),
-        expires_at=(now + ttl).replace(tzinfo=None),
+        issued_at=now,
+        expires_at=now + ttl,
     )
     repo.add_token(token)
     return TokenGrant(TokenResult.OK, token, findings)
@@ -543,11 +540,11 @@ def _judge(
             "Token được cấp cho tài khoản khác",
             f"The token was issued to another account ({token.username})",
         )
-    if now.replace(tzinfo=None) >= token.expires_at:
+    if now >= token.expires_at:
         return None, _auth(
             "AUTH_TOKEN_EXPIRED",
             "Token đã hết hạn, hãy lấy token mới",
-            f"Token expired at {token.expires_at.isoformat()}Z; take a new one",
+            f"Token expired at {iso(token.expires_at)}; take a new one",
         )
     matches = password_check(account, creds.password_md5) if account is not None else False
     if matches is None:
@@ -556,7 +553,7 @@ def _judge(
             "Quá nhiều mật khẩu sai từ địa chỉ này; hãy thử lại sau",
             "Too many wrong passwords from this address: not checked; try again later",
         )
-    if not matches:
+    if not matches or account is None:  # a match implies an account
         return None, _auth(
             "AUTH_BAD_CREDENTIALS",
             "Sai tài khoản hoặc mật khẩu (MD5 của mật khẩu)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mock_portal import store
@@ -27,10 +27,6 @@ class NewExpectation:
     facility_code: str
     issued_at: datetime
     match: dict[str, str]
-
-
-def _naive(instant: datetime) -> datetime:
-    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def register(portal: Portal, new: NewExpectation) -> store.Expectation:
@@ -53,10 +49,10 @@ def register(portal: Portal, new: NewExpectation) -> store.Expectation:
         store.Expectation(
             doc_type=new.doc_type,
             facility_code=new.facility_code,
-            issued_at=_naive(new.issued_at),
-            deadline=_naive(deadline),
+            issued_at=new.issued_at,
+            deadline=deadline,
             match=dict(new.match),
-            created_at=_naive(portal.clock.now()),
+            created_at=portal.clock.now(),
             document_id=None,
         )
     )
@@ -85,7 +81,7 @@ def require(portal: Portal, expectation_id: int) -> store.Expectation:
 def status(portal: Portal, expectation: store.Expectation) -> dict[str, Any]:
     """PENDING (not yet, deadline ahead), OVERDUE (not yet, deadline passed), ARRIVED (with ON_TIME / LATE)."""
     document = portal.repo.get_document(expectation.document_id) if expectation.document_id else None
-    now = _naive(portal.clock.now())
+    now = portal.clock.now()
     if document is None:
         return {"status": "OVERDUE" if now > expectation.deadline else "PENDING", "document": None}
     return {"status": "ARRIVED", "document": document}
@@ -143,7 +139,7 @@ def deadline_book(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("LIMIT_INVALID", f"limit trong 1–{MAX_PAGE}", f"limit must lie in 1–{MAX_PAGE}")
     portal.clock.refresh()
-    now = _naive(portal.clock.now())
+    now = portal.clock.now()
     awaited: list[DeadlineLine] = []
     if status in (None, "PENDING", "OVERDUE") and before is None:
         rows = portal.repo.awaited_expectations(

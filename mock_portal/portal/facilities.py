@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from cryptography import x509
@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from mock_portal import store
 from mock_portal.portal import workspaces
-from mock_portal.portal.auth import hash_password_md5, md5_upper
+from mock_portal.portal.auth import hash_password_md5
 from mock_portal.portal.service import Portal
+from mock_portal.results.codes import md5_upper
 from mock_portal.results.errors import Conflict, InvalidInput, NotFound
 from mock_portal.results.findings import Finding, Severity
 from mock_portal.results.grades import Strictness
@@ -39,10 +40,6 @@ class NewFacility:
     password: str
 
 
-def _naive(instant: datetime) -> datetime:
-    return instant.astimezone(UTC).replace(tzinfo=None)
-
-
 def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
     if not FACILITY_CODE.fullmatch(new.code):  # `$` would let a trailing newline through
         raise InvalidInput(
@@ -61,7 +58,7 @@ def create_facility(portal: Portal, new: NewFacility) -> store.Facility:
             "reads the facility from the prefix",
         )
     workspaces.check_facility_quota(portal)
-    facility = store.Facility(code=new.code, name=new.name, created_at=_naive(portal.clock.now()))
+    facility = store.Facility(code=new.code, name=new.name, created_at=portal.clock.now())
     account = store.Account(
         username=new.username, facility_code=new.code, password_hash=hash_password_md5(md5_upper(new.password))
     )
@@ -143,10 +140,10 @@ def register_certificate(portal: Portal, facility_code: str, pem: bytes) -> Regi
         fingerprint=fingerprint(cert),
         subject=cert.subject.rfc4514_string(),
         serial=format(cert.serial_number, "x"),
-        not_before=_naive(cert.not_valid_before_utc),
-        not_after=_naive(cert.not_valid_after_utc),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
         pem=pem.decode("ascii", "replace"),
-        registered_at=_naive(now),
+        registered_at=now,
     )
     try:
         return Registered(portal.repo.register_certificate(row), validity_warnings(cert, now))
@@ -162,7 +159,7 @@ def unregister_certificate(portal: Portal, facility_code: str, fp: str) -> None:
     require_facility(portal, facility_code)
     try:
         portal.repo.unregister_certificate(facility_code, fp.lower())
-    except store.repository.NotFound as exc:
+    except store.repository.RowNotFound as exc:
         raise NotFound(
             "CERTIFICATE_NOT_FOUND",
             "Cơ sở không đăng ký chứng thư số này",
@@ -187,7 +184,7 @@ def add_ca(portal: Portal, pem: bytes) -> Registered[store.CertificateAuthority]
         fingerprint=fingerprint(cert),
         subject=cert.subject.rfc4514_string(),
         pem=pem.decode("ascii", "replace"),
-        added_at=_naive(now),
+        added_at=now,
     )
     try:
         return Registered(portal.repo.add_ca(row), validity_warnings(cert, now))
@@ -202,14 +199,13 @@ def add_crl(portal: Portal, data: bytes) -> store.RevocationList:
         raise InvalidInput(
             "CRL_INVALID", "Không đọc được CRL (PEM hoặc DER)", f"Not a CRL in PEM or DER: {exc}"
         ) from exc
-    next_update = crl.next_update_utc
     row = store.RevocationList(
         issuer=crl.issuer.rfc4514_string(),
         der=crl.public_bytes(Encoding.DER),
         revoked_count=len(crl),
-        this_update=_naive(crl.last_update_utc),
-        next_update=_naive(next_update) if next_update else None,
-        added_at=_naive(portal.clock.now()),
+        this_update=crl.last_update_utc,
+        next_update=crl.next_update_utc,
+        added_at=portal.clock.now(),
     )
     return portal.repo.add_crl(row)
 

@@ -10,10 +10,12 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 
 from lxml import etree
 
+from mock_portal.config import Settings
 from mock_portal.documents import (
     DocumentError,
     DocumentType,
@@ -27,7 +29,7 @@ from mock_portal.documents import (
     validate_schema,
 )
 from mock_portal.fidelity import grade
-from mock_portal.portal.codes import SubmitResult
+from mock_portal.results.codes import SubmitResult
 from mock_portal.results.findings import Finding, Severity, first_error, has_errors
 from mock_portal.results.grades import Strictness
 from mock_portal.signature import crypto
@@ -73,6 +75,18 @@ class IntakePolicy:
     max_file_bytes: int
     parse_limits: ParseLimits
     signature: SignaturePolicy
+
+    @classmethod
+    def of(cls, settings: Settings) -> IntakePolicy:
+        """The policy `settings` name: the portal's, and what `mock-portal rejudge` judges logged sends by."""
+        return cls(
+            max_file_bytes=settings.max_file_bytes,
+            parse_limits=ParseLimits(max_bytes=settings.max_file_bytes, max_depth=settings.max_xml_depth),
+            signature=SignaturePolicy(
+                clock_skew=timedelta(minutes=settings.signing_time_skew_minutes),
+                require_crl=settings.require_crl,
+            ),
+        )
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -253,7 +267,7 @@ def examine_xml(
     whose registered certificates apply (the authenticated account's; default the same).
     `strictness` decides which failed checks refuse the file (see `fidelity`); every finding carries
     its evidence grade either way."""
-    base = {"doc_type": doc_type, "file": data, "file_size": len(data)}
+    verdict = partial(Verdict, doc_type=doc_type, file=data, file_size=len(data))
     findings: list[Finding] = []
     if strictness is Strictness.PORTAL and data.startswith(UTF8_BOM):
         findings.append(_bom_warning())
@@ -261,10 +275,10 @@ def examine_xml(
     try:
         root = parse_xml(data, policy.parse_limits)
     except DocumentError as exc:
-        return Verdict(SubmitResult.INVALID_FILE, grade([*findings, exc.finding], strictness), **base)
+        return verdict(SubmitResult.INVALID_FILE, grade([*findings, exc.finding], strictness))
     structure = check_structure(doc_type, root)
     if has_errors(structure):
-        return Verdict(SubmitResult.INVALID_FILE, grade([*findings, *structure], strictness), **base)
+        return verdict(SubmitResult.INVALID_FILE, grade([*findings, *structure], strictness))
     findings += list(structure) + list(validate_schema(doc_type, root, strictness))
     try:
         report = verify_signature(
@@ -276,7 +290,7 @@ def examine_xml(
             policy=policy.signature,
         )
     except etree.LxmlError as exc:  # libxml2 cannot canonicalise or re-read this tree: the file's fault
-        return Verdict(SubmitResult.INVALID_FILE, grade([*findings, _unprocessable(exc)], strictness), **base)
+        return verdict(SubmitResult.INVALID_FILE, grade([*findings, _unprocessable(exc)], strictness))
     findings += report.findings()
     signed = report.signed_data
     data_element = signed if signed is not None else root.find(doc_type.data_tag)
@@ -284,10 +298,4 @@ def examine_xml(
     findings += check_rules(doc_type, fields, RuleContext(facility_code=facility_code, received_at=received_at))
     graded = grade(findings, strictness)
     accepted = not has_errors(graded) and signed is not None
-    return Verdict(
-        SubmitResult.OK if accepted else SubmitResult.INVALID_FILE,
-        graded,
-        signature=report,
-        fields=fields,
-        **base,
-    )
+    return verdict(SubmitResult.OK if accepted else SubmitResult.INVALID_FILE, graded, signature=report, fields=fields)

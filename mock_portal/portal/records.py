@@ -16,10 +16,10 @@ Json = dict[str, Any]
 
 
 def iso(instant: datetime | None) -> str | None:
-    """Stored times are naive UTC; render them as RFC 3339 with a Z."""
+    """An instant (aware, as the store gives them) as RFC 3339 in UTC with a Z."""
     if instant is None:
         return None
-    return instant.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def document_view(row: store.Document) -> Json:

@@ -10,17 +10,16 @@ import copy
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from mock_portal import store
 from mock_portal.config import Settings
 from mock_portal.control.clock import SandboxClock
-from mock_portal.control.gate import Exchange, Gate
 from mock_portal.deadline.accounting import first_match, issue_instant
 from mock_portal.deadline.working_time import judge, load_calendar
-from mock_portal.documents import DocumentType, ParseLimits
+from mock_portal.documents import DocumentType
+from mock_portal.faults.plan import FaultPlans
 from mock_portal.portal.auth import (
     Credentials,
     LoginThrottle,
@@ -30,14 +29,16 @@ from mock_portal.portal.auth import (
     budgeted_password_check,
     judge_credentials,
     take_token,
+    upgrade_legacy_passwords,
 )
-from mock_portal.portal.codes import SubmitResult
+from mock_portal.portal.exchange import WireExchange, journal_row, submission_reply
 from mock_portal.portal.intake import IntakePolicy, Verdict, examine, file_digest, prepare
+from mock_portal.results.codes import SubmitResult
 from mock_portal.results.findings import EXPLAIN_CHARS, Finding
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
-from mock_portal.signature.verify import SignaturePolicy
 from mock_portal.store.repository import Retention
+from mock_portal.wire.journal import Journal
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class Portal:
         self.settings = settings
         self.repo = repo
         self.clock = clock
-        self.gate = Gate(
+        self.faults = FaultPlans(repo)
+        self.journal = Journal(
             repo,
             Retention(
                 settings.journal_max_entries,
@@ -77,14 +79,7 @@ class Portal:
             ),
         )
         self.calendar = load_calendar(settings.calendar)
-        self.policy = IntakePolicy(
-            max_file_bytes=settings.max_file_bytes,
-            parse_limits=ParseLimits(max_bytes=settings.max_file_bytes, max_depth=settings.max_xml_depth),
-            signature=SignaturePolicy(
-                clock_skew=timedelta(minutes=settings.signing_time_skew_minutes),
-                require_crl=settings.require_crl,
-            ),
-        )
+        self.policy = IntakePolicy.of(settings)
         self._trust_lock = threading.Lock()
         self._trust: tuple[int, TrustStore] | None = None
         prepare()  # the XSDs, before any request or thread
@@ -115,7 +110,7 @@ class Portal:
                 portal = copy.copy(root)
                 portal.repo = root.repo.scoped(workspace_id)
                 portal.clock = root.clock.over(portal.repo)
-                portal.gate = Gate(portal.repo, root.gate.retention)
+                portal.faults, portal.journal = FaultPlans(portal.repo), Journal(portal.repo, root.journal.retention)
                 portal._trust_lock, portal._trust = threading.Lock(), None
                 cached = root._workspaces[workspace_id] = (generation or "", portal)
             return cached[1]
@@ -147,7 +142,7 @@ class Portal:
             username=username,
             password_md5=password_md5,
             now=self.clock.now(),
-            ttl=timedelta(minutes=self.gate.token_ttl_minutes(facility, self.settings.token_ttl_minutes)),
+            ttl=timedelta(minutes=self.faults.token_ttl_minutes(facility, self.settings.token_ttl_minutes)),
             strictness=self.strictness(self.repo.facility_strictness(facility) if facility else None),
             notes=notes,
             throttle=self.login_throttle,
@@ -158,18 +153,18 @@ class Portal:
     def submit(
         self,
         form: SubmissionForm,
-        journal: Callable[[Outcome], Exchange | None] | None = None,
-        received_at: datetime | None = None,
-        sender: str = "",
+        handed: WireExchange | None = None,
+        client: str = "",
     ) -> Outcome:
-        """Examine and store one submission. `journal(outcome)` may give the wire exchange to journal
-        in the same transaction (its submission id filled in). `received_at`: the receipt instant the
-        wire gateway gave it (when it arrived, plus any injected latency), never later than now; without
-        one, now — so the portal's own queueing before this call does not count against the hospital.
-        `sender`: the client address: with the account, whose budget an unknown password's scrypt spends
+        """Examine and store one submission. `handed`: what the wire gateway knows of the exchange: its
+        journal row is completed from the reply (`exchange.journal_row`) and written in the same
+        transaction, and its receipt instant (when it arrived, plus any injected latency) is the
+        submission's, never later than now; without one, now — so the portal's own queueing before this
+        call does not count against the hospital.
+        `client`: the client address: with the account, whose budget an unknown password's scrypt spends
         (`SenderBudget`)."""
         now = self.clock.now()
-        received_at = min(received_at, now) if received_at is not None else now
+        received_at = min(handed.received_at, now) if handed is not None and handed.received_at else now
         creds = form.credentials
         kind = _kind_of(form.loai_hs)
         expectations_for = (creds.facility_code, kind) if kind else None
@@ -179,23 +174,23 @@ class Portal:
         strictness = self.strictness(override)
         elsewhere = account is not None and account.facility_code != creds.facility_code
         known = not elsewhere or self.repo.get_facility(creds.facility_code) is not None
-        sender, auth_findings = judge_credentials(
+        caller, auth_findings = judge_credentials(
             creds,
             token,
             account,
             now=received_at,
             strictness=strictness,
             facility_known=known,
-            password_check=budgeted_password_check(self.password_budget, sender),
+            password_check=budgeted_password_check(self.password_budget, client),
         )
-        if sender is None:
+        if caller is None:
             verdict = Verdict(SubmitResult.AUTH_ERROR, auth_findings, file_size=len(form.file_b64))
         else:
             verdict = examine(
                 form.loai_hs,
                 form.file_b64,
                 facility_code=form.credentials.facility_code,
-                signer_facility=sender.facility_code,
+                signer_facility=caller.facility_code,
                 received_at=received_at,
                 trust=self.trust(trust_version),
                 policy=self.policy,
@@ -216,34 +211,32 @@ class Portal:
             self.account(document, expected)
         written: list[store.JournalEntry] = []
         row = None
-        if journal is not None:
+        if handed is not None and handed.exchange is not None:
 
             def row(submission_id: int) -> store.JournalEntry | None:
-                exchange = journal(Outcome(submission_id, verdict, ma_gd, received_at, file_sha256=digest))
-                entry = self.gate.entry(exchange) if exchange is not None else None
+                reply = submission_reply(verdict, submission_id, ma_gd, received_at, digest)
+                entry = self.journal.entry(journal_row(handed, reply))
                 written.extend([entry] if entry is not None else [])
                 return entry
 
-        submission_id = self.repo.record_submission(submission, document, row, self.gate.retention)
+        submission_id = self.repo.record_submission(submission, document, row, self.journal.retention)
         journal_id = written[0].id if written else None
         return Outcome(submission_id, verdict, ma_gd, received_at, journal_id, digest)
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
         """Set the document's issue instant, deadline and ON_TIME / LATE (Decree 63/2024 Art. 25.1)."""
-        signing = document.signing_time.replace(tzinfo=UTC) if document.signing_time else None
-        expected = expectation.issued_at.replace(tzinfo=UTC) if expectation else None
-        instant = issue_instant(DocumentType[document.doc_type], document.fields, signing, expected)
+        expected = expectation.issued_at if expectation else None
+        instant = issue_instant(DocumentType[document.doc_type], document.fields, document.signing_time, expected)
         document.expectation_id = expectation.id if expectation else None
         if instant is None:
             return
-        accepted = document.accepted_at.replace(tzinfo=UTC)
         try:
-            verdict = judge(instant.at, accepted, self.calendar, self.settings.deadline_working_minutes)
+            verdict = judge(instant.at, document.accepted_at, self.calendar, self.settings.deadline_working_minutes)
         except OverflowError:  # issued on 0001-01-01 (UTC+7 is year 0) or a deadline after 9999: none counted
             return
-        document.issue_instant = _naive(instant.at)
+        document.issue_instant = instant.at
         document.issue_source = instant.source
-        document.deadline = _naive(verdict.deadline)
+        document.deadline = verdict.deadline
         document.deadline_status = verdict.status.value
         document.working_minutes_late = verdict.working_minutes_late
 
@@ -256,6 +249,16 @@ class Portal:
                 cas, crls, regs = self.repo.trust_material()
                 self._trust = (version, _trust_store(cas, crls, regs))
             return self._trust[1]
+
+
+def build_portal(settings: Settings) -> Portal:
+    """The portal over the database `settings` names (schema made or upgraded), as a server process or a
+    command builds it; here, not in `app.py`, so that a command that serves nothing (`mock-portal report`)
+    imports no web framework (0.7 s of a 1.5 s run)."""
+    repo = store.Repository(store.create_engine_for(settings.database_url))
+    repo.create_schema()
+    upgrade_legacy_passwords(repo)
+    return Portal(settings, repo, SandboxClock(repo))
 
 
 def _trust_store(ca_pems: list[str], crl_ders: list[bytes], registrations: list[tuple[str, str]]) -> TrustStore:
@@ -286,9 +289,8 @@ def _ma_gd(verdict: Verdict, facility_code: str) -> str:
 def _rows(
     verdict: Verdict, form: SubmissionForm, received_at: datetime, ma_gd: str, digest: str | None
 ) -> tuple[store.Submission, store.Document | None]:
-    naive = received_at.replace(tzinfo=None)
     submission = store.Submission(
-        received_at=naive,
+        received_at=received_at,
         facility_code=form.credentials.facility_code[:64],
         username=form.credentials.username[:64],
         loai_hs=form.loai_hs[:16],
@@ -313,15 +315,11 @@ def _rows(
         ma_gd=ma_gd,
         first_issue=_first_issue(doc_type.name, fields),
         issue_date=fields.get(doc_type.issue_date_field, ""),
-        signing_time=signing_time.astimezone(UTC).replace(tzinfo=None) if signing_time else None,
-        accepted_at=naive,
+        signing_time=signing_time,
+        accepted_at=received_at,
         fields=fields,
     )
     return submission, document
-
-
-def _naive(instant: datetime) -> datetime:
-    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def _first_issue(kind: str, fields: dict[str, str]) -> bool:

@@ -147,7 +147,7 @@ def create(portal: Portal, new: NewWorkspace) -> tuple[store.Workspace, str]:
         id=workspace_id,
         name=name,
         key_sha256=_digest(key),
-        created_at=datetime.now(UTC).replace(tzinfo=None),
+        created_at=datetime.now(UTC),
         max_facilities=new.quotas.max_facilities,
         max_submissions_per_minute=new.quotas.max_submissions_per_minute,
         max_documents=new.quotas.max_documents,
@@ -186,7 +186,7 @@ def describe(portal: Portal) -> dict[str, Any]:
     return {
         "id": portal.workspace_id,
         "name": row.name if row is not None else portal.workspace_id,
-        "created_at": row.created_at.replace(tzinfo=UTC).isoformat() if row is not None else None,
+        "created_at": row.created_at.isoformat() if row is not None else None,
         "clock": {"now": portal.clock.now().isoformat(), "rate": portal.clock.state().rate},
         "quotas": {name: getattr(quotas, name) for name in Quotas.__dataclass_fields__},
         "usage": {"facilities": portal.repo.count_facilities(), "documents": portal.repo.count_documents()},

@@ -30,7 +30,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -48,6 +48,7 @@ __all__ = [
     "Period",
     "Report",
     "Row",
+    "VN_TZ",
     "build",
     "parse_period",
     "to_csv",
@@ -91,10 +92,6 @@ class Period:
     @property
     def end(self) -> datetime:
         return datetime.combine(self.last_day + timedelta(days=1), time(), VN_TZ)
-
-    def naive_bounds(self) -> tuple[datetime, datetime]:
-        """The bounds as the store keeps times: naive UTC."""
-        return _naive(self.start), _naive(self.end)
 
 
 def parse_period(period: str | None = None, date_from: str | None = None, date_to: str | None = None) -> Period:
@@ -194,42 +191,38 @@ def build(
     calendar_name: str = "default",
     deadline_working_minutes: int = 240,
 ) -> Report:
-    start, end = period.naive_bounds()
+    start, end = period.start, period.end
     Document, Submission, Expectation = store.Document, store.Submission, store.Expectation
-    ws = repo.workspace  # the report of one workspace: every query below is limited to it
+    # The report of one workspace: every query of its rows starts from `repo.query`, limited to it.
     # Read-only, so not behind the write gate: a report over a busy half-year reads for seconds, and
     # every writer (the wire submissions of every process) would wait for it. A document committed
     # between two of these queries may show up in one table and not yet in another.
     with repo.reading() as s:
-        query = select(store.Facility).where(store.Facility.workspace_id == ws).order_by(store.Facility.code)
-        facilities = [(f.code, f.name) for f in s.scalars(query)]
+        facilities = [(f.code, f.name) for f in s.scalars(repo.query(store.Facility).order_by(store.Facility.code))]
         in_period = (Document.accepted_at >= start) & (Document.accepted_at < end)
-        accepted = s.scalars(select(Document).where(Document.workspace_id == ws, in_period)).all()
+        accepted = s.scalars(repo.query(Document).where(in_period)).all()
         first_issues = s.execute(
-            select(Document.facility_code, Document.doc_type, Document.code, Document.expectation_id).where(
-                Document.workspace_id == ws,
-                Document.first_issue.is_(True),
-                Document.issue_instant >= start,
-                Document.issue_instant < end,
+            repo.query(Document, Document.facility_code, Document.doc_type, Document.code).where(
+                Document.first_issue.is_(True), Document.issue_instant >= start, Document.issue_instant < end
             )
         ).all()
         expected_codes = {
             (row.facility_code, row.doc_type, row.code)
             for row in s.execute(
-                select(Document.facility_code, Document.doc_type, Document.code).where(
-                    Document.workspace_id == ws, Document.expectation_id.is_not(None)
+                repo.query(Document, Document.facility_code, Document.doc_type, Document.code).where(
+                    Document.expectation_id.is_not(None)
                 )
             )
         }
         expectations = s.execute(
-            select(Expectation.facility_code, Expectation.doc_type).where(
-                Expectation.workspace_id == ws, Expectation.issued_at >= start, Expectation.issued_at < end
+            repo.query(Expectation, Expectation.facility_code, Expectation.doc_type).where(
+                Expectation.issued_at >= start, Expectation.issued_at < end
             )
         ).all()
         submissions = s.execute(
-            select(Submission.facility_code, Submission.loai_hs, Submission.result, Submission.findings).where(
-                Submission.workspace_id == ws, Submission.received_at >= start, Submission.received_at < end
-            )
+            repo.query(
+                Submission, Submission.facility_code, Submission.loai_hs, Submission.result, Submission.findings
+            ).where(Submission.received_at >= start, Submission.received_at < end)
         ).all()
         shared_ids = set(
             s.scalars(
@@ -249,14 +242,14 @@ def build(
         if (facility, doc_type, code) not in expected_codes:
             rows[facility, doc_type].issued += 1
     for facility, loai_hs, result, findings in submissions:
-        doc_type = LOAI_HS.get(loai_hs)
-        if doc_type is None or facility not in known:
+        kind = LOAI_HS.get(loai_hs)
+        if kind is None or facility not in known:
             continue
-        row = rows[facility, doc_type]
+        row = rows[facility, kind]
         row.sent += 1
         if result != "200":
             row.refused += 1
-            reasons[facility, doc_type][_reason(result, findings)] += 1
+            reasons[facility, kind][_reason(result, findings)] += 1
     for document in accepted:
         key = (document.facility_code, document.doc_type)
         row = rows[key]
@@ -266,11 +259,7 @@ def build(
         row.shared_ipss += document.id in shared_ids
         row.reissues += not document.first_issue
         if document.issue_instant is not None:
-            minutes[key].append(
-                counted_minutes(
-                    calendar, document.issue_instant.replace(tzinfo=UTC), document.accepted_at.replace(tzinfo=UTC)
-                )
-            )
+            minutes[key].append(counted_minutes(calendar, document.issue_instant, document.accepted_at))
 
     per_facility = []
     for code, name in facilities:
@@ -352,10 +341,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dict):
         return "; ".join(f"{code}: {count}" for code, count in value.items())
     return value
-
-
-def _naive(instant: datetime) -> datetime:
-    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def _day(text: str, name: str) -> date:

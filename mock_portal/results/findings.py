@@ -43,7 +43,7 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: dict[str, str | None]) -> Finding:
-        return cls(**{**data, "severity": Severity(data["severity"])})  # type: ignore[arg-type]
+        return cls(**{**data, "severity": Severity(data["severity"])})  # type: ignore[arg-type]  # to_dict's keys and values
 
 
 def has_errors(findings: list[Finding] | tuple[Finding, ...]) -> bool:

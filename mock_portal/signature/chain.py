@@ -19,7 +19,7 @@ from datetime import datetime
 from cryptography import x509
 
 from mock_portal.signature.checks import check, passed, skipped, stopped_by
-from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.model import CheckName, CheckOutcome, CheckResult, SignaturePolicy, SubIndication
 from mock_portal.signature.trust import ChainResult, RevocationStatus, TrustStore
 
 __all__ = ["trust_checks"]
@@ -39,7 +39,7 @@ def trust_checks(
     at SigningTime is judged only on a SigningTime it passed."""
     chain = trust.build_chain(leaf, intermediates)
     path = chain.chain if chain.ok else (leaf,)
-    trusted_signing_time = signing_time if signing.outcome is Outcome.PASSED else None
+    trusted_signing_time = signing_time if signing.outcome is CheckOutcome.PASSED else None
     return [
         _chain_check(chain),
         _at_signing_time(path, signing, trusted_signing_time),
@@ -67,7 +67,7 @@ def _chain_check(chain: ChainResult) -> CheckResult:
         )
     return check(
         CheckName.CHAIN_TRUSTED,
-        Outcome.INDETERMINATE,
+        CheckOutcome.INDETERMINATE,
         "Chứng thư số không được cấp bởi tổ chức chứng thực (CA) mà cổng tin cậy.",
         "The certificate does not chain to a CA the portal trusts.",
         chain.reason,
@@ -81,7 +81,7 @@ def _at_signing_time(
     name = CheckName.VALID_AT_SIGNING_TIME
     if signing_time is not None:
         return _validity(path, signing_time, name)
-    if signing.outcome in (Outcome.FAILED, Outcome.INDETERMINATE):
+    if signing.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE):
         return stopped_by(
             name,
             CheckName.SIGNING_TIME_VALID,
@@ -116,7 +116,7 @@ def _validity(path: tuple[x509.Certificate, ...], at: datetime, name: CheckName)
         state_en = f"had expired on {edge.isoformat()}" if expired else f"was not yet valid (from {edge.isoformat()})"
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"{who_vi} {state_vi} {when_vi} ({at.isoformat()}).",
             f"{who_en} {state_en} {when_en} ({at.isoformat()}).",
             period,
@@ -147,7 +147,7 @@ def _revocation(
     if policy.require_crl:
         return check(
             name,
-            Outcome.INDETERMINATE,
+            CheckOutcome.INDETERMINATE,
             "Không có CRL của CA phát hành để kiểm tra thu hồi.",
             "No CRL from the issuing CA: revocation status unknown.",
             status.reason,
@@ -172,7 +172,7 @@ def _revoked(revoked_at: datetime | None, signing_time: datetime | None) -> Chec
         sub = SubIndication.REVOKED_NO_POE
     return check(
         CheckName.NOT_REVOKED,
-        Outcome.FAILED,
+        CheckOutcome.FAILED,
         f"Chứng thư số đã bị thu hồi từ {when}{claimed_vi}.",
         f"The certificate was revoked on {when}{claimed_en}.",
         when,
@@ -185,7 +185,7 @@ def _key_usage(trust: TrustStore, leaf: x509.Certificate) -> CheckResult:
         return passed(CheckName.KEY_USAGE, "Mục đích sử dụng khoá cho phép ký số.", "Key usage allows signing.")
     return check(
         CheckName.KEY_USAGE,
-        Outcome.FAILED,
+        CheckOutcome.FAILED,
         "Chứng thư số không có mục đích digitalSignature hoặc nonRepudiation.",
         "The certificate's KeyUsage has neither digitalSignature nor nonRepudiation.",
         None,
@@ -205,7 +205,7 @@ def _registration(trust: TrustStore, leaf: x509.Certificate, facility_code: str)
     detail = f"registered for {', '.join(others)}" if others else "not registered"
     return check(
         name,
-        Outcome.FAILED,
+        CheckOutcome.FAILED,
         f"Chứng thư số chưa được đăng ký cho cơ sở {facility_code} (Danh mục chứng thư số).",
         f"The certificate is not registered for facility {facility_code} (Digital certificate list); {detail}.",
         detail,

@@ -18,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from lxml import etree
 
 from mock_portal.results.findings import Finding, Severity
-from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.model import CheckName, CheckOutcome, CheckResult, SignaturePolicy, SubIndication
 from mock_portal.signature.names import NAME_CHARS, same_name
 from mock_portal.signature.xmldsig import (
     C14N_10,
@@ -54,33 +54,35 @@ _NS = {"ds": DS_NS}
 
 def check(
     name: CheckName,
-    outcome: Outcome,
+    outcome: CheckOutcome,
     vi: str,
     en: str,
     detail: str | None = None,
     sub: SubIndication | None = None,
 ) -> CheckResult:
     return CheckResult(
-        name, outcome, vi, en, detail, sub if outcome in (Outcome.FAILED, Outcome.INDETERMINATE) else None
+        name, outcome, vi, en, detail, sub if outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE) else None
     )
 
 
 def passed(name: CheckName, vi: str, en: str, detail: str | None = None) -> CheckResult:
-    return check(name, Outcome.PASSED, vi, en, detail)
+    return check(name, CheckOutcome.PASSED, vi, en, detail)
 
 
 def skipped(
     name: CheckName, why_vi: str = "một kiểm tra trước không đạt", why_en: str = "an earlier check failed"
 ) -> CheckResult:
     """A check not made, with the same reason in both languages."""
-    return check(name, Outcome.SKIPPED, f"Bỏ qua: {why_vi}.", f"Skipped: {why_en}.")
+    return check(name, CheckOutcome.SKIPPED, f"Bỏ qua: {why_vi}.", f"Skipped: {why_en}.")
 
 
 def stopped_by(name: CheckName, cause: CheckName, why_vi: str, why_en: str) -> CheckResult:
     """A check that could not run because an earlier one failed: it names that finding's code (also as
     `detail`), so a vendor reads "not checked: SIG_CERT_UNTRUSTED stopped the chain" next to the cause."""
     code = cause.finding_code
-    return check(name, Outcome.SKIPPED, f"Không kiểm tra: {code} {why_vi}.", f"Not checked: {code} {why_en}.", code)
+    return check(
+        name, CheckOutcome.SKIPPED, f"Không kiểm tra: {code} {why_vi}.", f"Not checked: {code} {why_en}.", code
+    )
 
 
 class SignatureFormatError(ValueError):
@@ -119,7 +121,7 @@ def locate_signature(root: etree._Element) -> tuple[CheckResult, etree._Element 
     if not found:
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Tài liệu chưa được ký số (không có Signature trong CHUKYDONVI).",
             "The document is not signed (no Signature in CHUKYDONVI).",
             sub=fmt,
@@ -127,7 +129,7 @@ def locate_signature(root: etree._Element) -> tuple[CheckResult, etree._Element 
     if len(found) > 1:
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"Có {len(found)} phần tử Signature; chỉ được phép một.",
             f"{len(found)} Signature elements found; exactly one is allowed.",
             sub=fmt,
@@ -138,7 +140,7 @@ def locate_signature(root: etree._Element) -> tuple[CheckResult, etree._Element 
         where = root.getroottree().getpath(sig)
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Signature phải nằm trong thẻ CHUKYDONVI ngay dưới thẻ gốc.",
             "Signature must sit in CHUKYDONVI directly under the root.",
             where,
@@ -255,7 +257,7 @@ def recognise_profile(parsed: ParsedSignature, policy: SignaturePolicy) -> tuple
     name, refs = CheckName.PROFILE_RECOGNISED, parsed.references
     seen = ", ".join(f"URI={r.uri!r} transforms={list(r.transforms)}" for r in refs) or "no Reference"
     if len(refs) == 2 and all(r.uri and r.uri.startswith("#") and not r.transforms for r in refs):
-        data_id = refs[1].uri[1:]  # type: ignore[index]
+        data_id = (refs[1].uri or "#")[1:]  # never None here: `all` above
         sig_id = f"CHUKYDONVI-{data_id}"
         if refs[0].uri == f"#Object-{sig_id}" and parsed.signature_id == sig_id:
             return passed(
@@ -268,7 +270,7 @@ def recognise_profile(parsed: ParsedSignature, policy: SignaturePolicy) -> tuple
             ), ENVELOPED_PROFILE
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Cổng không chấp nhận chữ ký dạng enveloped cũ.",
             "The older enveloped profile is not accepted by this portal's policy.",
             seen,
@@ -276,7 +278,7 @@ def recognise_profile(parsed: ParsedSignature, policy: SignaturePolicy) -> tuple
         ), None
     return check(
         name,
-        Outcome.FAILED,
+        CheckOutcome.FAILED,
         'Cấu trúc chữ ký không đúng mẫu: cần Signature Id="CHUKYDONVI-<Id>", tham chiếu '
         "#Object-CHUKYDONVI-<Id> rồi #<Id>, không có transform.",
         'Signature does not follow the profile: expected Signature Id="CHUKYDONVI-<Id>", References '
@@ -301,7 +303,7 @@ def check_algorithms(parsed: ParsedSignature, policy: SignaturePolicy) -> CheckR
     if bad:
         return check(
             CheckName.ALGORITHMS_ALLOWED,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Thuật toán không được chấp nhận (yêu cầu C14N 1.0, RSA-SHA256 và SHA-256; cấm SHA-1, MD5, HMAC).",
             "Algorithm refused (C14N 1.0, RSA-SHA256 and SHA-256 expected; SHA-1, MD5, HMAC refused).",
             "; ".join(bad),
@@ -315,7 +317,8 @@ _WITH_ID = etree.XPath("//*[@Id=$v]")
 
 
 def _by_id(root: etree._Element, ident: str) -> list[etree._Element]:
-    return _WITH_ID(root, v=ident)  # type: ignore[return-value]
+    found: list[etree._Element] = _WITH_ID(root, v=ident)  # a node-set: `//*` selects elements only
+    return found
 
 
 def check_references(
@@ -336,7 +339,7 @@ def check_references(
     if problems:
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"Tham chiếu của chữ ký không trỏ tới dữ liệu {data_tag} hoặc Object.",
             f"The References do not cover the {data_tag} element and the signature's Object.",
             "; ".join(problems),
@@ -363,7 +366,7 @@ def check_no_unsigned_data(
     if problems:
         return check(
             CheckName.NO_UNSIGNED_DATA,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"Tài liệu chứa dữ liệu {data_tag} không được ký (nghi tấn công bọc chữ ký).",
             f"The document carries {data_tag} data the signature does not cover (signature wrapping).",
             "; ".join(problems),
@@ -374,6 +377,7 @@ def check_no_unsigned_data(
 
 def _remove_keeping_tail(element: etree._Element) -> None:
     parent, tail = element.getparent(), element.tail or ""
+    assert parent is not None, "the enveloped Signature is never the document's root (check_structure)"
     prev = element.getprevious()
     if prev is not None:
         prev.tail = (prev.tail or "") + tail
@@ -413,7 +417,7 @@ def check_digests(root: etree._Element, parsed: ParsedSignature, profile: str) -
     """Recompute each Reference digest with correct inclusive C14N; name a wrong C14N when one explains it."""
     name = CheckName.DIGESTS_MATCH
     for ref in parsed.references:
-        method = DigestMethod(ref.digest_method)
+        method = DigestMethod(ref.digest_method or "")  # None: ValueError, as ""
         if digest(_payload(root, ref, profile, C14nVariant.CORRECT), method) == ref.digest_value:
             continue
         what = f"Reference {ref.uri!r}"
@@ -421,7 +425,7 @@ def check_digests(root: etree._Element, parsed: ParsedSignature, profile: str) -
             if digest(_payload(root, ref, profile, variant), method) == ref.digest_value:
                 return check(
                     name,
-                    Outcome.FAILED,
+                    CheckOutcome.FAILED,
                     f"Sai giá trị băm của {what}: " + EXPLAIN_VI[variant].format(what=what),
                     f"Digest mismatch for {what}: " + EXPLAIN_EN[variant].format(what=what),
                     variant.value,
@@ -429,7 +433,7 @@ def check_digests(root: etree._Element, parsed: ParsedSignature, profile: str) -
                 )
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"Sai giá trị băm của {what}: nội dung đã bị thay đổi sau khi ký hoặc chữ ký của tài liệu khác.",
             f"Digest mismatch for {what}: the content was changed after signing, or the signature "
             "belongs to other content.",

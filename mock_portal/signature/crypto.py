@@ -11,6 +11,7 @@ thread-safe (signxml stores per-call state on `self`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -32,7 +33,7 @@ from mock_portal.signature.checks import (
     check,
     passed,
 )
-from mock_portal.signature.model import CheckName, CheckResult, Outcome, SignaturePolicy, SubIndication
+from mock_portal.signature.model import CheckName, CheckOutcome, CheckResult, SignaturePolicy, SubIndication
 from mock_portal.signature.xmldsig import C14N_10, SignatureMethod, canonicalize
 
 __all__ = ["CryptoOutcome", "parse_signing_time", "verify_crypto"]
@@ -41,13 +42,19 @@ VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class _PortalVerifier(signxml.XMLVerifier):
-    def _c14n(self, nodes, algorithm, inclusive_ns_prefixes=None):  # type: ignore[no-untyped-def]
+    def _c14n(
+        self,
+        nodes: etree._Element | list[etree._Element],
+        algorithm: CanonicalizationMethod,
+        inclusive_ns_prefixes: list[str] | None = None,
+    ) -> bytes:
         if algorithm.value != C14N_10:
-            return super()._c14n(nodes, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
+            theirs: bytes = super()._c14n(nodes, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
+            return theirs
         nodes = nodes if isinstance(nodes, list) else [nodes]
         return b"".join(canonicalize(node) for node in nodes)
 
-    def _check_cert_validity(self, cert, cert_source):  # type: ignore[no-untyped-def]
+    def _check_cert_validity(self, cert: x509.Certificate, cert_source: str) -> None:
         return None
 
 
@@ -55,7 +62,7 @@ def compile_schemas() -> None:
     """signxml compiles its own XSDs on the first verify (under its own lock, not the documents'): done
     now, with the documents' (`mock_portal.portal.intake.prepare`), before threads can race for
     libxml2's first compile."""
-    _PortalVerifier.schemas()
+    _PortalVerifier.schemas()  # type: ignore[no-untyped-call]  # signxml leaves it unannotated
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ def verify_crypto(root: etree._Element, parsed: ParsedSignature, policy: Signatu
     if not parsed.signature_value:  # signxml fails on it with a TypeError: refused here, as the file's fault
         empty = check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "SignatureValue rỗng: không có giá trị chữ ký để kiểm tra.",
             "SignatureValue is empty: there is no signature value to verify.",
             "empty",
@@ -95,7 +102,7 @@ def verify_crypto(root: etree._Element, parsed: ParsedSignature, policy: Signatu
         ok = passed(name, "Giá trị chữ ký hợp lệ.", "SignatureValue is valid.")
         bad = check(
             CheckName.DIGESTS_MATCH,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Sai giá trị băm.",
             f"Digest mismatch: {exc}",
             str(exc),
@@ -107,7 +114,7 @@ def verify_crypto(root: etree._Element, parsed: ParsedSignature, policy: Signatu
     except (SignXMLException, ValueError) as exc:
         bad = check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Không kiểm tra được chữ ký (cấu trúc XMLDSig không hợp lệ).",
             f"The signature cannot be verified (malformed XMLDSig): {exc}",
             str(exc),
@@ -115,7 +122,7 @@ def verify_crypto(root: etree._Element, parsed: ParsedSignature, policy: Signatu
         )
         return CryptoOutcome(bad, None, ())
     listed = results if isinstance(results, list) else [results]
-    signed = tuple(r.signed_xml for r in listed)
+    signed = tuple(r.signed_xml for r in listed if r.signed_xml is not None)
     return CryptoOutcome(passed(name, "Giá trị chữ ký hợp lệ.", "SignatureValue is valid."), None, signed)
 
 
@@ -126,7 +133,7 @@ def _explain_bad_value(parsed: ParsedSignature, error: str) -> CheckResult:
             what = "SignedInfo"
             return check(
                 CheckName.SIGNATURE_VALUE_VALID,
-                Outcome.FAILED,
+                CheckOutcome.FAILED,
                 "Chữ ký không hợp lệ: " + EXPLAIN_VI[variant].format(what=what),
                 "Invalid SignatureValue: " + EXPLAIN_EN[variant].format(what=what),
                 variant.value,
@@ -134,7 +141,7 @@ def _explain_bad_value(parsed: ParsedSignature, error: str) -> CheckResult:
             )
     return check(
         CheckName.SIGNATURE_VALUE_VALID,
-        Outcome.FAILED,
+        CheckOutcome.FAILED,
         "Giá trị chữ ký không hợp lệ với khoá công khai của chứng thư số.",
         "SignatureValue does not verify with the certificate's public key.",
         error,
@@ -142,12 +149,16 @@ def _explain_bad_value(parsed: ParsedSignature, error: str) -> CheckResult:
     )
 
 
-_HASH = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "SHA256": hashes.SHA256,
+    "SHA384": hashes.SHA384,
+    "SHA512": hashes.SHA512,
+}
 
 
 def _raw_verify(parsed: ParsedSignature, data: bytes) -> bool:
     try:
-        method = SignatureMethod(parsed.signature_method)
+        method = SignatureMethod(parsed.signature_method or "")  # None: ValueError, as ""
         algo = _HASH[method.name.rsplit("_", 1)[1]]()
     except (ValueError, KeyError):
         return False

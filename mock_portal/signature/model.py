@@ -17,9 +17,9 @@ from mock_portal.signature.xmldsig import DigestMethod, SignatureMethod
 __all__ = [
     "CertificateSummary",
     "CheckName",
+    "CheckOutcome",
     "CheckResult",
     "Indication",
-    "Outcome",
     "SignaturePolicy",
     "SubIndication",
 ]
@@ -73,7 +73,9 @@ _TOTAL_FAILED = frozenset(
 )
 
 
-class Outcome(StrEnum):
+class CheckOutcome(StrEnum):
+    """How one signature check came out (a `CheckResult`'s `outcome`)."""
+
     PASSED = "PASSED"
     FAILED = "FAILED"
     INDETERMINATE = "INDETERMINATE"
@@ -132,7 +134,7 @@ class CheckResult:
     """One named check. `sub_indication` is what a FAILED/INDETERMINATE outcome means in ETSI terms."""
 
     name: CheckName
-    outcome: Outcome
+    outcome: CheckOutcome
     message_vi: str
     message_en: str
     detail: str | None = None

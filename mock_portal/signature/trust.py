@@ -8,6 +8,7 @@ report EXPIRED vs NOT_YET_VALID vs REVOKED precisely instead of one opaque "inva
 Exceptions::
 
     TrustError            a certificate or CRL that cannot be loaded (bad PEM/DER)
+    └── TrustFileError    a file the user named for the trust store: unreadable or not what it should be
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -27,13 +30,18 @@ __all__ = [
     "RevocationResult",
     "RevocationStatus",
     "TrustError",
+    "TrustFileError",
     "TrustStore",
+    "certificates_from",
     "fingerprint",
     "load_certificates",
     "load_crl",
+    "trust_from_files",
 ]
 
 
+_Result = TypeVar("_Result")
+_Loaded = TypeVar("_Loaded")
 MEMO_ENTRIES = 1024
 """Most remembered chain and revocation results per trust store (then it starts over)."""
 MAX_PATH = 8
@@ -69,6 +77,36 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
         return x509.load_der_x509_crl(data)
     except ValueError as exc:
         raise TrustError(f"not a valid CRL (PEM or DER): {exc}") from exc
+
+
+class TrustFileError(TrustError):
+    """A file the user named (`--trust`, `--crl`, `--cert`) that cannot be read or loaded; the message
+    names the option and the file, so a command line prints it as it is."""
+
+
+def _load(path: Path, option: str, loader: Callable[[bytes], _Loaded]) -> _Loaded:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TrustFileError(f"{option} {path}: {exc.strerror or exc}") from exc
+    try:
+        return loader(data)
+    except TrustError as exc:
+        raise TrustFileError(f"{option} {path}: {exc}") from exc
+
+
+def certificates_from(path: Path, option: str) -> tuple[x509.Certificate, ...]:
+    """The certificates of a PEM/DER file the user named with `option`."""
+    return _load(path, option, load_certificates)
+
+
+def trust_from_files(cas: list[Path], crls: list[Path]) -> TrustStore:
+    """The trust store of the CA certificates (`--trust`) and CRLs (`--crl`) the user named: what the
+    offline commands (`conformance check`, `mock-portal rejudge`) judge with."""
+    return TrustStore(
+        cas=tuple(cert for path in cas for cert in certificates_from(path, "--trust")),
+        crls=tuple(_load(path, "--crl", load_crl) for path in crls),
+    )
 
 
 @dataclass(frozen=True)
@@ -124,15 +162,15 @@ class TrustStore:
         receipt), revocation and key usage are judged afterwards on the path found, each its own check.
         """
         key = ("chain", leaf, tuple(intermediates))
-        return self._remember(key, lambda: self._build_chain(leaf, intermediates))  # type: ignore[return-value]
+        return self._remember(key, lambda: self._build_chain(leaf, intermediates))
 
-    def _remember(self, key: tuple[object, ...], compute: Callable[[], object]) -> object:
+    def _remember(self, key: tuple[object, ...], compute: Callable[[], _Result]) -> _Result:
         found = self._memo.get(key)
         if found is None:
             if len(self._memo) >= MEMO_ENTRIES:
                 self._memo.clear()
             found = self._memo[key] = compute()
-        return found
+        return cast(_Result, found)  # a key's entry is what its `compute` returned (keys name their kind)
 
     def _build_chain(self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...]) -> ChainResult:
         if not self.cas:
@@ -166,7 +204,7 @@ class TrustStore:
 
     def revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationResult:
         """Look `cert` up in a CRL for `issuer` that `issuer` really signed; UNKNOWN when there is none."""
-        return self._remember(("revocation", cert, issuer), lambda: self._revocation(cert, issuer))  # type: ignore[return-value]
+        return self._remember(("revocation", cert, issuer), lambda: self._revocation(cert, issuer))
 
     def _revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationResult:
         crls = [c for c in self.crls if c.issuer == issuer.subject and _signed_by(c, issuer)]
@@ -198,7 +236,7 @@ class TrustStore:
 
 def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
     try:
-        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]  # a key that cannot sign: TypeError below
     except (TypeError, ValueError):
         return False
 

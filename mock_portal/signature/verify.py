@@ -44,9 +44,9 @@ from mock_portal.signature.crypto import certificate_of, parse_signing_time, ver
 from mock_portal.signature.model import (
     CertificateSummary,
     CheckName,
+    CheckOutcome,
     CheckResult,
     Indication,
-    Outcome,
     SignaturePolicy,
     SubIndication,
 )
@@ -56,9 +56,9 @@ from mock_portal.signature.xmldsig import canonicalisation_memo
 __all__ = [
     "CertificateSummary",
     "CheckName",
+    "CheckOutcome",
     "CheckResult",
     "Indication",
-    "Outcome",
     "SignaturePolicy",
     "SignatureReport",
     "SubIndication",
@@ -91,7 +91,7 @@ class SignatureReport:
     def failed_checks(self) -> tuple[CheckResult, ...]:
         """The failed (or indeterminate) checks, cause first (`CheckName` order): the first is the
         verdict's sub-indication and the first SIG_* finding every surface headlines."""
-        return tuple(c for c in self.checks if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE))
+        return tuple(c for c in self.checks if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE))
 
     def findings(self) -> list[Finding]:
         """One SIG_* finding per failed (or indeterminate) check, in `failed_checks` order, then the notes."""
@@ -156,7 +156,7 @@ def _verify(
         checks.append(
             check(
                 CheckName.PROFILE_RECOGNISED,
-                Outcome.FAILED,
+                CheckOutcome.FAILED,
                 "Phần tử Signature không đúng cấu trúc XMLDSig.",
                 f"The Signature element is malformed: {exc}",
                 str(exc),
@@ -167,26 +167,26 @@ def _verify(
     result, profile = recognise_profile(parsed, policy)
     checks += [result, check_algorithms(parsed, policy)]
     notes = check_subject_name(parsed)
-    if profile is None or any(c.outcome is Outcome.FAILED for c in checks):
+    if profile is None or any(c.outcome is CheckOutcome.FAILED for c in checks):
         return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
     refs, target = check_references(root, parsed, profile, data_tag)
     checks += [refs, check_no_unsigned_data(root, parsed, data_tag, target)]
-    if refs.outcome is Outcome.FAILED:
+    if refs.outcome is CheckOutcome.FAILED:
         return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
     digests = check_digests(root, parsed, profile)
     crypto = verify_crypto(root, parsed, policy)
-    checks += [crypto.digest_check if digests.outcome is Outcome.PASSED and crypto.digest_check else digests]
+    checks += [crypto.digest_check if digests.outcome is CheckOutcome.PASSED and crypto.digest_check else digests]
     checks.append(crypto.signature_check)
     signed_data, signing_time = _signed_parts(crypto.signed, profile, data_tag)
     unverified_by = None
     if not crypto.signed:  # the failed digest or SignatureValue check stops the SigningTime check
-        failed = (c.name for c in checks[-2:] if c.outcome is Outcome.FAILED)
+        failed = (c.name for c in checks[-2:] if c.outcome is CheckOutcome.FAILED)
         unverified_by = next(failed, CheckName.SIGNATURE_VALUE_VALID)
     signing = _signing_time_check(profile, signing_time, unverified_by, received_at, policy)
     checks.append(signing)
     leaf, intermediates = certificate_of(parsed)
     checks += trust_checks(leaf, intermediates, trust, facility_code, signing, signing_time, received_at, policy)
-    ok = all(c.outcome in (Outcome.PASSED, Outcome.SKIPPED) for c in checks)
+    ok = all(c.outcome in (CheckOutcome.PASSED, CheckOutcome.SKIPPED) for c in checks)
     signed = signed_data if ok else None
     return _finish(checks, profile, cert=leaf, signing_time=signing_time, signed_data=signed, notes=notes)
 
@@ -223,7 +223,7 @@ def _signing_time_check(
     if signing_time is None:
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             "Thiếu SigningTime hợp lệ (yyyy-MM-ddTHH:mm:ss) trong Object đã ký.",
             "No valid SigningTime (yyyy-MM-ddTHH:mm:ss) in the signed Object.",
             None,
@@ -233,7 +233,7 @@ def _signing_time_check(
     if signing_time > received_at + policy.clock_skew:
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"SigningTime {shown} sau thời điểm tiếp nhận.",
             f"SigningTime {shown} is after receipt ({received_at.isoformat()}).",
             shown,
@@ -242,7 +242,7 @@ def _signing_time_check(
     if signing_time < received_at - policy.max_signing_age:
         return check(
             name,
-            Outcome.FAILED,
+            CheckOutcome.FAILED,
             f"SigningTime {shown} quá cũ: hơn {policy.max_signing_age.days} ngày trước thời điểm tiếp nhận.",
             f"SigningTime {shown} is implausibly old: more than {policy.max_signing_age.days} days before receipt.",
             shown,
@@ -280,10 +280,10 @@ def _finish(
     missing = [n for n in CheckName if n not in ran]
     full = tuple(checks)
     if missing:  # the verification stops early only after a failed check
-        stopper = next(c.name for c in checks if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE))
+        stopper = next(c.name for c in checks if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE))
         full += tuple(stopped_by(n, stopper, "đã dừng việc kiểm tra", "stopped the verification") for n in missing)
     full = tuple(sorted(full, key=lambda c: list(CheckName).index(c.name)))
-    failures = [c for c in full if c.outcome in (Outcome.FAILED, Outcome.INDETERMINATE)]
+    failures = [c for c in full if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE)]
     first = failures[0] if failures else None
     sub = first.sub_indication if first else None
     indication = Indication.TOTAL_PASSED if first is None else (sub.indication if sub else Indication.TOTAL_FAILED)

@@ -1,10 +1,10 @@
 """Persistence of the portal: SQLAlchemy 2 models, Alembic migrations and a repository (SQLite file by
 default, PostgreSQL for several hosts). At the bottom of the house: imports no other mock_portal package."""
 
-from mock_portal.store.ipss import Application, SharedDocument
 from mock_portal.store.models import (
     DEFAULT_WORKSPACE,
     Account,
+    Application,
     AttestationKey,
     Base,
     CertificateAuthority,
@@ -15,6 +15,7 @@ from mock_portal.store.models import (
     OutboxEntry,
     RegisteredCertificate,
     RevocationList,
+    SharedDocument,
     SharedSetting,
     Submission,
     Token,

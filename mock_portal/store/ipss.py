@@ -1,4 +1,5 @@
-"""Tables and queries of the simulated IPSS (the civil-registration side that HIAP shares with).
+"""Queries of the simulated IPSS (the civil-registration side that HIAP shares with); its tables are in
+`models` (`SharedDocument`, `Application`), so the repository can delete them without importing this module.
 
 `SharedDocument` is IPSS's copy of an accepted document; its autoincrement id is the feed cursor.
 `share_entry` (one row) and `share_entries` (a batch) move outbox rows to IPSS exactly once: the
@@ -11,57 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from mock_portal.store.models import ROW_ID, Base, Document, OutboxEntry, workspace_column
+from mock_portal.store.models import Application, Document, OutboxEntry, SharedDocument
 from mock_portal.store.repository import Repository
 
 FEED_LOCK_KEY = 0x1955_F00D
 """PostgreSQL advisory lock taken by each sharing transaction, so feed ids commit in id order."""
-
-
-class SharedDocument(Base):
-    """IPSS's copy of an accepted GCS / GBT: the signed fields as HIAP verified them, and the sharing lag."""
-
-    __tablename__ = "ipss_documents"
-    __table_args__ = (Index("ix_ipss_documents_code", "doc_type", "code"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
-    """The feed cursor: increases with every share and is never reused."""
-    workspace_id: Mapped[str] = workspace_column()
-    document_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("documents.id"), unique=True)
-    doc_type: Mapped[str] = mapped_column(String(3))
-    code: Mapped[str] = mapped_column(String(64))
-    facility_code: Mapped[str] = mapped_column(String(5))
-    ma_gd: Mapped[str] = mapped_column(String(80))
-    first_issue: Mapped[bool]
-    issue_date: Mapped[str] = mapped_column(String(8))
-    signing_time: Mapped[datetime | None]
-    fields: Mapped[dict[str, str]] = mapped_column(JSON)
-    accepted_at: Mapped[datetime]
-    shared_at: Mapped[datetime]
-    lag_ms: Mapped[int]
-    """shared_at - accepted_at, in portal-clock milliseconds."""
-
-
-class Application(Base):
-    """A birth- or death-registration application filed with IPSS, accepted or refused."""
-
-    __tablename__ = "ipss_applications"
-    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
-    workspace_id: Mapped[str] = workspace_column()
-    kind: Mapped[str] = mapped_column(String(8))
-    """BIRTH or DEATH."""
-    certificate_code: Mapped[str] = mapped_column(String(64))
-    shared_document_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("ipss_documents.id"))
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(8))
-    """ACCEPTED or REFUSED."""
-    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON)
-    created_at: Mapped[datetime]
 
 
 @dataclass(frozen=True)
@@ -76,9 +36,9 @@ class SharingStats:
 def pending_entries(repo: Repository, limit: int) -> list[tuple[int, int]]:
     """(outbox id, document id) of the repository's workspace's unshared outbox rows, oldest first."""
     query = (
-        select(OutboxEntry.id, OutboxEntry.document_id)
-        .join(Document, Document.id == OutboxEntry.document_id)
-        .where(OutboxEntry.shared_at.is_(None), Document.workspace_id == repo.workspace)
+        repo.query(Document, OutboxEntry.id, OutboxEntry.document_id)
+        .join_from(OutboxEntry, Document, Document.id == OutboxEntry.document_id)
+        .where(OutboxEntry.shared_at.is_(None))
         .order_by(OutboxEntry.id)
         .limit(limit)
     )
@@ -100,22 +60,21 @@ def pending_workspaces(repo: Repository) -> list[str]:
 
 def share_entry(repo: Repository, outbox_id: int, now: datetime) -> bool:
     """Share one outbox row in one transaction; False when another worker already shared it."""
-    naive = now.replace(tzinfo=None)
     try:
         with repo.session() as s:
             _serialise_feed(s)
             claimed = s.execute(
                 update(OutboxEntry)
                 .where(OutboxEntry.id == outbox_id, OutboxEntry.shared_at.is_(None))
-                .values(shared_at=naive)
+                .values(shared_at=now)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]  # Session.execute is typed Result; a DML statement's is a CursorResult
                 return False
             document_id = s.scalar(select(OutboxEntry.document_id).where(OutboxEntry.id == outbox_id))
             document = s.get(Document, document_id)
             if document is None:  # cannot happen (foreign key); leave the row pending for a human
                 raise LookupError(f"outbox {outbox_id} names no document")
-            s.add(_copy(document, naive))
+            s.add(_copy(document, now))
     except IntegrityError:  # a copy exists already: the whole transaction is rolled back
         return False
     return True
@@ -130,14 +89,13 @@ def share_entries(repo: Repository, outbox_ids: Sequence[int], now: datetime) ->
     exactly-once rule of `share_entry` holds for every row of the batch."""
     if not outbox_ids:
         return 0
-    naive = now.replace(tzinfo=None)
     try:
         with repo.session() as s:
             _serialise_feed(s)
             claimed = s.execute(
                 update(OutboxEntry)
                 .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.shared_at.is_(None))
-                .values(shared_at=naive)
+                .values(shared_at=now)
                 .returning(OutboxEntry.id, OutboxEntry.document_id)
                 .execution_options(synchronize_session=False)
             ).all()
@@ -148,7 +106,7 @@ def share_entries(repo: Repository, outbox_ids: Sequence[int], now: datetime) ->
                 document = documents.get(document_id)
                 if document is None:  # cannot happen (foreign key); leave the rows pending for a human
                     raise LookupError(f"outbox {_outbox_id} names no document")
-                s.add(_copy(document, naive))
+                s.add(_copy(document, now))
     except IntegrityError:
         return None
     return len(claimed)
@@ -181,48 +139,37 @@ def _copy(document: Document, shared_at: datetime) -> SharedDocument:
 
 
 def sharing_stats(repo: Repository) -> SharingStats:
+    documents = repo.query(Document, Document.id)
+    pending = (
+        select(func.count())
+        .select_from(OutboxEntry)
+        .where(OutboxEntry.shared_at.is_(None), OutboxEntry.document_id.in_(documents))
+    )
+    stats = repo.query(SharedDocument, func.count(SharedDocument.id), func.max(SharedDocument.lag_ms))
+    last = repo.query(SharedDocument, SharedDocument.lag_ms).order_by(SharedDocument.id.desc()).limit(1)
     with repo.reading() as s:
-        mine = SharedDocument.workspace_id == repo.workspace
-        documents = select(Document.id).where(Document.workspace_id == repo.workspace)
-        pending = s.scalar(
-            select(func.count())
-            .select_from(OutboxEntry)
-            .where(OutboxEntry.shared_at.is_(None), OutboxEntry.document_id.in_(documents))
-        )
-        stats = select(func.count(SharedDocument.id), func.max(SharedDocument.lag_ms)).where(mine)
         shared, max_lag = s.execute(stats).one()
-        last_lag = s.scalar(select(SharedDocument.lag_ms).where(mine).order_by(SharedDocument.id.desc()).limit(1))
-    return SharingStats(pending or 0, shared or 0, last_lag, max_lag)
+        pending_count, last_lag = s.scalar(pending), s.scalar(last)
+    return SharingStats(pending_count or 0, shared or 0, last_lag, max_lag)
 
 
 # reading -------------------------------------------------------------------------------------------
 def shared_by_code(repo: Repository, doc_type: str, code: str) -> Sequence[SharedDocument]:
     """Every shared issue of a certificate, oldest first."""
-    query = select(SharedDocument).where(
-        SharedDocument.workspace_id == repo.workspace, SharedDocument.doc_type == doc_type, SharedDocument.code == code
-    )
+    query = repo.query(SharedDocument).where(SharedDocument.doc_type == doc_type, SharedDocument.code == code)
     with repo.reading() as s:
         return s.scalars(query.order_by(SharedDocument.id)).all()
 
 
 def accepted_count(repo: Repository, doc_type: str, code: str) -> int:
     """How many documents of this type and code HIAP accepted (shared or not)."""
-    query = (
-        select(func.count())
-        .select_from(Document)
-        .where(Document.workspace_id == repo.workspace, Document.doc_type == doc_type, Document.code == code)
-    )
+    query = repo.query(Document, func.count()).where(Document.doc_type == doc_type, Document.code == code)
     with repo.reading() as s:
         return s.scalar(query) or 0
 
 
 def feed(repo: Repository, after: int, limit: int) -> Sequence[SharedDocument]:
-    query = (
-        select(SharedDocument)
-        .where(SharedDocument.workspace_id == repo.workspace, SharedDocument.id > after)
-        .order_by(SharedDocument.id)
-        .limit(limit)
-    )
+    query = repo.query(SharedDocument).where(SharedDocument.id > after).order_by(SharedDocument.id).limit(limit)
     with repo.reading() as s:
         return s.scalars(query).all()
 

@@ -1,27 +1,50 @@
-"""Tables of the portal. Times are stored as naive UTC (SQLite keeps no zone)."""
+"""Tables of the portal, the simulated IPSS's included. Every time column is a `UtcDateTime`: aware UTC
+in Python, naive UTC in the database (SQLite keeps no zone)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    DateTime,
+    Dialect,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
     String,
+    TypeDecorator,
     UniqueConstraint,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant: written as naive UTC into the `DATETIME` / `timestamp without time zone` column every
+    migration made, read back aware in UTC — the one place the store converts. A naive datetime names no
+    instant, so writing one (or comparing a column with one) is a programming error: ValueError."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"a naive datetime names no instant; give it a time zone: {value!r}")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {datetime: UtcDateTime}
 
 
 ROW_ID = BigInteger().with_variant(Integer, "sqlite")
@@ -281,3 +304,44 @@ class AttestationKey(Base):
     created_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]
     active: Mapped[bool | None] = mapped_column(unique=True)
+
+
+# the simulated IPSS ---------------------------------------------------------------------------------
+class SharedDocument(Base):
+    """IPSS's copy of an accepted GCS / GBT: the signed fields as HIAP verified them, and the sharing lag."""
+
+    __tablename__ = "ipss_documents"
+    __table_args__ = (Index("ix_ipss_documents_code", "doc_type", "code"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    """The feed cursor: increases with every share and is never reused."""
+    workspace_id: Mapped[str] = workspace_column()
+    document_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("documents.id"), unique=True)
+    doc_type: Mapped[str] = mapped_column(String(3))
+    code: Mapped[str] = mapped_column(String(64))
+    facility_code: Mapped[str] = mapped_column(String(5))
+    ma_gd: Mapped[str] = mapped_column(String(80))
+    first_issue: Mapped[bool]
+    issue_date: Mapped[str] = mapped_column(String(8))
+    signing_time: Mapped[datetime | None]
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    accepted_at: Mapped[datetime]
+    shared_at: Mapped[datetime]
+    lag_ms: Mapped[int]
+    """shared_at - accepted_at, in portal-clock milliseconds."""
+
+
+class Application(Base):
+    """A birth- or death-registration application filed with IPSS, accepted or refused."""
+
+    __tablename__ = "ipss_applications"
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True)
+    workspace_id: Mapped[str] = workspace_column()
+    kind: Mapped[str] = mapped_column(String(8))
+    """BIRTH or DEATH."""
+    certificate_code: Mapped[str] = mapped_column(String(64))
+    shared_document_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("ipss_documents.id"))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8))
+    """ACCEPTED or REFUSED."""
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    created_at: Mapped[datetime]

@@ -13,8 +13,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -39,6 +40,7 @@ from mock_portal.store import migrate
 from mock_portal.store.models import (
     DEFAULT_WORKSPACE,
     Account,
+    Application,
     AttestationKey,
     Base,
     CertificateAuthority,
@@ -49,6 +51,7 @@ from mock_portal.store.models import (
     OutboxEntry,
     RegisteredCertificate,
     RevocationList,
+    SharedDocument,
     SharedSetting,
     Submission,
     Token,
@@ -86,7 +89,7 @@ class JournalFilter:
     operation: str | None = None
     outcome: str | None = None
     since: datetime | None = None
-    """Sandbox time, naive UTC."""
+    """Sandbox time."""
     after_id: int | None = None
     identity: Identity = Identity.ALL
 
@@ -138,7 +141,7 @@ class AlreadyExists(StoreError):
     """A row with the same key is already stored."""
 
 
-class NotFound(StoreError):
+class RowNotFound(StoreError):
     """No row with that key."""
 
 
@@ -175,13 +178,25 @@ UNAUTHENTICATED = "401"
 """The result of a submission refused for its credentials before any examination."""
 
 _Paged = TypeVar("_Paged", Submission, Document)
+_Row = TypeVar("_Row")
+_Scoped = TypeVar("_Scoped", bound="_InWorkspace")
+_Done = TypeVar("_Done")
+
+
+class _InWorkspace(Protocol):
+    """A row of one workspace."""
+
+    @property
+    def workspace_id(self) -> str: ...
+
+
 """The rows listed a page at a time, newest first."""
 
 MAX_ROW_ID = 2**63 - 1
 """Row ids are signed 64-bit integers (SQLite, PostgreSQL BIGINT); the drivers raise on larger ones."""
 
 
-def _get_by_id(s: Session, model: type[Any], row_id: int) -> Any:
+def _get_by_id(s: Session, model: type[_Row], row_id: int) -> _Row | None:
     """The row with this id, or None — also for an id no database column can hold (a URL's `/2**70`)."""
     return s.get(model, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
@@ -301,10 +316,15 @@ class Repository:
         return name if self.workspace == DEFAULT_WORKSPACE else f"ws:{self.workspace}:{name}"
 
     def _mine(self, model: type[Any]) -> Any:
-        """The condition that a row of `model` belongs to this workspace."""
+        """The condition that a row of `model` belongs to this workspace: the one place it is written."""
         return model.workspace_id == self.workspace
 
-    def _own(self, row: Any) -> Any:
+    def query(self, model: type[Any], *columns: Any) -> Select[Any]:
+        """SELECT `columns` (whole rows of `model` when none are named) among this workspace's rows of
+        `model`: the reads of the IPSS view and the reports start here, so none can forget the workspace."""
+        return select(*(columns or (model,))).where(self._mine(model))
+
+    def _own(self, row: _Scoped | None) -> _Scoped | None:
         """`row` when it belongs to this workspace, else None (another workspace's row does not exist here)."""
         return row if row is not None and row.workspace_id == self.workspace else None
 
@@ -395,7 +415,7 @@ class Repository:
         delete. The caller's one last transaction (`_delete_rows`) then deletes the rest, rows written
         meanwhile included, so the workspace is empty when it commits; it is short, the bulk being gone."""
         for table in MAINTENANCE_CHUNKS:
-            while self._deleting(lambda s, model=table: self._delete_oldest(s, model)):
+            while self._deleting(partial(self._delete_oldest, model=table)):
                 pass
 
     def _delete_oldest(self, s: Session, model: Any) -> bool:
@@ -410,7 +430,7 @@ class Repository:
             s.execute(delete(model).where(self._mine(model), model.id <= last))
         return True
 
-    def _deleting(self, body: Callable[[Session], Any]) -> Any:
+    def _deleting(self, body: Callable[[Session], _Done]) -> _Done:
         """`body` in one write transaction, run again (at most 3 times) when a row another process wrote
         meanwhile breaks a foreign key — on PostgreSQL, which has no write gate, the IPSS copy of a
         document being deleted, shared just then: the next attempt sees that row and deletes it too."""
@@ -421,7 +441,7 @@ class Repository:
             except IntegrityError:
                 if attempt == 2:
                     raise
-        return None
+        raise AssertionError("unreachable: the last attempt returned or raised")
 
     def _settings_query(self, query: Any) -> Any:
         """`query` limited to this workspace's shared settings and, for a delete, its counters too."""
@@ -435,8 +455,6 @@ class Repository:
     def _delete_submissions(self, s: Session, *where: Any) -> None:
         """This workspace's submissions matching `where` with their documents, the documents' outbox rows,
         IPSS copies and the applications filed against those copies, children first."""
-        from mock_portal.store.ipss import Application, SharedDocument  # ipss imports this module
-
         submissions = select(Submission.id).where(self._mine(Submission), *where)
         documents = select(Document.id).where(Document.submission_id.in_(submissions))
         # the outbox first: it waits for a share of these documents in flight and leaves none to share next
@@ -449,8 +467,6 @@ class Repository:
 
     def _delete_rows(self, s: Session) -> None:
         """Every row of this workspace, children first, and its counters."""
-        from mock_portal.store.ipss import Application, SharedDocument  # ipss imports this module
-
         self._delete_submissions(s)
         s.execute(delete(Application).where(self._mine(Application)))
         s.execute(delete(SharedDocument).where(self._mine(SharedDocument)))
@@ -577,8 +593,8 @@ class Repository:
                     RegisteredCertificate.fingerprint == fingerprint,
                 )
             )
-            if done.rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFound(fingerprint)
+            if done.rowcount == 0:  # type: ignore[attr-defined]  # Session.execute is typed Result; a DML statement's is a CursorResult
+                raise RowNotFound(fingerprint)
             self._bump_trust(s)
 
     def certificates_of(self, facility_code: str) -> Sequence[RegisteredCertificate]:
@@ -751,7 +767,7 @@ class Repository:
                         .where(Expectation.id == document.expectation_id, Expectation.document_id.is_(None))
                         .values(document_id=document.id)
                     )
-                    if claimed.rowcount == 0:  # type: ignore[attr-defined]  # another document claimed it first
+                    if claimed.rowcount == 0:  # another document claimed it first
                         document.expectation_id = None
                         c.execute(update(Document).where(Document.id == document.id).values(expectation_id=None))
                 _insert(c, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
@@ -823,7 +839,7 @@ class Repository:
                 .where(Expectation.id == expectation_id, Expectation.document_id.is_(None))
                 .values(document_id=document.id)
             )
-            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]  # Session.execute is typed Result; a DML statement's is a CursorResult
                 return False
             s.merge(document)
         return True
@@ -876,8 +892,8 @@ class Repository:
     def awaited_expectations(
         self, *, facility: str | None, due_before: datetime | None, due_after: datetime | None, limit: int
     ) -> Sequence[Expectation]:
-        """Expectations no document has met yet, newest first; `due_before` / `due_after` (naive UTC)
-        bound their deadline, so a caller can ask for the overdue or the still pending ones."""
+        """Expectations no document has met yet, newest first; `due_before` / `due_after` bound their
+        deadline, so a caller can ask for the overdue or the still pending ones."""
         query = select(Expectation).where(self._mine(Expectation), Expectation.document_id.is_(None))
         if facility:
             query = query.where(Expectation.facility_code == facility)

@@ -12,10 +12,9 @@ import secrets
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import jsonschema
-import yaml
 from flask import (
     Blueprint,
     Flask,
@@ -30,11 +29,12 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.wrappers import Response as BaseResponse
 
 from mock_portal.api import attestation, control, sandbox
 from mock_portal.api.context import WORKSPACE_PORTAL
-from mock_portal.api.errors import SPEC
 from mock_portal.api.reports import build_report, download
+from mock_portal.api.spec_servers import written_spec
 from mock_portal.api.validators import parse_json
 from mock_portal.portal import expectations, workspaces
 from mock_portal.portal.service import Portal
@@ -52,7 +52,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 bp = Blueprint("dashboard", __name__, url_prefix=PREFIX, template_folder=str(TEMPLATES), static_folder=str(STATIC))
-F = TypeVar("F", bound=Callable[..., Any])
+Params = ParamSpec("Params")
+Returned = TypeVar("Returned")
 
 
 class _Sessions(SecureCookieSessionInterface):
@@ -75,7 +76,7 @@ def register_dashboard(app: Flask, admin_token: str) -> None:
 def _portal() -> Portal:
     """The portal of the workspace the session logged in to (docs/ARCHITECTURE.md, Workspaces); the
     sandbox handlers the pages call find it in `flask.g` too."""
-    portal = g.get(WORKSPACE_PORTAL)
+    portal: Portal | None = g.get(WORKSPACE_PORTAL)
     if portal is None:
         root: Portal = current_app.config["PORTAL"]
         portal = root.workspace(session.get("workspace") or workspaces.DEFAULT, session.get("generation", ""))
@@ -88,9 +89,9 @@ def _body(handler_reply: Any) -> Any:
     return handler_reply[0]
 
 
-def login_required(view: F) -> F:
+def login_required(view: Callable[Params, Returned]) -> Callable[Params, Returned | BaseResponse]:
     @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: Params.args, **kwargs: Params.kwargs) -> Returned | BaseResponse:
         if not session.get("admin") or not sessions.is_open(_portal().repo, session.get("sid")):
             session.clear()
             return redirect(url_for("dashboard.login", next=request.full_path if request.method == "GET" else None))
@@ -98,7 +99,7 @@ def login_required(view: F) -> F:
             _check_csrf()
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped
 
 
 def _check_csrf() -> None:
@@ -262,8 +263,9 @@ def deadline_documents() -> Any:
     return _documents_page(book, older=older)
 
 
-def _filters() -> dict[str, str]:
-    """The filters of the documents page as given, for its form and its next-page link."""
+def _filters() -> dict[str, Any]:
+    """The filters of the documents page as given (strings), for its form and its next-page link (`Any` for
+    `url_for(**values)`, whose own keywords such as `_external` are not strings)."""
     return {name: request.args[name] for name in ("facility", "status", "limit") if request.args.get(name)}
 
 
@@ -364,7 +366,8 @@ def change_faults() -> Any:
 
 @functools.cache
 def _components() -> dict[str, Any]:
-    return yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]
+    components: dict[str, Any] = written_spec()["components"]
+    return components
 
 
 def _validate_schema(name: str, body: Any) -> None:
@@ -442,7 +445,7 @@ def report_download() -> Any:
         abort(400, exc.detail_en)
 
 
-def _period_query(period: str | None, date_from: str | None, date_to: str | None) -> dict[str, str]:
+def _period_query(period: str | None, date_from: str | None, date_to: str | None) -> dict[str, Any]:
     if date_from or date_to:
         return {"from": date_from or "", "to": date_to or ""}
     return {"period": period or ""}

@@ -175,8 +175,8 @@ def _rekey_in_place(bind: sa.Connection) -> None:
     inspector = sa.inspect(bind)
     for child in ("accounts", "registered_certificates"):
         for fk in inspector.get_foreign_keys(child):
-            if fk["referred_table"] == "facilities" and fk.get("name"):
-                op.drop_constraint(fk["name"], child, type_="foreignkey")
+            if fk["referred_table"] == "facilities" and (name := fk.get("name")):
+                op.drop_constraint(name, child, type_="foreignkey")
     pk = inspector.get_pk_constraint("facilities").get("name") or "facilities_pkey"
     op.drop_constraint(pk, "facilities", type_="primary")
     op.create_primary_key("facilities_pkey", "facilities", ["workspace_id", "code"])
@@ -185,8 +185,8 @@ def _rekey_in_place(bind: sa.Connection) -> None:
         ("certificate_authorities", ["fingerprint"]),
     ):
         for unique in inspector.get_unique_constraints(table):
-            if unique["column_names"] == old_columns and unique.get("name"):
-                op.drop_constraint(unique["name"], table, type_="unique")
+            if unique["column_names"] == old_columns and (name := unique.get("name")):
+                op.drop_constraint(name, table, type_="unique")
     op.create_unique_constraint(
         "uq_registered_certificates", "registered_certificates", ["workspace_id", "facility_code", "fingerprint"]
     )

@@ -34,7 +34,7 @@ ROW_ID_COLUMNS = {
 }
 
 
-def _alter(to: sa.types.TypeEngine, sequence_type: str) -> None:
+def _alter(to: sa.types.TypeEngine[int], sequence_type: str) -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return

@@ -12,6 +12,8 @@ Revises: 0004
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,7 +25,7 @@ depends_on = None
 INDEX = "ix_journal_identity"
 
 
-COLUMNS = (
+COLUMNS: tuple[sa.Column[Any], ...] = (
     sa.Column("authenticated", sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column("file_sha256", sa.String(length=64), nullable=True),
 )

@@ -1,7 +1,10 @@
-"""Fault plans: latency, errors, outages, resets and dropped replies, applied to wire requests.
+"""Fault plans: latency, errors, outages, resets and dropped replies, decided for each wire request.
 
 A plan is data (JSON, set through `PUT /sandbox/faults` or per facility) and deciding is pure:
-`decide(plan, request, count)` returns what to do to one request. Randomness is seeded by the plan
+`decide(plan, request, count)` returns what to do to one request; `FaultPlans` reads a workspace's plans
+(shared settings: `faults` for every facility, `faults:<MA_CSKCB>` for one, parsed once per version and
+per process) and decides with counters shared by every server process. What a decision does to the
+reply is `faults/apply.py`'s. Randomness is seeded by the plan
 seed, the fault and the request's ordinal, so a run can be replayed exactly; ordinals come from
 `count(key)`, a counter shared by every server process.
 
@@ -18,11 +21,14 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from mock_portal.store import Repository
 
 
 class Effect(StrEnum):
@@ -45,6 +51,8 @@ OPERATIONS = frozenset({"token", "submit"})
 HTTP_STATUSES = frozenset({500, 502, 503, 504})
 
 
+GLOBAL = "faults"
+"""The shared setting of the plan for every facility (`faults:<MA_CSKCB>` for one)."""
 MAX_LATENCY_MS = 120_000.0
 """No drawn delay is longer than this (a lognormal tail could otherwise hold a request for hours)."""
 
@@ -139,7 +147,7 @@ def parse_plan(data: Mapping[str, Any] | None) -> FaultPlan:
 def _fault(item: Mapping[str, Any], index: int) -> Fault:
     where = f"faults[{index}]"
     try:
-        effect = Effect(item.get("effect"))
+        effect = Effect(str(item.get("effect")))
     except ValueError as exc:
         raise FaultPlanError(f"{where}.effect must be one of {', '.join(e.value for e in Effect)}") from exc
     operations = frozenset(item.get("operations") or OPERATIONS)
@@ -181,8 +189,8 @@ def _latency(data: Any, where: str) -> Latency:
     latency = Latency(distribution=kind, **values)
     if kind not in {"fixed", "uniform", "lognormal"}:
         raise FaultPlanError(f"{where}.latency.distribution must be fixed, uniform or lognormal")
-    values = (latency.ms, latency.min_ms, latency.max_ms, latency.median_ms)
-    if min(values) < 0 or max(values) > 120_000 or latency.median_ms <= 0:
+    bounds = (latency.ms, latency.min_ms, latency.max_ms, latency.median_ms)
+    if min(bounds) < 0 or max(bounds) > 120_000 or latency.median_ms <= 0:
         raise FaultPlanError(f"{where}.latency must be between 0 and 120000 ms (median above 0)")
     return latency
 
@@ -230,3 +238,64 @@ def _triggered(fault: Fault, ordinal: int, rng: random.Random) -> bool:
     if fault.probability is not None:
         return rng.random() < fault.probability
     return True
+
+
+def plan_key(facility_code: str | None) -> str:
+    return f"{GLOBAL}:{facility_code}" if facility_code else GLOBAL
+
+
+class FaultPlans:
+    """The fault plans in force in a workspace, read from its shared settings."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self._lock = threading.Lock()
+        self._parsed: dict[str, tuple[int, FaultPlan]] = {}
+
+    @staticmethod
+    def keys(facility_code: str) -> list[str]:
+        """The shared settings that hold the plans for a facility."""
+        return [GLOBAL, plan_key(facility_code)] if facility_code else [GLOBAL]
+
+    def plans(
+        self, facility_code: str, found: dict[str, tuple[int, dict[str, Any]]] | None = None
+    ) -> list[tuple[str, FaultPlan]]:
+        """The global plan and the facility's, read in one query (or taken from `found`, settings the
+        caller read with others), parsed once per version.
+
+        Each comes with its scope `<key>@<version>`, so counters start afresh when a plan is replaced."""
+        keys = self.keys(facility_code)
+        if found is None:
+            found = self.repo.get_settings(keys)
+        plans = []
+        with self._lock:
+            for key in keys:
+                if key not in found:
+                    continue
+                version, value = found[key]
+                cached = self._parsed.get(key)
+                if cached is None or cached[0] != version:
+                    cached = (version, parse_plan(value))
+                    self._parsed[key] = cached
+                plans.append((f"{key}@{version}", cached[1]))
+        return plans
+
+    def decide(
+        self,
+        operation: str,
+        facility_code: str,
+        at: datetime,
+        found: dict[str, tuple[int, dict[str, Any]]] | None = None,
+    ) -> Decision:
+        plans = self.plans(facility_code, found)
+        if not any(plan.faults for _, plan in plans):
+            return Decision()
+        return decide(plans, RequestInfo(operation, facility_code, at), self.repo.increment)
+
+    def token_ttl_minutes(self, facility_code: str, default: int) -> int:
+        """A plan may shorten token lifetimes (the facility's plan wins over the global one)."""
+        ttl = default
+        for _, plan in self.plans(facility_code):
+            if plan.token_ttl_minutes is not None:
+                ttl = plan.token_ttl_minutes
+        return ttl
