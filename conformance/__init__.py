@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-SUITE_VERSION = "1.3"
+SUITE_VERSION = "1.4"
 
 EXIT_USAGE = 2
 """Exit code of a run that could not start (a missing file, a bad option); 1 means "refused" / a MUST failed."""

@@ -30,8 +30,8 @@ from conformance import SUITE_VERSION, tool_version
 from conformance.attestation import PortalWitness
 from conformance.events import CaseFinished, Listener, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.evidence import Bundle, Json, Order, ScenarioRecord
-from conformance.model import CaseResult, Verdict
-from conformance.portal import PortalError, SandboxAdmin
+from conformance.model import CaseResult, CaseVerdict
+from conformance.portal import PortalCallError, SandboxAdmin
 from conformance.registry import CaseSpec
 from conformance.scenarios import (
     DEFAULT_RATE,
@@ -262,7 +262,7 @@ class Runner:
         plans = {plan.name: plan for plan in SCENARIOS}
         wanted: dict[tuple[str, str], tuple[Lane, Scenario, float]] = {}
         for result in results:
-            if result.verdict is not Verdict.INCONCLUSIVE:
+            if result.verdict is not CaseVerdict.INCONCLUSIVE:
                 continue
             for order in bundle.orders:
                 record = bundle.record_of(order)
@@ -285,7 +285,7 @@ class Runner:
         try:
             self.calendar = WorkingCalendar.from_mapping(published, source="the portal's working calendar")
         except ValueError as exc:  # placing scenarios on a guess would make verdicts wrong: stop, and say why
-            raise PortalError(f"GET /sandbox/clock: {exc}") from exc
+            raise PortalCallError(f"GET /sandbox/clock: {exc}") from exc
         self.calendar_notes = ()
 
     def _placed(self, lane: Lane, plan: Scenario, rate: float, attempt: int = 1) -> _Ready:
@@ -317,6 +317,7 @@ class Runner:
             serials=itertools.count(serial_base(self.seed, plan, attempt)),
             seed=self.seed,
             calendar=self.calendar,
+            record=name,
         )
         orders = [(item, self._expected(order) if item.deadline_in is None else order) for item, order in built]
         return _Ready(lane, plan, name, start, rate, attempt, fault_plan, self.admin.last_journal_id(), orders)
@@ -439,13 +440,13 @@ class Runner:
         limit = min(began + (timeout or self.scenario_timeout), decided or float("inf"))
         polls = 0
         while pending and time.monotonic() < limit:
-            pending = {i for i in pending if self.admin.expectation(i)["status"] in waiting}  # type: ignore[arg-type]
+            pending = {i for i in pending if self.admin.expectation(i)["status"] in waiting}
             polls += 1
             if pending and facility and polls % REFUSAL_POLLS == 0:
                 entries = self.admin.journal(facility, after)
                 if plan is not None and plan.decided_when is not None and plan.decided_when(entries, rate):
                     return
-                pending -= self._refused(entries, {i: expected[i] for i in pending})  # type: ignore[index]
+                pending -= self._refused(entries, {i: expected[i] for i in pending})
             if pending:
                 time.sleep(POLL)
 

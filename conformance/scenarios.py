@@ -195,10 +195,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         ("relogin",),
         (
             OrderPlan("gcs_normal"),
-            OrderPlan("gbt_normal", issued_offset=20, delay=2.0),
-            OrderPlan(
-                "gbt_inpatient", issued_offset=TOKEN_MINUTES + 90, delay=(TOKEN_MINUTES + 90) * 60 / DEFAULT_RATE
-            ),
+            OrderPlan("gbt_normal", issued_offset=20),
+            OrderPlan("gbt_inpatient", issued_offset=TOKEN_MINUTES + 90),
         ),
         faults=lambda start, _rate, _calendar: [_submit("portal_error", 1, code="401")],
         token_ttl_minutes=TOKEN_MINUTES,
@@ -412,9 +410,12 @@ def build_orders(
     serials: itertools.count[int],
     seed: int,
     calendar: WorkingCalendar | None = None,
+    record: str | None = None,
 ) -> list[tuple[OrderPlan, Order]]:
     """The orders of `plan` for `facility`, each certificate of a story being one order; deadline-timed
-    orders are placed on `calendar` (the portal's; the default one when not given)."""
+    orders are placed on `calendar` (the portal's; the default one when not given). `record` names the
+    scenario run the orders belong to (`retry@2` when the plan runs again; the plan's name by default):
+    cases find an order's run, its clock rate and timing, by it."""
     out = []
     for number, item in enumerate(plan.orders):
         issued = (start + timedelta(minutes=item.issued_offset)).replace(second=0, microsecond=0)
@@ -429,7 +430,7 @@ def build_orders(
             data = mutate(fields, item.invalid, doc_type) if item.invalid else fields
             order = Order(
                 request_id=f"{run_id}-{plan.name}-{number + 1}{'abcdef'[index]}",
-                scenario=plan.name,
+                scenario=record or plan.name,
                 story=item.story,
                 type=doc_type.name,
                 facility=facility,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -15,7 +16,7 @@ from conformance import EXIT_INCONCLUSIVE
 from conformance.cases import load_cases
 from conformance.events import RunFinished
 from conformance.evidence import Bundle, Order, ScenarioRecord
-from conformance.model import Verdict
+from conformance.model import CaseVerdict
 from conformance.outcome import summary
 from conformance.report.junit import write_junit
 from conformance.runner import Lane, Runner
@@ -72,15 +73,15 @@ def test_the_resolution_adds_the_delays_measured_and_the_portals_own_time() -> N
 
 @pytest.mark.parametrize(
     ("late", "verdict"),
-    [(None, Verdict.PASS), (10, Verdict.INCONCLUSIVE), (30, Verdict.FAIL)],
+    [(None, CaseVerdict.PASS), (10, CaseVerdict.INCONCLUSIVE), (30, CaseVerdict.FAIL)],
     ids=["on-time", "late-inside-the-resolution", "late-beyond-it"],
 )
-def test_lateness_inside_the_resolution_is_inconclusive_not_a_failure(late: float | None, verdict: Verdict) -> None:
+def test_lateness_inside_the_resolution_is_inconclusive_not_a_failure(late: float | None, verdict: CaseVerdict) -> None:
     """The resolution here is 2 × 1.2 s = 2.4 s, 24 sandbox minutes at 600×."""
     bundle = Bundle(scenarios=(record(trigger=0.9),), orders=(order("r1"),), expectations=(arrived(1, late),))
     result = CASES.get("DL-001").judge(bundle)
     assert result.verdict is verdict, result.message
-    if verdict is Verdict.INCONCLUSIVE:
+    if verdict is CaseVerdict.INCONCLUSIVE:
         assert "inside the timing resolution of 24.0 sandbox min at 600×" in result.message
         assert result.undecided and not result.blocking
 
@@ -89,12 +90,12 @@ def test_a_scenario_run_again_settles_what_the_first_run_could_not() -> None:
     first, again = record(), record(attempt=2, rate=300.0)
     orders = (order("r1"), order("r2", scenario="issue@2", expectation_id=2, code="00002.GCS.79101.26"))
     settled = Bundle(scenarios=(first, again), orders=orders, expectations=(arrived(1, 10), arrived(2, None)))
-    assert CASES.get("DL-001").judge(settled).verdict is Verdict.PASS
+    assert CASES.get("DL-001").judge(settled).verdict is CaseVerdict.PASS
     still = replace(settled, expectations=(arrived(1, 10), arrived(2, 5)))
-    assert CASES.get("DL-001").judge(still).verdict is Verdict.INCONCLUSIVE
+    assert CASES.get("DL-001").judge(still).verdict is CaseVerdict.INCONCLUSIVE
     # late beyond the resolution in the first run: the hospital's, whatever the second run shows
     beyond = replace(settled, expectations=(arrived(1, 90), arrived(2, None)))
-    assert CASES.get("DL-001").judge(beyond).verdict is Verdict.FAIL
+    assert CASES.get("DL-001").judge(beyond).verdict is CaseVerdict.FAIL
 
 
 def test_disorder_is_judged_by_when_the_hospital_started_and_what_it_held_then() -> None:
@@ -118,11 +119,11 @@ def test_disorder_is_judged_by_when_the_hospital_started_and_what_it_held_then()
 
     # FIFO: r0 in flight, then r1 (deadline +5) although r2 (earliest) had been held 10 s
     fifo = CASES.get("DL-003").judge(bundle([0.0, 0.1, 0.2], [1.0, 10.2, 11.0]))
-    assert fifo.verdict is Verdict.FAIL and "held 10.0 s" in fifo.message
+    assert fifo.verdict is CaseVerdict.FAIL and "held 10.0 s" in fifo.message
     # r2 reached the hospital only after it had started r1: no disorder it could have avoided
-    assert CASES.get("DL-003").judge(bundle([0.0, 0.1, 10.5], [1.0, 10.2, 11.0])).verdict is Verdict.PASS
+    assert CASES.get("DL-003").judge(bundle([0.0, 0.1, 10.5], [1.0, 10.2, 11.0])).verdict is CaseVerdict.PASS
     # held 2 s, inside 3 s: the machine may have been late to hand it over
-    assert CASES.get("DL-003").judge(bundle([0.0, 0.1, 8.2], [1.0, 10.2, 11.0])).verdict is Verdict.INCONCLUSIVE
+    assert CASES.get("DL-003").judge(bundle([0.0, 0.1, 8.2], [1.0, 10.2, 11.0])).verdict is CaseVerdict.INCONCLUSIVE
 
 
 def _at(seconds: float) -> str:
@@ -144,25 +145,56 @@ def test_an_inconclusive_must_case_is_no_certificate_and_exits_3(tmp_path: Path)
 
 
 def test_the_scenario_behind_an_inconclusive_case_runs_again_at_half_the_rate_not_below_its_floor() -> None:
-    class Nowhere:
-        description = "nowhere"
-
-        def send(self, order: dict) -> Taken:
-            return Taken(False, "no")
-
     runner = Runner(object(), [Lane("79101", Nowhere())], rate=600.0)  # type: ignore[arg-type]
     backlog = next(s for s in SCENARIOS if s.name == "backlog")
     bundle = Bundle(
         scenarios=(record("issue", rate=600.0), record("backlog", "backlog", rate=600.0)),
         orders=(order("r1"), order("r2", scenario="backlog")),
     )
-    undecided = replace(CASES.get("DL-001").judge(Bundle()), verdict=Verdict.INCONCLUSIVE)
+    undecided = replace(CASES.get("DL-001").judge(Bundle()), verdict=CaseVerdict.INCONCLUSIVE)
     undecided = replace(undecided, evidence=replace(undecided.evidence, request_ids=("r1", "r2")))
     again = runner._to_run_again([undecided], bundle)
     assert {(plan.name, rate) for _, plan, rate in again} == {("issue", 300.0), ("backlog", backlog.min_rate)}
     assert backlog.min_rate == 300.0  # its slow replies stay under a 15 s client timeout
     third = replace(bundle, scenarios=(record("issue", attempt=3, rate=150.0),), orders=(order("r1", "issue@3"),))
     assert runner._to_run_again([undecided], third) == []  # three runs in all
+
+
+class Nowhere:
+    """A trigger no hospital answers."""
+
+    description = "nowhere"
+
+    def send(self, order: dict) -> Taken:
+        return Taken(False, "no")
+
+
+def test_a_scenario_run_again_files_its_orders_under_its_own_run() -> None:
+    """`retry@2`'s orders name `retry@2`, not `retry`: a case finds an order's run (its clock rate, its timing,
+    whether a later run superseded it) by that name. Filed under the first run, a storm's second, undecided
+    run counted as superseded and API-008 passed a client that retries at once (CI, stop 36)."""
+
+    class Admin:
+        def set_faults(self, facility: str, plan: dict) -> None:
+            pass
+
+        def last_journal_id(self) -> int:
+            return 7
+
+        def expect(self, *args: object) -> dict:
+            return {"id": 1}
+
+    runner = Runner(Admin(), [Lane("79101", Nowhere())], rate=600.0)  # type: ignore[arg-type]
+    retry = next(s for s in SCENARIOS if s.name == "retry")
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=timezone(timedelta(hours=7)))
+    first, again = (
+        runner._prepare(runner.lanes[0], retry, start, rate, attempt) for rate, attempt in ((600, 1), (300, 2))
+    )
+    assert {o.scenario for _, o in first.orders} == {"retry"} and {o.scenario for _, o in again.orders} == {"retry@2"}
+    runs = (record("retry", "retry", rate=600.0), record("retry", "retry", attempt=2, rate=300.0))
+    bundle = Bundle(scenarios=runs, orders=tuple(o for _, o in first.orders + again.orders))
+    assert [bundle.record_of(o).name for _, o in again.orders] == ["retry@2"] * len(again.orders)  # type: ignore[union-attr]
+    assert all(bundle.orders_of(run) for run in runs)
 
 
 def test_the_probe_sees_a_process_that_could_not_run() -> None:
@@ -192,3 +224,5 @@ def test_two_failure_messages_say_the_same_when_only_numbers_differ() -> None:
     digest = "submission 1: Digest mismatch for Reference '#Object-CHUKYDONVI-Id-{}'"
     ids = ("5e286b46-faec-4d1b-879a-5ec7fde2c1db", "b6e03f44-fe43-4874-9afc-5cd4ddff0a11")
     assert same_message(digest.format(ids[0]), digest.format(ids[1]))  # a data element's Id: a lowercase GUID
+    twice = "00008.GCS.79101.26/1 accepted 2 times for request_id {}-issue-1a sent 2x: taken as a new order"
+    assert same_message(twice.format("c7-ad0a18"), twice.format("c7-dafcfd")), "a run id of hex letters only"
