@@ -197,6 +197,28 @@ def test_a_scenario_run_again_files_its_orders_under_its_own_run() -> None:
     assert all(bundle.orders_of(run) for run in runs)
 
 
+def test_an_overdue_certificate_is_waited_for_the_resolution_the_harness_measured() -> None:
+    """A certificate the machine made late still arrives while the run waits (then it is late inside the
+    resolution, not never sent); with no grace, waiting stops at the deadline (fail fast)."""
+
+    class Admin:
+        def __init__(self) -> None:
+            self.polls = 0
+
+        def expectation(self, expectation_id: int) -> dict:
+            self.polls += 1
+            return {"status": "ARRIVED" if self.polls > 3 else "OVERDUE"}
+
+    def waited(grace: float) -> int:
+        admin = Admin()
+        runner = Runner(admin, [Lane("79101", Nowhere())], rate=600.0)  # type: ignore[arg-type]
+        runner._wait([order("r1")], time.monotonic(), grace=grace)
+        return admin.polls
+
+    assert waited(0.0) == 1
+    assert waited(5.0) == 4  # it stopped once the certificate arrived, long before the grace ran out
+
+
 def test_the_probe_sees_a_process_that_could_not_run() -> None:
     """A thread that cannot get the interpreter for 0.3 s stands for a CPU taken by other processes."""
     interval = sys.getswitchinterval()
