@@ -36,6 +36,7 @@ from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
 from mock_portal.results.codes import SubmitResult
 from mock_portal.results.grades import Strictness
+from mock_portal.signature.options import add_trust_options
 from mock_portal.signature.trust import TrustFileError, trust_from_files
 
 DEFAULT_FACILITY = "79001"
@@ -321,17 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="judge signed files offline, as the portal would")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     check.add_argument("--facility", help="submitting facility (default: the one in MA_GCS / MA_GBT)")
-    check.add_argument(
-        "--trust",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="CA.pem",
-        help="a trusted CA certificate (repeatable)",
-    )
-    check.add_argument(
-        "--crl", type=Path, action="append", default=[], metavar="CRL", help="a CRL, PEM or DER (repeatable)"
-    )
+    add_trust_options(check, judged="the offline check")
     check.add_argument(
         "--strictness",
         choices=["portal", "strict"],
@@ -379,12 +370,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--username", help="its portal account (default <facility>_BV)")
     run.add_argument("--password", help="its portal password (default 'conformance')")
     run.add_argument("--cert", type=Path, help="the hospital's signing certificate, registered for the facility")
-    run.add_argument(
-        "--trust", type=Path, action="append", default=[], metavar="CA.pem", help="CA to trust (repeatable)"
-    )
-    run.add_argument(
-        "--crl", type=Path, action="append", default=[], metavar="CRL.pem", help="CRL to load (repeatable)"
-    )
+    add_trust_options(run, judged="the portal the run starts")
     run.add_argument(
         "--clock-rate", type=float, default=600.0, help="sandbox clock speed (600: 4 working hours in 24 s)"
     )

@@ -6,7 +6,7 @@ mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--wor
 mock-portal attestation-key (show | rotate) [--json]
 mock-portal shadow --upstream URL [--host H] [--port P] [--log FILE] [--keep-files DIR]
                    [--trust CA.pem ...] [--crl CRL ...] [--explain] [--upstream-timeout S]
-mock-portal rejudge LOG [--trust FILE ...] [--crl FILE ...] [--format text|json|html] [--out FILE]
+mock-portal rejudge LOG [--trust CA.pem ...] [--crl CRL ...] [--format text|json|html] [--out FILE]
                     [--export FILE (with --trust)]
 mock-portal fidelity [--write FILE | --fields FILE | --evidence FILE [FILE ...] [--json]]
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from mock_portal.config import Settings, SettingsError
+from mock_portal.signature.options import add_trust_options
 
 if TYPE_CHECKING:
     import httpx
@@ -407,17 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="keep each submitted file in DIR, inside the log's folder (default: only its SHA-256)",
     )
-    shadow.add_argument(
-        "--trust", type=Path, action="append", default=[], metavar="CA.pem", help="a CA the judging trusts (repeat)"
-    )
-    shadow.add_argument(
-        "--crl",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="CRL",
-        help="a CRL the judging reads, PEM or DER (repeat)",
-    )
+    add_trust_options(shadow, judged="the shadow's judging")
     shadow.add_argument("--upstream-ca", type=Path, metavar="PEM", help="verify the upstream's TLS with this CA")
     shadow.add_argument(
         "--upstream-timeout",
@@ -437,10 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         "rejudge", help="judge a log of exchanges with the real portal again: where the sandbox disagrees"
     )
     again.add_argument("log", metavar="LOG", help="JSON Lines, one exchange a line (docs/field-evidence.md)")
-    again.add_argument(
-        "--trust", type=Path, action="append", default=[], metavar="FILE", help="CA certificates (PEM/DER); repeat"
-    )
-    again.add_argument("--crl", type=Path, action="append", default=[], metavar="FILE", help="CRLs (PEM/DER); repeat")
+    add_trust_options(again, judged="the re-judging")
     again.add_argument("--format", choices=["text", "json", "html"], default="text")
     again.add_argument("--out", help="file to write (default: standard output)")
     again.add_argument(
