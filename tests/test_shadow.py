@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -472,3 +474,35 @@ def test_a_write_after_the_log_is_closed_writes_nothing(tmp_path: Path) -> None:
     journal.close()  # SideJudge.stop's join timed out: the judging it waited for ends later
     assert not journal.write(seen, ODD_FORM, comparison, 1 << 20)
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_judging_runs_niced_in_a_process_of_its_own_and_one_that_dies_is_replaced(tmp_path: Path) -> None:
+    """Judging in the proxy's process took the interpreter from its event loop (11-15 ms added to replies
+    sent back to back); a judging process killed (here with SIGKILL) costs one judging, counted as an error."""
+    from mock_portal.config import Settings
+    from mock_portal.evidence.shadow import JUDGE_NICENESS, Seen, ShadowBook, ShadowLog
+    from mock_portal.portal.intake import IntakePolicy
+    from mock_portal.signature.trust import TrustStore
+
+    book = ShadowBook()
+    side = SideJudge(
+        trust=TrustStore(), policy=IntakePolicy.of(Settings()), journal=ShadowLog(tmp_path / "log.jsonl"), book=book
+    )
+    seen = Seen(datetime.now(UTC), urlencode(ODD_FORM).encode(), 200, b'{"MaKetQua":"200"}')
+
+    def judged() -> object:
+        assert side.reserve(len(seen.body))
+        return side.judge_now(seen)
+
+    side.start()
+    try:
+        pid = side._judging_process().submit(os.getpid).result()
+        assert pid != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + JUDGE_NICENESS)
+        assert getattr(judged(), "real", None) == "200"
+        os.kill(pid, signal.SIGKILL)
+        assert judged() is None and book.counts["errors"] == 1
+        assert getattr(judged(), "real", None) == "200" and book.counts["judged"] == 2
+    finally:
+        side.stop()
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2

@@ -119,3 +119,18 @@ def test_loaders(pki: TestPKI) -> None:
         load_certificates(b"\x30\x03garbage")
     with pytest.raises(TrustError):
         load_crl(b"not a crl")
+
+
+def test_a_store_pickled_for_another_process_judges_the_same(pki: TestPKI) -> None:
+    """The shadow proxy's judging process gets the store pickled (as DER: cryptography's objects do not
+    pickle): same chain, same revocation, same registrations."""
+    import pickle
+
+    good, revoked = pki.issue_facility_cert("79001"), pki.issue_facility_cert("79002", CertVariant.REVOKED)
+    store = _store(pki, registrations={"79001": {fingerprint(good.cert).upper()}})
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy is not store and copy.cas == store.cas and copy.crls == store.crls
+    assert copy.registrations == store.registrations == {"79001": frozenset({fingerprint(good.cert)})}
+    assert copy.build_chain(good.cert, good.chain).chain == store.build_chain(good.cert, good.chain).chain
+    [crl] = copy.crls
+    assert crl.get_revoked_certificate_by_serial_number(revoked.cert.serial_number) is not None

@@ -14,8 +14,8 @@ that stops mid-reply gets the reply cut at the same byte. An upstream silent for
 a closed connection too, logged as `timeout`; a hospital whose own timeout fires first hangs up, and the
 proxy then drops the upstream request (logged as `timeout`).
 
-After a submission's reply has left, its body and reply go to `evidence/shadow.py: SideJudge` (judged on
-a worker thread, logged, counted); with `explain` the proxy judges before it replies and sends the
+After a submission's reply has left, its body and reply go to `evidence/shadow.py: SideJudge` (judged in
+a process of its own, logged, counted); with `explain` the proxy judges before it replies and sends the
 sandbox's verdict in `X-Sandbox-Explain` (replacing an upstream's), which holds the reply for the
 judging. Token requests are passed on and counted, never kept.
 """

@@ -1,8 +1,10 @@
 """The shadow proxy's domain half: each submission the proxy passed on, judged on the side and logged.
 
 `api/shadow.py` moves the bytes between the hospital and the real portal; after the reply has left it
-hands the exchange here (`SideJudge.submit`). A worker thread judges it as the sandbox would in both
-modes (`judge.judge`), compares that with the real reply, writes one line of the exchange log (the
+hands the exchange here (`SideJudge.submit`). A worker thread has it judged as the sandbox would in both
+modes (`judge.judge`) in a process of its own at a lower CPU priority (judging in the proxy's process
+took the interpreter from the event loop: 11-15 ms added to replies sent back to back), compares that
+with the real reply, writes one line of the exchange log (the
 format `rejudge` reads) and keeps the counts and the latest comparisons for the proxy's page
 (`ShadowBook`). What it cannot keep up with is dropped and counted, never waited for: the room for
 bodies waiting to be judged is bounded in count and bytes, and reserved before a body is kept.
@@ -16,14 +18,18 @@ the file itself only with `keep_files` (then as a file beside the log, `"file"` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import queue
 import re
 import threading
 from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +40,7 @@ from mock_portal.evidence.judge import Sent, judge
 from mock_portal.evidence.log import fits_schema
 from mock_portal.evidence.record import VIETNAM, EvidenceRecord, record_of
 from mock_portal.portal.facilities import FACILITY_CODE
-from mock_portal.portal.intake import IntakePolicy, decode_file
+from mock_portal.portal.intake import IntakePolicy, decode_file, prepare
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore
 
@@ -55,6 +61,8 @@ other key, or one of another type, is left out, so every line is one `rejudge` r
 RECENT = 200
 """Comparisons the page shows, newest first."""
 MODES = (Strictness.PORTAL, Strictness.STRICT)
+JUDGE_NICENESS = 10
+"""How much lower the judging process's CPU priority is (`os.nice`): the proxy's event loop runs first."""
 
 
 @dataclass(frozen=True)
@@ -299,15 +307,42 @@ class ShadowBook:
             }
 
 
+_judging: tuple[TrustStore, IntakePolicy] | None = None
+"""In the judging process: what it judges by (`_start_judging`)."""
+
+
+def _start_judging(trust: TrustStore, policy: IntakePolicy) -> None:
+    """The judging process's start: a lower CPU priority, the XSDs compiled, what it judges by kept."""
+    global _judging
+    with contextlib.suppress(OSError):
+        os.nice(JUDGE_NICENESS)
+    prepare()
+    _judging = (trust, policy)
+
+
+def _judge_there(seen: Seen, keep_file: bool) -> tuple[dict[str, str], Comparison] | None:
+    """In the judging process: the form and the comparison (None for a body that is no form); the file's
+    base64 comes back only when the log keeps files."""
+    assert _judging is not None, "the judging process was started without _start_judging"
+    form = form_of(seen.body)
+    if form is None:
+        return None
+    comparison = compare(seen, form, trust=_judging[0], policy=_judging[1])
+    if not keep_file:
+        form.pop("fileBase64Str", None)
+    return form, comparison
+
+
 class SideJudge:
-    """A bounded queue of submissions to judge, served by one worker thread.
+    """A bounded queue of submissions to judge, served by one worker thread that has a process of its
+    own (niced, `JUDGE_NICENESS`) judge each.
 
     The proxy reserves room for a body before it keeps it (`reserve`: at most `max_pending` bodies and
     `max_bytes` bytes in flight and queued together); when there is none the exchange is still passed on,
     only not judged (`dropped`). Counts: `submit` (every submission), `judged`, `dropped` (no room),
     `unkept` (no Content-Length, a body over the sandbox's cap, or not an urlencoded form), `unlogged`
     (the log's budget spent, the disk failed, or the log closed), `errors` (the judging failed: a sandbox
-    bug, logged without the request)."""
+    bug, logged without the request; a judging process that died is replaced for the next one)."""
 
     def __init__(
         self,
@@ -325,15 +360,39 @@ class SideJudge:
         self._pending = self._bytes = 0
         self._queue: queue.SimpleQueue[Seen | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="shadow-judge", daemon=True)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def start(self) -> None:
+        """Start the judging process (its first task waits until it has started) and the worker thread."""
+        self._judging_process().submit(int).result()
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Judge what is queued (within `timeout`), then stop the worker and close the log."""
+        """Judge what is queued (within `timeout`), then stop the worker and the judging process, and close
+        the log."""
         self._queue.put(None)
         self._thread.join(timeout)
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=not self._thread.is_alive(), cancel_futures=True)
         self.journal.close()
+
+    def _judging_process(self, *, replace: bool = False) -> ProcessPoolExecutor:
+        """The process that judges (one, spawned: no copy of the proxy's threads and sockets); with
+        `replace`, a new one for one that died."""
+        with self._pool_lock:
+            if self._pool is not None and replace:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_judging,
+                    initargs=(self.trust, self.policy),
+                )
+            return self._pool
 
     def reserve(self, size: int) -> bool:
         """Room for one body of `size` bytes; False (counted as dropped) when there is none."""
@@ -372,11 +431,15 @@ class SideJudge:
             self.judge_now(seen)
 
     def _judge(self, seen: Seen) -> Comparison | None:
-        form = form_of(seen.body)
-        if form is None:
+        try:
+            found = self._judging_process().submit(_judge_there, seen, self.journal.keep_files is not None).result()
+        except BrokenProcessPool:
+            self._judging_process(replace=True)
+            raise
+        if found is None:
             self.book.count("unkept")
             return None
-        comparison = compare(seen, form, trust=self.trust, policy=self.policy)
+        form, comparison = found
         try:
             written = self.journal.write(seen, form, comparison, self.policy.max_file_bytes)
         except OSError as exc:  # a full or lost disk: the proxy goes on passing replies, the page says so

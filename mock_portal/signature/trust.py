@@ -23,7 +23,7 @@ from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 
 __all__ = [
     "ChainResult",
@@ -109,6 +109,16 @@ def trust_from_files(cas: list[Path], crls: list[Path]) -> TrustStore:
     )
 
 
+def _unpickled(
+    cas: tuple[bytes, ...], crls: tuple[bytes, ...], registrations: dict[str, tuple[str, ...]]
+) -> TrustStore:
+    return TrustStore(
+        cas=tuple(x509.load_der_x509_certificate(data) for data in cas),
+        crls=tuple(x509.load_der_x509_crl(data) for data in crls),
+        registrations={code: frozenset(fps) for code, fps in registrations.items()},
+    )
+
+
 @dataclass(frozen=True)
 class ChainResult:
     """Outcome of building a path from a leaf to a configured CA (validity period not judged here)."""
@@ -152,6 +162,14 @@ class TrustStore:
         object.__setattr__(self, "cas", tuple(self.cas))
         object.__setattr__(self, "crls", tuple(self.crls))
         object.__setattr__(self, "registrations", MappingProxyType(frozen))
+
+    def __reduce__(self) -> tuple[Callable[..., TrustStore], tuple[object, ...]]:
+        """Pickled as DER (cryptography's objects do not pickle), for a process that judges on the side
+        (`evidence/shadow.py`); the memo starts empty there."""
+        der = serialization.Encoding.DER
+        cas = tuple(cert.public_bytes(der) for cert in self.cas)
+        crls = tuple(crl.public_bytes(der) for crl in self.crls)
+        return _unpickled, (cas, crls, {code: tuple(fps) for code, fps in self.registrations.items()})
 
     def build_chain(self, leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...] = ()) -> ChainResult:
         """Find a path from `leaf` to a configured CA by names and signatures, at no instant.
