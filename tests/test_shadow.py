@@ -478,7 +478,8 @@ def test_a_write_after_the_log_is_closed_writes_nothing(tmp_path: Path) -> None:
 
 def test_the_judging_runs_niced_in_a_process_of_its_own_and_one_that_dies_is_replaced(tmp_path: Path) -> None:
     """Judging in the proxy's process took the interpreter from its event loop (11-15 ms added to replies
-    sent back to back); a judging process killed (here with SIGKILL) costs one judging, counted as an error."""
+    sent back to back); Ctrl-C does not stop it; a judging process killed (SIGKILL) costs one judging,
+    counted as an error."""
     from mock_portal.config import Settings
     from mock_portal.evidence.shadow import JUDGE_NICENESS, Seen, ShadowBook, ShadowLog
     from mock_portal.portal.intake import IntakePolicy
@@ -500,9 +501,11 @@ def test_the_judging_runs_niced_in_a_process_of_its_own_and_one_that_dies_is_rep
         assert pid != os.getpid()
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + JUDGE_NICENESS)
         assert getattr(judged(), "real", None) == "200"
+        os.kill(pid, signal.SIGINT)  # Ctrl-C reaches the whole process group: the proxy decides when it stops
+        assert getattr(judged(), "real", None) == "200" and not book.counts["errors"]
         os.kill(pid, signal.SIGKILL)
         assert judged() is None and book.counts["errors"] == 1
-        assert getattr(judged(), "real", None) == "200" and book.counts["judged"] == 2
+        assert getattr(judged(), "real", None) == "200" and book.counts["judged"] == 3
     finally:
         side.stop()
-    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import queue
 import re
+import signal
 import threading
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
@@ -312,8 +313,10 @@ _judging: tuple[TrustStore, IntakePolicy] | None = None
 
 
 def _start_judging(trust: TrustStore, policy: IntakePolicy) -> None:
-    """The judging process's start: a lower CPU priority, the XSDs compiled, what it judges by kept."""
+    """The judging process's start: a lower CPU priority, Ctrl-C left to the proxy (which stops it after the
+    queue is judged; interrupted, it would be replaced mid-shutdown), the XSDs compiled, what it judges by kept."""
     global _judging
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(JUDGE_NICENESS)
     prepare()
