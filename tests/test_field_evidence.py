@@ -193,6 +193,10 @@ REFUSED = {
         lambda d: d["counts"]["by_real_code"].update({"200": 9}),
         "its counts do not match its records",
     ),
+    "a finding absent in both modes": (
+        lambda d: d["records"][1]["findings"][0].update(portal="absent", strict="absent"),
+        "records/1/findings/0 breaks a rule of the format: a finding is a failed check in one mode at least",
+    ),
     "another version": (lambda d: d.update(version=2), "format version 2; this sandbox reads version 1"),
     "a name in the sandbox version": (
         lambda d: d.update(sandbox_version="0+NGUYENVANAN.079190999888"),

@@ -321,4 +321,6 @@ def _problem(error: ValidationError) -> str:
         return f"{where} is not of type {json.dumps(expected)}"
     if keyword == "enum":
         return f"{where} is not one of {json.dumps(expected)}"
+    if keyword == "not" and isinstance(expected, Mapping) and "description" in expected:
+        return f"{where} breaks a rule of the format: {expected['description']}"
     return f"{where} breaks the schema's {keyword}: {json.dumps(expected)}"
