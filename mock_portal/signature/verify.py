@@ -6,8 +6,8 @@ cryptography holds — `signed_data`, the data element rebuilt from the bytes th
 Downstream code must read fields from `signed_data`, never from the received tree.
 
 Modules: `model` (vocabulary, policy), `checks` (structure, digests),
-`crypto` (signxml with correct C14N), `chain` (chain, CRL, registration). Stateless and
-thread-safe: no module state is written, every call builds its own verifier.
+`crypto` (SignatureValue and the signed data; why the portal's own verification and not signxml's),
+`chain` (chain, CRL, registration). Stateless and thread-safe: no module state is written.
 
 Exceptions: none escape for bad input; every problem becomes a FAILED check.
 """
@@ -26,6 +26,7 @@ from mock_portal.results.findings import Finding, Severity
 from mock_portal.signature.chain import trust_checks
 from mock_portal.signature.checks import (
     ENVELOPED_PROFILE,
+    Ids,
     SignatureFormatError,
     check,
     check_algorithms,
@@ -169,14 +170,14 @@ def _verify(
     notes = check_subject_name(parsed)
     if profile is None or any(c.outcome is CheckOutcome.FAILED for c in checks):
         return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
-    refs, target = check_references(root, parsed, profile, data_tag)
-    checks += [refs, check_no_unsigned_data(root, parsed, data_tag, target)]
+    ids = Ids.of(root)
+    refs, target = check_references(ids, parsed, profile, data_tag)
+    checks += [refs, check_no_unsigned_data(root, ids, parsed, data_tag, target)]
     if refs.outcome is CheckOutcome.FAILED:
         return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
-    digests = check_digests(root, parsed, profile)
-    crypto = verify_crypto(root, parsed, policy)
-    checks += [crypto.digest_check if digests.outcome is CheckOutcome.PASSED and crypto.digest_check else digests]
-    checks.append(crypto.signature_check)
+    digests, payloads = check_digests(root, ids, parsed, profile)
+    crypto = verify_crypto(parsed, ids, digests, payloads)
+    checks += [digests, crypto.signature_check]
     signed_data, signing_time = _signed_parts(crypto.signed, profile, data_tag)
     unverified_by = None
     if not crypto.signed:  # the failed digest or SignatureValue check stops the SigningTime check
@@ -192,13 +193,13 @@ def _verify(
 
 
 def _signed_parts(
-    signed: tuple[etree._Element, ...], profile: str, data_tag: str
+    signed: tuple[etree._Element | None, ...], profile: str, data_tag: str
 ) -> tuple[etree._Element | None, datetime | None]:
-    """The data element and SigningTime, read only from what signxml says the signature covers."""
+    """The data element and SigningTime, read only from what the signature covers."""
     if not signed:
         return None, None
     if profile == ENVELOPED_PROFILE:
-        return signed[0].find(data_tag), None
+        return signed[0].find(data_tag) if signed[0] is not None else None, None
     data = signed[1] if signed[1] is not None and signed[1].tag == data_tag else None
     return data, parse_signing_time(signed[0]) if signed[0] is not None else None
 
