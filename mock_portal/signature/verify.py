@@ -14,6 +14,7 @@ Exceptions: none escape for bad input; every problem becomes a FAILED check.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -252,7 +253,10 @@ def _signing_time_check(
     return passed(name, f"SigningTime {shown} hợp lệ.", f"SigningTime {shown} is plausible.", shown)
 
 
+@functools.lru_cache(maxsize=256)
 def _summary(cert: x509.Certificate) -> CertificateSummary:
+    """Made once per certificate (a hospital sends the same one with every document): the names and the
+    fingerprint cost more than the rest of a report."""
     return CertificateSummary(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -261,6 +265,9 @@ def _summary(cert: x509.Certificate) -> CertificateSummary:
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
     )
+
+
+_CAUSE_ORDER = {name: index for index, name in enumerate(CheckName)}
 
 
 def _finish(
@@ -278,12 +285,12 @@ def _finish(
     come before the certificate's, and a sub-indication naming another check than the first finding is the
     mixed message issue 23 measured (EXPIRED beside a headline "untrusted")."""
     ran = {c.name for c in checks}
-    missing = [n for n in CheckName if n not in ran]
+    missing = [n for n in _CAUSE_ORDER if n not in ran]
     full = tuple(checks)
     if missing:  # the verification stops early only after a failed check
         stopper = next(c.name for c in checks if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE))
         full += tuple(stopped_by(n, stopper, "đã dừng việc kiểm tra", "stopped the verification") for n in missing)
-    full = tuple(sorted(full, key=lambda c: list(CheckName).index(c.name)))
+    full = tuple(sorted(full, key=lambda c: _CAUSE_ORDER[c.name]))
     failures = [c for c in full if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE)]
     first = failures[0] if failures else None
     sub = first.sub_indication if first else None
