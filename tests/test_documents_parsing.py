@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,45 @@ def test_depth_limit_is_configurable() -> None:
     assert parse_xml(nested, ParseLimits(max_depth=10)).tag == "a"
     with pytest.raises(DocumentError, match="XML_TOO_DEEP"):
         parse_xml(nested, ParseLimits(max_depth=9))
+
+
+BOUNDARY = {
+    "elements": (b"<r>" + b"<e/>" * 9 + b"</r>", ParseLimits(max_elements=10)),
+    "elements and a comment": (b"<r>" + b"<e/>" * 9 + b"<!--c--></r>", ParseLimits(max_elements=11)),
+    "depth": (b"<a>" * 5 + b"</a>" * 5, ParseLimits(max_depth=5)),
+    "depth with a comment": (b"<a>" * 5 + b"<!--c-->" + b"</a>" * 5, ParseLimits(max_depth=6)),
+    "attributes": (b'<r><e a="1" b="2" c="3"/></r>', ParseLimits(max_attributes=3)),
+    "inherited namespaces": (
+        b'<r xmlns:a="urn:a" xmlns:b="urn:b"><e xmlns="urn:e"><f c="1"/></e></r>',
+        ParseLimits(max_attributes=4),
+    ),
+    "a redeclared prefix": (b'<r xmlns:a="urn:a"><e xmlns:a="urn:b" b="1"/></r>', ParseLimits(max_attributes=2)),
+    "an undeclared default": (b'<r xmlns="urn:r"><e xmlns=""><f a="1"/></e></r>', ParseLimits(max_attributes=2)),
+    "a relative namespace": (b'<r><e><f xmlns:n="n"/></e></r>', ParseLimits()),
+    "a relative default namespace deep down": (b'<r xmlns:a="urn:a"><e><f xmlns="a/b:c"/></e></r>', ParseLimits()),
+}
+
+
+@pytest.mark.parametrize(("data", "limits"), list(BOUNDARY.values()), ids=list(BOUNDARY))
+def test_the_one_walk_refuses_exactly_what_the_exact_checks_refuse(data: bytes, limits: ParseLimits) -> None:
+    """`parse_xml` walks a tree once (`_within_limits`) and names an offence with the exact checks only
+    when that walk finds one: at each limit and one past it, both must judge alike."""
+    for shrink in (0, 1):
+        tighter = dataclasses.replace(
+            limits,
+            max_elements=limits.max_elements - shrink,
+            max_depth=limits.max_depth - shrink,
+            max_attributes=limits.max_attributes - shrink,
+        )
+        root = etree.fromstring(data)
+        try:
+            parsing_module._check_shape(root, tighter)
+            parsing_module._check_namespaces(root)
+            exact = True
+        except DocumentError:
+            exact = False
+        assert parsing_module._within_limits(root, tighter) is exact
+        assert exact is (shrink == 0 and b":n=" not in data and b'"a/b:c"' not in data)  # at a limit, not past it
 
 
 def test_not_well_formed_message_names_the_line() -> None:

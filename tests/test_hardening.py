@@ -236,8 +236,8 @@ def test_the_restart_budget_is_per_time_window() -> None:
 
 # bounded work per document --------------------------------------------------------------------------
 def test_each_reference_is_canonicalised_once(pki: TestPKI, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The portal's digest check and signxml's verification canonicalise the same two references and
-    SignedInfo: three canonicalisations, not five or more (each superlinear in attributes)."""
+    """Each of the two references is canonicalised once (for its digest, and the signed data is read back
+    from those bytes) and SignedInfo once: three canonicalisations (each superlinear in attributes)."""
     credential = pki.issue_facility_cert("79001")
     xml = signed_sample(DocumentType.GCS, credential, facility_code="79001")
     root = parse_xml(xml)

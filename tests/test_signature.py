@@ -402,7 +402,7 @@ def test_public_api_is_pinned() -> None:
 
 def test_plain_signxml_still_has_the_c14n_trap(env: Env) -> None:
     """Canary: stock signxml rejects this valid profile (docs/signature-profile.md). If this starts failing, signxml
-    fixed the trap and `mock_portal.signature.crypto._PortalVerifier._c14n` may be dropped."""
+    fixed the trap and the cross-check's `_CorrectC14nVerifier._c14n` (test_signature_crosscheck.py) may be dropped."""
     import signxml
     from signxml.exceptions import InvalidSignature
 

@@ -160,6 +160,39 @@ def _entity_error() -> DocumentError:
     )
 
 
+def _within_limits(root: etree._Element, limits: ParseLimits) -> bool:
+    """Whether the tree keeps every limit `_check_shape` and `_check_namespaces` judge, in one walk
+    (`iterwalk`: its namespace-declaration events give each element's in-scope namespaces without
+    `nsmap`, which rebuilds them from every ancestor and cost most of two walks). It stops at the first
+    node over a limit, and at one node over the count, before a huge tree costs a proxy per node. A tree
+    it refuses is walked again by those two, which name its offence as they always have."""
+    count, depth = 0, 0
+    scopes: list[dict[str | None, str]] = [{}]
+    declared: dict[str | None, str] = {}
+    for event, item in etree.iterwalk(root, events=("start", "end", "start-ns", "comment", "pi")):
+        if isinstance(item, tuple):  # start-ns: (prefix, uri), before its element's start
+            declared[item[0] or None] = item[1]
+        elif event == "end":
+            depth -= 1
+            scopes.pop()
+        else:  # an element's start, a comment or a processing instruction: one node, one level down
+            count += 1
+            if count > limits.max_elements or depth + 1 > limits.max_depth:
+                return False
+            if event != "start" or item is None:
+                continue
+            depth += 1
+            scope = scopes[-1]
+            if declared:
+                if any(uri and not _ABSOLUTE_URI.match(uri) for uri in declared.values()):
+                    return False
+                scope, declared = {**scope, **declared}, {}
+            scopes.append(scope)
+            if len(item.attrib) + len(scope) > limits.max_attributes:
+                return False
+    return True
+
+
 def _check_shape(root: etree._Element, limits: ParseLimits) -> None:
     """Refuse over-large, over-wide or over-deep trees before any canonicalisation, schema or signature
     work is spent on them. The nodes are counted first, stopping at one over the limit: 5 MiB of empty
@@ -247,6 +280,7 @@ def parse_xml(data: bytes, limits: ParseLimits = ParseLimits()) -> etree._Elemen
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
         raise _dtd_error()
-    _check_shape(root, limits)
-    _check_namespaces(root)
+    if not _within_limits(root, limits):
+        _check_shape(root, limits)
+        _check_namespaces(root)
     return root

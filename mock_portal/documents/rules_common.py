@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
 
 from ..results.findings import Severity
-from .doctypes import DocumentType
+from .doctypes import DocumentType, FieldSpec
 from .rulebook import (
     BOTH,
     DATE_FIELDS,
@@ -114,6 +115,11 @@ def code_year(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issue
         )
 
 
+@functools.cache
+def _date_fields(doc_type: DocumentType) -> tuple[FieldSpec, ...]:
+    return tuple(spec for spec in doc_type.fields if spec.kind in DATE_KINDS)
+
+
 @rule(
     "RULE_DATE_INVALID",
     Severity.ERROR,
@@ -123,9 +129,9 @@ def code_year(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issue
     "Every date/time field is a real calendar date/time in its format.",
 )
 def real_dates(doc_type: DocumentType, fields: Fields, ctx: RuleContext) -> Issues:
-    for spec in doc_type.fields:
+    for spec in _date_fields(doc_type):
         value = text(fields, spec.name)
-        if spec.kind in DATE_KINDS and value and read_time(spec.kind, value) is None:
+        if value and read_time(spec.kind, value) is None:
             yield Issue(
                 spec.name,
                 f"{spec.name} không phải ngày/giờ hợp lệ dạng {_DATE_FORMATS[spec.kind]}.",

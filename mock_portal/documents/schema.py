@@ -286,4 +286,8 @@ def _sorted_by(names: list[str], rank: dict[str, int]) -> bool:
 
 def fields_of(data_element: etree._Element) -> dict[str, str]:
     """Field name -> text ("" when empty), in document order; comments and PIs are skipped."""
-    return {str(child.tag): "".join(child.itertext()) for child in data_element if isinstance(child.tag, str)}
+    return {
+        str(child.tag): (child.text or "") if not len(child) else "".join(child.itertext())  # a leaf: its text
+        for child in data_element
+        if isinstance(child.tag, str)
+    }

@@ -1,9 +1,9 @@
 """Structural and digest checks of the §3.3 signature profile, run on the received tree.
 
-Why they exist next to signxml: signxml answers "valid or not" with one exception; a vendor needs
-to know *which* rule failed and why. These checks read the (untrusted) input tree only to locate
-and judge the signature; nothing here hands data downstream — that comes from signxml's
-`signed_xml` in `crypto`.
+Named checks, not one "valid or not": a vendor needs to know *which* rule failed and why. These checks
+read the (untrusted) input tree only to locate and judge the signature; what they hand on is the
+canonical bytes of each reference whose digest matched (`check_digests`), from which `crypto` rebuilds
+the signed data once the SignatureValue holds — never an element of the received tree.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from mock_portal.signature.xmldsig import (
 )
 
 __all__ = [
+    "Ids",
     "ParsedSignature",
     "Reference",
     "SignatureFormatError",
@@ -312,25 +313,52 @@ def check_algorithms(parsed: ParsedSignature, policy: SignaturePolicy) -> CheckR
     return passed(CheckName.ALGORITHMS_ALLOWED, "Thuật toán hợp lệ.", "Algorithms allowed.", parsed.signature_method)
 
 
-_WITH_ID = etree.XPath("//*[@Id=$v]")
-"""Compiled once: `root.xpath(text)` compiles the expression on every call (three calls per reference)."""
+_WITH_ID = etree.XPath("//*[@*[local-name()='Id']]")
+"""Every element with an attribute named Id (in any namespace): one walk of the tree per document."""
 
 
-def _by_id(root: etree._Element, ident: str) -> list[etree._Element]:
-    found: list[etree._Element] = _WITH_ID(root, v=ident)  # a node-set: `//*` selects elements only
-    return found
+@dataclass(frozen=True)
+class Ids:
+    """The elements a same-document reference (`#value`) can designate, found with one walk of the tree
+    rather than one XPath per look-up (each reference is looked up to resolve it, to see it is unique and
+    to digest it)."""
+
+    plain: dict[str, list[etree._Element]]
+    """`Id` (no namespace) value -> the elements carrying it, in document order: what the portal resolves."""
+    named: dict[str, int]
+    """value -> how many elements carry it in an attribute whose local name is Id, in any namespace: how
+    signxml resolved a reference, and refused it as ambiguous when more than one element matched."""
+
+    @classmethod
+    def of(cls, root: etree._Element) -> Ids:
+        plain: dict[str, list[etree._Element]] = {}
+        named: dict[str, int] = {}
+        for element in _WITH_ID(root):
+            values = set()
+            for name, value in element.attrib.items():
+                if name == "Id":
+                    plain.setdefault(value, []).append(element)
+                if etree.QName(name).localname == "Id":
+                    values.add(value)
+            for value in values:
+                named[value] = named.get(value, 0) + 1
+        return cls(plain, named)
+
+    def designated(self, uri: str) -> list[etree._Element]:
+        """The elements `#value` designates (none for another form of URI)."""
+        return self.plain.get(uri[1:], []) if uri.startswith("#") else []
 
 
 def check_references(
-    root: etree._Element, parsed: ParsedSignature, profile: str, data_tag: str
+    ids: Ids, parsed: ParsedSignature, profile: str, data_tag: str
 ) -> tuple[CheckResult, etree._Element | None]:
     """The references cover the data element (and, in the two-reference profile, this Signature's Object)."""
     name = CheckName.REFERENCES_COVER_DATA
     if profile == ENVELOPED_PROFILE:
         return passed(name, "Chữ ký bao trùm toàn bộ tài liệu.", "The signature covers the whole document."), None
     obj_uri, data_uri = (r.uri or "" for r in parsed.references)
-    data = _by_id(root, data_uri[1:])
-    obj = _by_id(root, obj_uri[1:])
+    data = ids.designated(data_uri)
+    obj = ids.designated(obj_uri)
     problems = []
     if not data or data[0].tag != data_tag:
         problems.append(f"{data_uri} does not designate a {data_tag} element")
@@ -351,7 +379,7 @@ def check_references(
 
 
 def check_no_unsigned_data(
-    root: etree._Element, parsed: ParsedSignature, data_tag: str, target: etree._Element | None
+    root: etree._Element, ids: Ids, parsed: ParsedSignature, data_tag: str, target: etree._Element | None
 ) -> CheckResult:
     """One data element, directly under the root, and (two-reference) it is the referenced one, Ids unique."""
     problems = []
@@ -361,7 +389,7 @@ def check_no_unsigned_data(
     if target is not None and target.getparent() is not root:
         problems.append(f"the signed {data_tag} is not a child of the root")
     for ref in parsed.references:
-        if ref.uri and ref.uri.startswith("#") and len(_by_id(root, ref.uri[1:])) > 1:
+        if ref.uri and len(ids.designated(ref.uri)) > 1:
             problems.append(f"Id {ref.uri[1:]!r} is used more than once")
     if problems:
         return check(
@@ -407,22 +435,29 @@ EXPLAIN_EN = {
 }
 
 
-def _payload(root: etree._Element, ref: Reference, profile: str, variant: C14nVariant) -> bytes:
+def _payload(root: etree._Element, ids: Ids, ref: Reference, profile: str, variant: C14nVariant) -> bytes:
     if profile == ENVELOPED_PROFILE:
         return enveloped_payload(root, variant)
-    return canonicalize(_by_id(root, (ref.uri or "#")[1:])[0], variant)
+    return canonicalize(ids.designated(ref.uri or "")[0], variant)
 
 
-def check_digests(root: etree._Element, parsed: ParsedSignature, profile: str) -> CheckResult:
-    """Recompute each Reference digest with correct inclusive C14N; name a wrong C14N when one explains it."""
+def check_digests(
+    root: etree._Element, ids: Ids, parsed: ParsedSignature, profile: str
+) -> tuple[CheckResult, tuple[bytes, ...]]:
+    """Recompute each Reference digest with correct inclusive C14N; name a wrong C14N when one explains it.
+    Also the canonical bytes of the references that matched, in order, up to the first that did not: each
+    reference is canonicalised once, and what the signature covers is rebuilt from these bytes."""
     name = CheckName.DIGESTS_MATCH
+    payloads: list[bytes] = []
     for ref in parsed.references:
         method = DigestMethod(ref.digest_method or "")  # None: ValueError, as ""
-        if digest(_payload(root, ref, profile, C14nVariant.CORRECT), method) == ref.digest_value:
+        payload = _payload(root, ids, ref, profile, C14nVariant.CORRECT)
+        if digest(payload, method) == ref.digest_value:
+            payloads.append(payload)
             continue
         what = f"Reference {ref.uri!r}"
         for variant in WRONG_VARIANTS:
-            if digest(_payload(root, ref, profile, variant), method) == ref.digest_value:
+            if digest(_payload(root, ids, ref, profile, variant), method) == ref.digest_value:
                 return check(
                     name,
                     CheckOutcome.FAILED,
@@ -430,7 +465,7 @@ def check_digests(root: etree._Element, parsed: ParsedSignature, profile: str) -
                     f"Digest mismatch for {what}: " + EXPLAIN_EN[variant].format(what=what),
                     variant.value,
                     SubIndication.HASH_FAILURE,
-                )
+                ), tuple(payloads)
         return check(
             name,
             CheckOutcome.FAILED,
@@ -439,5 +474,5 @@ def check_digests(root: etree._Element, parsed: ParsedSignature, profile: str) -
             "belongs to other content.",
             None,
             SubIndication.HASH_FAILURE,
-        )
-    return passed(name, "Giá trị băm khớp.", "All Reference digests match.")
+        ), tuple(payloads)
+    return passed(name, "Giá trị băm khớp.", "All Reference digests match."), tuple(payloads)

@@ -10,6 +10,7 @@ caseIgnoreMatch, simplified); OpenSSL's default output, most significant first, 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -146,7 +147,11 @@ def same_name(text: str, name: x509.Name) -> bool:
     """Does the string DN `text` name `name`? Written in RFC 4514 order or in the certificate's own
     (X.500) order, as OpenSSL's default `-subject` output and some Windows tools write it. Longer than
     `NAME_CHARS`, it names no certificate."""
-    if len(text) > NAME_CHARS:
-        return False
+    return len(text) <= NAME_CHARS and _same_name(text, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _same_name(text: str, name: x509.Name) -> bool:
+    """Remembered (at most `NAME_CHARS` a key): a hospital writes the same name with every document."""
     parsed, rdns = _parse_dn(text), _rdns_of(name)
     return parsed is not None and parsed in (rdns, rdns[::-1])

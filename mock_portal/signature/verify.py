@@ -6,14 +6,15 @@ cryptography holds — `signed_data`, the data element rebuilt from the bytes th
 Downstream code must read fields from `signed_data`, never from the received tree.
 
 Modules: `model` (vocabulary, policy), `checks` (structure, digests),
-`crypto` (signxml with correct C14N), `chain` (chain, CRL, registration). Stateless and
-thread-safe: no module state is written, every call builds its own verifier.
+`crypto` (SignatureValue and the signed data; why the portal's own verification and not signxml's),
+`chain` (chain, CRL, registration). Stateless and thread-safe: no module state is written.
 
 Exceptions: none escape for bad input; every problem becomes a FAILED check.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from mock_portal.results.findings import Finding, Severity
 from mock_portal.signature.chain import trust_checks
 from mock_portal.signature.checks import (
     ENVELOPED_PROFILE,
+    Ids,
     SignatureFormatError,
     check,
     check_algorithms,
@@ -169,14 +171,14 @@ def _verify(
     notes = check_subject_name(parsed)
     if profile is None or any(c.outcome is CheckOutcome.FAILED for c in checks):
         return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
-    refs, target = check_references(root, parsed, profile, data_tag)
-    checks += [refs, check_no_unsigned_data(root, parsed, data_tag, target)]
+    ids = Ids.of(root)
+    refs, target = check_references(ids, parsed, profile, data_tag)
+    checks += [refs, check_no_unsigned_data(root, ids, parsed, data_tag, target)]
     if refs.outcome is CheckOutcome.FAILED:
         return _finish(checks, profile, cert=parsed.certificates[0], notes=notes)
-    digests = check_digests(root, parsed, profile)
-    crypto = verify_crypto(root, parsed, policy)
-    checks += [crypto.digest_check if digests.outcome is CheckOutcome.PASSED and crypto.digest_check else digests]
-    checks.append(crypto.signature_check)
+    digests, payloads = check_digests(root, ids, parsed, profile)
+    crypto = verify_crypto(parsed, ids, digests, payloads)
+    checks += [digests, crypto.signature_check]
     signed_data, signing_time = _signed_parts(crypto.signed, profile, data_tag)
     unverified_by = None
     if not crypto.signed:  # the failed digest or SignatureValue check stops the SigningTime check
@@ -192,13 +194,13 @@ def _verify(
 
 
 def _signed_parts(
-    signed: tuple[etree._Element, ...], profile: str, data_tag: str
+    signed: tuple[etree._Element | None, ...], profile: str, data_tag: str
 ) -> tuple[etree._Element | None, datetime | None]:
-    """The data element and SigningTime, read only from what signxml says the signature covers."""
+    """The data element and SigningTime, read only from what the signature covers."""
     if not signed:
         return None, None
     if profile == ENVELOPED_PROFILE:
-        return signed[0].find(data_tag), None
+        return signed[0].find(data_tag) if signed[0] is not None else None, None
     data = signed[1] if signed[1] is not None and signed[1].tag == data_tag else None
     return data, parse_signing_time(signed[0]) if signed[0] is not None else None
 
@@ -251,7 +253,10 @@ def _signing_time_check(
     return passed(name, f"SigningTime {shown} hợp lệ.", f"SigningTime {shown} is plausible.", shown)
 
 
+@functools.lru_cache(maxsize=256)
 def _summary(cert: x509.Certificate) -> CertificateSummary:
+    """Made once per certificate (a hospital sends the same one with every document): the names and the
+    fingerprint cost more than the rest of a report."""
     return CertificateSummary(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -260,6 +265,9 @@ def _summary(cert: x509.Certificate) -> CertificateSummary:
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
     )
+
+
+_CAUSE_ORDER = {name: index for index, name in enumerate(CheckName)}
 
 
 def _finish(
@@ -277,12 +285,12 @@ def _finish(
     come before the certificate's, and a sub-indication naming another check than the first finding is the
     mixed message issue 23 measured (EXPIRED beside a headline "untrusted")."""
     ran = {c.name for c in checks}
-    missing = [n for n in CheckName if n not in ran]
+    missing = [n for n in _CAUSE_ORDER if n not in ran]
     full = tuple(checks)
     if missing:  # the verification stops early only after a failed check
         stopper = next(c.name for c in checks if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE))
         full += tuple(stopped_by(n, stopper, "đã dừng việc kiểm tra", "stopped the verification") for n in missing)
-    full = tuple(sorted(full, key=lambda c: list(CheckName).index(c.name)))
+    full = tuple(sorted(full, key=lambda c: _CAUSE_ORDER[c.name]))
     failures = [c for c in full if c.outcome in (CheckOutcome.FAILED, CheckOutcome.INDETERMINATE)]
     first = failures[0] if failures else None
     sub = first.sub_indication if first else None

@@ -32,6 +32,7 @@ __all__ = [
     "b64",
     "canonicalize",
     "digest",
+    "read_canonical",
     "reparse",
     "strip_inherited_namespaces",
 ]
@@ -105,9 +106,10 @@ _memo = threading.local()
 @contextmanager
 def canonicalisation_memo() -> Iterator[None]:
     """Within the block (one document's verification, on this thread), content canonicalised once is
-    not canonicalised again: the portal's own digest check, signxml's verification and the diagnosis
-    of a wrong C14N all canonicalise the same references, and canonicalisation is the costly part
-    (superlinear in attributes). Keyed by a hash of the serialised node; dropped at the end."""
+    not canonicalised again: the diagnosis of a wrong C14N (`C14nVariant.WITHOUT_INHERITED_NAMESPACES`
+    starts from the correct form) canonicalises again the references and SignedInfo the verification
+    already did, and canonicalisation is the costly part (superlinear in attributes). Keyed by a hash of
+    the serialised node; dropped at the end."""
     previous = getattr(_memo, "cache", None)
     _memo.cache = {}
     try:
@@ -122,6 +124,15 @@ def reparse(element: etree._Element) -> etree._Element:
     Input here is the project's own serialisation of an already-parsed (hardened) tree, not wire data.
     """
     return etree.fromstring(etree.tostring(element), parser=_INTERNAL_PARSER)
+
+
+def read_canonical(c14n: bytes) -> etree._Element | None:
+    """What a reference's canonical bytes read back to: the signed content and nothing else (no comment, no
+    text node split by one); None when they are not one element (signxml's `signed_xml`, as it was)."""
+    try:
+        return etree.fromstring(c14n, parser=_INTERNAL_PARSER)
+    except etree.XMLSyntaxError:
+        return None
 
 
 def strip_inherited_namespaces(c14n: bytes, element: etree._Element) -> bytes:
