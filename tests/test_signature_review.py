@@ -1,8 +1,8 @@
 """Regression tests from the review of "the portal's own verification is the authority" (rev-sig).
 
-The xfail(strict=True) tests are defects found by the review: they fail today, and pass (turning the strict
-xfail into an error to remove) once fixed. The others pin behaviour the review checked and found right,
-beyond what tests/test_signature_crosscheck.py's corpus covers.
+Two defects the review found, fixed (an EC KeyValue naming another curve was taken for the certificate's key;
+finding the Ids was quadratic in the elements carrying one), and behaviour the review checked and found
+right, beyond what tests/test_signature_crosscheck.py's corpus covers.
 """
 
 from __future__ import annotations
@@ -73,14 +73,15 @@ def test_an_ec_key_value_of_the_certificate_is_accepted(pki: TestPKI, creds: dic
     assert _verify(pki, creds, xml).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev-sig defect 2: crypto._key_value_is compares the EC point's bytes and ignores NamedCurve; "
-    "signxml (the old verifier) refused a KeyValue naming another curve as a different key",
+@pytest.mark.parametrize(
+    "curve", ["urn:oid:1.3.132.0.34", "urn:oid:1.2.3.4", "1.2.840.10045.3.1.7"], ids=["p384", "unknown", "no-urn"]
 )
-def test_an_ec_key_value_naming_another_curve_is_refused(pki: TestPKI, creds: dict[CertVariant, Credential]) -> None:
+def test_an_ec_key_value_naming_another_curve_is_refused(
+    curve: str, pki: TestPKI, creds: dict[CertVariant, Credential]
+) -> None:
+    """The certificate's P-256 point under another curve's name (or none the portal reads) is another key."""
     ec = creds[CertVariant.ECDSA]
-    xml = _with_ec_key_value(_sign(pki, ec), ec, "urn:oid:1.3.132.0.34")  # P-384, with the P-256 point
+    xml = _with_ec_key_value(_sign(pki, ec), ec, curve)
     check = _verify(pki, creds, xml).check(CheckName.SIGNATURE_VALUE_VALID)
     assert (check.outcome, check.sub_indication) == (CheckOutcome.FAILED, SubIndication.FORMAT_FAILURE)
 
@@ -127,11 +128,6 @@ def _best_cpu(root: etree._Element) -> float:
     return best
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev-sig defect 1: checks._WITH_ID ('//*[@*[local-name()=\"Id\"]]') is quadratic in the elements "
-    "carrying an Id when the Signature comes first: 4x the elements cost ~16x (descendant-or-self::* is linear)",
-)
 def test_finding_the_ids_is_linear(pki: TestPKI, creds: dict[CertVariant, Credential]) -> None:
     signed = _sign(pki, creds[CertVariant.VALID])
     small, large = _ids_after_signature(signed, 1200), _ids_after_signature(signed, 4800)  # 4800: within the limits

@@ -167,6 +167,8 @@ def _key_value_is(key_value: etree._Element, key: object) -> bool:
         exponent = _long(key_value.find("ds:RSAKeyValue/ds:Exponent", _KEY_INFO))
         return (modulus, exponent) == (numbers.n, numbers.e)
     if isinstance(key, ec.EllipticCurvePublicKey):
+        if not _names_curve(key_value.find("dsig11:ECKeyValue/dsig11:NamedCurve", _KEY_INFO), key.curve):
+            return False
         point = key_value.findtext("dsig11:ECKeyValue/dsig11:PublicKey", namespaces=_KEY_INFO)
         try:
             sent = base64.b64decode("".join((point or "").split()), validate=True)
@@ -174,6 +176,18 @@ def _key_value_is(key_value: etree._Element, key: object) -> bool:
             return False
         return sent == key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     return False
+
+
+def _names_curve(named: etree._Element | None, curve: ec.EllipticCurve) -> bool:
+    """NamedCurve's URI is `urn:oid:` and the OID of the certificate key's curve: the same point on another
+    curve is another key (signxml refused it so); no NamedCurve (explicit parameters) is none the portal reads."""
+    uri = named.get("URI", "") if named is not None else ""
+    if not uri.startswith("urn:oid:"):
+        return False
+    try:
+        return isinstance(curve, ec.get_curve_for_oid(x509.ObjectIdentifier(uri.removeprefix("urn:oid:"))))
+    except (ValueError, LookupError):
+        return False
 
 
 def _der_key_is(text: str | None, key: object) -> bool:
@@ -192,7 +206,7 @@ def _refuse_ambiguous(parsed: ParsedSignature, ids: Ids, matched: int) -> None:
     signxml did: in order, up to the first reference whose digest did not match."""
     for index, ref in enumerate(parsed.references):
         uri = ref.uri or ""
-        count = ids.named.get(uri[1:], 0) if uri.startswith("#") else 0
+        count = ids.named(uri[1:]) if uri.startswith("#") else 0
         if count > 1:
             raise _Malformed(f"Ambiguous reference URI {uri} resolved to {count} nodes")
         if index >= matched:
