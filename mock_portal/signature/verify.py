@@ -9,7 +9,9 @@ Modules: `model` (vocabulary, policy), `checks` (structure, digests),
 `crypto` (SignatureValue and the signed data; why the portal's own verification and not signxml's),
 `chain` (chain, CRL, registration). Stateless and thread-safe: no module state is written.
 
-Exceptions: none escape for bad input; every problem becomes a FAILED check.
+Exceptions: every problem of the signature becomes a FAILED check; only libxml2's own (`etree.LxmlError`:
+a tree it cannot canonicalise or re-read, a Signature invalid against the XMLDSig schema) escape, and the
+intake reports them as XML_C14N_FAILED, the file's fault.
 """
 
 from __future__ import annotations
