@@ -35,7 +35,16 @@ from urllib.parse import urlencode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import FACILITY, HOST, provision, running_server, sign_pool, stored_accepted  # noqa: E402
+from ingest import (  # noqa: E402
+    FACILITY,
+    HOST,
+    cpu_seconds,
+    provision,
+    running_server,
+    sign_pool,
+    stored_accepted,
+    worker_pids,
+)
 
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH  # noqa: E402
 from fixtures.pki import TestPKI  # noqa: E402
@@ -145,9 +154,19 @@ def _wait_listening(url: str, process: subprocess.Popen[bytes], log: Path) -> No
     raise RuntimeError(f"prism did not listen within 60 s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def run_portal(wrk: str, seconds: int, workdir: Path) -> tuple[WrkRun, bytes, int]:
-    """The portal (2 workers, fresh SQLite) under wrk with one facility's signed GCS form; the form (for the
-    peer) and how many accepted submissions the portal stored."""
+@dataclass(frozen=True)
+class PortalRun:
+    wrk: WrkRun
+    stored: int
+    """Accepted submissions the portal stored (the warm-up's too)."""
+    cpu_ms_per_accepted: float
+    """The workers' CPU time during the measured run per accepted submission: steadier than accepted/s on a
+    machine shared with other work."""
+
+
+def run_portal(wrk: str, seconds: int, workdir: Path) -> PortalRun:
+    """The portal (2 workers, fresh SQLite) under wrk with one facility's signed GCS form, which it leaves in
+    `workdir/form.txt` for the peer."""
     pki = TestPKI.create({FACILITY: "Bệnh viện Bench"})
     with running_server(workdir, workers=2) as server:
         facility = provision(server, pki, FACILITY)
@@ -156,9 +175,12 @@ def run_portal(wrk: str, seconds: int, workdir: Path) -> tuple[WrkRun, bytes, in
         body = urlencode(facility.client.form(LOAI_HS["GCS"], document)).encode("ascii")
         body_file = workdir / "form.txt"
         body_file.write_bytes(body)
+        workers = worker_pids(server)
+        cpu = sum(map(cpu_seconds, workers))
         run = run_wrk(wrk, f"{server.base_url}{SUBMIT_PATH}", body_file, seconds, workdir)
+        cpu = sum(map(cpu_seconds, workers)) - cpu
         stored, _total = stored_accepted(server, facility.code)
-    return run, body, len(stored)
+    return PortalRun(run, len(stored), 1000 * cpu / run.accepted if run.accepted else float("nan"))
 
 
 def run_ingest(seconds: int) -> dict[str, float]:
@@ -186,19 +208,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds 1..300, --ingest-seconds 0..300")
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         workdir = Path(tmp)
-        portal, body, stored = run_portal(args.wrk, args.seconds, workdir)
-        lost = stored < portal.accepted  # stored counts the warm-up's too
+        served = run_portal(args.wrk, args.seconds, workdir)
+        portal = served.wrk
+        lost = served.stored < portal.accepted  # stored counts the warm-up's too
         print(
             f"portal, wrk -t1 -c{CONNECTIONS} {args.seconds} s: {portal.per_second:.0f} accepted/s "
             f"({portal.accepted} accepted, {portal.other} other, {portal.socket_errors} socket errors; "
-            f"{stored} stored with the warm-up's), p50 {portal.p50_ms:.1f} ms, p99 {portal.p99_ms:.1f} ms",
+            f"{served.stored} stored with the warm-up's), p50 {portal.p50_ms:.1f} ms, p99 {portal.p99_ms:.1f} ms; "
+            f"workers' CPU {served.cpu_ms_per_accepted:.2f} ms/accepted",
             flush=True,
         )
         prism = None
         if not args.skip_prism:
-            body_file = workdir / "form.txt"
-            body_file.write_bytes(body)
-            prism = run_prism(args.prism, args.wrk, body_file, args.seconds, workdir)
+            prism = run_prism(args.prism, args.wrk, workdir / "form.txt", args.seconds, workdir)
             print(
                 f"Prism mock (validation only), same wrk and form: {prism.requests / prism.seconds:.0f} req/s "
                 f"({prism.accepted} 200, {prism.other} other, {prism.socket_errors} socket errors), "
@@ -213,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     result = {
-        "portal_wrk": {**asdict(portal), "accepted_per_s": round(portal.per_second, 1), "stored": stored},
+        "portal_wrk": {
+            **asdict(portal),
+            "accepted_per_s": round(portal.per_second, 1),
+            "stored": served.stored,
+            "cpu_ms_per_accepted": round(served.cpu_ms_per_accepted, 2),
+        },
         "prism_wrk": {**asdict(prism), "req_per_s": round(prism.requests / prism.seconds, 1)} if prism else None,
         "ingest": ingest,
     }
