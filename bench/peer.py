@@ -5,17 +5,18 @@
 `make bench-peer` installs Stoplight Prism with npm into `.bench/` and wrk with apt, then runs this. On
 127.0.0.1 it measures, one after the other so they do not share the 2 cores:
 
-1. Prism mocking the wire API from `openapi.yaml` (`prism mock`: it validates each request against the
-   spec and answers the operation's example; no signature, no storage), driven by
-   `wrk -t1 -c16 -d N` posting the form below: req/s and p99;
-2. this portal, `mock-portal serve --workers 2` on a fresh SQLite file (every check, every accepted
-   submission stored), driven by the same wrk command and form: accepted/s (replies with MaKetQua
-   200, counted by wrk's script and checked against what the portal stored) and p99;
+1. this portal, `mock-portal serve --workers 2` on a fresh SQLite file (every check, every accepted
+   submission stored), driven by `wrk -t1 -c16 -d N` posting one facility's signed GCS form with a
+   fresh token, URL-encoded as the hospital sends it, again and again (the portal accepts a document
+   again: each submission is its own): accepted/s (replies with MaKetQua 200, counted by wrk's script
+   and checked against what the portal stored), p99, and the workers' CPU per accepted submission;
+2. Prism mocking the wire API from `openapi.yaml` (`prism mock`: it validates each request against the
+   spec and answers with a body made from the reply's schema; no signature, no storage; it logs one
+   response violation per request, its made-up `ThoiGianTiepNhan` not matching the pattern), under
+   the same wrk command and form: req/s and p99;
 3. `bench/ingest.py --seconds N` (its own portal, 500 distinct documents, 8 in flight).
 
-The form is one facility's signed GCS with a fresh token, URL-encoded as the hospital sends it;
-wrk posts it again and again (the portal accepts a document again: each submission is its own). The
-last line is machine-readable JSON; see bench/README.md.
+The last line is machine-readable JSON.
 """
 
 from __future__ import annotations
