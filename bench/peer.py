@@ -11,9 +11,9 @@
    again: each submission is its own): accepted/s (replies with MaKetQua 200, counted by wrk's script
    and checked against what the portal stored), p99, and the workers' CPU per accepted submission;
 2. Prism mocking the wire API from `openapi.yaml` (`prism mock`: it validates each request against the
-   spec and answers with a body made from the reply's schema; no signature, no storage; it logs one
-   response violation per request, its made-up `ThoiGianTiepNhan` not matching the pattern), under
-   the same wrk command and form: req/s and p99;
+   spec and answers with a body made from the reply's schema, then checks that reply too — its made-up
+   `ThoiGianTiepNhan` does not match the pattern — no signature, no storage), under the same wrk
+   command and form: req/s and p99;
 3. `bench/ingest.py --seconds N` (its own portal, 500 distinct documents, 8 in flight).
 
 The last line is machine-readable JSON.
@@ -124,10 +124,11 @@ def run_wrk(wrk: str, url: str, body_file: Path, seconds: int, workdir: Path) ->
 
 
 def run_prism(prism: str, wrk: str, body_file: Path, seconds: int, workdir: Path) -> WrkRun:
-    """Prism mocking `openapi.yaml` on a free loopback port (static examples, errors only logged)."""
+    """Prism mocking `openapi.yaml` on a free loopback port (static examples; only fatal errors logged: at
+    the error level it writes a line per request, its own reply's violation: 759 req/s against 1,014 in one run)."""
     port = free_port()
     log = (workdir / "prism.log").open("wb")
-    command = [prism, "mock", "-h", HOST, "-p", str(port), "-d", "false", "-v", "error", str(SPEC)]
+    command = [prism, "mock", "-h", HOST, "-p", str(port), "-d", "false", "-v", "fatal", str(SPEC)]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://{HOST}:{port}{SUBMIT_PATH}"
