@@ -148,6 +148,25 @@ stall-check: $(STAMP)
 field-evidence: $(STAMP)
 	FIELD_EVIDENCE_COUNT=500 $(BIN)/pytest -q -n 2 $(XDIST) tests/test_field_log.py tests/test_shadow_conformance.py
 
+# Issue 28: the portal next to a peer that only validates, in one run (bench/peer.py): Stoplight Prism mocking
+# openapi.yaml and the portal, both under `wrk -t1 -c16` with the same signed GCS form, then bench/ingest.py.
+# Prism comes from npm into .bench/ (not global), wrk from Debian's packages; ~2 min.
+BENCH_NODE := .bench
+PRISM := $(BENCH_NODE)/node_modules/.bin/prism
+PRISM_VERSION ?= 5.16.0
+PEER_SECONDS ?= 20
+$(PRISM):
+	npm install --prefix $(BENCH_NODE) --no-save --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION)
+
+.PHONY: wrk bench-peer
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; fi; }
+
+bench-peer: $(STAMP) wrk $(PRISM)
+	$(BIN)/python bench/peer.py --seconds $(PEER_SECONDS) --ingest-seconds $(PEER_SECONDS) --prism $(PRISM)
+
 # Issue 17: B's latency while workspace A is over its submission quota (bench/README.md, "Workspaces").
 .PHONY: bench-workspaces
 bench-workspaces: $(STAMP)
@@ -158,4 +177,4 @@ soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 10
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) $(BENCH_NODE) var build *.egg-info

@@ -14,14 +14,16 @@ import httpx
 import pytest
 from flask import Flask, request
 
+from mock_portal.api import validators
 from mock_portal.api.blocking import HEAVY_REST, LOGIN_THREADS, WIRE_THREADS
 from mock_portal.api.validators import OffLoopFormParser
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
 from mock_portal.portal import workspaces
-from mock_portal.portal.service import Portal
+from mock_portal.portal.service import Portal, SubmissionForm
 
 ADMIN = "wire-path-admin"
+FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture()
@@ -140,7 +142,7 @@ def test_heavy_submissions_take_turns_and_big_forms_are_parsed_off_the_loop(
     """A submission over 64 KiB is heavy: one at a time per process (8 connections of 5 MiB files once
     kept 8 threads parsing and the loop waiting for the GIL), whatever the inline setting; a small one is
     not, even with no inline serving (PostgreSQL's default): up to ten at once. Connexion parses the
-    big form off the event loop (`OffLoopFormParser`), the handler's copy too."""
+    big form off the event loop (`OffLoopFormParser`), once: its validator's fields are the handler's."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", admin_token=ADMIN, wire_inline_bytes=0)
     app = create_asgi(settings)
     peak, parsed = _Peak(), []
@@ -157,12 +159,49 @@ def test_heavy_submissions_take_turns_and_big_forms_are_parsed_off_the_loop(
     assert {r.json()["MaKetQua"] for r in _burst(app, "/api/hososuckhoe/guiGiayToDienTu", big, 6)} == {"500"}
     assert peak.peak == 1
     assert time.monotonic() - started >= 5 * 0.05 * (1 + HEAVY_REST)  # each turn rested after its 50 ms
-    assert len(parsed) == 12 and threading.current_thread().name not in parsed  # validator and handler, 6 each
+    assert len(parsed) == 6 and threading.current_thread().name not in parsed  # one parse per request
     peak = _Peak()
     monkeypatch.setattr(Portal, "submit", peak)
     small = {"username": "79001_BV", "fileBase64Str": "A" * 1_000}
     assert {r.json()["MaKetQua"] for r in _burst(app, "/api/hososuckhoe/guiGiayToDienTu", small, 25)} == {"500"}
     assert peak.peak == WIRE_THREADS
+
+
+def test_a_wire_form_is_parsed_once_and_each_schema_validator_built_once(
+    asgi: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connexion reads a form twice (its validator, then the handler's body) and built a JSON Schema validator
+    per request: here the handler gets the validator's fields as sent (a repeated field joined with commas,
+    as Connexion resolves a form's) from one parse per request, and each operation's schema is built once."""
+    parses, built, seen = [], [], []
+    parse, build = OffLoopFormParser._parse, validators.Draft4RequestValidator
+
+    def counted_parse(self: OffLoopFormParser, body: bytes) -> object:
+        parses.append(body)
+        return parse(self, body)
+
+    def counted_build(*args: object, **kwargs: object) -> object:
+        built.append(args[0])
+        return build(*args, **kwargs)
+
+    def submit(_portal: Portal, form: SubmissionForm, *_args: object) -> object:
+        seen.append(form)
+        raise RuntimeError("not stored")
+
+    monkeypatch.setattr(OffLoopFormParser, "_parse", counted_parse)
+    monkeypatch.setattr(validators, "Draft4RequestValidator", counted_build)
+    monkeypatch.setattr(Portal, "submit", submit)
+    form = "username=79001_BV&loaiHs=60&loaiHs=61&fileBase64Str=a%2Bb+c%3D&maCskcb=79001"
+    for _ in range(3):
+        reply = _call(asgi, "POST", "/api/hososuckhoe/guiGiayToDienTu", content=form, headers=FORM_TYPE)
+        assert reply.json()["MaKetQua"] == "500"
+    token = _call(asgi, "POST", "/api/token/take", data={"username": "79001_BV", "password": "x"})
+    assert token.json()["maKetQua"] == "401"
+    assert len(parses) == 4
+    assert [(f.credentials.username, f.loai_hs, f.file_b64, f.credentials.facility_code) for f in seen] == [
+        ("79001_BV", "60,61", "a+b c=", "79001")
+    ] * 3
+    assert len(built) == 2 and built[0] is not built[1]  # the submit form's schema, the token form's
 
 
 def test_token_password_checks_have_a_thread_of_their_own(asgi: object, monkeypatch: pytest.MonkeyPatch) -> None:

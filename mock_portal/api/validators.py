@@ -19,12 +19,15 @@ import functools
 import json
 import math
 import re
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, ClassVar
 
 import starlette.requests
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
+from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import VALIDATOR_MAP, FormDataValidator, JSONRequestBodyValidator, MultiPartFormDataValidator
+from jsonschema import Draft4Validator
 from python_multipart import QuerystringParser
 from starlette.datastructures import FormData, Headers
 from starlette.formparsers import FormParser, MultiPartParser
@@ -87,7 +90,29 @@ database: parsing costs less than a thread hand-off; bigger ones go to a thread 
 gateway)."""
 
 
-class StrictJSONValidator(JSONRequestBodyValidator):
+class SchemaBuiltOnce:
+    """Connexion builds a body's JSON Schema validator at each access of `_validator`, so once per request;
+    an operation's body schema is one object for the life of its app, so each is built once here. Each
+    subclass keeps its own (the classes of `validator_map` are made per app)."""
+
+    _schema: dict[str, Any]
+    _built: ClassVar[dict[int, tuple[dict[str, Any], Draft4Validator]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._built = {}
+
+    @property
+    def _validator(self) -> Draft4Validator:
+        schema = self._schema
+        found = self._built.get(id(schema))
+        if found is None or found[0] is not schema:  # the schema is held with it: its id is not reused
+            found = (schema, Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER))
+            self._built[id(schema)] = found
+        return found[1]
+
+
+class StrictJSONValidator(SchemaBuiltOnce, JSONRequestBodyValidator):
     refuse_lone_surrogates = True
     """False on the wire, whose handlers read lone surrogates as U+FFFD."""
 
@@ -118,16 +143,25 @@ class StrictJSONValidator(JSONRequestBodyValidator):
         return value
 
 
+_LAST_FORM: ContextVar[tuple[bytes, int | float, int, FormData] | None] = ContextVar("last_form", default=None)
+"""The last form parsed in this request's context: its body, the parser's limits and the fields."""
+
+
 class OffLoopFormParser(FormParser):
     """Starlette's form parser (the same python-multipart parser and callbacks) over the whole body at
-    once, on a worker thread when it is big: Starlette's own parses on the event loop, ~50 ms for a
-    7 MB form, and Connexion parses a wire form twice (its validator, then the handler's body), so 8
-    connections sending 5 MiB files held each loop for ~100 ms a request (bench/README.md, "Stall
-    targets")."""
+    once, on a worker thread when it is big (Starlette's own parses on the event loop, ~50 ms for a
+    7 MB form; bench/README.md, "Stall targets"), and once per request: Connexion reads a form twice,
+    its validator and then the handler's `Request.form()`, from the same bytes, so the second read is
+    the first one's fields (kept in the request's context, for the same body and limits)."""
 
     async def parse(self) -> FormData:
         body = b"".join([chunk async for chunk in self.stream])
-        return await blocking.run(self._parse, body, inline=len(body) <= ON_LOOP_BODY_BYTES)
+        last = _LAST_FORM.get()
+        if last is not None and last[1] == self.max_fields and last[2] == self.max_part_size and last[0] == body:
+            return last[3]
+        form = await blocking.run(self._parse, body, inline=len(body) <= ON_LOOP_BODY_BYTES)
+        _LAST_FORM.set((body, self.max_fields, self.max_part_size, form))
+        return form
 
     def _parse(self, body: bytes) -> FormData:
         parser = QuerystringParser(
@@ -160,12 +194,12 @@ def validator_map(max_field_bytes: int, *, wire: bool = False) -> dict[str, Any]
     class JSON(StrictJSONValidator):
         refuse_lone_surrogates = not wire
 
-    class Form(FormDataValidator):
+    class Form(SchemaBuiltOnce, FormDataValidator):
         @property
         def _form_parser_cls(self) -> Any:
             return functools.partial(OffLoopFormParser, max_part_size=max_field_bytes)
 
-    class MultiPartForm(MultiPartFormDataValidator):
+    class MultiPartForm(SchemaBuiltOnce, MultiPartFormDataValidator):
         @property
         def _form_parser_cls(self) -> Any:
             return functools.partial(MultiPartParser, max_part_size=max_field_bytes)
