@@ -41,7 +41,9 @@ thread; 136-188 ms with turns but no rest; 50-112 ms with both over six runs, va
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TypeVar, TypeVarTuple
 
 import anyio
@@ -73,6 +75,15 @@ _heavy: RunVar[anyio.CapacityLimiter] = RunVar("wire_heavy")
 LOGIN_THREADS = 1
 """Threads for token requests' password checks per process (scrypt: one at a time anyway)."""
 _login: RunVar[anyio.CapacityLimiter] = RunVar("wire_login")
+
+
+async def committed(future: Future[T]) -> T:
+    """The result of a write queued for a group commit (`mock_portal.store.group_commit`), awaited
+    without a thread or the loop (the loop examines the next submissions meanwhile); like `run`, not
+    cancelled half-way: a cancelled request still waits for its commit, whose rows stay stored."""
+    with anyio.CancelScope(shield=True):
+        result = await asyncio.wrap_future(future)
+    return result
 
 
 def mark_inline(scope: Scope, inline: bool) -> None:

@@ -81,9 +81,10 @@ async def send_document(body: dict[str, Any] | None = None) -> Reply:
     portal = _portal()
     inline = blocking.is_inline(context.scope)
     try:
-        outcome = await blocking.run(
+        queued = await blocking.run(
             portal.submit, _submission_form(form), handed_down(context.scope), _client(), inline=inline
         )
+        outcome = await blocking.committed(queued)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         now = await blocking.run(portal.clock.now, inline=inline)  # may read the database

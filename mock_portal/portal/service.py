@@ -10,6 +10,7 @@ import copy
 import hashlib
 import threading
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ from mock_portal.results.codes import SubmitResult
 from mock_portal.results.findings import EXPLAIN_CHARS, Finding
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
+from mock_portal.store.group_commit import then
 from mock_portal.store.repository import Retention
 from mock_portal.wire.journal import Journal
 
@@ -155,12 +157,14 @@ class Portal:
         form: SubmissionForm,
         handed: WireExchange | None = None,
         client: str = "",
-    ) -> Outcome:
-        """Examine and store one submission. `handed`: what the wire gateway knows of the exchange: its
-        journal row is completed from the reply (`exchange.journal_row`) and written in the same
-        transaction, and its receipt instant (when it arrived, plus any injected latency) is the
-        submission's, never later than now; without one, now — so the portal's own queueing before this
-        call does not count against the hospital.
+    ) -> Future[Outcome]:
+        """Examine one submission and queue its rows for the next group commit of this process
+        (`store.group_commit`): the future gives its outcome once that commit is done — a reply may be
+        sent then, not before — or the error that failed it (nothing of it was stored).
+        `handed`: what the wire gateway knows of the exchange: its journal row is completed from the
+        reply (`exchange.journal_row`) and written in the same transaction, and its receipt instant (when
+        it arrived, plus any injected latency) is the submission's, never later than now; without one,
+        now — so the portal's own queueing before this call does not count against the hospital.
         `client`: the client address: with the account, whose budget an unknown password's scrypt spends
         (`SenderBudget`)."""
         now = self.clock.now()
@@ -209,19 +213,15 @@ class Portal:
                 pending = self.repo.pending_expectations(document.facility_code, document.doc_type)
             expected = first_match(pending, document.fields)
             self.account(document, expected)
-        written: list[store.JournalEntry] = []
         row = None
         if handed is not None and handed.exchange is not None:
 
             def row(submission_id: int) -> store.JournalEntry | None:
                 reply = submission_reply(verdict, submission_id, ma_gd, received_at, digest)
-                entry = self.journal.entry(journal_row(handed, reply))
-                written.extend([entry] if entry is not None else [])
-                return entry
+                return self.journal.entry(journal_row(handed, reply))
 
-        submission_id = self.repo.record_submission(submission, document, row, self.journal.retention)
-        journal_id = written[0].id if written else None
-        return Outcome(submission_id, verdict, ma_gd, received_at, journal_id, digest)
+        queued = self.repo.queue_submission(submission, document, row, self.journal.retention)
+        return then(queued, lambda ids: Outcome(ids.submission_id, verdict, ma_gd, received_at, ids.journal_id, digest))
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
         """Set the document's issue instant, deadline and ON_TIME / LATE (Decree 63/2024 Art. 25.1)."""
