@@ -182,7 +182,7 @@ def test_a_failed_commit_stores_nothing_of_its_batch(repo: store.Repository) -> 
         assert isinstance(future.exception(timeout=30), OSError)
     event.remove(repo.engine, "commit", refuse)
     assert (_count(repo, store.Submission), _count(repo, store.Document), _count(repo, store.OutboxEntry)) == (0, 0, 0)
-    assert repo.record_submission(_submission(4), _document(4)).submission_id > 0  # the queue goes on
+    assert repo.queue_submission(_submission(4), _document(4)).result().submission_id > 0  # the queue goes on
 
 
 # a real server killed mid-flood ----------------------------------------------------------------------------------

@@ -772,16 +772,6 @@ class Repository:
             return s.scalar(filters.apply(query)) or 0
 
     # submissions and documents
-    def record_submission(
-        self,
-        submission: Submission,
-        document: Document | None,
-        journal: Callable[[int], JournalEntry | None] | None = None,
-        retention: Retention = Retention(),  # noqa: B008 - frozen
-    ) -> Stored:
-        """`queue_submission`, waiting for its commit."""
-        return self.queue_submission(submission, document, journal, retention).result()
-
     def queue_submission(
         self,
         submission: Submission,
