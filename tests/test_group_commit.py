@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,9 @@ from sqlalchemy import event, func, select
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH
 from fixtures.pki import TestPKI
 from mock_portal import store
+from mock_portal.app import create_asgi
+from mock_portal.config import Settings
+from mock_portal.portal import auth
 from mock_portal.store.group_commit import GroupCommit, then
 from mock_portal.store.repository import Retention, Stored, SubmissionWrite, _values
 from tests.conftest import provision, trust_root
@@ -183,6 +186,50 @@ def test_a_failed_commit_stores_nothing_of_its_batch(repo: store.Repository) -> 
     event.remove(repo.engine, "commit", refuse)
     assert (_count(repo, store.Submission), _count(repo, store.Document), _count(repo, store.OutboxEntry)) == (0, 0, 0)
     assert repo.queue_submission(_submission(4), _document(4)).result().submission_id > 0  # the queue goes on
+
+
+def test_every_submission_of_a_failed_commit_is_answered_500_and_none_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the app `mock-portal serve` runs (in this process, on SQLite: its IPSS sharing thread outlives
+    the test): submissions sent at once whose commit fails each get the portal's MaKetQua 500 naming the
+    error; none is acknowledged, none stored."""
+    database_url = f"sqlite:///{tmp_path / 'p.sqlite3'}"
+    repo = store.Repository(store.create_engine_for(database_url))
+    repo.create_schema()
+    password = auth.md5_upper("pw")
+    account = store.Account(username="48301_BV", facility_code="48301", password_hash=auth.hash_password_md5(password))
+    repo.add_facility(store.Facility(code="48301", name="BV", created_at=NOW), account)
+    now = datetime.now(UTC)
+    repo.add_token(
+        store.Token(
+            access_token="access",
+            id_token="id",
+            username="48301_BV",
+            issued_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+    )
+    batches: list[int] = []
+
+    def failing_commit(_repo: store.Repository, writes: Sequence[SubmissionWrite]) -> list[Stored | Exception]:
+        batches.append(len(writes))
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(store.Repository, "_write_submissions", failing_commit)
+    app = create_asgi(Settings(database_url=database_url, admin_token="in-process"))
+    form = {"maCskcb": "48301", "token": "access", "id_token": "id", "username": "48301_BV", "password": password}
+    forms = [{**form, "loaiHs": "61", "fileBase64Str": f"{n:04d}"} for n in range(6)]
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            return await asyncio.gather(*(client.post(SUBMIT_PATH, data=one) for one in forms))
+
+    replies = asyncio.run(send_all())
+    assert [r.json()["MaKetQua"] for r in replies] == ["500"] * 6
+    assert {r.headers["X-Sandbox-Explain"] for r in replies} == {"SERVER_ERROR: OSError"}
+    assert sum(batches) == 6 and repo.count_submissions() == 0
 
 
 # a real server killed mid-flood ----------------------------------------------------------------------------------

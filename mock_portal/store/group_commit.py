@@ -8,10 +8,11 @@ is queued, then takes every write queued by then, at most `MAX_BATCH`, and write
 the writes queued while another process held the gate, or while this one's previous commit was syncing,
 share one commit. Nothing waits on purpose for more writes to come: a lone write is committed at once.
 
-A write waits at most for the batch being committed ahead of it; what one write does to the others is
-bounded by its batch: a write whose rows fail is the writer's to isolate (`Repository._write_submissions`
-writes the batch again one write per transaction), a failed commit fails every write of its batch, and a
-future is only ever given a result after the commit that covers its write returned.
+Besides the gate, a write waits at most for the batch being committed ahead of it; what one write does
+to the others is bounded by its batch: a write whose rows fail is the writer's to isolate
+(`Repository._write_submissions` writes the batch again one write per transaction), a failed commit fails
+every write of its batch, and a future is only ever given a result after the commit that covers its write
+returned.
 """
 
 from __future__ import annotations

@@ -803,7 +803,7 @@ class Repository:
                 transaction.rollback()
                 if len(writes) == 1:
                     raise
-                return [self._write_alone(c, write) for write in writes]
+                return [self._write_alone(write) for write in writes]
             try:
                 transaction.commit()
             except Exception:
@@ -811,10 +811,9 @@ class Repository:
                 raise
             return stored
 
-    def _write_alone(self, c: Connection, write: SubmissionWrite) -> Stored | Exception:
+    def _write_alone(self, write: SubmissionWrite) -> Stored | Exception:
         try:
-            with c.begin():
-                return self._insert_submissions(c, [write])[0]
+            return self._write_submissions([write])[0]
         except Exception as exc:
             return exc
 
