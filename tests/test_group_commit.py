@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from mock_portal import store
 from mock_portal.app import create_asgi
 from mock_portal.config import Settings
 from mock_portal.portal import auth
-from mock_portal.store.group_commit import GroupCommit, then
+from mock_portal.store.group_commit import GroupCommit
 from mock_portal.store.repository import Retention, Stored, SubmissionWrite, _values
 from tests.conftest import provision, trust_root
 from tests.live import LiveServer, new_database_url, start_server
@@ -108,10 +109,23 @@ class _Writer:
 
 
 def _queued_while_held(writer: _Writer, items: range, max_batch: int = 64) -> list[Future[int]]:
-    """`items` queued while another writer holds the gate, as when another process is committing."""
+    """`items` written by as many threads while another writer holds the gate, as when another process is
+    committing: each thread's result (or error) as a future."""
     commits: GroupCommit[int, int] = GroupCommit(writer, lambda: writer.gate, max_batch)
+    futures: list[Future[int]] = [Future() for _ in items]
+
+    def write(n: int, future: Future[int]) -> None:
+        try:
+            future.set_result(commits.commit(n))
+        except Exception as exc:
+            future.set_exception(exc)
+
     with writer.gate:
-        futures = [commits.put(n) for n in items]
+        for n, future in zip(items, futures, strict=True):
+            threading.Thread(target=write, args=(n, future)).start()
+            while len(commits._queue) < n - items.start + 1:  # this one is queued (or leads) before the next
+                time.sleep(0.001)
+        time.sleep(0.05)
         assert not any(f.done() for f in futures)  # nothing is answered before its commit
     for future in futures:
         future.exception(timeout=10)
@@ -122,7 +136,8 @@ def test_writes_queued_behind_the_gate_share_one_commit_of_at_most_max_batch() -
     writer = _Writer()
     futures = _queued_while_held(writer, range(1, 11), max_batch=4)
     assert [f.result() for f in futures] == [n * 10 for n in range(1, 11)]
-    # taken once the gate was free, in the order queued, four at a time at most
+    # the first writer led once the gate was free: it took the writes queued behind it, four at most; the
+    # writers left queued led the next batches
     assert writer.batches == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
 
 
@@ -135,16 +150,6 @@ def test_a_write_that_fails_fails_alone() -> None:
 def test_a_failed_commit_fails_every_write_of_its_batch_and_acknowledges_none() -> None:
     futures = _queued_while_held(_Writer(fail_batch=True), range(1, 6))
     assert all(isinstance(f.exception(), OSError) for f in futures)
-
-
-def test_then_gives_the_finished_result_or_the_error() -> None:
-    done: Future[int] = Future()
-    failed: Future[int] = Future()
-    later, broken = then(done, lambda n: n + 1), then(failed, lambda n: n + 1)
-    assert not later.done()
-    done.set_result(1)
-    failed.set_exception(OSError("gone"))
-    assert later.result(timeout=1) == 2 and isinstance(broken.exception(timeout=1), OSError)
 
 
 # the repository's writer ----------------------------------------------------------------------------------------
@@ -180,12 +185,11 @@ def test_a_failed_commit_stores_nothing_of_its_batch(repo: store.Repository) -> 
         raise OSError("disk I/O error")
 
     event.listen(repo.engine, "commit", refuse)
-    futures = [repo.queue_submission(_submission(n), _document(n), None, Retention()) for n in range(1, 4)]
-    for future in futures:
-        assert isinstance(future.exception(timeout=30), OSError)
+    with pytest.raises(OSError):
+        repo.record_submission(_submission(1), _document(1))
     event.remove(repo.engine, "commit", refuse)
     assert (_count(repo, store.Submission), _count(repo, store.Document), _count(repo, store.OutboxEntry)) == (0, 0, 0)
-    assert repo.queue_submission(_submission(4), _document(4)).result().submission_id > 0  # the queue goes on
+    assert repo.record_submission(_submission(4), _document(4)).submission_id > 0  # the next writer goes on
 
 
 def test_every_submission_of_a_failed_commit_is_answered_500_and_none_is_stored(

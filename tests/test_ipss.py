@@ -358,7 +358,7 @@ def _accept(repo: store.Repository, count: int) -> None:
             doc_type="GCS", code=code, facility_code="79001", ma_gd=f"MGD-{n}", first_issue=True,
             issue_date=f"{now:%Y%m%d}", signing_time=None, accepted_at=now, fields={"MA_GCS": code},
         )  # fmt: skip
-        repo.queue_submission(submission, document).result()
+        repo.record_submission(submission, document)
 
 
 @pytest.fixture()

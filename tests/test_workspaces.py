@@ -666,7 +666,7 @@ def test_ipss_views_and_reports_of_two_workspaces_with_one_facility_code_stay_ap
             signing_time=None, accepted_at=now, fields={"MA_GCS": "C1"}, issue_instant=now, deadline=now,
             deadline_status="ON_TIME",
         )  # fmt: skip
-        repo.queue_submission(submission, document).result()
+        repo.record_submission(submission, document)
     assert len(ipss_store.pending_entries(a, 10)) == 1 and ipss_store.pending_workspaces(root) == ["scope-a", "scope-b"]
     assert ipss_store.share_entries(a, [outbox for outbox, _ in ipss_store.pending_entries(a, 10)], now) == 1
 

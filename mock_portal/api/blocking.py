@@ -14,12 +14,11 @@ against). The gateway marks the scope in one place (`_Exchange._decide`), after 
 else — bigger, heavier, an unknown password, a token's scrypt — goes to a thread, at most
 `WIRE_THREADS` at once per process.
 
-What inline work costs the others of its process: the loop waits while it runs. Its write is queued
-for the process's group commit (`committed`, issue 28): the committer thread, not the loop, waits for
-the SQLite write gate — normally another process's commit, or one chunk of a sandbox reset, a workspace
-deletion or a journal trim (`MAINTENANCE_CHUNKS` in the repository: before issue 24 a reset held the
-gate for as long as it deleted, 1.8 s for 3,000 submissions beside 3,000 of another tenant, and the
-inline process answered nothing meanwhile) — and for the commit's fsync. Measured by `bench/inline_worst.py` (the
+What inline work costs the others of its process: the loop waits while it runs, and while its write
+waits for the SQLite write gate: normally another submission's commit, or one chunk of a sandbox
+reset, a workspace deletion or a journal trim (`MAINTENANCE_CHUNKS` in the repository: before issue 24
+a reset held the gate for as long as it deleted, 1.8 s for 3,000 submissions beside 3,000 of another
+tenant, and the inline process answered nothing meanwhile). Measured by `bench/inline_worst.py` (the
 worst forms that still go inline, each handled 30 times in the in-process stack; 2-core VM shared with
 other work, load average 2.8-3.9): a certificate's GCS held the loop for a median 6.1 ms of CPU (max
 7.7); the worst inline forms — 17 KB of text in one field, 147 comments, 256 character references — a
@@ -42,9 +41,7 @@ thread; 136-188 ms with turns but no rest; 50-112 ms with both over six runs, va
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TypeVar, TypeVarTuple
 
 import anyio
@@ -76,15 +73,6 @@ _heavy: RunVar[anyio.CapacityLimiter] = RunVar("wire_heavy")
 LOGIN_THREADS = 1
 """Threads for token requests' password checks per process (scrypt: one at a time anyway)."""
 _login: RunVar[anyio.CapacityLimiter] = RunVar("wire_login")
-
-
-async def committed(future: Future[T]) -> T:
-    """The result of a write queued for a group commit (`mock_portal.store.group_commit`), awaited
-    without a thread or the loop (the loop examines the next submissions meanwhile); like `run`, not
-    cancelled half-way: a cancelled request still waits for its commit, whose rows stay stored."""
-    with anyio.CancelScope(shield=True):
-        result = await asyncio.wrap_future(future)
-    return result
 
 
 def mark_inline(scope: Scope, inline: bool) -> None:

@@ -81,10 +81,9 @@ async def send_document(body: dict[str, Any] | None = None) -> Reply:
     portal = _portal()
     inline = blocking.is_inline(context.scope)
     try:
-        queued = await blocking.run(
+        outcome = await blocking.run(
             portal.submit, _submission_form(form), handed_down(context.scope), _client(), inline=inline
         )
-        outcome = await blocking.committed(queued)
     except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
         log.exception("submission failed")
         now = await blocking.run(portal.clock.now, inline=inline)  # may read the database

@@ -10,7 +10,6 @@ import copy
 import hashlib
 import threading
 import uuid
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -38,7 +37,6 @@ from mock_portal.results.codes import SubmitResult
 from mock_portal.results.findings import EXPLAIN_CHARS, Finding
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.trust import TrustStore, load_certificates, load_crl
-from mock_portal.store.group_commit import then
 from mock_portal.store.repository import Retention
 from mock_portal.wire.journal import Journal
 
@@ -157,10 +155,9 @@ class Portal:
         form: SubmissionForm,
         handed: WireExchange | None = None,
         client: str = "",
-    ) -> Future[Outcome]:
-        """Examine one submission and queue its rows for the next group commit of this process
-        (`store.group_commit`): the future gives its outcome once that commit is done — a reply may be
-        sent then, not before — or the error that failed it (nothing of it was stored).
+    ) -> Outcome:
+        """Examine and store one submission (in a group commit of this process's writers,
+        `store.group_commit`): it returns once the commit that covers it is done, so a reply may be sent.
         `handed`: what the wire gateway knows of the exchange: its journal row is completed from the
         reply (`exchange.journal_row`) and written in the same transaction, and its receipt instant (when
         it arrived, plus any injected latency) is the submission's, never later than now; without one,
@@ -220,8 +217,8 @@ class Portal:
                 reply = submission_reply(verdict, submission_id, ma_gd, received_at, digest)
                 return self.journal.entry(journal_row(handed, reply))
 
-        queued = self.repo.queue_submission(submission, document, row, self.journal.retention)
-        return then(queued, lambda ids: Outcome(ids.submission_id, verdict, ma_gd, received_at, ids.journal_id, digest))
+        stored = self.repo.record_submission(submission, document, row, self.journal.retention)
+        return Outcome(stored.submission_id, verdict, ma_gd, received_at, stored.journal_id, digest)
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
         """Set the document's issue instant, deadline and ON_TIME / LATE (Decree 63/2024 Art. 25.1)."""

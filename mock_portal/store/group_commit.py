@@ -1,24 +1,24 @@
-"""Group commit: the writes a process queues while the write gate is taken share one transaction.
+"""Group commit: writers that come while another one is committing share the next transaction.
 
 Before issue 28 every accepted submission was its own transaction with `synchronous=FULL`: one fsync of the
-WAL each (4 ms median on the 2-core VM's disk), behind the write gate, with the caller — on SQLite the
-worker's event loop — waiting through it. Now a caller queues its write and waits for the commit that covers
-it (`GroupCommit.put` gives a future). One committer thread per queue takes the write gate as soon as a write
-is queued, then takes every write queued by then, at most `MAX_BATCH`, and writes them in one transaction:
-the writes queued while another process held the gate, or while this one's previous commit was syncing,
-share one commit. Nothing waits on purpose for more writes to come: a lone write is committed at once.
+WAL each (4 ms median on the 2-core VM's disk) behind the write gate. Now a writer queues its rows and, if
+no writer of this process is committing, leads: it takes the write gate, then every write queued by then
+(its own and those of writers that came meanwhile, at most `MAX_BATCH`), writes them in one transaction and
+commits once; the writers it took wait for that commit (followers), and one of those left queued leads the
+next batch. Nothing waits on purpose for more writes to come: a lone writer commits at once, on its own
+thread — no hand-off to a committer thread, whose wake-ups and fight for the GIL, measured, cost more than
+the fsyncs saved (issue 28's report). Writers on the event loop (SQLite's inline submissions) lead alone:
+the loop serves one at a time anyway; the ones that share a commit are the threads' (PostgreSQL's
+submissions, SQLite's heavy ones).
 
-Besides the gate, a write waits at most for the batch being committed ahead of it; what one write does
-to the others is bounded by its batch: a write whose rows fail is the writer's to isolate
-(`Repository._write_submissions` writes the batch again one write per transaction), a failed commit fails
-every write of its batch, and a future is only ever given a result after the commit that covers its write
-returned.
+A write waits at most for the gate and the batch committed ahead of it; what one write does to the others
+is bounded by its batch: a write whose rows fail is the writer's to isolate (`Repository._write_submissions`
+writes the batch again one write per transaction), a failed commit fails every write of its batch, and no
+write is ever given a result before the commit that covers it returned.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,11 +26,8 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
-
 Item = TypeVar("Item")
 Done = TypeVar("Done")
-After = TypeVar("After")
 
 MAX_BATCH = 64
 """Writes one transaction takes at most, so that a flood of queued writes is committed in bounded steps: the
@@ -38,7 +35,7 @@ gate is released between them (to other processes' writers, a reset's chunks, th
 
 
 class GroupCommit(Generic[Item, Done]):
-    """A queue of writes and the thread that commits them a batch at a time.
+    """The writes of a process's writers, committed a batch at a time by one of them.
 
     `write(batch)` runs with `hold()` taken (the SQLite write gate) and gives one result per write, or the
     exception that failed it alone; if it raises, every write of the batch fails with that exception."""
@@ -53,52 +50,40 @@ class GroupCommit(Generic[Item, Done]):
         self._hold = hold
         self._max_batch = max_batch
         self._queue: deque[tuple[Item, Future[Done]]] = deque()
-        self._queued = threading.Condition()
-        self._pid = 0
-        """The process the committer thread runs in (a forked child starts its own)."""
+        self._turn = threading.Condition()
+        self._leading = False
 
-    def put(self, item: Item) -> Future[Done]:
-        """Queue a write; the future is done when the commit that covers it is (or failed)."""
-        future: Future[Done] = Future()
-        with self._queued:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._queue.clear()  # a parent's writes, copied by fork: the parent commits them
-                threading.Thread(target=self._run, name="group-commit", daemon=True).start()
-            self._queue.append((item, future))
-            self._queued.notify()
-        return future
-
-    def _run(self) -> None:
+    def commit(self, item: Item) -> Done:
+        """Write `item` and return once the commit that covers it is done (raise if it failed): in a batch
+        this caller commits (no one else was committing) or in one another caller commits for it."""
+        mine: Future[Done] = Future()
+        with self._turn:
+            self._queue.append((item, mine))
         while True:
-            with self._queued:
-                while not self._queue:
-                    self._queued.wait()
-            batch: list[tuple[Item, Future[Done]]] = []
+            with self._turn:
+                while self._leading and not mine.done():
+                    self._turn.wait()
+                if mine.done():
+                    return mine.result()
+                self._leading = True
             try:
-                with self._hold():
-                    batch = self._take()
-                    self._commit(batch)
-            except BaseException as exc:  # the write gate failed: so does the batch it was to cover
-                log.exception("group commit: the write gate failed")
-                for _, future in batch or self._take():
-                    if not future.done():
-                        future.set_exception(exc)
+                self._lead()
+            finally:
+                with self._turn:
+                    self._leading = False
+                    self._turn.notify_all()
 
-    def _take(self) -> list[tuple[Item, Future[Done]]]:
-        """The writes queued now, at most `max_batch`, oldest first."""
-        with self._queued:
-            return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-
-    def _commit(self, batch: list[tuple[Item, Future[Done]]]) -> None:
-        batch = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
-        if not batch:  # every caller gave up before its turn: nothing to write
-            return
+    def _lead(self) -> None:
+        batch: list[tuple[Item, Future[Done]]] = []
         try:
-            results = self._write([item for item, _ in batch])
-        except Exception as exc:  # the commit (or the batch as a whole) failed: no write of it is acknowledged
-            for _, future in batch:
+            with self._hold():
+                batch = self._take()
+                results = self._write([item for item, _ in batch])
+        except BaseException as exc:  # the gate or the commit failed: no write of the batch is acknowledged
+            for _, future in batch or self._take():
                 future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for (_, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
@@ -106,17 +91,7 @@ class GroupCommit(Generic[Item, Done]):
             else:
                 future.set_result(result)
 
-
-def then(future: Future[Done], finish: Callable[[Done], After]) -> Future[After]:
-    """A future of `finish(result)` once `future` is done (its exception, if it failed)."""
-    following: Future[After] = Future()
-    following.set_running_or_notify_cancel()
-
-    def done(source: Future[Done]) -> None:
-        try:
-            following.set_result(finish(source.result()))
-        except Exception as exc:
-            following.set_exception(exc)
-
-    future.add_done_callback(done)
-    return following
+    def _take(self) -> list[tuple[Item, Future[Done]]]:
+        """The writes queued now, at most `max_batch`, oldest first."""
+        with self._turn:
+            return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,7 +137,7 @@ class WireAccount:
 
 @dataclass(frozen=True)
 class SubmissionWrite:
-    """One submission's rows, queued for a group commit (`Repository.queue_submission`)."""
+    """One submission's rows, queued for a group commit (`Repository.record_submission`)."""
 
     workspace: str
     submission: dict[str, Any]
@@ -772,23 +771,23 @@ class Repository:
             return s.scalar(filters.apply(query)) or 0
 
     # submissions and documents
-    def queue_submission(
+    def record_submission(
         self,
         submission: Submission,
         document: Document | None,
         journal: Callable[[int], JournalEntry | None] | None = None,
         retention: Retention = Retention(),  # noqa: B008 - frozen
-    ) -> Future[Stored]:
+    ) -> Stored:
         """Store a submission and, when accepted, its document, its outbox row and its claim on an
-        expectation, atomically, in the next group commit of this process (`store.group_commit`); the
-        future gives the ids once that commit is done, or the error that failed it. `journal(submission_id)`
+        expectation, atomically, in a group commit of this process's writers (`store.group_commit`); returns
+        the ids once that commit is done, or raises the error that failed it. `journal(submission_id)`
         may give the journal row of the exchange, written in the same transaction (trimmed as in
         `add_journal`). Submissions refused for their credentials (result 401: anyone can send them, nothing
         was examined) are kept up to the newest `retention.unauthenticated_submissions` (0: all). The rows
         are read off the objects now: changing them afterwards changes nothing stored."""
         document_values = _values(document) if document is not None else None
         write = SubmissionWrite(self.workspace, _values(submission), document_values, journal, retention)
-        return self._commits.put(write)
+        return self._commits.commit(write)
 
     def _write_submissions(self, writes: Sequence[SubmissionWrite]) -> list[Stored | Exception]:
         """The group commit's writer: every write of the batch in one transaction (a few statements for

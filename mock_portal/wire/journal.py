@@ -60,7 +60,7 @@ class Journal:
     def entry(self, exchange: Exchange) -> JournalEntry | None:
         """The journal row of an exchange (None when the journal is switched off, or its retention of
         unauthenticated rows is 0 and the exchange is one), for `record` or for a caller that writes it
-        in a transaction of its own (`Repository.queue_submission`)."""
+        in a transaction of its own (`Repository.record_submission`)."""
         if not self.keeps(exchange.authenticated):
             return None
         return JournalEntry(
