@@ -141,6 +141,26 @@ def test_writes_queued_behind_the_gate_share_one_commit_of_at_most_max_batch() -
     assert writer.batches == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
 
 
+def test_many_writers_each_get_their_own_result_and_lead_in_turn() -> None:
+    """16 threads writing 200 times each through batches of at most 3: every write is answered with its
+    own result, once, in a batch no bigger than 3 (no writer left waiting, none answered twice)."""
+    writer = _Writer()
+    commits: GroupCommit[int, int] = GroupCommit(writer, lambda: writer.gate, max_batch=3)
+    answers: list[list[int]] = [[] for _ in range(16)]
+
+    def write(thread: int) -> None:
+        for n in range(200):
+            answers[thread].append(commits.commit(thread * 1000 + n))
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [a for t in range(16) for a in answers[t]] == [(t * 1000 + n) * 10 for t in range(16) for n in range(200)]
+    assert max(map(len, writer.batches)) <= 3 and sum(map(len, writer.batches)) == 3200
+
+
 def test_a_write_that_fails_fails_alone() -> None:
     futures = _queued_while_held(_Writer(bad={3}), range(1, 6))
     assert isinstance(futures[2].exception(), ValueError)

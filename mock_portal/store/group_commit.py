@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -34,11 +35,21 @@ MAX_BATCH = 64
 gate is released between them (to other processes' writers, a reset's chunks, the IPSS sharing worker)."""
 
 
+@dataclass
+class _Write(Generic[Item, Done]):
+    item: Item
+    done: Future[Done] = field(default_factory=Future)
+    woken: threading.Event = field(default_factory=threading.Event)
+    """Set when the write is committed (or failed), or when its writer is to lead the next batch."""
+
+
 class GroupCommit(Generic[Item, Done]):
     """The writes of a process's writers, committed a batch at a time by one of them.
 
     `write(batch)` runs with `hold()` taken (the SQLite write gate) and gives one result per write, or the
-    exception that failed it alone; if it raises, every write of the batch fails with that exception."""
+    exception that failed it alone; if it raises, every write of the batch fails with that exception. Each
+    waiting writer is woken once, when its write is done or it is to lead (no herd of waiters woken at
+    every commit)."""
 
     def __init__(
         self,
@@ -49,49 +60,62 @@ class GroupCommit(Generic[Item, Done]):
         self._write = write
         self._hold = hold
         self._max_batch = max_batch
-        self._queue: deque[tuple[Item, Future[Done]]] = deque()
-        self._turn = threading.Condition()
+        self._queue: deque[_Write[Item, Done]] = deque()
+        self._lock = threading.Lock()
         self._leading = False
 
     def commit(self, item: Item) -> Done:
         """Write `item` and return once the commit that covers it is done (raise if it failed): in a batch
         this caller commits (no one else was committing) or in one another caller commits for it."""
-        mine: Future[Done] = Future()
-        with self._turn:
-            self._queue.append((item, mine))
-        while True:
-            with self._turn:
-                while self._leading and not mine.done():
-                    self._turn.wait()
-                if mine.done():
-                    return mine.result()
-                self._leading = True
-            try:
-                self._lead()
-            finally:
-                with self._turn:
-                    self._leading = False
-                    self._turn.notify_all()
+        mine: _Write[Item, Done] = _Write(item)
+        with self._lock:
+            self._queue.append(mine)
+            leads = not self._leading
+            self._leading = True
+        while not mine.done.done():
+            if not leads:
+                mine.woken.wait()
+                mine.woken.clear()
+                if mine.done.done():
+                    break
+            self._lead()
+            leads = self._pass_on(mine)
+        return mine.done.result()
+
+    def _pass_on(self, mine: _Write[Item, Done]) -> bool:
+        """After a batch: wake the oldest writer still queued to lead the next one (or lead it when that is
+        this caller's own write); whether this caller leads again."""
+        with self._lock:
+            if not self._queue:
+                self._leading = False
+                return False
+            following = self._queue[0]
+        if following is mine:
+            return True
+        following.woken.set()
+        return False
 
     def _lead(self) -> None:
-        batch: list[tuple[Item, Future[Done]]] = []
+        batch: list[_Write[Item, Done]] = []
         try:
             with self._hold():
                 batch = self._take()
-                results = self._write([item for item, _ in batch])
+                results = self._write([write.item for write in batch])
         except BaseException as exc:  # the gate or the commit failed: no write of the batch is acknowledged
-            for _, future in batch or self._take():
-                future.set_exception(exc)
+            for write in batch or self._take():
+                write.done.set_exception(exc)
+                write.woken.set()
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for write, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                future.set_exception(result)
+                write.done.set_exception(result)
             else:
-                future.set_result(result)
+                write.done.set_result(result)
+            write.woken.set()
 
-    def _take(self) -> list[tuple[Item, Future[Done]]]:
+    def _take(self) -> list[_Write[Item, Done]]:
         """The writes queued now, at most `max_batch`, oldest first."""
-        with self._turn:
+        with self._lock:
             return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
