@@ -1,15 +1,17 @@
 """Group commit: writers that come while another one is committing share the next transaction.
 
 Before issue 28 every accepted submission was its own transaction with `synchronous=FULL`: one fsync of the
-WAL each (4 ms median on the 2-core VM's disk) behind the write gate. Now a writer queues its rows and, if
-no writer of this process is committing, leads: it takes the write gate, then every write queued by then
-(its own and those of writers that came meanwhile, at most `MAX_BATCH`), writes them in one transaction and
-commits once; the writers it took wait for that commit (followers), and one of those left queued leads the
-next batch. Nothing waits on purpose for more writes to come: a lone writer commits at once, on its own
-thread — no hand-off to a committer thread, whose wake-ups and fight for the GIL, measured, cost more than
-the fsyncs saved (issue 28's report). Writers on the event loop (SQLite's inline submissions) lead alone:
-the loop serves one at a time anyway; the ones that share a commit are the threads' (PostgreSQL's
-submissions, SQLite's heavy ones).
+WAL each behind the write gate (a 4 KB fsync: median 4 ms on the 2-core VM at load 6). Now a writer queues
+its rows and, if no writer of this process is committing, leads: it takes the write gate, then every write
+queued by then (its own and those of writers that came meanwhile, at most `MAX_BATCH`), writes them in one
+transaction and commits once; the writers it took wait for that commit (followers), and the oldest one left
+queued leads the next batch. Nothing waits on purpose for more writes to come: a lone writer commits at
+once, on its own thread. A committer thread instead (every writer handing its rows over and waiting) cost
+more than the fsyncs it saved: in one sitting, bench/ingest.py on SQLite 208-225 accepted/s against
+233-239 without it, 0.6-1.0 ms more CPU per submission; with it, a 2 ms wait for more writes did not make the
+batches bigger (mean 1.63 → 1.69). Writers on the event loop (SQLite's inline submissions) lead alone: the
+loop serves one at a time anyway; the ones that share a commit are the threads' (PostgreSQL's submissions:
+42 % of them in a shared commit at 125 accepted/s; SQLite's heavy ones).
 
 A write waits at most for the gate and the batch committed ahead of it; what one write does to the others
 is bounded by its batch: a write whose rows fail is the writer's to isolate (`Repository._write_submissions`
