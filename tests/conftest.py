@@ -122,6 +122,7 @@ SLOW = tuple(
         "test_conformance_placement.py::test_a_run_reads_the_portals_calendar_and_places_its_scenarios_on_it",
         "test_conformance_selftest.py::test_selftest_runs_a_variant_live_and_prints_the_matrix",
         "test_documents_schema.py::test_the_first_schema_compiles_of_a_fresh_process_may_run_at_once",
+        "test_group_commit.py::test_kill_9_in_a_flood_loses_no_acknowledged_submission",
         "test_hardening.py::test_unauthenticated_submissions_are_kept_within_a_limit",
         "test_hospital.py::test_command_trigger_order_is_sent_with_exactly_its_data",
         "test_hospital.py::test_order_taken_before_an_outage_is_sent_once_after_a_restart",

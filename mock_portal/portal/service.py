@@ -156,11 +156,12 @@ class Portal:
         handed: WireExchange | None = None,
         client: str = "",
     ) -> Outcome:
-        """Examine and store one submission. `handed`: what the wire gateway knows of the exchange: its
-        journal row is completed from the reply (`exchange.journal_row`) and written in the same
-        transaction, and its receipt instant (when it arrived, plus any injected latency) is the
-        submission's, never later than now; without one, now — so the portal's own queueing before this
-        call does not count against the hospital.
+        """Examine and store one submission (in a group commit of this process's writers,
+        `store.group_commit`): it returns once the commit that covers it is done, so a reply may be sent.
+        `handed`: what the wire gateway knows of the exchange: its journal row is completed from the
+        reply (`exchange.journal_row`) and written in the same transaction, and its receipt instant (when
+        it arrived, plus any injected latency) is the submission's, never later than now; without one,
+        now — so the portal's own queueing before this call does not count against the hospital.
         `client`: the client address: with the account, whose budget an unknown password's scrypt spends
         (`SenderBudget`)."""
         now = self.clock.now()
@@ -209,19 +210,15 @@ class Portal:
                 pending = self.repo.pending_expectations(document.facility_code, document.doc_type)
             expected = first_match(pending, document.fields)
             self.account(document, expected)
-        written: list[store.JournalEntry] = []
         row = None
         if handed is not None and handed.exchange is not None:
 
             def row(submission_id: int) -> store.JournalEntry | None:
                 reply = submission_reply(verdict, submission_id, ma_gd, received_at, digest)
-                entry = self.journal.entry(journal_row(handed, reply))
-                written.extend([entry] if entry is not None else [])
-                return entry
+                return self.journal.entry(journal_row(handed, reply))
 
-        submission_id = self.repo.record_submission(submission, document, row, self.journal.retention)
-        journal_id = written[0].id if written else None
-        return Outcome(submission_id, verdict, ma_gd, received_at, journal_id, digest)
+        stored = self.repo.record_submission(submission, document, row, self.journal.retention)
+        return Outcome(stored.submission_id, verdict, ma_gd, received_at, stored.journal_id, digest)
 
     def account(self, document: store.Document, expectation: store.Expectation | None) -> None:
         """Set the document's issue instant, deadline and ON_TIME / LATE (Decree 63/2024 Art. 25.1)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store import migrate
+from mock_portal.store.group_commit import GroupCommit
 from mock_portal.store.models import (
     DEFAULT_WORKSPACE,
     Account,
@@ -131,6 +133,25 @@ class WireAccount:
     account: Account
     token_workspace: str | None
     """The workspace of the account the request's token was issued to (None: no such token)."""
+
+
+@dataclass(frozen=True)
+class SubmissionWrite:
+    """One submission's rows, queued for a group commit (`Repository.record_submission`)."""
+
+    workspace: str
+    submission: dict[str, Any]
+    document: dict[str, Any] | None
+    journal: Callable[[int], JournalEntry | None] | None
+    retention: Retention
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The ids a committed submission got: its own and its journal row's (None: none was written)."""
+
+    submission_id: int
+    journal_id: int | None
 
 
 class StoreError(Exception):
@@ -245,16 +266,23 @@ def _one(connection: Connection, model: type[Any], statement: Any, **params: Any
     return model(**row._mapping) if row is not None else None
 
 
-def _insert(c: Connection, row: Any) -> int:
-    """INSERT one ORM object's set attributes with Core (column defaults apply to the rest) and give it
-    the id the database chose: what `add` + `flush` does, without the unit of work."""
-    values = {k: v for k, v in vars(row).items() if not k.startswith("_") and not (k == "id" and v is None)}
-    table = type(row).__table__
+def _values(row: Any) -> dict[str, Any]:
+    """An ORM object's set attributes (the id only when set): what an INSERT of it names."""
+    return {k: v for k, v in vars(row).items() if not k.startswith("_") and not (k == "id" and v is None)}
+
+
+def _insert_many(c: Connection, model: type[Any], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """INSERT rows of `model` with Core (column defaults apply to the columns a row does not name), rows
+    naming the same columns one after another in one statement (SQLAlchemy's "insertmanyvalues": one round
+    trip for many rows); the ids the database chose, in the order of `rows`."""
+    table = model.__table__
     statement = _INSERTS.get(table)
     if statement is None:
-        statement = _INSERTS[table] = table.insert().returning(table.c.id)
-    row.id = c.execute(statement, values).scalar_one()
-    return int(row.id)
+        statement = _INSERTS[table] = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    ids: list[int] = []
+    for _, run in groupby(rows, key=lambda row: sorted(row)):
+        ids += c.execute(statement, list(run)).scalars().all()
+    return ids
 
 
 def _private_file(path: Path) -> None:
@@ -303,6 +331,7 @@ class Repository:
         self.workspace = workspace
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._gate = WriteGate.for_engine(engine)
+        self._commits = GroupCommit(self._write_submissions, self._held)
 
     def scoped(self, workspace: str) -> Repository:
         """The repository of another workspace, on the same engine, sessions and write gate."""
@@ -748,39 +777,86 @@ class Repository:
         document: Document | None,
         journal: Callable[[int], JournalEntry | None] | None = None,
         retention: Retention = Retention(),  # noqa: B008 - frozen
-    ) -> int:
+    ) -> Stored:
         """Store a submission and, when accepted, its document, its outbox row and its claim on an
-        expectation, atomically; returns the submission id. `journal(submission_id)` may give the
-        journal row of the exchange, written in the same transaction (trimmed as in `add_journal`).
-        Submissions refused for their credentials (result 401: anyone can send them, nothing was
-        examined) are kept up to the newest `retention.unauthenticated_submissions` (0: all)."""
-        submission.workspace_id = self.workspace
-        with self._writing() as c:
-            _insert(c, submission)
-            if document is not None:
-                document.workspace_id = self.workspace
-                document.submission_id = submission.id
-                _insert(c, document)
-                if document.expectation_id is not None:
-                    claimed = c.execute(
-                        update(Expectation)
-                        .where(Expectation.id == document.expectation_id, Expectation.document_id.is_(None))
-                        .values(document_id=document.id)
-                    )
-                    if claimed.rowcount == 0:  # another document claimed it first
-                        document.expectation_id = None
-                        c.execute(update(Document).where(Document.id == document.id).values(expectation_id=None))
-                _insert(c, OutboxEntry(document_id=document.id, created_at=submission.received_at, shared_at=None))
-            entry = journal(submission.id) if journal is not None else None
-            if entry is not None:
-                entry.workspace_id = self.workspace
-                _insert(c, entry)
-                if entry.id % 256 == 0:
-                    self._trim_journal(c, retention)
-            keep_unauthenticated = retention.unauthenticated_submissions
-            if submission.result == UNAUTHENTICATED and keep_unauthenticated and submission.id % 64 == 0:
-                self._trim(c, Submission, keep_unauthenticated, Submission.result == UNAUTHENTICATED)
-        return submission.id
+        expectation, atomically, in a group commit of this process's writers (`store.group_commit`); returns
+        the ids once that commit is done, or raises the error that failed it. `journal(submission_id)`
+        may give the journal row of the exchange, written in the same transaction (trimmed as in
+        `add_journal`). Submissions refused for their credentials (result 401: anyone can send them, nothing
+        was examined) are kept up to the newest `retention.unauthenticated_submissions` (0: all). The rows
+        are read off the objects now: changing them afterwards changes nothing stored."""
+        document_values = _values(document) if document is not None else None
+        write = SubmissionWrite(self.workspace, _values(submission), document_values, journal, retention)
+        return self._commits.commit(write)
+
+    def _write_submissions(self, writes: Sequence[SubmissionWrite]) -> list[Stored | Exception]:
+        """The group commit's writer: every write of the batch in one transaction (a few statements for
+        the batch, not a few per submission). When one write's rows fail, the transaction is rolled back
+        and each write is made again in a transaction of its own, so a bad submission fails alone; when
+        the commit fails, this raises and every write of the batch fails (none is acknowledged)."""
+        with self._held(), self.engine.connect() as c:
+            transaction = c.begin()
+            try:
+                stored: list[Stored | Exception] = list(self._insert_submissions(c, writes))
+            except Exception:
+                transaction.rollback()
+                if len(writes) == 1:
+                    raise
+                return [self._write_alone(write) for write in writes]
+            try:
+                transaction.commit()
+            except Exception:
+                c.invalidate()  # what a failed COMMIT left behind is unknown: the connection is never reused
+                raise
+            return stored
+
+    def _write_alone(self, write: SubmissionWrite) -> Stored | Exception:
+        try:
+            return self._write_submissions([write])[0]
+        except Exception as exc:
+            return exc
+
+    def _insert_submissions(self, c: Connection, writes: Sequence[SubmissionWrite]) -> list[Stored]:
+        """The rows of `writes` in the connection's transaction, each kind in one statement (in order of
+        the writes, so ids rise in the order they were queued); their ids."""
+        submission_ids = _insert_many(c, Submission, [{**w.submission, "workspace_id": w.workspace} for w in writes])
+        accepted = [(w, sid) for w, sid in zip(writes, submission_ids, strict=True) if w.document is not None]
+        documents = [
+            {**w.document, "workspace_id": w.workspace, "submission_id": sid} for w, sid in accepted if w.document
+        ]
+        document_ids = _insert_many(c, Document, documents)
+        for document, document_id in zip(documents, document_ids, strict=True):
+            if document.get("expectation_id") is not None:
+                claimed = c.execute(
+                    update(Expectation)
+                    .where(Expectation.id == document["expectation_id"], Expectation.document_id.is_(None))
+                    .values(document_id=document_id)
+                )
+                if claimed.rowcount == 0:  # another document claimed it first
+                    c.execute(update(Document).where(Document.id == document_id).values(expectation_id=None))
+        outbox = [
+            {"document_id": d, "created_at": w.submission["received_at"], "shared_at": None}
+            for (w, _), d in zip(accepted, document_ids, strict=True)
+        ]
+        _insert_many(c, OutboxEntry, outbox)
+        entries = [
+            (w, w.journal(sid) if w.journal is not None else None)
+            for w, sid in zip(writes, submission_ids, strict=True)
+        ]
+        journal = [{**_values(e), "workspace_id": w.workspace} for w, e in entries if e is not None]
+        journal_ids = iter(_insert_many(c, JournalEntry, journal))
+        stored = []
+        for (write, entry), submission_id in zip(entries, submission_ids, strict=True):
+            journal_id = next(journal_ids) if entry is not None else None
+            mine = self.scoped(write.workspace)
+            if journal_id is not None and journal_id % 256 == 0:
+                mine._trim_journal(c, write.retention)
+            keep_unauthenticated = write.retention.unauthenticated_submissions
+            unauthenticated = write.submission["result"] == UNAUTHENTICATED
+            if unauthenticated and keep_unauthenticated and submission_id % 64 == 0:
+                mine._trim(c, Submission, keep_unauthenticated, Submission.result == UNAUTHENTICATED)
+            stored.append(Stored(submission_id, journal_id))
+        return stored
 
     def _trim(self, s: Session | Connection, model: Any, keep: int, *where: Any) -> None:
         """Drop all but this workspace's newest `keep` rows of `model` matching `where`: ids are shared by
