@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from fixtures.hospital import HiapClient
-from fixtures.pki import Credential, TestPKI, cert_pem, crl_pem
+from fixtures.pki import CertVariant, Credential, TestPKI, cert_pem, crl_pem
 from fixtures.postgres import PostgresServer
+from mock_portal import store
 from tests import live
 from tests.live import LiveServer, start_server
 
@@ -230,6 +231,27 @@ def pki() -> TestPKI:
         {"79001": "Bệnh viện Từ Dũ", "01002": "Bệnh viện Bạch Mai"},
         now=datetime.now(UTC).replace(microsecond=0),
     )
+
+
+@pytest.fixture(scope="session")
+def dsig_pki() -> TestPKI:
+    """A PKI for the signature's own tests: facility 79001, an intermediate CA."""
+    return TestPKI.create({"79001": "Bệnh viện Từ Dũ"}, intermediate=True)
+
+
+@pytest.fixture(scope="session")
+def dsig_creds(dsig_pki: TestPKI) -> dict[CertVariant, Credential]:
+    """An RSA and an ECDSA certificate of facility 79001 under `dsig_pki`."""
+    return {v: dsig_pki.issue_facility_cert("79001", v) for v in (CertVariant.VALID, CertVariant.ECDSA)}
+
+
+@pytest.fixture()
+def repo(database_url: str) -> Iterator[store.Repository]:
+    """A repository on a fresh database with the newest schema."""
+    repo = store.Repository(store.create_engine_for(database_url))
+    repo.create_schema()
+    yield repo
+    repo.engine.dispose()
 
 
 @pytest.fixture(scope="session")

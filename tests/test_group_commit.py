@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,14 +33,6 @@ from tests.live import LiveServer, new_database_url, start_server
 from tests.wire import sample
 
 NOW = datetime(2026, 3, 9, 8, 30, tzinfo=UTC)
-
-
-@pytest.fixture()
-def repo(database_url: str) -> Iterator[store.Repository]:
-    repo = store.Repository(store.create_engine_for(database_url))
-    repo.create_schema()
-    yield repo
-    repo.engine.dispose()
 
 
 def _submission(n: int, **change: object) -> store.Submission:

@@ -13,7 +13,6 @@ import base64
 from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 import signxml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -144,32 +143,22 @@ def _shorten_signature(root: etree._Element) -> None:
     value.text = base64.b64encode(base64.b64decode(value.text or "")[:-2]).decode()
 
 
-@pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create({FACILITY: "Bệnh viện Từ Dũ"}, intermediate=True)
-
-
-@pytest.fixture(scope="module")
-def creds(pki: TestPKI) -> dict[CertVariant, Credential]:
-    return {v: pki.issue_facility_cert(FACILITY, v) for v in (CertVariant.VALID, CertVariant.ECDSA)}
-
-
-def _sign(pki: TestPKI, cred: Credential, name: str = "Nguyễn Thị An", **kwargs: object) -> bytes:
+def _sign(dsig_pki: TestPKI, cred: Credential, name: str = "Nguyễn Thị An", **kwargs: object) -> bytes:
     unsigned = unsigned_sample(data_id=DATA_ID, name=name)
-    when = pki.now - timedelta(minutes=10)
+    when = dsig_pki.now - timedelta(minutes=10)
     return sign_document(unsigned, cred.key, cred.cert, chain=cred.chain, signing_time=when, **kwargs)  # type: ignore[arg-type]
 
 
-def _cases(pki: TestPKI, creds: dict[CertVariant, Credential]) -> dict[str, tuple[bytes, Credential]]:
-    rsa, ec = creds[CertVariant.VALID], creds[CertVariant.ECDSA]
-    signed, enveloped, ec_signed = _sign(pki, rsa), _sign(pki, rsa, profile="enveloped"), _sign(pki, ec)
+def _cases(dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]) -> dict[str, tuple[bytes, Credential]]:
+    rsa, ec = dsig_creds[CertVariant.VALID], dsig_creds[CertVariant.ECDSA]
+    signed, enveloped, ec_signed = _sign(dsig_pki, rsa), _sign(dsig_pki, rsa, profile="enveloped"), _sign(dsig_pki, ec)
     data_id: Callable[[etree._Element], str] = lambda _root: DATA_ID  # noqa: E731
     object_id: Callable[[etree._Element], str] = lambda root: next(root.iter(_ds("Object"))).get("Id", "")  # noqa: E731
     xml = {
         "valid": signed,
         "valid enveloped": enveloped,
         "valid ECDSA": ec_signed,
-        "valid ECDSA enveloped": _sign(pki, ec, profile="enveloped"),
+        "valid ECDSA enveloped": _sign(dsig_pki, ec, profile="enveloped"),
         "a comment in the signed data": _edit(signed, lambda r: r.find("GIAYCHUNGSINH")[0].append(etree.Comment("x"))),  # type: ignore[index]
         "tampered": tamper_field(signed, "HOTEN_NND", "Trần Văn Sửa"),
         "tampered enveloped": tamper_field(enveloped, "HOTEN_NND", "Trần Văn Sửa"),
@@ -177,7 +166,7 @@ def _cases(pki: TestPKI, creds: dict[CertVariant, Credential]) -> dict[str, tupl
             signed, lambda r: setattr(next(r.iter("SigningTime")), "text", "2020-01-01T00:00:00")
         ),
         "another document's signature": transplant_signature(
-            _sign(pki, rsa, name="Trần Thị Bình"), unsigned_sample(data_id=DATA_ID)
+            _sign(dsig_pki, rsa, name="Trần Thị Bình"), unsigned_sample(data_id=DATA_ID)
         ),
         "an unsigned twin": add_unsigned_twin(signed, "HOTEN_NND", "GIẢ MẠO"),
         "the signed element moved": move_signed_element(signed, "HOTEN_NND", "GIẢ MẠO"),
@@ -185,9 +174,9 @@ def _cases(pki: TestPKI, creds: dict[CertVariant, Credential]) -> dict[str, tupl
         "ECDSA SignatureValue altered": _edit(ec_signed, _flip_signature_bit),
         "ECDSA SignatureValue too short": _edit(ec_signed, _shorten_signature),
         "SignedInfo without inherited namespaces": _sign(
-            pki, rsa, c14n_variant=C14nVariant.WITHOUT_INHERITED_NAMESPACES
+            dsig_pki, rsa, c14n_variant=C14nVariant.WITHOUT_INHERITED_NAMESPACES
         ),
-        'SignedInfo with a spurious xmlns=""': _sign(pki, rsa, c14n_variant=C14nVariant.SPURIOUS_EMPTY_XMLNS),
+        'SignedInfo with a spurious xmlns=""': _sign(dsig_pki, rsa, c14n_variant=C14nVariant.SPURIOUS_EMPTY_XMLNS),
         "an RSA SignatureMethod with an EC key": _edit(
             ec_signed,
             lambda r: next(r.iter(_ds("SignatureMethod"))).set(
@@ -195,23 +184,29 @@ def _cases(pki: TestPKI, creds: dict[CertVariant, Credential]) -> dict[str, tupl
             ),
         ),
         "the certificate's KeyValue": _edit(signed, _key_value(rsa.cert)),
-        "another key's KeyValue": _edit(signed, _key_value(pki.root.cert)),
+        "another key's KeyValue": _edit(signed, _key_value(dsig_pki.root.cert)),
         "the certificate's DEREncodedKeyValue": _edit(signed, _der_key(rsa.cert)),
-        "another key's DEREncodedKeyValue": _edit(signed, _der_key(pki.root.cert)),
+        "another key's DEREncodedKeyValue": _edit(signed, _der_key(dsig_pki.root.cert)),
         "the data Id twice, once namespaced": _edit(signed, _namespaced_id_twin(data_id)),
         "the Object Id twice, once namespaced": _edit(signed, _namespaced_id_twin(object_id)),
     }
     return {name: (doc, ec if "ECDSA" in name or "EC key" in name else rsa) for name, doc in xml.items()}
 
 
-def test_signxml_and_the_portal_agree_on_every_document(pki: TestPKI, creds: dict[CertVariant, Credential]) -> None:
+def test_signxml_and_the_portal_agree_on_every_document(
+    dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]
+) -> None:
     trust = TrustStore(
-        cas=pki.ca_certs, crls=(), registrations={FACILITY: frozenset(c.fingerprint for c in creds.values())}
+        cas=dsig_pki.ca_certs, crls=(), registrations={FACILITY: frozenset(c.fingerprint for c in dsig_creds.values())}
     )
     verdicts = {}
-    for name, (xml, cred) in _cases(pki, creds).items():
+    for name, (xml, cred) in _cases(dsig_pki, dsig_creds).items():
         report = verify_signature(
-            etree.fromstring(xml), data_tag="GIAYCHUNGSINH", trust=trust, facility_code=FACILITY, received_at=pki.now
+            etree.fromstring(xml),
+            data_tag="GIAYCHUNGSINH",
+            trust=trust,
+            facility_code=FACILITY,
+            received_at=dsig_pki.now,
         )
         references = 1 if "enveloped" in name else 2
         theirs, ours = _signxml(xml, cred.cert, references), _portal(report)

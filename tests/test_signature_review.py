@@ -28,28 +28,18 @@ DATA_ID = "Id-8d7c6b5a-0000-4000-8000-000000000002"
 DSIG11 = "http://www.w3.org/2009/xmldsig11#"
 
 
-@pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create({FACILITY: "Bệnh viện Từ Dũ"}, intermediate=True)
-
-
-@pytest.fixture(scope="module")
-def creds(pki: TestPKI) -> dict[CertVariant, Credential]:
-    return {v: pki.issue_facility_cert(FACILITY, v) for v in (CertVariant.VALID, CertVariant.ECDSA)}
-
-
-def _sign(pki: TestPKI, cred: Credential, unsigned: bytes | None = None, **kwargs: object) -> bytes:
-    when = pki.now - timedelta(minutes=10)
+def _sign(dsig_pki: TestPKI, cred: Credential, unsigned: bytes | None = None, **kwargs: object) -> bytes:
+    when = dsig_pki.now - timedelta(minutes=10)
     xml = unsigned or unsigned_sample(data_id=DATA_ID)
     return sign_document(xml, cred.key, cred.cert, chain=cred.chain, signing_time=when, **kwargs)  # type: ignore[arg-type]
 
 
-def _verify(pki: TestPKI, creds: dict[CertVariant, Credential], xml: bytes) -> SignatureReport:
+def _verify(dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential], xml: bytes) -> SignatureReport:
     trust = TrustStore(
-        cas=pki.ca_certs, crls=(), registrations={FACILITY: frozenset(c.fingerprint for c in creds.values())}
+        cas=dsig_pki.ca_certs, crls=(), registrations={FACILITY: frozenset(c.fingerprint for c in dsig_creds.values())}
     )
     return verify_signature(
-        parse_xml(xml), data_tag="GIAYCHUNGSINH", trust=trust, facility_code=FACILITY, received_at=pki.now
+        parse_xml(xml), data_tag="GIAYCHUNGSINH", trust=trust, facility_code=FACILITY, received_at=dsig_pki.now
     )
 
 
@@ -67,49 +57,51 @@ def _with_ec_key_value(xml: bytes, cred: Credential, curve_uri: str) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
-def test_an_ec_key_value_of_the_certificate_is_accepted(pki: TestPKI, creds: dict[CertVariant, Credential]) -> None:
-    ec = creds[CertVariant.ECDSA]
-    xml = _with_ec_key_value(_sign(pki, ec), ec, "urn:oid:1.2.840.10045.3.1.7")  # P-256: the certificate's curve
-    assert _verify(pki, creds, xml).passed
+def test_an_ec_key_value_of_the_certificate_is_accepted(
+    dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]
+) -> None:
+    ec = dsig_creds[CertVariant.ECDSA]
+    xml = _with_ec_key_value(_sign(dsig_pki, ec), ec, "urn:oid:1.2.840.10045.3.1.7")  # P-256: the certificate's curve
+    assert _verify(dsig_pki, dsig_creds, xml).passed
 
 
 @pytest.mark.parametrize(
     "curve", ["urn:oid:1.3.132.0.34", "urn:oid:1.2.3.4", "1.2.840.10045.3.1.7"], ids=["p384", "unknown", "no-urn"]
 )
 def test_an_ec_key_value_naming_another_curve_is_refused(
-    curve: str, pki: TestPKI, creds: dict[CertVariant, Credential]
+    curve: str, dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]
 ) -> None:
     """The certificate's P-256 point under another curve's name (or none the portal reads) is another key."""
-    ec = creds[CertVariant.ECDSA]
-    xml = _with_ec_key_value(_sign(pki, ec), ec, curve)
-    check = _verify(pki, creds, xml).check(CheckName.SIGNATURE_VALUE_VALID)
+    ec = dsig_creds[CertVariant.ECDSA]
+    xml = _with_ec_key_value(_sign(dsig_pki, ec), ec, curve)
+    check = _verify(dsig_pki, dsig_creds, xml).check(CheckName.SIGNATURE_VALUE_VALID)
     assert (check.outcome, check.sub_indication) == (CheckOutcome.FAILED, SubIndication.FORMAT_FAILURE)
 
 
 def test_enveloped_whitespace_after_the_signature_stays_signed(
-    pki: TestPKI, creds: dict[CertVariant, Credential]
+    dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]
 ) -> None:
     """A pretty-printed CHUKYDONVI (xmlsec1's template style): the enveloped-signature transform removes the
     Signature element only, the whitespace after it stays in what was signed."""
     unsigned = unsigned_sample(data_id=DATA_ID).replace(b"<CHUKYDONVI/>", b"<CHUKYDONVI>\n  \n</CHUKYDONVI>")
-    root = etree.fromstring(_sign(pki, creds[CertVariant.VALID], unsigned, profile="enveloped"))
+    root = etree.fromstring(_sign(dsig_pki, dsig_creds[CertVariant.VALID], unsigned, profile="enveloped"))
     container = root.find("CHUKYDONVI")
     assert container is not None
     container.text, container[0].tail = "\n  ", "\n"
-    assert _verify(pki, creds, etree.tostring(root, xml_declaration=True, encoding="utf-8")).passed
+    assert _verify(dsig_pki, dsig_creds, etree.tostring(root, xml_declaration=True, encoding="utf-8")).passed
 
 
 def test_a_comment_splitting_a_signed_field_is_not_in_the_signed_data(
-    pki: TestPKI, creds: dict[CertVariant, Credential]
+    dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]
 ) -> None:
-    root = etree.fromstring(_sign(pki, creds[CertVariant.VALID]))
+    root = etree.fromstring(_sign(dsig_pki, dsig_creds[CertVariant.VALID]))
     field = root.find("GIAYCHUNGSINH/HOTEN_NND")
     assert field is not None and field.text
     text = field.text
     field.text, comment = text[:3], etree.Comment(" not signed ")
     comment.tail = text[3:]
     field.append(comment)
-    report = _verify(pki, creds, etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    report = _verify(dsig_pki, dsig_creds, etree.tostring(root, xml_declaration=True, encoding="utf-8"))
     assert report.signed_data is not None
     assert report.signed_data.findtext("HOTEN_NND") == text  # one text node, as signed
 
@@ -128,7 +120,7 @@ def _best_cpu(root: etree._Element) -> float:
     return best
 
 
-def test_finding_the_ids_is_linear(pki: TestPKI, creds: dict[CertVariant, Credential]) -> None:
-    signed = _sign(pki, creds[CertVariant.VALID])
+def test_finding_the_ids_is_linear(dsig_pki: TestPKI, dsig_creds: dict[CertVariant, Credential]) -> None:
+    signed = _sign(dsig_pki, dsig_creds[CertVariant.VALID])
     small, large = _ids_after_signature(signed, 1200), _ids_after_signature(signed, 4800)  # 4800: within the limits
     assert _best_cpu(large) < 8 * _best_cpu(small)  # linear: ~4x; quadratic: ~16x

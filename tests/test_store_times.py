@@ -5,7 +5,6 @@ a naive datetime names no instant and is refused, written or used as a query bou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -18,14 +17,6 @@ from mock_portal.store.repository import JournalFilter, Retention
 
 INSTANT = datetime(2026, 3, 9, 15, 30, 0, 123456, tzinfo=timezone(timedelta(hours=7)))
 """08:30:00.123456 UTC, given in Vietnam's offset."""
-
-
-@pytest.fixture()
-def repo(database_url: str) -> Iterator[store.Repository]:
-    repo = store.Repository(store.create_engine_for(database_url))
-    repo.create_schema()
-    yield repo
-    repo.engine.dispose()
 
 
 def _entry(at: datetime) -> store.JournalEntry:
