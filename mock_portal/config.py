@@ -104,6 +104,9 @@ class Settings:
     """Crashed workers the supervisor restarts within `worker_restart_window_seconds` before giving up."""
     worker_restart_window_seconds: int = 60
     """The sliding window of the restart budget: crashes older than this are forgotten."""
+    drain_timeout_seconds: int = 8
+    """How long a stopping server waits for the requests in progress before cancelling them: below the 10 s
+    `podman stop` and `docker stop` wait before SIGKILL."""
     field_evidence: str = ""
     """Field-evidence files (docs/field-evidence.md) whose counts `GET /sandbox/fidelity` shows per behaviour:
     one path, or several separated as in PATH (`:`; `;` on Windows); read as each server process starts (and

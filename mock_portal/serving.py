@@ -18,11 +18,19 @@ unless more than `worker_restarts` crashes fell within the last `worker_restart_
 
 uvicorn has no time limit for request headers (its keep-alive timer is cancelled by any byte), so a
 client trickling a header holds a connection for ever: `header_deadline` closes it.
+
+Stopping (SIGTERM from `podman stop`, SIGINT from Ctrl-C) drains: the listening sockets close, every
+request in progress gets its reply (with `Connection: close`), an idle keep-alive connection is kept
+`DRAIN_LINGER_SECONDS` so a request the client is already sending on it is answered instead of reset,
+and after `PORTAL_DRAIN_TIMEOUT_SECONDS` what is still running is cancelled. The process then exits 0
+with its exit hooks run (the sharing worker finishes its round), where uvicorn alone re-raises the
+signal and dies of it. The supervisor forwards the signal to its workers and waits for their drain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -30,14 +38,18 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.config import Config
+from uvicorn.server import HANDLED_SIGNALS
 
+from mock_portal.api.draining import DRAINING
 from mock_portal.config import Settings
 
 __all__ = ["cannot_listen", "serve", "server_app"]
@@ -47,7 +59,7 @@ log = logging.getLogger("mock_portal.serving")
 
 def serve(settings: Settings, *, workers: int, log_level: str, access_log: bool) -> int:
     if workers <= 1:
-        server = uvicorn.Server(_config(settings, log_level, access_log, host=settings.host, port=settings.port))
+        server = _Server(_config(settings, log_level, access_log, host=settings.host, port=settings.port))
         server.run()  # exits 3 if it cannot bind
         return 0
     return _Supervisor(settings, workers, log_level, access_log).run()
@@ -66,9 +78,38 @@ def server_app(settings: Settings) -> ASGIApp:
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that marks the process draining when told to stop and exits normally once drained."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        DRAINING.set()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, without raising the caught signal again after the drain: that killed the drained
+        process (exit 143, exit hooks skipped)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
 def _config(settings: Settings, log_level: str, access_log: bool, **extra: Any) -> Config:
-    """uvicorn's settings for the app of `settings`, with the header deadline on its HTTP protocol."""
-    config = Config(server_app(settings), log_level=log_level, access_log=access_log, **extra)
+    """uvicorn's settings for the app of `settings`, with the header deadline on its HTTP protocol and
+    the drain's time limit."""
+    config = Config(
+        server_app(settings),
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=settings.drain_timeout_seconds,
+        **extra,
+    )
     config.load()  # resolves the protocol class uvicorn picked (httptools or h11)
     config.http_protocol_class = header_deadline(config.http_protocol_class, settings.header_timeout_seconds)
     return config
@@ -77,15 +118,19 @@ def _config(settings: Settings, log_level: str, access_log: bool, **extra: Any) 
 MAX_HEADER_BYTES = 64 * 1024
 """Most bytes a request's head (request line and headers) may take; httptools sets no limit of its own."""
 
+DRAIN_LINGER_SECONDS = 1.0
+"""How long a stopping server keeps an idle keep-alive connection open for a request already on its way."""
+
 
 def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[asyncio.Protocol]:
     """`protocol` (uvicorn's httptools or h11 protocol) closing a connection that has not finished a
     request's headers `seconds` after it opened or after its last response, or whose unfinished head
-    grows past `MAX_HEADER_BYTES`."""
+    grows past `MAX_HEADER_BYTES`; and lingering on an idle connection when the server stops."""
 
     class HeaderDeadline(protocol):  # type: ignore[misc, valid-type]  # a base class given at run time
         _deadline: asyncio.TimerHandle | None = None
         _head_bytes = 0
+        _stopping = False
 
         def _arm(self) -> None:
             if self._deadline is not None:
@@ -105,8 +150,20 @@ def header_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[as
             super().connection_made(transport)
             self._arm()
 
+        def shutdown(self) -> None:
+            """uvicorn closes an idle connection at once, racing a request the client may be sending on
+            it (a reset, no reply: was it stored?). Here it stays open `DRAIN_LINGER_SECONDS`, and a
+            request arriving meanwhile is answered with `Connection: close`."""
+            self._stopping = True
+            if self._in_request():
+                super().shutdown()
+            else:
+                self.loop.call_later(DRAIN_LINGER_SECONDS, self._overdue)
+
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            if self._stopping and self.cycle is not None:
+                self.cycle.keep_alive = False
             if self._in_request() or self.transport.is_closing():
                 return
             self._head_bytes += len(data)
@@ -162,7 +219,7 @@ def _worker(settings: Settings, log_level: str, access_log: bool, shared: socket
     built: while a killed worker's replacement starts, connections the kernel gives its socket wait in the
     backlog, never refused."""
     sock = shared or _listen(settings.host, settings.port)
-    uvicorn.Server(_config(settings, log_level, access_log)).run(sockets=[sock])
+    _Server(_config(settings, log_level, access_log)).run(sockets=[sock])
 
 
 class _Supervisor:
@@ -223,7 +280,7 @@ class _Supervisor:
         for process in self.processes:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + self.settings.drain_timeout_seconds + 5  # their drain, then their exit
         for process in self.processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():

@@ -8,13 +8,14 @@ from flask import Response
 
 from mock_portal import fidelity, sandbox_version, store
 from mock_portal.api.context import field_evidence, request_portal
+from mock_portal.api.draining import DRAINING
 from mock_portal.api.render import Reply, empty, reply
 from mock_portal.documents import list_rules as domain_rules
 from mock_portal.portal import facilities as ops
 from mock_portal.portal import workspaces
 from mock_portal.portal.records import document_view, iso, submission_summary, submission_view
 from mock_portal.portal.service import Portal
-from mock_portal.results.errors import NotFound
+from mock_portal.results.errors import NotFound, Unavailable
 from mock_portal.results.findings import Finding
 
 Json = dict[str, Any]
@@ -68,6 +69,16 @@ def get_health() -> Reply:
             "submissions": portal.repo.count_submissions(),
         }
     )
+
+
+def get_ready() -> Reply:
+    """Whether to send this process traffic: not while it stops, nor while its database cannot serve it."""
+    if DRAINING.is_set():
+        raise Unavailable("DRAINING", "Máy chủ đang dừng", "This server process is stopping; send to another")
+    problem = _portal().repo.schema_problem()
+    if problem:
+        raise Unavailable("DATABASE_NOT_READY", "Cơ sở dữ liệu chưa sẵn sàng", problem)
+    return reply({"status": "ready", "version": sandbox_version()})
 
 
 def list_facilities() -> Reply:

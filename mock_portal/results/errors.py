@@ -3,7 +3,8 @@
 PortalError
 ├── InvalidInput   (400)
 ├── NotFound       (404)
-└── Conflict       (409)
+├── Conflict       (409)
+└── Unavailable    (503)
 """
 
 from __future__ import annotations
@@ -29,3 +30,7 @@ class NotFound(PortalError):
 
 class Conflict(PortalError):
     status = 409
+
+
+class Unavailable(PortalError):
+    status = 503

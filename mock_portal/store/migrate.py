@@ -7,6 +7,7 @@ revision "message"` autogenerates one from the models against a scratch database
 
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -31,6 +32,7 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head() -> str:
     """The newest revision the code knows."""
     return str(ScriptDirectory.from_config(_config()).get_current_head())

@@ -34,7 +34,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mock_portal.store import migrate
@@ -362,6 +362,17 @@ class Repository:
         database made before migrations existed gets its missing tables and columns."""
 
         migrate.upgrade(self.engine)
+
+    def schema_problem(self) -> str | None:
+        """Why the database cannot serve this code now (unreachable, or not at its newest migration); None
+        when it can. Asked by the readiness check, so it costs one connection and one read."""
+        try:
+            revision = migrate.current(self.engine)
+        except SQLAlchemyError as exc:
+            return f"the database is unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        if revision != migrate.head():
+            return f"the database is at revision {revision}, this code needs {migrate.head()}"
+        return None
 
     def legacy_passwords(self) -> dict[str, str]:
         """username -> stored unsalted MD5, for accounts an older version made (not hashed yet)."""
