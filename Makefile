@@ -177,5 +177,39 @@ bench-workspaces: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 10
 
+# Issue 29: the container image (deploy/Containerfile) from Debian's packages and the project's wheel, no image
+# hub: mmdebstrap makes a bookworm root file system from this machine's apt sources, `podman import` makes it
+# the base, the wheel and its dependencies are built here into build/image/wheels. The podman options are
+# what this kind of VM needs (deploy/image.md): crun refuses its hybrid cgroups ("cgroups in hybrid mode
+# not supported"), and root lacks CAP_SYS_RESOURCE, so podman's default ulimits, above the hard limits, fail.
+# `make image-test` runs the image on 127.0.0.1 only: readiness, a real signed submission, SIGTERM drain.
+PODMAN ?= podman --runtime runc --cgroup-manager cgroupfs
+CONTAINER_LIMITS ?= --ulimit nofile=4096:4096 --ulimit nproc=4096:4096
+IMAGE ?= localhost/mock-portal
+IMAGE_BASE ?= localhost/mock-portal-base:bookworm
+DEBIAN_SOURCES ?= $(firstword $(wildcard /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list))
+.PHONY: container-tools image image-test
+container-tools:
+	@dpkg -s podman buildah mmdebstrap runc uidmap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah mmdebstrap runc uidmap >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah mmdebstrap runc uidmap >/dev/null; fi; }
+
+build/image/bookworm.tar: | container-tools
+	mkdir -p build/image
+	mmdebstrap --quiet --variant=minbase --format=tar $(foreach p,doc man info locale,--dpkgopt=path-exclude=/usr/share/$(p)/*) \
+	  bookworm $@.part - < $(DEBIAN_SOURCES)
+	mv $@.part $@
+
+image: $(STAMP) container-tools build/image/bookworm.tar
+	$(PODMAN) image exists $(IMAGE_BASE) || $(PODMAN) import build/image/bookworm.tar $(IMAGE_BASE)
+	rm -rf build/image/wheels
+	$(BIN)/pip wheel --quiet --wheel-dir build/image/wheels '.[postgres]'
+	$(PODMAN) build --format docker --network host $(CONTAINER_LIMITS) --build-arg BASE=$(IMAGE_BASE) \
+	  -f deploy/Containerfile -t $(IMAGE) build/image
+	$(PODMAN) image inspect --format '{{.Size}}' $(IMAGE)
+
+image-test: image
+	PODMAN="$(PODMAN)" CONTAINER_LIMITS="$(CONTAINER_LIMITS)" MOCK_PORTAL_IMAGE=$(IMAGE) $(BIN)/pytest -q tests/test_image.py
+
 clean:
 	rm -rf $(VENV) $(BENCH_NODE) var build *.egg-info
