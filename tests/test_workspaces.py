@@ -207,6 +207,7 @@ WIRE = {("POST", "/api/token/take"), ("POST", "/api/hososuckhoe/guiGiayToDienTu"
 """The wire picks the workspace by account: proven by the tests above, not by a key."""
 PUBLIC = {
     ("GET", "/sandbox/health"),
+    ("GET", "/sandbox/ready"),
     ("GET", "/sandbox/rules"),
     ("GET", "/sandbox/fidelity"),
     ("GET", "/sandbox/attestation-keys"),
