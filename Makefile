@@ -180,7 +180,7 @@ bench-workspaces: $(STAMP)
 .PHONY: dist
 dist: $(STAMP)
 	rm -rf dist
-	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --quiet --outdir dist .
 	$(BIN)/python -m tests.dist_smoke dist
 
 # 10 minutes of mixed good and hostile traffic with worker kills (bench/README.md, "Soak").
