@@ -1,5 +1,6 @@
 """`mock-portal`: run the mock portal.
 
+mock-portal --version
 mock-portal serve [--host H] [--port P] [--workers N] [--demo]
 mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--workspace ID]
                    [--format csv|json|html] [--out FILE]
@@ -20,6 +21,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
+from mock_portal import sandbox_version
 from mock_portal.config import Settings, SettingsError
 from mock_portal.signature.options import add_trust_options
 
@@ -351,6 +353,7 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mock-portal", description="Mock HIAP portal for GCS/GBT data")
+    parser.add_argument("--version", action="version", version=f"mock-portal {sandbox_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the portal (uvicorn)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1, PORTAL_HOST)")
