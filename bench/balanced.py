@@ -22,7 +22,16 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ingest import FACILITY, LoadResult, percentile, provision, run_load, sign_pool, stored_accepted  # noqa: E402
+from ingest import (  # noqa: E402
+    FACILITY,
+    LoadResult,
+    cpu_seconds,
+    percentile,
+    provision,
+    run_load,
+    sign_pool,
+    stored_accepted,
+)
 
 from fixtures.hospital import LOAI_HS  # noqa: E402
 from fixtures.pki import TestPKI  # noqa: E402
@@ -71,11 +80,15 @@ def main() -> int:
         for _ in range(args.rounds):
             for setup in SETUPS:
                 base_url = arrange(layout, setup)
+                pids = {name: r.server.process.pid for name, r in layout.replicas.items() if r.server is not None}
+                pids["haproxy"] = layout.balancer.process.pid
+                cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 warm, load = run_load(
                     base_url, bodies, seconds=args.seconds, rate=None, concurrency=args.concurrency, warmup=bodies[:8]
                 )
+                used = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
                 acked |= warm.ma_gd | load.ma_gd
-                runs[setup].append(report(setup, load))
+                runs[setup].append(report(setup, load, used))
         stored, _ = stored_accepted(front, facility.code)
     lost = acked - stored
     print(f"stored check: acknowledged 200 {len(acked)}, stored {len(stored)}, missing {len(lost)}")
@@ -84,13 +97,14 @@ def main() -> int:
     return 1 if lost else 0
 
 
-def report(setup: str, load: LoadResult) -> float:
-    """One run's line; its accepted/s."""
+def report(setup: str, load: LoadResult, used: dict[str, float]) -> float:
+    """One run's line (with the CPU seconds each replica and HAProxy used, warm-up included); its accepted/s."""
     rate = load.accepted / load.elapsed_s if load.elapsed_s else 0.0
     lat = load.latencies_ms
     print(
         f"  {setup:<24} accepted/s {rate:6.1f}  p50 {percentile(lat, 0.5):6.1f} ms  p99 {percentile(lat, 0.99):6.1f}"
-        f" ms  other {load.other_results or 0}  errors {load.errors or 0}",
+        f" ms  other {load.other_results or 0}  errors {load.errors or 0}  CPU s "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items()),
         flush=True,
     )
     return rate
