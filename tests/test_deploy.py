@@ -143,7 +143,9 @@ def test_compose_names_only_real_settings_and_runs_each_part_as_the_test_does() 
     assert services["migrate"]["command"] == ["migrate"]
     for name in replicas:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-        assert services[name]["image"] == services["migrate"]["image"] == "vn-civil-cert-sandbox:latest"
+        assert (
+            services[name]["image"] == services["migrate"]["image"] == "${PORTAL_IMAGE:-localhost/mock-portal:latest}"
+        )
     published = [port for s in services.values() for port in s.get("ports", [])]
     assert published and all(str(port).startswith("127.0.0.1:") for port in published), published
     haproxy_env = services["haproxy"]["environment"]
