@@ -27,6 +27,8 @@ from tests.test_load import LOCUST, SUBMIT, stats
 pytestmark = pytest.mark.proof
 
 COMPOSE = HAPROXY_CFG.with_name("compose.yaml")
+IMAGE = "${PORTAL_IMAGE:-localhost/mock-portal:latest}"
+"""The portal's image in compose.yaml: the one `make image` builds, unless PORTAL_IMAGE names another."""
 USERS, SECONDS = 4, 45
 """Four simulated hospitals for 45 s: each issues 30 certificates a sandbox hour at 600x, ~5 a second, ~20
 submissions a second in all; the two restarts take ~10-20 s of it."""
@@ -39,7 +41,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 
 
 def test_migrations_ran_once_before_the_replicas(deployed: Deployment) -> None:
-    """`mock-portal migrate` brought the empty database to head; the replicas found it there."""
+    """`mock-portal migrate` brought the new database to head before any replica started (tests/deployment.py
+    runs it first, as compose.yaml's `migrate` runs before the replicas)."""
     assert "database at revision" in deployed.migrate_output
     revision, head = deployed.migrate_output.split("revision ")[1].split(" (head ")
     assert revision == head.rstrip(")\n")
@@ -143,9 +146,7 @@ def test_compose_names_only_real_settings_and_runs_each_part_as_the_test_does() 
     assert services["migrate"]["command"] == ["migrate"]
     for name in replicas:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-        assert (
-            services[name]["image"] == services["migrate"]["image"] == "${PORTAL_IMAGE:-localhost/mock-portal:latest}"
-        )
+        assert services[name]["image"] == services["migrate"]["image"] == IMAGE
     published = [port for s in services.values() for port in s.get("ports", [])]
     assert published and all(str(port).startswith("127.0.0.1:") for port in published), published
     haproxy_env = services["haproxy"]["environment"]
