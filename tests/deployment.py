@@ -103,7 +103,11 @@ class Balancer:
         log = directory / "haproxy.log"
         with log.open("wb") as out:
             process = subprocess.Popen(  # noqa: S603
-                [haproxy(), "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=out, stderr=subprocess.STDOUT
+                [haproxy(), "-db", "-f", str(HAPROXY_CFG)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: `front.stop()` (LocalPortal) ends HAProxy only
             )
         balancer = cls(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stats}/stats;csv", process, log)
         try:
