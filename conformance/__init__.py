@@ -1,12 +1,11 @@
 """Conformance suite that certifies a hospital's integration (docs/ARCHITECTURE.md, docs/vendor-guide.md).
 
 `SUITE_VERSION` names the case catalogue (bump it when a case is added, removed or its judgement
-changes); `tool_version()` is the installed package's version. Both go into every report.
+changes); the tool's version is the installed distribution's (`mock_portal.sandbox_version`, the one
+`conformance --version` and `mock-portal --version` print). Both go into every report.
 """
 
 from __future__ import annotations
-
-from importlib import metadata
 
 SUITE_VERSION = "1.4"
 
@@ -20,10 +19,3 @@ settle it, even at a slower clock (`conformance.timing`). No certificate; run it
 class UsageError(Exception):
     """What the user gave cannot be used: a missing file, a --trust that is no certificate, a trigger the
     portal cannot reach. The CLI prints the message and exits `EXIT_USAGE`, never a traceback."""
-
-
-def tool_version() -> str:
-    try:
-        return metadata.version("vn-civil-cert-sandbox")
-    except metadata.PackageNotFoundError:
-        return "unknown"

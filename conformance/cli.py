@@ -1,5 +1,6 @@
 """`conformance`: certify a hospital's integration.
 
+    conformance --version
     conformance list [--json]
     conformance check FILE... [--facility CODE] [--trust CA.pem] [--crl CRL] [--json] [--cases] [--report-dir DIR]
     conformance run (--trigger-cmd CMD | --trigger-url URL | --reference [--variant NAME] [--port-range LOW-HIGH])
@@ -26,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from conformance import EXIT_USAGE, SUITE_VERSION, UsageError, tool_version
+from conformance import EXIT_USAGE, SUITE_VERSION, UsageError
 from conformance import evidence as ev
 from conformance.cases import load_cases
 from conformance.events import Event, Listener, RunFinished, RunStarted
@@ -34,6 +35,7 @@ from conformance.offline import OFFLINE_AREAS, FileVerdict, check_file, read_inp
 from conformance.registry import CaseSpec
 from conformance.report import FileReports, TextReporter
 from conformance.runner import judge
+from mock_portal import sandbox_version
 from mock_portal.results.codes import SubmitResult
 from mock_portal.results.grades import Strictness
 from mock_portal.signature.options import add_trust_options
@@ -121,7 +123,7 @@ def _judge_bundle(bundle: ev.Bundle, specs: list[CaseSpec], listeners: list[List
     start = RunStarted(
         mode,
         SUITE_VERSION,
-        tool_version(),
+        sandbox_version(),
         meta.get("seed"),
         str(meta.get("portal", "")),
         str(meta.get("trigger", "")),
@@ -313,6 +315,9 @@ def _selftest(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Certify a hospital's GCS/GBT integration")
+    parser.add_argument(
+        "--version", action="version", version=f"conformance {sandbox_version()} (suite {SUITE_VERSION})"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="print the case catalogue with levels and bases")

@@ -24,7 +24,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance import SUITE_VERSION, tool_version
+from conformance import SUITE_VERSION
+from mock_portal import sandbox_version
 
 if TYPE_CHECKING:
     from conformance.offline import FileVerdict
@@ -320,5 +321,5 @@ def from_file_verdicts(verdicts: list[FileVerdict]) -> Bundle:
                 "file_b64": base64.b64encode(verdict.file).decode() if verdict.file else None,
             }
         )
-    meta = {"mode": "check", "suite_version": SUITE_VERSION, "tool_version": tool_version()}
+    meta = {"mode": "check", "suite_version": SUITE_VERSION, "tool_version": sandbox_version()}
     return Bundle(meta=meta, submissions=tuple(submissions))

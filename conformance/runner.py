@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conformance import SUITE_VERSION, tool_version
+from conformance import SUITE_VERSION
 from conformance.attestation import PortalWitness
 from conformance.events import CaseFinished, Listener, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
 from conformance.evidence import Bundle, Json, Order, ScenarioRecord
@@ -47,6 +47,7 @@ from conformance.scenarios import (
 )
 from conformance.timing import SAFETY, TimingProbe
 from conformance.trigger import Trigger
+from mock_portal import sandbox_version
 from mock_portal.control.clock import VN_TZ
 from mock_portal.deadline.working_time import WorkingCalendar
 
@@ -183,7 +184,7 @@ class Runner:
             RunStarted(
                 "run",
                 SUITE_VERSION,
-                tool_version(),
+                sandbox_version(),
                 self.seed,
                 self.admin.base_url,
                 self.trigger_description,
@@ -533,7 +534,7 @@ class Runner:
         meta = {
             "mode": "run",
             "suite_version": SUITE_VERSION,
-            "tool_version": tool_version(),
+            "tool_version": sandbox_version(),
             "seed": self.seed,
             "run_id": self.run_id,
             "portal": self.admin.base_url,

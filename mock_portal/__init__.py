@@ -8,8 +8,9 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 
 def sandbox_version() -> str:
-    """The installed sandbox's version: `GET /sandbox/health` reports it, and every re-judged report and
-    evidence file names it (a later version may judge otherwise)."""
+    """The installed distribution's version, the one source of every version the tools state: `mock-portal
+    --version`, `conformance --version`, `GET /sandbox/health`, a conformance report's `tool_version`, and every
+    re-judged report and evidence file (a later version may judge otherwise)."""
     try:
         return version("vn-civil-cert-sandbox")
     except PackageNotFoundError:

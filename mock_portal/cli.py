@@ -1,9 +1,11 @@
 """`mock-portal`: run the mock portal.
 
+mock-portal --version
 mock-portal serve [--host H] [--port P] [--workers N] [--demo]
 mock-portal report (--period 2025-H1 | --from 2025-01-01 --to 2025-06-30) [--workspace ID]
                    [--format csv|json|html] [--out FILE]
 mock-portal attestation-key (show | rotate) [--json]
+mock-portal migrate
 mock-portal shadow --upstream URL [--host H] [--port P] [--log FILE] [--keep-files DIR]
                    [--trust CA.pem ...] [--crl CRL ...] [--explain] [--upstream-timeout S]
 mock-portal rejudge LOG [--trust CA.pem ...] [--crl CRL ...] [--format text|json|html] [--out FILE]
@@ -20,6 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
+from mock_portal import sandbox_version
 from mock_portal.config import Settings, SettingsError
 from mock_portal.signature.options import add_trust_options
 
@@ -270,6 +273,19 @@ def _attestation_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(_: argparse.Namespace) -> int:
+    """Bring the database PORTAL_DATABASE_URL names to the newest schema and stop: the one-shot step of a
+    deployment, run before the replicas start (each would upgrade on its own start too, one at a time under
+    a lock; run first, they find the schema at head and start at once)."""
+    from mock_portal.portal.service import build_portal
+    from mock_portal.store import migrate
+
+    settings = _settings()
+    repo = build_portal(settings).repo
+    print(f"database at revision {migrate.current(repo.engine)} (head {migrate.head()})", flush=True)
+    return 0
+
+
 def _shadow(args: argparse.Namespace) -> int:
     """A transparent proxy to `--upstream` that judges each submission on the side (`api/shadow.py`)."""
     import math
@@ -351,6 +367,7 @@ def _port(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mock-portal", description="Mock HIAP portal for GCS/GBT data")
+    parser.add_argument("--version", action="version", version=f"mock-portal {sandbox_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the portal (uvicorn)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1, PORTAL_HOST)")
@@ -374,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     attestation.add_argument("action", choices=["show", "rotate"], help="rotate: new key; the old one is retired")
     attestation.add_argument("--json", action="store_true", help="print every key as GET /sandbox/attestation-keys")
     attestation.set_defaults(func=_attestation_key)
+    commands.add_parser(
+        "migrate", help="bring the database (PORTAL_DATABASE_URL) to the newest schema, then stop"
+    ).set_defaults(func=_migrate)
     table = commands.add_parser("fidelity", help="the graded behaviours as Markdown (docs/fidelity.md)")
     one = table.add_mutually_exclusive_group()  # each is its own command: a second one would be ignored
     one.add_argument("--write", metavar="FILE", help="write to FILE (e.g. docs/fidelity.md) instead of stdout")

@@ -89,7 +89,7 @@ def test_an_unknown_calendar_is_refused_by_every_command(
 ) -> None:
     monkeypatch.setenv("PORTAL_CALENDAR", "hcmc-0830")
     monkeypatch.setenv("PORTAL_DATABASE_URL", f"sqlite:///{tmp_path / 'never.sqlite3'}")
-    for command in (["report", "--period", "2025-H1"], ["attestation-key", "show"]):
+    for command in (["report", "--period", "2025-H1"], ["attestation-key", "show"], ["migrate"]):
         assert cli.main(command) == 2
         err = capsys.readouterr().err
         assert err.startswith("mock-portal: PORTAL_CALENDAR='hcmc-0830': unknown calendar"), err

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from importlib import import_module
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, select, text
 
-from mock_portal import store
+from mock_portal import cli, store
 from mock_portal.store import migrate
 
 NOW = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
@@ -156,4 +157,17 @@ def test_row_ids_go_past_32_bits_also_in_a_database_of_the_first_schema(database
     assert new_id == 2**31 + 6
     with engine.connect() as connection:
         assert connection.scalar(select(table.c.submission_id).where(table.c.id == new_id)) == 2**40
+    engine.dispose()
+
+
+def test_mock_portal_migrate_brings_an_empty_database_to_head_and_stops(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one-shot step of a deployment (deploy/compose.yaml's `migrate`), before any replica starts."""
+    monkeypatch.setenv("PORTAL_DATABASE_URL", database_url)
+    engine = store.create_engine_for(database_url)
+    assert migrate.current(engine) is None
+    assert cli.main(["migrate"]) == 0
+    assert migrate.current(engine) == migrate.head()
+    assert capsys.readouterr().out == f"database at revision {migrate.head()} (head {migrate.head()})\n"
     engine.dispose()

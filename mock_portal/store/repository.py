@@ -28,8 +28,10 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     false,
     func,
+    literal,
     select,
     true,
     update,
@@ -224,14 +226,6 @@ def _get_by_id(s: Session, model: type[_Row], row_id: int) -> _Row | None:
 
 # The wire path's reads, built once with bound parameters: building a statement (comparisons, coercions,
 # its cache key) cost more CPU than running it on SQLite, on every submission.
-_TOKEN = select(Token.__table__).where(Token.access_token == bindparam("access_token"))
-_ACCOUNT = select(Account.__table__).where(
-    Account.username == bindparam("username"), Account.workspace_id == bindparam("workspace")
-)
-_META_VALUE = select(Meta.value).where(Meta.key == bindparam("key"))
-_STRICTNESS = select(Facility.strictness).where(
-    Facility.workspace_id == bindparam("workspace"), Facility.code == bindparam("code")
-)
 _PENDING = (  # expectations of a facility and document type no document has claimed yet, oldest first
     select(Expectation.__table__)
     .where(
@@ -241,6 +235,20 @@ _PENDING = (  # expectations of a facility and document type no document has cla
         Expectation.document_id.is_(None),
     )
     .order_by(Expectation.id)
+)
+_BASE = select(literal(1).label("one")).subquery("base")  # one row, whatever the joins find
+_CONTEXT = (  # what a submission reads first, in one statement: see Repository.submission_context
+    select(
+        *(column.label(f"token_{column.key}") for column in Token.__table__.columns),
+        *(column.label(f"account_{column.key}") for column in Account.__table__.columns),
+        Facility.strictness,
+        select(Meta.value).where(Meta.key == bindparam("trust_key")).scalar_subquery().label("trust_version"),
+        exists(_PENDING.with_only_columns(Expectation.id)).label("pending"),
+    )
+    .select_from(_BASE)
+    .outerjoin(Token, Token.access_token == bindparam("access_token"))
+    .outerjoin(Account, (Account.username == bindparam("username")) & (Account.workspace_id == bindparam("workspace")))
+    .outerjoin(Facility, (Facility.workspace_id == Account.workspace_id) & (Facility.code == Account.facility_code))
 )
 _TOKEN_OWNER = Account.__table__.alias("token_owner")
 _TOKEN_WORKSPACE = (  # an alias: the outer query's `accounts` must not correlate into it
@@ -260,10 +268,9 @@ _SETTINGS = select(SharedSetting.key, SharedSetting.version, SharedSetting.value
 _INSERTS: dict[Table, Any] = {}
 
 
-def _one(connection: Connection, model: type[Any], statement: Any, **params: Any) -> Any:
-    """The row of `model` a prebuilt statement finds, as a detached object, or None (a Core read)."""
-    row = connection.execute(statement, params).first()
-    return model(**row._mapping) if row is not None else None
+def _detached(model: type[_Row], row: Any, prefix: str) -> _Row:
+    """A detached object of `model` from the columns of `row` labelled `prefix` + column name."""
+    return model(**{column.key: row[prefix + column.key] for column in model.__table__.columns})  # type: ignore[attr-defined]
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -332,6 +339,13 @@ class Repository:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._gate = WriteGate.for_engine(engine)
         self._commits = GroupCommit(self._write_submissions, self._held)
+        # Where the wire path's one-statement reads run. On PostgreSQL, a read on `engine` cost three round trips
+        # (psycopg's BEGIN, the SELECT, the pool's ROLLBACK on return); in autocommit one, and a single statement
+        # sees one snapshot either way. pysqlite begins no transaction for a SELECT: SQLite keeps `engine`.
+        self._reads = (
+            engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._read_sessions = sessionmaker(self._reads, expire_on_commit=False)
 
     def scoped(self, workspace: str) -> Repository:
         """The repository of another workspace, on the same engine, sessions and write gate."""
@@ -518,8 +532,9 @@ class Repository:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A read-only session: no write gate (WAL readers never wait for the writer)."""
-        with self._sessions() as session:
+        """A read-only session: no write gate (WAL readers never wait for the writer); on PostgreSQL in
+        autocommit (`_reads`: at READ COMMITTED each statement has its own snapshot in a transaction too)."""
+        with self._read_sessions() as session:
             yield session
 
     # facilities and accounts
@@ -560,7 +575,7 @@ class Repository:
         if not username or len(username) > 64:
             return None
         token = access_token if len(access_token) <= 128 else ""
-        with self.engine.connect() as c:
+        with self._reads.connect() as c:
             found = c.execute(_WIRE_ACCOUNT, {"username": username, "access_token": token}).first()
         if found is None:
             return None
@@ -588,18 +603,29 @@ class Repository:
     ) -> tuple[Token | None, Account | None, int, str | None, Sequence[Expectation]]:
         """What every submission reads first — its token, its account, the trust version, the strictness
         set for the account's facility and, for `expectations_for` = (facility, doc type), the pending
-        expectations the document may claim — on one connection, as Core queries (the ORM's identity
-        map and unit of work cost more than these five reads; the rows come back as detached objects)."""
+        expectations the document may claim — in one Core statement (`_CONTEXT`, outer joins and scalar
+        subqueries), and a second one for the expectations only when there are some: two round trips at
+        most instead of five (the ORM's identity map and unit of work cost more than these reads; the rows
+        come back as detached objects)."""
         mine = self.workspace
-        with self.engine.connect() as c:
-            token = _one(c, Token, _TOKEN, access_token=access_token) if access_token else None
-            account = _one(c, Account, _ACCOUNT, username=username, workspace=mine) if username else None
-            version = c.scalar(_META_VALUE, {"key": self.key(TRUST_VERSION)}) or 0
-            strictness = c.scalar(_STRICTNESS, {"workspace": mine, "code": account.facility_code}) if account else None
+        facility, doc_type = expectations_for or ("", "")
+        params = {
+            "access_token": access_token,
+            "username": username,
+            "workspace": mine,
+            "trust_key": self.key(TRUST_VERSION),
+            "facility": facility,
+            "doc_type": doc_type,
+        }
+        with self._reads.connect() as c:
+            row = c.execute(_CONTEXT, params).one()._mapping
+            token = _detached(Token, row, "token_") if access_token and row["token_access_token"] else None
+            account = _detached(Account, row, "account_") if username and row["account_username"] else None
             pending: Sequence[Expectation] = ()
-            if expectations_for and token:
-                pending = self._pending(c, *expectations_for)
-        return token, account, version, strictness, pending
+            if expectations_for and token and row["pending"]:
+                pending = self._pending(c, facility, doc_type)
+        strictness = row["strictness"] if account else None
+        return token, account, row["trust_version"] or 0, strictness, pending
 
     def facility_strictness(self, code: str) -> str | None:
         """The strictness set for a facility (None: it follows the portal's default)."""
@@ -695,7 +721,7 @@ class Repository:
     def get_settings(self, keys: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         """The shared settings named (in this workspace), each as (version, value), in one query."""
         named = {self.key(key): key for key in keys}
-        with self.engine.connect() as c:  # Core: read on every wire request, no ORM objects needed
+        with self._reads.connect() as c:  # Core: read on every wire request, no ORM objects needed
             return {named[row.key]: (row.version, row.value) for row in c.execute(_SETTINGS, {"keys": list(named)})}
 
     def put_setting(self, key: str, value: dict[str, Any]) -> int:
@@ -901,7 +927,7 @@ class Repository:
             return self._own(_get_by_id(s, Expectation, expectation_id))
 
     def pending_expectations(self, facility_code: str, doc_type: str) -> Sequence[Expectation]:
-        with self.engine.connect() as c:
+        with self._reads.connect() as c:
             return self._pending(c, facility_code, doc_type)
 
     def _pending(self, c: Connection, facility_code: str, doc_type: str) -> list[Expectation]:
