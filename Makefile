@@ -230,7 +230,7 @@ image: $(STAMP) container-tools build/image/bookworm.tar
 	rm -rf build/image/wheels
 	$(BIN)/pip wheel --quiet --wheel-dir build/image/wheels '.[postgres]'
 	$(PODMAN) build --format docker --network host $(CONTAINER_LIMITS) --build-arg BASE=$(IMAGE_BASE) \
-	  -f deploy/Containerfile -t $(IMAGE) build/image
+	  --build-arg WHEELS=$$(cat build/image/wheels/*.whl | sha256sum | cut -c1-16) -f deploy/Containerfile -t $(IMAGE) build/image
 	$(PODMAN) image inspect --format '{{.Size}}' $(IMAGE)
 
 image-test: image
