@@ -385,6 +385,32 @@ def test_another_account_s_wrong_passwords_never_refuse_the_owner() -> None:
     assert guess(owner, auth.md5_upper("79001_BV")) is True
 
 
+def test_a_burst_of_one_right_password_on_a_cold_cache_is_hashed_once_and_refused_never(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server just started knows no password yet; a hospital's burst of concurrent submissions (more than
+    `SENDER_CHECKS`) waits for the first one's scrypt instead of each spending the sender's budget: once,
+    the ones beyond the budget were refused as AUTH_PASSWORD_THROTTLED with the right password. A wrong
+    password sent the same way is hashed once and is wrong for every one of them."""
+    budget = auth.SenderBudget(checks=2, refill_seconds=3600)
+    owner = store.Account(username="79001_BV", password_hash=auth.hash_password_md5(auth.md5_upper("79001_BV")))
+    hashed: list[str] = []
+    slow = auth._scrypt
+
+    def counted(secret: str, *args: Any) -> bytes:
+        hashed.append(secret)
+        time.sleep(0.2)  # every thread of the burst arrives while the first one hashes
+        return slow(secret, *args)
+
+    monkeypatch.setattr(auth, "_scrypt", counted)
+    check = auth.budgeted_password_check(budget, "127.0.0.1")
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        right = list(pool.map(lambda _n: check(owner, auth.md5_upper("79001_BV")), range(12)))
+        wrong = list(pool.map(lambda _n: check(owner, auth.md5_upper("guess")), range(12)))
+    assert right == [True] * 12 and wrong == [False] * 12
+    assert len(hashed) == 2  # one scrypt for each pair
+
+
 def test_only_a_file_that_needs_little_work_is_examined_inline(
     hospital: Hospital, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -175,18 +176,55 @@ class SenderBudget:
             return True
 
 
+class _ChecksUnderWay:
+    """Password checks running now, by (stored hash, uppercase MD5). A hospital's burst of submissions on a
+    cold cache (a server just started) waits for the first one's scrypt: before, each spent one of the
+    sender's `SENDER_CHECKS`, and beyond them a right password was refused as AUTH_PASSWORD_THROTTLED (seen
+    in 4 of 5 SIGTERM-drain runs with 2 workers: 3-13 of ~70). At most one entry per thread checking."""
+
+    def __init__(self) -> None:
+        self._checks: dict[tuple[str, str], Future[bool | None]] = {}
+        self._lock = threading.Lock()
+
+    def join(self, pair: tuple[str, str]) -> tuple[Future[bool | None], bool]:
+        """The check of `pair` under way, or a new one; True when the caller is to run it."""
+        with self._lock:
+            running = self._checks.get(pair)
+            if running is not None:
+                return running, False
+            mine: Future[bool | None] = Future()
+            self._checks[pair] = mine
+            return mine, True
+
+    def run(self, pair: tuple[str, str], future: Future[bool | None], check: Callable[[], bool | None]) -> bool | None:
+        """Run `check` as the check of `pair`; whoever joined it gets its result (or its exception)."""
+        try:
+            result = check()
+        except BaseException as exc:
+            self._end(pair)
+            future.set_exception(exc)
+            raise
+        self._end(pair)
+        future.set_result(result)
+        return result
+
+    def _end(self, pair: tuple[str, str]) -> None:
+        with self._lock:
+            del self._checks[pair]
+
+
+_UNDER_WAY = _ChecksUnderWay()
+
+
 def budgeted_password_check(budget: SenderBudget | None, sender: str) -> Callable[[Account, str], bool | None]:
     """A submission's password check for `judge_credentials`: a known-good pair costs nothing; an unknown
     one spends one of the checks of `sender` and the account together (`SenderBudget`) and gets None,
-    unhashed, when none is left. The check is reached only with a valid token of that very account
-    (`_judge`), so only a holder of the account's token can spend its budget: another tenant's wrong
+    unhashed, when none is left; the same pair arriving while it is checked waits for that check's result
+    and spends nothing (`_ChecksUnderWay`). The check is reached only with a valid token of that very
+    account (`_judge`), so only a holder of the account's token can spend its budget: another tenant's wrong
     passwords, even from the owner's address, never refuse the owner."""
 
-    def check(account: Account, received_md5: str) -> bool | None:
-        if not _plausible(received_md5):
-            return False
-        if known_password(account, received_md5):
-            return True
+    def spend_and_check(account: Account, received_md5: str) -> bool | None:
         key = f"{sender}|{account.username}"
         if budget is not None and not budget.spend(key):
             return None
@@ -194,6 +232,17 @@ def budgeted_password_check(budget: SenderBudget | None, sender: str) -> Callabl
         if matches and budget is not None:
             budget.give_back(key)
         return matches
+
+    def check(account: Account, received_md5: str) -> bool | None:
+        if not _plausible(received_md5):
+            return False
+        if known_password(account, received_md5):
+            return True
+        pair = (account.password_hash, received_md5.upper())
+        future, mine = _UNDER_WAY.join(pair)
+        if not mine:
+            return future.result()
+        return _UNDER_WAY.run(pair, future, lambda: spend_and_check(account, received_md5))
 
     return check
 

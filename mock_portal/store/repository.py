@@ -268,9 +268,9 @@ _SETTINGS = select(SharedSetting.key, SharedSetting.version, SharedSetting.value
 _INSERTS: dict[Table, Any] = {}
 
 
-def _detached(model: type[_Row], row: Any, prefix: str) -> _Row:
+def _detached(model: type[Any], row: Any, prefix: str) -> Any:
     """A detached object of `model` from the columns of `row` labelled `prefix` + column name."""
-    return model(**{column.key: row[prefix + column.key] for column in model.__table__.columns})  # type: ignore[attr-defined]
+    return model(**{column.key: row[prefix + column.key] for column in model.__table__.columns})
 
 
 def _values(row: Any) -> dict[str, Any]:
