@@ -107,6 +107,10 @@ class Settings:
     drain_timeout_seconds: int = 8
     """How long a stopping server waits for the requests in progress before cancelling them: below the 10 s
     `podman stop` and `docker stop` wait before SIGKILL."""
+    drain_delay_seconds: int = 0
+    """Behind a load balancer: how long a server told to stop goes on accepting and serving, its readiness
+    already 503, before it closes its listening socket, so the balancer's check takes it out first and sends
+    it nothing it would refuse (deploy/: 2; 0: close at once)."""
     field_evidence: str = ""
     """Field-evidence files (docs/field-evidence.md) whose counts `GET /sandbox/fidelity` shows per behaviour:
     one path, or several separated as in PATH (`:`; `;` on Windows); read as each server process starts (and

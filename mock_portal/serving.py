@@ -59,7 +59,8 @@ log = logging.getLogger("mock_portal.serving")
 
 def serve(settings: Settings, *, workers: int, log_level: str, access_log: bool) -> int:
     if workers <= 1:
-        server = _Server(_config(settings, log_level, access_log, host=settings.host, port=settings.port))
+        config = _config(settings, log_level, access_log, host=settings.host, port=settings.port)
+        server = _Server(config, settings.drain_delay_seconds)
         server.run()  # exits 3 if it cannot bind
         return 0
     return _Supervisor(settings, workers, log_level, access_log).run()
@@ -79,11 +80,23 @@ def server_app(settings: Settings) -> ASGIApp:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server that marks the process draining when told to stop and exits normally once drained."""
+    """uvicorn's server that marks the process draining when told to stop, goes on serving `delay` seconds
+    (`PORTAL_DRAIN_DELAY_SECONDS`: a load balancer's check sees the 503 readiness and stops sending), then
+    drains, and exits normally once drained. A second signal stops at once."""
+
+    def __init__(self, config: Config, delay: float) -> None:
+        super().__init__(config)
+        self.delay = delay
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        if DRAINING.is_set() or self.delay <= 0:
+            DRAINING.set()
+            super().handle_exit(sig, frame)
+            return
         DRAINING.set()
-        super().handle_exit(sig, frame)
+        later = threading.Timer(self.delay, super().handle_exit, (sig, frame))
+        later.daemon = True
+        later.start()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -219,7 +232,7 @@ def _worker(settings: Settings, log_level: str, access_log: bool, shared: socket
     built: while a killed worker's replacement starts, connections the kernel gives its socket wait in the
     backlog, never refused."""
     sock = shared or _listen(settings.host, settings.port)
-    _Server(_config(settings, log_level, access_log)).run(sockets=[sock])
+    _Server(_config(settings, log_level, access_log), settings.drain_delay_seconds).run(sockets=[sock])
 
 
 class _Supervisor:
@@ -280,7 +293,8 @@ class _Supervisor:
         for process in self.processes:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.settings.drain_timeout_seconds + 5  # their drain, then their exit
+        # their delay and drain, then their exit
+        deadline = time.monotonic() + self.settings.drain_delay_seconds + self.settings.drain_timeout_seconds + 5
         for process in self.processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():

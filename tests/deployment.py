@@ -199,7 +199,11 @@ def deployment(directory: Path, *, durable: bool = True) -> Iterator[Deployment]
         token, ipss_key, port = secrets.token_hex(16), secrets.token_hex(16), free_port_on_both()
         for name, host in REPLICA_HOSTS.items():
             (directory / name).mkdir()
-            env = {"PORTAL_IPSS_API_KEY": ipss_key, "PORTAL_SHARING_ENABLED": str(name == SHARING).lower()}
+            env = {
+                "PORTAL_IPSS_API_KEY": ipss_key,
+                "PORTAL_SHARING_ENABLED": str(name == SHARING).lower(),
+                "PORTAL_DRAIN_DELAY_SECONDS": "2",  # as deploy/compose.yaml: out of HAProxy before it stops listening
+            }
             replicas[name] = Replica(name, host, port, directory / name, database_url, token, env)
             replicas[name].start()
         balancer = Balancer.start(directory, list(replicas.values()))

@@ -404,9 +404,15 @@ def test_a_burst_of_one_right_password_on_a_cold_cache_is_hashed_once_and_refuse
 
     monkeypatch.setattr(auth, "_scrypt", counted)
     check = auth.budgeted_password_check(budget, "127.0.0.1")
+    together = threading.Barrier(12)
+
+    def burst(password: str) -> bool | None:
+        together.wait()  # all twelve are sent at once; the first to hash holds the others for 0.2 s
+        return check(owner, auth.md5_upper(password))
+
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
-        right = list(pool.map(lambda _n: check(owner, auth.md5_upper("79001_BV")), range(12)))
-        wrong = list(pool.map(lambda _n: check(owner, auth.md5_upper("guess")), range(12)))
+        right = list(pool.map(burst, ["79001_BV"] * 12))
+        wrong = list(pool.map(burst, ["guess"] * 12))
     assert right == [True] * 12 and wrong == [False] * 12
     assert len(hashed) == 2  # one scrypt for each pair
 

@@ -21,6 +21,7 @@ import pytest
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH
 from fixtures.pki import TestPKI
 from mock_portal import store
+from mock_portal.store import migrate
 from tests.conftest import provision, trust_root
 from tests.live import LiveServer, new_database_url, start_server
 from tests.wire import sample
@@ -45,7 +46,8 @@ class Flood:
     refused: list[str] = field(default_factory=list)
     """MaKetQua of the replies other than 200."""
     errors: list[tuple[float, str]] = field(default_factory=list)
-    """(start, exception type) of the requests that got no reply."""
+    """(when the request had left the client, infinity if it never did; the exception type) of the requests
+    that got no reply."""
     in_flight_at_term: int = 0
     """Requests sent before SIGTERM and answered (or not) after it."""
 
@@ -75,7 +77,7 @@ def test_sigterm_in_a_flood_drains_and_loses_nothing(tmp_path: Path, pki: TestPK
     assert exited == 0, portal.log.read_text(errors="replace")[-2000:]
     assert took < EXIT_WITHIN
     assert len(flood.acknowledged) >= TERM_AFTER and flood.in_flight_at_term, "SIGTERM came in the middle"
-    early = [kind for start, kind in flood.errors if start < flood.term_at]
+    early = [kind for sent, kind in flood.errors if sent < flood.term_at]
     assert not early, f"requests sent before SIGTERM got no reply: {early}"
     again = start_server(tmp_path / "again", database_url=database_url)
     try:
@@ -98,11 +100,16 @@ async def _flood_then_term(portal: LiveServer, forms: list[dict[str, str]]) -> F
 
     async def sender(client: httpx.AsyncClient) -> None:
         for form in pending:
-            start = time.monotonic()
+            start, sent = time.monotonic(), [float("inf")]
+
+            async def trace(event: str, _info: dict[str, object], sent: list[float] = sent) -> None:
+                if event == "http11.send_request_body.complete":  # the request has left the client
+                    sent[0] = time.monotonic()
+
             try:
-                reply = await client.post(SUBMIT_PATH, data=form)
-            except httpx.TransportError as exc:
-                flood.errors.append((start, type(exc).__name__))
+                reply = await client.post(SUBMIT_PATH, data=form, extensions={"trace": trace})
+            except httpx.TransportError as exc:  # when it was sent, not when the client began: a loaded client
+                flood.errors.append((sent[0], type(exc).__name__))  # may write it a second later
                 continue
             finally:
                 if start < flood.term_at < time.monotonic():
@@ -142,6 +149,30 @@ def test_ready_while_serving_and_503_draining_on_a_connection_kept_open(tmp_path
         portal.stop()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_with_a_drain_delay_new_connections_are_served_not_ready_until_the_delay_ends(
+    tmp_path: Path, workers: int
+) -> None:
+    """`PORTAL_DRAIN_DELAY_SECONDS`: told to stop, the server goes on accepting (a load balancer's check gets
+    503 DRAINING on a new connection, and a submission would be answered), then stops listening, drains and
+    exits 0. Without the delay the listening socket closes at once (the test above)."""
+    portal = start_server(tmp_path, workers=workers, extra_env={"PORTAL_DRAIN_DELAY_SECONDS": "2"})
+    try:
+        assert httpx.get(f"{portal.base_url}/sandbox/ready", timeout=5).status_code == 200
+        told = time.monotonic()
+        portal.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the supervisor has passed it on; every process is draining, none stopped listening
+        for _ in range(4):  # new connections each (SO_REUSEPORT spreads them over the workers)
+            draining = httpx.get(f"{portal.base_url}/sandbox/ready", timeout=5, headers={"Connection": "close"})
+            assert draining.status_code == 503 and draining.json()["code"] == "DRAINING", draining.text
+        assert time.monotonic() - told < 2, "the checks above ran inside the delay"
+        _wait_refused(portal.base_url)
+        assert time.monotonic() - told >= 2, "it stopped listening only after the delay"
+        assert portal.process.wait(timeout=EXIT_WITHIN + 2) == 0
+    finally:
+        portal.stop()
+
+
 def _wait_refused(base_url: str, timeout: float = 5) -> None:
     """Until a new connection to `base_url` is refused."""
     deadline = time.monotonic() + timeout
@@ -155,16 +186,22 @@ def _wait_refused(base_url: str, timeout: float = 5) -> None:
 
 
 @pytest.mark.sqlite_only
-def test_ready_is_503_while_the_database_is_behind_the_code(tmp_path: Path) -> None:
+def test_ready_is_503_while_the_database_is_behind_the_code_and_200_on_a_newer_one(tmp_path: Path) -> None:
+    """Behind (a revision older than the code's newest): not ready. A revision the code does not know was
+    made by a newer version's `mock-portal migrate`: the replicas not yet upgraded keep serving on it
+    (deploy/README.md, rolling upgrade), or HAProxy would take every one of them out at once."""
     portal = start_server(tmp_path, database_url=new_database_url(tmp_path))
     assert portal.database is not None
+    older = min(migrate.known() - {migrate.head()})
     try:
         with httpx.Client(base_url=portal.base_url, timeout=10) as client:
-            revision = _set_revision(portal.database, "an_older_revision")
+            revision = _set_revision(portal.database, older)
             behind = client.get("/sandbox/ready")
             assert behind.status_code == 503 and behind.json()["code"] == "DATABASE_NOT_READY", behind.text
-            assert "an_older_revision" in behind.json()["detail_en"]
+            assert older in behind.json()["detail_en"]
             assert client.get("/sandbox/health").status_code == 200, "alive all the same"
+            _set_revision(portal.database, "made_by_a_newer_version")
+            assert client.get("/sandbox/ready").status_code == 200
             _set_revision(portal.database, revision)
             assert client.get("/sandbox/ready").status_code == 200
     finally:
@@ -188,4 +225,4 @@ def test_an_unreachable_database_is_named(tmp_path: Path) -> None:
     assert repo.schema_problem() is None
     repo.engine.dispose()
     shutil.rmtree(folder)
-    assert (repo.schema_problem() or "").startswith("the database is unreachable: OperationalError")
+    assert repo.schema_problem() == "the database is unreachable"  # the driver's words (paths, hosts) are logged

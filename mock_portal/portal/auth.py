@@ -176,41 +176,46 @@ class SenderBudget:
             return True
 
 
+_CheckOf = tuple[str, str, str]
+"""(sender key, stored hash, uppercase MD5)"""
+
+
 class _ChecksUnderWay:
-    """Password checks running now, by (stored hash, uppercase MD5). A hospital's burst of submissions on a
-    cold cache (a server just started) waits for the first one's scrypt: before, each spent one of the
+    """Password checks running now, by (sender, stored hash, uppercase MD5). A hospital's burst of submissions
+    on a cold cache (a server just started) waits for the first one's scrypt: before, each spent one of the
     sender's `SENDER_CHECKS`, and beyond them a right password was refused as AUTH_PASSWORD_THROTTLED (seen
-    in 4 of 5 SIGTERM-drain runs with 2 workers: 3-13 of ~70). At most one entry per thread checking."""
+    in 4 of 5 SIGTERM-drain runs with 2 workers: 3-13 of ~70). The sender is in the key because the result
+    is the sender's: refused unhashed when its budget is spent. At most one entry per thread checking."""
 
     def __init__(self) -> None:
-        self._checks: dict[tuple[str, str], Future[bool | None]] = {}
+        self._checks: dict[_CheckOf, Future[bool | None]] = {}
         self._lock = threading.Lock()
 
-    def join(self, pair: tuple[str, str]) -> tuple[Future[bool | None], bool]:
-        """The check of `pair` under way, or a new one; True when the caller is to run it."""
+    def join(self, check_of: _CheckOf) -> tuple[Future[bool | None], bool]:
+        """The check of `check_of` under way, or a new one; True when the caller is to run it."""
         with self._lock:
-            running = self._checks.get(pair)
+            running = self._checks.get(check_of)
             if running is not None:
                 return running, False
             mine: Future[bool | None] = Future()
-            self._checks[pair] = mine
+            self._checks[check_of] = mine
             return mine, True
 
-    def run(self, pair: tuple[str, str], future: Future[bool | None], check: Callable[[], bool | None]) -> bool | None:
-        """Run `check` as the check of `pair`; whoever joined it gets its result (or its exception)."""
+    def run(self, check_of: _CheckOf, future: Future[bool | None], check: Callable[[], bool | None]) -> bool | None:
+        """Run `check` as the check of `check_of`; whoever joined it gets its result (or its exception)."""
         try:
             result = check()
         except BaseException as exc:
-            self._end(pair)
+            self._end(check_of)
             future.set_exception(exc)
             raise
-        self._end(pair)
+        self._end(check_of)
         future.set_result(result)
         return result
 
-    def _end(self, pair: tuple[str, str]) -> None:
+    def _end(self, check_of: _CheckOf) -> None:
         with self._lock:
-            del self._checks[pair]
+            del self._checks[check_of]
 
 
 _UNDER_WAY = _ChecksUnderWay()
@@ -220,17 +225,19 @@ def budgeted_password_check(budget: SenderBudget | None, sender: str) -> Callabl
     """A submission's password check for `judge_credentials`: a known-good pair costs nothing; an unknown
     one spends one of the checks of `sender` and the account together (`SenderBudget`) and gets None,
     unhashed, when none is left; the same pair arriving while it is checked waits for that check's result
-    and spends nothing (`_ChecksUnderWay`). The check is reached only with a valid token of that very
+    and spends nothing (`_ChecksUnderWay`, per sender). The check is reached only with a valid token of that very
     account (`_judge`), so only a holder of the account's token can spend its budget: another tenant's wrong
     passwords, even from the owner's address, never refuse the owner."""
 
+    def key(account: Account) -> str:
+        return f"{sender}|{account.username}"
+
     def spend_and_check(account: Account, received_md5: str) -> bool | None:
-        key = f"{sender}|{account.username}"
-        if budget is not None and not budget.spend(key):
+        if budget is not None and not budget.spend(key(account)):
             return None
         matches = password_matches(account, received_md5)
         if matches and budget is not None:
-            budget.give_back(key)
+            budget.give_back(key(account))
         return matches
 
     def check(account: Account, received_md5: str) -> bool | None:
@@ -238,11 +245,11 @@ def budgeted_password_check(budget: SenderBudget | None, sender: str) -> Callabl
             return False
         if known_password(account, received_md5):
             return True
-        pair = (account.password_hash, received_md5.upper())
-        future, mine = _UNDER_WAY.join(pair)
+        check_of = (key(account), account.password_hash, received_md5.upper())
+        future, mine = _UNDER_WAY.join(check_of)
         if not mine:
             return future.result()
-        return _UNDER_WAY.run(pair, future, lambda: spend_and_check(account, received_md5))
+        return _UNDER_WAY.run(check_of, future, lambda: spend_and_check(account, received_md5))
 
     return check
 

@@ -38,6 +38,12 @@ def head() -> str:
     return str(ScriptDirectory.from_config(_config()).get_current_head())
 
 
+@functools.cache
+def known() -> frozenset[str]:
+    """Every revision the code knows: one it does not know was made by a newer version."""
+    return frozenset(script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions())
+
+
 def current(engine: Engine) -> str | None:
     """The revision the database is at (None: made before migrations existed, or empty)."""
     with engine.connect() as connection:

@@ -7,6 +7,7 @@ Domain code gets plain values or ORM rows back; no SQL leaks out. Writes that be
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -172,6 +173,9 @@ TRUST_VERSION = "trust_version"
 CLOCK = "clock"
 
 
+log = logging.getLogger(__name__)
+
+
 def create_engine_for(url: str) -> Engine:
     """An engine with settings that suit the URL: SQLite gets WAL, a busy timeout and a pool of 10+."""
     if url.startswith("sqlite"):
@@ -186,7 +190,14 @@ def create_engine_for(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(postgres_url(url), pool_size=12, max_overflow=8, pool_pre_ping=True)
+    # a database host that stops answering must not hold a request (the readiness check's, every second) for
+    # the kernel's TCP timeout (~2 min): a connection attempt gives up after PG_CONNECT_TIMEOUT_SECONDS
+    timeout = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    return create_engine(postgres_url(url), pool_size=12, max_overflow=8, pool_pre_ping=True, connect_args=timeout)
+
+
+PG_CONNECT_TIMEOUT_SECONDS = 5
+"""How long a new PostgreSQL connection may take (libpq's `connect_timeout`) unless the URL sets its own."""
 
 
 def postgres_url(url: str) -> str:
@@ -378,15 +389,19 @@ class Repository:
         migrate.upgrade(self.engine)
 
     def schema_problem(self) -> str | None:
-        """Why the database cannot serve this code now (unreachable, or not at its newest migration); None
-        when it can. Asked by the readiness check, so it costs one connection and one read."""
+        """Why the database cannot serve this code now (unreachable, or at an older migration than the
+        code's newest); None when it can. A revision the code does not know was made by a newer version: in a
+        rolling upgrade (deploy/README.md) the replicas not yet upgraded serve on it for a moment, as the
+        migrations only add. Asked by the readiness check: one connection, one read; the driver's words
+        (host, user) go to the log, not to the unauthenticated caller."""
         try:
-            revision = migrate.current(self.engine)
-        except SQLAlchemyError as exc:
-            return f"the database is unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        if revision != migrate.head():
-            return f"the database is at revision {revision}, this code needs {migrate.head()}"
-        return None
+            revision = migrate.current(self._reads)
+        except SQLAlchemyError:
+            log.warning("readiness: the database is unreachable", exc_info=True)
+            return "the database is unreachable"
+        if revision == migrate.head() or (revision is not None and revision not in migrate.known()):
+            return None
+        return f"the database is at revision {revision}, this code needs {migrate.head()}"
 
     def legacy_passwords(self) -> dict[str, str]:
         """username -> stored unsalted MD5, for accounts an older version made (not hashed yet)."""
@@ -533,7 +548,8 @@ class Repository:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only session: no write gate (WAL readers never wait for the writer); on PostgreSQL in
-        autocommit (`_reads`: at READ COMMITTED each statement has its own snapshot in a transaction too)."""
+        autocommit (`_reads`: at READ COMMITTED each statement has its own snapshot in a transaction too), so
+        never write through it: a write would be committed at once, not rolled back at the end."""
         with self._read_sessions() as session:
             yield session
 
