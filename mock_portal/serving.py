@@ -19,7 +19,8 @@ unless more than `worker_restarts` crashes fell within the last `worker_restart_
 uvicorn has no time limit for request headers (its keep-alive timer is cancelled by any byte), so a
 client trickling a header holds a connection for ever: `header_deadline` closes it.
 
-Stopping (SIGTERM from `podman stop`, SIGINT from Ctrl-C) drains: the listening sockets close, every
+Stopping (SIGTERM from `podman stop`, SIGINT from Ctrl-C) drains: after `PORTAL_DRAIN_DELAY_SECONDS` of
+serving on with the readiness at 503 (0 unless set: behind a load balancer), the listening sockets close, every
 request in progress gets its reply (with `Connection: close`), an idle keep-alive connection is kept
 `DRAIN_LINGER_SECONDS` so a request the client is already sending on it is answered instead of reset,
 and after `PORTAL_DRAIN_TIMEOUT_SECONDS` what is still running is cancelled. The process then exits 0

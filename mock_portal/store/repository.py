@@ -619,8 +619,8 @@ class Repository:
     ) -> tuple[Token | None, Account | None, int, str | None, Sequence[Expectation]]:
         """What every submission reads first — its token, its account, the trust version, the strictness
         set for the account's facility and, for `expectations_for` = (facility, doc type), the pending
-        expectations the document may claim — in one Core statement (`_CONTEXT`, outer joins and scalar
-        subqueries), and a second one for the expectations only when there are some: two round trips at
+        expectations the document may claim — in one Core statement (`_CONTEXT`: outer joins, a scalar
+        subquery, an EXISTS), and a second one for the expectations only when there are some: two round trips at
         most instead of five (the ORM's identity map and unit of work cost more than these reads; the rows
         come back as detached objects)."""
         mine = self.workspace
