@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from conformance.cases import load_cases
+from conformance.cases.deadline import LATE, ON_TIME, _status
 from conformance.events import RunStarted
-from conformance.evidence import Order
+from conformance.evidence import Bundle, Order
 from conformance.harness import provision, reference_lanes
-from conformance.model import CaseVerdict
+from conformance.model import CaseResult, CaseVerdict
 from conformance.portal import PortalCallError, SandboxAdmin, own_workspace, start_local_portal
 from conformance.report.text import TextReporter
 from conformance.runner import OLD_PORTAL_CALENDAR, Runner
@@ -73,12 +74,16 @@ def test_every_slot_is_the_first_working_minute_of_a_working_day() -> None:
 def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(portal: LiveServer, tmp_path: Path) -> None:
     """One facility, scenarios one after the other (a vendor run), a hospital that holds every order until
     an hour of working time after its deadline: from a slot, its outage orders are late, with the same
-    findings whether the outage scenario runs alone (`--only DL-002`) or after the issue scenario, and far
-    beyond the run's timing resolution (a lateness inside it would be inconclusive, not a failure). Each run
-    starts clean in a workspace of its own (its own clock, faults and data) on the session's shared portal, as
-    `conformance run --portal` does: no portal start (issue 26)."""
+    verdict and the same certificates whether the outage scenario runs alone (`--only DL-002`) or after the
+    issue scenario. Each run starts clean in a workspace of its own (its own clock, faults and data) on the
+    session's shared portal, as `conformance run --portal` does: no portal start (issue 26).
+
+    How late an order is judged depends on the machine as well: a lateness inside the run's measured timing
+    resolution is undecided, not a finding (`conformance.timing`), and on a loaded machine an hour at 1200×
+    (3 real seconds) can lie inside it. So every order must be late or undecided in both runs, never on time,
+    and each run's findings are exactly its orders late beyond its own resolution."""
     cases = load_cases()
-    results = {}
+    runs: dict[str, tuple[CaseResult, Bundle]] = {}
     operator = SandboxAdmin(portal.base_url, portal.admin_token)
     try:
         for label, wanted in (("alone", ["DL-002"]), ("after issue", ["DL-001", "DL-002"])):
@@ -102,18 +107,30 @@ def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(portal: L
                     hospitals.stop()
             outage = next(r for r in finished.bundle.scenarios if r.name == "outage")
             assert datetime.fromisoformat(outage.started_at).astimezone(VN).strftime("%H:%M") == "08:00", label
-            results[label] = next(r for r in finished.results if r.case_id == "DL-002")
+            runs[label] = next(r for r in finished.results if r.case_id == "DL-002"), finished.bundle
     finally:
         operator.close()
-    assert [r.verdict for r in results.values()] == [CaseVerdict.FAIL, CaseVerdict.FAIL], results
-    stories = [
-        sorted(
-            (f.message.split("(", 1)[1].split(",", 1)[0], any(w in f.message for w in ("LATE", "OVERDUE")))
-            for f in r.evidence.findings
-        )  # fmt: skip
-        for r in results.values()
+    assert [result.verdict for result, _ in runs.values()] == [CaseVerdict.FAIL, CaseVerdict.FAIL], runs
+    judged = {label: _judged_outage_orders(bundle) for label, (_, bundle) in runs.items()}
+    for label, (result, _) in runs.items():
+        orders = judged[label]
+        assert not [o for o in orders if o[2] == ON_TIME], (label, orders)
+        late = sorted(f"{code} ({story}" for code, story, state, _ in orders if state == LATE)
+        assert sorted(f.message.split(",", 1)[0] for f in result.evidence.findings) == late, (label, orders)
+        assert any(story == "gcs_twins" and state == LATE for _, story, state, _ in orders), (label, orders)
+    stories = [sorted(story for _, story, _, last in orders if last) for orders in judged.values()]
+    assert stories[0] == stories[1], judged  # the same certificates asked for, whatever ran before
+
+
+def _judged_outage_orders(bundle: Bundle) -> list[tuple[str, str, str, bool]]:
+    """Each outage order as DL-002 judges it: (certificate code, story, state, of the scenario's last attempt).
+    A run whose outage verdict was undecided ran it again at a slower clock, with other codes."""
+    records = {s.name: s for s in bundle.scenarios_tagged("outage")}
+    return [
+        (o.code, o.story, _status(bundle, o)[0], not bundle.superseded(records[o.scenario]))
+        for o in bundle.orders
+        if o.deliver and o.scenario in records
     ]
-    assert stories[0] == stories[1] and ("gcs_twins", True) in stories[0], stories
 
 
 def test_fail_fast_a_blown_request_budget_decides_the_overload_scenario() -> None:
