@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mock_portal.store.models import Application, Document, OutboxEntry, SharedDocument
 from mock_portal.store.repository import Repository
@@ -61,23 +61,9 @@ def pending_workspaces(repo: Repository) -> list[str]:
 def share_entry(repo: Repository, outbox_id: int, now: datetime) -> bool:
     """Share one outbox row in one transaction; False when another worker already shared it."""
     try:
-        with repo.session() as s:
-            _serialise_feed(s)
-            claimed = s.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id == outbox_id, OutboxEntry.shared_at.is_(None))
-                .values(shared_at=now)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]  # Session.execute is typed Result; a DML statement's is a CursorResult
-                return False
-            document_id = s.scalar(select(OutboxEntry.document_id).where(OutboxEntry.id == outbox_id))
-            document = s.get(Document, document_id)
-            if document is None:  # cannot happen (foreign key); leave the row pending for a human
-                raise LookupError(f"outbox {outbox_id} names no document")
-            s.add(_copy(document, now))
+        return _share(repo, [outbox_id], now) == 1
     except IntegrityError:  # a copy exists already: the whole transaction is rolled back
         return False
-    return True
 
 
 def share_entries(repo: Repository, outbox_ids: Sequence[int], now: datetime) -> int | None:
@@ -90,52 +76,59 @@ def share_entries(repo: Repository, outbox_ids: Sequence[int], now: datetime) ->
     if not outbox_ids:
         return 0
     try:
-        with repo.session() as s:
-            _serialise_feed(s)
-            claimed = s.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.shared_at.is_(None))
-                .values(shared_at=now)
-                .returning(OutboxEntry.id, OutboxEntry.document_id)
-                .execution_options(synchronize_session=False)
-            ).all()
-            if not claimed:
-                return 0
-            documents = {d.id: d for d in s.scalars(select(Document).where(Document.id.in_([d for _, d in claimed])))}
-            for _outbox_id, document_id in sorted(claimed):
-                document = documents.get(document_id)
-                if document is None:  # cannot happen (foreign key); leave the rows pending for a human
-                    raise LookupError(f"outbox {_outbox_id} names no document")
-                s.add(_copy(document, now))
+        return _share(repo, outbox_ids, now)
     except IntegrityError:
         return None
+
+
+_COPIED = tuple(
+    c.key for c in SharedDocument.__table__.columns if c.key not in ("id", "document_id", "shared_at", "lag_ms")
+)
+"""The columns IPSS's copy takes from the document as they are (`_share` adds the rest)."""
+
+
+def _share(repo: Repository, outbox_ids: Sequence[int], now: datetime) -> int:
+    """Claim the unshared rows of `outbox_ids` and insert their copies, in outbox order, in one transaction
+    on a Core connection: three statements whatever the batch (four with PostgreSQL's feed lock), and no
+    ORM objects (loading the documents into a session and flushing their copies cost more than the rest:
+    0.25 against 0.15 ms of CPU per document in batches of 30, 2.6 against 1.7 ms for a batch of one)."""
+    with repo.writing() as c:
+        _serialise_feed(c)
+        claimed = c.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id.in_(list(outbox_ids)), OutboxEntry.shared_at.is_(None))
+            .values(shared_at=now)
+            .returning(OutboxEntry.id, OutboxEntry.document_id)
+        ).all()
+        if not claimed:
+            return 0
+        wanted = select(Document.id, *(getattr(Document, key) for key in _COPIED))
+        found = {row.id: row._mapping for row in c.execute(wanted.where(Document.id.in_([d for _, d in claimed])))}
+        copies = []
+        for outbox_id, document_id in sorted(claimed):
+            document = found.get(document_id)
+            if document is None:  # cannot happen (foreign key); leave the rows pending for a human
+                raise LookupError(f"outbox {outbox_id} names no document")
+            copies.append(_copy(document, document_id, now))
+        c.execute(insert(SharedDocument), copies)
     return len(claimed)
 
 
-def _serialise_feed(s: Session) -> None:
+def _serialise_feed(c: Connection) -> None:
     """Take the feed lock on PostgreSQL, so feed ids become visible in increasing order (a reader
     after id N never misses a smaller id committed later). SQLite serialises writers already."""
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+    if c.dialect.name == "postgresql":
+        c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
 
 
-def _copy(document: Document, shared_at: datetime) -> SharedDocument:
-    lag = shared_at - document.accepted_at
-    return SharedDocument(
-        workspace_id=document.workspace_id,
-        document_id=document.id,
-        doc_type=document.doc_type,
-        code=document.code,
-        facility_code=document.facility_code,
-        ma_gd=document.ma_gd,
-        first_issue=document.first_issue,
-        issue_date=document.issue_date,
-        signing_time=document.signing_time,
-        fields=dict(document.fields),
-        accepted_at=document.accepted_at,
-        shared_at=shared_at,
-        lag_ms=round(lag.total_seconds() * 1000),
-    )
+def _copy(document: RowMapping, document_id: int, shared_at: datetime) -> dict[str, Any]:
+    lag = shared_at - document["accepted_at"]
+    return {
+        **{key: document[key] for key in _COPIED},
+        "document_id": document_id,
+        "shared_at": shared_at,
+        "lag_ms": round(lag.total_seconds() * 1000),
+    }
 
 
 def sharing_stats(repo: Repository) -> SharingStats:

@@ -423,8 +423,8 @@ class Repository:
             yield session
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A read-write transaction on a Core connection (no ORM session to set up: the wire path's
+    def writing(self) -> Iterator[Connection]:
+        """A read-write transaction on a Core connection (no ORM session to set up: IPSS sharing's
         writes), committed on exit, behind the write gate as `session` is."""
         with self._held(), self.engine.begin() as connection:
             yield connection
