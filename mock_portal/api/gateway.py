@@ -23,11 +23,12 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL, hand_down
 from mock_portal.api.middleware import OVERSIZE
+from mock_portal.api.submission import answer_submission
 from mock_portal.api.validators import ON_LOOP_BODY_BYTES, without_lone_surrogates
 from mock_portal.control.clock import system_now
 from mock_portal.faults.apply import RESET, fault_reply
@@ -161,10 +163,34 @@ class _Exchange:
                     exchange = replace(exchange, faults=(*exchange.faults, CLIENT_GONE))
                 started = time.perf_counter()
                 try:
-                    return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
+                    return await self._handle(body, decision, form, exchange, decided.received_at)
                 finally:  # the reply has left: the next heavy one waits as long again (see blocking.heavy)
                     await asyncio.sleep(min((time.perf_counter() - started) * blocking.HEAVY_REST, blocking.MAX_REST))
-        return await self._pass_on(body, decision, form, exchange=exchange, received_at=decided.received_at)
+        return await self._handle(body, decision, form, exchange, decided.received_at)
+
+    async def _handle(
+        self, body: bytes, decision: Decision, form: dict[str, str], exchange: Exchange, received_at: datetime
+    ) -> str | None:
+        """A plain submission form of a light request is answered here, with the handler's own function
+        (`api/submission.py`); anything else goes through Connexion (`_pass_on`), whose layers then make the
+        same reply (a heavy body's form is parsed there, off the event loop)."""
+        fields = plain_submission(self.scope, body) if self.operation == "submit" and not self.heavy else None
+        if fields is None:
+            return await self._pass_on(body, decision, form, exchange=exchange, received_at=received_at)
+        handed = WireExchange(exchange, self.started, decision.applied, decision.drop_after_commit, received_at)
+        client = self.scope.get("client")
+        answer = handed.answered(
+            await answer_submission(
+                self.portal, fields, handed, str(client[0]) if client else "", blocking.is_inline(self.scope)
+            )
+        )
+        if answer.journal_id is None:  # it failed (500): journalled here, with its file's digest
+            handed.exchange = await self._with_file(exchange, body, code=False)
+            await self._journal(journal_row(handed, answer))
+        if decision.drop_after_commit:
+            return CLOSED
+        await _send(self.send, answer.status, _headers(answer), _payload(answer) + b"\n")
+        return None
 
     def _decide(self, facility: str, form: dict[str, str]) -> _Decided:
         """Who the request speaks for, first (`workspaces.wire_identity`; an unknown account is refused in
@@ -298,6 +324,27 @@ def _form(body: bytes, *, with_file: bool = False) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return {key: values[0] for key, values in parsed.items() if with_file or key != FILE_FIELD}
+
+
+def plain_submission(scope: Scope, body: bytes) -> dict[str, str] | None:
+    """The fields of a submission whose form Connexion's layers would hand the handler as they are — one
+    `application/x-www-form-urlencoded` Content-Type (a charset parameter at most), ASCII throughout, each
+    pair `name=value` once, at most `MAX_FORM_FIELDS` — else None (Connexion reads it). What every hospital
+    system sends: URL-encoded base64 and ASCII names; nothing Connexion would read otherwise."""
+    types = [value for name, value in scope.get("headers", ()) if name.lower() == b"content-type"]
+    if len(types) != 1 or _FORM_TYPE.fullmatch(types[0]) is None or not body.isascii():
+        return None
+    try:
+        pairs = parse_qsl(body.decode("ascii"), strict_parsing=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        return None
+    fields = dict(pairs)
+    if len(fields) != len(pairs) or not all(value.isascii() for value in fields.values()):
+        return None
+    return fields
+
+
+_FORM_TYPE = re.compile(rb"application/x-www-form-urlencoded(?:\s*;\s*charset=\"?utf-8\"?)?", re.IGNORECASE)
 
 
 def _identify(body: bytes, policy: IntakePolicy, code: bool) -> FileIdentity:

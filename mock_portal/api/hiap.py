@@ -19,10 +19,11 @@ from connexion import context, request
 from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL, handed_down
 from mock_portal.api.render import Reply, reply
+from mock_portal.api.submission import answer_submission
 from mock_portal.api.validators import without_lone_surrogates
-from mock_portal.portal.auth import Credentials, PasswordCheck, json_body_note
-from mock_portal.portal.exchange import server_error_reply, submission_reply, token_reply
-from mock_portal.portal.service import Portal, SubmissionForm
+from mock_portal.portal.auth import PasswordCheck, json_body_note
+from mock_portal.portal.exchange import server_error_reply, token_reply
+from mock_portal.portal.service import Portal
 from mock_portal.wire.reply import WireReply
 
 log = logging.getLogger(__name__)
@@ -77,39 +78,6 @@ async def take_token(body: dict[str, Any] | None = None) -> Reply:
 
 
 async def send_document(body: dict[str, Any] | None = None) -> Reply:
-    form = _fields(body)
-    portal = _portal()
-    inline = blocking.is_inline(context.scope)
-    try:
-        outcome = await blocking.run(
-            portal.submit, _submission_form(form), handed_down(context.scope), _client(), inline=inline
-        )
-    except Exception as exc:  # nothing was committed: the real portal's MaKetQua 500, HTTP 200
-        log.exception("submission failed")
-        now = await blocking.run(portal.clock.now, inline=inline)  # may read the database
-        return _render(server_error_reply("submit", exc, now))
-    return _render(
-        submission_reply(
-            outcome.verdict,
-            outcome.submission_id,
-            outcome.ma_gd,
-            outcome.received_at,
-            outcome.file_sha256,
-            outcome.journal_id,
-        )
-    )
-
-
-def _submission_form(form: dict[str, str]) -> SubmissionForm:
-    """Wire names to Python names, in one place."""
-    return SubmissionForm(
-        credentials=Credentials(
-            facility_code=form.get("maCskcb", ""),
-            access_token=form.get("token", ""),
-            id_token=form.get("id_token", ""),
-            username=form.get("username", ""),
-            password_md5=form.get("password", ""),
-        ),
-        loai_hs=form.get("loaiHs", ""),
-        file_b64=form.get("fileBase64Str", ""),
-    )
+    scope = context.scope
+    answer = await answer_submission(_portal(), _fields(body), handed_down(scope), _client(), blocking.is_inline(scope))
+    return _render(answer)
