@@ -50,7 +50,7 @@ postgresql:
 PG_TESTS := tests/test_wire_submit.py tests/test_wire_token.py tests/test_sandbox_api.py tests/test_ipss.py \
 	tests/test_journal.py tests/test_serving.py tests/test_time_and_faults.py tests/test_migrations.py \
 	tests/test_multihost.py tests/test_workspaces.py tests/test_wire_identity.py tests/test_store_times.py \
-	tests/test_group_commit.py tests/test_store_reads.py tests/test_drain.py
+	tests/test_group_commit.py tests/test_store_reads.py tests/test_drain.py tests/test_wire_direct.py
 
 # Debian's Mono (C#, with System.Security's SignedXml) and OpenJDK 17 build the reference clients in examples/.
 INTEROP_APT := mono-mcs mono-runtime libmono-system-security4.0-cil libmono-system-net-http4.0-cil \

@@ -46,7 +46,10 @@ from mock_portal.portal.intake import IntakePolicy, examine, prepare  # noqa: E4
 from mock_portal.signature.trust import TrustStore, fingerprint, load_certificates  # noqa: E402
 
 STAGES = ("http", "examine")
-REPLY = json.dumps({"MaKetQua": "200", "MaGD": "0" * 36, "ThoiGianTiepNhan": "20261208 101010", "MoTaLoi": ""}).encode()
+REPLY = json.dumps(
+    {"MaKetQua": "200", "MaGD": "0" * 36, "ThoiGianTiepNhan": "20261208101010"}, separators=(",", ":")
+).encode()
+REFUSED = REPLY.replace(b'"200"', b'"205"')
 """A reply of the wire's shape and about its size (the floor's answer whatever it was sent)."""
 
 
@@ -90,13 +93,13 @@ class FloorApp:
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        status = 200
+        reply = REPLY
         if self.examine is not None:
             form = parse_qs(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
-            status = 200 if self.examine(form) else 422
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(REPLY)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": REPLY})
+            reply = REPLY if self.examine(form) else REFUSED
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": reply})
 
 
 def app() -> FloorApp:

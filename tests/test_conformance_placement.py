@@ -117,7 +117,6 @@ def test_a_bugs_verdict_does_not_depend_on_the_scenarios_run_before_it(portal: L
         assert not [o for o in orders if o[2] == ON_TIME], (label, orders)
         late = sorted(f"{code} ({story}" for code, story, state, _ in orders if state == LATE)
         assert sorted(f.message.split(",", 1)[0] for f in result.evidence.findings) == late, (label, orders)
-        assert any(story == "gcs_twins" and state == LATE for _, story, state, _ in orders), (label, orders)
     stories = [sorted(story for _, story, _, last in orders if last) for orders in judged.values()]
     assert stories[0] == stories[1], judged  # the same certificates asked for, whatever ran before
 

@@ -178,9 +178,18 @@ def _bad_form(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     )
 
 
+INTERNAL_ERROR = (500, "INTERNAL_ERROR", "Lỗi hệ thống", "Internal error; see the server log")
+"""The problem an unexpected exception is answered with (the wire gateway's own path answers it too)."""
+
+
+def problem_bytes(status: int, code: str, detail_vi: str, detail_en: str) -> bytes:
+    """A problem+json body as `problem` sends it."""
+    return json.dumps(problem_body(status, code, detail_vi, detail_en), ensure_ascii=False).encode()
+
+
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error", exc_info=exc)
-    return problem(500, "INTERNAL_ERROR", "Lỗi hệ thống", "Internal error; see the server log")
+    return problem(*INTERNAL_ERROR)
 
 
 def register_error_handlers(app: AbstractApp) -> None:

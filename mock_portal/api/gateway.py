@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_portal.api import blocking
 from mock_portal.api.context import WIRE_LOGIN, WORKSPACE_PORTAL, hand_down
+from mock_portal.api.errors import INTERNAL_ERROR, problem_bytes
 from mock_portal.api.middleware import OVERSIZE
 from mock_portal.api.submission import answer_submission
 from mock_portal.api.validators import ON_LOOP_BODY_BYTES, without_lone_surrogates
@@ -179,18 +180,18 @@ class _Exchange:
             return await self._pass_on(body, decision, form, exchange=exchange, received_at=received_at)
         handed = WireExchange(exchange, self.started, decision.applied, decision.drop_after_commit, received_at)
         client = self.scope.get("client")
-        answer = handed.answered(
-            await answer_submission(
-                self.portal, fields, handed, str(client[0]) if client else "", blocking.is_inline(self.scope)
+        try:
+            answer = handed.answered(
+                await answer_submission(
+                    self.portal, fields, handed, str(client[0]) if client else "", blocking.is_inline(self.scope)
+                )
             )
-        )
-        if answer.journal_id is None:  # it failed (500): journalled here, with its file's digest
-            handed.exchange = await self._with_file(exchange, body, code=False)
-            await self._journal(journal_row(handed, answer))
-        if decision.drop_after_commit:
-            return CLOSED
-        await _send(self.send, answer.status, _headers(answer), _payload(answer) + b"\n")
-        return None
+        except Exception:  # what Connexion's error handler answers (api/errors.py: _unexpected), journalled
+            log.exception("unhandled error")
+            payload = problem_bytes(*INTERNAL_ERROR)
+            headers = [(b"content-type", b"application/problem+json")]
+            return await self._finish(handed, INTERNAL_ERROR[0], headers, payload, body, form)
+        return await self._finish(handed, answer.status, _headers(answer), _payload(answer) + b"\n", body, form)
 
     def _decide(self, facility: str, form: dict[str, str]) -> _Decided:
         """Who the request speaks for, first (`workspaces.wire_identity`; an unknown account is refused in
@@ -277,9 +278,22 @@ class _Exchange:
         hand_down(self.scope, handed)
         await self.gateway.app(self.scope, replay, capture)
         status, headers, payload = _assemble(captured)
+        return await self._finish(handed, status, headers, payload, body, form)
+
+    async def _finish(
+        self,
+        handed: WireExchange,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        payload: bytes,
+        body: bytes,
+        form: dict[str, str],
+    ) -> str | None:
+        """Journal the exchange from the reply whoever answered handed back (Connexion's own problem+json
+        when nobody did), then send it, or drop it (drop_after_commit)."""
         answer = handed.reply
         if answer is None:  # refused before any handler (Connexion's problem+json), or the app failed
-            answer = problem_reply(status, _problem(payload) if status >= 400 else None).faults_named(decision.applied)
+            answer = problem_reply(status, _problem(payload) if status >= 400 else None).faults_named(handed.applied)
             headers = [*headers, *_sandbox_headers(answer)]
         if handed.exchange is None:
             self.portal.clock.now()  # takes up a state gone stale
@@ -298,7 +312,7 @@ class _Exchange:
             handed.exchange = await self._with_file(handed.exchange, body, code=False)
         if answer.journal_id is None:  # else journalled in the transaction that stored it
             await self._journal(journal_row(handed, answer))
-        if decision.drop_after_commit:
+        if handed.dropped:
             return CLOSED
         await _send(self.send, status, headers, payload)
         return None
@@ -335,7 +349,9 @@ def plain_submission(scope: Scope, body: bytes) -> dict[str, str] | None:
     if len(types) != 1 or _FORM_TYPE.fullmatch(types[0]) is None or not body.isascii():
         return None
     try:
-        pairs = parse_qsl(body.decode("ascii"), strict_parsing=True, max_num_fields=MAX_FORM_FIELDS)
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FORM_FIELDS
+        )
     except ValueError:
         return None
     fields = dict(pairs)

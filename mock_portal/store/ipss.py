@@ -110,7 +110,9 @@ def _share(repo: Repository, outbox_ids: Sequence[int], now: datetime) -> int:
             if document is None:  # cannot happen (foreign key); leave the rows pending for a human
                 raise LookupError(f"outbox {outbox_id} names no document")
             copies.append(_copy(document, document_id, now))
-        c.execute(insert(SharedDocument), copies)
+        # feed ids in outbox order, in one statement on PostgreSQL too (SQLAlchemy orders a many-row INSERT's
+        # ids by the parameters' order when asked)
+        c.execute(insert(SharedDocument).returning(SharedDocument.id, sort_by_parameter_order=True), copies)
     return len(claimed)
 
 
