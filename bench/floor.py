@@ -26,7 +26,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from urllib.parse import parse_qs, urlencode
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import FACILITY, HOST, sign_pool  # noqa: E402
-from peer import CONNECTIONS, WrkRun, _wait_listening, run_portal, run_wrk  # noqa: E402
+from peer import CONNECTIONS, WrkRun, run_portal, serve_and_wrk  # noqa: E402
 
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH  # noqa: E402
 from fixtures.pki import TestPKI, cert_pem  # noqa: E402
@@ -110,23 +109,12 @@ def app() -> FloorApp:
 def run_floor(stage: str, wrk: str, workdir: Path, seconds: int) -> WrkRun:
     port = free_port()
     env = {**os.environ, "FLOOR_STAGE": stage, "FLOOR_DIR": str(workdir), "PYTHONPATH": str(Path(__file__).parent)}
-    log_path = workdir / f"floor-{stage}.log"
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "floor:app", "--host", HOST, "--port", str(port),
         "--workers", "2", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
-    try:
-        url = f"http://{HOST}:{port}{SUBMIT_PATH}"
-        _wait_listening(url, process, log_path)
-        return run_wrk(wrk, url, workdir / "form.txt", seconds, workdir)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    url = f"http://{HOST}:{port}{SUBMIT_PATH}"
+    return serve_and_wrk(command, workdir / f"floor-{stage}.log", wrk, url, workdir / "form.txt", seconds, env)
 
 
 def write_material(workdir: Path) -> None:

@@ -127,20 +127,32 @@ def run_prism(prism: str, wrk: str, body_file: Path, seconds: int, workdir: Path
     """Prism mocking `openapi.yaml` on a free loopback port (static examples; only fatal errors logged: at
     the error level it writes a line per request, its own reply's violation: 759 req/s against 1,014 in one run)."""
     port = free_port()
-    log = (workdir / "prism.log").open("wb")
     command = [prism, "mock", "-h", HOST, "-p", str(port), "-d", "false", "-v", "fatal", str(SPEC)]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    return serve_and_wrk(command, workdir / "prism.log", wrk, f"http://{HOST}:{port}{SUBMIT_PATH}", body_file, seconds)
+
+
+def serve_and_wrk(
+    command: list[str],
+    log_path: Path,
+    wrk: str,
+    url: str,
+    body_file: Path,
+    seconds: int,
+    env: dict[str, str] | None = None,
+) -> WrkRun:
+    """Start a server (`command`, its output to `log_path`), wait until `url` answers, run wrk against it
+    (`run_wrk`), stop the server."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
     try:
-        url = f"http://{HOST}:{port}{SUBMIT_PATH}"
-        _wait_listening(url, process, workdir / "prism.log")
-        return run_wrk(wrk, url, body_file, seconds, workdir)
+        _wait_listening(url, process, log_path)
+        return run_wrk(wrk, url, body_file, seconds, log_path.parent)
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()
 
 
 def _wait_listening(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
