@@ -5,8 +5,9 @@ first whether the request proves to be the account it names (`portal/workspaces.
 takes up the shared clock and — for an authenticated request only — counts its workspace's quotas and
 asks the workspace's fault plans (`faults/plan.py`) what to do. Then it only moves bytes: it waits
 the injected latency, closes the connection (reset), writes the reply a fault or a busy workspace
-answers with (`faults/apply.py`, `portal/exchange.py`), or passes the request on with a
-`WireExchange` handed down (`api/context.py: hand_down`) — and, for commit-then-drop, lets the portal
+answers with (`faults/apply.py`, `portal/exchange.py`), answers a plain submission form with the
+handler's own function (`api/submission.py`: Connexion would hand it the same fields), or passes the
+request on with a `WireExchange` handed down (`api/context.py: hand_down`) — and, for commit-then-drop, lets the portal
 store it and swallows the reply. Whoever answers hands its reply back up as data, and the journal row
 is derived from that, never parsed back from the bytes sent (only Connexion's own problem+json, which no
 handler derived, is read). A request that does not prove its account gets no fault, counts against no
@@ -344,7 +345,7 @@ def plain_submission(scope: Scope, body: bytes) -> dict[str, str] | None:
     """The fields of a submission whose form Connexion's layers would hand the handler as they are — one
     `application/x-www-form-urlencoded` Content-Type (a charset parameter at most), ASCII throughout, each
     pair `name=value` once, at most `MAX_FORM_FIELDS` — else None (Connexion reads it). What every hospital
-    system sends: URL-encoded base64 and ASCII names; nothing Connexion would read otherwise."""
+    system sends: URL-encoded base64 and ASCII names."""
     types = [value for name, value in scope.get("headers", ()) if name.lower() == b"content-type"]
     if len(types) != 1 or _FORM_TYPE.fullmatch(types[0]) is None or not body.isascii():
         return None
