@@ -47,6 +47,7 @@ from ingest import (  # noqa: E402
     worker_pids,
 )
 
+from conformance.portal import stop_process  # noqa: E402
 from fixtures.hospital import LOAI_HS, SUBMIT_PATH  # noqa: E402
 from fixtures.pki import TestPKI  # noqa: E402
 from fixtures.ports import free_port  # noqa: E402
@@ -148,11 +149,7 @@ def serve_and_wrk(
         _wait_listening(url, process, log_path)
         return run_wrk(wrk, url, body_file, seconds, log_path.parent)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def _wait_listening(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

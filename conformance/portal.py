@@ -439,6 +439,16 @@ def start_local_portal(
     return portal
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM one process, SIGKILL it if it has not ended `grace` seconds later, and reap it."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     """Poll `url` until it answers 200; a process that exits or never answers raises with its log. One client
     for all the polls: `httpx.get` builds an SSL context each time (30 ms of CPU, ~1 s over a portal's start)."""

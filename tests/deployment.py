@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from conformance.portal import LocalPortal, start_local_portal, wait_until_up
+from conformance.portal import LocalPortal, start_local_portal, stop_process, wait_until_up
 from fixtures.ports import free_port
 from fixtures.postgres import PostgresServer
 
@@ -133,12 +133,7 @@ class Balancer:
         return time.monotonic() - started
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from conformance.portal import wait_until_up
+from conformance.portal import stop_process, wait_until_up
 from fixtures.ports import free_port
 
 
@@ -50,12 +50,7 @@ class Shadow:
         return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines()]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process, 30)
 
 
 def start_shadow(directory: Path, upstream: str, *options: str) -> Shadow:
